@@ -1,0 +1,67 @@
+# Zenith build entry points. `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+# A JDK >= 25: JAVA_HOME if set, else the newest Temurin 25+ under /usr/lib/jvm.
+JAVA_HOME ?= $(lastword $(sort $(wildcard /usr/lib/jvm/temurin-2[5-9]*)))
+export JAVA_HOME
+MVN := ./mvnw -B -ntp
+
+# Debian packages the build and the tests need (PostgreSQL 15 server, its headers for the PGXS
+# extension, a C toolchain, what the Maven Wrapper uses to download Maven).
+DEB_PACKAGES := postgresql-15 postgresql-server-dev-15 build-essential curl unzip ca-certificates
+
+.PHONY: all build test deps check-java format bench clean
+
+all: build
+
+build: check-java
+	$(MVN) -DskipTests package
+	@echo "built gateway/target/zenith.jar; try ./zenith --help"
+
+test: deps check-java
+	$(MVN) verify
+	@total=0; failed=0; skipped=0; \
+	for f in */target/surefire-reports/TEST-*.xml; do \
+	  [ -f "$$f" ] || continue; \
+	  t=$$(sed -n 's/.*<testsuite [^>]*tests="\([0-9]*\)".*/\1/p' "$$f" | head -1); \
+	  s=$$(sed -n 's/.*<testsuite [^>]*skipped="\([0-9]*\)".*/\1/p' "$$f" | head -1); \
+	  total=$$((total + $${t:-0})); skipped=$$((skipped + $${s:-0})); \
+	done; \
+	echo "zenith: $$total tests run ($$skipped skipped), all passed"
+
+# Installs whatever of DEB_PACKAGES is missing (apt-get update first). Needs root or sudo.
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	  elif command -v sudo >/dev/null; then sudo="sudo"; \
+	  else echo "make deps: missing Debian packages:$$missing (run as root or install them)" >&2; exit 1; fi; \
+	  echo "make deps: installing$$missing"; \
+	  $$sudo mkdir -p /etc/postgresql-common/createcluster.d; \
+	  echo "create_main_cluster = false" | $$sudo tee /etc/postgresql-common/createcluster.d/zenith.conf >/dev/null; \
+	  $$sudo apt-get update -q; \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+check-java:
+	@[ -n "$(JAVA_HOME)" ] && [ -x "$(JAVA_HOME)/bin/java" ] || { \
+	  echo "make: no JDK >= 25 found; set JAVA_HOME (Temurin 25 is expected at /usr/lib/jvm/temurin-25-jdk-amd64)" >&2; exit 1; }
+
+format: check-java
+	$(MVN) spotless:apply
+
+# JMH stage benchmarks and reference tools on the same machine (not part of `make test`).
+# Prints a Markdown table; docs/benchmarks.md records the latest one with its method.
+bench: deps check-java
+	$(MVN) -q -DskipTests -pl integration -am package dependency:build-classpath \
+	  -Dmdep.outputFile=target/classpath.txt -Dmdep.includeScope=test
+	$(JAVA_HOME)/bin/java --enable-native-access=ALL-UNNAMED -Xmx4g -Dzenith.project.root=$(CURDIR) \
+	  -cp integration/target/test-classes:integration/target/classes:$$(cat integration/target/classpath.txt) \
+	  io.zenith.it.bench.BenchMain
+
+clean:
+	$(MVN) -q clean

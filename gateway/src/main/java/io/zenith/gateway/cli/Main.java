@@ -1,0 +1,118 @@
+package io.zenith.gateway.cli;
+
+import io.zenith.pg.PgSetupException;
+import io.zenith.wal.Lsn;
+import io.zenith.wal.WalFormatException;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.NoSuchFileException;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/**
+ * The {@code zenith} executable. Every Zenith process and tool is a subcommand of it.
+ *
+ * <p>Errors a user can cause (bad arguments, bad input files, a missing PostgreSQL) end the command
+ * with one line on stderr and a non-zero exit: 2 for usage errors, 1 for everything else. Set
+ * {@code ZENITH_DEBUG=1} to also get stack traces.
+ */
+@Command(
+    name = "zenith",
+    mixinStandardHelpOptions = true,
+    versionProvider = Main.Version.class,
+    description = "Zenith: PostgreSQL storage separated from compute.",
+    subcommands = {WalCommand.class, CommandLine.HelpCommand.class})
+public final class Main implements Runnable {
+
+  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+  public static void main(String[] args) {
+    PrintStream out = new PrintStream(System.out, false, StandardCharsets.UTF_8);
+    int code = run(args, out, System.err);
+    out.flush();
+    System.exit(code);
+  }
+
+  /** Runs a command line; returns the exit code. Used by {@link #main} and by tests. */
+  public static int run(String[] args, PrintStream out, PrintStream err) {
+    CommandLine cl = commandLine();
+    PrintWriter o = new PrintWriter(out, true, StandardCharsets.UTF_8);
+    PrintWriter e = new PrintWriter(err, true, StandardCharsets.UTF_8);
+    cl.setOut(o);
+    cl.setErr(e);
+    try {
+      return cl.execute(args);
+    } finally {
+      o.flush();
+      e.flush();
+    }
+  }
+
+  static CommandLine commandLine() {
+    CommandLine cl = new CommandLine(new Main());
+    cl.registerConverter(Lsn.class, Main::parseLsn);
+    cl.setExecutionExceptionHandler(Main::handleError);
+    cl.setParameterExceptionHandler(Main::handleUsageError);
+    return cl;
+  }
+
+  private static Lsn parseLsn(String text) {
+    try {
+      return Lsn.parse(text);
+    } catch (IllegalArgumentException e) {
+      throw new CommandLine.TypeConversionException(e.getMessage());
+    }
+  }
+
+  private static int handleUsageError(CommandLine.ParameterException ex, String[] args) {
+    CommandLine cmd = ex.getCommandLine();
+    String name = cmd.getCommandSpec().qualifiedName(" ");
+    cmd.getErr().println(name + ": error: " + ex.getMessage());
+    cmd.getErr().println("Try '" + name + " --help' for more information.");
+    cmd.getErr().flush();
+    return cmd.getCommandSpec().exitCodeOnInvalidInput();
+  }
+
+  private static int handleError(
+      Exception ex, CommandLine cmd, CommandLine.ParseResult parseResult) {
+    String name = cmd.getCommandSpec().qualifiedName(" ");
+    String message =
+        switch (ex) {
+          case WalFormatException w -> w.describe();
+          case NoSuchFileException n -> "no such file: " + n.getFile();
+          case UncheckedIOException u -> u.getMessage();
+          case IOException io -> io.getMessage();
+          case PgSetupException p -> p.getMessage();
+          case UserException u -> u.getMessage();
+          default -> "internal error: " + ex;
+        };
+    cmd.getErr().println(name + ": error: " + message);
+    if (System.getenv("ZENITH_DEBUG") != null
+        || !(ex instanceof WalFormatException
+            || ex instanceof IOException
+            || ex instanceof UncheckedIOException
+            || ex instanceof PgSetupException
+            || ex instanceof UserException)) {
+      ex.printStackTrace(cmd.getErr());
+    }
+    cmd.getErr().flush();
+    return 1;
+  }
+
+  @Override
+  public void run() {
+    spec.commandLine().usage(spec.commandLine().getOut());
+  }
+
+  /** The version of the jar (from its manifest), or "dev" when run from classes. */
+  static final class Version implements CommandLine.IVersionProvider {
+    @Override
+    public String[] getVersion() {
+      String v = Main.class.getPackage().getImplementationVersion();
+      return new String[] {"zenith " + (v == null ? "dev" : v) + " (PostgreSQL 15)"};
+    }
+  }
+}

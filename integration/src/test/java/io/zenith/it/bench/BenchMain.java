@@ -1,0 +1,220 @@
+package io.zenith.it.bench;
+
+import io.zenith.pg.testing.PgCluster;
+import io.zenith.wal.Lsn;
+import io.zenith.wal.WalRecord;
+import io.zenith.wal.WalRecordAssembler;
+import io.zenith.wal.WalSegmentFiles;
+import io.zenith.wal.WalSegmentName;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import org.openjdk.jmh.results.RunResult;
+import org.openjdk.jmh.runner.Runner;
+import org.openjdk.jmh.runner.RunnerException;
+import org.openjdk.jmh.runner.options.Options;
+import org.openjdk.jmh.runner.options.OptionsBuilder;
+
+/**
+ * {@code make bench}: records a WAL sample with stock PostgreSQL 15 (pgbench initialization and a
+ * tpcb-like run), runs the JMH decoder benchmarks on it, times {@code pg_waldump} on the same
+ * files, and prints the ratios as a Markdown table for {@code docs/benchmarks.md}.
+ *
+ * <p>Not a test: timings never fail anything.
+ */
+public final class BenchMain {
+  private BenchMain() {}
+
+  public static void main(String[] args) throws Exception {
+    Path root = Path.of(System.getProperty("zenith.project.root", "."));
+    Path sample = root.resolve("integration/target/bench-wal");
+    if (!Files.isDirectory(sample) || sampleFiles(sample).isEmpty()) {
+      recordSample(sample);
+    }
+    List<Path> files = sampleFiles(sample);
+    long bytes = usefulBytes(files);
+    long records = countRecords(files);
+    System.out.printf(
+        Locale.ROOT,
+        "sample: %d segments, %.1f MiB of WAL, %d records%n",
+        files.size(),
+        bytes / 1048576.0,
+        records);
+
+    double ours = runJmh(sample, "assemble");
+    double oursDecode = runJmh(sample, "assembleAndDecode");
+    double waldump = timePgWaldump(files, false);
+    double waldumpStats = timePgWaldump(files, true);
+    double mib = bytes / 1048576.0;
+    System.out.println();
+    System.out.println(
+        "| what | ms per sample | MiB/s | records/s | ratio to pg_waldump --stats |");
+    System.out.println("|---|---:|---:|---:|---:|");
+    row("Zenith assembler (pages, reassembly, CRC)", ours, mib, records, waldumpStats);
+    row("Zenith assembler + record decoder", oursDecode, mib, records, waldumpStats);
+    row("pg_waldump --stats=record (decode, no output)", waldumpStats, mib, records, waldumpStats);
+    row("pg_waldump (decode + print every record)", waldump, mib, records, waldumpStats);
+  }
+
+  private static void row(String what, double ms, double mib, long records, double reference) {
+    System.out.printf(
+        Locale.ROOT,
+        "| %s | %.0f | %.0f | %.0f | %.2f× faster |%n",
+        what,
+        ms,
+        mib / (ms / 1000),
+        records / (ms / 1000),
+        reference / ms);
+  }
+
+  private static double runJmh(Path sample, String method) throws RunnerException {
+    Options opt =
+        new OptionsBuilder()
+            .include(WalDecodeBenchmark.class.getName() + "." + method + "$")
+            .param("walDir", sample.toString())
+            .forks(1)
+            .warmupIterations(3)
+            .warmupTime(org.openjdk.jmh.runner.options.TimeValue.seconds(3))
+            .measurementIterations(5)
+            .measurementTime(org.openjdk.jmh.runner.options.TimeValue.seconds(3))
+            .jvmArgs("-Xmx4g", "--enable-native-access=ALL-UNNAMED")
+            .build();
+    RunResult r = new Runner(opt).runSingle();
+    return r.getPrimaryResult().getScore();
+  }
+
+  /** Best of five wall-clock runs of pg_waldump over the sample, in milliseconds. */
+  private static double timePgWaldump(List<Path> files, boolean statsOnly)
+      throws IOException, InterruptedException {
+    Path bin = io.zenith.pg.PgDistribution.detect().bin("pg_waldump");
+    List<String> cmd = new ArrayList<>(List.of(bin.toString()));
+    if (statsOnly) {
+      cmd.add("--stats=record");
+    }
+    cmd.add("-p");
+    cmd.add(files.getFirst().getParent().toString());
+    cmd.add(files.getFirst().getFileName().toString());
+    cmd.add(files.getLast().getFileName().toString());
+    double best = Double.MAX_VALUE;
+    for (int i = 0; i < 5; i++) {
+      long t0 = System.nanoTime();
+      Process p =
+          new ProcessBuilder(cmd)
+              .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+              .redirectError(ProcessBuilder.Redirect.DISCARD)
+              .start();
+      p.waitFor();
+      best = Math.min(best, (System.nanoTime() - t0) / 1e6);
+    }
+    return best;
+  }
+
+  /** The sample's segment files: consecutive, in name order. */
+  static List<Path> sampleFiles(Path dir) throws IOException {
+    if (!Files.isDirectory(dir)) {
+      return List.of();
+    }
+    return WalSegmentFiles.listSegments(dir);
+  }
+
+  static Lsn startOf(Path segment, int segmentSize) {
+    return WalSegmentName.parse(segment.getFileName().toString(), segmentSize)
+        .orElseThrow()
+        .startLsn(segmentSize);
+  }
+
+  /** Bytes from the start of the sample to the end of its last record. */
+  static long usefulBytes(List<Path> files) throws IOException {
+    return readAll(files)
+        .lastRecordEnd()
+        .minus(startOf(files.getFirst(), (int) Files.size(files.getFirst())));
+  }
+
+  static long countRecords(List<Path> files) throws IOException {
+    long[] n = {0};
+    readAll(files, r -> n[0]++);
+    return n[0];
+  }
+
+  private static WalRecordAssembler readAll(List<Path> files) throws IOException {
+    return readAll(files, r -> {});
+  }
+
+  private static WalRecordAssembler readAll(
+      List<Path> files, java.util.function.Consumer<WalRecord> each) throws IOException {
+    int segmentSize = (int) Files.size(files.getFirst());
+    WalRecordAssembler a =
+        new WalRecordAssembler(
+            startOf(files.getFirst(), segmentSize),
+            WalRecordAssembler.Options.DEFAULT.withSegmentSize(segmentSize));
+    for (Path f : files) {
+      Iterator<WalRecord> it = a.feed(ByteBuffer.wrap(Files.readAllBytes(f)));
+      it.forEachRemaining(each);
+    }
+    return a;
+  }
+
+  /**
+   * Runs pgbench against a fresh cluster and copies the WAL it wrote (from the first segment to the
+   * one holding the end of WAL) into {@code dir}.
+   */
+  static void recordSample(Path dir) throws IOException {
+    System.out.println("recording a WAL sample with PostgreSQL 15 and pgbench (about a minute)...");
+    try (PgCluster c = PgCluster.initdb()) {
+      c.configure(
+          Map.of("max_wal_size", "4GB", "checkpoint_timeout", "1h", "wal_keep_size", "4GB"));
+      c.start();
+      String port = Integer.toString(c.port());
+      List<String> conn = List.of("-h", "127.0.0.1", "-p", port, "-U", "postgres");
+      List<String> init = new ArrayList<>(List.of("-i", "-s", "10", "-q"));
+      init.addAll(conn);
+      init.add("postgres");
+      c.run("pgbench", init);
+      List<String> run = new ArrayList<>(List.of("-T", "20", "-c", "4", "-j", "2", "-n"));
+      run.addAll(conn);
+      run.add("postgres");
+      c.run("pgbench", run);
+      c.stop();
+      List<Path> all = WalSegmentFiles.listSegments(c.walDir());
+      Files.createDirectories(dir);
+      WalRecordAssembler a = readAll(consecutive(all));
+      long lastSeg = a.lastRecordEnd().segmentNumber(a.segmentSize());
+      for (Path f : consecutive(all)) {
+        long seg =
+            WalSegmentName.parse(f.getFileName().toString(), a.segmentSize())
+                .orElseThrow()
+                .segmentNumber();
+        if (seg <= lastSeg) {
+          Files.copy(f, dir.resolve(f.getFileName()), StandardCopyOption.REPLACE_EXISTING);
+        }
+      }
+    }
+  }
+
+  private static List<Path> consecutive(List<Path> all) throws IOException {
+    int segSize = WalSegmentFiles.readSegmentSize(all.getFirst());
+    List<Path> run = new ArrayList<>(List.of(all.getFirst()));
+    for (int i = 1; i < all.size(); i++) {
+      long prev =
+          WalSegmentName.parse(all.get(i - 1).getFileName().toString(), segSize)
+              .orElseThrow()
+              .segmentNumber();
+      long cur =
+          WalSegmentName.parse(all.get(i).getFileName().toString(), segSize)
+              .orElseThrow()
+              .segmentNumber();
+      if (cur != prev + 1) {
+        break;
+      }
+      run.add(all.get(i));
+    }
+    return run;
+  }
+}
