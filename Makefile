@@ -20,15 +20,11 @@ build: check-java
 	@echo "built gateway/target/zenith.jar; try ./zenith --help"
 
 test: deps check-java
-	$(MVN) verify
-	@total=0; failed=0; skipped=0; \
-	for f in */target/surefire-reports/TEST-*.xml; do \
-	  [ -f "$$f" ] || continue; \
-	  t=$$(sed -n 's/.*<testsuite [^>]*tests="\([0-9]*\)".*/\1/p' "$$f" | head -1); \
-	  s=$$(sed -n 's/.*<testsuite [^>]*skipped="\([0-9]*\)".*/\1/p' "$$f" | head -1); \
-	  total=$$((total + $${t:-0})); skipped=$$((skipped + $${s:-0})); \
-	done; \
-	echo "zenith: $$total tests run ($$skipped skipped), all passed"
+	@log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
+	$(MVN) verify 2>&1 | tee "$$log"; \
+	awk '/^\[[A-Z]+\] Tests run: [0-9]+, Failures: [0-9]+, Errors: [0-9]+, Skipped: [0-9]+$$/ { \
+	       gsub(",", ""); run += $$4; skipped += $$10 } \
+	     END { printf "zenith: %d tests run (%d skipped), all passed\n", run, skipped }' "$$log"
 
 # Installs whatever of DEB_PACKAGES is missing (apt-get update first). Needs root or sudo.
 deps:
