@@ -27,6 +27,14 @@ public final class LittleEndian {
     return (int) INT.get(b, off);
   }
 
+  /** A little-endian int at an absolute index of a buffer, whatever the buffer's byte order. */
+  public static int i32(java.nio.ByteBuffer b, int index) {
+    return (b.get(index) & 0xFF)
+        | (b.get(index + 1) & 0xFF) << 8
+        | (b.get(index + 2) & 0xFF) << 16
+        | (b.get(index + 3) & 0xFF) << 24;
+  }
+
   public static long i64(byte[] b, int off) {
     return (long) LONG.get(b, off);
   }

@@ -1,6 +1,7 @@
 package io.zenith.wal;
 
 import java.nio.ByteBuffer;
+import java.util.Arrays;
 import java.util.Iterator;
 import java.util.NoSuchElementException;
 import java.util.Optional;
@@ -20,8 +21,11 @@ import java.util.zip.CRC32C;
  * is a {@link WalFormatException} naming the LSN. When the input simply stops, records completed so
  * far have been returned and {@link #incompleteRecordStart()} tells whether a record was cut short.
  *
- * <p>Memory: one buffer for the record being assembled, grown as its bytes arrive (never more than
- * the record's length), plus 40 bytes for a split page header.
+ * <p>Zero-copy: a record that lies within one chunk and one page (most records) is returned in
+ * place, sharing the chunk's backing array; the producer must not reuse a chunk's memory after
+ * handing it over, and consumers copy what they keep for long. Other records are copied into a
+ * buffer of their own, grown as their bytes arrive (never beyond the record's length). Besides that
+ * buffer, the assembler holds 40 bytes for a split page header.
  *
  * <p>Not thread-safe: one assembler per stream, fed from one thread at a time.
  */
@@ -86,7 +90,10 @@ public final class WalRecordAssembler {
   private int recordLen;
   private int recordTotal;
   private long recordStart;
-  private boolean recordHeaderChecked;
+
+  /** Header of the record being assembled, once its 24 bytes are in and checked. */
+  private RecordHeader recordHeader;
+
   private final byte[] lengthField = new byte[4];
   private int lengthFieldLen;
 
@@ -170,7 +177,18 @@ public final class WalRecordAssembler {
           state = pageOffset(pos) == 0 ? State.PAGE_HEADER : State.RECORD_START;
         }
         case RECORD_START -> {
-          if (!readLengthField(in)) {
+          if (lengthFieldLen == 0 && in.remaining() >= 4) {
+            int total = LittleEndian.i32(in, in.position());
+            if (checkLength(total)) {
+              if (in.hasArray()
+                  && total <= in.remaining()
+                  && pageOffset(pos) + total <= WalFormat.XLOG_BLCKSZ) {
+                return wholeRecordInPlace(in, total);
+              }
+              allocateRecord(total);
+              state = State.RECORD_BODY;
+            }
+          } else if (!readSplitLengthField(in)) {
             return null;
           }
         }
@@ -445,16 +463,11 @@ public final class WalRecordAssembler {
     state = State.SKIP;
   }
 
-  private boolean readLengthField(ByteBuffer in) {
-    if (lengthFieldLen == 0 && in.remaining() >= 4) {
-      int p = in.position();
-      int total =
-          (in.get(p) & 0xFF)
-              | (in.get(p + 1) & 0xFF) << 8
-              | (in.get(p + 2) & 0xFF) << 16
-              | (in.get(p + 3) & 0xFF) << 24;
-      return startRecord(total);
-    }
+  /**
+   * Collects a record's length field when it arrives in more than one chunk; the bytes are consumed
+   * and copied into the new record. False when the input ran out first.
+   */
+  private boolean readSplitLengthField(ByteBuffer in) {
     while (lengthFieldLen < 4) {
       if (!in.hasRemaining()) {
         return false;
@@ -462,34 +475,28 @@ public final class WalRecordAssembler {
       lengthField[lengthFieldLen++] = in.get();
     }
     lengthFieldLen = 0;
-    int total =
-        (lengthField[0] & 0xFF)
-            | (lengthField[1] & 0xFF) << 8
-            | (lengthField[2] & 0xFF) << 16
-            | (lengthField[3] & 0xFF) << 24;
-    // The four bytes came from more than one chunk and are consumed: start the record with them.
-    return startRecordFromField(total);
-  }
-
-  private boolean startRecordFromField(int total) {
-    if (!checkLength(total)) {
-      return true;
+    int total = LittleEndian.i32(lengthField, 0);
+    if (checkLength(total)) {
+      allocateRecord(total);
+      System.arraycopy(lengthField, 0, record, 0, 4);
+      recordLen = 4;
+      pos += 4;
+      state = State.RECORD_BODY;
     }
-    allocateRecord(total);
-    System.arraycopy(lengthField, 0, record, 0, 4);
-    recordLen = 4;
-    pos += 4;
-    state = State.RECORD_BODY;
     return true;
   }
 
-  private boolean startRecord(int total) {
-    if (!checkLength(total)) {
-      return true;
-    }
-    allocateRecord(total);
-    state = State.RECORD_BODY;
-    return true;
+  /**
+   * The common case: the whole record lies in this chunk's array and on this page, so it is
+   * returned in place, sharing the chunk's array, without a copy.
+   */
+  private WalRecord wholeRecordInPlace(ByteBuffer in, int total) {
+    byte[] array = in.array();
+    int offset = in.arrayOffset() + in.position();
+    in.position(in.position() + total);
+    recordStart = pos;
+    pos += total;
+    return completeRecord(array, offset, total, checkRecordHeader(array, offset));
   }
 
   /** False (and END) for the end-of-WAL marker; throws for an impossible length. */
@@ -520,7 +527,7 @@ public final class WalRecordAssembler {
     recordTotal = total;
     recordLen = 0;
     recordStart = pos;
-    recordHeaderChecked = false;
+    recordHeader = null;
   }
 
   /** Copies body bytes; returns the record when complete. May switch state to PAGE_HEADER. */
@@ -535,11 +542,13 @@ public final class WalRecordAssembler {
       recordLen += n;
       pos += n;
     }
-    if (!recordHeaderChecked && recordLen >= WalFormat.RECORD_HEADER_SIZE) {
-      checkRecordHeader();
+    if (recordHeader == null && recordLen >= WalFormat.RECORD_HEADER_SIZE) {
+      recordHeader = checkRecordHeader(record, 0);
     }
     if (recordLen == recordTotal) {
-      return completeRecord();
+      byte[] bytes = record.length == recordTotal ? record : Arrays.copyOf(record, recordTotal);
+      record = null;
+      return completeRecord(bytes, 0, recordTotal, recordHeader);
     }
     if (pageOffset(pos) == 0) {
       state = State.PAGE_HEADER;
@@ -552,11 +561,11 @@ public final class WalRecordAssembler {
     while (capacity < needed) {
       capacity = (int) Math.min((long) capacity * 2, recordTotal);
     }
-    record = java.util.Arrays.copyOf(record, capacity);
+    record = Arrays.copyOf(record, capacity);
   }
 
-  private void checkRecordHeader() {
-    RecordHeader h = RecordHeader.read(record, 0);
+  private RecordHeader checkRecordHeader(byte[] array, int offset) {
+    RecordHeader h = RecordHeader.read(array, offset);
     Lsn at = Lsn.of(recordStart);
     if (!WalFormat.isValidRmgrId(h.rmid())) {
       throw error(
@@ -583,19 +592,17 @@ public final class WalRecordAssembler {
           at,
           "record with incorrect prev-link " + h.prev() + " at " + at);
     }
-    recordHeaderChecked = true;
+    return h;
   }
 
-  private WalRecord completeRecord() {
-    byte[] bytes =
-        record.length == recordTotal ? record : java.util.Arrays.copyOf(record, recordTotal);
-    record = null;
-    RecordHeader h = RecordHeader.read(bytes, 0);
+  /** Checks the CRC of the record at {@code array[offset, offset + total)} and moves past it. */
+  private WalRecord completeRecord(byte[] array, int offset, int total, RecordHeader h) {
     Lsn start = Lsn.of(recordStart);
     if (verifyCrc) {
       crc.reset();
-      crc.update(bytes, WalFormat.RECORD_HEADER_SIZE, recordTotal - WalFormat.RECORD_HEADER_SIZE);
-      crc.update(bytes, 0, WalFormat.RECORD_CRC_OFFSET);
+      crc.update(
+          array, offset + WalFormat.RECORD_HEADER_SIZE, total - WalFormat.RECORD_HEADER_SIZE);
+      crc.update(array, offset, WalFormat.RECORD_CRC_OFFSET);
       int actual = (int) crc.getValue();
       if (actual != h.crc()) {
         throw error(
@@ -620,7 +627,7 @@ public final class WalRecordAssembler {
             : pageOffset(pos) == 0 ? State.PAGE_HEADER : State.RECORD_START;
     prevRecordStart = recordStart;
     lastRecordEnd = end;
-    return new WalRecord(start, Lsn.of(end), h, bytes);
+    return new WalRecord(start, Lsn.of(end), h, array, offset);
   }
 
   private void end(String reason) {

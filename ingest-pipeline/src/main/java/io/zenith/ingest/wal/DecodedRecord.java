@@ -67,7 +67,7 @@ public record DecodedRecord(
 
   /** The main data: a read-only little-endian view into the record. */
   public ByteBuffer mainData() {
-    return ByteBuffer.wrap(raw.bytes(), mainDataOffset, mainDataLength)
+    return ByteBuffer.wrap(raw.array(), mainDataOffset, mainDataLength)
         .slice()
         .asReadOnlyBuffer()
         .order(ByteOrder.LITTLE_ENDIAN);

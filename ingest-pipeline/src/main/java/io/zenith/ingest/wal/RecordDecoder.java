@@ -43,13 +43,17 @@ public final class RecordDecoder {
    * @throws WalFormatException of kind {@code BAD_RECORD_CONTENT} when the body is malformed
    */
   public static DecodedRecord decode(WalRecord record) {
-    byte[] b = record.bytes();
+    byte[] b = record.array();
     Lsn lsn = record.lsn();
-    Cursor c = new Cursor(b, WalFormat.RECORD_HEADER_SIZE, record.totalLength(), lsn);
+    Cursor c =
+        new Cursor(
+            b,
+            record.offset() + WalFormat.RECORD_HEADER_SIZE,
+            record.offset() + record.totalLength(),
+            lsn);
 
-    // Pass 1 validates the headers and finds where the payload starts; pass 2 (below) builds the
-    // block references with their absolute payload offsets, so nothing is allocated twice.
-    int[] headerAt = new int[XLR_MAX_BLOCK_ID + 1];
+    // Pass 1 validates the headers and finds where the payload starts; pass 2 (below) walks the
+    // validated headers again to build the block references with absolute payload offsets.
     int blockCount = 0;
     long dataTotal = 0;
     int mainDataLength = 0;
@@ -58,7 +62,6 @@ public final class RecordDecoder {
     int maxBlockId = -1;
     boolean haveRel = false;
     while (c.remaining() > dataTotal) {
-      int headerStart = c.position();
       int id = c.u8();
       if (id == XLR_BLOCK_ID_DATA_SHORT) {
         mainDataLength = c.u8();
@@ -81,7 +84,7 @@ public final class RecordDecoder {
           throw bad(lsn, "out-of-order block_id " + id + " at " + lsn);
         }
         maxBlockId = id;
-        headerAt[blockCount++] = headerStart;
+        blockCount++;
         dataTotal += checkBlockHeader(c, lsn, haveRel);
         haveRel = true;
       } else {
@@ -96,38 +99,47 @@ public final class RecordDecoder {
     int off = c.position();
     BlockRef[] blocks = new BlockRef[blockCount];
     RelTag rel = null;
-    for (int i = 0; i < blockCount; i++) {
-      int h = headerAt[i];
-      int id = LittleEndian.u8(b, h);
-      int flags = LittleEndian.u8(b, h + 1);
-      int dataLength = LittleEndian.u16(b, h + 2);
-      int p = h + 4;
-      BlockImage image = null;
-      if ((flags & BlockRef.HAS_IMAGE) != 0) {
-        int imageLength = LittleEndian.u16(b, p);
-        int holeOffset = LittleEndian.u16(b, p + 2);
-        int info = LittleEndian.u8(b, p + 4);
-        p += 5;
-        int holeLength;
-        if ((info & COMPRESSED) != 0) {
-          holeLength = (info & BlockImage.HAS_HOLE) != 0 ? LittleEndian.u16(b, p) : 0;
-          p += (info & BlockImage.HAS_HOLE) != 0 ? 2 : 0;
-        } else {
-          holeLength = WalFormat.BLCKSZ - imageLength;
+    int p = record.offset() + WalFormat.RECORD_HEADER_SIZE;
+    for (int i = 0; i < blockCount; ) {
+      int id = LittleEndian.u8(b, p);
+      switch (id) {
+        case XLR_BLOCK_ID_ORIGIN -> p += 3;
+        case XLR_BLOCK_ID_TOPLEVEL_XID -> p += 5;
+        default -> {
+          int flags = LittleEndian.u8(b, p + 1);
+          int dataLength = LittleEndian.u16(b, p + 2);
+          p += 4;
+          BlockImage image = null;
+          if ((flags & BlockRef.HAS_IMAGE) != 0) {
+            int imageLength = LittleEndian.u16(b, p);
+            int holeOffset = LittleEndian.u16(b, p + 2);
+            int info = LittleEndian.u8(b, p + 4);
+            p += 5;
+            int holeLength;
+            if ((info & COMPRESSED) == 0) {
+              holeLength = WalFormat.BLCKSZ - imageLength;
+            } else if ((info & BlockImage.HAS_HOLE) != 0) {
+              holeLength = LittleEndian.u16(b, p);
+              p += 2;
+            } else {
+              holeLength = 0;
+            }
+            image = new BlockImage(imageLength, holeOffset, holeLength, info, off);
+            off += imageLength;
+          }
+          if ((flags & BlockRef.SAME_REL) == 0) {
+            rel =
+                new RelTag(
+                    LittleEndian.i32(b, p), LittleEndian.i32(b, p + 4), LittleEndian.i32(b, p + 8));
+            p += 12;
+          }
+          int block = LittleEndian.i32(b, p);
+          p += 4;
+          ForkNumber fork = ForkNumber.ofNumber(flags & BlockRef.FORK_MASK);
+          blocks[i++] = new BlockRef(id, rel, fork, block, flags, image, off, dataLength, b);
+          off += dataLength;
         }
-        image = new BlockImage(imageLength, holeOffset, holeLength, info, off);
-        off += imageLength;
       }
-      if ((flags & BlockRef.SAME_REL) == 0) {
-        rel =
-            new RelTag(
-                LittleEndian.i32(b, p), LittleEndian.i32(b, p + 4), LittleEndian.i32(b, p + 8));
-        p += 12;
-      }
-      int block = LittleEndian.i32(b, p);
-      ForkNumber fork = ForkNumber.ofNumber(flags & BlockRef.FORK_MASK);
-      blocks[i] = new BlockRef(id, rel, fork, block, flags, image, off, dataLength, b);
-      off += dataLength;
     }
     List<BlockRef> list =
         switch (blockCount) {

@@ -123,6 +123,23 @@ class RecordDecoderTest {
   }
 
   @Test
+  void decodesARecordSharingALargerArray() {
+    byte[] data = bytes(10, 2);
+    byte[] main = bytes(7, 4);
+    Body body = new Body();
+    body.u8(0).u8(0x20).u16(data.length).u32(1663).u32(5).u32(16384).u32(3);
+    body.u8(255).u8(main.length).payload(data).payload(main);
+    WalRecord alone = body.record(10, 0, 1);
+    byte[] shared = new byte[alone.totalLength() + 300];
+    System.arraycopy(alone.array(), 0, shared, 123, alone.totalLength());
+    WalRecord inPlace = new WalRecord(alone.lsn(), alone.end(), alone.header(), shared, 123);
+    DecodedRecord r = RecordDecoder.decode(inPlace);
+    assertThat(toArray(r.block(0).data())).isEqualTo(data);
+    assertThat(toArray(r.mainData())).isEqualTo(main);
+    assertThat(r.block(0).blockNumber()).isEqualTo(3);
+  }
+
+  @Test
   void decodesShortMainDataOnly() {
     DecodedRecord r =
         RecordDecoder.decode(new Body().u8(255).u8(4).payload(bytes(4, 9)).record(1, 0, 5));

@@ -55,7 +55,7 @@ public final class BenchMain {
     double mib = bytes / 1048576.0;
     System.out.println();
     System.out.println(
-        "| what | ms per sample | MiB/s | records/s | ratio to pg_waldump --stats |");
+        "| what | ms per sample | MiB/s | records/s | speed relative to pg_waldump --stats |");
     System.out.println("|---|---:|---:|---:|---:|");
     row("Zenith assembler (pages, reassembly, CRC)", ours, mib, records, waldumpStats);
     row("Zenith assembler + record decoder", oursDecode, mib, records, waldumpStats);
@@ -66,7 +66,7 @@ public final class BenchMain {
   private static void row(String what, double ms, double mib, long records, double reference) {
     System.out.printf(
         Locale.ROOT,
-        "| %s | %.0f | %.0f | %.0f | %.2f× faster |%n",
+        "| %s | %.0f | %.0f | %.0f | %.2f× |%n",
         what,
         ms,
         mib / (ms / 1000),

@@ -689,13 +689,13 @@ class PgRecordsRealWalTest {
         continue;
       }
       for (int round = 0; round < 300; round++) {
-        byte[] bytes = r.raw().bytes().clone();
+        byte[] bytes = r.raw().array().clone();
         int flips = 1 + random.nextInt(4);
         for (int f = 0; f < flips; f++) {
           int at = r.mainDataOffset() + random.nextInt(r.mainDataLength());
           bytes[at] = (byte) (random.nextBoolean() ? random.nextInt(256) : 0xFF);
         }
-        WalRecord raw = new WalRecord(r.lsn(), r.end(), r.raw().header(), bytes);
+        WalRecord raw = new WalRecord(r.lsn(), r.end(), r.raw().header(), bytes, r.raw().offset());
         DecodedRecord corrupt =
             new DecodedRecord(
                 raw,
