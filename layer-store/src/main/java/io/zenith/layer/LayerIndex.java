@@ -1,0 +1,371 @@
+package io.zenith.layer;
+
+import io.zenith.wal.Lsn;
+import io.zenith.wal.TenantId;
+import io.zenith.wal.TimelineId;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import org.rocksdb.BlockBasedTableConfig;
+import org.rocksdb.ColumnFamilyDescriptor;
+import org.rocksdb.ColumnFamilyHandle;
+import org.rocksdb.ColumnFamilyOptions;
+import org.rocksdb.DBOptions;
+import org.rocksdb.LRUCache;
+import org.rocksdb.ReadOptions;
+import org.rocksdb.RocksDB;
+import org.rocksdb.RocksDBException;
+import org.rocksdb.RocksIterator;
+import org.rocksdb.WriteBatch;
+import org.rocksdb.WriteOptions;
+
+/**
+ * The pageserver's RocksDB: where each version of each key of each timeline is, plus timeline state
+ * and the layer registry. Derived data: {@link LayerStore} rebuilds it from the layer files and
+ * timeline metadata files when it is missing or unreadable.
+ *
+ * <p>Key layout (big-endian, so byte order is numeric order):
+ *
+ * <pre>
+ * CF versions:  tenant 16B | timeline 16B | key 18B | lsn u64
+ *               → layer id u64 | blob offset u64 | blob length u32 | flags u8 (1 base, 2 tombstone)
+ * CF timelines: tenant 16B | timeline 16B
+ *               → u8 version (1) | disk_consistent_lsn u64 | prev_record_lsn at it u64
+ *                 | remote_consistent_lsn u64
+ * CF layers:    tenant 16B | timeline 16B | layer id u64
+ *               → u8 kind | u64 lsn from | u64 lsn to | u64 file size | u16 n | file name (n B UTF-8)
+ * default:      "next-layer-id" → u64; "format" → u32 (1)
+ * </pre>
+ *
+ * <p>Thread-safe (RocksDB is). Every write that makes state durable uses a synced WriteBatch.
+ */
+final class LayerIndex implements AutoCloseable {
+  static final int FORMAT = 1;
+  private static final byte[] NEXT_LAYER_ID = "next-layer-id".getBytes(StandardCharsets.US_ASCII);
+  private static final byte[] FORMAT_KEY = "format".getBytes(StandardCharsets.US_ASCII);
+  static final int VERSION_KEY_SIZE = 32 + Key.SIZE + 8;
+
+  /** Where a version's blob is. */
+  record Ref(long layerId, long offset, int length, int flags) {
+    boolean isBase() {
+      return (flags & LayerFile.FLAG_BASE) != 0;
+    }
+
+    boolean isTombstone() {
+      return (flags & LayerFile.FLAG_TOMBSTONE) != 0;
+    }
+  }
+
+  /** A registered layer file. */
+  record LayerInfo(
+      long layerId, LayerFile.Kind kind, Lsn lsnFrom, Lsn lsnTo, long size, String fileName) {}
+
+  /** Durable per-timeline state. */
+  record TimelineState(Lsn diskConsistentLsn, Lsn prevRecordLsn, Lsn remoteConsistentLsn) {}
+
+  static {
+    RocksDB.loadLibrary();
+  }
+
+  private final DBOptions dbOptions;
+  private final ColumnFamilyOptions cfOptions;
+  private final LRUCache cache;
+  private final RocksDB db;
+  private final List<ColumnFamilyHandle> handles;
+  private final ColumnFamilyHandle versions;
+  private final ColumnFamilyHandle timelines;
+  private final ColumnFamilyHandle layers;
+  private final WriteOptions sync = new WriteOptions().setSync(true);
+  private final ReadOptions read = new ReadOptions();
+  private final Object idLock = new Object();
+
+  private LayerIndex(
+      DBOptions o, ColumnFamilyOptions c, LRUCache cache, RocksDB db, List<ColumnFamilyHandle> h) {
+    this.dbOptions = o;
+    this.cfOptions = c;
+    this.cache = cache;
+    this.db = db;
+    this.handles = h;
+    this.versions = h.get(1);
+    this.timelines = h.get(2);
+    this.layers = h.get(3);
+  }
+
+  /**
+   * Opens (creating if missing) the index in {@code dir}.
+   *
+   * @throws RocksDBException when RocksDB cannot open it (the caller rebuilds)
+   */
+  static LayerIndex open(Path dir, long blockCacheBytes) throws RocksDBException {
+    LRUCache cache = new LRUCache(blockCacheBytes);
+    ColumnFamilyOptions cf =
+        new ColumnFamilyOptions()
+            .setTableFormatConfig(new BlockBasedTableConfig().setBlockCache(cache));
+    DBOptions o =
+        new DBOptions()
+            .setCreateIfMissing(true)
+            .setCreateMissingColumnFamilies(true)
+            .setMaxBackgroundJobs(2)
+            .setKeepLogFileNum(3);
+    List<ColumnFamilyDescriptor> d =
+        List.of(
+            new ColumnFamilyDescriptor(RocksDB.DEFAULT_COLUMN_FAMILY, cf),
+            new ColumnFamilyDescriptor("versions".getBytes(StandardCharsets.US_ASCII), cf),
+            new ColumnFamilyDescriptor("timelines".getBytes(StandardCharsets.US_ASCII), cf),
+            new ColumnFamilyDescriptor("layers".getBytes(StandardCharsets.US_ASCII), cf));
+    List<ColumnFamilyHandle> h = new ArrayList<>();
+    RocksDB db;
+    try {
+      db = RocksDB.open(o, dir.toString(), d, h);
+    } catch (RocksDBException e) {
+      o.close();
+      cf.close();
+      cache.close();
+      throw e;
+    }
+    LayerIndex idx = new LayerIndex(o, cf, cache, db, h);
+    byte[] format = db.get(FORMAT_KEY);
+    if (format == null) {
+      db.put(idx.sync, FORMAT_KEY, ByteBuffer.allocate(4).putInt(FORMAT).array());
+    } else if (ByteBuffer.wrap(format).getInt() != FORMAT) {
+      idx.close();
+      throw new RocksDBException(
+          "index format " + ByteBuffer.wrap(format).getInt() + " is not " + FORMAT);
+    }
+    return idx;
+  }
+
+  static byte[] timelinePrefix(TenantId t, TimelineId tl) {
+    return ByteBuffer.allocate(32).put(t.toBytes()).put(tl.toBytes()).array();
+  }
+
+  static byte[] versionKey(TenantId t, TimelineId tl, Key key, Lsn lsn) {
+    byte[] b = new byte[VERSION_KEY_SIZE];
+    System.arraycopy(t.toBytes(), 0, b, 0, 16);
+    System.arraycopy(tl.toBytes(), 0, b, 16, 16);
+    key.writeTo(b, 32);
+    ByteBuffer.wrap(b).putLong(32 + Key.SIZE, lsn.value());
+    return b;
+  }
+
+  static byte[] encodeRef(Ref r) {
+    return ByteBuffer.allocate(21)
+        .putLong(r.layerId())
+        .putLong(r.offset())
+        .putInt(r.length())
+        .put((byte) r.flags())
+        .array();
+  }
+
+  static Ref decodeRef(byte[] v) {
+    ByteBuffer b = ByteBuffer.wrap(v);
+    return new Ref(b.getLong(), b.getLong(), b.getInt(), b.get() & 0xFF);
+  }
+
+  /** Long-lived work that walks versions; close it. Not thread-safe. */
+  final class Cursor implements AutoCloseable {
+    private final RocksIterator it = db.newIterator(versions, read);
+    private final byte[] prefix;
+
+    Cursor(TenantId t, TimelineId tl) {
+      prefix = timelinePrefix(t, tl);
+    }
+
+    /**
+     * Visits versions of {@code key} at or below {@code lsn}, newest first, until the visitor says
+     * stop.
+     */
+    void history(Key key, Lsn lsn, java.util.function.BiPredicate<Lsn, Ref> visitor) {
+      byte[] target = new byte[VERSION_KEY_SIZE];
+      System.arraycopy(prefix, 0, target, 0, 32);
+      key.writeTo(target, 32);
+      ByteBuffer.wrap(target).putLong(32 + Key.SIZE, lsn.value());
+      it.seekForPrev(target);
+      while (it.isValid()) {
+        byte[] k = it.key();
+        if (!Arrays.equals(k, 0, 32 + Key.SIZE, target, 0, 32 + Key.SIZE)) {
+          return;
+        }
+        Lsn at = Lsn.of(ByteBuffer.wrap(k).getLong(32 + Key.SIZE));
+        if (!visitor.test(at, decodeRef(it.value()))) {
+          return;
+        }
+        it.prev();
+      }
+    }
+
+    /** The smallest key at or after {@code from} with any version in this timeline, or null. */
+    Key ceilingKey(Key from) {
+      byte[] target = new byte[32 + Key.SIZE];
+      System.arraycopy(prefix, 0, target, 0, 32);
+      from.writeTo(target, 32);
+      it.seek(target);
+      if (!it.isValid()) {
+        return null;
+      }
+      byte[] k = it.key();
+      if (!Arrays.equals(k, 0, 32, prefix, 0, 32)) {
+        return null;
+      }
+      return Key.readFrom(k, 32);
+    }
+
+    @Override
+    public void close() {
+      it.close();
+    }
+  }
+
+  Cursor cursor(TenantId t, TimelineId tl) {
+    return new Cursor(t, tl);
+  }
+
+  long allocateLayerId() throws RocksDBException {
+    synchronized (idLock) {
+      byte[] v = db.get(NEXT_LAYER_ID);
+      long id = v == null ? 1 : ByteBuffer.wrap(v).getLong();
+      db.put(sync, NEXT_LAYER_ID, ByteBuffer.allocate(8).putLong(id + 1).array());
+      return id;
+    }
+  }
+
+  /** Makes a flushed layer visible, together with the timeline's new state: one synced batch. */
+  void commitLayer(
+      TenantId t,
+      TimelineId tl,
+      LayerInfo info,
+      List<LayerFile.IndexEntry> entries,
+      TimelineState state)
+      throws RocksDBException {
+    try (WriteBatch batch = new WriteBatch()) {
+      if (info != null) {
+        addLayer(batch, t, tl, info, entries);
+      }
+      batch.put(timelines, timelinePrefix(t, tl), encodeState(state));
+      db.write(sync, batch);
+    }
+  }
+
+  private void addLayer(
+      WriteBatch batch,
+      TenantId t,
+      TimelineId tl,
+      LayerInfo info,
+      List<LayerFile.IndexEntry> entries)
+      throws RocksDBException {
+    for (LayerFile.IndexEntry e : entries) {
+      batch.put(
+          versions,
+          versionKey(t, tl, e.key(), e.lsn()),
+          encodeRef(new Ref(info.layerId(), e.offset(), e.length(), e.flags())));
+    }
+    batch.put(layers, layerKey(t, tl, info.layerId()), encodeLayer(info));
+  }
+
+  /** Rebuild step: registers an existing layer file without touching timeline state. */
+  void registerLayer(TenantId t, TimelineId tl, LayerInfo info, List<LayerFile.IndexEntry> entries)
+      throws RocksDBException {
+    try (WriteBatch batch = new WriteBatch()) {
+      addLayer(batch, t, tl, info, entries);
+      db.write(sync, batch);
+    }
+  }
+
+  void putState(TenantId t, TimelineId tl, TimelineState state) throws RocksDBException {
+    db.put(timelines, sync, timelinePrefix(t, tl), encodeState(state));
+  }
+
+  TimelineState state(TenantId t, TimelineId tl) throws RocksDBException {
+    byte[] v = db.get(timelines, timelinePrefix(t, tl));
+    if (v == null) {
+      return null;
+    }
+    ByteBuffer b = ByteBuffer.wrap(v);
+    if (b.get() != 1) {
+      throw new RocksDBException("unknown timeline state version");
+    }
+    return new TimelineState(Lsn.of(b.getLong()), Lsn.of(b.getLong()), Lsn.of(b.getLong()));
+  }
+
+  private static byte[] encodeState(TimelineState s) {
+    return ByteBuffer.allocate(25)
+        .put((byte) 1)
+        .putLong(s.diskConsistentLsn().value())
+        .putLong(s.prevRecordLsn().value())
+        .putLong(s.remoteConsistentLsn().value())
+        .array();
+  }
+
+  static byte[] layerKey(TenantId t, TimelineId tl, long id) {
+    return ByteBuffer.allocate(40).put(timelinePrefix(t, tl)).putLong(id).array();
+  }
+
+  private static byte[] encodeLayer(LayerInfo i) {
+    byte[] name = i.fileName().getBytes(StandardCharsets.UTF_8);
+    return ByteBuffer.allocate(1 + 24 + 2 + name.length)
+        .put((byte) i.kind().code)
+        .putLong(i.lsnFrom().value())
+        .putLong(i.lsnTo().value())
+        .putLong(i.size())
+        .putShort((short) name.length)
+        .put(name)
+        .array();
+  }
+
+  /** The registered layers of a timeline, by id. */
+  List<LayerInfo> layers(TenantId t, TimelineId tl) {
+    byte[] prefix = timelinePrefix(t, tl);
+    List<LayerInfo> out = new ArrayList<>();
+    try (RocksIterator it = db.newIterator(layers, read)) {
+      for (it.seek(prefix); it.isValid(); it.next()) {
+        byte[] k = it.key();
+        if (!Arrays.equals(k, 0, 32, prefix, 0, 32)) {
+          break;
+        }
+        long id = ByteBuffer.wrap(k).getLong(32);
+        ByteBuffer v = ByteBuffer.wrap(it.value());
+        LayerFile.Kind kind = LayerFile.Kind.of(v.get());
+        Lsn from = Lsn.of(v.getLong());
+        Lsn to = Lsn.of(v.getLong());
+        long size = v.getLong();
+        byte[] name = new byte[Short.toUnsignedInt(v.getShort())];
+        v.get(name);
+        out.add(new LayerInfo(id, kind, from, to, size, new String(name, StandardCharsets.UTF_8)));
+      }
+    }
+    return out;
+  }
+
+  /** Removes everything of a timeline (used when its files are rebuilt or it is deleted). */
+  void deleteTimeline(TenantId t, TimelineId tl) throws RocksDBException {
+    byte[] from = timelinePrefix(t, tl);
+    byte[] to = timelinePrefix(t, tl);
+    // the prefix + 1 in the last byte position that does not overflow
+    int i = to.length - 1;
+    while (i >= 0 && ++to[i] == 0) {
+      i--;
+    }
+    try (WriteBatch batch = new WriteBatch()) {
+      batch.deleteRange(versions, from, to);
+      batch.deleteRange(layers, from, to);
+      batch.delete(timelines, from);
+      db.write(sync, batch);
+    }
+  }
+
+  @Override
+  public void close() {
+    for (ColumnFamilyHandle h : handles) {
+      h.close();
+    }
+    db.close();
+    sync.close();
+    read.close();
+    dbOptions.close();
+    cfOptions.close();
+    cache.close();
+  }
+}

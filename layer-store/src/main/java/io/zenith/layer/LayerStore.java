@@ -1,0 +1,440 @@
+package io.zenith.layer;
+
+import io.zenith.wal.DurableFiles;
+import io.zenith.wal.Lsn;
+import io.zenith.wal.TenantId;
+import io.zenith.wal.TimelineId;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Comparator;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.stream.Stream;
+import org.rocksdb.RocksDBException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The versioned page store of one pageserver: tenants, their timelines, and one RocksDB index over
+ * all of them.
+ *
+ * <pre>
+ * &lt;data&gt;/index/                                     RocksDB (derived: rebuilt when missing)
+ * &lt;data&gt;/tenants/&lt;tenant&gt;/timelines/&lt;timeline&gt;/metadata   {@link TimelineMetadata}
+ * &lt;data&gt;/tenants/&lt;tenant&gt;/timelines/&lt;timeline&gt;/*.layer    {@link LayerFile}s
+ * </pre>
+ *
+ * <p><b>Flush protocol</b> (see {@link Timeline#flushOldestFrozen}): (1) write the layer file to
+ * {@code *.tmp}, fsync, rename, fsync the directory; (2) commit its index entries, its registry
+ * entry and the timeline's new disk-consistent LSN in one synced RocksDB batch — the commit point;
+ * (3) delete the ephemeral file. Recovery on {@link #open}: (1) a {@code *.tmp} is deleted; (2) a
+ * layer file without a registry entry was never committed: it is deleted, and its WAL is ingested
+ * again from the disk-consistent LSN; (3) ephemeral files are deleted. If RocksDB is missing or
+ * cannot be opened, it is rebuilt from every layer file's own index, and each timeline's
+ * disk-consistent LSN becomes the end of its newest layer.
+ *
+ * <p>Thread-safe.
+ */
+public final class LayerStore implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(LayerStore.class);
+
+  private final Path dataDir;
+  private final LayerStoreConfig config;
+  private final LayerIndex index;
+  private final Map<TenantId, Map<TimelineId, Timeline>> tenants = new ConcurrentHashMap<>();
+  private final boolean rebuilt;
+
+  private LayerStore(Path dataDir, LayerStoreConfig config, LayerIndex index, boolean rebuilt) {
+    this.dataDir = dataDir;
+    this.config = config;
+    this.index = index;
+    this.rebuilt = rebuilt;
+  }
+
+  /**
+   * Opens the store in {@code dataDir} (creating it if empty), recovering from a crash and
+   * rebuilding the index if needed. A timeline whose files are corrupt is loaded as broken: using
+   * it fails with a message naming the file; the others work.
+   */
+  public static LayerStore open(Path dataDir, LayerStoreConfig config) {
+    try {
+      DurableFiles.createDirectories(dataDir.resolve("tenants"));
+      Path indexDir = dataDir.resolve("index");
+      boolean rebuild = !Files.isDirectory(indexDir);
+      LayerIndex index;
+      try {
+        index = LayerIndex.open(indexDir, config.blockCacheBytes());
+      } catch (RocksDBException e) {
+        Path aside = dataDir.resolve("index.unreadable-" + System.currentTimeMillis());
+        log.warn(
+            "cannot open the index at {} ({}); moving it to {} and rebuilding it from the layer files",
+            indexDir,
+            e.getMessage(),
+            aside);
+        Files.move(indexDir, aside, StandardCopyOption.ATOMIC_MOVE);
+        index = LayerIndex.open(indexDir, config.blockCacheBytes());
+        rebuild = true;
+      }
+      LayerStore store = new LayerStore(dataDir, config, index, rebuild);
+      store.load(rebuild);
+      return store;
+    } catch (IOException | RocksDBException e) {
+      throw new LayerStoreException(
+          LayerStoreException.Kind.IO,
+          "cannot open the layer store at " + dataDir + ": " + e.getMessage(),
+          e);
+    }
+  }
+
+  /** True if this open rebuilt the index from the layer files. */
+  public boolean rebuiltIndex() {
+    return rebuilt;
+  }
+
+  private void load(boolean rebuild) throws IOException, RocksDBException {
+    try (Stream<Path> ts = Files.list(dataDir.resolve("tenants"))) {
+      for (Path tdir : ts.sorted().toList()) {
+        TenantId tenant;
+        try {
+          tenant = TenantId.parse(tdir.getFileName().toString());
+        } catch (IllegalArgumentException e) {
+          log.warn("ignoring {}: not a tenant directory", tdir);
+          continue;
+        }
+        Map<TimelineId, Timeline> timelines = new ConcurrentHashMap<>();
+        tenants.put(tenant, timelines);
+        Path tls = tdir.resolve("timelines");
+        if (!Files.isDirectory(tls)) {
+          continue;
+        }
+        try (Stream<Path> s = Files.list(tls)) {
+          for (Path dir : s.sorted().toList()) {
+            Timeline t = loadTimeline(tenant, dir, rebuild);
+            if (t != null) {
+              timelines.put(t.id(), t);
+            }
+          }
+        }
+      }
+    }
+    for (Map<TimelineId, Timeline> tls : tenants.values()) {
+      for (Timeline t : tls.values()) {
+        t.metadata()
+            .ancestorId()
+            .ifPresent(
+                a -> {
+                  Timeline anc = tls.get(a);
+                  if (anc == null) {
+                    t.markBroken("its ancestor timeline " + a + " is missing");
+                  } else {
+                    t.setAncestor(anc);
+                  }
+                });
+      }
+    }
+  }
+
+  private Timeline loadTimeline(TenantId tenant, Path dir, boolean rebuild)
+      throws IOException, RocksDBException {
+    TimelineId id;
+    try {
+      id = TimelineId.parse(dir.getFileName().toString());
+    } catch (IllegalArgumentException e) {
+      log.warn("ignoring {}: not a timeline directory", dir);
+      return null;
+    }
+    deleteLeftovers(dir);
+    TimelineMetadata md;
+    try {
+      md = TimelineMetadata.read(dir);
+    } catch (LayerStoreException e) {
+      TimelineMetadata placeholder =
+          new TimelineMetadata(tenant, id, null, Lsn.INVALID, Lsn.INVALID, 0, 15, Lsn.INVALID);
+      Timeline t =
+          new Timeline(
+              placeholder,
+              dir,
+              index,
+              config,
+              new LayerIndex.TimelineState(Lsn.INVALID, Lsn.INVALID, Lsn.INVALID));
+      t.markBroken(e.getMessage());
+      return t;
+    }
+    LayerIndex.TimelineState state = rebuild ? null : index.state(tenant, id);
+    if (state == null) {
+      return rebuildTimeline(md, dir);
+    }
+    Timeline t = new Timeline(md, dir, index, config, state);
+    Set<String> registered = new HashSet<>();
+    for (LayerIndex.LayerInfo info : index.layers(tenant, id)) {
+      registered.add(info.fileName());
+      try {
+        t.addReader(info.layerId(), LayerFile.Reader.open(dir.resolve(info.fileName())));
+      } catch (LayerStoreException e) {
+        t.markBroken(e.getMessage());
+      }
+    }
+    for (Path f : layerFiles(dir)) {
+      if (!registered.contains(f.getFileName().toString())) {
+        log.info(
+            "deleting {}: written but never committed before a crash; its WAL will be ingested again",
+            f);
+        Files.delete(f);
+      }
+    }
+    return t;
+  }
+
+  /** Re-creates the index entries of a timeline from its layer files. */
+  private Timeline rebuildTimeline(TimelineMetadata md, Path dir)
+      throws IOException, RocksDBException {
+    index.deleteTimeline(md.tenant(), md.timeline());
+    Lsn disk = md.ancestor() != null ? md.ancestorLsn() : Lsn.INVALID;
+    List<LayerFile.Reader> opened = new ArrayList<>();
+    String brokenReason = null;
+    for (Path f : layerFiles(dir)) {
+      try {
+        LayerFile.Reader r = LayerFile.Reader.open(f);
+        List<LayerFile.IndexEntry> entries = r.readIndex();
+        LayerFile.Header h = r.header();
+        if (!h.tenant().equals(md.tenant()) || !h.timeline().equals(md.timeline())) {
+          r.close();
+          throw new LayerStoreException(
+              LayerStoreException.Kind.CORRUPT_FILE,
+              "layer file " + f + " belongs to " + h.tenant() + "/" + h.timeline());
+        }
+        index.registerLayer(
+            md.tenant(),
+            md.timeline(),
+            new LayerIndex.LayerInfo(
+                h.layerId(),
+                h.kind(),
+                h.lsnFrom(),
+                h.lsnTo(),
+                Files.size(f),
+                f.getFileName().toString()),
+            entries);
+        opened.add(r);
+        disk = Lsn.max(disk, h.lsnTo());
+      } catch (LayerStoreException e) {
+        brokenReason = e.getMessage();
+      }
+    }
+    LayerIndex.TimelineState state = new LayerIndex.TimelineState(disk, Lsn.INVALID, Lsn.INVALID);
+    index.putState(md.tenant(), md.timeline(), state);
+    Timeline t = new Timeline(md, dir, index, config, state);
+    for (LayerFile.Reader r : opened) {
+      t.addReader(r.header().layerId(), r);
+    }
+    if (brokenReason != null) {
+      t.markBroken(brokenReason);
+    }
+    log.info(
+        "rebuilt the index of {}/{} from {} layer files; disk-consistent LSN {}",
+        md.tenant(),
+        md.timeline(),
+        opened.size(),
+        disk);
+    return t;
+  }
+
+  private static List<Path> layerFiles(Path dir) throws IOException {
+    try (Stream<Path> s = Files.list(dir)) {
+      return s.filter(p -> p.getFileName().toString().endsWith(Timeline.DurableFilesSuffix.LAYER))
+          .sorted(Comparator.comparing(p -> p.getFileName().toString()))
+          .toList();
+    }
+  }
+
+  private static void deleteLeftovers(Path dir) throws IOException {
+    try (Stream<Path> s = Files.list(dir)) {
+      for (Path f : s.toList()) {
+        String n = f.getFileName().toString();
+        if (n.endsWith(DurableFiles.TEMP_SUFFIX)
+            || n.endsWith(Timeline.DurableFilesSuffix.EPHEMERAL)) {
+          Files.delete(f);
+        }
+      }
+    }
+  }
+
+  public Path dataDir() {
+    return dataDir;
+  }
+
+  public LayerStoreConfig config() {
+    return config;
+  }
+
+  public Collection<TenantId> tenants() {
+    return List.copyOf(tenants.keySet());
+  }
+
+  /** Creates a tenant (durable on return); ALREADY_EXISTS if it exists. */
+  public synchronized void createTenant(TenantId tenant) {
+    if (tenants.containsKey(tenant)) {
+      throw new LayerStoreException(
+          LayerStoreException.Kind.ALREADY_EXISTS, "tenant " + tenant + " already exists");
+    }
+    try {
+      DurableFiles.createDirectories(tenantDir(tenant).resolve("timelines"));
+    } catch (IOException e) {
+      throw new LayerStoreException(
+          LayerStoreException.Kind.IO, "cannot create tenant " + tenant + ": " + e.getMessage(), e);
+    }
+    tenants.put(tenant, new ConcurrentHashMap<>());
+  }
+
+  private Path tenantDir(TenantId tenant) {
+    return dataDir.resolve("tenants").resolve(tenant.toString());
+  }
+
+  private Map<TimelineId, Timeline> tenantTimelines(TenantId tenant) {
+    Map<TimelineId, Timeline> m = tenants.get(tenant);
+    if (m == null) {
+      throw new LayerStoreException(
+          LayerStoreException.Kind.UNKNOWN_TENANT, "tenant " + tenant + " not found");
+    }
+    return m;
+  }
+
+  public List<Timeline> timelines(TenantId tenant) {
+    return tenantTimelines(tenant).values().stream()
+        .sorted(Comparator.comparing(Timeline::id))
+        .toList();
+  }
+
+  public Timeline timeline(TenantId tenant, TimelineId id) {
+    Timeline t = tenantTimelines(tenant).get(id);
+    if (t == null) {
+      throw new LayerStoreException(
+          LayerStoreException.Kind.UNKNOWN_TIMELINE,
+          "timeline " + id + " not found in tenant " + tenant);
+    }
+    return t;
+  }
+
+  public Optional<Timeline> findTimeline(TenantId tenant, TimelineId id) {
+    Map<TimelineId, Timeline> m = tenants.get(tenant);
+    return m == null ? Optional.empty() : Optional.ofNullable(m.get(id));
+  }
+
+  /**
+   * Creates an empty root timeline whose history will start at {@code initdbLsn} (the import writes
+   * its first versions there). Durable on return.
+   */
+  public synchronized Timeline createRootTimeline(
+      TenantId tenant, TimelineId id, Lsn initdbLsn, long systemId, int pgVersion) {
+    TimelineMetadata md =
+        new TimelineMetadata(
+            tenant, id, null, Lsn.INVALID, initdbLsn, systemId, pgVersion, Lsn.INVALID);
+    return createTimeline(
+        md, new LayerIndex.TimelineState(Lsn.INVALID, Lsn.INVALID, Lsn.INVALID), null);
+  }
+
+  /**
+   * Creates a branch of {@code ancestorId} at {@code at} (its last record if empty): metadata only,
+   * whatever the size of the data. Durable on return.
+   *
+   * @throws LayerStoreException INVALID_LSN when {@code at} is before the ancestor's start, after
+   *     its last record, below its GC cutoff, or not 8-byte aligned; ALREADY_EXISTS; UNKNOWN_*
+   */
+  public synchronized Timeline branch(
+      TenantId tenant, TimelineId id, TimelineId ancestorId, Optional<Lsn> at) {
+    Timeline anc = timeline(tenant, ancestorId);
+    anc.brokenReason()
+        .ifPresent(
+            r -> {
+              throw new LayerStoreException(
+                  LayerStoreException.Kind.CORRUPT_FILE,
+                  "cannot branch from " + ancestorId + ": " + r);
+            });
+    Timeline.RecordPosition pos = anc.position();
+    Lsn lsn = at.orElse(pos.last());
+    if (lsn.isBefore(anc.startLsn())) {
+      throw new LayerStoreException(
+          LayerStoreException.Kind.INVALID_LSN,
+          "cannot branch at " + lsn + ": timeline " + ancestorId + " starts at " + anc.startLsn());
+    }
+    if (lsn.isAfter(pos.last())) {
+      throw new LayerStoreException(
+          LayerStoreException.Kind.INVALID_LSN,
+          "cannot branch at "
+              + lsn
+              + ": timeline "
+              + ancestorId
+              + " has WAL only up to "
+              + pos.last());
+    }
+    if (anc.metadata().gcCutoff().isValid() && lsn.isBefore(anc.metadata().gcCutoff())) {
+      throw new LayerStoreException(
+          LayerStoreException.Kind.INVALID_LSN,
+          "cannot branch at "
+              + lsn
+              + ": below the GC cutoff "
+              + anc.metadata().gcCutoff()
+              + " of "
+              + ancestorId);
+    }
+    if ((lsn.value() & 7) != 0) {
+      throw new LayerStoreException(
+          LayerStoreException.Kind.INVALID_LSN,
+          "cannot branch at " + lsn + ": not a record boundary (WAL records start 8-byte aligned)");
+    }
+    TimelineMetadata md =
+        new TimelineMetadata(
+            tenant,
+            id,
+            ancestorId,
+            lsn,
+            anc.startLsn(),
+            anc.metadata().systemId(),
+            anc.metadata().pgVersion(),
+            Lsn.INVALID);
+    Lsn prev = lsn.equals(pos.last()) ? pos.prev() : Lsn.INVALID;
+    return createTimeline(md, new LayerIndex.TimelineState(lsn, prev, Lsn.INVALID), anc);
+  }
+
+  private Timeline createTimeline(
+      TimelineMetadata md, LayerIndex.TimelineState state, Timeline ancestor) {
+    Map<TimelineId, Timeline> m = tenantTimelines(md.tenant());
+    if (m.containsKey(md.timeline())) {
+      throw new LayerStoreException(
+          LayerStoreException.Kind.ALREADY_EXISTS,
+          "timeline " + md.timeline() + " already exists in tenant " + md.tenant());
+    }
+    Path dir = tenantDir(md.tenant()).resolve("timelines").resolve(md.timeline().toString());
+    try {
+      DurableFiles.createDirectories(dir);
+      md.write(dir);
+      index.putState(md.tenant(), md.timeline(), state);
+    } catch (IOException | RocksDBException e) {
+      throw new LayerStoreException(
+          LayerStoreException.Kind.IO,
+          "cannot create timeline " + md.timeline() + ": " + e.getMessage(),
+          e);
+    }
+    Timeline t = new Timeline(md, dir, index, config, state);
+    t.setAncestor(ancestor);
+    m.put(md.timeline(), t);
+    return t;
+  }
+
+  /** Closes every timeline (dropping unflushed versions) and the index. */
+  @Override
+  public synchronized void close() {
+    for (Map<TimelineId, Timeline> m : tenants.values()) {
+      m.values().forEach(Timeline::close);
+    }
+    tenants.clear();
+    index.close();
+  }
+}

@@ -1,0 +1,77 @@
+package io.zenith.wal;
+
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+
+/**
+ * The one way Zenith makes a file durable: write a temporary file, fsync it, rename it over the
+ * target, fsync the directory. After a crash the target holds either the old or the new content,
+ * never a mix; a leftover {@code *.tmp} is garbage to delete.
+ *
+ * <p>Thread-safe (stateless); callers serialize writers of the same target.
+ */
+public final class DurableFiles {
+  private DurableFiles() {}
+
+  /** Suffix of files being written; removed on startup wherever found. */
+  public static final String TEMP_SUFFIX = ".tmp";
+
+  /** Writes the content of a channel-filling callback durably to {@code target}. */
+  @FunctionalInterface
+  public interface Writer {
+    void write(FileChannel channel) throws IOException;
+  }
+
+  /** Durable on return: content, name and directory entry are fsynced. */
+  public static void write(Path target, Writer writer) throws IOException {
+    Path tmp = target.resolveSibling(target.getFileName() + TEMP_SUFFIX);
+    try (FileChannel ch =
+        FileChannel.open(
+            tmp,
+            StandardOpenOption.CREATE,
+            StandardOpenOption.TRUNCATE_EXISTING,
+            StandardOpenOption.WRITE)) {
+      writer.write(ch);
+      ch.force(true);
+    } catch (IOException | RuntimeException e) {
+      Files.deleteIfExists(tmp);
+      throw e;
+    }
+    Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    fsyncDirectory(target.toAbsolutePath().getParent());
+  }
+
+  /** Durable on return. */
+  public static void write(Path target, byte[] content) throws IOException {
+    write(
+        target,
+        ch -> {
+          java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(content);
+          while (b.hasRemaining()) {
+            ch.write(b);
+          }
+        });
+  }
+
+  /** Makes a directory's entries (creations, renames, deletions) durable. */
+  public static void fsyncDirectory(Path dir) throws IOException {
+    try (FileChannel ch = FileChannel.open(dir, StandardOpenOption.READ)) {
+      ch.force(true);
+    }
+  }
+
+  /** Creates a directory and its parents durably (each new entry's parent is fsynced). */
+  public static void createDirectories(Path dir) throws IOException {
+    Path abs = dir.toAbsolutePath();
+    if (Files.isDirectory(abs)) {
+      return;
+    }
+    createDirectories(abs.getParent());
+    Files.createDirectory(abs);
+    fsyncDirectory(abs.getParent());
+  }
+}
