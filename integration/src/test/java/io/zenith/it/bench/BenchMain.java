@@ -25,7 +25,8 @@ import org.openjdk.jmh.runner.options.OptionsBuilder;
 /**
  * {@code make bench}: records a WAL sample with stock PostgreSQL 15 (pgbench initialization and a
  * tpcb-like run), runs the JMH decoder benchmarks on it, times {@code pg_waldump} on the same
- * files, and prints the ratios as a Markdown table for {@code docs/benchmarks.md}.
+ * files, and prints the ratios as a Markdown table for {@code docs/benchmarks.md}; then the WAL
+ * redo round trip ({@link WalRedoBenchmark}, its own workload).
  *
  * <p>Not a test: timings never fail anything.
  */
@@ -61,6 +62,30 @@ public final class BenchMain {
     row("Zenith assembler + record decoder", oursDecode, mib, records, waldumpStats);
     row("pg_waldump --stats=record (decode, no output)", waldumpStats, mib, records, waldumpStats);
     row("pg_waldump (decode + print every record)", waldump, mib, records, waldumpStats);
+
+    System.out.println();
+    System.out.println("| WAL redo: records per request | µs per request | µs per record |");
+    System.out.println("|---:|---:|---:|");
+    for (RunResult r : runRedoJmh()) {
+      int n = Integer.parseInt(r.getParams().getParam("records"));
+      double us = r.getPrimaryResult().getScore();
+      System.out.printf(Locale.ROOT, "| %d | %.0f | %.1f |%n", n, us, us / n);
+    }
+  }
+
+  /** {@link WalRedoBenchmark}: one redo process, requests of 1, 10 and 100 records. */
+  private static java.util.Collection<RunResult> runRedoJmh() throws RunnerException {
+    Options opt =
+        new OptionsBuilder()
+            .include(WalRedoBenchmark.class.getName() + ".roundTrip$")
+            .forks(1)
+            .warmupIterations(3)
+            .warmupTime(org.openjdk.jmh.runner.options.TimeValue.seconds(3))
+            .measurementIterations(5)
+            .measurementTime(org.openjdk.jmh.runner.options.TimeValue.seconds(3))
+            .jvmArgs("-Xmx1g", "--enable-native-access=ALL-UNNAMED")
+            .build();
+    return new Runner(opt).run();
   }
 
   private static void row(String what, double ms, double mib, long records, double reference) {
