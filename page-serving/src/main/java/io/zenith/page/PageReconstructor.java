@@ -8,12 +8,16 @@ import io.zenith.layer.Key;
 import io.zenith.layer.Timeline;
 import io.zenith.layer.Value;
 import io.zenith.layer.Version;
+import io.zenith.page.redo.RedoRequest;
+import io.zenith.page.redo.WalRedoManager;
 import io.zenith.wal.ForkNumber;
 import io.zenith.wal.Lsn;
+import io.zenith.wal.RecordHeader;
 import io.zenith.wal.RelTag;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
 import io.zenith.wal.WalFormat;
+import io.zenith.wal.WalRecord;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -46,6 +50,19 @@ public final class PageReconstructor {
         byte[] base,
         List<Value.WalRecord> records,
         List<Lsn> ends);
+  }
+
+  /** The redo of a {@link WalRedoManager}: blocks until the pool answers. */
+  public static Redo using(WalRedoManager manager) {
+    return (tenant, rel, fork, block, base, records, ends) -> {
+      List<WalRecord> raw = new ArrayList<>(records.size());
+      for (int i = 0; i < records.size(); i++) {
+        Value.WalRecord w = records.get(i);
+        raw.add(
+            new WalRecord(w.startLsn(), ends.get(i), RecordHeader.read(w.record(), 0), w.record()));
+      }
+      return manager.apply(tenant.toString(), new RedoRequest(rel, fork, block, base, raw)).block();
+    };
   }
 
   private record CacheKey(TenantId tenant, TimelineId timeline, Key key, long lsn) {}
