@@ -1,0 +1,577 @@
+package io.zenith.replication.server;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.handler.codec.DecoderException;
+import io.netty.util.ReferenceCountUtil;
+import io.zenith.replication.pgwire.BackendMessage.AuthenticationCleartextPassword;
+import io.zenith.replication.pgwire.BackendMessage.AuthenticationOk;
+import io.zenith.replication.pgwire.BackendMessage.BackendKeyData;
+import io.zenith.replication.pgwire.BackendMessage.CommandComplete;
+import io.zenith.replication.pgwire.BackendMessage.CopyOutResponse;
+import io.zenith.replication.pgwire.BackendMessage.DataRow;
+import io.zenith.replication.pgwire.BackendMessage.EmptyQueryResponse;
+import io.zenith.replication.pgwire.BackendMessage.EncryptionRefused;
+import io.zenith.replication.pgwire.BackendMessage.ErrorResponse;
+import io.zenith.replication.pgwire.BackendMessage.Field;
+import io.zenith.replication.pgwire.BackendMessage.NegotiateProtocolVersion;
+import io.zenith.replication.pgwire.BackendMessage.ParameterStatus;
+import io.zenith.replication.pgwire.BackendMessage.ReadyForQuery;
+import io.zenith.replication.pgwire.BackendMessage.RowDescription;
+import io.zenith.replication.pgwire.BackendMessageEncoder;
+import io.zenith.replication.pgwire.CopyData;
+import io.zenith.replication.pgwire.CopyDone;
+import io.zenith.replication.pgwire.FrontendMessage;
+import io.zenith.replication.pgwire.FrontendMessage.CancelRequest;
+import io.zenith.replication.pgwire.FrontendMessage.CopyFail;
+import io.zenith.replication.pgwire.FrontendMessage.GssEncRequest;
+import io.zenith.replication.pgwire.FrontendMessage.PasswordMessage;
+import io.zenith.replication.pgwire.FrontendMessage.Query;
+import io.zenith.replication.pgwire.FrontendMessage.SslRequest;
+import io.zenith.replication.pgwire.FrontendMessage.StartupMessage;
+import io.zenith.replication.pgwire.FrontendMessage.Terminate;
+import io.zenith.replication.pgwire.PgNotice;
+import io.zenith.replication.pgwire.PgServerException;
+import io.zenith.replication.pgwire.PgWireException;
+import io.zenith.replication.pgwire.QueryText;
+import io.zenith.replication.pgwire.SqlState;
+import java.io.IOException;
+import java.net.SocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.security.SecureRandom;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Map;
+import org.jspecify.annotations.Nullable;
+import org.reactivestreams.Subscription;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import reactor.core.CoreSubscriber;
+import reactor.core.Disposable;
+import reactor.core.publisher.Mono;
+
+/**
+ * The server end of one connection: startup, authentication and the simple-query cycle.
+ *
+ * <p><b>Reads:</b> auto-read is on while the session waits for a message and off while a query (or
+ * a password check) is in progress; messages that arrived in the same socket read wait in a queue
+ * and are handled in order once the response is complete. So a client cannot make the server buffer
+ * more than one socket read of input, and a slow handler slows the client down.
+ *
+ * <p><b>Writes:</b> rows and tags are written as they are produced; a CopyOut stream is pulled one
+ * buffer at a time while the channel is writable (see {@link QueryResponse.CopyOut}).
+ *
+ * <p>Not thread-safe: confined to the channel's event loop; results from handlers on other threads
+ * hop there.
+ */
+final class ServerConnectionHandler extends ChannelInboundHandlerAdapter {
+  private static final Logger log = LoggerFactory.getLogger(ServerConnectionHandler.class);
+  private static final SecureRandom RANDOM = new SecureRandom();
+
+  private enum State {
+    STARTUP,
+    AUTHENTICATING,
+    READY,
+    CLOSING
+  }
+
+  private final String id;
+  private final PgWireServerOptions options;
+  private final QueryHandler queryHandler;
+  private @Nullable ChannelHandlerContext ctx;
+  private String context;
+  private State state = State.STARTUP;
+  private boolean busy;
+  private boolean started;
+  private final ArrayDeque<FrontendMessage> pending = new ArrayDeque<>();
+  private @Nullable PgSession session;
+  private @Nullable Disposable inFlight;
+  private @Nullable CopyOutWriter copy;
+
+  ServerConnectionHandler(String id, PgWireServerOptions options, QueryHandler queryHandler) {
+    this.id = id;
+    this.context = id;
+    this.options = options;
+    this.queryHandler = queryHandler;
+  }
+
+  private ChannelHandlerContext ctx() {
+    ChannelHandlerContext c = ctx;
+    if (c == null) {
+      throw new IllegalStateException("handler not in a pipeline");
+    }
+    return c;
+  }
+
+  @Override
+  public void handlerAdded(ChannelHandlerContext ctx) {
+    this.ctx = ctx;
+  }
+
+  /**
+   * Starts reading; called once the transport has set the connection up (reactor-netty leaves
+   * auto-read off until then). Any thread.
+   */
+  void begin() {
+    ChannelHandlerContext c = ctx();
+    c.executor()
+        .execute(
+            () -> {
+              SocketAddress remote = c.channel().remoteAddress();
+              context = id + " " + remote;
+              started = true;
+              log.debug("[{}] connection accepted", context);
+              updateReading();
+            });
+  }
+
+  // ---- inbound ----
+
+  @Override
+  public void channelRead(ChannelHandlerContext ctx, Object msg) {
+    if (!(msg instanceof FrontendMessage m)) {
+      ReferenceCountUtil.release(msg);
+      return;
+    }
+    if (state == State.CLOSING) {
+      return;
+    }
+    pending.add(m);
+    processPending();
+  }
+
+  private void processPending() {
+    while (!busy && state != State.CLOSING && !pending.isEmpty()) {
+      FrontendMessage m = pending.poll();
+      try {
+        handle(m);
+      } catch (RuntimeException e) {
+        log.warn("[{}] internal error handling {}", context, m, e);
+        fatal(SqlState.INTERNAL_ERROR, "internal error: " + e.getMessage());
+      }
+    }
+    updateReading();
+  }
+
+  private void updateReading() {
+    if (!started) {
+      return;
+    }
+    ctx().channel().config().setAutoRead(!busy && state != State.CLOSING);
+  }
+
+  private void handle(FrontendMessage m) {
+    switch (state) {
+      case STARTUP -> {
+        switch (m) {
+          case SslRequest r -> ctx().writeAndFlush(EncryptionRefused.INSTANCE);
+          case GssEncRequest r -> ctx().writeAndFlush(EncryptionRefused.INSTANCE);
+          case CancelRequest r -> {
+            log.debug("[{}] cancel request for backend {} ignored", context, r.processId());
+            state = State.CLOSING;
+            ctx().close();
+          }
+          case StartupMessage s -> startup(s);
+          default -> protocolViolation("unexpected " + m + " before the startup message");
+        }
+      }
+      case AUTHENTICATING -> {
+        if (m instanceof PasswordMessage p) {
+          checkPassword(p.password());
+        } else {
+          protocolViolation("expected a password message, got " + m);
+        }
+      }
+      case READY -> {
+        switch (m) {
+          case Query q -> runQuery(q.sql());
+          case Terminate t -> {
+            log.debug("[{}] client terminated the session", context);
+            state = State.CLOSING;
+            ctx().close();
+          }
+          // As PostgreSQL does: copy messages outside COPY are ignored (a COPY failed earlier).
+          case CopyData d -> {}
+          case CopyDone d -> {}
+          case CopyFail f -> {}
+          default -> protocolViolation("unexpected " + m);
+        }
+      }
+      case CLOSING -> {}
+    }
+  }
+
+  private void startup(StartupMessage s) {
+    if (s.majorVersion() != 3) {
+      fatal(
+          SqlState.FEATURE_NOT_SUPPORTED,
+          "unsupported frontend protocol "
+              + s.majorVersion()
+              + "."
+              + s.minorVersion()
+              + ": server supports 3.0 to 3.0");
+      return;
+    }
+    String user = s.parameters().get("user");
+    if (user == null || user.isEmpty()) {
+      fatal(
+          SqlState.INVALID_AUTHORIZATION_SPECIFICATION,
+          "no PostgreSQL user name specified in startup packet");
+      return;
+    }
+    List<String> protocolOptions =
+        s.parameters().keySet().stream().filter(k -> k.startsWith("_pq_.")).toList();
+    if (s.minorVersion() > 0 || !protocolOptions.isEmpty()) {
+      ctx().write(new NegotiateProtocolVersion(0, protocolOptions));
+    }
+    session =
+        new PgSession(
+            id,
+            user,
+            s.parameters().getOrDefault("database", user),
+            s.parameters().getOrDefault("application_name", ""),
+            s.parameters(),
+            ctx().channel().remoteAddress());
+    switch (options.authenticator()) {
+      case Authenticator.Trust t -> completeAuthentication();
+      case Authenticator.CleartextPassword p -> {
+        state = State.AUTHENTICATING;
+        ctx().writeAndFlush(AuthenticationCleartextPassword.INSTANCE);
+      }
+    }
+  }
+
+  private void checkPassword(String password) {
+    PgSession s = session();
+    Authenticator.CleartextPassword auth =
+        (Authenticator.CleartextPassword) options.authenticator();
+    busy = true;
+    Mono<Boolean> verdict;
+    try {
+      verdict = auth.verifier().apply(s, password);
+    } catch (RuntimeException e) {
+      verdict = Mono.error(e);
+    }
+    inFlight =
+        verdict
+            .defaultIfEmpty(false)
+            .onErrorResume(
+                e -> {
+                  log.warn("[{}] password check failed: {}", context, e.toString());
+                  return Mono.just(false);
+                })
+            .subscribe(
+                ok ->
+                    onLoop(
+                        () -> {
+                          busy = false;
+                          if (ok) {
+                            completeAuthentication();
+                          } else {
+                            fatal(
+                                SqlState.INVALID_PASSWORD,
+                                "password authentication failed for user \"" + s.user() + "\"");
+                          }
+                          processPending();
+                        }));
+  }
+
+  private void completeAuthentication() {
+    PgSession s = session();
+    ChannelHandlerContext c = ctx();
+    c.write(AuthenticationOk.INSTANCE);
+    for (Map.Entry<String, String> p : options.serverParameters().entrySet()) {
+      c.write(new ParameterStatus(p.getKey(), p.getValue()));
+    }
+    c.write(new ParameterStatus("application_name", s.applicationName()));
+    c.write(new ParameterStatus("session_authorization", s.user()));
+    c.write(new BackendKeyData(RANDOM.nextInt() & 0x7FFFFFFF, RANDOM.nextInt()));
+    c.writeAndFlush(ReadyForQuery.IDLE);
+    state = State.READY;
+    log.info(
+        "[{}] session started: user={} database={} application_name={}{}",
+        context,
+        s.user(),
+        s.database(),
+        s.applicationName(),
+        s.replication() ? " replication" : "");
+  }
+
+  private PgSession session() {
+    PgSession s = session;
+    if (s == null) {
+      throw new IllegalStateException("no session yet");
+    }
+    return s;
+  }
+
+  // ---- queries ----
+
+  private void runQuery(String sql) {
+    if (sql.replace(";", "").isBlank()) {
+      ctx().write(EmptyQueryResponse.INSTANCE);
+      ctx().writeAndFlush(ReadyForQuery.IDLE);
+      return;
+    }
+    log.debug("[{}] query {}", context, QueryText.abbreviate(sql));
+    busy = true;
+    Mono<QueryResponse> response;
+    try {
+      response = queryHandler.handle(session(), sql);
+    } catch (RuntimeException e) {
+      response = Mono.error(e);
+    }
+    if (response == null) {
+      response = Mono.empty();
+    }
+    inFlight =
+        response
+            .switchIfEmpty(
+                Mono.error(() -> new IllegalStateException("the query handler gave no response")))
+            .subscribe(r -> onLoop(() -> respond(sql, r)), e -> onLoop(() -> respondError(sql, e)));
+  }
+
+  private void respond(String sql, QueryResponse r) {
+    if (state == State.CLOSING) {
+      // The session ended while the handler worked; a CopyOut source is never subscribed to, so
+      // nothing of it was produced.
+      log.debug(
+          "[{}] session closed before the response to {}", context, QueryText.abbreviate(sql));
+      return;
+    }
+    ChannelHandlerContext c = ctx();
+    switch (r) {
+      case QueryResponse.Rows rows -> {
+        List<Field> fields = new ArrayList<>();
+        rows.columns().forEach(n -> fields.add(Field.text(n)));
+        c.write(new RowDescription(fields));
+        for (List<String> row : rows.rows()) {
+          List<byte[]> values = new ArrayList<>(row.size());
+          for (String v : row) {
+            values.add(v == null ? null : v.getBytes(StandardCharsets.UTF_8));
+          }
+          c.write(new DataRow(values));
+        }
+        c.write(new CommandComplete(rows.commandTag()));
+        finishQuery();
+      }
+      case QueryResponse.Command cmd -> {
+        c.write(new CommandComplete(cmd.tag()));
+        finishQuery();
+      }
+      case QueryResponse.Error e -> {
+        c.write(new ErrorResponse(e.notice()));
+        finishQuery();
+      }
+      case QueryResponse.CopyOut copyOut -> {
+        int format = copyOut.binary() ? 1 : 0;
+        c.writeAndFlush(
+            new CopyOutResponse(format, Collections.nCopies(copyOut.columns(), format)));
+        CopyOutWriter w = new CopyOutWriter(copyOut.commandTag());
+        copy = w;
+        copyOut.data().subscribe(w);
+      }
+    }
+  }
+
+  private void respondError(String sql, Throwable e) {
+    if (state == State.CLOSING) {
+      return;
+    }
+    PgNotice notice;
+    if (e instanceof PgServerException pe) {
+      notice = pe.notice();
+    } else {
+      log.warn("[{}] query {} failed", context, QueryText.abbreviate(sql), e);
+      notice = PgNotice.error(SqlState.INTERNAL_ERROR, "internal error: " + e.getMessage());
+    }
+    ctx().write(new ErrorResponse(notice));
+    finishQuery();
+  }
+
+  private void finishQuery() {
+    inFlight = null;
+    copy = null;
+    busy = false;
+    ctx().writeAndFlush(ReadyForQuery.IDLE);
+    processPending();
+  }
+
+  private void onLoop(Runnable r) {
+    ChannelHandlerContext c = ctx();
+    if (c.executor().inEventLoop()) {
+      r.run();
+    } else {
+      c.executor().execute(r);
+    }
+  }
+
+  // ---- errors and lifecycle ----
+
+  private void protocolViolation(String message) {
+    log.warn("[{}] protocol violation: {}; closing", context, message);
+    fatal(SqlState.PROTOCOL_VIOLATION, message);
+  }
+
+  /** Sends a FATAL error and closes the connection after it is written. */
+  private void fatal(String sqlState, String message) {
+    if (state == State.CLOSING) {
+      return;
+    }
+    state = State.CLOSING;
+    pending.clear();
+    ctx()
+        .writeAndFlush(new ErrorResponse(PgNotice.fatal(sqlState, message)))
+        .addListener(ChannelFutureListener.CLOSE);
+  }
+
+  @Override
+  public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+    Throwable c =
+        cause instanceof DecoderException && cause.getCause() != null ? cause.getCause() : cause;
+    if (c instanceof PgWireException pe && pe.kind() == PgWireException.Kind.PROTOCOL) {
+      protocolViolation(pe.getMessage());
+    } else if (c instanceof IOException) {
+      log.debug("[{}] connection failed: {}", context, c.toString());
+      state = State.CLOSING;
+      ctx.close();
+    } else {
+      log.warn("[{}] unexpected error; closing", context, c);
+      fatal(SqlState.INTERNAL_ERROR, "internal error: " + c);
+    }
+  }
+
+  @Override
+  public void channelWritabilityChanged(ChannelHandlerContext ctx) {
+    CopyOutWriter w = copy;
+    if (w != null) {
+      w.requestIfWritable();
+    }
+    ctx.fireChannelWritabilityChanged();
+  }
+
+  @Override
+  public void channelInactive(ChannelHandlerContext ctx) {
+    state = State.CLOSING;
+    pending.clear();
+    CopyOutWriter w = copy;
+    if (w != null) {
+      w.cancel();
+    }
+    Disposable d = inFlight;
+    if (d != null) {
+      d.dispose();
+    }
+    log.debug("[{}] connection closed", context);
+    ctx.fireChannelInactive();
+  }
+
+  /**
+   * Pulls a CopyOut payload into the channel: requests one buffer at a time, only while the channel
+   * is writable; writes each as a CopyData message (header, then the buffer itself, no copy).
+   * Signals may come from any thread; all work hops to the event loop, in order.
+   */
+  private final class CopyOutWriter implements CoreSubscriber<ByteBuf> {
+    private final String tag;
+    private @Nullable Subscription subscription;
+    private boolean requested;
+    private boolean done;
+    private long buffers;
+    private long bytes;
+
+    CopyOutWriter(String tag) {
+      this.tag = tag;
+    }
+
+    @Override
+    public void onSubscribe(Subscription s) {
+      onLoop(
+          () -> {
+            subscription = s;
+            if (done) {
+              s.cancel();
+            } else {
+              requestIfWritable();
+            }
+          });
+    }
+
+    void requestIfWritable() {
+      Subscription s = subscription;
+      if (s != null && !done && !requested && ctx().channel().isWritable()) {
+        requested = true;
+        s.request(1);
+      }
+    }
+
+    @Override
+    public void onNext(ByteBuf buf) {
+      onLoop(
+          () -> {
+            requested = false;
+            if (done) {
+              buf.release();
+              return;
+            }
+            ChannelHandlerContext c = ctx();
+            int n = buf.readableBytes();
+            ByteBuf header = c.alloc().buffer(5);
+            BackendMessageEncoder.copyDataHeader(header, n);
+            c.write(header);
+            c.writeAndFlush(buf);
+            buffers++;
+            bytes += n;
+            requestIfWritable();
+          });
+    }
+
+    @Override
+    public void onError(Throwable t) {
+      onLoop(
+          () -> {
+            if (done) {
+              return;
+            }
+            done = true;
+            log.warn("[{}] COPY stream failed after {} bytes", context, bytes, t);
+            ctx()
+                .write(
+                    new ErrorResponse(
+                        PgNotice.error(SqlState.INTERNAL_ERROR, "COPY failed: " + t.getMessage())));
+            finishQuery();
+          });
+    }
+
+    @Override
+    public void onComplete() {
+      onLoop(
+          () -> {
+            if (done) {
+              return;
+            }
+            done = true;
+            log.debug("[{}] COPY done: {} buffers, {} bytes", context, buffers, bytes);
+            ctx().write(CopyDone.INSTANCE);
+            ctx().write(new CommandComplete(tag));
+            finishQuery();
+          });
+    }
+
+    /** The session ended: stop the source. Event loop. */
+    void cancel() {
+      if (done) {
+        return;
+      }
+      done = true;
+      Subscription s = subscription;
+      if (s != null) {
+        s.cancel();
+      }
+      log.debug("[{}] COPY cancelled after {} bytes: connection closed", context, bytes);
+    }
+  }
+}

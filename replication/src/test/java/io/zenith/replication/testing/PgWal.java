@@ -1,0 +1,107 @@
+package io.zenith.replication.testing;
+
+import io.zenith.pg.testing.PgCluster;
+import io.zenith.wal.Lsn;
+import io.zenith.wal.WalSegmentName;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.time.Duration;
+import java.util.function.BooleanSupplier;
+import java.util.function.Consumer;
+
+/** Helpers for tests against a real cluster: WAL bytes from pg_wal, LSN queries, waiting. */
+public final class PgWal {
+  private PgWal() {}
+
+  /** Segment size of a cluster (bytes). */
+  public static int segmentSize(PgCluster c) {
+    return Integer.parseInt(
+        c.sql("select setting::int * 1 from pg_settings where name = 'wal_segment_size'").trim());
+  }
+
+  public static Lsn lsn(PgCluster c, String expression) {
+    return Lsn.parse(c.sql("set synchronous_commit = local; select " + expression).trim());
+  }
+
+  /** The segment start at or before {@code lsn}. */
+  public static Lsn segmentStart(Lsn lsn, int segmentSize) {
+    return Lsn.of(lsn.value() - lsn.segmentOffset(segmentSize));
+  }
+
+  /** Passes the bytes [from, to) of the cluster's pg_wal files to {@code sink}, in order. */
+  public static void readWal(
+      PgCluster c, int timeline, int segmentSize, Lsn from, Lsn to, Consumer<ByteBuffer> sink) {
+    ByteBuffer buf = ByteBuffer.allocate(1 << 20);
+    long pos = from.value();
+    while (pos < to.value()) {
+      Lsn at = Lsn.of(pos);
+      Path file =
+          c.walDir().resolve(WalSegmentName.of(timeline, at, segmentSize).fileName(segmentSize));
+      long offset = at.segmentOffset(segmentSize);
+      long n = Math.min(to.value() - pos, segmentSize - offset);
+      try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+        long done = 0;
+        while (done < n) {
+          buf.clear().limit((int) Math.min(buf.capacity(), n - done));
+          int r = ch.read(buf, offset + done);
+          if (r < 0) {
+            throw new IllegalStateException(file + " ends before " + Lsn.of(pos + done));
+          }
+          buf.flip();
+          sink.accept(buf);
+          done += r;
+        }
+      } catch (IOException e) {
+        throw new UncheckedIOException(e);
+      }
+      pos += n;
+    }
+  }
+
+  /** The bytes [from, to) of the cluster's pg_wal files. */
+  public static byte[] readWal(PgCluster c, int timeline, int segmentSize, Lsn from, Lsn to) {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    readWal(
+        c,
+        timeline,
+        segmentSize,
+        from,
+        to,
+        b -> out.write(b.array(), b.arrayOffset() + b.position(), b.remaining()));
+    return out.toByteArray();
+  }
+
+  public static MessageDigest sha256() {
+    try {
+      return MessageDigest.getInstance("SHA-256");
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /**
+   * Polls {@code condition} every 20 ms until it holds; fails after {@code timeout}. For conditions
+   * that depend on another process (a server, a socket), where no event can be awaited.
+   */
+  public static void await(Duration timeout, String what, BooleanSupplier condition) {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    while (!condition.getAsBoolean()) {
+      if (System.nanoTime() > deadline) {
+        throw new AssertionError("timed out after " + timeout + " waiting for " + what);
+      }
+      try {
+        Thread.sleep(20);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new AssertionError("interrupted waiting for " + what, e);
+      }
+    }
+  }
+}
