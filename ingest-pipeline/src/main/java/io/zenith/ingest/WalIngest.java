@@ -119,9 +119,9 @@ public final class WalIngest {
   public void ingest(DecodedRecord r) {
     Lsn end = r.end();
     PgRecord typed = PgRecords.parse(r);
-    checkpoint.advanceNextXidPast(r.xid());
+    advanceNextXid(r.xid());
     if (r.toplevelXid() != 0) {
-      checkpoint.advanceNextXidPast(r.toplevelXid());
+      advanceNextXid(r.toplevelXid());
     }
     byte[][] rawCopy = new byte[1][];
     boolean fpiRecord = typed instanceof XlogRecord.Fpi;

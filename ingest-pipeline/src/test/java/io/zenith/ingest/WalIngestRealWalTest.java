@@ -19,7 +19,6 @@ import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
 import io.zenith.wal.WalFormat;
 import io.zenith.wal.WalSegmentFiles;
-import io.zenith.wal.WalSegmentName;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
@@ -108,17 +107,9 @@ class WalIngestRealWalTest {
 
   /** The cluster's WAL segments from the one holding {@code from}, read from {@code from}. */
   private Flux<ByteBuffer> walFrom(Lsn from) throws IOException {
-    int seg = 16 << 20;
-    List<Path> files = new ArrayList<>();
-    long first = from.segmentNumber(seg);
-    for (long n = first; ; n++) {
-      Path f = cluster.walDir().resolve(new WalSegmentName(1, n).fileName(seg));
-      if (!Files.exists(f)) {
-        break;
-      }
-      files.add(f);
-    }
-    return WalSegmentFiles.read(WalSegmentFiles.sequence(files), from);
+    return WalSegmentFiles.read(
+        WalSegmentFiles.sequence(WalSegmentFiles.consecutiveFrom(cluster.walDir(), from, 16 << 20)),
+        from);
   }
 
   @AfterAll

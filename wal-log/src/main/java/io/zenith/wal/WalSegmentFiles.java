@@ -58,6 +58,21 @@ public final class WalSegmentFiles {
   }
 
   /**
+   * The consecutive segment files of timeline 1 in {@code dir}, starting with the one holding
+   * {@code from}, up to the first missing one.
+   */
+  public static List<Path> consecutiveFrom(Path dir, Lsn from, int segmentSize) {
+    List<Path> files = new ArrayList<>();
+    for (long n = from.segmentNumber(segmentSize); ; n++) {
+      Path f = dir.resolve(new WalSegmentName(1, n).fileName(segmentSize));
+      if (!Files.isRegularFile(f)) {
+        return files;
+      }
+      files.add(f);
+    }
+  }
+
+  /**
    * Reads the segment size from the first file and checks that the files are consecutive.
    *
    * @throws WalFormatException when the first file is not a WAL segment or the files have gaps

@@ -69,6 +69,50 @@ public final class PgCluster implements AutoCloseable {
     }
   }
 
+  /**
+   * A cluster whose data directory the caller fills ({@code fill} gets the path; the directory does
+   * not exist yet), e.g. from a basebackup. The files are then handed to PostgreSQL's user with the
+   * modes PostgreSQL requires (0700 directories, 0600 files).
+   */
+  public static PgCluster fromDataDirectory(java.util.function.Consumer<Path> fill) {
+    PgDistribution pg = PgDistribution.detect();
+    try {
+      Path base = Files.createTempDirectory("zenith-pg-");
+      pg.createOwnedDirectory(base);
+      PgCluster c = new PgCluster(pg, base);
+      fill.accept(c.dataDir);
+      try (Stream<Path> walk = Files.walk(c.dataDir)) {
+        for (Path p : walk.toList()) {
+          Files.setPosixFilePermissions(
+              p,
+              java.nio.file.attribute.PosixFilePermissions.fromString(
+                  Files.isDirectory(p) ? "rwx------" : "rw-------"));
+          pg.giveToPgUser(p);
+        }
+      }
+      return c;
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  /** Writes the configuration files a data directory from a basebackup lacks (trust auth). */
+  public PgCluster writeMinimalConfig() {
+    try {
+      Files.writeString(dataDir.resolve("postgresql.conf"), "# written by PgCluster\n");
+      Files.writeString(
+          dataDir.resolve("pg_hba.conf"),
+          "local all all trust\nhost all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n");
+      Files.writeString(dataDir.resolve("pg_ident.conf"), "");
+      for (String f : List.of("postgresql.conf", "pg_hba.conf", "pg_ident.conf")) {
+        pg.giveToPgUser(dataDir.resolve(f));
+      }
+      return this;
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
   public PgDistribution distribution() {
     return pg;
   }
