@@ -220,10 +220,21 @@ public final class IngestPipeline implements AutoCloseable {
     }
   }
 
-  /** Stops the pipeline's threads. */
+  /**
+   * Freezes what was ingested (between two records, on the ingest thread) and flushes it; completes
+   * once it is durable.
+   */
+  public Mono<Void> checkpoint() {
+    return Mono.fromRunnable(() -> timeline.freezeIfDue(true))
+        .subscribeOn(ingestThread)
+        .then(Mono.fromRunnable(() -> flushAll((a, b) -> {})).subscribeOn(flushThread))
+        .then();
+  }
+
+  /** Stops the pipeline's threads, waiting (up to a minute) for the record or flush in progress. */
   @Override
   public void close() {
-    ingestThread.dispose();
-    flushThread.dispose();
+    ingestThread.disposeGracefully().timeout(Duration.ofMinutes(1)).onErrorComplete().block();
+    flushThread.disposeGracefully().timeout(Duration.ofMinutes(1)).onErrorComplete().block();
   }
 }

@@ -153,7 +153,8 @@ public final class Timeline {
     }
   }
 
-  Path dir() {
+  /** The timeline's directory (its layer files, metadata, and files of the layers above). */
+  public Path dir() {
     return dir;
   }
 

@@ -24,7 +24,7 @@ import picocli.CommandLine.Command;
     mixinStandardHelpOptions = true,
     versionProvider = Main.Version.class,
     description = "Zenith: PostgreSQL storage separated from compute.",
-    subcommands = {WalCommand.class, CommandLine.HelpCommand.class})
+    subcommands = {PageserverCommand.class, WalCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
@@ -107,12 +107,17 @@ public final class Main implements Runnable {
     spec.commandLine().usage(spec.commandLine().getOut());
   }
 
+  /** Zenith's version: the jar's, or "dev" when run from classes. */
+  public static String version() {
+    String v = Main.class.getPackage().getImplementationVersion();
+    return v == null ? "dev" : v;
+  }
+
   /** The version of the jar (from its manifest), or "dev" when run from classes. */
   static final class Version implements CommandLine.IVersionProvider {
     @Override
     public String[] getVersion() {
-      String v = Main.class.getPackage().getImplementationVersion();
-      return new String[] {"zenith " + (v == null ? "dev" : v) + " (PostgreSQL 15)"};
+      return new String[] {"zenith " + version() + " (PostgreSQL 15)"};
     }
   }
 }

@@ -1,0 +1,438 @@
+package io.zenith.gateway.pageserver;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import io.netty.buffer.Unpooled;
+import io.zenith.gateway.cli.Main;
+import io.zenith.ingest.keys.Catalog;
+import io.zenith.ingest.keys.KeySpace;
+import io.zenith.ingest.pg.PgControl;
+import io.zenith.layer.LayerStore;
+import io.zenith.layer.LayerStoreException;
+import io.zenith.layer.Timeline;
+import io.zenith.page.Basebackup;
+import io.zenith.page.PageChecksum;
+import io.zenith.page.PageReconstructor;
+import io.zenith.page.redo.WalRedoConfig;
+import io.zenith.page.redo.WalRedoManager;
+import io.zenith.pg.PgDistribution;
+import io.zenith.replication.pgwire.PgNotice;
+import io.zenith.replication.pgwire.SqlState;
+import io.zenith.replication.server.PgSession;
+import io.zenith.replication.server.PgWireServer;
+import io.zenith.replication.server.PgWireServerOptions;
+import io.zenith.replication.server.QueryResponse;
+import io.zenith.wal.DurableFiles;
+import io.zenith.wal.Lsn;
+import io.zenith.wal.TenantId;
+import io.zenith.wal.TimelineId;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import reactor.core.publisher.Mono;
+import reactor.core.scheduler.Scheduler;
+import reactor.core.scheduler.Schedulers;
+import reactor.netty.DisposableServer;
+
+/**
+ * The pageserver process: the layer store of its data directory, the WAL-redo pool, WAL receivers
+ * per timeline, the management API over HTTP, and the libpq endpoint ({@code basebackup <tenant>
+ * <timeline> [<lsn>]}, answered with a tar as CopyOut).
+ *
+ * <p>Data directory: {@code pageserver.toml} and the layer store ({@code index/}, {@code
+ * tenants/}); WAL-redo scratch clusters go to the system temp directory. A timeline's WAL source,
+ * once set through the API, is kept in {@code wal_source.json} of the timeline's directory and
+ * resumed after a restart.
+ *
+ * <p>Thread-safe. Network threads never block: store operations and basebackups run on {@link
+ * #blocking()}.
+ */
+public final class Pageserver implements HttpApi.Operations, AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(Pageserver.class);
+  static final String WAL_SOURCE_FILE = "wal_source.json";
+
+  private final Path dataDir;
+  private final PageserverConfig config;
+  private final LayerStore store;
+  private final PrometheusMeterRegistry meters =
+      new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+  private final Scheduler blocking = Schedulers.newBoundedElastic(8, 10_000, "pageserver-io");
+  private final WalRedoManager redo;
+  private final PageReconstructor pages;
+  private final Map<String, WalReceiver> receivers = new ConcurrentHashMap<>();
+  private DisposableServer http;
+  private PgWireServer pg;
+
+  private Pageserver(Path dataDir, PageserverConfig config) {
+    this.dataDir = dataDir;
+    this.config = config;
+    this.store = LayerStore.open(dataDir, config.layerStoreConfig());
+    try {
+      this.redo =
+          WalRedoManager.start(
+              PgDistribution.detect(),
+              // Scratch clusters live under the system temp directory: PostgreSQL's user must be
+              // able to reach them, which a root-owned data directory may not allow.
+              WalRedoConfig.defaults()
+                  .withChecksums(config.dataChecksums(), true)
+                  .withMaxProcessesPerTenant(config.walredoProcesses())
+                  .withRequestTimeout(config.walredoTimeoutDuration()),
+              meters);
+    } catch (RuntimeException e) {
+      store.close();
+      throw e;
+    }
+    this.pages = new PageReconstructor(PageReconstructor.using(redo), config.pageCacheBytes());
+  }
+
+  /** Opens the data directory and starts serving; resumes the WAL sources it had. */
+  public static Pageserver start(Path dataDir, PageserverConfig config) {
+    Pageserver ps = new Pageserver(dataDir, config);
+    try {
+      ps.http = new HttpApi(ps).bind(config.httpAddress());
+      ps.pg =
+          PgWireServer.start(
+                  PgWireServerOptions.builder()
+                      .host(config.pgAddress().getHostString())
+                      .port(config.pgAddress().getPort())
+                      .build(),
+                  ps::handleQuery)
+              .block(Duration.ofSeconds(30));
+      ps.resumeWalSources();
+      log.info(
+          "pageserver {} serving HTTP on {} and libpq on {}",
+          config.id(),
+          config.listenHttp(),
+          config.listenPg());
+      return ps;
+    } catch (RuntimeException e) {
+      ps.close();
+      throw e;
+    }
+  }
+
+  public LayerStore store() {
+    return store;
+  }
+
+  public PageReconstructor pages() {
+    return pages;
+  }
+
+  public int httpPort() {
+    return http.port();
+  }
+
+  public int pgPort() {
+    return pg.port();
+  }
+
+  @Override
+  public Scheduler blocking() {
+    return blocking;
+  }
+
+  // ------------------------------------------------------------------ API
+
+  @Override
+  public ApiModel.Status status() {
+    return new ApiModel.Status(config.id(), Main.version(), 15);
+  }
+
+  @Override
+  public List<ApiModel.TenantInfo> tenants() {
+    return store.tenants().stream()
+        .sorted()
+        .map(t -> new ApiModel.TenantInfo(t.toString(), store.timelines(t).size()))
+        .toList();
+  }
+
+  @Override
+  public ApiModel.TenantInfo createTenant(Optional<TenantId> id) {
+    TenantId t = id.orElseGet(TenantId::generate);
+    store.createTenant(t);
+    return new ApiModel.TenantInfo(t.toString(), 0);
+  }
+
+  @Override
+  public List<ApiModel.TimelineInfo> timelines(TenantId tenant) {
+    return store.timelines(tenant).stream().map(t -> info(t, false)).toList();
+  }
+
+  @Override
+  public ApiModel.TimelineInfo timeline(TenantId tenant, TimelineId id, boolean withSize) {
+    return info(store.timeline(tenant, id), withSize);
+  }
+
+  @Override
+  public ApiModel.TimelineInfo branch(TenantId tenant, ApiModel.TimelineCreateRequest r) {
+    if (r.newTimelineId() == null || r.ancestorTimelineId() == null) {
+      throw ApiException.badRequest("new_timeline_id and ancestor_timeline_id are required");
+    }
+    Optional<Lsn> at;
+    try {
+      at = Optional.ofNullable(r.ancestorStartLsn()).map(Lsn::parse);
+    } catch (IllegalArgumentException e) {
+      throw ApiException.badRequest(e.getMessage());
+    }
+    TimelineId ancestor = HttpApi.timelineId(r.ancestorTimelineId());
+    Timeline anc = store.timeline(tenant, ancestor);
+    at.ifPresent(lsn -> checkBranchPoint(anc, lsn));
+    Timeline t = store.branch(tenant, HttpApi.timelineId(r.newTimelineId()), ancestor, at);
+    return info(t, false);
+  }
+
+  /** A branch point must be where a record can start: not inside a page header. */
+  private static void checkBranchPoint(Timeline anc, Lsn lsn) {
+    byte[] control = Catalog.image(anc, KeySpace.CONTROL_FILE, anc.lastRecordLsn()).orElse(null);
+    int segmentSize = control == null ? 16 << 20 : PgControl.parse(control).walSegmentSize();
+    int inPage = lsn.pageOffset();
+    int header = lsn.segmentOffset(segmentSize) < 8192 ? 40 : 24;
+    if (inPage != 0 && inPage < header) {
+      throw new ApiException(
+          400,
+          "cannot branch at "
+              + lsn
+              + ": it points into a WAL page header, not at a record boundary");
+    }
+  }
+
+  @Override
+  public ApiModel.TimelineInfo checkpoint(TenantId tenant, TimelineId id) {
+    Timeline t = store.timeline(tenant, id);
+    // Freezing must happen between records: a streaming timeline freezes on its ingest thread.
+    WalReceiver r = receivers.get(key(tenant, id));
+    if (r != null) {
+      r.checkpoint().block(Duration.ofMinutes(5));
+    } else {
+      t.checkpoint();
+    }
+    return info(t, false);
+  }
+
+  @Override
+  public synchronized ApiModel.TimelineInfo startWalReceiver(
+      TenantId tenant, TimelineId id, ApiModel.WalSource source) {
+    Timeline t = store.timeline(tenant, id);
+    t.brokenReason()
+        .ifPresent(
+            r -> {
+              throw new ApiException(500, "timeline " + id + " is broken: " + r);
+            });
+    stopReceiver(key(tenant, id));
+    try {
+      DurableFiles.write(t.dir().resolve(WAL_SOURCE_FILE), ApiModel.JSON.writeValueAsBytes(source));
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+    startReceiver(t, source);
+    return info(t, false);
+  }
+
+  @Override
+  public synchronized ApiModel.TimelineInfo stopWalReceiver(TenantId tenant, TimelineId id) {
+    Timeline t = store.timeline(tenant, id);
+    stopReceiver(key(tenant, id));
+    try {
+      Files.deleteIfExists(t.dir().resolve(WAL_SOURCE_FILE));
+      DurableFiles.fsyncDirectory(t.dir());
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+    return info(t, false);
+  }
+
+  private void startReceiver(Timeline t, ApiModel.WalSource source) {
+    WalReceiver r = new WalReceiver(t, source, pages, meters);
+    receivers.put(key(t.tenant(), t.id()), r);
+    r.start();
+  }
+
+  private void stopReceiver(String key) {
+    WalReceiver r = receivers.remove(key);
+    if (r != null) {
+      r.stop();
+    }
+  }
+
+  /** The receiver of a timeline (tests use it to slow the flush down). */
+  Optional<WalReceiver> receiver(TenantId tenant, TimelineId id) {
+    return Optional.ofNullable(receivers.get(key(tenant, id)));
+  }
+
+  private static String key(TenantId t, TimelineId tl) {
+    return t + "/" + tl;
+  }
+
+  private void resumeWalSources() {
+    for (TenantId tenant : store.tenants()) {
+      for (Timeline t : store.timelines(tenant)) {
+        Path f = t.dir().resolve(WAL_SOURCE_FILE);
+        if (Files.exists(f) && t.brokenReason().isEmpty()) {
+          try {
+            startReceiver(t, ApiModel.JSON.readValue(f.toFile(), ApiModel.WalSource.class));
+          } catch (IOException e) {
+            log.warn("ignoring unreadable {}: {}", f, e.getMessage());
+          }
+        }
+      }
+    }
+  }
+
+  private ApiModel.TimelineInfo info(Timeline t, boolean withSize) {
+    Long size = null;
+    if (withSize && t.brokenReason().isEmpty()) {
+      size = 0L;
+      for (Catalog.RelFork rf : Catalog.relations(t, KeySpace.ALL_RELATIONS, t.lastRecordLsn())) {
+        size += Integer.toUnsignedLong(rf.blocks()) * 8192;
+      }
+    }
+    Timeline.RecordPosition pos = t.position();
+    WalReceiver r = receivers.get(key(t.tenant(), t.id()));
+    return new ApiModel.TimelineInfo(
+        t.tenant().toString(),
+        t.id().toString(),
+        t.metadata().ancestorId().map(Object::toString).orElse(null),
+        t.metadata().ancestorId().isPresent() ? t.metadata().ancestorLsn().toString() : null,
+        t.startLsn().toString(),
+        pos.last().toString(),
+        pos.prev().toString(),
+        t.diskConsistentLsn().toString(),
+        t.remoteConsistentLsn().toString(),
+        size,
+        t.brokenReason().isPresent() ? "broken" : "active",
+        t.brokenReason().orElse(null),
+        r == null ? null : r.info());
+  }
+
+  @Override
+  public String scrapeMetrics() {
+    return meters.scrape();
+  }
+
+  // ---------------------------------------------------------------- libpq
+
+  /** {@code basebackup <tenant> <timeline> [<lsn>]}; anything else is a syntax error. */
+  Mono<QueryResponse> handleQuery(PgSession session, String sql) {
+    String[] words = sql.trim().replaceAll(";$", "").trim().split("\\s+");
+    if (words.length == 0 || !words[0].equalsIgnoreCase("basebackup")) {
+      return Mono.just(
+          new QueryResponse.Error(
+              PgNotice.error(SqlState.SYNTAX_ERROR, "unknown command: " + sql.trim())));
+    }
+    if (words.length < 3 || words.length > 4) {
+      return Mono.just(error("22023", "usage: basebackup <tenant_id> <timeline_id> [<lsn>]"));
+    }
+    TenantId tenant;
+    TimelineId id;
+    Optional<Lsn> at;
+    try {
+      tenant = TenantId.parse(words[1]);
+      id = TimelineId.parse(words[2]);
+      at = words.length == 4 ? Optional.of(Lsn.parse(words[3])) : Optional.empty();
+    } catch (IllegalArgumentException e) {
+      return Mono.just(error("22023", e.getMessage()));
+    }
+    return Mono.fromCallable(() -> store.timeline(tenant, id))
+        .subscribeOn(blocking)
+        .flatMap(
+            t -> {
+              Lsn lsn = at.orElse(t.lastRecordLsn());
+              if (lsn.isBefore(t.startLsn())) {
+                return Mono.just(
+                    error(
+                        "22023",
+                        "LSN "
+                            + lsn
+                            + " is before the start of timeline "
+                            + id
+                            + " ("
+                            + t.startLsn()
+                            + ")"));
+              }
+              return t.waitForLsn(lsn, config.waitLsnTimeoutDuration())
+                  .then(Mono.fromCallable(() -> basebackup(session, t, lsn)).subscribeOn(blocking));
+            })
+        .onErrorResume(
+            LayerStoreException.class, e -> Mono.just(error(sqlState(e), e.getMessage())));
+  }
+
+  private QueryResponse basebackup(PgSession session, Timeline t, Lsn lsn) {
+    boolean checksums =
+        PgControl.parse(Catalog.image(t, KeySpace.CONTROL_FILE, lsn).orElseThrow())
+                .dataChecksumVersion()
+            != 0;
+    log.info("basebackup of {} at {} for connection {}", t, lsn, session.id());
+    return new QueryResponse.CopyOut(
+        Basebackup.stream(
+                t,
+                lsn,
+                pages,
+                (page, blk) -> {
+                  if (checksums) {
+                    PageChecksum.set(page, blk);
+                  }
+                })
+            .subscribeOn(blocking)
+            .map(Unpooled::wrappedBuffer),
+        true,
+        0,
+        "COPY 0");
+  }
+
+  private static String sqlState(LayerStoreException e) {
+    return switch (e.kind()) {
+      case UNKNOWN_TENANT, UNKNOWN_TIMELINE -> SqlState.UNDEFINED_OBJECT;
+      case INVALID_LSN -> "22023";
+      case LSN_TIMEOUT -> SqlState.QUERY_CANCELED;
+      default -> SqlState.INTERNAL_ERROR;
+    };
+  }
+
+  private static QueryResponse error(String sqlState, String message) {
+    return new QueryResponse.Error(PgNotice.error(sqlState, message));
+  }
+
+  static String toJson(Object o) {
+    try {
+      return ApiModel.JSON.writeValueAsString(o);
+    } catch (JsonProcessingException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  @Override
+  public synchronized void close() {
+    receivers.values().forEach(WalReceiver::stop);
+    receivers.clear();
+    if (http != null) {
+      http.disposeNow();
+    }
+    if (pg != null) {
+      pg.close();
+    }
+    for (TenantId tenant : store.tenants()) {
+      for (Timeline t : store.timelines(tenant)) {
+        if (t.brokenReason().isEmpty()) {
+          try {
+            t.checkpoint();
+          } catch (RuntimeException e) {
+            log.warn("checkpoint of {} at shutdown failed: {}", t, e.getMessage());
+          }
+        }
+      }
+    }
+    redo.close();
+    store.close();
+    blocking.dispose();
+  }
+}
