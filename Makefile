@@ -51,13 +51,14 @@ format: check-java
 	$(MVN) spotless:apply
 
 # JMH stage benchmarks and reference tools on the same machine (not part of `make test`).
+# `make bench BENCH="decode redo pageserver pgbench basebackup"` picks sections (default: all).
 # Prints a Markdown table; docs/benchmarks.md records the latest one with its method.
 bench: deps check-java
 	$(MVN) -q -DskipTests -pl integration -am package dependency:build-classpath \
 	  -Dmdep.outputFile=target/classpath.txt -Dmdep.includeScope=test
 	$(JAVA_HOME)/bin/java --enable-native-access=ALL-UNNAMED -Xmx4g -Dzenith.project.root=$(CURDIR) \
 	  -cp integration/target/test-classes:integration/target/classes:$$(cat integration/target/classpath.txt) \
-	  io.zenith.it.bench.BenchMain
+	  io.zenith.it.bench.BenchMain $(BENCH)
 
 clean:
 	$(MVN) -q clean

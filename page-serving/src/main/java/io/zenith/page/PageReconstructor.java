@@ -71,15 +71,17 @@ public final class PageReconstructor {
   private final Cache<CacheKey, byte[]> cache;
 
   /**
-   * @param cacheBytes memory for materialized pages (8 KiB each)
+   * @param cacheBytes memory for materialized pages (8 KiB each); 0 disables the cache
    */
   public PageReconstructor(Redo redo, long cacheBytes) {
     this.redo = redo;
     this.cache =
-        Caffeine.newBuilder()
-            .maximumWeight(cacheBytes)
-            .weigher((CacheKey k, byte[] v) -> v.length + 64)
-            .build();
+        cacheBytes <= 0
+            ? null
+            : Caffeine.newBuilder()
+                .maximumWeight(cacheBytes)
+                .weigher((CacheKey k, byte[] v) -> v.length + 64)
+                .build();
   }
 
   /** The page of {@code key} as of {@code lsn}; a zero page if it has no version yet. */
@@ -90,7 +92,7 @@ public final class PageReconstructor {
     }
     byte[] page = null;
     int next = history.size() - 1;
-    for (int i = 0; i < history.size(); i++) {
+    for (int i = 0; cache != null && i < history.size(); i++) {
       byte[] cached =
           cache.getIfPresent(
               new CacheKey(timeline.tenant(), timeline.id(), key, history.get(i).lsn().value()));
@@ -149,9 +151,11 @@ public final class PageReconstructor {
     if (page == null) {
       page = new byte[WalFormat.BLCKSZ];
     }
-    cache.put(
-        new CacheKey(timeline.tenant(), timeline.id(), key, history.getFirst().lsn().value()),
-        page.clone());
+    if (cache != null) {
+      cache.put(
+          new CacheKey(timeline.tenant(), timeline.id(), key, history.getFirst().lsn().value()),
+          page.clone());
+    }
     return page;
   }
 
@@ -185,10 +189,12 @@ public final class PageReconstructor {
 
   /** Drops cached pages (all of them: a cheap operation used when a timeline is detached). */
   public void invalidateAll() {
-    cache.invalidateAll();
+    if (cache != null) {
+      cache.invalidateAll();
+    }
   }
 
   public long cachedPages() {
-    return cache.estimatedSize();
+    return cache == null ? 0 : cache.estimatedSize();
   }
 }

@@ -33,8 +33,55 @@ import org.openjdk.jmh.runner.options.OptionsBuilder;
 public final class BenchMain {
   private BenchMain() {}
 
+  /**
+   * Runs the sections named in {@code args} (all when none): {@code decode}, {@code redo}, {@code
+   * pageserver}, {@code pgbench}, {@code basebackup}.
+   */
   public static void main(String[] args) throws Exception {
     Path root = Path.of(System.getProperty("zenith.project.root", "."));
+    java.util.Set<String> sections =
+        args.length == 0
+            ? java.util.Set.of("decode", "redo", "pageserver", "pgbench", "basebackup")
+            : java.util.Set.of(args);
+    if (sections.contains("decode")) {
+      decode(root);
+    }
+    if (sections.contains("redo")) {
+      System.out.println();
+      System.out.println("| WAL redo: records per request | µs per request | µs per record |");
+      System.out.println("|---:|---:|---:|");
+      for (RunResult r : runRedoJmh()) {
+        int n = Integer.parseInt(r.getParams().getParam("records"));
+        double us = r.getPrimaryResult().getScore();
+        System.out.printf(Locale.ROOT, "| %d | %.0f | %.1f |%n", n, us, us / n);
+      }
+    }
+    if (sections.contains("pageserver")) {
+      pageserver(root);
+    }
+    Path scratch = Files.createDirectories(root.resolve("integration/target/bench-scratch"));
+    if (sections.contains("pgbench")) {
+      System.out.println();
+      System.out.println("| workload | system | TPS | latency ms | TPS ratio to vanilla |");
+      System.out.println("|---|---|---:|---:|---:|");
+      for (String mode : List.of("tpcb-like", "select-only")) {
+        PgbenchComparison.tpcb(scratch, 10, 8, java.time.Duration.ofSeconds(60), mode)
+            .forEach(System.out::println);
+      }
+    }
+    if (sections.contains("basebackup")) {
+      System.out.println();
+      System.out.println(
+          "| pgbench scale | database | basebackup | fetch time | fetch speed | compute start (fetch + extract + start) |");
+      System.out.println("|---:|---:|---:|---:|---:|---:|");
+      for (int scale : new int[] {7, 70}) {
+        System.out.println(PgbenchComparison.basebackupAndStart(scratch, scale));
+      }
+    }
+    deleteTree(scratch);
+  }
+
+  private static void decode(Path root) throws Exception {
     Path sample = root.resolve("integration/target/bench-wal");
     if (!Files.isDirectory(sample) || sampleFiles(sample).isEmpty()) {
       recordSample(sample);
@@ -62,14 +109,88 @@ public final class BenchMain {
     row("Zenith assembler + record decoder", oursDecode, mib, records, waldumpStats);
     row("pg_waldump --stats=record (decode, no output)", waldumpStats, mib, records, waldumpStats);
     row("pg_waldump (decode + print every record)", waldump, mib, records, waldumpStats);
+  }
 
+  /** Ingest, flush and GetPage stage benchmarks on the pageserver sample. */
+  private static void pageserver(Path root) throws Exception {
+    PageserverSample sample = PageserverSample.get(root);
+    double mib = sample.walBytes / 1048576.0;
+    System.out.printf(Locale.ROOT, "%npageserver sample: %.1f MiB of WAL after the import%n", mib);
+    RunResult ingest = jmh(IngestBenchmark.class, ".ingest$", root, 3, 5);
+    double ingestMs = ingest.getPrimaryResult().getScore();
+    RunResult flush = jmh(LayerFlushBenchmark.class, ".flush$", root, 2, 3);
+    double flushMs = flush.getPrimaryResult().getScore();
     System.out.println();
-    System.out.println("| WAL redo: records per request | µs per request | µs per record |");
-    System.out.println("|---:|---:|---:|");
-    for (RunResult r : runRedoJmh()) {
-      int n = Integer.parseInt(r.getParams().getParam("records"));
-      double us = r.getPrimaryResult().getScore();
-      System.out.printf(Locale.ROOT, "| %d | %.0f | %.1f |%n", n, us, us / n);
+    System.out.println("| stage | ms per sample | MiB/s |");
+    System.out.println("|---|---:|---:|");
+    System.out.printf(
+        Locale.ROOT,
+        "| ingest (decode + WalIngest into the in-memory layer) | %.0f | %.0f |%n",
+        ingestMs,
+        mib / (ingestMs / 1000));
+    System.out.printf(
+        Locale.ROOT,
+        "| flush of the frozen layer (layer file + RocksDB commit) | %.0f | %.0f (of WAL) |%n",
+        flushMs,
+        mib / (flushMs / 1000));
+    System.out.println();
+    System.out.println("| GetPage@LSN, deltas after the base image | µs per page |");
+    System.out.println("|---:|---:|");
+    for (RunResult r : jmhAll(GetPageBenchmark.class, ".getPage$", root)) {
+      System.out.printf(
+          Locale.ROOT,
+          "| %s | %.0f |%n",
+          r.getParams().getParam("deltas"),
+          r.getPrimaryResult().getScore());
+    }
+  }
+
+  private static RunResult jmh(Class<?> c, String method, Path root, int warmups, int iterations)
+      throws RunnerException {
+    Options opt =
+        new OptionsBuilder()
+            .include(c.getName() + method)
+            .param("root", root.toString())
+            .forks(1)
+            .warmupIterations(warmups)
+            .measurementIterations(iterations)
+            .jvmArgs("-Xmx6g", "--enable-native-access=ALL-UNNAMED")
+            .build();
+    return new Runner(opt).runSingle();
+  }
+
+  private static java.util.Collection<RunResult> jmhAll(Class<?> c, String method, Path root)
+      throws RunnerException {
+    Options opt =
+        new OptionsBuilder()
+            .include(c.getName() + method)
+            .param("root", root.toString())
+            .forks(1)
+            .warmupIterations(3)
+            .warmupTime(org.openjdk.jmh.runner.options.TimeValue.seconds(2))
+            .measurementIterations(5)
+            .measurementTime(org.openjdk.jmh.runner.options.TimeValue.seconds(2))
+            .jvmArgs("-Xmx4g", "--enable-native-access=ALL-UNNAMED")
+            .build();
+    return new Runner(opt).run();
+  }
+
+  /** Runs pgbench against a cluster (as PostgreSQL's user); returns its output. */
+  static String pgbench(PgCluster c, List<String> args) {
+    List<String> all = new ArrayList<>(args);
+    all.addAll(
+        List.of("-h", "127.0.0.1", "-p", Integer.toString(c.port()), "-U", "postgres", "postgres"));
+    return c.run("pgbench", all);
+  }
+
+  static void deleteTree(Path p) throws IOException {
+    if (!Files.exists(p)) {
+      return;
+    }
+    try (java.util.stream.Stream<Path> walk = Files.walk(p)) {
+      for (Path f : walk.sorted(java.util.Comparator.reverseOrder()).toList()) {
+        Files.delete(f);
+      }
     }
   }
 
@@ -196,16 +317,8 @@ public final class BenchMain {
       c.configure(
           Map.of("max_wal_size", "4GB", "checkpoint_timeout", "1h", "wal_keep_size", "4GB"));
       c.start();
-      String port = Integer.toString(c.port());
-      List<String> conn = List.of("-h", "127.0.0.1", "-p", port, "-U", "postgres");
-      List<String> init = new ArrayList<>(List.of("-i", "-s", "10", "-q"));
-      init.addAll(conn);
-      init.add("postgres");
-      c.run("pgbench", init);
-      List<String> run = new ArrayList<>(List.of("-T", "20", "-c", "4", "-j", "2", "-n"));
-      run.addAll(conn);
-      run.add("postgres");
-      c.run("pgbench", run);
+      pgbench(c, List.of("-i", "-s", "10", "-q"));
+      pgbench(c, List.of("-T", "20", "-c", "4", "-j", "2", "-n"));
       c.stop();
       List<Path> all = WalSegmentFiles.listSegments(c.walDir());
       Files.createDirectories(dir);

@@ -4,26 +4,16 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.zenith.gateway.pageserver.ApiModel;
 import io.zenith.gateway.pageserver.Pageserver;
-import io.zenith.gateway.pageserver.PageserverConfig;
-import io.zenith.ingest.DatadirImport;
-import io.zenith.layer.LayerStore;
-import io.zenith.layer.LayerStoreConfig;
-import io.zenith.pg.PgDistribution;
+import io.zenith.it.support.ZenithEnv;
 import io.zenith.pg.testing.PgCluster;
 import io.zenith.wal.Lsn;
-import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
-import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -39,204 +29,98 @@ import org.junit.jupiter.api.io.TempDir;
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class PageserverComputeTest {
   @TempDir static Path data;
-  private static final TenantId TENANT = TenantId.generate();
-  private static final TimelineId MAIN = TimelineId.generate();
+  private ZenithEnv env;
   private Pageserver ps;
 
   @BeforeAll
-  void importAndStart() throws IOException {
-    try (PgCluster initdb = PgCluster.initdb("--data-checksums");
-        LayerStore store = LayerStore.open(data, LayerStoreConfig.DEFAULT)) {
-      store.createTenant(TENANT);
-      DatadirImport.run(store, TENANT, MAIN, initdb.dataDir());
-    }
-    PageserverConfig cfg =
-        new PageserverConfig(
-            "127.0.0.1:0", "127.0.0.1:0", "test", "8MiB", "10m", "5s", "64MiB", 2, "10s", true);
-    ps = Pageserver.start(data, cfg.validate());
+  void start() throws IOException {
+    env = ZenithEnv.start(data);
+    ps = env.pageserver();
   }
 
   @AfterAll
   void stop() {
-    if (ps != null) {
-      ps.close();
+    if (env != null) {
+      env.close();
     }
-  }
-
-  /** A compute on {@code timeline} at {@code lsn} (latest if null): basebackup through psql. */
-  private PgCluster compute(TimelineId timeline, String lsn, boolean primary) {
-    Path tar = data.resolve("bb-" + System.nanoTime() + ".tar");
-    try {
-      String cmd = "basebackup " + TENANT + " " + timeline + (lsn == null ? "" : " " + lsn);
-      ProcessBuilder pb =
-          new ProcessBuilder(
-                  PgDistribution.detect().bin("psql").toString(),
-                  "-X",
-                  "-q",
-                  "-h",
-                  "127.0.0.1",
-                  "-p",
-                  Integer.toString(ps.pgPort()),
-                  "-U",
-                  "postgres",
-                  "-d",
-                  "postgres",
-                  "-c",
-                  cmd)
-              .redirectOutput(tar.toFile())
-              .redirectError(ProcessBuilder.Redirect.INHERIT);
-      Process p = pb.start();
-      assertThat(p.waitFor()).as("psql %s", cmd).isZero();
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
-    } catch (InterruptedException e) {
-      throw new AssertionError(e);
-    }
-    PgCluster c = PgCluster.fromDataDirectory(dir -> extract(tar, dir)).writeMinimalConfig();
-    if (primary) {
-      c.configure(
-          Map.of(
-              "synchronous_standby_names", "pageserver",
-              "synchronous_commit", "remote_write",
-              "wal_level", "replica",
-              "wal_log_hints", "on",
-              "max_wal_senders", "4",
-              "max_replication_slots", "4"));
-    } else {
-      c.configure(Map.of("hot_standby", "on"));
-      try {
-        Files.writeString(c.dataDir().resolve("standby.signal"), "");
-        c.distribution().giveToPgUser(c.dataDir().resolve("standby.signal"));
-      } catch (IOException e) {
-        throw new UncheckedIOException(e);
-      }
-    }
-    return c.start();
-  }
-
-  private static void extract(Path tar, Path dir) {
-    try (InputStream in = Files.newInputStream(tar);
-        TarArchiveInputStream t = new TarArchiveInputStream(in)) {
-      TarArchiveEntry e;
-      while ((e = t.getNextEntry()) != null) {
-        Path p = dir.resolve(e.getName());
-        if (e.isDirectory()) {
-          Files.createDirectories(p);
-        } else {
-          Files.createDirectories(p.getParent());
-          Files.copy(t, p);
-        }
-      }
-    } catch (IOException ex) {
-      throw new UncheckedIOException(ex);
-    }
-  }
-
-  private void streamFrom(TimelineId timeline, PgCluster compute) {
-    ps.startWalReceiver(
-        TENANT,
-        timeline,
-        new ApiModel.WalSource(
-            "127.0.0.1", compute.port(), "postgres", "pageserver", "pageserver"));
   }
 
   @Test
   void aComputeRebuiltFromThePageserverAloneHasEveryCommittedRow() {
-    Lsn committedAt;
-    try (PgCluster first = compute(MAIN, null, true)) {
-      streamFrom(MAIN, first);
+    TimelineId main = env.main();
+    try (PgCluster first = env.primary(main, Map.of())) {
       first.sql("CREATE TABLE t(id int PRIMARY KEY, v text)");
       first.sql("INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 20000) g");
-      committedAt = Lsn.parse(first.sql("SELECT pg_current_wal_insert_lsn()").trim());
+      Lsn committedAt = Lsn.parse(first.sql("SELECT pg_current_wal_insert_lsn()").trim());
       // The commit returned, so the pageserver, a remote_write standby, has ingested it.
-      assertThat(ps.store().timeline(TENANT, MAIN).lastRecordLsn())
+      assertThat(ps.store().timeline(env.tenant(), main).lastRecordLsn())
           .isGreaterThanOrEqualTo(committedAt.plus(-64));
-      first.stop(); // waits until the pageserver reports everything flushed
+      env.stop(first, main); // waits until the pageserver reports everything flushed
     }
-    ps.stopWalReceiver(TENANT, MAIN);
-    try (PgCluster second = compute(MAIN, null, true)) {
+    try (PgCluster second = env.primary(main, Map.of())) {
       assertThat(second.sql("SELECT count(*), sum(id) FROM t").trim()).isEqualTo("20000|200010000");
-      streamFrom(MAIN, second);
       second.sql("INSERT INTO t VALUES (20001, 'second compute')");
-      second.stop();
+      env.stop(second, main);
     }
-    ps.stopWalReceiver(TENANT, MAIN);
-    try (PgCluster third = compute(MAIN, null, true)) {
+    try (PgCluster third = env.primary(main, Map.of())) {
       assertThat(third.sql("SELECT v FROM t WHERE id = 20001").trim()).isEqualTo("second compute");
+      env.stop(third, main);
     }
   }
 
   @Test
   void branchesAndReadOnlyComputesSeeTheirOwnHistory() {
     TimelineId base = TimelineId.generate();
-    ps.branch(TENANT, new ApiModel.TimelineCreateRequest(base.toString(), MAIN.toString(), null));
+    ps.branch(
+        env.tenant(),
+        new ApiModel.TimelineCreateRequest(base.toString(), env.main().toString(), null));
     Lsn after100;
-    try (PgCluster c = compute(base, null, true)) {
-      streamFrom(base, c);
+    try (PgCluster c = env.primary(base, Map.of())) {
       c.sql("CREATE TABLE b(i int); INSERT INTO b SELECT generate_series(1, 100)");
       after100 = Lsn.parse(c.sql("SELECT pg_current_wal_insert_lsn()").trim());
       c.sql("INSERT INTO b SELECT generate_series(101, 100100)");
-      c.stop();
+      env.stop(c, base);
     }
-    ps.stopWalReceiver(TENANT, base);
-    ps.checkpoint(TENANT, base);
+    ps.checkpoint(env.tenant(), base);
 
     TimelineId b1 = TimelineId.generate();
     ps.branch(
-        TENANT,
+        env.tenant(),
         new ApiModel.TimelineCreateRequest(b1.toString(), base.toString(), after100.toString()));
-    try (PgCluster onBranch = compute(b1, null, true)) {
+    try (PgCluster onBranch = env.primary(b1, Map.of())) {
       assertThat(onBranch.sql("SELECT count(*) FROM b").trim()).isEqualTo("100");
-      streamFrom(b1, onBranch);
       onBranch.sql("INSERT INTO b VALUES (-1)");
-      onBranch.stop();
+      env.stop(onBranch, b1);
     }
-    ps.stopWalReceiver(TENANT, b1);
-    try (PgCluster onBase = compute(base, null, true)) {
+    try (PgCluster onBase = env.primary(base, Map.of())) {
       assertThat(onBase.sql("SELECT count(*), min(i) FROM b").trim()).isEqualTo("100100|1");
+      env.stop(onBase, base);
     }
-    try (PgCluster readOnly = compute(base, after100.toString(), false)) {
+    try (PgCluster readOnly = env.readOnly(base, after100.toString())) {
       assertThat(readOnly.sql("SELECT count(*) FROM b").trim()).isEqualTo("100");
       assertThat(readOnly.sql("SELECT pg_is_in_recovery()").trim()).isEqualTo("t");
     }
-    assertThat(ps.timeline(TENANT, b1, true).logicalSize()).isPositive();
-    assertThat(Optional.ofNullable(ps.timeline(TENANT, b1, false).ancestorTimelineId()))
+    assertThat(ps.timeline(env.tenant(), b1, true).logicalSize()).isPositive();
+    assertThat(Optional.ofNullable(ps.timeline(env.tenant(), b1, false).ancestorTimelineId()))
         .contains(base.toString());
   }
 
   @Test
-  void basebackupErrorsAreClearAndKeepTheServerServing() throws Exception {
-    {
-      for (String cmd :
-          List.of(
-              "basebackup " + TENANT + " " + TimelineId.generate(),
-              "basebackup " + TENANT + " nothex",
-              "basebackup " + TENANT + " " + MAIN + " 0/zz",
-              "basebackup " + TENANT + " " + MAIN + " FFFF/0",
-              "no such command")) {
-        ProcessBuilder pb =
-            new ProcessBuilder(
-                    PgDistribution.detect().bin("psql").toString(),
-                    "-X",
-                    "-q",
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    Integer.toString(ps.pgPort()),
-                    "-U",
-                    "postgres",
-                    "-c",
-                    cmd)
-                .redirectErrorStream(true);
-        long t0 = System.nanoTime();
-        Process p = pb.start();
-        String out = new String(p.getInputStream().readAllBytes());
-        assertThat(p.waitFor()).as(cmd).isNotZero();
-        assertThat(out).as(cmd).contains("ERROR:");
-        if (cmd.endsWith("FFFF/0")) {
-          assertThat(out).contains("timed out");
-          assertThat(Duration.ofNanos(System.nanoTime() - t0)).isLessThan(Duration.ofSeconds(30));
-        }
+  void basebackupErrorsAreClearAndKeepTheServerServing() {
+    for (String cmd :
+        List.of(
+            "basebackup " + env.tenant() + " " + TimelineId.generate(),
+            "basebackup " + env.tenant() + " nothex",
+            "basebackup " + env.tenant() + " " + env.main() + " 0/zz",
+            "basebackup " + env.tenant() + " " + env.main() + " FFFF/0",
+            "no such command")) {
+      long t0 = System.nanoTime();
+      ZenithEnv.ProcessResult r = ZenithEnv.psql(ps.pgPort(), cmd);
+      assertThat(r.exitCode()).as(cmd).isNotZero();
+      assertThat(r.output()).as(cmd).contains("ERROR:");
+      if (cmd.endsWith("FFFF/0")) {
+        assertThat(r.output()).contains("timed out");
+        assertThat(Duration.ofNanos(System.nanoTime() - t0)).isLessThan(Duration.ofSeconds(30));
       }
     }
     assertThat(ps.status().pgVersion()).isEqualTo(15);
