@@ -47,14 +47,38 @@ public final class WalSegmentFiles {
     }
   }
 
-  /** Segment files of a directory in name order (like {@code pg_waldump -p}); others ignored. */
+  /**
+   * Segment files of a directory in name order (like {@code pg_waldump -p}), including a segment
+   * still being written ({@code .partial}, as safekeepers and {@code pg_receivewal} leave them)
+   * when no complete file of that segment exists; other files ignored.
+   */
   public static List<Path> listSegments(Path dir) throws IOException {
     try (Stream<Path> s = Files.list(dir)) {
-      return s.filter(p -> WalSegmentName.looksLikeSegmentName(p.getFileName().toString()))
-          .filter(Files::isRegularFile)
-          .sorted()
+      List<Path> files = s.filter(Files::isRegularFile).toList();
+      java.util.Set<String> complete = new java.util.HashSet<>();
+      for (Path p : files) {
+        complete.add(p.getFileName().toString());
+      }
+      return files.stream()
+          .filter(
+              p -> {
+                String n = p.getFileName().toString();
+                if (n.endsWith(WalSegmentName.PARTIAL_SUFFIX)) {
+                  String base = baseName(n);
+                  return WalSegmentName.looksLikeSegmentName(base) && !complete.contains(base);
+                }
+                return WalSegmentName.looksLikeSegmentName(n);
+              })
+          .sorted(java.util.Comparator.comparing(p -> baseName(p.getFileName().toString())))
           .toList();
     }
+  }
+
+  /** A segment file's name without a {@code .partial} suffix. */
+  public static String baseName(String fileName) {
+    return fileName.endsWith(WalSegmentName.PARTIAL_SUFFIX)
+        ? fileName.substring(0, fileName.length() - WalSegmentName.PARTIAL_SUFFIX.length())
+        : fileName;
   }
 
   /**
@@ -86,7 +110,7 @@ public final class WalSegmentFiles {
     int segmentSize = readSegmentSize(firstFile);
     List<WalSegmentName> names = new ArrayList<>();
     for (Path f : files) {
-      String name = f.getFileName().toString();
+      String name = baseName(f.getFileName().toString());
       WalSegmentName parsed =
           WalSegmentName.parse(name, segmentSize)
               .orElseThrow(

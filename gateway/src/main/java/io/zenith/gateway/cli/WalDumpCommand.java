@@ -149,11 +149,18 @@ final class WalDumpCommand implements Callable<Integer> {
       List<Path> all =
           listed.stream()
               .filter(
-                  p -> WalSegmentName.parse(p.getFileName().toString(), segmentSize).isPresent())
+                  p ->
+                      WalSegmentName.parse(
+                              WalSegmentFiles.baseName(p.getFileName().toString()), segmentSize)
+                          .isPresent())
               .toList();
       List<WalSegmentName> names =
           all.stream()
-              .map(p -> WalSegmentName.parse(p.getFileName().toString(), segmentSize).orElseThrow())
+              .map(
+                  p ->
+                      WalSegmentName.parse(
+                              WalSegmentFiles.baseName(p.getFileName().toString()), segmentSize)
+                          .orElseThrow())
               .toList();
       int from = 0;
       if (start != null) {

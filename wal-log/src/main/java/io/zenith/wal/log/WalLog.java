@@ -1,0 +1,513 @@
+package io.zenith.wal.log;
+
+import io.zenith.wal.DurableFiles;
+import io.zenith.wal.Lsn;
+import io.zenith.wal.WalFormat;
+import io.zenith.wal.WalRecord;
+import io.zenith.wal.WalRecordAssembler;
+import io.zenith.wal.WalSegmentName;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Optional;
+import java.util.TreeMap;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.stream.Stream;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Sinks;
+
+/**
+ * The Kafka-like log of one timeline: WAL bytes addressed by LSN, in PostgreSQL-format segment
+ * files ({@code pg_wal} layout: {@code pg_waldump} reads the directory), appended at its end, made
+ * durable in groups, readable from any LSN as a tailing stream.
+ *
+ * <pre>
+ * &lt;dir&gt;/000000010000000000000003            a complete segment
+ * &lt;dir&gt;/000000010000000000000004.partial    the segment being written (preallocated, zero-filled)
+ * </pre>
+ *
+ * <p><b>Durability:</b> {@link #append} writes ("visible, durable after {@link #flush()}"); {@link
+ * #flush()} fsyncs the touched segments (and their directory when a segment was created, completed
+ * or renamed) and returns the new flush LSN. A segment is preallocated with zeros and fsynced
+ * before its first append, so a crash never leaves stale bytes after the end of the WAL.
+ *
+ * <p><b>Recovery ({@link #open}):</b> the end of the WAL is the end of the last complete record
+ * found by reading from {@code recoverFrom} (a record boundary known to be durable, e.g. the
+ * control file's flush LSN minus nothing, or the start of the oldest segment); a torn record at the
+ * tail is not WAL: its bytes are zeroed (so that the next append continues cleanly).
+ *
+ * <p>Thread-safety: one writer (append, flush, truncate) at a time, guarded by a lock; readers may
+ * read concurrently up to the flush LSN.
+ */
+public final class WalLog implements AutoCloseable {
+  public static final String PARTIAL = WalSegmentName.PARTIAL_SUFFIX;
+
+  private final Path dir;
+  private final int segmentSize;
+  private final long systemId;
+  private final int timeline = 1;
+  private final ReentrantLock lock = new ReentrantLock();
+
+  /** Open segment channels by segment number; guarded by lock. */
+  private final TreeMap<Long, FileChannel> open = new TreeMap<>();
+
+  /** Guarded by lock. Next byte to append (the write position). */
+  private Lsn writeLsn;
+
+  private volatile Lsn flushLsn;
+  private volatile Lsn prevRecord = Lsn.INVALID;
+  private boolean dirDirty;
+  private final Sinks.Many<Lsn> flushed = Sinks.many().replay().latest();
+
+  private WalLog(Path dir, int segmentSize, long systemId, Lsn end) {
+    this.dir = dir;
+    this.segmentSize = segmentSize;
+    this.systemId = systemId;
+    this.writeLsn = end;
+    this.flushLsn = end;
+    flushed.tryEmitNext(end);
+  }
+
+  /**
+   * Opens (or creates) the log in {@code dir}, finding the end of the WAL by reading records from
+   * {@code recoverFrom}, which must be a record boundary the caller knows to be durable (for a new
+   * log: where its WAL will start).
+   */
+  public static WalLog open(Path dir, int segmentSize, long systemId, Lsn recoverFrom)
+      throws IOException {
+    if (!WalFormat.isValidSegmentSize(segmentSize)) {
+      throw new IllegalArgumentException("invalid segment size " + segmentSize);
+    }
+    DurableFiles.createDirectories(dir);
+    try (Stream<Path> s = Files.list(dir)) {
+      for (Path p : s.toList()) {
+        if (p.getFileName().toString().endsWith(DurableFiles.TEMP_SUFFIX)) {
+          Files.delete(p);
+        }
+      }
+    }
+    WalLog log = new WalLog(dir, segmentSize, systemId, recoverFrom);
+    Lsn end = log.scanEnd(recoverFrom);
+    log.writeLsn = end;
+    log.flushLsn = end;
+    log.flushed.tryEmitNext(end);
+    log.zeroAfter(end);
+    log.completeSegmentsBefore(end);
+    return log;
+  }
+
+  public Path dir() {
+    return dir;
+  }
+
+  public int segmentSize() {
+    return segmentSize;
+  }
+
+  /** End of the durable WAL (a record boundary after recovery; any byte position after appends). */
+  public Lsn flushLsn() {
+    return flushLsn;
+  }
+
+  /** Position of the next byte to append. */
+  public Lsn writeLsn() {
+    lock.lock();
+    try {
+      return writeLsn;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** Start of the last complete record found by recovery, if known. */
+  public Lsn prevRecordAtOpen() {
+    return prevRecord;
+  }
+
+  /** Updates of the flush LSN, starting with the current one. */
+  public Flux<Lsn> flushUpdates() {
+    return flushed.asFlux();
+  }
+
+  // ---------------------------------------------------------------- writing
+
+  /**
+   * Appends WAL bytes that start exactly at the write position. Visible to readers after {@link
+   * #flush()}; durable after {@link #flush()}.
+   *
+   * @throws IllegalArgumentException if {@code at} is not the write position
+   */
+  public void append(Lsn at, ByteBuffer data) throws IOException {
+    lock.lock();
+    try {
+      if (!at.equals(writeLsn)) {
+        throw new IllegalArgumentException("append at " + at + ", but the log ends at " + writeLsn);
+      }
+      ByteBuffer b = data.duplicate();
+      long pos = at.value();
+      while (b.hasRemaining()) {
+        long seg = pos / segmentSize;
+        int off = (int) (pos % segmentSize);
+        int n = Math.min(b.remaining(), segmentSize - off);
+        FileChannel ch = channel(seg);
+        ByteBuffer part = b.slice(b.position(), n);
+        long p = off;
+        while (part.hasRemaining()) {
+          p += ch.write(part, p);
+        }
+        b.position(b.position() + n);
+        pos += n;
+      }
+      writeLsn = Lsn.of(pos);
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /**
+   * Makes everything appended durable: fsyncs touched segments, completes segments the write
+   * position has left (renaming {@code .partial}), fsyncs the directory if entries changed.
+   *
+   * @return the new flush LSN
+   */
+  public Lsn flush() throws IOException {
+    lock.lock();
+    try {
+      long current = writeLsn.value() / segmentSize;
+      for (var e : open.entrySet()) {
+        e.getValue().force(false);
+      }
+      // Segments entirely before the write position are complete: drop their .partial suffix.
+      for (Iterator<java.util.Map.Entry<Long, FileChannel>> it = open.entrySet().iterator();
+          it.hasNext(); ) {
+        var e = it.next();
+        if (e.getKey() < current) {
+          e.getValue().close();
+          Path partial = segmentPath(e.getKey(), true);
+          if (Files.exists(partial)) {
+            Files.move(partial, segmentPath(e.getKey(), false), StandardCopyOption.ATOMIC_MOVE);
+            dirDirty = true;
+          }
+          it.remove();
+        }
+      }
+      if (dirDirty) {
+        DurableFiles.fsyncDirectory(dir);
+        dirDirty = false;
+      }
+      flushLsn = writeLsn;
+      flushed.tryEmitNext(flushLsn);
+      return flushLsn;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /**
+   * Discards WAL at and after {@code lsn} (a record boundary): zeroes the rest of its segment and
+   * deletes later segments. Durable on return.
+   */
+  public void truncate(Lsn lsn) throws IOException {
+    lock.lock();
+    try {
+      long seg = lsn.value() / segmentSize;
+      for (Long s : segmentsOnDisk()) {
+        if (s > seg) {
+          FileChannel ch = open.remove(s);
+          if (ch != null) {
+            ch.close();
+          }
+          Files.deleteIfExists(segmentPath(s, false));
+          Files.deleteIfExists(segmentPath(s, true));
+        }
+      }
+      writeLsn = lsn;
+      zeroAfterLocked(lsn);
+      flushLsn = lsn;
+      flushed.tryEmitNext(lsn);
+      DurableFiles.fsyncDirectory(dir);
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /**
+   * Deletes whole segments that end at or before {@code horizon} (retention). Durable on return.
+   *
+   * @return how many segments were removed
+   */
+  public int removeSegmentsBefore(Lsn horizon) throws IOException {
+    lock.lock();
+    try {
+      int removed = 0;
+      long keepFrom = horizon.value() / segmentSize;
+      for (Long s : segmentsOnDisk()) {
+        if (s < keepFrom && !open.containsKey(s)) {
+          Files.deleteIfExists(segmentPath(s, false));
+          Files.deleteIfExists(segmentPath(s, true));
+          removed++;
+        }
+      }
+      if (removed > 0) {
+        DurableFiles.fsyncDirectory(dir);
+      }
+      return removed;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** The oldest LSN still held (start of the oldest segment), if any. */
+  public Optional<Lsn> oldestLsn() {
+    List<Long> segs = segmentsOnDisk();
+    return segs.isEmpty() ? Optional.empty() : Optional.of(Lsn.of(segs.getFirst() * segmentSize));
+  }
+
+  // ---------------------------------------------------------------- reading
+
+  /**
+   * The log's bytes from {@code from} up to {@code upTo} (exclusive, e.g. a commit LSN), as chunks
+   * of at most {@code chunkSize}. Reads only flushed WAL. Blocking file reads: subscribe on a
+   * scheduler that may block.
+   */
+  public Flux<ByteBuffer> read(Lsn from, Lsn upTo, int chunkSize) {
+    return Flux.generate(
+        () -> from.value(),
+        (Long pos, reactor.core.publisher.SynchronousSink<ByteBuffer> sink) -> {
+          long end = Lsn.min(upTo, flushLsn).value();
+          if (pos >= end) {
+            sink.complete();
+            return pos;
+          }
+          long seg = pos / segmentSize;
+          int off = (int) (pos % segmentSize);
+          int n = (int) Math.min(Math.min(chunkSize, end - pos), segmentSize - off);
+          ByteBuffer buf = ByteBuffer.allocate(n);
+          Path p = existingSegment(seg);
+          if (p == null) {
+            sink.error(
+                new IOException(
+                    "WAL segment "
+                        + new WalSegmentName(timeline, seg).fileName(segmentSize)
+                        + " for "
+                        + Lsn.of(pos)
+                        + " is not in "
+                        + dir));
+            return pos;
+          }
+          try (FileChannel ch = FileChannel.open(p, StandardOpenOption.READ)) {
+            while (buf.hasRemaining()) {
+              if (ch.read(buf, off + buf.position()) < 0) {
+                break;
+              }
+            }
+          } catch (IOException e) {
+            sink.error(e);
+            return pos;
+          }
+          buf.flip();
+          int len = buf.remaining(); // before the subscriber consumes it
+          sink.next(buf);
+          return pos + len;
+        });
+  }
+
+  /**
+   * Tailing read: the log's bytes from {@code from} on, as far as each LSN {@code limits} emits
+   * (e.g. the minimum of the flush LSN and the commit LSN; only the latest is kept while the reader
+   * is busy), never beyond what is flushed. Completes when {@code limits} does. Blocking file
+   * reads: subscribe on a scheduler that may block.
+   */
+  public Flux<ByteBuffer> tail(Lsn from, Flux<Lsn> limits, int chunkSize) {
+    return Flux.defer(
+        () -> {
+          long[] pos = {from.value()};
+          return limits
+              .onBackpressureLatest()
+              .concatMap(
+                  limit -> {
+                    Lsn upTo = Lsn.min(limit, flushLsn);
+                    if (upTo.value() <= pos[0]) {
+                      return Flux.empty();
+                    }
+                    return read(Lsn.of(pos[0]), upTo, chunkSize)
+                        .doOnNext(b -> pos[0] += b.remaining());
+                  },
+                  0);
+        });
+  }
+
+  // ------------------------------------------------------------- internals
+
+  private Path segmentPath(long seg, boolean partial) {
+    return dir.resolve(
+        new WalSegmentName(timeline, seg).fileName(segmentSize) + (partial ? PARTIAL : ""));
+  }
+
+  private Path existingSegment(long seg) {
+    Path full = segmentPath(seg, false);
+    if (Files.exists(full)) {
+      return full;
+    }
+    Path partial = segmentPath(seg, true);
+    return Files.exists(partial) ? partial : null;
+  }
+
+  private List<Long> segmentsOnDisk() {
+    try (Stream<Path> s = Files.list(dir)) {
+      return s.map(p -> p.getFileName().toString())
+          .map(n -> n.endsWith(PARTIAL) ? n.substring(0, n.length() - PARTIAL.length()) : n)
+          .map(n -> WalSegmentName.parse(n, segmentSize))
+          .flatMap(Optional::stream)
+          .map(WalSegmentName::segmentNumber)
+          .distinct()
+          .sorted()
+          .toList();
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+  }
+
+  /** The channel of a segment being written; created (preallocated, zero-filled, fsynced). */
+  private FileChannel channel(long seg) throws IOException {
+    FileChannel ch = open.get(seg);
+    if (ch != null) {
+      return ch;
+    }
+    Path partial = segmentPath(seg, true);
+    Path full = segmentPath(seg, false);
+    if (Files.exists(full) && !Files.exists(partial)) {
+      // Rewriting a completed segment (after a truncation into it): make it partial again.
+      Files.move(full, partial, StandardCopyOption.ATOMIC_MOVE);
+      dirDirty = true;
+    }
+    if (!Files.exists(partial)) {
+      Path tmp = dir.resolve(partial.getFileName() + DurableFiles.TEMP_SUFFIX);
+      try (FileChannel t =
+          FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+        ByteBuffer zeros = ByteBuffer.allocate(1 << 20);
+        for (long written = 0; written < segmentSize; ) {
+          zeros.clear();
+          zeros.limit((int) Math.min(zeros.capacity(), segmentSize - written));
+          written += t.write(zeros, written);
+        }
+        t.force(true);
+      }
+      Files.move(tmp, partial, StandardCopyOption.ATOMIC_MOVE);
+      dirDirty = true;
+    }
+    ch = FileChannel.open(partial, StandardOpenOption.READ, StandardOpenOption.WRITE);
+    open.put(seg, ch);
+    return ch;
+  }
+
+  /** Segments the WAL continues past are complete: a crash may have left them {@code .partial}. */
+  private void completeSegmentsBefore(Lsn end) throws IOException {
+    long current = end.value() / segmentSize;
+    boolean renamed = false;
+    for (Long s : segmentsOnDisk()) {
+      Path partial = segmentPath(s, true);
+      if (s < current && Files.exists(partial)) {
+        Files.move(
+            partial,
+            segmentPath(s, false),
+            StandardCopyOption.ATOMIC_MOVE,
+            StandardCopyOption.REPLACE_EXISTING);
+        renamed = true;
+      }
+    }
+    if (renamed) {
+      DurableFiles.fsyncDirectory(dir);
+    }
+  }
+
+  private void zeroAfter(Lsn end) throws IOException {
+    lock.lock();
+    try {
+      zeroAfterLocked(end);
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** Zeroes the bytes of {@code end}'s segment after it (a torn tail or truncated WAL). */
+  private void zeroAfterLocked(Lsn end) throws IOException {
+    long seg = end.value() / segmentSize;
+    int off = (int) (end.value() % segmentSize);
+    if (off == 0 || existingSegment(seg) == null) {
+      return;
+    }
+    FileChannel ch = channel(seg);
+    ByteBuffer zeros = ByteBuffer.allocate(1 << 20);
+    for (long p = off; p < segmentSize; ) {
+      zeros.clear();
+      zeros.limit((int) Math.min(zeros.capacity(), segmentSize - p));
+      p += ch.write(zeros, p);
+    }
+    ch.force(false);
+  }
+
+  /** Reads records from {@code from}; the end of the last complete one is the end of the WAL. */
+  private Lsn scanEnd(Lsn from) throws IOException {
+    long seg = from.value() / segmentSize;
+    if (existingSegment(seg) == null) {
+      return from;
+    }
+    WalRecordAssembler a =
+        new WalRecordAssembler(from, new WalRecordAssembler.Options(segmentSize, systemId, true));
+    Lsn end = from;
+    Lsn prev = Lsn.INVALID;
+    long pos = from.value();
+    try {
+      outer:
+      while (true) {
+        Path p = existingSegment(pos / segmentSize);
+        if (p == null) {
+          break;
+        }
+        byte[] rest;
+        try (FileChannel ch = FileChannel.open(p, StandardOpenOption.READ)) {
+          int off = (int) (pos % segmentSize);
+          ByteBuffer b = ByteBuffer.allocate(segmentSize - off);
+          while (b.hasRemaining() && ch.read(b, off + b.position()) >= 0) {
+            // read the rest of the segment
+          }
+          rest = java.util.Arrays.copyOf(b.array(), b.position());
+        }
+        for (Iterator<WalRecord> it = a.feed(ByteBuffer.wrap(rest)); it.hasNext(); ) {
+          WalRecord r = it.next();
+          end = r.end();
+          prev = r.lsn();
+        }
+        if (a.ended() || rest.length < segmentSize - (int) (pos % segmentSize)) {
+          break outer;
+        }
+        pos += rest.length;
+      }
+    } catch (io.zenith.wal.WalFormatException e) {
+      // A torn or garbled tail: the WAL ends at the last complete record before it.
+    }
+    prevRecord = prev;
+    return end;
+  }
+
+  @Override
+  public void close() throws IOException {
+    lock.lock();
+    try {
+      for (FileChannel ch : open.values()) {
+        ch.close();
+      }
+      open.clear();
+      flushed.tryEmitComplete();
+    } finally {
+      lock.unlock();
+    }
+  }
+}

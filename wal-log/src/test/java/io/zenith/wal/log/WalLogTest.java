@@ -1,0 +1,198 @@
+package io.zenith.wal.log;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.zenith.wal.Lsn;
+import io.zenith.wal.WalRecord;
+import io.zenith.wal.WalRecordAssembler;
+import io.zenith.wal.WalStream;
+import io.zenith.wal.testing.SyntheticWal;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Sinks;
+import reactor.test.StepVerifier;
+
+class WalLogTest {
+  @TempDir Path dir;
+
+  private static SyntheticWal threeSegments() {
+    SyntheticWal wal = SyntheticWal.small();
+    Random r = new Random(3);
+    while (wal.position().segmentNumber(wal.segmentSize()) < 3) {
+      wal.append(10, 0, 1, r.nextInt(20_000));
+    }
+    wal.append(10, 0, 1, 100);
+    return wal;
+  }
+
+  private WalLog open(SyntheticWal wal) throws IOException {
+    return WalLog.open(dir, wal.segmentSize(), wal.systemId(), wal.startLsn());
+  }
+
+  /** Appends {@code bytes} (WAL from {@code at}) in random chunk sizes. */
+  private static void appendAll(WalLog log, Lsn at, byte[] bytes, long seed) throws IOException {
+    Random r = new Random(seed);
+    for (int off = 0; off < bytes.length; ) {
+      int n = Math.min(bytes.length - off, 1 + r.nextInt(300_000));
+      log.append(at.plus(off), ByteBuffer.wrap(bytes, off, n));
+      off += n;
+      if (r.nextInt(4) == 0) {
+        log.flush();
+      }
+    }
+  }
+
+  private static byte[] readAll(WalLog log, Lsn from, Lsn to) {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    log.read(from, to, 64 * 1024)
+        .toIterable()
+        .forEach(b -> out.write(b.array(), b.arrayOffset() + b.position(), b.remaining()));
+    return out.toByteArray();
+  }
+
+  /** A short, comparable summary of bytes (failures must not print megabytes). */
+  private static String digest(byte[] b) {
+    try {
+      return b.length
+          + " bytes, sha256 "
+          + java.util.HexFormat.of()
+              .formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(b));
+    } catch (java.security.NoSuchAlgorithmException e) {
+      throw new AssertionError(e);
+    }
+  }
+
+  private List<String> files() throws IOException {
+    try (Stream<Path> s = Files.list(dir)) {
+      return s.map(p -> p.getFileName().toString()).sorted().toList();
+    }
+  }
+
+  @Test
+  void appendedWalReadsBackByteForByteAcrossSegments() throws IOException {
+    SyntheticWal wal = threeSegments();
+    byte[] bytes = wal.bytes();
+    try (WalLog log = open(wal)) {
+      appendAll(log, wal.startLsn(), bytes, 1);
+      assertThat(log.flush()).isEqualTo(wal.position());
+      assertThat(digest(readAll(log, wal.startLsn(), log.flushLsn()))).isEqualTo(digest(bytes));
+      assertThat(files())
+          .containsExactly(
+              "000000010000000000000001",
+              "000000010000000000000002",
+              "000000010000000000000003.partial");
+      List<WalRecord> records =
+          WalStream.records(
+                  log.read(wal.startLsn(), log.flushLsn(), 8192),
+                  wal.startLsn(),
+                  WalRecordAssembler.Options.DEFAULT.withSegmentSize(wal.segmentSize()))
+              .collectList()
+              .block();
+      assertThat(records).hasSameSizeAs(wal.records());
+      assertThatThrownBy(() -> log.append(wal.startLsn(), ByteBuffer.allocate(8)))
+          .hasMessageContaining("the log ends at");
+    }
+  }
+
+  @Test
+  void reopeningFindsTheEndOfTheWalAndATornTailIsNotWal() throws IOException {
+    SyntheticWal wal = threeSegments();
+    byte[] bytes = wal.bytes();
+    SyntheticWal.Written last = wal.records().getLast();
+    SyntheticWal.Written beforeLast = wal.records().get(wal.records().size() - 2);
+    int cut = (int) last.lsn().minus(wal.startLsn()) + 50; // in the middle of the last record
+    try (WalLog log = open(wal)) {
+      appendAll(log, wal.startLsn(), Arrays.copyOf(bytes, cut), 2);
+      log.flush();
+    }
+    try (WalLog log = open(wal)) {
+      assertThat(log.flushLsn()).isEqualTo(beforeLast.end());
+      assertThat(log.prevRecordAtOpen()).isEqualTo(beforeLast.lsn());
+      // The torn bytes are gone; the rest of the WAL appends cleanly after the last record.
+      int from = (int) beforeLast.end().minus(wal.startLsn());
+      log.append(beforeLast.end(), ByteBuffer.wrap(bytes, from, bytes.length - from));
+      log.flush();
+      assertThat(digest(readAll(log, wal.startLsn(), log.flushLsn()))).isEqualTo(digest(bytes));
+    }
+    try (WalLog log = open(wal)) {
+      assertThat(log.flushLsn()).isEqualTo(wal.position());
+    }
+  }
+
+  @Test
+  void truncationDiscardsLaterWalDurably() throws IOException {
+    SyntheticWal wal = threeSegments();
+    byte[] bytes = wal.bytes();
+    SyntheticWal.Written cut = wal.records().get(3); // in the first segment
+    try (WalLog log = open(wal)) {
+      appendAll(log, wal.startLsn(), bytes, 3);
+      log.flush();
+      log.truncate(cut.lsn());
+      assertThat(log.flushLsn()).isEqualTo(cut.lsn());
+      assertThat(files()).containsExactly("000000010000000000000001.partial");
+      assertThat(readAll(log, wal.startLsn(), Lsn.MAX))
+          .isEqualTo(Arrays.copyOf(bytes, (int) cut.lsn().minus(wal.startLsn())));
+    }
+    try (WalLog log = open(wal)) {
+      assertThat(log.flushLsn()).isEqualTo(cut.lsn());
+    }
+  }
+
+  @Test
+  void retentionRemovesWholeSegmentsBelowTheHorizon() throws IOException {
+    SyntheticWal wal = threeSegments();
+    try (WalLog log = open(wal)) {
+      appendAll(log, wal.startLsn(), wal.bytes(), 4);
+      log.flush();
+      Lsn horizon = wal.startLsn().plus(2L * wal.segmentSize() + 100);
+      assertThat(log.removeSegmentsBefore(horizon)).isEqualTo(2);
+      assertThat(log.oldestLsn()).contains(wal.startLsn().plus(2L * wal.segmentSize()));
+      assertThat(files()).containsExactly("000000010000000000000003.partial");
+    }
+  }
+
+  @Test
+  void tailFollowsFlushesUpToTheLimit() throws IOException {
+    SyntheticWal wal = threeSegments();
+    byte[] bytes = wal.bytes();
+    try (WalLog log = open(wal)) {
+      Sinks.Many<Lsn> commits = Sinks.many().replay().latest();
+      Lsn start = wal.startLsn();
+      Flux<Lsn> limits = Flux.combineLatest(log.flushUpdates(), commits.asFlux(), Lsn::min);
+      ByteArrayOutputStream got = new ByteArrayOutputStream();
+      StepVerifier.create(
+              log.tail(start, limits, 100_000)
+                  .doOnNext(
+                      b -> got.write(b.array(), b.arrayOffset() + b.position(), b.remaining())))
+          .then(
+              () -> {
+                try {
+                  log.append(start, ByteBuffer.wrap(bytes, 0, 500_000));
+                  log.flush();
+                } catch (IOException e) {
+                  throw new AssertionError(e);
+                }
+                commits.tryEmitNext(start.plus(300_000));
+              })
+          .thenConsumeWhile(b -> got.size() < 300_000)
+          .then(() -> assertThat(got.size()).isEqualTo(300_000))
+          .then(() -> commits.tryEmitNext(start.plus(500_000)))
+          .thenConsumeWhile(b -> got.size() < 500_000)
+          .thenCancel()
+          .verify(Duration.ofSeconds(10));
+      assertThat(digest(got.toByteArray())).isEqualTo(digest(Arrays.copyOf(bytes, 500_000)));
+    }
+  }
+}
