@@ -265,12 +265,23 @@ final class LayerIndex implements AutoCloseable {
     batch.put(layers, layerKey(t, tl, info.layerId()), encodeLayer(info));
   }
 
-  /** Rebuild step: registers an existing layer file without touching timeline state. */
+  /**
+   * Rebuild step: registers an existing layer file without touching timeline state, and moves the
+   * layer id counter past its id (the counter was lost with the index: a new layer must never reuse
+   * the id, hence the file name and the index references, of one on disk).
+   */
   void registerLayer(TenantId t, TimelineId tl, LayerInfo info, List<LayerFile.IndexEntry> entries)
       throws RocksDBException {
-    try (WriteBatch batch = new WriteBatch()) {
-      addLayer(batch, t, tl, info, entries);
-      db.write(sync, batch);
+    synchronized (idLock) {
+      try (WriteBatch batch = new WriteBatch()) {
+        addLayer(batch, t, tl, info, entries);
+        byte[] v = db.get(NEXT_LAYER_ID);
+        long next = v == null ? 1 : ByteBuffer.wrap(v).getLong();
+        if (info.layerId() >= next) {
+          batch.put(NEXT_LAYER_ID, ByteBuffer.allocate(8).putLong(info.layerId() + 1).array());
+        }
+        db.write(sync, batch);
+      }
     }
   }
 

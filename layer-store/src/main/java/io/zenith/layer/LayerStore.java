@@ -38,8 +38,9 @@ import org.slf4j.LoggerFactory;
  * (3) delete the ephemeral file. Recovery on {@link #open}: (1) a {@code *.tmp} is deleted; (2) a
  * layer file without a registry entry was never committed: it is deleted, and its WAL is ingested
  * again from the disk-consistent LSN; (3) ephemeral files are deleted. If RocksDB is missing or
- * cannot be opened, it is rebuilt from every layer file's own index, and each timeline's
- * disk-consistent LSN becomes the end of its newest layer.
+ * cannot be opened, it is rebuilt from every layer file's own index, the layer id counter moves
+ * past the ids of the files, and each timeline's disk-consistent LSN becomes the end of its newest
+ * layer (WAL after it that stored no versions is ingested again).
  *
  * <p>Thread-safe.
  */

@@ -187,6 +187,42 @@ class LayerStoreTest {
   }
 
   @Test
+  void layersFlushedAfterARebuildGetIdsOfTheirOwn() throws IOException {
+    Random r = new Random(12);
+    Workload w;
+    try (LayerStore s = LayerStore.open(data, SMALL)) {
+      Timeline t = root(s);
+      w = new Workload(t, START);
+      w.ingest(1500, 30, r);
+      t.checkpoint();
+    }
+    deleteTree(data.resolve("index"));
+    Lsn end;
+    try (LayerStore s = LayerStore.open(data, SMALL)) {
+      assertThat(s.rebuiltIndex()).isTrue();
+      Timeline t = s.timelines(TENANT).getFirst();
+      // The id counter lived in the lost index: new layers must not reuse the files' ids.
+      Workload before = w;
+      w = new Workload(t, t.lastRecordLsn());
+      w.model.putAll(before.model);
+      end = w.ingest(1500, 30, r);
+      t.checkpoint();
+      assertMatchesModel(t, w, end, new Random(13));
+    }
+    try (LayerStore s = LayerStore.open(data, SMALL);
+        Stream<Path> files = Files.list(s.timelines(TENANT).getFirst().dir())) {
+      List<String> ids =
+          files
+              .map(p -> p.getFileName().toString())
+              .filter(n -> n.endsWith(".layer"))
+              .map(n -> n.substring(0, n.indexOf("__")))
+              .toList();
+      assertThat(ids).doesNotHaveDuplicates();
+      assertMatchesModel(s.timelines(TENANT).getFirst(), w, end, new Random(14));
+    }
+  }
+
+  @Test
   void anUncommittedLayerFileIsDeletedOnRestart() throws IOException {
     Path stray;
     try (LayerStore s = LayerStore.open(data, SMALL)) {

@@ -41,7 +41,9 @@ public record Lsn(long value) implements Comparable<Lsn>, java.io.Serializable {
 
   private static long parseHex(String text, int from, int to) {
     for (int i = from; i < to; i++) {
-      if (Character.digit(text.charAt(i), 16) < 0) {
+      char c = text.charAt(i);
+      // ASCII only: Character.digit and Long.parseLong also take other scripts' digits.
+      if (!(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F')) {
         throw new NumberFormatException(text);
       }
     }

@@ -10,17 +10,23 @@ final class ZenithId {
   private static final SecureRandom RANDOM = new SecureRandom();
   private static final HexFormat HEX = HexFormat.of();
 
+  /** Parses the canonical form only: IDs are compared and stored as they print. */
   static byte[] parse(String what, String text) {
-    if (text == null || text.length() != 32) {
+    if (text == null || text.length() != 32 || !isLowerHex(text)) {
       throw new IllegalArgumentException(
-          "invalid " + what + " \"" + text + "\": expected 32 hex characters");
+          "invalid " + what + " \"" + text + "\": expected 32 lower-case hex characters");
     }
-    try {
-      return HEX.parseHex(text.toLowerCase(java.util.Locale.ROOT));
-    } catch (IllegalArgumentException e) {
-      throw new IllegalArgumentException(
-          "invalid " + what + " \"" + text + "\": expected 32 hex characters", e);
+    return HEX.parseHex(text);
+  }
+
+  private static boolean isLowerHex(String s) {
+    for (int i = 0; i < s.length(); i++) {
+      char c = s.charAt(i);
+      if (!(c >= '0' && c <= '9' || c >= 'a' && c <= 'f')) {
+        return false;
+      }
     }
+    return true;
   }
 
   static byte[] random() {

@@ -39,7 +39,9 @@ class LsnTest {
         "0/1 ",
         " 0/1",
         "+1/0",
-        "-1/0"
+        "-1/0",
+        "\u0661/\u0662", // Arabic-Indic digits: Character.digit takes them, PostgreSQL does not
+        "0/\uFF11" // a full-width 1
       })
   void rejectsWhatPostgresRejects(String text) {
     assertThatThrownBy(() -> Lsn.parse(text))

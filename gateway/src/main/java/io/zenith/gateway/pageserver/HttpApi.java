@@ -1,17 +1,23 @@
 package io.zenith.gateway.pageserver;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonMappingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.exc.MismatchedInputException;
 import com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.zenith.layer.LayerStoreException;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
 import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
-import java.nio.charset.StandardCharsets;
 import java.util.List;
+import java.util.Locale;
 import java.util.Optional;
 import java.util.concurrent.Callable;
+import java.util.regex.Pattern;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.publisher.Mono;
@@ -179,12 +185,30 @@ public final class HttpApi {
     }
   }
 
-  private static ApiModel.WalSource checkSource(ApiModel.WalSource s) {
+  /** Replication slot names PostgreSQL accepts. */
+  private static final Pattern SLOT_NAME = Pattern.compile("[a-z0-9_]{1,63}");
+
+  /** Refuses a WAL source the receiver could never use: it would retry it forever. */
+  static ApiModel.WalSource checkSource(ApiModel.WalSource s) {
     if (s.host() == null || s.host().isBlank()) {
       throw ApiException.badRequest("wal_source needs a host");
     }
     if (s.port() == null || s.port() < 1 || s.port() > 65535) {
-      throw ApiException.badRequest("wal_source needs a port between 1 and 65535");
+      throw ApiException.badRequest(
+          "wal_source needs a port between 1 and 65535"
+              + (s.port() == null ? "" : ", got " + s.port()));
+    }
+    if (s.user() != null && s.user().isEmpty()) {
+      throw ApiException.badRequest("wal_source user must not be empty");
+    }
+    if (s.applicationName() != null && s.applicationName().isEmpty()) {
+      throw ApiException.badRequest("wal_source application_name must not be empty");
+    }
+    if (s.slot() != null && !SLOT_NAME.matcher(s.slot()).matches()) {
+      throw ApiException.badRequest(
+          "invalid slot name \""
+              + s.slot()
+              + "\": lower-case letters, digits and underscores, at most 63");
     }
     return s;
   }
@@ -220,10 +244,6 @@ public final class HttpApi {
         switch (e) {
           case ApiException a -> a;
           case LayerStoreException l -> ApiException.of(l);
-          case UnrecognizedPropertyException u ->
-              ApiException.badRequest("unknown field '" + u.getPropertyName() + "'");
-          case JsonProcessingException j ->
-              ApiException.badRequest("invalid JSON: " + j.getOriginalMessage());
           case IllegalArgumentException i -> ApiException.badRequest(i.getMessage());
           default -> {
             log.error("request failed", e);
@@ -236,7 +256,11 @@ public final class HttpApi {
     return send(res, api.status(), new ApiModel.ErrorBody(api.getMessage()));
   }
 
-  /** Reads a JSON body of at most {@link #MAX_BODY} bytes. */
+  /**
+   * Reads a JSON object of at most {@link #MAX_BODY} bytes into {@code type} with {@link
+   * ApiModel#REQUESTS}; every way it can be wrong is an {@link ApiException} with a one-line
+   * message (413 when too large, 400 otherwise).
+   */
   private static <T> Mono<T> body(HttpServerRequest req, Class<T> type) {
     return req.receive()
         .asByteArray()
@@ -248,25 +272,70 @@ public final class HttpApi {
               }
               out.writeBytes(chunk);
             })
-        .map(
-            out -> {
-              byte[] b = out.toByteArray();
-              if (b.length == 0) {
-                throw ApiException.badRequest("a JSON body is required");
+        .map(out -> parse(out.toByteArray(), type));
+  }
+
+  static <T> T parse(byte[] b, Class<T> type) {
+    if (b.length == 0) {
+      throw ApiException.badRequest("a JSON body is required");
+    }
+    JsonNode tree;
+    try {
+      tree = ApiModel.REQUESTS.readTree(b);
+    } catch (MismatchedInputException e) {
+      // The only mismatch reading a tree: FAIL_ON_TRAILING_TOKENS.
+      throw ApiException.badRequest("invalid JSON: more content after the JSON object");
+    } catch (JsonProcessingException e) {
+      throw ApiException.badRequest("invalid JSON: " + e.getOriginalMessage());
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+    if (tree == null || tree.isMissingNode()) {
+      throw ApiException.badRequest("a JSON body is required");
+    }
+    if (!tree.isObject()) {
+      throw ApiException.badRequest(
+          "the body must be a JSON object, not "
+              + tree.getNodeType().name().toLowerCase(Locale.ROOT));
+    }
+    T value;
+    try {
+      value = ApiModel.REQUESTS.treeToValue(tree, type);
+    } catch (UnrecognizedPropertyException e) {
+      throw ApiException.badRequest("unknown field '" + e.getPropertyName() + "'");
+    } catch (MismatchedInputException e) {
+      Class<?> t = e.getTargetType();
+      String expected =
+          t == String.class
+              ? "a string"
+              : t == Integer.class || t == int.class || t == Long.class || t == long.class
+                  ? "an integer"
+                  : t == Boolean.class || t == boolean.class ? "a boolean" : "of another type";
+      throw ApiException.badRequest("field '" + field(e) + "' must be " + expected);
+    } catch (JsonProcessingException e) {
+      throw ApiException.badRequest("invalid JSON: " + e.getOriginalMessage());
+    }
+    tree.properties()
+        .forEach(
+            f -> {
+              if (f.getValue().isNull()) {
+                throw ApiException.badRequest(
+                    "field '" + f.getKey() + "' must not be null (leave an optional field out)");
               }
-              try {
-                T v = ApiModel.JSON.readValue(b, type);
-                if (v == null) {
-                  throw ApiException.badRequest("a JSON object is required");
-                }
-                return v;
-              } catch (JsonProcessingException e) {
-                throw new RuntimeException(e);
-              } catch (java.io.IOException e) {
-                throw new RuntimeException(new String(b, StandardCharsets.UTF_8), e);
-              }
-            })
-        .onErrorMap(
-            RuntimeException.class, e -> e.getCause() instanceof JsonProcessingException j ? j : e);
+            });
+    return value;
+  }
+
+  /** The JSON path of a mapping problem ({@code port}, {@code a.b}, {@code a[0]}). */
+  private static String field(MismatchedInputException e) {
+    StringBuilder sb = new StringBuilder();
+    for (JsonMappingException.Reference r : e.getPath()) {
+      if (r.getFieldName() != null) {
+        sb.append(sb.isEmpty() ? "" : ".").append(r.getFieldName());
+      } else if (r.getIndex() >= 0) {
+        sb.append('[').append(r.getIndex()).append(']');
+      }
+    }
+    return sb.toString();
   }
 }

@@ -17,6 +17,7 @@ import io.zenith.page.PageReconstructor;
 import io.zenith.page.redo.WalRedoConfig;
 import io.zenith.page.redo.WalRedoManager;
 import io.zenith.pg.PgDistribution;
+import io.zenith.replication.client.StreamMetrics;
 import io.zenith.replication.pgwire.PgNotice;
 import io.zenith.replication.pgwire.SqlState;
 import io.zenith.replication.server.PgSession;
@@ -71,6 +72,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
   private final Map<String, WalReceiver> receivers = new ConcurrentHashMap<>();
   private DisposableServer http;
   private PgWireServer pg;
+  private volatile Duration flushDelayForTests = Duration.ZERO;
 
   private Pageserver(Path dataDir, PageserverConfig config) {
     this.dataDir = dataDir;
@@ -186,7 +188,9 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
     }
     TimelineId ancestor = HttpApi.timelineId(r.ancestorTimelineId());
     Timeline anc = store.timeline(tenant, ancestor);
-    at.ifPresent(lsn -> checkBranchPoint(anc, lsn));
+    // Outside [start, last record] the store's own check names the range, which says more.
+    at.filter(lsn -> !lsn.isBefore(anc.startLsn()) && !lsn.isAfter(anc.lastRecordLsn()))
+        .ifPresent(lsn -> checkBranchPoint(anc, lsn));
     Timeline t = store.branch(tenant, HttpApi.timelineId(r.newTimelineId()), ancestor, at);
     return info(t, false);
   }
@@ -253,6 +257,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
 
   private void startReceiver(Timeline t, ApiModel.WalSource source) {
     WalReceiver r = new WalReceiver(t, source, pages, meters);
+    r.setFlushDelayForTests(flushDelayForTests);
     receivers.put(key(t.tenant(), t.id()), r);
     r.start();
   }
@@ -264,9 +269,27 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
     }
   }
 
-  /** The receiver of a timeline (tests use it to slow the flush down). */
+  /** The receiver of a timeline. */
   Optional<WalReceiver> receiver(TenantId tenant, TimelineId id) {
     return Optional.ofNullable(receivers.get(key(tenant, id)));
+  }
+
+  /**
+   * Tests of backpressure only: slows every flush of every WAL receiver's ingest pipeline down by
+   * {@code delay}, the running ones and those started later (after a reconnect or a new {@code
+   * wal_source}). {@link Duration#ZERO} turns it off.
+   */
+  public void setFlushDelayForTests(Duration delay) {
+    flushDelayForTests = delay;
+    receivers.values().forEach(r -> r.setFlushDelayForTests(delay));
+  }
+
+  /**
+   * The counters of a timeline's WAL receiver connection (buffered chunks, socket read pauses),
+   * while it is connected to its source.
+   */
+  public Optional<StreamMetrics> walReceiverStreamMetrics(TenantId tenant, TimelineId id) {
+    return receiver(tenant, id).flatMap(WalReceiver::streamMetrics);
   }
 
   private static String key(TenantId t, TimelineId tl) {

@@ -10,9 +10,11 @@ import io.zenith.layer.Timeline;
 import io.zenith.page.PageReconstructor;
 import io.zenith.replication.client.PgConnectOptions;
 import io.zenith.replication.client.ReplicationClient;
+import io.zenith.replication.client.StreamMetrics;
 import io.zenith.replication.client.WalChunk;
 import io.zenith.wal.Lsn;
 import java.time.Duration;
+import java.util.Optional;
 import java.util.concurrent.atomic.AtomicReference;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -48,6 +50,7 @@ final class WalReceiver {
   private volatile String lastError;
   private volatile Disposable running;
   private volatile IngestPipeline current;
+  private volatile ReplicationClient client;
   private final reactor.core.publisher.Sinks.Empty<Void> terminated =
       reactor.core.publisher.Sinks.empty();
   private volatile Duration flushDelay = Duration.ZERO;
@@ -109,7 +112,7 @@ final class WalReceiver {
             .connectTimeout(Duration.ofSeconds(10))
             .build();
     return Mono.usingWhen(
-        ReplicationClient.connect(opts),
+        ReplicationClient.connect(opts).doOnNext(c -> this.client = c),
         client ->
             client
                 .identifySystem()
@@ -136,7 +139,10 @@ final class WalReceiver {
                               : client.createPhysicalSlot(source.slot(), true);
                       return slot.then(Mono.defer(() -> stream(client)));
                     }),
-        ReplicationClient::close);
+        c -> {
+          client = null;
+          return c.close();
+        });
   }
 
   private Mono<Void> stream(ReplicationClient client) {
@@ -149,8 +155,9 @@ final class WalReceiver {
     WalIngest ingest = new WalIngest(timeline, pages::page);
     IngestPipeline pipeline =
         new IngestPipeline(timeline, ingest, IngestPipeline.Options.DEFAULT, meters);
-    pipeline.setFlushDelayForTests(flushDelay);
+    // Published before the delay is read: a concurrent setFlushDelayForTests reaches it either way.
     current = pipeline;
+    pipeline.setFlushDelayForTests(flushDelay);
     log.info("streaming WAL of {} from {}:{} at {}", timeline, source.host(), source.port(), start);
     return pipeline
         .run(
@@ -174,9 +181,19 @@ final class WalReceiver {
     return p == null ? Mono.fromRunnable(timeline::checkpoint) : p.checkpoint();
   }
 
-  /** Slows the flush stage down (backpressure tests only); applies from the next connection. */
+  /** Slows the flush stage down (backpressure tests only): the running pipeline and later ones. */
   void setFlushDelayForTests(Duration d) {
     this.flushDelay = d;
+    IngestPipeline p = current;
+    if (p != null) {
+      p.setFlushDelayForTests(d);
+    }
+  }
+
+  /** The counters of the replication connection, while there is one. */
+  Optional<StreamMetrics> streamMetrics() {
+    ReplicationClient c = client;
+    return c == null ? Optional.empty() : Optional.of(c.metrics());
   }
 
   /** Stops streaming; returns once no record is being ingested any more. */

@@ -146,9 +146,15 @@ public final class PgCluster implements AutoCloseable {
     return this;
   }
 
-  /** Starts the server on a free port and waits until it accepts connections. */
+  /**
+   * Starts the server and waits until it accepts connections: on a free port the first time, and on
+   * the same port when started again after {@link #stop()}, so that its clients (a pageserver's WAL
+   * receiver) can reconnect.
+   */
   public PgCluster start() {
-    port = freePort();
+    if (port == 0) {
+      port = freePort();
+    }
     Map<String, String> s = new LinkedHashMap<>();
     s.put("port", Integer.toString(port));
     s.put("listen_addresses", "127.0.0.1");

@@ -1,0 +1,326 @@
+package io.zenith.it.pageserver;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.zenith.gateway.pageserver.Pageserver;
+import io.zenith.pg.testing.PgCluster;
+import io.zenith.replication.testing.NettyLeakCheck;
+import io.zenith.replication.testing.PgWal;
+import io.zenith.wal.Lsn;
+import io.zenith.wal.TenantId;
+import io.zenith.wal.TimelineId;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.regex.Pattern;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.TestMethodOrder;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The pageserver's HTTP API against its contract, {@code docs/api/pageserver.yaml}: every endpoint
+ * is called over real HTTP, in its success and its listed error answers, and every answer's status,
+ * content type and body are checked against what the document lists for that path and method. The
+ * last test checks that every answer the document lists was seen (server errors aside, which {@link
+ * PageserverBadInputTest} provokes).
+ */
+@ExtendWith(NettyLeakCheck.class)
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
+class PageserverApiConformanceTest {
+  private static final String STATUS = "/v1/status";
+  private static final String TENANTS = "/v1/tenant";
+  private static final String TIMELINES = "/v1/tenant/{tenant_id}/timeline";
+  private static final String TIMELINE = "/v1/tenant/{tenant_id}/timeline/{timeline_id}";
+  private static final String CHECKPOINT = TIMELINE + "/checkpoint";
+  private static final String WAL_SOURCE = TIMELINE + "/wal_source";
+  private static final String METRICS = "/metrics";
+
+  @TempDir static Path data;
+  private final TenantId tenant = TenantId.generate();
+  private final TimelineId main = TimelineId.generate();
+  private final OpenApiContract spec = OpenApiContract.repositorySpec("pageserver.yaml");
+  private Pageserver ps;
+  private HttpJson http;
+
+  @BeforeAll
+  void start() {
+    PageserverHarness.importTimeline(data, tenant, main);
+    ps = Pageserver.start(data, PageserverHarness.config("8MiB", "5s", 1));
+    http = new HttpJson(ps.httpPort());
+  }
+
+  @AfterAll
+  void stop() {
+    if (ps != null) {
+      ps.close();
+    }
+  }
+
+  private HttpJson.Response call(String template, String method, String path, String body) {
+    return spec.check(template, http.call(method, path, body));
+  }
+
+  private static String tl(TenantId t, TimelineId tl) {
+    return "/v1/tenant/" + t + "/timeline/" + tl;
+  }
+
+  @Test
+  @Order(1)
+  void statusAndTenants() {
+    JsonNode status = call(STATUS, "GET", STATUS, null).json();
+    assertThat(status.path("pg_version").asInt()).isEqualTo(15);
+    assertThat(status.path("id").asText()).isEqualTo("test");
+
+    HttpJson.Response list = call(TENANTS, "GET", TENANTS, null);
+    assertThat(list.status()).isEqualTo(200);
+    assertThat(list.json().findValuesAsText("id")).contains(tenant.toString());
+
+    HttpJson.Response generated = call(TENANTS, "POST", TENANTS, "{}");
+    assertThat(generated.status()).isEqualTo(201);
+    assertThat(generated.json().path("timelines").asInt()).isZero();
+
+    TenantId chosen = TenantId.generate();
+    String body = "{\"new_tenant_id\": \"" + chosen + "\"}";
+    HttpJson.Response created = call(TENANTS, "POST", TENANTS, body);
+    assertThat(created.status()).isEqualTo(201);
+    assertThat(created.json().path("id").asText()).isEqualTo(chosen.toString());
+    assertThat(call(TENANTS, "POST", TENANTS, body).status()).isEqualTo(409);
+    assertThat(call(TENANTS, "POST", TENANTS, "{\"new_tenant_id\": \"zz\"}").status())
+        .isEqualTo(400);
+    assertThat(call(TENANTS, "POST", TENANTS, oversized()).status()).isEqualTo(413);
+
+    JsonNode tenants = call(TENANTS, "GET", TENANTS, null).json();
+    assertThat(tenants.findValuesAsText("id"))
+        .contains(chosen.toString(), generated.json().path("id").asText());
+    List<String> ids = tenants.findValuesAsText("id");
+    assertThat(ids).as("tenants in id order").isSorted();
+
+    HttpJson.Response none = call(TIMELINES, "GET", "/v1/tenant/" + chosen + "/timeline", null);
+    assertThat(none.status()).isEqualTo(200);
+    assertThat(none.json()).isEmpty();
+  }
+
+  /** A body larger than the API accepts (64 KiB), well-formed otherwise. */
+  private static String oversized() {
+    char[] pad = new char[70 * 1024];
+    Arrays.fill(pad, 'a');
+    return "{\"new_tenant_id\": \"" + new String(pad) + "\"}";
+  }
+
+  @Test
+  @Order(2)
+  void timelinesAndBranches() {
+    String base = "/v1/tenant/" + tenant + "/timeline";
+    HttpJson.Response list = call(TIMELINES, "GET", base, null);
+    assertThat(list.json()).hasSize(1);
+    JsonNode mainInfo = list.json().get(0);
+    assertThat(mainInfo.path("timeline_id").asText()).isEqualTo(main.toString());
+    assertThat(mainInfo.has("logical_size")).as("only single-timeline answers have it").isFalse();
+    assertThat(mainInfo.path("ancestor_timeline_id").isNull()).isTrue();
+    assertThat(call(TIMELINES, "GET", "/v1/tenant/nothex/timeline", null).status()).isEqualTo(400);
+    assertThat(call(TIMELINES, "GET", "/v1/tenant/" + TenantId.generate() + "/timeline", null))
+        .extracting(HttpJson.Response::status)
+        .isEqualTo(404);
+
+    JsonNode one = call(TIMELINE, "GET", tl(tenant, main), null).json();
+    assertThat(one.path("logical_size").asLong()).isPositive();
+    assertThat(one.path("state").asText()).isEqualTo("active");
+    assertThat(call(TIMELINE, "GET", "/v1/tenant/" + tenant + "/timeline/xyz", null).status())
+        .isEqualTo(400);
+    assertThat(call(TIMELINE, "GET", tl(tenant, TimelineId.generate()), null).status())
+        .isEqualTo(404);
+
+    TimelineId branch = TimelineId.generate();
+    String last = one.path("last_record_lsn").asText();
+    String req =
+        "{\"new_timeline_id\": \"%s\", \"ancestor_timeline_id\": \"%s\", \"ancestor_start_lsn\": \"%s\"}"
+            .formatted(branch, main, last);
+    HttpJson.Response created = call(TIMELINES, "POST", base, req);
+    assertThat(created.status()).as(created.toString()).isEqualTo(201);
+    assertThat(created.json().path("ancestor_timeline_id").asText()).isEqualTo(main.toString());
+    assertThat(created.json().path("ancestor_lsn").asText()).isEqualTo(last);
+    assertThat(created.json().path("last_record_lsn").asText()).isEqualTo(last);
+    assertThat(call(TIMELINES, "POST", base, req).status()).isEqualTo(409);
+    String unknownAncestor =
+        "{\"new_timeline_id\": \"%s\", \"ancestor_timeline_id\": \"%s\"}"
+            .formatted(TimelineId.generate(), TimelineId.generate());
+    assertThat(call(TIMELINES, "POST", base, unknownAncestor).status()).isEqualTo(404);
+    assertThat(
+            call(
+                    TIMELINES,
+                    "POST",
+                    "/v1/tenant/" + TenantId.generate() + "/timeline",
+                    "{\"new_timeline_id\": \"%s\", \"ancestor_timeline_id\": \"%s\"}"
+                        .formatted(TimelineId.generate(), main))
+                .status())
+        .isEqualTo(404);
+    String badLsn =
+        "{\"new_timeline_id\": \"%s\", \"ancestor_timeline_id\": \"%s\", \"ancestor_start_lsn\": \"0/zz\"}"
+            .formatted(TimelineId.generate(), main);
+    assertThat(call(TIMELINES, "POST", base, badLsn).status()).isEqualTo(400);
+    assertThat(call(TIMELINES, "POST", base, oversized()).status()).isEqualTo(413);
+
+    // Without a branch point the branch starts at the ancestor's last record.
+    TimelineId latest = TimelineId.generate();
+    JsonNode l =
+        call(
+                TIMELINES,
+                "POST",
+                base,
+                "{\"new_timeline_id\": \"%s\", \"ancestor_timeline_id\": \"%s\"}"
+                    .formatted(latest, branch))
+            .json();
+    assertThat(l.path("ancestor_lsn").asText()).isEqualTo(last);
+    List<String> ids = call(TIMELINES, "GET", base, null).json().findValuesAsText("timeline_id");
+    assertThat(ids).hasSize(3).isSorted();
+  }
+
+  @Test
+  @Order(3)
+  void walSourceCheckpointAndMetrics() throws Exception {
+    String path = tl(tenant, main);
+    try (PgCluster compute = PageserverHarness.compute(ps, tenant, main, null, true)) {
+      String source =
+          "{\"host\": \"127.0.0.1\", \"port\": %d, \"user\": \"postgres\", \"slot\": \"pageserver\", \"application_name\": \"pageserver\"}"
+              .formatted(compute.port());
+      HttpJson.Response put = call(WAL_SOURCE, "PUT", path + "/wal_source", source);
+      assertThat(put.status()).as(put.toString()).isEqualTo(200);
+      assertThat(put.json().path("wal_receiver").path("port").asInt()).isEqualTo(compute.port());
+      PgWal.await(
+          Duration.ofSeconds(30),
+          "the WAL receiver streams",
+          () ->
+              call(TIMELINE, "GET", path, null)
+                  .json()
+                  .path("wal_receiver")
+                  .path("state")
+                  .asText()
+                  .equals("streaming"));
+      compute.sql("CREATE TABLE t(i int); INSERT INTO t SELECT generate_series(1, 10000)");
+      Lsn committed = Lsn.parse(compute.sql("SELECT pg_current_wal_insert_lsn()").trim());
+
+      JsonNode cp = call(CHECKPOINT, "POST", path + "/checkpoint", null).json();
+      assertThat(Lsn.parse(cp.path("disk_consistent_lsn").asText()))
+          .as("a checkpoint makes everything ingested durable")
+          .isEqualTo(Lsn.parse(cp.path("last_record_lsn").asText()))
+          .isGreaterThanOrEqualTo(committed.plus(-64));
+      assertThat(call(CHECKPOINT, "POST", "/v1/tenant/" + tenant + "/timeline/x/checkpoint", null))
+          .extracting(HttpJson.Response::status)
+          .isEqualTo(400);
+      assertThat(
+              call(CHECKPOINT, "POST", tl(tenant, TimelineId.generate()) + "/checkpoint", null)
+                  .status())
+          .isEqualTo(404);
+
+      // A basebackup after the inserts rebuilds pages through WAL redo.
+      Path tar = Files.createTempFile(data, "bb", ".tar");
+      assertThat(PageserverHarness.basebackup(ps, tenant, main, null, tar).exit()).isZero();
+
+      HttpJson.Response metrics = call(METRICS, "GET", METRICS, null);
+      assertThat(metrics.contentType()).startsWith("text/plain");
+      checkPrometheusText(metrics.body());
+      assertThat(sample(metrics.body(), "zenith_ingest_records_total", main.toString()))
+          .isPositive();
+      assertThat(sample(metrics.body(), "zenith_ingest_bytes_total", main.toString())).isPositive();
+      assertThat(sample(metrics.body(), "zenith_timeline_last_record_lsn", main.toString()))
+          .isGreaterThanOrEqualTo((double) committed.plus(-64).value());
+      assertThat(sample(metrics.body(), "zenith_ingest_frozen_layers", main.toString()))
+          .isNotNegative();
+      assertThat(sample(metrics.body(), "zenith_walredo_requests_total", "outcome=\"ok\""))
+          .isPositive();
+      assertThat(sample(metrics.body(), "zenith_walredo_process_starts_total", "")).isPositive();
+      assertThat(metrics.body()).contains("zenith_walredo_processes", "zenith_flush_duration");
+
+      compute.stop();
+    }
+    HttpJson.Response deleted = call(WAL_SOURCE, "DELETE", path + "/wal_source", null);
+    assertThat(deleted.status()).isEqualTo(200);
+    assertThat(deleted.json().path("wal_receiver").isNull()).isTrue();
+    assertThat(call(WAL_SOURCE, "DELETE", path + "/wal_source", null).status())
+        .as("deleting again: was not streaming")
+        .isEqualTo(200);
+    String other = tl(tenant, TimelineId.generate()) + "/wal_source";
+    assertThat(call(WAL_SOURCE, "DELETE", other, null).status()).isEqualTo(404);
+    assertThat(call(WAL_SOURCE, "DELETE", "/v1/tenant/x/timeline/y/wal_source", null).status())
+        .isEqualTo(400);
+    String good = "{\"host\": \"127.0.0.1\", \"port\": 1}";
+    assertThat(call(WAL_SOURCE, "PUT", other, good).status()).isEqualTo(404);
+    assertThat(call(WAL_SOURCE, "PUT", path + "/wal_source", "{\"host\": \"h\", \"port\": 0}"))
+        .extracting(HttpJson.Response::status)
+        .isEqualTo(400);
+    assertThat(call(WAL_SOURCE, "PUT", path + "/wal_source", oversized()).status()).isEqualTo(413);
+  }
+
+  private static final Pattern SAMPLE =
+      Pattern.compile(
+          "[a-zA-Z_:][a-zA-Z0-9_:]*(\\{([a-zA-Z_][a-zA-Z0-9_]*=\"([^\"\\\\]|\\\\.)*\",?)*\\})?"
+              + " ([-+]?[0-9.]+([eE][-+]?[0-9]+)?|NaN|[-+]Inf)");
+  private static final Pattern TYPE =
+      Pattern.compile("# TYPE [a-zA-Z_:][a-zA-Z0-9_:]* (counter|gauge|summary|histogram|untyped)");
+
+  /** Every line of a Prometheus text exposition (format 0.0.4) is a comment or a sample. */
+  private static void checkPrometheusText(String body) {
+    assertThat(body).endsWith("\n");
+    for (String line : body.split("\n")) {
+      if (line.startsWith("# HELP ")) {
+        continue;
+      }
+      if (line.startsWith("# TYPE ")) {
+        assertThat(line).matches(TYPE);
+        continue;
+      }
+      assertThat(line).as("a sample line").matches(SAMPLE);
+    }
+  }
+
+  /** The value of the first sample of {@code name} whose labels contain {@code label}. */
+  private static double sample(String body, String name, String label) {
+    for (String line : body.split("\n")) {
+      if ((line.startsWith(name + "{") || line.startsWith(name + " ")) && line.contains(label)) {
+        return Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1));
+      }
+    }
+    throw new AssertionError("no sample " + name + " with " + label + " in\n" + body);
+  }
+
+  @Test
+  @Order(4)
+  void unknownEndpointsAnswerJsonNotFound() {
+    for (String[] req :
+        List.of(
+            new String[] {"GET", "/v2/status"},
+            new String[] {"GET", "/"},
+            new String[] {"DELETE", STATUS},
+            new String[] {"PATCH", "/v1/tenant"},
+            new String[] {"GET", "/v1/tenant/" + tenant + "/timeline/" + main + "/nothing"})) {
+      HttpJson.Response r = http.call(req[0], req[1], (String) null);
+      assertThat(r.status()).as(r.toString()).isEqualTo(404);
+      assertThat(r.contentType()).isEqualTo("application/json");
+      spec.validateComponent("Error", r.json());
+      assertThat(r.error()).isEqualTo("no such endpoint: " + req[0] + " " + req[1]);
+    }
+  }
+
+  @Test
+  @Order(99)
+  void everyAnswerTheSpecListsWasSeen() {
+    Set<String> expected =
+        spec.listedResponses().stream()
+            .filter(s -> !s.endsWith(" 5XX") && !s.endsWith(" default"))
+            .collect(Collectors.toCollection(TreeSet::new));
+    assertThat(spec.seenResponses()).containsAll(expected);
+  }
+}
