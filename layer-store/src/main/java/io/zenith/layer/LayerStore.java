@@ -176,6 +176,7 @@ public final class LayerStore implements AutoCloseable {
     Set<String> registered = new HashSet<>();
     for (LayerIndex.LayerInfo info : index.layers(tenant, id)) {
       registered.add(info.fileName());
+      index.reserveLayerIdsUpTo(info.layerId());
       try {
         t.addReader(info.layerId(), LayerFile.Reader.open(dir.resolve(info.fileName())));
       } catch (LayerStoreException e) {
@@ -222,6 +223,7 @@ public final class LayerStore implements AutoCloseable {
                 Files.size(f),
                 f.getFileName().toString()),
             entries);
+        index.reserveLayerIdsUpTo(h.layerId());
         opened.add(r);
         disk = Lsn.max(disk, h.lsnTo());
       } catch (LayerStoreException e) {
