@@ -108,6 +108,8 @@ public final class Main implements Runnable {
           case ImportException i -> i.getMessage();
           default -> "internal error: " + ex;
         };
+    // one line, whatever a library put into its message
+    message = message.strip().replaceAll("\\s*\\R\\s*", " ");
     cmd.getErr().println(name + ": error: " + message);
     if (System.getenv("ZENITH_DEBUG") != null
         || !(ex instanceof WalFormatException
