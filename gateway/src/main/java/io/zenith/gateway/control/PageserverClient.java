@@ -27,7 +27,7 @@ public final class PageserverClient {
   private static final Duration TIMEOUT = Duration.ofMinutes(5);
 
   private final String base;
-  private final HttpClient http;
+  private HttpClient http; // made on first use: commands that do not call it start faster
 
   /** The API answered with an error status. */
   public static final class ApiError extends RuntimeException {
@@ -46,11 +46,17 @@ public final class PageserverClient {
 
   public PageserverClient(InetSocketAddress address) {
     this.base = "http://" + address.getHostString() + ":" + address.getPort();
-    this.http =
-        HttpClient.create()
-            .baseUrl(base)
-            .responseTimeout(TIMEOUT)
-            .option(io.netty.channel.ChannelOption.CONNECT_TIMEOUT_MILLIS, 5000);
+  }
+
+  private synchronized HttpClient http() {
+    if (http == null) {
+      http =
+          HttpClient.create()
+              .baseUrl(base)
+              .responseTimeout(TIMEOUT)
+              .option(io.netty.channel.ChannelOption.CONNECT_TIMEOUT_MILLIS, 5000);
+    }
+    return http;
   }
 
   public String baseUrl() {
@@ -130,7 +136,7 @@ public final class PageserverClient {
     Response r;
     try {
       HttpClient client =
-          json == null ? http : http.headers(h -> h.set("content-type", "application/json"));
+          json == null ? http() : http().headers(h -> h.set("content-type", "application/json"));
       r =
           client
               .request(method)

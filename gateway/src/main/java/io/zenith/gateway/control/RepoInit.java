@@ -95,7 +95,11 @@ public final class RepoInit {
       TenantId tenant = TenantId.generate();
       TimelineId main = TimelineId.generate();
 
-      out.print("running initdb (" + pg + ") ...");
+      out.print(
+          "running initdb (PostgreSQL "
+              + PgDistribution.SUPPORTED_MAJOR
+              + pg.osUser().map(u -> ", as " + u).orElse("")
+              + ") ...");
       out.flush();
       long t0 = System.nanoTime();
       initdbDir = Files.createTempDirectory("zenith-initdb-");
