@@ -47,7 +47,11 @@ public record ComputeNode(ComputeSpec spec, Path nodeDir, Path dataRoot) {
         return Optional.empty();
       }
       long pid = Long.parseLong(lines.get(0).strip());
-      return ProcessHandle.of(pid).filter(ProcessHandle::isAlive).map(ProcessHandle::pid);
+      return ProcessHandle.of(pid)
+          .filter(ProcessHandle::isAlive)
+          // a stale pid file of a crashed compute may name a reused pid
+          .filter(p -> p.info().command().map(c -> c.endsWith("postgres")).orElse(true))
+          .map(ProcessHandle::pid);
     } catch (IOException | NumberFormatException e) {
       return Optional.empty();
     }
