@@ -11,13 +11,29 @@ MVN := ./mvnw -B -ntp
 # extension, a C toolchain, what the Maven Wrapper uses to download Maven).
 DEB_PACKAGES := postgresql-15 postgresql-server-dev-15 build-essential curl unzip ca-certificates
 
-.PHONY: all build test deps check-java format bench clean
+.PHONY: all build run test deps check-java format bench clean
 
 all: build
 
 build: check-java
 	$(MVN) -DskipTests package
 	@echo "built gateway/target/zenith.jar; try ./zenith --help"
+
+# Build, create the repository if there is none (./.zenith or $ZENITH_REPO_DIR), start the
+# pageserver, create and start compute `main`, and print how to connect.
+run: check-java
+	$(MVN) -q -DskipTests -pl gateway -am package
+	@if [ ! -f "$${ZENITH_REPO_DIR:-.zenith}/config.toml" ]; then ./zenith init; fi
+	@./zenith start
+	@./zenith pg show main >/dev/null 2>&1 || ./zenith pg create main
+	@if ./zenith pg show main | grep -qx 'status: running'; then \
+	  echo "compute main is already running"; \
+	else \
+	  ./zenith pg start main; \
+	fi
+	@port=$$(./zenith pg show main | sed -n 's/^address: .*://p'); \
+	echo; echo "connect with:  psql postgresql://postgres@127.0.0.1:$$port/postgres"; \
+	echo "stop with:     ./zenith stop"
 
 test: deps check-java
 	@log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \

@@ -223,6 +223,20 @@ final class LayerIndex implements AutoCloseable {
     return new Cursor(t, tl);
   }
 
+  /**
+   * Makes the next allocated layer id greater than {@code id}: a rebuilt index must never hand out
+   * the id of a layer file that exists (ids name files and key the version entries).
+   */
+  void reserveLayerIdsUpTo(long id) throws RocksDBException {
+    synchronized (idLock) {
+      byte[] v = db.get(NEXT_LAYER_ID);
+      long next = v == null ? 1 : ByteBuffer.wrap(v).getLong();
+      if (next <= id) {
+        db.put(sync, NEXT_LAYER_ID, ByteBuffer.allocate(8).putLong(id + 1).array());
+      }
+    }
+  }
+
   long allocateLayerId() throws RocksDBException {
     synchronized (idLock) {
       byte[] v = db.get(NEXT_LAYER_ID);

@@ -177,6 +177,7 @@ public final class LayerStore implements AutoCloseable {
     Set<String> registered = new HashSet<>();
     for (LayerIndex.LayerInfo info : index.layers(tenant, id)) {
       registered.add(info.fileName());
+      index.reserveLayerIdsUpTo(info.layerId());
       try {
         t.addReader(info.layerId(), LayerFile.Reader.open(dir.resolve(info.fileName())));
       } catch (LayerStoreException e) {
@@ -223,6 +224,7 @@ public final class LayerStore implements AutoCloseable {
                 Files.size(f),
                 f.getFileName().toString()),
             entries);
+        index.reserveLayerIdsUpTo(h.layerId());
         opened.add(r);
         disk = Lsn.max(disk, h.lsnTo());
       } catch (LayerStoreException e) {

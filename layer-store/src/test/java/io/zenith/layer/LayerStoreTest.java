@@ -223,6 +223,46 @@ class LayerStoreTest {
   }
 
   @Test
+  void layersFlushedAfterARebuildGetNewIdsAndTheOldOnesSurviveTheNextRestart() throws IOException {
+    Random r = new Random(12);
+    Workload w;
+    Lsn end;
+    try (LayerStore s = LayerStore.open(data, SMALL)) {
+      w = new Workload(root(s), START);
+      w.ingest(1500, 30, r);
+      w.t.checkpoint();
+    }
+    deleteTree(data.resolve("index"));
+    List<Path> before;
+    try (LayerStore s = LayerStore.open(data, SMALL)) {
+      assertThat(s.rebuiltIndex()).isTrue();
+      Timeline t = s.timelines(TENANT).getFirst();
+      before = layerFilesOf(t);
+      Workload more = new Workload(t, w.next);
+      more.model.putAll(w.model);
+      end = more.ingest(1500, 30, r);
+      t.checkpoint();
+      w = more;
+    }
+    try (LayerStore s = LayerStore.open(data, SMALL)) {
+      assertThat(s.rebuiltIndex()).isFalse();
+      Timeline t = s.timelines(TENANT).getFirst();
+      List<Path> after = layerFilesOf(t);
+      assertThat(after).containsAll(before).hasSizeGreaterThan(before.size());
+      assertThat(after.stream().map(p -> p.getFileName().toString().substring(0, 16)).distinct())
+          .as("layer ids are unique")
+          .hasSameSizeAs(after);
+      assertMatchesModel(t, w, end, new Random(13));
+    }
+  }
+
+  private static List<Path> layerFilesOf(Timeline t) throws IOException {
+    try (Stream<Path> files = Files.list(t.dir())) {
+      return files.filter(p -> p.toString().endsWith(".layer")).sorted().toList();
+    }
+  }
+
+  @Test
   void anUncommittedLayerFileIsDeletedOnRestart() throws IOException {
     Path stray;
     try (LayerStore s = LayerStore.open(data, SMALL)) {

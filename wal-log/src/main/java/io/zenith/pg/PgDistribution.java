@@ -53,6 +53,15 @@ public final class PgDistribution {
    * @throws PgSetupException with one readable sentence when no usable installation is found
    */
   public static PgDistribution detect() {
+    return detect(null);
+  }
+
+  /**
+   * As {@link #detect()}, with the OS user to run PostgreSQL programs as when this JVM is root
+   * ({@code null}: {@code $ZENITH_PG_OS_USER}, else {@code postgres}). The control plane passes the
+   * user its repository configuration names.
+   */
+  public static PgDistribution detect(String osUser) {
     String env = System.getenv("ZENITH_PG_BIN");
     Path bin;
     if (env != null && !env.isBlank()) {
@@ -63,11 +72,16 @@ public final class PgDistribution {
               .filter(p -> Files.isExecutable(p.resolve("postgres")))
               .orElse(DEBIAN_BIN);
     }
-    return at(bin);
+    return at(bin, osUser);
   }
 
   /** The installation in {@code binDir}, checked to be PostgreSQL 15. */
   public static PgDistribution at(Path binDir) {
+    return at(binDir, null);
+  }
+
+  /** As {@link #at(Path)}, running programs as {@code osUser} when root (null: the default). */
+  public static PgDistribution at(Path binDir, String osUser) {
     if (!Files.isExecutable(binDir.resolve("postgres"))) {
       throw new PgSetupException(
           "PostgreSQL "
@@ -80,7 +94,9 @@ public final class PgDistribution {
     Path runuser = null;
     if (runningAsRoot()) {
       user =
-          Optional.ofNullable(System.getenv("ZENITH_PG_OS_USER"))
+          Optional.ofNullable(osUser)
+              .filter(s -> !s.isBlank())
+              .or(() -> Optional.ofNullable(System.getenv("ZENITH_PG_OS_USER")))
               .filter(s -> !s.isBlank())
               .orElse("postgres");
       runuser =

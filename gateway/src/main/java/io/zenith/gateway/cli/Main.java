@@ -1,5 +1,8 @@
 package io.zenith.gateway.cli;
 
+import io.zenith.gateway.control.ControlPlaneException;
+import io.zenith.ingest.DatadirImport.ImportException;
+import io.zenith.layer.LayerStoreException;
 import io.zenith.pg.PgSetupException;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.WalFormatException;
@@ -24,7 +27,20 @@ import picocli.CommandLine.Command;
     mixinStandardHelpOptions = true,
     versionProvider = Main.Version.class,
     description = "Zenith: PostgreSQL storage separated from compute.",
-    subcommands = {PageserverCommand.class, WalCommand.class, CommandLine.HelpCommand.class})
+    subcommands = {
+      InitCommand.class,
+      StartCommand.class,
+      StopCommand.class,
+      StatusCommand.class,
+      PageserverCommand.class,
+      PgCommand.class,
+      BranchCommand.class,
+      ExportCommand.class,
+      TenantCommand.class,
+      LayerCommand.class,
+      WalCommand.class,
+      CommandLine.HelpCommand.class
+    })
 public final class Main implements Runnable {
 
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
@@ -87,15 +103,23 @@ public final class Main implements Runnable {
           case IOException io -> io.getMessage();
           case PgSetupException p -> p.getMessage();
           case UserException u -> u.getMessage();
+          case ControlPlaneException c -> c.getMessage();
+          case LayerStoreException l -> l.getMessage();
+          case ImportException i -> i.getMessage();
           default -> "internal error: " + ex;
         };
+    // one line, whatever a library put into its message
+    message = message.strip().replaceAll("\\s*\\R\\s*", " ");
     cmd.getErr().println(name + ": error: " + message);
     if (System.getenv("ZENITH_DEBUG") != null
         || !(ex instanceof WalFormatException
             || ex instanceof IOException
             || ex instanceof UncheckedIOException
             || ex instanceof PgSetupException
-            || ex instanceof UserException)) {
+            || ex instanceof UserException
+            || ex instanceof ControlPlaneException
+            || ex instanceof LayerStoreException
+            || ex instanceof ImportException)) {
       ex.printStackTrace(cmd.getErr());
     }
     cmd.getErr().flush();

@@ -1,5 +1,12 @@
 package io.zenith.gateway.cli;
 
+import io.zenith.gateway.control.ControlPlaneException;
+import io.zenith.gateway.control.PageserverProcess;
+import io.zenith.gateway.control.RepoConfig;
+import io.zenith.gateway.control.Repository;
+import io.zenith.gateway.pageserver.PageserverConfig;
+import java.io.PrintWriter;
+import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -8,12 +15,111 @@ import picocli.CommandLine.Command;
     name = "pageserver",
     mixinStandardHelpOptions = true,
     description = "Manage the pageserver.",
-    subcommands = {PageserverRunCommand.class})
+    subcommands = {
+      PageserverCommand.Start.class,
+      PageserverCommand.Stop.class,
+      PageserverCommand.Restart.class,
+      PageserverRunCommand.class
+    })
 final class PageserverCommand implements Runnable {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
   @Override
   public void run() {
     spec.commandLine().usage(spec.commandLine().getOut());
+  }
+
+  /** Starts the repository's pageserver in the background and reports where it listens. */
+  static void start(Repository repo, PrintWriter out) {
+    PageserverConfig server = repo.pageserverConfig();
+    RepoConfig.PageserverAddresses client = repo.config().pageserver();
+    if (!server.listenHttp().equals(client.listenHttp())
+        || !server.listenPg().equals(client.listenPg())) {
+      throw new ControlPlaneException(
+          "config.toml says the pageserver listens on "
+              + client.listenHttp()
+              + " / "
+              + client.listenPg()
+              + " but pageserver/pageserver.toml says "
+              + server.listenHttp()
+              + " / "
+              + server.listenPg()
+              + "; make them agree");
+    }
+    PageserverProcess ps = repo.pageserverProcess();
+    out.print("starting the pageserver ...");
+    out.flush();
+    long t0 = System.nanoTime();
+    long pid = ps.start();
+    out.printf(
+        java.util.Locale.ROOT,
+        " running (pid %d) after %.1f s: http %s, libpq %s, log %s%n",
+        pid,
+        (System.nanoTime() - t0) / 1e9,
+        server.listenHttp(),
+        server.listenPg(),
+        ps.logFile());
+  }
+
+  @Command(
+      name = "start",
+      mixinStandardHelpOptions = true,
+      description = "Start the repository's pageserver in the background.")
+  static final class Start implements Callable<Integer> {
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @SuppressWarnings("try") // the lock is held, not used
+    @Override
+    public Integer call() throws Exception {
+      Repository repo = Repository.open();
+      try (Repository.Lock lock = repo.lock()) {
+        start(repo, spec.commandLine().getOut());
+      }
+      return 0;
+    }
+  }
+
+  @Command(
+      name = "stop",
+      mixinStandardHelpOptions = true,
+      description =
+          "Stop the pageserver: SIGTERM (it makes what it ingested durable), SIGKILL after 60 s.")
+  static final class Stop implements Callable<Integer> {
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @SuppressWarnings("try") // the lock is held, not used
+    @Override
+    public Integer call() throws Exception {
+      Repository repo = Repository.open();
+      try (Repository.Lock lock = repo.lock()) {
+        if (!repo.pageserverProcess().stop()) {
+          throw new ControlPlaneException("the pageserver is not running");
+        }
+      }
+      spec.commandLine().getOut().println("stopped the pageserver");
+      return 0;
+    }
+  }
+
+  @Command(
+      name = "restart",
+      mixinStandardHelpOptions = true,
+      description = "Stop the pageserver if it runs, then start it.")
+  static final class Restart implements Callable<Integer> {
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @SuppressWarnings("try") // the lock is held, not used
+    @Override
+    public Integer call() throws Exception {
+      PrintWriter out = spec.commandLine().getOut();
+      Repository repo = Repository.open();
+      try (Repository.Lock lock = repo.lock()) {
+        if (repo.pageserverProcess().stop()) {
+          out.println("stopped the pageserver");
+        }
+        start(repo, out);
+      }
+      return 0;
+    }
   }
 }

@@ -406,10 +406,25 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
                   }
                 })
             .subscribeOn(blocking)
-            .map(Unpooled::wrappedBuffer),
+            .concatMapIterable(Pageserver::slices, 1),
         true,
         0,
         "COPY 0");
+  }
+
+  /** Largest CopyData message of a basebackup (clients bound message sizes; psql does not). */
+  static final int MAX_COPY_DATA = 256 * 1024;
+
+  /** A basebackup step (a WAL segment is 16 MiB) as CopyData-sized buffers sharing its memory. */
+  static List<io.netty.buffer.ByteBuf> slices(java.nio.ByteBuffer b) {
+    if (b.remaining() <= MAX_COPY_DATA) {
+      return List.of(Unpooled.wrappedBuffer(b));
+    }
+    List<io.netty.buffer.ByteBuf> out = new java.util.ArrayList<>();
+    for (int off = b.position(); off < b.limit(); off += MAX_COPY_DATA) {
+      out.add(Unpooled.wrappedBuffer(b.slice(off, Math.min(MAX_COPY_DATA, b.limit() - off))));
+    }
+    return out;
   }
 
   private static String sqlState(LayerStoreException e) {

@@ -150,7 +150,8 @@ public record PageserverConfig(
     return duration("walredo_timeout", walredoTimeout);
   }
 
-  static InetSocketAddress address(String key, String value) {
+  /** Parses {@code host:port}; throws IllegalArgumentException naming the key. */
+  public static InetSocketAddress address(String key, String value) {
     int colon = value.lastIndexOf(':');
     try {
       int port = Integer.parseInt(value.substring(colon + 1));

@@ -20,6 +20,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.Disposable;
 import reactor.core.publisher.Mono;
+import reactor.core.scheduler.Schedulers;
 import reactor.util.retry.Retry;
 
 /**
@@ -159,20 +160,25 @@ final class WalReceiver {
     current = pipeline;
     pipeline.setFlushDelayForTests(flushDelay);
     log.info("streaming WAL of {} from {}:{} at {}", timeline, source.host(), source.port(), start);
-    return pipeline
-        .run(
-            client
-                .startReplication(source.slot(), start, 1)
-                .doOnSubscribe(s -> state.set(State.STREAMING))
-                .map(WalChunk::data),
-            segmentSize,
-            timeline.metadata().systemId(),
-            (written, flushed) -> client.reportProgress(written, flushed, flushed))
-        .doFinally(
-            s -> {
-              current = null;
-              pipeline.close();
-            });
+    // The pipeline ends on one of its own threads, which close() waits for: close it elsewhere.
+    return Mono.usingWhen(
+        Mono.just(pipeline),
+        p ->
+            p.run(
+                client
+                    .startReplication(source.slot(), start, 1)
+                    .doOnSubscribe(s -> state.set(State.STREAMING))
+                    .map(WalChunk::data),
+                segmentSize,
+                timeline.metadata().systemId(),
+                (written, flushed) -> client.reportProgress(written, flushed, flushed)),
+        p ->
+            Mono.fromRunnable(
+                    () -> {
+                      current = null;
+                      p.close();
+                    })
+                .subscribeOn(Schedulers.boundedElastic()));
   }
 
   /** Makes everything received durable; completes when it is (at once if not streaming). */

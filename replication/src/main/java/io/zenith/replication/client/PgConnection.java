@@ -8,17 +8,19 @@ import io.zenith.replication.pgwire.FrontendMessageEncoder;
 import io.zenith.replication.pgwire.PgWireException;
 import java.net.ConnectException;
 import java.net.UnknownHostException;
+import java.nio.ByteBuffer;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicLong;
+import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.netty.NettyPipeline;
 import reactor.netty.tcp.TcpClient;
 
 /**
  * A connection to a PostgreSQL server speaking protocol 3.0 over reactor-netty: startup and
- * authentication (trust, cleartext password, MD5), simple queries, and, through {@link
- * ReplicationClient}, physical streaming replication.
+ * authentication (trust, cleartext password, MD5), simple queries, streamed COPY TO STDOUT ({@link
+ * #copyOut}), and, through {@link ReplicationClient}, physical streaming replication.
  *
  * <p>Requests run one at a time in the order they were made; a request made while another runs
  * waits for it. Results are signalled on the connection's event-loop thread: do not block there
@@ -176,6 +178,57 @@ public final class PgConnection {
               }
               return results.get(results.size() - 1);
             });
+  }
+
+  /** Buffers {@link #copyOut(String)} reads ahead of the subscriber's demand. */
+  public static final int COPY_READ_AHEAD = 4;
+
+  /**
+   * Runs a query that answers with one CopyOut stream ({@code COPY ... TO STDOUT}, or a libpq
+   * endpoint's command such as the pageserver's {@code basebackup}) and streams the COPY data, one
+   * {@link ByteBuffer} per CopyData message, with {@link #COPY_READ_AHEAD} buffers of read-ahead.
+   * See {@link #copyOut(String, int)}.
+   */
+  public Flux<ByteBuffer> copyOut(String sql) {
+    return copyOut(sql, COPY_READ_AHEAD);
+  }
+
+  /**
+   * As {@link #copyOut(String)}, a cold {@link Flux}: the query is sent on subscription (after the
+   * requests made before it).
+   *
+   * <ul>
+   *   <li><b>Thread:</b> buffers and terminal signals arrive on the connection's event loop; do not
+   *       block there (use {@code publishOn}).
+   *   <li><b>Demand:</b> the socket is read while the subscriber has outstanding demand or fewer
+   *       than {@code readAhead} buffers are queued; otherwise reads stop, the TCP window closes
+   *       and the server stops sending. {@code readAhead} 0 reads against demand only.
+   *   <li><b>Bound:</b> {@code readAhead} buffers plus what one socket read (64 KiB) completes;
+   *       each buffer is one CopyData message, at most {@link PgConnectOptions#maxMessageSize()}.
+   *   <li><b>Ownership:</b> each buffer is a heap {@link ByteBuffer} nobody else references: the
+   *       subscriber owns it. No Netty buffer leaves the codec.
+   *   <li><b>Cancel:</b> the rest of the response is read and discarded up to ReadyForQuery; the
+   *       connection stays usable. Close the connection to stop a large transfer at once.
+   *   <li><b>Errors:</b> an ErrorResponse fails the flux with a {@link
+   *       io.zenith.replication.pgwire.PgServerException} (SQLSTATE and all fields) after the
+   *       buffers before it, once the server is ready for the next query: the connection stays
+   *       usable. A query that does not produce exactly one COPY TO STDOUT fails with {@link
+   *       IllegalArgumentException} (connection usable); a lost connection with {@link
+   *       PgWireException} CONNECTION_LOST.
+   *   <li><b>Order:</b> the server's order; completes after the server's CommandComplete and
+   *       ReadyForQuery.
+   * </ul>
+   */
+  public Flux<ByteBuffer> copyOut(String sql, int readAhead) {
+    if (readAhead < 0) {
+      throw new IllegalArgumentException("readAhead must not be negative: " + readAhead);
+    }
+    return Flux.from(
+        subscriber -> {
+          CopyOutExchange ex = new CopyOutExchange(handler, subscriber, sql, readAhead);
+          subscriber.onSubscribe(ex);
+          handler.submit(ex);
+        });
   }
 
   public boolean isClosed() {

@@ -1,0 +1,98 @@
+package io.zenith.gateway.cli;
+
+import io.zenith.gateway.control.BranchOps;
+import io.zenith.gateway.control.Branches;
+import io.zenith.gateway.control.Repository;
+import java.io.PrintWriter;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Parameters;
+
+/** {@code zenith branch <new> [<ancestor>[@<lsn>]]} and {@code zenith branch list}. */
+@Command(
+    name = "branch",
+    mixinStandardHelpOptions = true,
+    description = {
+      "Create branch <new> of <ancestor> (default main) at <lsn> (default: its latest LSN): a"
+          + " copy-on-write timeline, created instantly whatever the database size.",
+      "`zenith branch list` shows the branches as a tree."
+    },
+    subcommands = {BranchCommand.ListBranches.class})
+final class BranchCommand implements Callable<Integer> {
+  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+  @Parameters(
+      index = "0",
+      arity = "0..1",
+      paramLabel = "<new>",
+      description = "Name of the new branch.")
+  String name;
+
+  @Parameters(
+      index = "1",
+      arity = "0..1",
+      paramLabel = "<ancestor>[@<lsn>]",
+      description = "Branch to branch from, and where (default: main at its latest LSN).")
+  String from;
+
+  @SuppressWarnings("try") // the lock is held, not used
+  @Override
+  public Integer call() throws Exception {
+    if (name == null) {
+      throw new CommandLine.ParameterException(
+          spec.commandLine(), "missing <new>: the name of the branch to create");
+    }
+    PrintWriter out = spec.commandLine().getOut();
+    Cli.BranchAt at =
+        from == null
+            ? new Cli.BranchAt(Branches.DEFAULT_BRANCH, java.util.Optional.empty())
+            : Cli.branchAt(spec.commandLine(), from, "ancestor");
+    Repository repo = Repository.open();
+    try (Repository.Lock lock = repo.lock()) {
+      BranchOps.Created c = new BranchOps(repo).create(name, at.branch(), at.lsn());
+      out.println(
+          "created branch "
+              + c.name()
+              + " from "
+              + c.ancestor()
+              + " at "
+              + c.at()
+              + " (timeline "
+              + c.timeline()
+              + ")");
+    }
+    return 0;
+  }
+
+  @Command(
+      name = "list",
+      mixinStandardHelpOptions = true,
+      description =
+          "Show the branches as a tree: each with the LSN it was branched at and its latest LSN.")
+  static final class ListBranches implements Callable<Integer> {
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+      Repository repo = Repository.open();
+      Table t = new Table("BRANCH", "BRANCHED AT", "LATEST LSN", "TIMELINE");
+      for (BranchOps.Node n : new BranchOps(repo).tree()) {
+        StringBuilder prefix = new StringBuilder();
+        for (int i = 1; i < n.ancestorsLast().size(); i++) {
+          prefix.append(n.ancestorsLast().get(i) ? "   " : "│  ");
+        }
+        if (n.depth() > 0) {
+          prefix.append(n.lastChild() ? "└─ " : "├─ ");
+        }
+        t.row(
+            prefix + n.name(),
+            n.info().ancestorLsn() == null ? "" : n.info().ancestorLsn(),
+            n.info().lastRecordLsn(),
+            n.info().timelineId());
+      }
+      t.print(spec.commandLine().getOut());
+      return 0;
+    }
+  }
+}

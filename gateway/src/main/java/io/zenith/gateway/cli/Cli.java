@@ -1,0 +1,77 @@
+package io.zenith.gateway.cli;
+
+import io.zenith.gateway.control.ComputeNode;
+import io.zenith.replication.client.PgConnectOptions;
+import io.zenith.replication.client.PgConnection;
+import io.zenith.wal.Lsn;
+import java.time.Duration;
+import java.util.Optional;
+import picocli.CommandLine;
+
+/** Helpers the control-plane commands share. Stateless. */
+final class Cli {
+  private Cli() {}
+
+  /** {@code <branch>[@<lsn>]}. */
+  record BranchAt(String branch, Optional<Lsn> lsn) {}
+
+  /** Parses {@code <branch>[@<lsn>]}; a malformed LSN is a usage error (exit 2). */
+  static BranchAt branchAt(CommandLine cmd, String text, String what) {
+    int at = text.indexOf('@');
+    if (at < 0) {
+      return new BranchAt(text, Optional.empty());
+    }
+    String branch = text.substring(0, at);
+    String lsn = text.substring(at + 1);
+    if (branch.isEmpty()) {
+      throw new CommandLine.ParameterException(cmd, what + " '" + text + "' has no branch name");
+    }
+    return new BranchAt(branch, Optional.of(lsn(cmd, lsn)));
+  }
+
+  static Lsn lsn(CommandLine cmd, String text) {
+    try {
+      return Lsn.parse(text);
+    } catch (IllegalArgumentException e) {
+      throw new CommandLine.ParameterException(
+          cmd, "invalid LSN '" + text + "' (expected e.g. 0/16B3748)");
+    }
+  }
+
+  /**
+   * The LSN column of a compute: the pinned LSN of a read-only one, the current WAL flush LSN of a
+   * running primary (asked of the compute), else {@code latest}.
+   */
+  static String lsnOf(ComputeNode node, boolean running) {
+    if (!node.spec().primary()) {
+      return node.spec().lsn();
+    }
+    if (!running) {
+      return "latest";
+    }
+    try {
+      PgConnection c =
+          PgConnection.connect(
+                  PgConnectOptions.builder()
+                      .host("127.0.0.1")
+                      .port(node.spec().port())
+                      .user("postgres")
+                      .database("postgres")
+                      .applicationName("zenith")
+                      .connectTimeout(Duration.ofSeconds(3))
+                      .build())
+              .block(Duration.ofSeconds(5));
+      try {
+        return c.simpleQuery("SELECT pg_current_wal_flush_lsn()")
+            .block(Duration.ofSeconds(5))
+            .rows()
+            .get(0)
+            .get(0);
+      } finally {
+        c.close().block(Duration.ofSeconds(5));
+      }
+    } catch (RuntimeException e) {
+      return "?";
+    }
+  }
+}

@@ -1,0 +1,54 @@
+package io.zenith.gateway.cli;
+
+import io.zenith.gateway.control.Computes;
+import io.zenith.gateway.control.Repository;
+import io.zenith.wal.Lsn;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Parameters;
+
+/** {@code zenith export <branch>[@<lsn>] <dir>}: the way out of Zenith. */
+@Command(
+    name = "export",
+    mixinStandardHelpOptions = true,
+    description = {
+      "Write a standalone PostgreSQL 15 data directory of a branch (at its latest LSN, or at"
+          + " <lsn>) that plain `pg_ctl start` runs, without Zenith.",
+      "<dir> must not exist or be empty. When zenith runs as root the files are given to"
+          + " PostgreSQL's OS user."
+    })
+final class ExportCommand implements Callable<Integer> {
+  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+  @Parameters(index = "0", paramLabel = "<branch>[@<lsn>]", description = "What to export.")
+  String what;
+
+  @Parameters(index = "1", paramLabel = "<dir>", description = "The new data directory.")
+  Path dir;
+
+  @Override
+  public Integer call() throws Exception {
+    PrintWriter out = spec.commandLine().getOut();
+    Cli.BranchAt at = Cli.branchAt(spec.commandLine(), what, "branch");
+    Repository repo = Repository.open();
+    Lsn lsn = new Computes(repo, out).export(at.branch(), at.lsn(), dir);
+    Path abs = dir.toAbsolutePath().normalize();
+    out.println(
+        "exported branch "
+            + at.branch()
+            + " at "
+            + lsn
+            + " to "
+            + abs
+            + repo.pg().osUser().map(u -> " (owned by " + u + ")").orElse("")
+            + "; run it with: pg_ctl -D "
+            + abs
+            + " -l "
+            + abs
+            + "/postgres.log start");
+    return 0;
+  }
+}

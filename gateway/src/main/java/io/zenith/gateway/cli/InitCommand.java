@@ -1,0 +1,65 @@
+package io.zenith.gateway.cli;
+
+import io.zenith.gateway.control.RepoInit;
+import io.zenith.gateway.control.Repository;
+import java.io.PrintWriter;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code zenith init}: a new repository with branch main imported from initdb. */
+@Command(
+    name = "init",
+    mixinStandardHelpOptions = true,
+    description = {
+      "Create a repository (./.zenith or $ZENITH_REPO_DIR): run initdb (PostgreSQL 15) once and"
+          + " import it into the pageserver as branch main of a new tenant.",
+      "Refuses to overwrite an existing repository."
+    })
+final class InitCommand implements Callable<Integer> {
+  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+  @Option(
+      names = "--pageserver-http",
+      paramLabel = "HOST:PORT",
+      description = "Pageserver management API address (default 127.0.0.1:9898).")
+  String http;
+
+  @Option(
+      names = "--pageserver-pg",
+      paramLabel = "HOST:PORT",
+      description = "Pageserver libpq address (default 127.0.0.1:64000).")
+  String pg;
+
+  @Option(
+      names = "--compute-port-base",
+      paramLabel = "PORT",
+      description = "First port computes get (default 55432).")
+  Integer portBase;
+
+  @Option(
+      names = "--pg-os-user",
+      paramLabel = "USER",
+      description =
+          "OS user PostgreSQL runs as when zenith runs as root (default $ZENITH_PG_OS_USER or"
+              + " postgres).")
+  String pgOsUser;
+
+  @Override
+  public Integer call() throws Exception {
+    PrintWriter out = spec.commandLine().getOut();
+    if (portBase != null && (portBase < 1024 || portBase > 65000)) {
+      throw new CommandLine.ParameterException(
+          spec.commandLine(), "--compute-port-base must be between 1024 and 65000");
+    }
+    var dir = Repository.locate();
+    out.println("initializing repository " + dir);
+    Repository repo = RepoInit.run(dir, new RepoInit.Options(http, pg, portBase, pgOsUser), out);
+    out.println(
+        "repository ready: tenant "
+            + repo.config().defaultTenantId()
+            + ", branch main; next: zenith start");
+    return 0;
+  }
+}

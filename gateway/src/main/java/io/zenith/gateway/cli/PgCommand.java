@@ -1,0 +1,224 @@
+package io.zenith.gateway.cli;
+
+import io.zenith.gateway.control.ComputeNode;
+import io.zenith.gateway.control.Computes;
+import io.zenith.gateway.control.ControlPlaneException;
+import io.zenith.gateway.control.Repository;
+import io.zenith.wal.Lsn;
+import java.io.PrintWriter;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/** {@code zenith pg}: compute nodes (stock PostgreSQL 15 on a branch). */
+@Command(
+    name = "pg",
+    mixinStandardHelpOptions = true,
+    description = "Manage compute nodes: PostgreSQL 15 servers on a branch.",
+    subcommands = {
+      PgCommand.Create.class,
+      PgCommand.Start.class,
+      PgCommand.Stop.class,
+      PgCommand.ListNodes.class,
+      PgCommand.Show.class
+    })
+final class PgCommand implements Runnable {
+  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+  @Override
+  public void run() {
+    spec.commandLine().usage(spec.commandLine().getOut());
+  }
+
+  static Table listTable(List<ComputeNode> nodes) {
+    Table t = new Table("NODE", "ADDRESS", "BRANCH", "LSN", "STATUS");
+    for (ComputeNode n : nodes) {
+      boolean running = n.running();
+      t.row(
+          n.spec().name(),
+          n.address(),
+          n.spec().branch(),
+          Cli.lsnOf(n, running),
+          running ? "running" : "stopped");
+    }
+    return t;
+  }
+
+  @Command(
+      name = "create",
+      mixinStandardHelpOptions = true,
+      description = {
+        "Create a compute node on a branch: the branch's primary (read-write, one running per"
+            + " branch), or with --lsn a read-only compute that sees the branch as of that LSN.",
+        "Nothing runs until `zenith pg start`."
+      })
+  static final class Create implements Callable<Integer> {
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "<name>", description = "Name of the compute.")
+    String name;
+
+    @Option(
+        names = "--branch",
+        paramLabel = "BRANCH",
+        defaultValue = "main",
+        description = "Branch to run on (default: ${DEFAULT-VALUE}).")
+    String branch;
+
+    @Option(
+        names = "--lsn",
+        paramLabel = "LSN",
+        description = "Read-only at this LSN (e.g. 0/16B3748) instead of a primary.")
+    String lsn;
+
+    @Option(
+        names = "--port",
+        paramLabel = "PORT",
+        description = "TCP port (default: the first free one from compute_port_base).")
+    Integer port;
+
+    @SuppressWarnings("try") // the lock is held, not used
+    @Override
+    public Integer call() throws Exception {
+      PrintWriter out = spec.commandLine().getOut();
+      Optional<Lsn> at =
+          lsn == null ? Optional.empty() : Optional.of(Cli.lsn(spec.commandLine(), lsn));
+      Repository repo = Repository.open();
+      try (Repository.Lock lock = repo.lock()) {
+        ComputeNode n = new Computes(repo, out).create(name, branch, at, Optional.ofNullable(port));
+        out.println(
+            "created compute "
+                + n.spec().name()
+                + " on branch "
+                + n.spec().branch()
+                + (n.spec().primary() ? " (primary)" : " (read-only at " + n.spec().lsn() + ")")
+                + ", port "
+                + n.spec().port()
+                + "; start it with: zenith pg start "
+                + n.spec().name());
+      }
+      return 0;
+    }
+  }
+
+  @Command(
+      name = "start",
+      mixinStandardHelpOptions = true,
+      description = {
+        "Start a compute: fetch a fresh basebackup from the pageserver, write its configuration,"
+            + " start it with pg_ctl; a primary's WAL then streams to the pageserver."
+      })
+  static final class Start implements Callable<Integer> {
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "<name>", description = "Name of the compute.")
+    String name;
+
+    @SuppressWarnings("try") // the lock is held, not used
+    @Override
+    public Integer call() throws Exception {
+      PrintWriter out = spec.commandLine().getOut();
+      Repository repo = Repository.open();
+      try (Repository.Lock lock = repo.lock()) {
+        ComputeNode n = repo.compute(name);
+        Lsn lsn = new Computes(repo, out).start(n);
+        out.println(
+            "compute "
+                + name
+                + " is running "
+                + (n.spec().primary()
+                    ? "as the primary of branch " + n.spec().branch() + " (from " + lsn + ")"
+                    : "read-only on branch " + n.spec().branch() + " at " + lsn)
+                + ": psql "
+                + n.connectionString());
+      }
+      return 0;
+    }
+  }
+
+  @Command(
+      name = "stop",
+      mixinStandardHelpOptions = true,
+      description = "Stop a compute (pg_ctl stop -m fast); --destroy also deletes it.")
+  static final class Stop implements Callable<Integer> {
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "<name>", description = "Name of the compute.")
+    String name;
+
+    @Option(
+        names = "--destroy",
+        description = "Delete the compute too (its data directory, log and node.toml).")
+    boolean destroy;
+
+    @SuppressWarnings("try") // the lock is held, not used
+    @Override
+    public Integer call() throws Exception {
+      PrintWriter out = spec.commandLine().getOut();
+      Repository repo = Repository.open();
+      try (Repository.Lock lock = repo.lock()) {
+        ComputeNode n = repo.compute(name);
+        Computes computes = new Computes(repo, out);
+        boolean wasRunning = computes.stop(n);
+        if (!wasRunning && !destroy) {
+          throw new ControlPlaneException("compute '" + name + "' is not running");
+        }
+        if (wasRunning) {
+          out.println("stopped compute " + name);
+        }
+        if (destroy) {
+          computes.destroy(n);
+          out.println("destroyed compute " + name);
+        }
+      }
+      return 0;
+    }
+  }
+
+  @Command(
+      name = "list",
+      mixinStandardHelpOptions = true,
+      description = "List the computes: NODE ADDRESS BRANCH LSN STATUS.")
+  static final class ListNodes implements Callable<Integer> {
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+      listTable(Repository.open().computes()).print(spec.commandLine().getOut());
+      return 0;
+    }
+  }
+
+  @Command(
+      name = "show",
+      mixinStandardHelpOptions = true,
+      description = "Show one compute, one `key: value` per line.")
+  static final class Show implements Callable<Integer> {
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "<name>", description = "Name of the compute.")
+    String name;
+
+    @Override
+    public Integer call() {
+      PrintWriter out = spec.commandLine().getOut();
+      ComputeNode n = Repository.open().compute(name);
+      boolean running = n.running();
+      out.println("node: " + n.spec().name());
+      out.println("tenant: " + n.spec().tenantId());
+      out.println("timeline: " + n.spec().timelineId());
+      out.println("branch: " + n.spec().branch());
+      out.println("lsn: " + Cli.lsnOf(n, running));
+      out.println("mode: " + (n.spec().primary() ? "primary" : "read-only"));
+      out.println("address: " + n.address());
+      out.println("status: " + (running ? "running" : "stopped"));
+      out.println("datadir: " + n.pgdata());
+      out.println("log: " + n.logFile());
+      return 0;
+    }
+  }
+}

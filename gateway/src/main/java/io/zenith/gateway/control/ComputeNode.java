@@ -1,0 +1,68 @@
+package io.zenith.gateway.control;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * One compute node of the repository: its spec, where its files are, and whether it runs (its
+ * {@code postmaster.pid} names a live process). Immutable snapshot; {@link #runningPid()} looks at
+ * the system each time.
+ *
+ * @param spec what {@code node.toml} says
+ * @param nodeDir {@code <repo>/computes/<name>}, holding {@code node.toml}
+ * @param dataRoot {@code <compute_data_dir>/<name>}, holding {@code pgdata/} and {@code
+ *     postgres.log} (the same directory as nodeDir when PostgreSQL's user can reach the repository)
+ */
+public record ComputeNode(ComputeSpec spec, Path nodeDir, Path dataRoot) {
+
+  public Path pgdata() {
+    return dataRoot.resolve("pgdata");
+  }
+
+  public Path logFile() {
+    return dataRoot.resolve("postgres.log");
+  }
+
+  public String address() {
+    return "127.0.0.1:" + spec.port();
+  }
+
+  /** {@code postgresql://postgres@127.0.0.1:55432/postgres}. */
+  public String connectionString() {
+    return "postgresql://postgres@127.0.0.1:" + spec.port() + "/postgres";
+  }
+
+  /** The postmaster's pid if it runs. */
+  public Optional<Long> runningPid() {
+    Path pidFile = pgdata().resolve("postmaster.pid");
+    try {
+      if (!Files.exists(pidFile)) {
+        return Optional.empty();
+      }
+      List<String> lines = Files.readAllLines(pidFile);
+      if (lines.isEmpty()) {
+        return Optional.empty();
+      }
+      long pid = Long.parseLong(lines.get(0).strip());
+      return ProcessHandle.of(pid)
+          .filter(ProcessHandle::isAlive)
+          // a stale pid file of a crashed compute may name a reused pid
+          .filter(p -> p.info().command().map(c -> c.endsWith("postgres")).orElse(true))
+          .map(ProcessHandle::pid);
+    } catch (IOException | NumberFormatException e) {
+      return Optional.empty();
+    }
+  }
+
+  public boolean running() {
+    return runningPid().isPresent();
+  }
+
+  /** "running" or "stopped". */
+  public String status() {
+    return running() ? "running" : "stopped";
+  }
+}

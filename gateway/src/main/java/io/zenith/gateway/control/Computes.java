@@ -1,0 +1,607 @@
+package io.zenith.gateway.control;
+
+import io.zenith.gateway.pageserver.ApiModel;
+import io.zenith.pg.PgDistribution;
+import io.zenith.wal.Lsn;
+import io.zenith.wal.TenantId;
+import io.zenith.wal.TimelineId;
+import java.io.File;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.List;
+import java.util.Locale;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Compute nodes: create, start (fresh basebackup, configuration, {@code pg_ctl start}, WAL to the
+ * pageserver), stop, destroy, and {@code export} (a standalone data directory). Blocking; output
+ * (progress, results) goes to the given writer. Not thread-safe.
+ */
+public final class Computes {
+  /** Name of the replication slot and standby the pageserver uses on a primary. */
+  public static final String PAGESERVER_STANDBY = "pageserver";
+
+  private static final Duration PG_CTL_TIMEOUT = Duration.ofSeconds(120);
+
+  private final Repository repo;
+  private final PrintWriter out;
+
+  public Computes(Repository repo, PrintWriter out) {
+    this.repo = repo;
+    this.out = out;
+  }
+
+  // ---------------------------------------------------------------- create
+
+  /** Creates a compute on {@code branch}: a primary, or read-only at {@code lsn}. */
+  public ComputeNode create(String name, String branch, Optional<Lsn> lsn, Optional<Integer> port)
+      throws IOException {
+    ComputeSpec.checkName(name);
+    if (repo.findCompute(name).isPresent()) {
+      throw new ControlPlaneException(
+          "compute '" + name + "' already exists (see `zenith pg list`)");
+    }
+    TimelineId timeline = repo.branches().get(branch);
+    if (lsn.isPresent()) {
+      PageserverClient ps = repo.pageserver();
+      if (ps.isUp()) {
+        checkLsnOnTimeline(
+            ps, repo.config().tenant(), branch, timeline, lsn.get(), "create a compute on");
+      } else {
+        out.println(
+            "note: the pageserver is not running, so LSN "
+                + lsn.get()
+                + " is checked when the compute starts");
+      }
+    }
+    int p = port.isPresent() ? checkPort(name, port.get()) : allocatePort();
+    ComputeSpec spec =
+        new ComputeSpec(
+            name,
+            repo.config().defaultTenantId(),
+            timeline.toString(),
+            branch,
+            lsn.map(Lsn::toString).orElse(null),
+            p);
+    ComputeNode node = repo.node(spec);
+    Files.createDirectories(repo.computesDir());
+    if (!Files.exists(node.nodeDir())) {
+      Files.createDirectory(node.nodeDir());
+      Files.setPosixFilePermissions(node.nodeDir(), PosixFilePermissions.fromString("rwxr-xr-x"));
+    }
+    spec.write(node.nodeDir().resolve(ComputeSpec.FILE_NAME));
+    return node;
+  }
+
+  /** Checks {@code initdb_lsn <= lsn <= last_record_lsn} of the timeline. */
+  static void checkLsnOnTimeline(
+      PageserverClient ps,
+      TenantId tenant,
+      String branch,
+      TimelineId timeline,
+      Lsn lsn,
+      String what) {
+    ApiModel.TimelineInfo info = timelineInfo(ps, tenant, branch, timeline);
+    Lsn first = Lsn.parse(info.initdbLsn());
+    Lsn last = Lsn.parse(info.lastRecordLsn());
+    if (lsn.isBefore(first)) {
+      throw new ControlPlaneException(
+          "cannot "
+              + what
+              + " "
+              + branch
+              + " at "
+              + lsn
+              + ": that is before its history starts at "
+              + first
+              + " (initdb)");
+    }
+    if (lsn.isAfter(last)) {
+      throw new ControlPlaneException(
+          "cannot "
+              + what
+              + " "
+              + branch
+              + " at "
+              + lsn
+              + ": "
+              + branch
+              + " has WAL only up to "
+              + last);
+    }
+  }
+
+  static ApiModel.TimelineInfo timelineInfo(
+      PageserverClient ps, TenantId tenant, String branch, TimelineId timeline) {
+    try {
+      return ps.timeline(tenant, timeline);
+    } catch (PageserverClient.ApiError e) {
+      if (e.status() == 404) {
+        throw new ControlPlaneException(
+            "branch '"
+                + branch
+                + "' (timeline "
+                + timeline
+                + ") does not exist on the pageserver: "
+                + e.getMessage());
+      }
+      throw new ControlPlaneException("the pageserver: " + e.getMessage());
+    }
+  }
+
+  private int checkPort(String name, int port) {
+    if (port < 1024 || port > 65535) {
+      throw new ControlPlaneException("port " + port + " is out of range (1024..65535)");
+    }
+    for (ComputeNode n : repo.computes()) {
+      if (n.spec().port() == port) {
+        throw new ControlPlaneException(
+            "port " + port + " already belongs to compute '" + n.spec().name() + "'");
+      }
+    }
+    if (!portFree(port)) {
+      throw new ControlPlaneException(
+          "port " + port + " is in use by another program; choose another with --port");
+    }
+    return port;
+  }
+
+  private int allocatePort() {
+    List<Integer> taken = repo.computes().stream().map(n -> n.spec().port()).toList();
+    for (int p = repo.config().computePortBase(); p < 65536; p++) {
+      if (!taken.contains(p) && portFree(p)) {
+        return p;
+      }
+    }
+    throw new ControlPlaneException(
+        "no free port from compute_port_base " + repo.config().computePortBase());
+  }
+
+  // ---------------------------------------------------------------- start
+
+  /** Starts a compute from a fresh basebackup; returns the LSN it starts at. */
+  public Lsn start(ComputeNode node) throws IOException {
+    ComputeSpec spec = node.spec();
+    Optional<Long> pid = node.runningPid();
+    if (pid.isPresent()) {
+      throw new ControlPlaneException(
+          "compute '"
+              + spec.name()
+              + "' is already running (pid "
+              + pid.get()
+              + "); stop it with `zenith pg stop "
+              + spec.name()
+              + "`");
+    }
+    PageserverClient ps = repo.pageserver();
+    ps.status(); // a clear error if the pageserver is not running
+    if (spec.primary()) {
+      for (ComputeNode other : repo.computes()) {
+        if (!other.spec().name().equals(spec.name())
+            && other.spec().primary()
+            && other.spec().timelineId().equals(spec.timelineId())
+            && other.running()) {
+          throw new ControlPlaneException(
+              "compute '"
+                  + other.spec().name()
+                  + "' already runs as the primary of branch '"
+                  + spec.branch()
+                  + "' (one primary per branch); stop it first, or create a read-only"
+                  + " compute with --lsn");
+        }
+      }
+    }
+    if (!portFree(spec.port())) {
+      throw new ControlPlaneException(
+          "port "
+              + spec.port()
+              + " of compute '"
+              + spec.name()
+              + "' is in use by another program; free it, or recreate the compute with --port");
+    }
+    ApiModel.TimelineInfo info = timelineInfo(ps, spec.tenant(), spec.branch(), spec.timeline());
+    if (info.brokenReason() != null) {
+      throw new ControlPlaneException(
+          "branch '" + spec.branch() + "' is broken on the pageserver: " + info.brokenReason());
+    }
+    Lsn lsn;
+    if (spec.primary()) {
+      lsn = Lsn.parse(info.lastRecordLsn());
+    } else {
+      lsn = spec.pinnedLsn().orElseThrow();
+      checkLsnOnTimeline(
+          ps, spec.tenant(), spec.branch(), spec.timeline(), lsn, "start a compute on");
+    }
+
+    PgDistribution pg = repo.pg();
+    pg.createOwnedDirectory(node.dataRoot());
+    Basebackups.deleteTree(node.pgdata());
+    fetch(spec.branch(), spec.tenant(), spec.timeline(), lsn, node.pgdata(), pg);
+    writeComputeConfig(node, pg);
+
+    List<String> args =
+        List.of(
+            "-D",
+            node.pgdata().toString(),
+            "-l",
+            node.logFile().toString(),
+            "-w",
+            "-t",
+            Long.toString(PG_CTL_TIMEOUT.toSeconds()),
+            "start");
+    long logFrom = Files.exists(node.logFile()) ? Files.size(node.logFile()) : 0;
+    RunResult r = run(pg, "pg_ctl", args);
+    if (r.exit() != 0) {
+      throw new ControlPlaneException(
+          "compute '"
+              + spec.name()
+              + "' did not start: "
+              + lastProblem(node.logFile(), logFrom, r.output())
+              + " (see "
+              + node.logFile()
+              + ")");
+    }
+    if (spec.primary()) {
+      try {
+        ps.setWalSource(
+            spec.tenant(),
+            spec.timeline(),
+            new ApiModel.WalSource(
+                "127.0.0.1", spec.port(), "postgres", PAGESERVER_STANDBY, PAGESERVER_STANDBY));
+      } catch (RuntimeException e) {
+        run(pg, "pg_ctl", List.of("-D", node.pgdata().toString(), "-m", "immediate", "stop"));
+        throw new ControlPlaneException(
+            "the pageserver did not take WAL from compute '"
+                + spec.name()
+                + "', so it was stopped again: "
+                + e.getMessage());
+      }
+      awaitStreaming(ps, spec);
+    }
+    return lsn;
+  }
+
+  private void fetch(
+      String branch,
+      TenantId tenant,
+      TimelineId timeline,
+      Lsn lsn,
+      Path target,
+      PgDistribution pg) {
+    out.print("fetching basebackup of " + branch + " at " + lsn + " ...");
+    out.flush();
+    long t0 = System.nanoTime();
+    Basebackups.Result res;
+    try {
+      res =
+          Basebackups.fetch(
+              repo.config().pageserverPg(),
+              tenant,
+              timeline,
+              lsn,
+              target,
+              pg,
+              bytes -> {
+                out.print(" " + megabytes(bytes) + " ...");
+                out.flush();
+              });
+    } catch (RuntimeException e) {
+      out.println(" failed");
+      throw e;
+    }
+    out.printf(
+        Locale.ROOT,
+        " %s, %d files in %.1f s%n",
+        megabytes(res.bytes()),
+        res.files(),
+        (System.nanoTime() - t0) / 1e9);
+  }
+
+  static String megabytes(long bytes) {
+    return String.format(Locale.ROOT, "%d MB", Math.round(bytes / 1e6));
+  }
+
+  /** Waits (bounded) until the pageserver streams the primary's WAL; warns if it does not. */
+  private void awaitStreaming(PageserverClient ps, ComputeSpec spec) {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+    String lastError = null;
+    while (System.nanoTime() < deadline) {
+      ApiModel.TimelineInfo t = ps.timeline(spec.tenant(), spec.timeline());
+      ApiModel.WalReceiverInfo w = t.walReceiver();
+      if (w != null && "streaming".equals(w.state())) {
+        return;
+      }
+      lastError = w == null ? null : w.lastError();
+      PageserverProcess.sleep(100);
+    }
+    out.println(
+        "warning: the pageserver is not streaming WAL from compute '"
+            + spec.name()
+            + "' yet"
+            + (lastError == null ? "" : " (" + lastError + ")")
+            + "; commits wait until it does");
+  }
+
+  /** postgresql.conf, pg_hba.conf, pg_ident.conf (and standby.signal for a read-only compute). */
+  private static void writeComputeConfig(ComputeNode node, PgDistribution pg) throws IOException {
+    ComputeSpec spec = node.spec();
+    StringBuilder conf = new StringBuilder();
+    conf.append("# Written by `zenith pg start` for compute '")
+        .append(spec.name())
+        .append("': ")
+        .append(
+            spec.primary()
+                ? "the primary of branch '" + spec.branch() + "'"
+                : "read-only on branch '" + spec.branch() + "' at " + spec.lsn())
+        .append(", timeline ")
+        .append(spec.timelineId())
+        .append(".\n# Rewritten at every start: change node.toml, not this file.\n");
+    setting(conf, "listen_addresses", "'127.0.0.1'");
+    setting(conf, "port", Integer.toString(spec.port()));
+    setting(conf, "unix_socket_directories", "''");
+    setting(conf, "max_connections", "100");
+    setting(conf, "shared_buffers", "128MB");
+    setting(conf, "dynamic_shared_memory_type", "posix");
+    setting(conf, "log_line_prefix", "'%m [%p] '");
+    setting(conf, "timezone", "'UTC'");
+    setting(conf, "log_timezone", "'UTC'");
+    // What the page store relies on (docs/pg-pitfalls.md §6).
+    setting(conf, "wal_level", "replica");
+    setting(conf, "wal_log_hints", "on");
+    setting(conf, "full_page_writes", "on");
+    setting(conf, "track_commit_timestamp", "off");
+    // As initdb's defaults: a read-only compute of a basebackup needs at least the values in its
+    // pg_control, which the primary (or initdb) wrote.
+    setting(conf, "max_wal_senders", "10");
+    setting(conf, "max_replication_slots", "10");
+    if (spec.primary()) {
+      conf.append(
+              "# The pageserver is this primary's synchronous standby until safekeepers exist:\n")
+          .append("# a commit returns once the pageserver has ingested its WAL.\n");
+      setting(conf, "synchronous_standby_names", "'" + PAGESERVER_STANDBY + "'");
+      setting(conf, "synchronous_commit", "remote_write");
+      setting(conf, "fsync", "on");
+      setting(conf, "max_slot_wal_keep_size", "4GB");
+    } else {
+      setting(conf, "hot_standby", "on");
+    }
+    Path data = node.pgdata();
+    writeOwned(data.resolve("postgresql.conf"), conf.toString(), pg);
+    writeOwned(
+        data.resolve("pg_hba.conf"),
+        """
+        # Written by `zenith pg start`: trust on the loopback interface, replication included.
+        local   all           all                        trust
+        host    all           all         127.0.0.1/32   trust
+        host    all           all         ::1/128        trust
+        local   replication   all                        trust
+        host    replication   all         127.0.0.1/32   trust
+        host    replication   all         ::1/128        trust
+        """,
+        pg);
+    writeOwned(data.resolve("pg_ident.conf"), "", pg);
+    if (!spec.primary()) {
+      writeOwned(data.resolve("standby.signal"), "", pg);
+    }
+  }
+
+  private static void setting(StringBuilder conf, String name, String value) {
+    conf.append(name).append(" = ").append(value).append('\n');
+  }
+
+  static void writeOwned(Path file, String content, PgDistribution pg) throws IOException {
+    Files.writeString(file, content, StandardCharsets.UTF_8);
+    Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("rw-------"));
+    pg.giveToPgUser(file);
+  }
+
+  // ---------------------------------------------------------------- stop
+
+  /**
+   * Stops a compute ({@code pg_ctl stop -m fast}: a primary's walsender first hands every record to
+   * the pageserver) and, for a primary, tells the pageserver to stop streaming. Returns false if it
+   * was not running.
+   */
+  public boolean stop(ComputeNode node) {
+    ComputeSpec spec = node.spec();
+    if (!node.running()) {
+      return false;
+    }
+    PgDistribution pg = repo.pg();
+    RunResult r =
+        run(
+            pg,
+            "pg_ctl",
+            List.of(
+                "-D",
+                node.pgdata().toString(),
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                Long.toString(PG_CTL_TIMEOUT.toSeconds()),
+                "stop"));
+    if (r.exit() != 0 && node.running()) {
+      out.println(
+          "warning: compute '"
+              + spec.name()
+              + "' did not stop within "
+              + PG_CTL_TIMEOUT.toSeconds()
+              + " s; stopping it immediately (WAL not yet at the pageserver is lost)");
+      run(pg, "pg_ctl", List.of("-D", node.pgdata().toString(), "-m", "immediate", "-w", "stop"));
+    }
+    if (spec.primary()) {
+      PageserverClient ps = repo.pageserver();
+      try {
+        ps.removeWalSource(spec.tenant(), spec.timeline());
+      } catch (ControlPlaneException e) {
+        out.println(
+            "note: the pageserver is not running; it will stop streaming from compute '"
+                + spec.name()
+                + "' when the next compute of the branch starts");
+      } catch (PageserverClient.ApiError e) {
+        out.println("warning: the pageserver: " + e.getMessage());
+      }
+    }
+    return true;
+  }
+
+  /** Deletes a stopped compute's files and its node.toml. */
+  public void destroy(ComputeNode node) {
+    if (node.running()) {
+      throw new IllegalStateException("compute " + node.spec().name() + " is running");
+    }
+    Basebackups.deleteTree(node.dataRoot());
+    Basebackups.deleteTree(node.nodeDir());
+  }
+
+  // ---------------------------------------------------------------- export
+
+  /**
+   * Writes a standalone PostgreSQL 15 data directory of {@code branch} at {@code lsn} (latest if
+   * empty) to {@code target}, which must not exist or be empty: a basebackup with a plain
+   * configuration (no synchronous standby, trust on local connections), owned by PostgreSQL's user.
+   * Returns the LSN.
+   */
+  public Lsn export(String branch, Optional<Lsn> at, Path target) throws IOException {
+    TimelineId timeline = repo.branches().get(branch);
+    TenantId tenant = repo.config().tenant();
+    Path dir = target.toAbsolutePath().normalize();
+    if (Files.exists(dir)) {
+      try (var s = Files.list(dir)) {
+        if (!Files.isDirectory(dir) || s.findAny().isPresent()) {
+          throw new ControlPlaneException(dir + " exists and is not an empty directory");
+        }
+      }
+      Files.delete(dir);
+    }
+    if (dir.getParent() == null || !Files.isDirectory(dir.getParent())) {
+      throw new ControlPlaneException("the parent directory of " + dir + " does not exist");
+    }
+    PageserverClient ps = repo.pageserver();
+    ps.status();
+    ApiModel.TimelineInfo info = timelineInfo(ps, tenant, branch, timeline);
+    Lsn lsn;
+    if (at.isPresent()) {
+      checkLsnOnTimeline(ps, tenant, branch, timeline, at.get(), "export");
+      lsn = at.get();
+    } else {
+      lsn = Lsn.parse(info.lastRecordLsn());
+    }
+    PgDistribution pg = repo.pg();
+    fetch(branch, tenant, timeline, lsn, dir, pg);
+    writeOwned(
+        dir.resolve("postgresql.conf"),
+        "# Written by `zenith export` of branch '"
+            + branch
+            + "' at "
+            + lsn
+            + ": a standalone PostgreSQL 15 data directory.\n"
+            + "# Zenith is not involved any more; edit freely.\n"
+            + "listen_addresses = 'localhost'\n"
+            + "port = 5432\n"
+            + "max_connections = 100\n"
+            + "shared_buffers = 128MB\n"
+            + "dynamic_shared_memory_type = posix\n"
+            + "max_wal_size = 1GB\n"
+            + "min_wal_size = 80MB\n"
+            + "timezone = 'UTC'\n"
+            + "log_timezone = 'UTC'\n",
+        pg);
+    writeOwned(
+        dir.resolve("pg_hba.conf"),
+        """
+        # Written by `zenith export`: trust for local connections, as `initdb -A trust`.
+        local   all           all                        trust
+        host    all           all         127.0.0.1/32   trust
+        host    all           all         ::1/128        trust
+        local   replication   all                        trust
+        host    replication   all         127.0.0.1/32   trust
+        host    replication   all         ::1/128        trust
+        """,
+        pg);
+    writeOwned(dir.resolve("pg_ident.conf"), "", pg);
+    return lsn;
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  /** What a PostgreSQL program printed and returned. */
+  record RunResult(int exit, String output) {}
+
+  /** Runs a PostgreSQL program as its OS user, in {@code /}; output captured. */
+  static RunResult run(PgDistribution pg, String program, List<String> args) {
+    try {
+      Path out = Files.createTempFile("zenith-", ".out");
+      try {
+        Process p =
+            pg.processBuilder(program, args)
+                .directory(new File("/"))
+                .redirectErrorStream(true)
+                .redirectOutput(out.toFile())
+                .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
+                .start();
+        if (!p.waitFor(PG_CTL_TIMEOUT.toSeconds() + 60, TimeUnit.SECONDS)) {
+          p.destroyForcibly();
+          return new RunResult(-1, program + " did not finish");
+        }
+        return new RunResult(p.exitValue(), Files.readString(out));
+      } finally {
+        Files.deleteIfExists(out);
+      }
+    } catch (IOException e) {
+      throw new ControlPlaneException("cannot run " + program + ": " + e.getMessage(), e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new ControlPlaneException("interrupted while running " + program);
+    }
+  }
+
+  /**
+   * The last FATAL/ERROR/PANIC line of a log (or of the program's output), for a one-line error.
+   */
+  static String lastProblem(Path log, long from, String output) {
+    String found = null;
+    try {
+      if (Files.exists(log)) {
+        byte[] all = Files.readAllBytes(log);
+        String fresh =
+            new String(
+                all,
+                (int) Math.min(from, all.length),
+                all.length - (int) Math.min(from, all.length),
+                StandardCharsets.UTF_8);
+        for (String l : fresh.lines().toList()) {
+          if (l.contains("FATAL:") || l.contains("PANIC:") || l.contains("ERROR:")) {
+            found = l.strip();
+          }
+        }
+      }
+    } catch (IOException e) {
+      // fall back to the output
+    }
+    if (found == null) {
+      List<String> lines = output.lines().filter(l -> !l.isBlank()).toList();
+      found = lines.isEmpty() ? "no output" : lines.get(lines.size() - 1).strip();
+    }
+    return found;
+  }
+
+  static boolean portFree(int port) {
+    try (ServerSocket s = new ServerSocket()) {
+      s.setReuseAddress(true);
+      s.bind(new java.net.InetSocketAddress(InetAddress.getLoopbackAddress(), port));
+      return true;
+    } catch (IOException e) {
+      return false;
+    }
+  }
+}

@@ -1,0 +1,179 @@
+package io.zenith.gateway.control;
+
+import io.zenith.gateway.pageserver.PageserverConfig;
+import io.zenith.ingest.DatadirImport;
+import io.zenith.layer.LayerStore;
+import io.zenith.pg.PgDistribution;
+import io.zenith.wal.TenantId;
+import io.zenith.wal.TimelineId;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.stream.Stream;
+
+/**
+ * {@code zenith init}: a new repository whose pageserver holds one tenant with timeline {@code
+ * main}, imported from a fresh {@code initdb} (stock PostgreSQL 15, data checksums on) at its
+ * shutdown checkpoint. The pageserver does not run during init: the import writes its layer store
+ * directly. A failed init leaves nothing behind.
+ */
+public final class RepoInit {
+  private RepoInit() {}
+
+  /** What {@code init} may be told; null fields take the defaults. */
+  public record Options(
+      String listenHttp, String listenPg, Integer computePortBase, String pgOsUser) {}
+
+  public static Repository run(Path dir, Options options, PrintWriter out) throws IOException {
+    if (Files.exists(dir)) {
+      boolean empty;
+      try (Stream<Path> s = Files.list(dir)) {
+        empty = Files.isDirectory(dir) && s.findAny().isEmpty();
+      }
+      if (!empty) {
+        throw new ControlPlaneException(
+            "a repository already exists at " + dir + " (remove it to start over)");
+      }
+    }
+    PageserverConfig psConfig =
+        new PageserverConfig(
+                options.listenHttp(),
+                options.listenPg(),
+                null,
+                null,
+                null,
+                null,
+                null,
+                null,
+                null,
+                true)
+            .withDefaults();
+    try {
+      psConfig.validate();
+    } catch (IllegalArgumentException e) {
+      throw new ControlPlaneException(e.getMessage());
+    }
+    PgDistribution pg = PgDistribution.detect(options.pgOsUser());
+    boolean created = !Files.exists(dir);
+    Path initdbDir = null;
+    boolean ok = false;
+    try {
+      Files.createDirectories(dir);
+      Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
+      Path computes = dir.resolve("computes");
+      Files.createDirectory(computes);
+      Files.setPosixFilePermissions(computes, PosixFilePermissions.fromString("rwxr-xr-x"));
+      Path psDir = dir.resolve("pageserver");
+      Files.createDirectory(psDir);
+      psConfig.write(psDir);
+
+      Path computeData = computes;
+      if (pg.osUser().isPresent() && !Repository.traversableBy(computes, pg.osUser().get())) {
+        computeData =
+            Path.of(System.getProperty("java.io.tmpdir"), "zenith-computes-" + shortHash(dir));
+        out.println(
+            "note: PostgreSQL's OS user '"
+                + pg.osUser().get()
+                + "' cannot reach "
+                + computes
+                + "; compute data directories go to "
+                + computeData
+                + " (compute_data_dir in config.toml)");
+      }
+      Files.createDirectories(computeData);
+      Files.setPosixFilePermissions(computeData, PosixFilePermissions.fromString("rwxr-xr-x"));
+
+      TenantId tenant = TenantId.generate();
+      TimelineId main = TimelineId.generate();
+
+      out.print(
+          "running initdb (PostgreSQL "
+              + PgDistribution.SUPPORTED_MAJOR
+              + pg.osUser().map(u -> ", as " + u).orElse("")
+              + ") ...");
+      out.flush();
+      long t0 = System.nanoTime();
+      initdbDir = Files.createTempDirectory("zenith-initdb-");
+      pg.createOwnedDirectory(initdbDir);
+      Path data = initdbDir.resolve("data");
+      Computes.RunResult r =
+          Computes.run(
+              pg,
+              "initdb",
+              List.of(
+                  "-D",
+                  data.toString(),
+                  "--data-checksums",
+                  "-U",
+                  "postgres",
+                  "-A",
+                  "trust",
+                  "-E",
+                  "UTF8",
+                  "--locale=C"));
+      if (r.exit() != 0) {
+        out.println(" failed");
+        throw new ControlPlaneException(
+            "initdb failed: " + Computes.lastProblem(Path.of("/nonexistent"), 0, r.output()));
+      }
+      out.printf(Locale.ROOT, " done in %.1f s%n", (System.nanoTime() - t0) / 1e9);
+
+      out.print("importing it into the pageserver as branch main ...");
+      out.flush();
+      t0 = System.nanoTime();
+      DatadirImport.Result imported;
+      try (LayerStore store = LayerStore.open(psDir, psConfig.layerStoreConfig())) {
+        store.createTenant(tenant);
+        imported = DatadirImport.run(store, tenant, main, data);
+      }
+      out.printf(
+          Locale.ROOT,
+          " %d relations, %d pages at LSN %s in %.1f s%n",
+          imported.relations(),
+          imported.pages(),
+          imported.lsn(),
+          (System.nanoTime() - t0) / 1e9);
+
+      new Branches(Map.of(Branches.DEFAULT_BRANCH, main)).write(dir);
+      RepoConfig config =
+          new RepoConfig(
+              tenant.toString(),
+              options.pgOsUser(),
+              options.computePortBase() == null
+                  ? RepoConfig.DEFAULT_COMPUTE_PORT_BASE
+                  : options.computePortBase(),
+              computeData.toAbsolutePath().toString(),
+              new RepoConfig.PageserverAddresses(psConfig.listenHttp(), psConfig.listenPg()));
+      config.write(dir); // last: a repository with config.toml is complete
+      ok = true;
+      return Repository.open(dir);
+    } finally {
+      if (initdbDir != null) {
+        Basebackups.deleteTree(initdbDir);
+      }
+      if (!ok && created) {
+        Basebackups.deleteTree(dir);
+      }
+    }
+  }
+
+  private static String shortHash(Path dir) {
+    try {
+      byte[] h =
+          MessageDigest.getInstance("SHA-256")
+              .digest(dir.toAbsolutePath().toString().getBytes(StandardCharsets.UTF_8));
+      return HexFormat.of().formatHex(h, 0, 6);
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+}

@@ -1,0 +1,256 @@
+package io.zenith.gateway.control;
+
+import io.zenith.gateway.pageserver.PageserverConfig;
+import io.zenith.pg.PgDistribution;
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.channels.OverlappingFileLockException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.PosixFileAttributes;
+import java.nio.file.attribute.PosixFilePermission;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+import java.util.stream.Stream;
+
+/**
+ * A local Zenith repository: {@code ./.zenith} or {@code $ZENITH_REPO_DIR}.
+ *
+ * <pre>
+ * config.toml              default tenant, pageserver addresses, compute ports, PostgreSQL's user
+ * branches.toml            branch name → timeline id
+ * pageserver/              the pageserver's data directory: pageserver.toml, layer files, index/,
+ *                          pageserver.log, pageserver.pid
+ * computes/&lt;name&gt;/node.toml  one per compute node
+ * &lt;compute_data_dir&gt;/&lt;name&gt;/ pgdata/ and postgres.log of each compute (computes/ itself when
+ *                          PostgreSQL's OS user can reach it, else a directory under /tmp)
+ * .lock                    held by commands that change the repository
+ * </pre>
+ *
+ * Not thread-safe: one CLI command uses it at a time.
+ */
+public final class Repository {
+  public static final String ENV = "ZENITH_REPO_DIR";
+  public static final String DEFAULT_DIR = ".zenith";
+
+  private final Path dir;
+  private final RepoConfig config;
+  private PgDistribution pg;
+
+  private Repository(Path dir, RepoConfig config) {
+    this.dir = dir;
+    this.config = config;
+  }
+
+  /** Where the repository is: {@code $ZENITH_REPO_DIR}, else {@code ./.zenith}; absolute. */
+  public static Path locate() {
+    String env = System.getenv(ENV);
+    Path p = env != null && !env.isBlank() ? Path.of(env) : Path.of(DEFAULT_DIR);
+    return p.toAbsolutePath().normalize();
+  }
+
+  /** Opens the repository at {@link #locate()}; a clear error if there is none. */
+  public static Repository open() {
+    return open(locate());
+  }
+
+  public static Repository open(Path dir) {
+    if (!RepoConfig.exists(dir)) {
+      throw new ControlPlaneException(
+          "no Zenith repository at "
+              + dir
+              + "; create one with `zenith init` (or set "
+              + ENV
+              + " to an existing one)");
+    }
+    return new Repository(dir, RepoConfig.load(dir));
+  }
+
+  static Repository of(Path dir, RepoConfig config) {
+    return new Repository(dir, config);
+  }
+
+  public Path dir() {
+    return dir;
+  }
+
+  public RepoConfig config() {
+    return config;
+  }
+
+  /** PostgreSQL 15, run as the configured OS user when root. */
+  public PgDistribution pg() {
+    if (pg == null) {
+      pg = PgDistribution.detect(config.pgOsUser());
+    }
+    return pg;
+  }
+
+  public Path pageserverDir() {
+    return dir.resolve("pageserver");
+  }
+
+  public Path computesDir() {
+    return dir.resolve("computes");
+  }
+
+  public PageserverClient pageserver() {
+    return new PageserverClient(config.pageserverHttp());
+  }
+
+  public PageserverProcess pageserverProcess() {
+    return new PageserverProcess(pageserverDir(), pageserver(), config.pgOsUser());
+  }
+
+  /** The pageserver's own configuration (its {@code pageserver.toml}). */
+  public PageserverConfig pageserverConfig() {
+    try {
+      return PageserverConfig.load(pageserverDir());
+    } catch (IllegalArgumentException e) {
+      throw new ControlPlaneException(e.getMessage());
+    }
+  }
+
+  public Branches branches() {
+    return Branches.load(dir);
+  }
+
+  void saveBranches(Branches b) throws IOException {
+    b.write(dir);
+  }
+
+  // ---------------------------------------------------------------- computes
+
+  /** Every compute node, by name. */
+  public List<ComputeNode> computes() {
+    Path d = computesDir();
+    if (!Files.isDirectory(d)) {
+      return List.of();
+    }
+    List<ComputeNode> out = new ArrayList<>();
+    try (Stream<Path> s = Files.list(d)) {
+      for (Path p : s.sorted().toList()) {
+        if (Files.exists(p.resolve(ComputeSpec.FILE_NAME))) {
+          out.add(node(ComputeSpec.load(p.resolve(ComputeSpec.FILE_NAME))));
+        }
+      }
+    } catch (IOException e) {
+      throw new ControlPlaneException("cannot list " + d + ": " + e.getMessage(), e);
+    }
+    return out;
+  }
+
+  public Optional<ComputeNode> findCompute(String name) {
+    Path f = computesDir().resolve(name).resolve(ComputeSpec.FILE_NAME);
+    return Files.exists(f) ? Optional.of(node(ComputeSpec.load(f))) : Optional.empty();
+  }
+
+  /** The compute named {@code name}; a clear error if there is none. */
+  public ComputeNode compute(String name) {
+    return findCompute(name)
+        .orElseThrow(
+            () -> {
+              List<String> names = computes().stream().map(c -> c.spec().name()).toList();
+              return new ControlPlaneException(
+                  "unknown compute '"
+                      + name
+                      + "' "
+                      + (names.isEmpty()
+                          ? "(there are none; create one with `zenith pg create <name>`)"
+                          : "(computes: " + String.join(", ", names) + ")"));
+            });
+  }
+
+  ComputeNode node(ComputeSpec spec) {
+    return new ComputeNode(
+        spec, computesDir().resolve(spec.name()), config.computeDataPath().resolve(spec.name()));
+  }
+
+  // ---------------------------------------------------------------- locking
+
+  /**
+   * Takes the repository's lock for a command that changes it; released by closing. Another command
+   * holding it makes this one fail at once with a clear message.
+   */
+  public Lock lock() {
+    try {
+      FileChannel ch =
+          FileChannel.open(
+              dir.resolve(".lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+      FileLock lock;
+      try {
+        lock = ch.tryLock();
+      } catch (OverlappingFileLockException e) {
+        lock = null;
+      }
+      if (lock == null) {
+        ch.close();
+        throw new ControlPlaneException(
+            "another zenith command is changing the repository "
+                + dir
+                + "; try again when it ends");
+      }
+      return new Lock(lock, ch);
+    } catch (IOException e) {
+      throw new ControlPlaneException("cannot lock " + dir + ": " + e.getMessage(), e);
+    }
+  }
+
+  /** The repository lock of one command; {@link #close()} releases it. */
+  public static final class Lock implements AutoCloseable {
+    private final FileLock lock;
+    private final FileChannel channel;
+
+    Lock(FileLock lock, FileChannel channel) {
+      this.lock = lock;
+      this.channel = channel;
+    }
+
+    @Override
+    public void close() {
+      try {
+        lock.release();
+        channel.close();
+      } catch (IOException e) {
+        // the lock goes with the process anyway
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- paths PostgreSQL can use
+
+  /**
+   * True if {@code user} can traverse every existing directory on the way to {@code dir} (missing
+   * ones will be created 0755). Only meaningful when PostgreSQL runs as another user than this
+   * process.
+   */
+  static boolean traversableBy(Path dir, String user) {
+    for (Path p = dir.toAbsolutePath().normalize(); p != null; p = p.getParent()) {
+      if (!Files.isDirectory(p)) {
+        continue;
+      }
+      try {
+        PosixFileAttributes a = Files.readAttributes(p, PosixFileAttributes.class);
+        Set<PosixFilePermission> perms = a.permissions();
+        boolean ok;
+        if (a.owner().getName().equals(user)) {
+          ok = perms.contains(PosixFilePermission.OWNER_EXECUTE);
+        } else if (a.group().getName().equals(user)) {
+          ok = perms.contains(PosixFilePermission.GROUP_EXECUTE);
+        } else {
+          ok = perms.contains(PosixFilePermission.OTHERS_EXECUTE);
+        }
+        if (!ok) {
+          return false;
+        }
+      } catch (IOException | UnsupportedOperationException e) {
+        return false;
+      }
+    }
+    return true;
+  }
+}

@@ -1,0 +1,118 @@
+package io.zenith.gateway.control;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.zenith.wal.TenantId;
+import io.zenith.wal.TimelineId;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The repository's files: what is written reads back, and mistakes in them are clear errors. */
+class RepositoryFilesTest {
+  @TempDir Path dir;
+
+  private RepoConfig config() {
+    return new RepoConfig(
+        TenantId.generate().toString(),
+        null,
+        55432,
+        dir.resolve("computes").toString(),
+        new RepoConfig.PageserverAddresses("127.0.0.1:9898", "0.0.0.0:64000"));
+  }
+
+  @Test
+  void configReadsBackWhatWasWritten() throws IOException {
+    RepoConfig c = config();
+    c.write(dir);
+    assertThat(Files.readString(dir.resolve("config.toml")))
+        .contains("# pg_os_user = \"postgres\"")
+        .contains("[pageserver]");
+    RepoConfig back = RepoConfig.load(dir);
+    assertThat(back).isEqualTo(c);
+    assertThat(back.pageserverPg().getHostString())
+        .as("wildcard reached on loopback")
+        .isEqualTo("127.0.0.1");
+    assertThat(back.pageserverHttp().getPort()).isEqualTo(9898);
+  }
+
+  @Test
+  void configMistakesNameTheFileAndTheSetting() throws IOException {
+    config().write(dir);
+    Path f = dir.resolve("config.toml");
+    Files.writeString(f, Files.readString(f).replace("compute_port_base", "compute_port_bse"));
+    assertThatThrownBy(() -> RepoConfig.load(dir))
+        .isInstanceOf(ControlPlaneException.class)
+        .hasMessage(f + ": unknown setting 'compute_port_bse'");
+    config().write(dir);
+    Files.writeString(f, Files.readString(f).replace("127.0.0.1:9898", "nowhere"));
+    assertThatThrownBy(() -> RepoConfig.load(dir))
+        .hasMessage(f + ": listen_http = \"nowhere\" is not host:port");
+  }
+
+  @Test
+  void noRepositoryIsAClearError() {
+    assertThatThrownBy(() -> Repository.open(dir.resolve("none")))
+        .isInstanceOf(ControlPlaneException.class)
+        .hasMessageStartingWith("no Zenith repository at " + dir.resolve("none"))
+        .hasMessageContaining("zenith init");
+  }
+
+  @Test
+  void branchesReadBackAndNamesAreChecked() throws IOException {
+    TimelineId main = TimelineId.generate();
+    TimelineId b1 = TimelineId.generate();
+    new Branches(Map.of("main", main)).with("b-1.x", b1).write(dir);
+    Branches back = Branches.load(dir);
+    assertThat(back.byName()).containsExactly(Map.entry("b-1.x", b1), Map.entry("main", main));
+    assertThat(back.nameOf(b1)).contains("b-1.x");
+    assertThatThrownBy(() -> back.get("nope"))
+        .hasMessage("unknown branch 'nope' (branches: b-1.x, main)");
+    assertThatThrownBy(() -> Branches.checkName("list")).hasMessageContaining("subcommand");
+    assertThatThrownBy(() -> Branches.checkName("-x")).hasMessageContaining("invalid branch name");
+    assertThatThrownBy(() -> Branches.checkName("a b")).hasMessageContaining("invalid branch name");
+    assertThat(Branches.checkName("feature_1.2-x")).isEqualTo("feature_1.2-x");
+  }
+
+  @Test
+  void computeSpecsReadBack() throws IOException {
+    ComputeSpec primary =
+        new ComputeSpec(
+            "main",
+            TenantId.generate().toString(),
+            TimelineId.generate().toString(),
+            "main",
+            null,
+            55432);
+    ComputeSpec ro =
+        new ComputeSpec("ro", primary.tenantId(), primary.timelineId(), "main", "0/16B3748", 55433);
+    primary.write(dir.resolve("p.toml"));
+    ro.write(dir.resolve("r.toml"));
+    assertThat(ComputeSpec.load(dir.resolve("p.toml"))).isEqualTo(primary);
+    assertThat(ComputeSpec.load(dir.resolve("r.toml"))).isEqualTo(ro);
+    assertThat(ComputeSpec.load(dir.resolve("p.toml")).primary()).isTrue();
+    assertThat(ComputeSpec.load(dir.resolve("r.toml")).pinnedLsn()).isPresent();
+    assertThatThrownBy(() -> ComputeSpec.checkName("Main")).hasMessageContaining("invalid");
+  }
+
+  @Test
+  void aDirectoryBehindA0700ParentIsNotTraversableForOthers() throws IOException {
+    Path closed = dir.resolve("closed");
+    Files.createDirectory(closed);
+    Files.setPosixFilePermissions(closed, PosixFilePermissions.fromString("rwx------"));
+    Path open = dir.resolve("open");
+    Files.createDirectory(open);
+    Files.setPosixFilePermissions(open, PosixFilePermissions.fromString("rwxr-xr-x"));
+    Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
+    String other = "nobody";
+    assertThat(Repository.traversableBy(closed.resolve("a/b"), other)).isFalse();
+    // the temp directory's own ancestors decide the rest; /tmp is traversable
+    assertThat(Repository.traversableBy(open.resolve("a/b"), other))
+        .isEqualTo(Repository.traversableBy(dir, other));
+  }
+}

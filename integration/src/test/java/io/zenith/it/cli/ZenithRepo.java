@@ -1,0 +1,348 @@
+package io.zenith.it.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import io.zenith.pg.PgDistribution;
+import java.io.File;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+
+/**
+ * A throw-away Zenith repository driven through the real {@code ./zenith} launcher, each command a
+ * separate process (as a user runs them), with free ports for the pageserver and computes. {@link
+ * #close()} stops everything it may have started (computes through pg_ctl or SIGKILL, the
+ * pageserver through {@code zenith stop} or its pid file) and deletes the files. Not thread-safe.
+ */
+final class ZenithRepo implements AutoCloseable {
+  private static final Duration COMMAND_TIMEOUT = Duration.ofMinutes(4);
+
+  final Path root;
+  final Path repo;
+  final int httpPort;
+  final int pgPort;
+  final int computePortBase;
+  final PgDistribution pg = PgDistribution.detect();
+  private final Path launcher;
+
+  /** What one command printed and returned. */
+  record Result(int exit, String out, String err) {
+    List<String> lines() {
+      return out.lines().toList();
+    }
+
+    @Override
+    public String toString() {
+      return "exit " + exit + "\n--- stdout ---\n" + out + "--- stderr ---\n" + err;
+    }
+  }
+
+  /**
+   * A repository under a new temp directory; {@code traversable} makes that directory 0755 so
+   * PostgreSQL's user can reach computes inside the repository (else they go under /tmp).
+   */
+  ZenithRepo(boolean traversable) throws IOException {
+    Path projectRoot = Path.of(System.getProperty("zenith.project.root", ".")).toAbsolutePath();
+    Path jar = projectRoot.resolve("gateway/target/zenith.jar");
+    assumeTrue(
+        Files.isRegularFile(jar),
+        () -> jar + " has not been built (these tests run in `mvn verify`); skipping");
+    launcher = projectRoot.resolve("zenith");
+    root = Files.createTempDirectory("zenith-cli-");
+    if (traversable) {
+      Files.setPosixFilePermissions(root, PosixFilePermissions.fromString("rwxr-xr-x"));
+    }
+    repo = root.resolve(".zenith");
+    httpPort = freePort();
+    pgPort = freePort();
+    computePortBase = freeBase();
+  }
+
+  static int freePort() {
+    try (ServerSocket s = new ServerSocket(0)) {
+      return s.getLocalPort();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  /** A port with a few free ones after it, from the range below the ephemeral ports. */
+  private static int freeBase() {
+    for (int attempt = 0; attempt < 100; attempt++) {
+      int base = 20000 + (int) (Math.random() * 10000);
+      boolean ok = true;
+      for (int p = base; p < base + 8 && ok; p++) {
+        try (ServerSocket s = new ServerSocket(p)) {
+          ok = s.isBound();
+        } catch (IOException e) {
+          ok = false;
+        }
+      }
+      if (ok) {
+        return base;
+      }
+    }
+    throw new IllegalStateException("no free port range");
+  }
+
+  /** {@code zenith init} with this repository's ports. */
+  Result init() {
+    return ok(
+        "init",
+        "--pageserver-http",
+        "127.0.0.1:" + httpPort,
+        "--pageserver-pg",
+        "127.0.0.1:" + pgPort,
+        "--compute-port-base",
+        Integer.toString(computePortBase));
+  }
+
+  /** Runs {@code ./zenith args...} with this repository; returns what it did. */
+  Result run(String... args) {
+    return runIn(repo, args);
+  }
+
+  /** Runs {@code ./zenith args...} with {@code ZENITH_REPO_DIR=repoDir}. */
+  Result runIn(Path repoDir, String... args) {
+    List<String> cmd = new ArrayList<>();
+    cmd.add(launcher.toString());
+    cmd.addAll(List.of(args));
+    try {
+      Path out = Files.createTempFile("zenith-out-", ".txt");
+      Path err = Files.createTempFile("zenith-err-", ".txt");
+      try {
+        ProcessBuilder pb =
+            new ProcessBuilder(cmd)
+                .directory(root.toFile())
+                .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
+                .redirectOutput(out.toFile())
+                .redirectError(err.toFile());
+        pb.environment().put("ZENITH_REPO_DIR", repoDir.toString());
+        pb.environment().remove("ZENITH_DEBUG");
+        Process p = pb.start();
+        if (!p.waitFor(COMMAND_TIMEOUT.toSeconds(), TimeUnit.SECONDS)) {
+          p.destroyForcibly();
+          throw new AssertionError("timed out: zenith " + String.join(" ", args));
+        }
+        return new Result(p.exitValue(), Files.readString(out), Files.readString(err));
+      } finally {
+        Files.deleteIfExists(out);
+        Files.deleteIfExists(err);
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new AssertionError(e);
+    }
+  }
+
+  /** Runs a command that must succeed, with nothing on stderr. */
+  Result ok(String... args) {
+    Result r = run(args);
+    assertThat(r.exit()).as("zenith %s\n%s", String.join(" ", args), r).isZero();
+    return r;
+  }
+
+  /** Runs a command that must fail with exit {@code exit} and one line on stderr; returns it. */
+  String fails(int exit, String... args) {
+    Result r = run(args);
+    assertThat(r.exit()).as("zenith %s\n%s", String.join(" ", args), r).isEqualTo(exit);
+    List<String> err = r.err().lines().toList();
+    assertThat(err).as("stderr of zenith %s", String.join(" ", args)).isNotEmpty();
+    assertThat(err.get(0)).startsWith("zenith ");
+    assertThat(r.err()).doesNotContain("\tat ").doesNotContain("Exception");
+    if (exit == 1) {
+      assertThat(err).as("one line: %s", r.err()).hasSize(1);
+    }
+    return err.get(0);
+  }
+
+  /** The port of a compute, from {@code zenith pg show}. */
+  int port(String compute) {
+    String address = show(compute).get("address");
+    return Integer.parseInt(address.substring(address.lastIndexOf(':') + 1));
+  }
+
+  /** {@code zenith pg show} as a map. */
+  Map<String, String> show(String compute) {
+    Map<String, String> m = new java.util.LinkedHashMap<>();
+    for (String l : ok("pg", "show", compute).lines()) {
+      int colon = l.indexOf(": ");
+      assertThat(colon).as("key: value line %s", l).isPositive();
+      m.put(l.substring(0, colon), l.substring(colon + 2));
+    }
+    return m;
+  }
+
+  /** Runs SQL on a compute through psql; returns unaligned tuples-only output, trimmed. */
+  String sql(int port, String sql) {
+    PsqlResult r = psql(port, sql);
+    assertThat(r.exit()).as("psql: %s\n%s", sql, r.output()).isZero();
+    return r.output().strip();
+  }
+
+  record PsqlResult(int exit, String output) {}
+
+  PsqlResult psql(int port, String sql) {
+    try {
+      Path out = Files.createTempFile("zenith-psql-", ".txt");
+      try {
+        Process p =
+            psqlCommand(port, "-f", "-")
+                .redirectErrorStream(true)
+                .redirectOutput(out.toFile())
+                .start();
+        try (var w = p.getOutputStream()) {
+          w.write(sql.getBytes(StandardCharsets.UTF_8));
+        }
+        if (!p.waitFor(COMMAND_TIMEOUT.toSeconds(), TimeUnit.SECONDS)) {
+          p.destroyForcibly();
+          throw new AssertionError("psql timed out: " + sql);
+        }
+        return new PsqlResult(p.exitValue(), Files.readString(out));
+      } finally {
+        Files.deleteIfExists(out);
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new AssertionError(e);
+    }
+  }
+
+  ProcessBuilder psqlCommand(int port, String... args) {
+    List<String> cmd =
+        new ArrayList<>(
+            List.of(
+                pg.bin("psql").toString(),
+                "-X",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                Integer.toString(port),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres"));
+    cmd.addAll(List.of(args));
+    ProcessBuilder pb = new ProcessBuilder(cmd);
+    pb.environment().put("PGCONNECT_TIMEOUT", "10");
+    return pb;
+  }
+
+  /** Runs a shell command (signals go through the shell's kill: procps is not everywhere). */
+  static int sh(String command) {
+    try {
+      Process p = new ProcessBuilder("sh", "-c", command).redirectErrorStream(true).start();
+      p.getInputStream().readAllBytes();
+      return p.waitFor();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new AssertionError(e);
+    }
+  }
+
+  /** The pageserver's pid from its pid file, if there is one. */
+  Optional<Long> pageserverPid() {
+    Path f = repo.resolve("pageserver/pageserver.pid");
+    try {
+      return Files.exists(f)
+          ? Optional.of(Long.parseLong(Files.readString(f).strip()))
+          : Optional.empty();
+    } catch (IOException | NumberFormatException e) {
+      return Optional.empty();
+    }
+  }
+
+  String pageserverLog() {
+    try {
+      return Files.readString(repo.resolve("pageserver/pageserver.log"));
+    } catch (IOException e) {
+      return "";
+    }
+  }
+
+  /** Where compute data directories live (compute_data_dir of config.toml). */
+  Path computeDataDir() {
+    try {
+      Matcher m =
+          Pattern.compile("(?m)^compute_data_dir = \"([^\"]+)\"")
+              .matcher(Files.readString(repo.resolve("config.toml")));
+      return m.find() ? Path.of(m.group(1)) : repo.resolve("computes");
+    } catch (IOException e) {
+      return repo.resolve("computes");
+    }
+  }
+
+  /** Replaces a setting of pageserver/pageserver.toml (the pageserver must be stopped). */
+  void setPageserverOption(String key, String value) throws IOException {
+    Path f = repo.resolve("pageserver/pageserver.toml");
+    String text = Files.readString(f);
+    text = text.replaceAll("(?m)^" + Pattern.quote(key) + " = .*$", key + " = " + value);
+    Files.writeString(f, text);
+  }
+
+  @Override
+  public void close() {
+    if (Files.exists(repo.resolve("config.toml"))) {
+      Result r = run("stop");
+      if (r.exit() != 0) {
+        System.err.println("zenith stop failed during cleanup: " + r);
+      }
+    }
+    // whatever survived: computes by their postmaster.pid, the pageserver by its pid file
+    Path data = computeDataDir();
+    if (Files.isDirectory(data)) {
+      try (Stream<Path> s = Files.list(data)) {
+        for (Path node : s.toList()) {
+          Path pid = node.resolve("pgdata/postmaster.pid");
+          if (Files.exists(pid)) {
+            String first = Files.readAllLines(pid).get(0).strip();
+            sh("kill -9 " + first + " 2>/dev/null");
+          }
+        }
+      } catch (IOException e) {
+        // best effort
+      }
+    }
+    pageserverPid().ifPresent(pid -> sh("kill -9 " + pid + " 2>/dev/null"));
+    deleteTree(data);
+    deleteTree(root);
+  }
+
+  static void deleteTree(Path root) {
+    if (!Files.exists(root)) {
+      return;
+    }
+    try (Stream<Path> walk = Files.walk(root)) {
+      for (Path p : walk.sorted(Comparator.reverseOrder()).toList()) {
+        Files.deleteIfExists(p);
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+}
