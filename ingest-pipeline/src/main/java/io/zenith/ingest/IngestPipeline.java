@@ -231,7 +231,10 @@ public final class IngestPipeline implements AutoCloseable {
         .then();
   }
 
-  /** Stops the pipeline's threads, waiting (up to a minute) for the record or flush in progress. */
+  /**
+   * Stops the pipeline's threads, waiting (up to a minute) for the record or flush in progress.
+   * Idempotent; concurrent callers all wait.
+   */
   @Override
   public void close() {
     ingestThread.disposeGracefully().timeout(Duration.ofMinutes(1)).onErrorComplete().block();

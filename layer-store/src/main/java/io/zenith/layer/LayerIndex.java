@@ -9,6 +9,9 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 import org.rocksdb.BlockBasedTableConfig;
 import org.rocksdb.ColumnFamilyDescriptor;
 import org.rocksdb.ColumnFamilyHandle;
@@ -40,7 +43,10 @@ import org.rocksdb.WriteOptions;
  * default:      "next-layer-id" → u64; "format" → u32 (1)
  * </pre>
  *
- * <p>Thread-safe (RocksDB is). Every write that makes state durable uses a synced WriteBatch.
+ * <p>Thread-safe (RocksDB is). Every write that makes state durable uses a synced WriteBatch. Every
+ * use holds {@link #lifecycle} shared and {@link #close} takes it exclusively: a call racing a
+ * shutdown fails with a {@link LayerStoreException} instead of touching freed native handles, which
+ * would kill the whole process.
  */
 final class LayerIndex implements AutoCloseable {
   static final int FORMAT = 1;
@@ -81,6 +87,11 @@ final class LayerIndex implements AutoCloseable {
   private final WriteOptions sync = new WriteOptions().setSync(true);
   private final ReadOptions read = new ReadOptions();
   private final Object idLock = new Object();
+  private final ReentrantReadWriteLock lifecycle = new ReentrantReadWriteLock();
+  private final Set<Cursor> cursors = ConcurrentHashMap.newKeySet();
+
+  /** Guarded by {@link #lifecycle}. */
+  private boolean closed;
 
   private LayerIndex(
       DBOptions o, ColumnFamilyOptions c, LRUCache cache, RocksDB db, List<ColumnFamilyHandle> h) {
@@ -167,11 +178,13 @@ final class LayerIndex implements AutoCloseable {
 
   /** Long-lived work that walks versions; close it. Not thread-safe. */
   final class Cursor implements AutoCloseable {
-    private final RocksIterator it = db.newIterator(versions, read);
+    private final RocksIterator it;
     private final byte[] prefix;
+    private boolean released;
 
-    Cursor(TenantId t, TimelineId tl) {
+    private Cursor(TenantId t, TimelineId tl) {
       prefix = timelinePrefix(t, tl);
+      it = db.newIterator(versions, read);
     }
 
     /**
@@ -179,6 +192,15 @@ final class LayerIndex implements AutoCloseable {
      * stop.
      */
     void history(Key key, Lsn lsn, java.util.function.BiPredicate<Lsn, Ref> visitor) {
+      enter();
+      try {
+        historyLocked(key, lsn, visitor);
+      } finally {
+        exit();
+      }
+    }
+
+    private void historyLocked(Key key, Lsn lsn, java.util.function.BiPredicate<Lsn, Ref> visitor) {
       byte[] target = new byte[VERSION_KEY_SIZE];
       System.arraycopy(prefix, 0, target, 0, 32);
       key.writeTo(target, 32);
@@ -199,6 +221,15 @@ final class LayerIndex implements AutoCloseable {
 
     /** The smallest key at or after {@code from} with any version in this timeline, or null. */
     Key ceilingKey(Key from) {
+      enter();
+      try {
+        return ceilingKeyLocked(from);
+      } finally {
+        exit();
+      }
+    }
+
+    private Key ceilingKeyLocked(Key from) {
       byte[] target = new byte[32 + Key.SIZE];
       System.arraycopy(prefix, 0, target, 0, 32);
       from.writeTo(target, 32);
@@ -213,14 +244,49 @@ final class LayerIndex implements AutoCloseable {
       return Key.readFrom(k, 32);
     }
 
+    /** Idempotent; a no-op once the index is closed (which released the iterator). */
     @Override
     public void close() {
-      it.close();
+      lifecycle.readLock().lock();
+      try {
+        if (!closed) {
+          release();
+        }
+      } finally {
+        lifecycle.readLock().unlock();
+      }
+    }
+
+    private synchronized void release() {
+      if (!released) {
+        released = true;
+        cursors.remove(this);
+        it.close();
+      }
     }
   }
 
   Cursor cursor(TenantId t, TimelineId tl) {
-    return new Cursor(t, tl);
+    enter();
+    try {
+      Cursor c = new Cursor(t, tl);
+      cursors.add(c);
+      return c;
+    } finally {
+      exit();
+    }
+  }
+
+  private void enter() {
+    lifecycle.readLock().lock();
+    if (closed) {
+      lifecycle.readLock().unlock();
+      throw new LayerStoreException(LayerStoreException.Kind.IO, "the layer index is closed");
+    }
+  }
+
+  private void exit() {
+    lifecycle.readLock().unlock();
   }
 
   /**
@@ -228,21 +294,31 @@ final class LayerIndex implements AutoCloseable {
    * the id of a layer file that exists (ids name files and key the version entries).
    */
   void reserveLayerIdsUpTo(long id) throws RocksDBException {
-    synchronized (idLock) {
-      byte[] v = db.get(NEXT_LAYER_ID);
-      long next = v == null ? 1 : ByteBuffer.wrap(v).getLong();
-      if (next <= id) {
-        db.put(sync, NEXT_LAYER_ID, ByteBuffer.allocate(8).putLong(id + 1).array());
+    enter();
+    try {
+      synchronized (idLock) {
+        byte[] v = db.get(NEXT_LAYER_ID);
+        long next = v == null ? 1 : ByteBuffer.wrap(v).getLong();
+        if (next <= id) {
+          db.put(sync, NEXT_LAYER_ID, ByteBuffer.allocate(8).putLong(id + 1).array());
+        }
       }
+    } finally {
+      exit();
     }
   }
 
   long allocateLayerId() throws RocksDBException {
-    synchronized (idLock) {
-      byte[] v = db.get(NEXT_LAYER_ID);
-      long id = v == null ? 1 : ByteBuffer.wrap(v).getLong();
-      db.put(sync, NEXT_LAYER_ID, ByteBuffer.allocate(8).putLong(id + 1).array());
-      return id;
+    enter();
+    try {
+      synchronized (idLock) {
+        byte[] v = db.get(NEXT_LAYER_ID);
+        long id = v == null ? 1 : ByteBuffer.wrap(v).getLong();
+        db.put(sync, NEXT_LAYER_ID, ByteBuffer.allocate(8).putLong(id + 1).array());
+        return id;
+      }
+    } finally {
+      exit();
     }
   }
 
@@ -254,12 +330,17 @@ final class LayerIndex implements AutoCloseable {
       List<LayerFile.IndexEntry> entries,
       TimelineState state)
       throws RocksDBException {
-    try (WriteBatch batch = new WriteBatch()) {
-      if (info != null) {
-        addLayer(batch, t, tl, info, entries);
+    enter();
+    try {
+      try (WriteBatch batch = new WriteBatch()) {
+        if (info != null) {
+          addLayer(batch, t, tl, info, entries);
+        }
+        batch.put(timelines, timelinePrefix(t, tl), encodeState(state));
+        db.write(sync, batch);
       }
-      batch.put(timelines, timelinePrefix(t, tl), encodeState(state));
-      db.write(sync, batch);
+    } finally {
+      exit();
     }
   }
 
@@ -286,33 +367,48 @@ final class LayerIndex implements AutoCloseable {
    */
   void registerLayer(TenantId t, TimelineId tl, LayerInfo info, List<LayerFile.IndexEntry> entries)
       throws RocksDBException {
-    synchronized (idLock) {
-      try (WriteBatch batch = new WriteBatch()) {
-        addLayer(batch, t, tl, info, entries);
-        byte[] v = db.get(NEXT_LAYER_ID);
-        long next = v == null ? 1 : ByteBuffer.wrap(v).getLong();
-        if (info.layerId() >= next) {
-          batch.put(NEXT_LAYER_ID, ByteBuffer.allocate(8).putLong(info.layerId() + 1).array());
+    enter();
+    try {
+      synchronized (idLock) {
+        try (WriteBatch batch = new WriteBatch()) {
+          addLayer(batch, t, tl, info, entries);
+          byte[] v = db.get(NEXT_LAYER_ID);
+          long next = v == null ? 1 : ByteBuffer.wrap(v).getLong();
+          if (info.layerId() >= next) {
+            batch.put(NEXT_LAYER_ID, ByteBuffer.allocate(8).putLong(info.layerId() + 1).array());
+          }
+          db.write(sync, batch);
         }
-        db.write(sync, batch);
       }
+    } finally {
+      exit();
     }
   }
 
   void putState(TenantId t, TimelineId tl, TimelineState state) throws RocksDBException {
-    db.put(timelines, sync, timelinePrefix(t, tl), encodeState(state));
+    enter();
+    try {
+      db.put(timelines, sync, timelinePrefix(t, tl), encodeState(state));
+    } finally {
+      exit();
+    }
   }
 
   TimelineState state(TenantId t, TimelineId tl) throws RocksDBException {
-    byte[] v = db.get(timelines, timelinePrefix(t, tl));
-    if (v == null) {
-      return null;
+    enter();
+    try {
+      byte[] v = db.get(timelines, timelinePrefix(t, tl));
+      if (v == null) {
+        return null;
+      }
+      ByteBuffer b = ByteBuffer.wrap(v);
+      if (b.get() != 1) {
+        throw new RocksDBException("unknown timeline state version");
+      }
+      return new TimelineState(Lsn.of(b.getLong()), Lsn.of(b.getLong()), Lsn.of(b.getLong()));
+    } finally {
+      exit();
     }
-    ByteBuffer b = ByteBuffer.wrap(v);
-    if (b.get() != 1) {
-      throw new RocksDBException("unknown timeline state version");
-    }
-    return new TimelineState(Lsn.of(b.getLong()), Lsn.of(b.getLong()), Lsn.of(b.getLong()));
   }
 
   private static byte[] encodeState(TimelineState s) {
@@ -342,47 +438,73 @@ final class LayerIndex implements AutoCloseable {
 
   /** The registered layers of a timeline, by id. */
   List<LayerInfo> layers(TenantId t, TimelineId tl) {
-    byte[] prefix = timelinePrefix(t, tl);
-    List<LayerInfo> out = new ArrayList<>();
-    try (RocksIterator it = db.newIterator(layers, read)) {
-      for (it.seek(prefix); it.isValid(); it.next()) {
-        byte[] k = it.key();
-        if (!Arrays.equals(k, 0, 32, prefix, 0, 32)) {
-          break;
+    enter();
+    try {
+      byte[] prefix = timelinePrefix(t, tl);
+      List<LayerInfo> out = new ArrayList<>();
+      try (RocksIterator it = db.newIterator(layers, read)) {
+        for (it.seek(prefix); it.isValid(); it.next()) {
+          byte[] k = it.key();
+          if (!Arrays.equals(k, 0, 32, prefix, 0, 32)) {
+            break;
+          }
+          long id = ByteBuffer.wrap(k).getLong(32);
+          ByteBuffer v = ByteBuffer.wrap(it.value());
+          LayerFile.Kind kind = LayerFile.Kind.of(v.get());
+          Lsn from = Lsn.of(v.getLong());
+          Lsn to = Lsn.of(v.getLong());
+          long size = v.getLong();
+          byte[] name = new byte[Short.toUnsignedInt(v.getShort())];
+          v.get(name);
+          out.add(
+              new LayerInfo(id, kind, from, to, size, new String(name, StandardCharsets.UTF_8)));
         }
-        long id = ByteBuffer.wrap(k).getLong(32);
-        ByteBuffer v = ByteBuffer.wrap(it.value());
-        LayerFile.Kind kind = LayerFile.Kind.of(v.get());
-        Lsn from = Lsn.of(v.getLong());
-        Lsn to = Lsn.of(v.getLong());
-        long size = v.getLong();
-        byte[] name = new byte[Short.toUnsignedInt(v.getShort())];
-        v.get(name);
-        out.add(new LayerInfo(id, kind, from, to, size, new String(name, StandardCharsets.UTF_8)));
       }
+      return out;
+    } finally {
+      exit();
     }
-    return out;
   }
 
   /** Removes everything of a timeline (used when its files are rebuilt or it is deleted). */
   void deleteTimeline(TenantId t, TimelineId tl) throws RocksDBException {
-    byte[] from = timelinePrefix(t, tl);
-    byte[] to = timelinePrefix(t, tl);
-    // the prefix + 1 in the last byte position that does not overflow
-    int i = to.length - 1;
-    while (i >= 0 && ++to[i] == 0) {
-      i--;
-    }
-    try (WriteBatch batch = new WriteBatch()) {
-      batch.deleteRange(versions, from, to);
-      batch.deleteRange(layers, from, to);
-      batch.delete(timelines, from);
-      db.write(sync, batch);
+    enter();
+    try {
+      byte[] from = timelinePrefix(t, tl);
+      byte[] to = timelinePrefix(t, tl);
+      // the prefix + 1 in the last byte position that does not overflow
+      int i = to.length - 1;
+      while (i >= 0 && ++to[i] == 0) {
+        i--;
+      }
+      try (WriteBatch batch = new WriteBatch()) {
+        batch.deleteRange(versions, from, to);
+        batch.deleteRange(layers, from, to);
+        batch.delete(timelines, from);
+        db.write(sync, batch);
+      }
+    } finally {
+      exit();
     }
   }
 
+  /** Waits for calls in progress; later calls fail. Idempotent. */
   @Override
   public void close() {
+    lifecycle.writeLock().lock();
+    try {
+      if (closed) {
+        return;
+      }
+      closed = true;
+      List.copyOf(cursors).forEach(Cursor::release);
+      closeHandles();
+    } finally {
+      lifecycle.writeLock().unlock();
+    }
+  }
+
+  private void closeHandles() {
     for (ColumnFamilyHandle h : handles) {
       h.close();
     }

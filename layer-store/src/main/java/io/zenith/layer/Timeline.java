@@ -63,6 +63,7 @@ public final class Timeline {
   private volatile Lsn diskConsistentLsn;
   private volatile Lsn remoteConsistentLsn;
   private volatile String broken;
+  private volatile boolean closed;
 
   /** A reader waiting for an LSN; ordered by LSN, then arrival. */
   private record Waiter(long lsn, long seq) implements Comparable<Waiter> {
@@ -145,6 +146,10 @@ public final class Timeline {
   }
 
   private void checkUsable() {
+    if (closed) {
+      throw new LayerStoreException(
+          LayerStoreException.Kind.IO, "timeline " + tenant() + "/" + id() + " is closed");
+    }
     String b = broken;
     if (b != null) {
       throw new LayerStoreException(
@@ -582,6 +587,7 @@ public final class Timeline {
   void close() {
     layersLock.writeLock().lock();
     try {
+      closed = true;
       if (open != null) {
         open.delete();
         open = null;

@@ -141,6 +141,31 @@ class LayerStoreTest {
   }
 
   @Test
+  void aTimelineUsedAfterItsStoreClosedFailsWithAnError() {
+    Timeline t;
+    Workload w;
+    try (LayerStore s = LayerStore.open(data, SMALL)) {
+      t = root(s);
+      w = new Workload(t, START);
+      w.ingest(500, 30, new Random(12));
+      t.checkpoint();
+    }
+    // Late calls (a flush racing a shutdown) must not reach freed RocksDB handles: that is a JVM
+    // crash, not an exception.
+    Key k = w.model.keySet().iterator().next();
+    Lsn end = t.lastRecordLsn();
+    assertThatThrownBy(() -> t.history(k, end))
+        .isInstanceOf(LayerStoreException.class)
+        .hasMessageContaining("closed");
+    assertThatThrownBy(t::checkpoint)
+        .isInstanceOf(LayerStoreException.class)
+        .hasMessageContaining("is closed");
+    assertThatThrownBy(() -> t.put(k, end.plus(8), new Value.Image(new byte[8192])))
+        .isInstanceOf(LayerStoreException.class)
+        .hasMessageContaining("is closed");
+  }
+
+  @Test
   void restartKeepsWhatWasFlushedAndResumesAtTheDiskConsistentLsn() {
     Random r = new Random(8);
     Workload w;

@@ -1,7 +1,9 @@
 package io.zenith.gateway.control;
 
+import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.type.TypeReference;
+import com.fasterxml.jackson.databind.ObjectWriter;
 import io.netty.handler.codec.http.HttpMethod;
 import io.zenith.gateway.pageserver.ApiModel;
 import io.zenith.wal.TenantId;
@@ -25,6 +27,10 @@ import reactor.netty.http.client.HttpClient;
  */
 public final class PageserverClient {
   private static final Duration TIMEOUT = Duration.ofMinutes(5);
+
+  /** The API refuses {@code null}s in requests: an absent optional field is left out. */
+  private static final ObjectWriter REQUESTS =
+      ApiModel.JSON.copy().setDefaultPropertyInclusion(JsonInclude.Include.NON_NULL).writer();
 
   private final String base;
   private HttpClient http; // made on first use: commands that do not call it start faster
@@ -129,7 +135,7 @@ public final class PageserverClient {
   private <T> T call(HttpMethod method, String path, Object body, TypeReference<T> type) {
     byte[] json;
     try {
-      json = body == null ? null : ApiModel.JSON.writeValueAsBytes(body);
+      json = body == null ? null : REQUESTS.writeValueAsBytes(body);
     } catch (JsonProcessingException e) {
       throw new IllegalStateException(e);
     }

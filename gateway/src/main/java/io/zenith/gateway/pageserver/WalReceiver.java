@@ -175,8 +175,8 @@ final class WalReceiver {
         p ->
             Mono.fromRunnable(
                     () -> {
-                      current = null;
                       p.close();
+                      current = null;
                     })
                 .subscribeOn(Schedulers.boundedElastic()));
   }
@@ -208,6 +208,12 @@ final class WalReceiver {
     if (d != null) {
       d.dispose();
       terminated.asMono().timeout(Duration.ofMinutes(1)).onErrorComplete().block();
+    }
+    // A cancelled usingWhen does not wait for its cleanup: close the pipeline here too, so no
+    // flush runs after the caller goes on to close the layer store.
+    IngestPipeline p = current;
+    if (p != null) {
+      p.close();
     }
     state.set(State.STOPPED);
   }
