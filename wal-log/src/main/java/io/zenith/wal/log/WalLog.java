@@ -3,6 +3,7 @@ package io.zenith.wal.log;
 import io.zenith.wal.DurableFiles;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.WalFormat;
+import io.zenith.wal.WalFormatException;
 import io.zenith.wal.WalRecord;
 import io.zenith.wal.WalRecordAssembler;
 import io.zenith.wal.WalSegmentName;
@@ -62,6 +63,18 @@ public final class WalLog implements AutoCloseable {
 
   private volatile Lsn flushLsn;
   private volatile Lsn prevRecord = Lsn.INVALID;
+
+  /**
+   * Follows appended bytes to find where records end. Guarded by lock. A safekeeper acknowledges
+   * only whole records, so the commit LSN it helps compute is always a record boundary.
+   */
+  private WalRecordAssembler tracker;
+
+  /** End of the last complete record appended; guarded by lock. */
+  private Lsn appendedRecordEnd;
+
+  private volatile Lsn flushRecordEnd;
+  private final Sinks.Many<Lsn> recordEnds = Sinks.many().replay().latest();
   private boolean dirDirty;
   private final Sinks.Many<Lsn> flushed = Sinks.many().replay().latest();
 
@@ -69,9 +82,19 @@ public final class WalLog implements AutoCloseable {
     this.dir = dir;
     this.segmentSize = segmentSize;
     this.systemId = systemId;
-    this.writeLsn = end;
-    this.flushLsn = end;
+    resetTo(end);
+  }
+
+  /** Everything starts at a record boundary {@code end}: after open, creation or truncation. */
+  private void resetTo(Lsn end) {
+    writeLsn = end;
+    flushLsn = end;
     flushed.tryEmitNext(end);
+    tracker =
+        new WalRecordAssembler(end, new WalRecordAssembler.Options(segmentSize, systemId, true));
+    appendedRecordEnd = end;
+    flushRecordEnd = end;
+    recordEnds.tryEmitNext(end);
   }
 
   /**
@@ -94,9 +117,7 @@ public final class WalLog implements AutoCloseable {
     }
     WalLog log = new WalLog(dir, segmentSize, systemId, recoverFrom);
     Lsn end = log.scanEnd(recoverFrom);
-    log.writeLsn = end;
-    log.flushLsn = end;
-    log.flushed.tryEmitNext(end);
+    log.resetTo(end);
     log.zeroAfter(end);
     log.completeSegmentsBefore(end);
     return log;
@@ -135,13 +156,27 @@ public final class WalLog implements AutoCloseable {
     return flushed.asFlux();
   }
 
+  /** End of the last complete record that is durable: what a safekeeper may acknowledge. */
+  public Lsn flushRecordEnd() {
+    return flushRecordEnd;
+  }
+
+  /** Updates of {@link #flushRecordEnd()}, starting with the current one. */
+  public Flux<Lsn> flushRecordEndUpdates() {
+    return recordEnds.asFlux();
+  }
+
   // ---------------------------------------------------------------- writing
 
   /**
    * Appends WAL bytes that start exactly at the write position. Visible to readers after {@link
-   * #flush()}; durable after {@link #flush()}.
+   * #flush()}; durable after {@link #flush()}. The bytes are checked as WAL (page headers, record
+   * CRCs) on the way in.
    *
    * @throws IllegalArgumentException if {@code at} is not the write position
+   * @throws MalformedWalException if the bytes are not valid WAL: nothing of them is appended and
+   *     the log is cut back to the end of its last complete record (durably), where appending may
+   *     start again
    */
   public void append(Lsn at, ByteBuffer data) throws IOException {
     lock.lock();
@@ -149,6 +184,7 @@ public final class WalLog implements AutoCloseable {
       if (!at.equals(writeLsn)) {
         throw new IllegalArgumentException("append at " + at + ", but the log ends at " + writeLsn);
       }
+      track(data.duplicate());
       ByteBuffer b = data.duplicate();
       long pos = at.value();
       while (b.hasRemaining()) {
@@ -167,6 +203,36 @@ public final class WalLog implements AutoCloseable {
       writeLsn = Lsn.of(pos);
     } finally {
       lock.unlock();
+    }
+  }
+
+  private void track(ByteBuffer b) throws IOException {
+    String problem;
+    try {
+      while (tracker.step(b) != null) {
+        // only the ends matter
+      }
+      if (!tracker.ended()) {
+        appendedRecordEnd = tracker.lastRecordEnd();
+        return;
+      }
+      problem = "the WAL ends (" + tracker.endReason().orElse("") + ")";
+    } catch (WalFormatException e) {
+      problem = e.getMessage();
+    }
+    Lsn at = writeLsn;
+    Lsn keep = appendedRecordEnd;
+    truncateLocked(keep);
+    throw new MalformedWalException(
+        "WAL appended at " + at + " is malformed, cut back to " + keep + ": " + problem);
+  }
+
+  /** Bytes offered for appending that are not valid WAL. */
+  public static final class MalformedWalException extends IOException {
+    @java.io.Serial private static final long serialVersionUID = 1L;
+
+    MalformedWalException(String message) {
+      super(message);
     }
   }
 
@@ -203,6 +269,10 @@ public final class WalLog implements AutoCloseable {
       }
       flushLsn = writeLsn;
       flushed.tryEmitNext(flushLsn);
+      if (!appendedRecordEnd.equals(flushRecordEnd)) {
+        flushRecordEnd = appendedRecordEnd;
+        recordEnds.tryEmitNext(flushRecordEnd);
+      }
       return flushLsn;
     } finally {
       lock.unlock();
@@ -216,25 +286,27 @@ public final class WalLog implements AutoCloseable {
   public void truncate(Lsn lsn) throws IOException {
     lock.lock();
     try {
-      long seg = lsn.value() / segmentSize;
-      for (Long s : segmentsOnDisk()) {
-        if (s > seg) {
-          FileChannel ch = open.remove(s);
-          if (ch != null) {
-            ch.close();
-          }
-          Files.deleteIfExists(segmentPath(s, false));
-          Files.deleteIfExists(segmentPath(s, true));
-        }
-      }
-      writeLsn = lsn;
-      zeroAfterLocked(lsn);
-      flushLsn = lsn;
-      flushed.tryEmitNext(lsn);
-      DurableFiles.fsyncDirectory(dir);
+      truncateLocked(lsn);
     } finally {
       lock.unlock();
     }
+  }
+
+  private void truncateLocked(Lsn lsn) throws IOException {
+    long seg = lsn.value() / segmentSize;
+    for (Long s : segmentsOnDisk()) {
+      if (s > seg) {
+        FileChannel ch = open.remove(s);
+        if (ch != null) {
+          ch.close();
+        }
+        Files.deleteIfExists(segmentPath(s, false));
+        Files.deleteIfExists(segmentPath(s, true));
+      }
+    }
+    zeroAfterLocked(lsn);
+    DurableFiles.fsyncDirectory(dir);
+    resetTo(lsn);
   }
 
   /**
@@ -506,6 +578,7 @@ public final class WalLog implements AutoCloseable {
       }
       open.clear();
       flushed.tryEmitComplete();
+      recordEnds.tryEmitComplete();
     } finally {
       lock.unlock();
     }

@@ -195,4 +195,50 @@ class WalLogTest {
       assertThat(digest(got.toByteArray())).isEqualTo(digest(Arrays.copyOf(bytes, 500_000)));
     }
   }
+
+  @Test
+  void onlyWholeDurableRecordsCountAsFlushed() throws IOException {
+    SyntheticWal wal = threeSegments();
+    byte[] bytes = wal.bytes();
+    SyntheticWal.Written r5 = wal.records().get(5);
+    SyntheticWal.Written r6 = wal.records().get(6);
+    try (WalLog log = open(wal)) {
+      int mid = (int) r6.lsn().minus(wal.startLsn()) + 20;
+      log.append(wal.startLsn(), ByteBuffer.wrap(bytes, 0, mid));
+      assertThat(log.flushRecordEnd()).isEqualTo(wal.startLsn()); // nothing durable yet
+      log.flush();
+      assertThat(log.flushLsn()).isEqualTo(wal.startLsn().plus(mid));
+      assertThat(log.flushRecordEnd()).isEqualTo(r5.end());
+      log.append(log.writeLsn(), ByteBuffer.wrap(bytes, mid, bytes.length - mid));
+      assertThat(log.flushRecordEnd()).isEqualTo(r5.end()); // appended is not durable
+      log.flush();
+      assertThat(log.flushRecordEnd()).isEqualTo(wal.position());
+      assertThat(log.flushRecordEndUpdates().blockFirst()).isEqualTo(wal.position());
+    }
+  }
+
+  @Test
+  void malformedWalIsRefusedAndTheLogCutBackToItsLastRecord() throws IOException {
+    SyntheticWal wal = threeSegments();
+    byte[] bytes = wal.bytes();
+    SyntheticWal.Written r3 = wal.records().get(3);
+    SyntheticWal.Written r4 = wal.records().get(4);
+    int mid = (int) r4.lsn().minus(wal.startLsn()) + 30;
+    try (WalLog log = open(wal)) {
+      log.append(wal.startLsn(), ByteBuffer.wrap(bytes, 0, mid));
+      log.flush();
+      byte[] rest = Arrays.copyOfRange(bytes, mid, mid + 100_000);
+      rest[(int) r4.end().minus(wal.startLsn()) - mid - 1] ^= 0x40; // inside record 4: bad CRC
+      assertThatThrownBy(() -> log.append(log.writeLsn(), ByteBuffer.wrap(rest)))
+          .isInstanceOf(WalLog.MalformedWalException.class)
+          .hasMessageContaining("cut back to " + r3.end());
+      assertThat(log.writeLsn()).isEqualTo(r3.end());
+      assertThat(log.flushLsn()).isEqualTo(r3.end());
+      // The good bytes append again from there.
+      int from = (int) r3.end().minus(wal.startLsn());
+      log.append(r3.end(), ByteBuffer.wrap(bytes, from, bytes.length - from));
+      log.flush();
+      assertThat(digest(readAll(log, wal.startLsn(), log.flushLsn()))).isEqualTo(digest(bytes));
+    }
+  }
 }

@@ -1,0 +1,58 @@
+package io.zenith.replication.safekeeper;
+
+import io.zenith.wal.Lsn;
+import io.zenith.wal.log.ControlFile.ComputeSource;
+import io.zenith.wal.log.ControlFile.Identity;
+import io.zenith.wal.log.ControlFile.LagLimits;
+import io.zenith.wal.log.ControlFile.PageserverFeedback;
+import io.zenith.wal.log.ControlFile.TermEntry;
+import java.util.List;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * What a safekeeper says about one of its timelines: its API shows it, its peers read it (to
+ * compute the commit LSN, choose a donor, learn the compute of the current term).
+ *
+ * @param safekeeperId who says it
+ * @param promisedTerm the highest term it voted for
+ * @param history the term history of the WAL it holds (entries starting at or below {@code
+ *     flushLsn}: an entry beyond it is a claim about WAL not yet received)
+ * @param flushLsn end of its last durable complete record
+ * @param writeLsn end of the WAL it received (durable or not, whole records or not)
+ * @param commitLsn the highest LSN it knows to be on a quorum
+ * @param ackLsn what it acknowledges to the compute (the flush LSN, held back by the lag limits)
+ * @param pageserver the newest positions a pageserver reported (to it or a peer)
+ * @param compute the compute of the current term it pulls WAL from, if known
+ * @param intake how pulling from the compute goes: {@code idle}, {@code connecting}, {@code
+ *     streaming}, {@code failed}, {@code behind} (the compute no longer has the WAL it needs)
+ * @param intakeError the last error of the intake, if any
+ */
+public record TimelineStatus(
+    int safekeeperId,
+    Identity identity,
+    long promisedTerm,
+    List<TermEntry> history,
+    Lsn flushLsn,
+    Lsn writeLsn,
+    Lsn commitLsn,
+    Lsn ackLsn,
+    PageserverFeedback pageserver,
+    LagLimits lagLimits,
+    @Nullable ComputeSource compute,
+    String intake,
+    @Nullable String intakeError) {
+
+  public TimelineStatus {
+    history = List.copyOf(history);
+  }
+
+  /** Term of the WAL it holds (0 before the first election). */
+  public long lastLogTerm() {
+    return history.isEmpty() ? 0 : history.getLast().term();
+  }
+
+  /** Its last history entry, or null before the first election. */
+  public @Nullable TermEntry lastEntry() {
+    return history.isEmpty() ? null : history.getLast();
+  }
+}

@@ -1,0 +1,17 @@
+package io.zenith.replication.safekeeper;
+
+import io.zenith.wal.Lsn;
+import io.zenith.wal.log.ControlFile.Identity;
+import reactor.core.publisher.Flux;
+
+/**
+ * Reads a timeline's WAL from another safekeeper (peer recovery, elections). Implementations:
+ * physical replication from the peer's libpq endpoint; in tests, another timeline in the process.
+ */
+public interface WalFetcher {
+  /**
+   * The peer's WAL of {@code timeline} from {@code from} up to {@code upTo} (exclusive), in
+   * contiguous pieces, completing at {@code upTo}; an error if the peer cannot serve all of it.
+   */
+  Flux<WalPiece> fetch(int peerId, Identity timeline, Lsn from, Lsn upTo);
+}
