@@ -47,7 +47,9 @@ import java.util.stream.Stream;
  *       the pageserver's bits are a subset of the compute's and everything else is equal.
  * </ul>
  *
- * <p>Not thread-safe.
+ * <p>Also compared byte for byte: the SLRU segments every page of which comes from WAL ({@code
+ * pg_xact}, {@code pg_multixact/offsets}, {@code members}; a zero page only one side has at the end
+ * is not a difference) and the two-phase state files. Not thread-safe.
  */
 final class DataDirComparison {
   private static final Pattern REL_FILE =
@@ -72,6 +74,7 @@ final class DataDirComparison {
   final List<String> vmBitsNotInWal = new ArrayList<>();
   final List<String> oneSidedWithoutWal = new ArrayList<>();
   int pagesCompared;
+  int slruPagesCompared;
   int filesCompared;
   int zeroTailPages;
   int emptyVmPagesWithoutWal;
@@ -107,10 +110,100 @@ final class DataDirComparison {
       for (String d : dirs) {
         c.compareDir(d);
       }
+      for (String d : SLRU_DIRS) {
+        c.compareSlru(d);
+      }
+      c.compareTwoPhaseFiles();
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
     return c;
+  }
+
+  /** SLRUs whose every page comes from WAL (pg_subtrans is reset at startup, commit_ts is off). */
+  private static final List<String> SLRU_DIRS =
+      List.of("pg_xact", "pg_multixact/offsets", "pg_multixact/members");
+
+  /** SLRU segments: every page byte for byte; zero pages only one side has are not WAL-logged. */
+  private void compareSlru(String dir) throws IOException {
+    TreeSet<String> names = new TreeSet<>();
+    names.addAll(fileNames(compute.resolve(dir)));
+    names.addAll(fileNames(rebuilt.resolve(dir)));
+    for (String name : names) {
+      String file = dir + "/" + name;
+      byte[] theirs = readIfExists(compute.resolve(file));
+      byte[] ours = readIfExists(rebuilt.resolve(file));
+      filesCompared++;
+      int theirBlocks = theirs.length / WalFormat.BLCKSZ;
+      int ourBlocks = ours.length / WalFormat.BLCKSZ;
+      for (int blk = 0; blk < Math.max(theirBlocks, ourBlocks); blk++) {
+        byte[] a = page(ours, blk);
+        byte[] b = page(theirs, blk);
+        if (blk >= theirBlocks || blk >= ourBlocks) {
+          if (isZero(blk >= theirBlocks ? a : b)) {
+            zeroTailPages++;
+            oneSidedWithoutWal.add(file + " block " + blk);
+          } else {
+            mismatches.add(
+                new Mismatch(
+                    file,
+                    blk,
+                    PageKind.OTHER,
+                    blk >= theirBlocks ? "only in the basebackup" : "only on the compute"));
+          }
+          continue;
+        }
+        slruPagesCompared++;
+        if (!Arrays.equals(a, b)) {
+          int first = Arrays.mismatch(a, b);
+          mismatches.add(
+              new Mismatch(
+                  file,
+                  blk,
+                  PageKind.OTHER,
+                  String.format(
+                      "SLRU page differs first at byte %d (basebackup 0x%02x, compute 0x%02x)",
+                      first, a[first] & 0xFF, b[first] & 0xFF)));
+        }
+      }
+    }
+  }
+
+  /** Two-phase state files of prepared transactions: equal, and on both sides. */
+  private void compareTwoPhaseFiles() throws IOException {
+    TreeSet<String> names = new TreeSet<>();
+    names.addAll(fileNames(compute.resolve("pg_twophase")));
+    names.addAll(fileNames(rebuilt.resolve("pg_twophase")));
+    for (String name : names) {
+      String file = "pg_twophase/" + name;
+      filesCompared++;
+      if (!Files.exists(compute.resolve(file)) || !Files.exists(rebuilt.resolve(file))) {
+        mismatches.add(
+            new Mismatch(
+                file,
+                -1,
+                PageKind.OTHER,
+                Files.exists(compute.resolve(file))
+                    ? "only on the compute"
+                    : "only in the basebackup"));
+      } else if (!Arrays.equals(
+          Files.readAllBytes(compute.resolve(file)), Files.readAllBytes(rebuilt.resolve(file)))) {
+        mismatches.add(new Mismatch(file, -1, PageKind.OTHER, "two-phase state differs"));
+      }
+    }
+  }
+
+  private static List<String> fileNames(Path dir) throws IOException {
+    if (!Files.isDirectory(dir)) {
+      return List.of();
+    }
+    try (Stream<Path> s = Files.list(dir)) {
+      return s.filter(Files::isRegularFile).map(p -> p.getFileName().toString()).toList();
+    }
+  }
+
+  private static byte[] readIfExists(Path p) throws IOException {
+    return Files.exists(p) ? Files.readAllBytes(p) : new byte[0];
   }
 
   private void compareDir(String dir) throws IOException {

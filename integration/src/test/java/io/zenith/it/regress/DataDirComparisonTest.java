@@ -73,8 +73,10 @@ class DataDirComparisonTest {
   }
 
   private DataDirComparison compare(DataDirComparison.Facts facts) throws IOException {
-    Files.createDirectories(compute.resolve("base"));
-    Files.createDirectories(rebuilt.resolve("base"));
+    for (Path root : new Path[] {compute, rebuilt}) {
+      Files.createDirectories(root.resolve("base"));
+      Files.createDirectories(root.resolve("pg_twophase"));
+    }
     return DataDirComparison.compare(compute, rebuilt, facts);
   }
 
@@ -140,6 +142,29 @@ class DataDirComparisonTest {
     assertThat(c.mismatches)
         .singleElement()
         .satisfies(m -> assertThat(m.file()).isEqualTo("base/5/3002"));
+  }
+
+  @Test
+  void slruPagesAndTwoPhaseFilesAreComparedByteForByte() throws IOException {
+    byte[] clog = new byte[8192];
+    clog[0] = 0x55; // committed
+    byte[] aborted = clog.clone();
+    aborted[1] = 0x02;
+    write(compute, "pg_xact/0000", clog, new byte[8192]);
+    write(rebuilt, "pg_xact/0000", clog);
+    write(compute, "pg_multixact/offsets/0000", clog);
+    write(rebuilt, "pg_multixact/offsets/0000", aborted);
+    Files.createDirectories(compute.resolve("pg_twophase"));
+    Files.createDirectories(rebuilt.resolve("pg_twophase"));
+    Files.writeString(compute.resolve("pg_twophase/000002E5"), "state");
+    Files.writeString(rebuilt.resolve("pg_twophase/000002E5"), "state");
+    Files.writeString(rebuilt.resolve("pg_twophase/000002E6"), "state");
+    DataDirComparison c = compare(NO_FACTS);
+    assertThat(c.slruPagesCompared).isEqualTo(2);
+    assertThat(c.zeroTailPages).isEqualTo(1);
+    assertThat(c.mismatches)
+        .extracting(DataDirComparison.Mismatch::file)
+        .containsExactlyInAnyOrder("pg_multixact/offsets/0000", "pg_twophase/000002E6");
   }
 
   @Test

@@ -90,14 +90,15 @@ final class PgRegressSuite {
 
   /**
    * Runs {@code pg_regress} (installcheck: database {@code regression} created afresh, the server
-   * is not started or stopped) with {@code schedule} against the server at 127.0.0.1:{@code port},
-   * at most {@code maxConnections} tests at a time. {@code pg_regress}'s {@code regression.out} and
-   * {@code regression.diffs} are copied to {@code keepDir}.
+   * is not started or stopped) with the suite's schedule file {@code schedule} (e.g. {@code
+   * parallel_schedule}) against the server at 127.0.0.1:{@code port}, at most {@code
+   * maxConnections} tests at a time. {@code pg_regress}'s {@code regression.out} and {@code
+   * regression.diffs} are copied to {@code keepDir}.
    */
   Result run(
       PgDistribution pg,
       int port,
-      List<String> schedule,
+      String schedule,
       int maxConnections,
       Path workDir,
       Path keepDir) {
@@ -108,9 +109,7 @@ final class PgRegressSuite {
       Path output = workDir.resolve("out");
       copyForPgUser(pg, root.resolve("suite"), input);
       copyForPgUser(pg, root.resolve("lib"), lib);
-      Path scheduleFile = input.resolve("zenith_schedule");
-      Files.writeString(scheduleFile, String.join("\n", schedule) + "\n");
-      pg.giveToPgUser(scheduleFile);
+      Path scheduleFile = input.resolve(schedule);
       pg.createOwnedDirectory(output);
       List<String> args =
           List.of(
@@ -220,25 +219,6 @@ final class PgRegressSuite {
       m.merge(names.get(i), body, String::concat);
     }
     return m;
-  }
-
-  /** The test names of a schedule file, in order (lines {@code test: a b c}). */
-  static List<List<String>> scheduleGroups(Path schedule) {
-    try {
-      List<List<String>> groups = new ArrayList<>();
-      for (String line : Files.readAllLines(schedule)) {
-        if (line.startsWith("test:")) {
-          groups.add(List.of(line.substring(5).trim().split("\\s+")));
-        }
-      }
-      return groups;
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
-    }
-  }
-
-  Path parallelSchedule() {
-    return root.resolve("suite/parallel_schedule");
   }
 
   private static void copyForPgUser(PgDistribution pg, Path from, Path to) throws IOException {
