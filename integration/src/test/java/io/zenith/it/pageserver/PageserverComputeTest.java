@@ -14,7 +14,6 @@ import io.zenith.wal.Lsn;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -22,8 +21,6 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
-import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -65,34 +62,7 @@ class PageserverComputeTest {
 
   /** A compute on {@code timeline} at {@code lsn} (latest if null): basebackup through psql. */
   private PgCluster compute(TimelineId timeline, String lsn, boolean primary) {
-    Path tar = data.resolve("bb-" + System.nanoTime() + ".tar");
-    try {
-      String cmd = "basebackup " + TENANT + " " + timeline + (lsn == null ? "" : " " + lsn);
-      ProcessBuilder pb =
-          new ProcessBuilder(
-                  PgDistribution.detect().bin("psql").toString(),
-                  "-X",
-                  "-q",
-                  "-h",
-                  "127.0.0.1",
-                  "-p",
-                  Integer.toString(ps.pgPort()),
-                  "-U",
-                  "postgres",
-                  "-d",
-                  "postgres",
-                  "-c",
-                  cmd)
-              .redirectOutput(tar.toFile())
-              .redirectError(ProcessBuilder.Redirect.INHERIT);
-      Process p = pb.start();
-      assertThat(p.waitFor()).as("psql %s", cmd).isZero();
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
-    } catch (InterruptedException e) {
-      throw new AssertionError(e);
-    }
-    PgCluster c = PgCluster.fromDataDirectory(dir -> extract(tar, dir)).writeMinimalConfig();
+    PgCluster c = Basebackups.fetch(ps.pgPort(), TENANT, timeline, lsn, data);
     if (primary) {
       c.configure(
           Map.of(
@@ -112,24 +82,6 @@ class PageserverComputeTest {
       }
     }
     return c.start();
-  }
-
-  private static void extract(Path tar, Path dir) {
-    try (InputStream in = Files.newInputStream(tar);
-        TarArchiveInputStream t = new TarArchiveInputStream(in)) {
-      TarArchiveEntry e;
-      while ((e = t.getNextEntry()) != null) {
-        Path p = dir.resolve(e.getName());
-        if (e.isDirectory()) {
-          Files.createDirectories(p);
-        } else {
-          Files.createDirectories(p.getParent());
-          Files.copy(t, p);
-        }
-      }
-    } catch (IOException ex) {
-      throw new UncheckedIOException(ex);
-    }
   }
 
   private void streamFrom(TimelineId timeline, PgCluster compute) {

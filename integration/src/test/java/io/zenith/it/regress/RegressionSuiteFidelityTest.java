@@ -6,6 +6,7 @@ import io.zenith.gateway.pageserver.ApiModel;
 import io.zenith.gateway.pageserver.Pageserver;
 import io.zenith.gateway.pageserver.PageserverConfig;
 import io.zenith.ingest.DatadirImport;
+import io.zenith.it.pageserver.Basebackups;
 import io.zenith.layer.LayerStore;
 import io.zenith.layer.LayerStoreConfig;
 import io.zenith.layer.Timeline;
@@ -15,7 +16,6 @@ import io.zenith.wal.Lsn;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -27,8 +27,6 @@ import java.util.Map;
 import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
-import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -330,62 +328,18 @@ class RegressionSuiteFidelityTest {
 
   // ---------------------------------------------------------------- helpers
 
-  /** A data directory from the pageserver's basebackup at {@code lsn} (latest if null). */
+  /**
+   * A data directory from the pageserver's basebackup at {@code lsn} (latest if null), with the
+   * initdb's postgresql.conf (locale, text search and date settings the suite expects).
+   */
   private PgCluster fromBasebackup(String lsn) {
-    Path tar = data.resolve("bb-" + System.nanoTime() + ".tar");
-    String cmd = "basebackup " + TENANT + " " + MAIN + (lsn == null ? "" : " " + lsn);
-    try {
-      Process p =
-          new ProcessBuilder(
-                  PgDistribution.detect().bin("psql").toString(),
-                  "-X",
-                  "-q",
-                  "-h",
-                  "127.0.0.1",
-                  "-p",
-                  Integer.toString(ps.pgPort()),
-                  "-U",
-                  "postgres",
-                  "-d",
-                  "postgres",
-                  "-c",
-                  cmd)
-              .redirectOutput(tar.toFile())
-              .redirectError(ProcessBuilder.Redirect.INHERIT)
-              .start();
-      assertThat(p.waitFor()).as("psql %s", cmd).isZero();
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new AssertionError(e);
-    }
-    PgCluster c = PgCluster.fromDataDirectory(dir -> extract(tar, dir)).writeMinimalConfig();
+    PgCluster c = Basebackups.fetch(ps.pgPort(), TENANT, MAIN, lsn, data);
     try {
       Files.writeString(c.dataDir().resolve("postgresql.conf"), initdbConf);
-      Files.delete(tar);
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
     return c;
-  }
-
-  private static void extract(Path tar, Path dir) {
-    try (InputStream in = Files.newInputStream(tar);
-        TarArchiveInputStream t = new TarArchiveInputStream(in)) {
-      TarArchiveEntry e;
-      while ((e = t.getNextEntry()) != null) {
-        Path p = dir.resolve(e.getName());
-        if (e.isDirectory()) {
-          Files.createDirectories(p);
-        } else {
-          Files.createDirectories(p.getParent());
-          Files.copy(t, p);
-        }
-      }
-    } catch (IOException ex) {
-      throw new UncheckedIOException(ex);
-    }
   }
 
   /** Every sequence of every database, by file: {@code base/<db oid>/<relfilenode>}. */
