@@ -31,11 +31,12 @@ import java.util.stream.Stream;
  * the {@link PageKind} of the compute's page. Differences that are not mismatches, each counted:
  *
  * <ul>
- *   <li>pages that only one side has at the end of a file (or in a file only one side has) and that
- *       PostgreSQL writes without WAL: all-zero pages (relation extension), and empty
+ *   <li>pages that only one side has at the end of a file (or in a file only the compute has) and
+ *       that PostgreSQL writes without WAL: all-zero pages (relation extension), and empty
  *       visibility-map pages with LSN 0 and no bit set ({@code vm_extend}, e.g. when VACUUM pins a
- *       map page and then sets no bit); a file that only one side has and that holds anything else,
- *       or nothing at all (an existing empty fork), is a mismatch;
+ *       map page and then sets no bit); a file only the compute has that holds anything else, or
+ *       nothing at all (an existing empty fork), and any file only the basebackup has, are
+ *       mismatches;
  *   <li>sequence pages whose {@code last_value} is ahead on the pageserver's side, in the direction
  *       of the sequence's increment (WAL logs {@code SEQ_LOG_VALS} values ahead); behind is a
  *       mismatch;
@@ -245,13 +246,13 @@ final class DataDirComparison {
     filesCompared++;
     if (theirsExists != oursExists) {
       byte[] only = oursExists ? ours : theirs;
-      boolean writtenWithoutWal = only.length > 0;
-      for (int blk = 0; blk < only.length / WalFormat.BLCKSZ; blk++) {
-        writtenWithoutWal &= withoutWal(page(only, blk), fork);
+      // only the compute writes without WAL; a fork only the pageserver has is never right
+      boolean writtenWithoutWal = theirsExists && only.length > 0;
+      for (int blk = 0; writtenWithoutWal && blk < only.length / WalFormat.BLCKSZ; blk++) {
+        writtenWithoutWal = withoutWal(page(only, blk), fork);
       }
       if (writtenWithoutWal) {
-        oneSidedWithoutWal.add(
-            file + " (file only " + (oursExists ? "in the basebackup)" : "on the compute)"));
+        oneSidedWithoutWal.add(file + " (file only on the compute)");
       } else {
         mismatches.add(
             new Mismatch(

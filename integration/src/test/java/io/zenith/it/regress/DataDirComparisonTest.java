@@ -100,12 +100,14 @@ class DataDirComparisonTest {
     write(rebuilt, "base/5/1001", heapPage(1, 0x200));
     write(compute, "base/5/1002_vm"); // an existing, empty fork the basebackup lacks
     write(rebuilt, "global/1003", heapPage(7, 0x400)); // a relation the compute does not have
+    write(rebuilt, "global/1004_vm", emptyVmPage()); // not even an empty fork of one
     DataDirComparison c = compare(NO_FACTS);
     assertThat(c.zeroTailPages).isEqualTo(1);
     assertThat(c.emptyVmPagesWithoutWal).isEqualTo(1);
     assertThat(c.mismatches)
         .extracting(DataDirComparison.Mismatch::file)
-        .containsExactlyInAnyOrder("base/5/1001", "base/5/1002_vm", "global/1003");
+        .containsExactlyInAnyOrder(
+            "base/5/1001", "base/5/1002_vm", "global/1003", "global/1004_vm");
   }
 
   @Test
