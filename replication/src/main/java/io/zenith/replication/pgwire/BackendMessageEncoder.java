@@ -25,6 +25,7 @@ import io.zenith.replication.pgwire.BackendMessage.NotificationResponse;
 import io.zenith.replication.pgwire.BackendMessage.ParameterStatus;
 import io.zenith.replication.pgwire.BackendMessage.ReadyForQuery;
 import io.zenith.replication.pgwire.BackendMessage.RowDescription;
+import io.zenith.wal.Lsn;
 import java.util.Map;
 
 /**
@@ -145,6 +146,21 @@ public final class BackendMessageEncoder extends MessageToByteEncoder<BackendMes
   /** Writes the header of a CopyData message whose {@code payloadLength} bytes follow. */
   public static void copyDataHeader(ByteBuf out, int payloadLength) {
     out.writeByte('d').writeInt(4 + payloadLength);
+  }
+
+  /** Bytes {@link #xLogDataHeader} writes: the CopyData header and the XLogData header. */
+  public static final int XLOG_DATA_FRAME_HEADER_SIZE =
+      5 + ReplicationMessage.XLOG_DATA_HEADER_SIZE;
+
+  /**
+   * Writes the headers of a CopyData message carrying XLogData ({@code 'w'}) whose {@code
+   * payloadLength} WAL bytes follow, so that a server can send WAL buffers as they are.
+   */
+  public static void xLogDataHeader(
+      ByteBuf out, Lsn dataStart, Lsn walEnd, long sendTimeMicros, int payloadLength) {
+    copyDataHeader(out, ReplicationMessage.XLOG_DATA_HEADER_SIZE + payloadLength);
+    out.writeByte('w');
+    out.writeLong(dataStart.value()).writeLong(walEnd.value()).writeLong(sendTimeMicros);
   }
 
   private static void auth(ByteBuf out, int code, byte[] data) {

@@ -89,6 +89,19 @@ public record PgNotice(
     return fromFields(f);
   }
 
+  /**
+   * With a cursor position: the 1-based character index in the query string where the error is, as
+   * PostgreSQL's parser reports it (psql then points at it).
+   */
+  public PgNotice withPosition(int newPosition) {
+    if (newPosition < 1) {
+      throw new IllegalArgumentException("position is 1-based, got " + newPosition);
+    }
+    Map<Character, String> f = fields();
+    put(f, 'P', Integer.toString(newPosition));
+    return fromFields(f);
+  }
+
   /** True for ERROR, FATAL and PANIC (by the non-localized severity when present). */
   public boolean isError() {
     String s = severityNonLocalized != null ? severityNonLocalized : severity;

@@ -15,16 +15,23 @@ import java.time.Instant;
  * 'k' PrimaryKeepalive     : byte 'k', int64 walEnd, int64 sendTime, byte replyRequested          (18)
  * 'r' StandbyStatusUpdate  : byte 'r', int64 write, int64 flush, int64 apply, int64 sendTime,
  *                            byte replyRequested                                                 (34)
+ * 'h' HotStandbyFeedback   : byte 'h', int64 sendTime, uint32 xmin, uint32 xminEpoch,
+ *                            uint32 catalogXmin, uint32 catalogXminEpoch                         (25)
  * </pre>
  */
 public sealed interface ReplicationMessage
     permits ReplicationMessage.XLogData,
         ReplicationMessage.PrimaryKeepalive,
-        ReplicationMessage.StandbyStatusUpdate {
+        ReplicationMessage.StandbyMessage {
 
   int XLOG_DATA_HEADER_SIZE = 25;
   int KEEPALIVE_SIZE = 18;
   int STATUS_UPDATE_SIZE = 34;
+  int HOT_STANDBY_FEEDBACK_SIZE = 25;
+
+  /** What a standby sends the server during streaming: {@code r} or {@code h}. */
+  sealed interface StandbyMessage extends ReplicationMessage
+      permits StandbyStatusUpdate, HotStandbyFeedback {}
 
   /**
    * {@code w}: WAL bytes starting at {@code dataStart}. The bytes are {@code array[offset, offset +
@@ -77,7 +84,7 @@ public sealed interface ReplicationMessage
    */
   record StandbyStatusUpdate(
       Lsn write, Lsn flush, Lsn apply, long sendTimeMicros, boolean replyRequested)
-      implements ReplicationMessage {
+      implements StandbyMessage {
 
     public static StandbyStatusUpdate of(Lsn write, Lsn flush, Lsn apply, Instant now) {
       return new StandbyStatusUpdate(write, flush, apply, PgWire.toPgMicros(now), false);
@@ -93,6 +100,36 @@ public sealed interface ReplicationMessage
       b.putLong(sendTimeMicros);
       b.put((byte) (replyRequested ? 1 : 0));
       return new CopyData(b.array());
+    }
+  }
+
+  /**
+   * {@code h}: the oldest transaction ids a hot standby still needs (a primary keeps the rows they
+   * see); 0 means none. Ids are unsigned 32-bit values held in {@code int}s.
+   */
+  record HotStandbyFeedback(
+      long sendTimeMicros, int xmin, int xminEpoch, int catalogXmin, int catalogXminEpoch)
+      implements StandbyMessage {
+
+    /** The CopyData payload of this message. */
+    public CopyData toCopyData() {
+      ByteBuffer b = ByteBuffer.allocate(HOT_STANDBY_FEEDBACK_SIZE);
+      b.put((byte) 'h').putLong(sendTimeMicros);
+      b.putInt(xmin).putInt(xminEpoch).putInt(catalogXmin).putInt(catalogXminEpoch);
+      return new CopyData(b.array());
+    }
+
+    @Override
+    public String toString() {
+      return "HotStandbyFeedback[xmin="
+          + Integer.toUnsignedString(xmin)
+          + ", xminEpoch="
+          + Integer.toUnsignedString(xminEpoch)
+          + ", catalogXmin="
+          + Integer.toUnsignedString(catalogXmin)
+          + ", catalogXminEpoch="
+          + Integer.toUnsignedString(catalogXminEpoch)
+          + "]";
     }
   }
 
@@ -136,11 +173,46 @@ public sealed interface ReplicationMessage
     }
   }
 
+  /**
+   * Parses a CopyData payload a standby sent during streaming: a status update or hot standby
+   * feedback. Lengths must be exact: a standby that sends anything else is not speaking the
+   * protocol.
+   *
+   * @throws PgWireException of kind PROTOCOL for an unknown type or a wrong length
+   */
+  static StandbyMessage parseStandbyMessage(byte[] data) {
+    if (data.length == 0) {
+      throw PgWireException.protocol("empty CopyData message from the standby");
+    }
+    return switch (data[0]) {
+      case 'r' -> parseStatusUpdate(data);
+      case 'h' -> {
+        if (data.length != HOT_STANDBY_FEEDBACK_SIZE) {
+          throw PgWireException.protocol(
+              "hot standby feedback message of "
+                  + data.length
+                  + " bytes, expected "
+                  + HOT_STANDBY_FEEDBACK_SIZE);
+        }
+        ByteBuffer b = ByteBuffer.wrap(data, 1, HOT_STANDBY_FEEDBACK_SIZE - 1);
+        yield new HotStandbyFeedback(b.getLong(), b.getInt(), b.getInt(), b.getInt(), b.getInt());
+      }
+      default ->
+          throw PgWireException.protocol(
+              "unknown standby message type 0x" + hexType(data) + " in CopyData");
+    };
+  }
+
   /** Parses a CopyData payload a standby sent: a status update. */
   static StandbyStatusUpdate parseStatusUpdate(byte[] data) {
     if (data.length != STATUS_UPDATE_SIZE || data[0] != 'r') {
       throw PgWireException.protocol(
-          "not a standby status update: " + data.length + " bytes, type 0x" + hexType(data));
+          "not a standby status update: "
+              + data.length
+              + " bytes (expected "
+              + STATUS_UPDATE_SIZE
+              + "), type 0x"
+              + hexType(data));
     }
     ByteBuffer b = ByteBuffer.wrap(data, 1, STATUS_UPDATE_SIZE - 1);
     return new StandbyStatusUpdate(

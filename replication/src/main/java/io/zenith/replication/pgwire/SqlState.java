@@ -22,6 +22,12 @@ public final class SqlState {
   /** 42601 syntax_error. */
   public static final String SYNTAX_ERROR = "42601";
 
+  /** 42602 invalid_name (e.g. a replication slot name with characters PostgreSQL refuses). */
+  public static final String INVALID_NAME = "42602";
+
+  /** 42622 name_too_long. */
+  public static final String NAME_TOO_LONG = "42622";
+
   /** 42704 undefined_object (e.g. a replication slot that does not exist). */
   public static final String UNDEFINED_OBJECT = "42704";
 

@@ -18,11 +18,13 @@ import reactor.netty.NettyPipeline;
 import reactor.netty.tcp.TcpServer;
 
 /**
- * A PostgreSQL protocol 3.0 server on reactor-netty: the libpq endpoint of the pageserver (and
- * later of safekeepers). It answers SSLRequest/GSSENCRequest with "N", takes a StartupMessage,
- * authenticates ({@link Authenticator}), reports parameters, BackendKeyData and ReadyForQuery, and
- * hands each simple Query to a {@link QueryHandler} whose {@link QueryResponse} it writes: rows, a
- * command tag, an error (the session goes on), or a backpressured CopyOut stream.
+ * A PostgreSQL protocol 3.0 server on reactor-netty: the libpq endpoint of the pageserver and of
+ * safekeepers. It answers SSLRequest/GSSENCRequest with "N", takes a StartupMessage, authenticates
+ * ({@link Authenticator}), reports parameters, BackendKeyData and ReadyForQuery, and hands each
+ * simple Query to a {@link QueryHandler} whose {@link QueryResponse} it writes: rows, a command
+ * tag, an error (the session goes on), a backpressured CopyOut stream, or on a replication
+ * connection a physical replication stream as PostgreSQL's walsender sends it ({@link
+ * ReplicationCommand} parses the commands).
  *
  * <p>A malformed or unsupported frontend message (the extended query protocol included) is answered
  * with a FATAL ErrorResponse 08P01 and the connection is closed; other connections are not

@@ -1,6 +1,7 @@
 package io.zenith.replication.server;
 
 import io.zenith.replication.pgwire.PgWire;
+import java.time.Duration;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -15,13 +16,19 @@ import java.util.Objects;
  * @param authenticator how sessions authenticate
  * @param serverParameters ParameterStatus values sent after authentication
  * @param maxMessageSize largest Query or CopyData message accepted from clients
+ * @param keepaliveInterval a replication stream sends a PrimaryKeepalive when it sent nothing for
+ *     this long; zero: never
+ * @param walSenderTimeout PostgreSQL's {@code wal_sender_timeout}: a replication client that sent
+ *     nothing for half of it is asked for a reply, and for all of it is disconnected; zero: never
  */
 public record PgWireServerOptions(
     String host,
     int port,
     Authenticator authenticator,
     Map<String, String> serverParameters,
-    int maxMessageSize) {
+    int maxMessageSize,
+    Duration keepaliveInterval,
+    Duration walSenderTimeout) {
 
   /**
    * What the server reports by default: enough for psql and libpq to treat it as a PostgreSQL 15
@@ -49,6 +56,15 @@ public record PgWireServerOptions(
     Objects.requireNonNull(host);
     Objects.requireNonNull(authenticator);
     serverParameters = Collections.unmodifiableMap(new LinkedHashMap<>(serverParameters));
+    requireNotNegative("keepaliveInterval", keepaliveInterval);
+    requireNotNegative("walSenderTimeout", walSenderTimeout);
+  }
+
+  private static void requireNotNegative(String name, Duration d) {
+    Objects.requireNonNull(d, name);
+    if (d.isNegative()) {
+      throw new IllegalArgumentException(name + " must not be negative: " + d);
+    }
   }
 
   public static Builder builder() {
@@ -63,6 +79,8 @@ public record PgWireServerOptions(
     private final Map<String, String> serverParameters =
         new LinkedHashMap<>(DEFAULT_SERVER_PARAMETERS);
     private int maxMessageSize = PgWire.DEFAULT_MAX_MESSAGE_SIZE;
+    private Duration keepaliveInterval = Duration.ofSeconds(10);
+    private Duration walSenderTimeout = Duration.ofSeconds(60);
 
     private Builder() {}
 
@@ -96,6 +114,20 @@ public record PgWireServerOptions(
       return this;
     }
 
+    /**
+     * Default 10 s (PostgreSQL sends none between pings; a safekeeper's clients learn its WAL end).
+     */
+    public Builder keepaliveInterval(Duration keepaliveInterval) {
+      this.keepaliveInterval = keepaliveInterval;
+      return this;
+    }
+
+    /** Default 60 s, as PostgreSQL's {@code wal_sender_timeout}. */
+    public Builder walSenderTimeout(Duration walSenderTimeout) {
+      this.walSenderTimeout = walSenderTimeout;
+      return this;
+    }
+
     public PgWireServerOptions build() {
       if (port < 0 || port > 65535) {
         throw new IllegalArgumentException("port must be 0 to 65535, got " + port);
@@ -107,7 +139,14 @@ public record PgWireServerOptions(
                 + ": "
                 + maxMessageSize);
       }
-      return new PgWireServerOptions(host, port, authenticator, serverParameters, maxMessageSize);
+      return new PgWireServerOptions(
+          host,
+          port,
+          authenticator,
+          serverParameters,
+          maxMessageSize,
+          keepaliveInterval,
+          walSenderTimeout);
     }
   }
 }

@@ -47,10 +47,8 @@ import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import org.jspecify.annotations.Nullable;
-import org.reactivestreams.Subscription;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-import reactor.core.CoreSubscriber;
 import reactor.core.Disposable;
 import reactor.core.publisher.Mono;
 
@@ -62,8 +60,10 @@ import reactor.core.publisher.Mono;
  * and are handled in order once the response is complete. So a client cannot make the server buffer
  * more than one socket read of input, and a slow handler slows the client down.
  *
- * <p><b>Writes:</b> rows and tags are written as they are produced; a CopyOut stream is pulled one
- * buffer at a time while the channel is writable (see {@link QueryResponse.CopyOut}).
+ * <p><b>Writes:</b> rows and tags are written as they are produced; a CopyOut or replication stream
+ * is pulled one item at a time while the channel is writable ({@link DemandWriter}). While a
+ * replication stream runs, the client's messages are read at once and go to it ({@link
+ * WalSenderStream}).
  *
  * <p>Not thread-safe: confined to the channel's event loop; results from handlers on other threads
  * hop there.
@@ -90,7 +90,7 @@ final class ServerConnectionHandler extends ChannelInboundHandlerAdapter {
   private final ArrayDeque<FrontendMessage> pending = new ArrayDeque<>();
   private @Nullable PgSession session;
   private @Nullable Disposable inFlight;
-  private @Nullable CopyOutWriter copy;
+  private @Nullable DemandWriter<?> writer;
 
   ServerConnectionHandler(String id, PgWireServerOptions options, QueryHandler queryHandler) {
     this.id = id;
@@ -110,6 +110,11 @@ final class ServerConnectionHandler extends ChannelInboundHandlerAdapter {
   @Override
   public void handlerAdded(ChannelHandlerContext ctx) {
     this.ctx = ctx;
+  }
+
+  /** {@code id address}, the prefix of log lines. */
+  String context() {
+    return context;
   }
 
   /**
@@ -140,8 +145,29 @@ final class ServerConnectionHandler extends ChannelInboundHandlerAdapter {
     if (state == State.CLOSING) {
       return;
     }
+    WalSenderStream stream = streamReadingClient();
+    if (stream != null && pending.isEmpty()) {
+      toStream(stream, m);
+      updateReading();
+      return;
+    }
     pending.add(m);
     processPending();
+  }
+
+  private void toStream(WalSenderStream stream, FrontendMessage m) {
+    try {
+      stream.onClientMessage(m);
+    } catch (RuntimeException e) {
+      // The handler's feedback consumer failed: a bug; this session cannot go on safely.
+      log.warn("[{}] internal error handling {} during streaming", context, m, e);
+      fatal(SqlState.INTERNAL_ERROR, "internal error: " + e.getMessage());
+    }
+  }
+
+  /** The replication stream that takes the client's messages now, if any. */
+  private @Nullable WalSenderStream streamReadingClient() {
+    return writer instanceof WalSenderStream w && w.readsClientMessages() ? w : null;
   }
 
   private void processPending() {
@@ -161,7 +187,10 @@ final class ServerConnectionHandler extends ChannelInboundHandlerAdapter {
     if (!started) {
       return;
     }
-    ctx().channel().config().setAutoRead(!busy && state != State.CLOSING);
+    ctx()
+        .channel()
+        .config()
+        .setAutoRead(state != State.CLOSING && (!busy || streamReadingClient() != null));
   }
 
   private void handle(FrontendMessage m) {
@@ -372,58 +401,98 @@ final class ServerConnectionHandler extends ChannelInboundHandlerAdapter {
         c.writeAndFlush(
             new CopyOutResponse(format, Collections.nCopies(copyOut.columns(), format)));
         CopyOutWriter w = new CopyOutWriter(copyOut.commandTag());
-        copy = w;
-        copyOut.data().subscribe(w);
+        writer = w;
+        w.pull(copyOut.data());
+      }
+      case QueryResponse.Replication replication -> {
+        if (!session().replication()) {
+          // PostgreSQL's SQL parser does not know replication commands; neither do we here.
+          c.write(new ErrorResponse(ReplicationCommandParser.notInReplicationSession(sql)));
+          finishQuery();
+          return;
+        }
+        WalSenderStream w = new WalSenderStream(c, this, options, replication);
+        writer = w;
+        w.start();
+        // Messages that came in the same socket read as the command belong to the stream.
+        while (!pending.isEmpty() && streamReadingClient() == w && state != State.CLOSING) {
+          toStream(w, pending.poll());
+        }
+        updateReading();
       }
     }
+  }
+
+  /**
+   * The ErrorResponse for a failure: the notice a {@link PgServerException} carries, else XX000
+   * with {@code prefix} and the exception's message.
+   */
+  static PgNotice errorNotice(Throwable e, String prefix) {
+    if (e instanceof PgServerException pe) {
+      return pe.notice();
+    }
+    return PgNotice.error(SqlState.INTERNAL_ERROR, prefix + e.getMessage());
   }
 
   private void respondError(String sql, Throwable e) {
     if (state == State.CLOSING) {
       return;
     }
-    PgNotice notice;
-    if (e instanceof PgServerException pe) {
-      notice = pe.notice();
-    } else {
+    if (!(e instanceof PgServerException)) {
       log.warn("[{}] query {} failed", context, QueryText.abbreviate(sql), e);
-      notice = PgNotice.error(SqlState.INTERNAL_ERROR, "internal error: " + e.getMessage());
     }
-    ctx().write(new ErrorResponse(notice));
+    ctx().write(new ErrorResponse(errorNotice(e, "internal error: ")));
     finishQuery();
   }
 
-  private void finishQuery() {
+  /** The response is complete: ReadyForQuery, and the next message may be handled. */
+  void finishQuery() {
     inFlight = null;
-    copy = null;
+    writer = null;
     busy = false;
     ctx().writeAndFlush(ReadyForQuery.IDLE);
     processPending();
   }
 
   private void onLoop(Runnable r) {
-    ChannelHandlerContext c = ctx();
-    if (c.executor().inEventLoop()) {
-      r.run();
-    } else {
-      c.executor().execute(r);
-    }
+    DemandWriter.onLoop(ctx(), r);
   }
 
   // ---- errors and lifecycle ----
 
-  private void protocolViolation(String message) {
+  void protocolViolation(String message) {
     log.warn("[{}] protocol violation: {}; closing", context, message);
     fatal(SqlState.PROTOCOL_VIOLATION, message);
   }
 
+  /** Closes the connection without a word (a client that went silent, or said Terminate). */
+  void close(String why) {
+    if (state == State.CLOSING) {
+      return;
+    }
+    log.debug("[{}] closing: {}", context, why);
+    state = State.CLOSING;
+    pending.clear();
+    stopWriter();
+    ctx().close();
+  }
+
+  /** Nothing of a response may follow a FATAL error or a close. */
+  private void stopWriter() {
+    DemandWriter<?> w = writer;
+    if (w != null) {
+      w.sessionClosed();
+    }
+  }
+
   /** Sends a FATAL error and closes the connection after it is written. */
-  private void fatal(String sqlState, String message) {
+  void fatal(String sqlState, String message) {
     if (state == State.CLOSING) {
       return;
     }
     state = State.CLOSING;
     pending.clear();
+    stopWriter();
     ctx()
         .writeAndFlush(new ErrorResponse(PgNotice.fatal(sqlState, message)))
         .addListener(ChannelFutureListener.CLOSE);
@@ -447,7 +516,7 @@ final class ServerConnectionHandler extends ChannelInboundHandlerAdapter {
 
   @Override
   public void channelWritabilityChanged(ChannelHandlerContext ctx) {
-    CopyOutWriter w = copy;
+    DemandWriter<?> w = writer;
     if (w != null) {
       w.requestIfWritable();
     }
@@ -458,10 +527,7 @@ final class ServerConnectionHandler extends ChannelInboundHandlerAdapter {
   public void channelInactive(ChannelHandlerContext ctx) {
     state = State.CLOSING;
     pending.clear();
-    CopyOutWriter w = copy;
-    if (w != null) {
-      w.cancel();
-    }
+    stopWriter();
     Disposable d = inFlight;
     if (d != null) {
       d.dispose();
@@ -470,108 +536,48 @@ final class ServerConnectionHandler extends ChannelInboundHandlerAdapter {
     ctx.fireChannelInactive();
   }
 
-  /**
-   * Pulls a CopyOut payload into the channel: requests one buffer at a time, only while the channel
-   * is writable; writes each as a CopyData message (header, then the buffer itself, no copy).
-   * Signals may come from any thread; all work hops to the event loop, in order.
-   */
-  private final class CopyOutWriter implements CoreSubscriber<ByteBuf> {
+  /** Writes a CopyOut payload: each buffer as a CopyData message (header, then the buffer). */
+  private final class CopyOutWriter extends DemandWriter<ByteBuf> {
     private final String tag;
-    private @Nullable Subscription subscription;
-    private boolean requested;
-    private boolean done;
     private long buffers;
     private long bytes;
 
     CopyOutWriter(String tag) {
+      super(ctx());
       this.tag = tag;
     }
 
     @Override
-    public void onSubscribe(Subscription s) {
-      onLoop(
-          () -> {
-            subscription = s;
-            if (done) {
-              s.cancel();
-            } else {
-              requestIfWritable();
-            }
-          });
-    }
-
-    void requestIfWritable() {
-      Subscription s = subscription;
-      if (s != null && !done && !requested && ctx().channel().isWritable()) {
-        requested = true;
-        s.request(1);
-      }
+    void write(ByteBuf buf) {
+      int n = buf.readableBytes();
+      ByteBuf header = ctx.alloc().buffer(5);
+      BackendMessageEncoder.copyDataHeader(header, n);
+      ctx.write(header);
+      ctx.writeAndFlush(buf);
+      buffers++;
+      bytes += n;
     }
 
     @Override
-    public void onNext(ByteBuf buf) {
-      onLoop(
-          () -> {
-            requested = false;
-            if (done) {
-              buf.release();
-              return;
-            }
-            ChannelHandlerContext c = ctx();
-            int n = buf.readableBytes();
-            ByteBuf header = c.alloc().buffer(5);
-            BackendMessageEncoder.copyDataHeader(header, n);
-            c.write(header);
-            c.writeAndFlush(buf);
-            buffers++;
-            bytes += n;
-            requestIfWritable();
-          });
+    void sourceFailed(Throwable t) {
+      log.warn("[{}] COPY stream failed after {} bytes", context, bytes, t);
+      ctx.write(new ErrorResponse(errorNotice(t, "COPY failed: ")));
+      finishQuery();
     }
 
     @Override
-    public void onError(Throwable t) {
-      onLoop(
-          () -> {
-            if (done) {
-              return;
-            }
-            done = true;
-            log.warn("[{}] COPY stream failed after {} bytes", context, bytes, t);
-            ctx()
-                .write(
-                    new ErrorResponse(
-                        PgNotice.error(SqlState.INTERNAL_ERROR, "COPY failed: " + t.getMessage())));
-            finishQuery();
-          });
+    void sourceCompleted() {
+      log.debug("[{}] COPY done: {} buffers, {} bytes", context, buffers, bytes);
+      ctx.write(CopyDone.INSTANCE);
+      ctx.write(new CommandComplete(tag));
+      finishQuery();
     }
 
     @Override
-    public void onComplete() {
-      onLoop(
-          () -> {
-            if (done) {
-              return;
-            }
-            done = true;
-            log.debug("[{}] COPY done: {} buffers, {} bytes", context, buffers, bytes);
-            ctx().write(CopyDone.INSTANCE);
-            ctx().write(new CommandComplete(tag));
-            finishQuery();
-          });
-    }
-
-    /** The session ended: stop the source. Event loop. */
-    void cancel() {
-      if (done) {
-        return;
+    void sessionClosed() {
+      if (cancel()) {
+        log.debug("[{}] COPY cancelled after {} bytes: connection closed", context, bytes);
       }
-      done = true;
-      Subscription s = subscription;
-      if (s != null) {
-        s.cancel();
-      }
-      log.debug("[{}] COPY cancelled after {} bytes: connection closed", context, bytes);
     }
   }
 }

@@ -282,4 +282,12 @@ class BackendMessageCodecTest {
   static byte[] hex(String s) {
     return HexFormat.of().parseHex(s.replace(" ", ""));
   }
+
+  @Test
+  void aNoticeCarriesAPositionForPsqlToPointAt() {
+    PgNotice n = PgNotice.error("42601", "syntax error").withPosition(3);
+    assertThat(n.position()).isEqualTo("3");
+    assertThat(n.fields()).containsEntry('P', "3");
+    assertThatThrownBy(() -> n.withPosition(0)).isInstanceOf(IllegalArgumentException.class);
+  }
 }

@@ -71,9 +71,34 @@ final class RawPgClient implements AutoCloseable {
   }
 
   void startup(String user) throws IOException {
+    startup(user, Map.of());
+  }
+
+  /** A StartupMessage with more parameters, e.g. {@code replication=true}. */
+  void startup(String user, Map<String, String> parameters) throws IOException {
     Map<String, String> p = new LinkedHashMap<>();
     p.put("user", user);
+    p.putAll(parameters);
     send(new FrontendMessage.StartupMessage(PgWire.PROTOCOL_3_0, p));
+  }
+
+  /** The next message that is not CopyData; fails at end of stream. */
+  Message readSkippingCopyData() throws IOException {
+    Message m = readSkippingCopyDataOrEnd();
+    if (m == null) {
+      throw new EOFException("connection closed");
+    }
+    return m;
+  }
+
+  /** The next message that is not CopyData, or null at end of stream. */
+  @Nullable Message readSkippingCopyDataOrEnd() throws IOException {
+    for (Message m = read(); m != null; m = read()) {
+      if (m.type() != 'd') {
+        return m;
+      }
+    }
+    return null;
   }
 
   /** Reads up to and including ReadyForQuery; returns the last message before it. */

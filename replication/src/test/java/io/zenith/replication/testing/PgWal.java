@@ -15,6 +15,7 @@ import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
 import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
+import java.util.function.LongSupplier;
 
 /** Helpers for tests against a real cluster: WAL bytes from pg_wal, LSN queries, waiting. */
 public final class PgWal {
@@ -84,6 +85,27 @@ public final class PgWal {
     } catch (NoSuchAlgorithmException e) {
       throw new IllegalStateException(e);
     }
+  }
+
+  /**
+   * Waits until {@code value} has not changed for half a second (a producer that stopped being
+   * asked for more); fails after {@code timeout}. Returns the settled value.
+   */
+  public static long awaitStable(Duration timeout, String what, LongSupplier value) {
+    long[] last = {Long.MIN_VALUE};
+    long[] since = {System.nanoTime()};
+    await(
+        timeout,
+        what,
+        () -> {
+          long now = value.getAsLong();
+          if (now != last[0]) {
+            last[0] = now;
+            since[0] = System.nanoTime();
+          }
+          return System.nanoTime() - since[0] > 500_000_000L;
+        });
+    return last[0];
   }
 
   /**
