@@ -8,8 +8,14 @@ export JAVA_HOME
 MVN := ./mvnw -B -ntp
 
 # Debian packages the build and the tests need (PostgreSQL 15 server, its headers for the PGXS
-# extension, a C toolchain, what the Maven Wrapper uses to download Maven).
-DEB_PACKAGES := postgresql-15 postgresql-server-dev-15 build-essential curl unzip ca-certificates
+# extension, a C toolchain, what the Maven Wrapper uses to download Maven, bzip2 for PostgreSQL's
+# source tarball).
+DEB_PACKAGES := postgresql-15 postgresql-server-dev-15 build-essential curl unzip ca-certificates bzip2
+
+# PostgreSQL 15's regression suite (from Debian's source package) and its C modules, for the
+# redo-fidelity test (integration/pg-regress/fetch-suite.sh). Gitignored; the test reads it from
+# here unless ZENITH_PG_REGRESS_DIR names another <cache>/current.
+PG_REGRESS_CACHE ?= $(CURDIR)/.cache/pg-regress
 
 .PHONY: all build run test deps check-java format bench clean
 
@@ -42,7 +48,9 @@ test: deps check-java
 	       gsub(",", ""); run += $$4; skipped += $$10 } \
 	     END { printf "zenith: %d tests run (%d skipped), all passed\n", run, skipped }' "$$log"
 
-# Installs whatever of DEB_PACKAGES is missing (apt-get update first). Needs root or sudo.
+# Installs whatever of DEB_PACKAGES is missing (apt-get update first; needs root or sudo), then
+# fetches and builds PostgreSQL's regression suite into PG_REGRESS_CACHE unless it is there already
+# (adding deb-src entries needs root or sudo once; the download and build do not).
 deps:
 	@missing=""; \
 	for p in $(DEB_PACKAGES); do \
@@ -58,6 +66,7 @@ deps:
 	  $$sudo apt-get update -q; \
 	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+	@integration/pg-regress/fetch-suite.sh "$(PG_REGRESS_CACHE)"
 
 check-java:
 	@[ -n "$(JAVA_HOME)" ] && [ -x "$(JAVA_HOME)/bin/java" ] || { \

@@ -40,6 +40,12 @@ import java.util.Arrays;
  * design; a caller that wants more can check that the rebuilt {@code last_value} is not behind the
  * compute's ({@link #sequenceLastValue}).
  *
+ * <p>GiST pages written by a sorted index build ({@code gist_indexsortbuild}) go to disk through
+ * {@code smgrextend} with the placeholder LSN {@code GistBuildLSN} (1) and are WAL-logged
+ * afterwards by {@code log_newpages}, whose images redo stamps with the record's LSN: when either
+ * page of a GiST pair has LSN 1, {@link #equalMasked(byte[], byte[], PageKind, ForkNumber)} ignores
+ * {@code pd_lsn} of both (the pair's content must still match).
+ *
  * <p>Visibility-map pages are compared whole (their LSN and bits are WAL-logged or implied by heap
  * records); free-space-map pages are not WAL-logged and should not be compared at all. Pages are
  * never modified in place. Stateless and thread-safe.
@@ -190,7 +196,19 @@ public final class PageMasking {
 
   /** True when the two pages are equal after {@link #mask masking} both as {@code kind}. */
   public static boolean equalMasked(byte[] a, byte[] b, PageKind kind) {
-    return Arrays.equals(mask(a, kind), mask(b, kind));
+    return equalPair(a, b, mask(a, kind), mask(b, kind), kind);
+  }
+
+  /** {@code GistBuildLSN}: the LSN a sorted GiST build writes its pages with. */
+  static final long GIST_BUILD_LSN = 1;
+
+  /** Compares masked pages, applying the masks that depend on both pages of the pair. */
+  private static boolean equalPair(byte[] a, byte[] b, byte[] ma, byte[] mb, PageKind kind) {
+    if (kind == PageKind.GIST && (pageLsn(a) == GIST_BUILD_LSN || pageLsn(b) == GIST_BUILD_LSN)) {
+      Arrays.fill(ma, PD_LSN, PD_LSN + 8, (byte) 0);
+      Arrays.fill(mb, PD_LSN, PD_LSN + 8, (byte) 0);
+    }
+    return Arrays.equals(ma, mb);
   }
 
   /**
@@ -209,7 +227,7 @@ public final class PageMasking {
 
   /** True when the two pages of {@code fork} are equal after masking both. */
   public static boolean equalMasked(byte[] a, byte[] b, PageKind kind, ForkNumber fork) {
-    return Arrays.equals(mask(a, kind, fork), mask(b, kind, fork));
+    return equalPair(a, b, mask(a, kind, fork), mask(b, kind, fork), kind);
   }
 
   /**

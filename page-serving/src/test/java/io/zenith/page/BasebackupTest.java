@@ -108,6 +108,10 @@ class BasebackupTest {
         INSERT INTO g SELECT ARRAY[g, g + 1] FROM generate_series(1, 2000) g;
         CREATE TABLE p(pt point); CREATE INDEX p_gist ON p USING gist(pt);
         INSERT INTO p SELECT point(g, g) FROM generate_series(1, 2000) g;
+        -- a sorted GiST build: pages reach the disk with GistBuildLSN, WAL carries them as images
+        CREATE TABLE ps(pt point);
+        INSERT INTO ps SELECT point(g % 97, g / 97) FROM generate_series(1, 20000) g;
+        CREATE INDEX ps_gist ON ps USING gist(pt);
         CREATE UNLOGGED TABLE u(i int); INSERT INTO u VALUES (1);
         CREATE SEQUENCE s; SELECT nextval('s') FROM generate_series(1, 50);
         BEGIN; INSERT INTO t VALUES (99999, 1, 'prepared'); PREPARE TRANSACTION 'kept';

@@ -157,6 +157,14 @@ public final class PgDistribution {
 
   /** The command line that runs {@code program} with {@code args} as the right OS user. */
   public List<String> command(String program, List<String> args) {
+    return command(bin(program), args);
+  }
+
+  /**
+   * The command line that runs {@code executable} with {@code args} as the right OS user: for
+   * programs of the installation outside {@link #binDir()}, such as PGXS's {@code pg_regress}.
+   */
+  public List<String> command(Path executable, List<String> args) {
     List<String> cmd = new ArrayList<>();
     if (osUser != null) {
       cmd.add(runuser.toString());
@@ -164,7 +172,7 @@ public final class PgDistribution {
       cmd.add(osUser);
       cmd.add("--");
     }
-    cmd.add(bin(program).toString());
+    cmd.add(executable.toString());
     cmd.addAll(args);
     return cmd;
   }

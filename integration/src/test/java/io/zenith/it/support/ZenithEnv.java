@@ -10,15 +10,12 @@ import io.zenith.pg.testing.PgCluster;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
-import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
 
 /**
  * A Zenith deployment inside a test or benchmark JVM: a pageserver (in this process, on free ports)
@@ -99,37 +96,7 @@ public final class ZenithEnv implements AutoCloseable {
 
   /** The bytes of a basebackup of {@code timeline} (at {@code lsn}, or latest if null). */
   public Path basebackup(TimelineId timeline, String lsn) {
-    Path tar = dataDir.resolve("basebackup-" + System.nanoTime() + ".tar");
-    String cmd = "basebackup " + tenant + " " + timeline + (lsn == null ? "" : " " + lsn);
-    try {
-      Process p =
-          new ProcessBuilder(
-                  PgDistribution.detect().bin("psql").toString(),
-                  "-X",
-                  "-q",
-                  "-h",
-                  "127.0.0.1",
-                  "-p",
-                  Integer.toString(pageserver.pgPort()),
-                  "-U",
-                  "postgres",
-                  "-d",
-                  "postgres",
-                  "-c",
-                  cmd)
-              .redirectOutput(tar.toFile())
-              .redirectError(ProcessBuilder.Redirect.INHERIT)
-              .start();
-      if (p.waitFor() != 0) {
-        throw new IllegalStateException("basebackup failed: " + cmd);
-      }
-      return tar;
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new IllegalStateException(e);
-    }
+    return Basebackups.tar(pageserver.pgPort(), tenant, timeline, lsn, dataDir);
   }
 
   private PgCluster compute(
@@ -138,7 +105,7 @@ public final class ZenithEnv implements AutoCloseable {
     PgCluster c =
         PgCluster.fromDataDirectory(
                 dir -> {
-                  extract(tar, dir);
+                  Basebackups.extract(tar, dir);
                   if (standby) {
                     try {
                       Files.writeString(dir.resolve("standby.signal"), "");
@@ -154,25 +121,6 @@ public final class ZenithEnv implements AutoCloseable {
       throw new UncheckedIOException(e);
     }
     return c.configure(settings).start();
-  }
-
-  /** Extracts a tar into {@code dir}. */
-  public static void extract(Path tar, Path dir) {
-    try (InputStream in = Files.newInputStream(tar);
-        TarArchiveInputStream t = new TarArchiveInputStream(in)) {
-      TarArchiveEntry e;
-      while ((e = t.getNextEntry()) != null) {
-        Path p = dir.resolve(e.getName());
-        if (e.isDirectory()) {
-          Files.createDirectories(p);
-        } else {
-          Files.createDirectories(p.getParent());
-          Files.copy(t, p);
-        }
-      }
-    } catch (IOException ex) {
-      throw new UncheckedIOException(ex);
-    }
   }
 
   /** Runs {@code psql -c sql} against a port; returns its exit code and output. */

@@ -1,0 +1,287 @@
+package io.zenith.it.support;
+
+import io.r2dbc.postgresql.PostgresqlConnectionConfiguration;
+import io.r2dbc.postgresql.PostgresqlConnectionFactory;
+import io.r2dbc.spi.Connection;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Random;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+
+/**
+ * The bank-transfer workload: clients move money between accounts, one transfer per transaction
+ * (two updates and a row in {@code transfers}), so the total balance never changes. Every transfer
+ * whose COMMIT returned is recorded, and so is every COMMIT whose outcome is unknown (the
+ * connection broke during it), so that another compute can be checked afterwards: the total, and
+ * each acknowledged transfer's row.
+ *
+ * <p>Each client is a thread of its own doing blocking calls; no statement timeout is ever set (a
+ * cancelled wait for synchronous replication reports the transaction as committed).
+ */
+public final class BankWorkload implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(BankWorkload.class);
+  private static final Duration CALL = Duration.ofMinutes(5);
+
+  /** A transfer as (client, sequence number within the client). */
+  public record TransferId(int client, int seq) {}
+
+  private final PostgresqlConnectionFactory factory;
+  private final int accounts;
+  private final long initialBalance;
+  private final List<Thread> threads = new ArrayList<>();
+  private final AtomicBoolean stop = new AtomicBoolean();
+  private final Set<TransferId> acknowledged = ConcurrentHashMap.newKeySet();
+  private final Set<TransferId> uncertain = ConcurrentHashMap.newKeySet();
+  private final List<List<Long>> commitTimes = new CopyOnWriteArrayList<>();
+  private final AtomicLong failures = new AtomicLong();
+  private final List<String> errors = Collections.synchronizedList(new ArrayList<>());
+  private volatile long startedNanos;
+
+  private BankWorkload(PostgresqlConnectionFactory factory, int accounts, long initialBalance) {
+    this.factory = factory;
+    this.accounts = accounts;
+    this.initialBalance = initialBalance;
+  }
+
+  public static PostgresqlConnectionFactory factory(String host, int port, String user) {
+    return new PostgresqlConnectionFactory(
+        PostgresqlConnectionConfiguration.builder()
+            .host(host)
+            .port(port)
+            .username(user)
+            .database("postgres")
+            .applicationName("bank")
+            .connectTimeout(Duration.ofSeconds(10))
+            .build());
+  }
+
+  /**
+   * Creates the tables ({@code accounts} rows of {@code initialBalance}) through {@code factory}.
+   */
+  public static BankWorkload create(
+      PostgresqlConnectionFactory factory, int accounts, long initialBalance) {
+    BankWorkload w = new BankWorkload(factory, accounts, initialBalance);
+    w.withConnection(
+        c ->
+            exec(
+                c,
+                "create table bank (id int primary key, balance bigint not null);"
+                    + " create table transfers (client int, seq int, src int, dst int,"
+                    + " amount bigint, primary key (client, seq));"
+                    + " insert into bank select i, "
+                    + initialBalance
+                    + " from generate_series(1, "
+                    + accounts
+                    + ") i"));
+    return w;
+  }
+
+  /** Starts {@code clients} client threads. */
+  public BankWorkload start(int clients) {
+    startedNanos = System.nanoTime();
+    for (int i = 0; i < clients; i++) {
+      List<Long> times = new CopyOnWriteArrayList<>();
+      commitTimes.add(times);
+      int client = i;
+      Thread t = new Thread(() -> runClient(client, times), "bank-client-" + i);
+      t.setDaemon(true);
+      threads.add(t);
+      t.start();
+    }
+    return this;
+  }
+
+  private void runClient(int client, List<Long> times) {
+    Random r = new Random(client * 7919L + 1);
+    int seq = 0;
+    Connection c = null;
+    while (!stop.get()) {
+      try {
+        if (c == null) {
+          c = Mono.from(factory.create()).block(CALL);
+        }
+        int a = 1 + r.nextInt(accounts);
+        int b = 1 + r.nextInt(accounts - 1);
+        if (b >= a) {
+          b++;
+        }
+        long amount = 1 + r.nextInt(100);
+        seq++;
+        TransferId id = new TransferId(client, seq);
+        // Lock rows in id order: concurrent transfers never deadlock.
+        int lo = Math.min(a, b);
+        int hi = Math.max(a, b);
+        exec(
+            c,
+            "begin; select balance from bank where id in ("
+                + lo
+                + ", "
+                + hi
+                + ") order by id for update;"
+                + " update bank set balance = balance - "
+                + amount
+                + " where id = "
+                + a
+                + "; update bank set balance = balance + "
+                + amount
+                + " where id = "
+                + b
+                + "; insert into transfers values ("
+                + client
+                + ", "
+                + seq
+                + ", "
+                + a
+                + ", "
+                + b
+                + ", "
+                + amount
+                + ")");
+        uncertain.add(id);
+        exec(c, "commit");
+        uncertain.remove(id);
+        acknowledged.add(id);
+        times.add(System.nanoTime());
+      } catch (RuntimeException e) {
+        failures.incrementAndGet();
+        String m = String.valueOf(e.getMessage());
+        if (errors.size() < 100) {
+          errors.add(m);
+        }
+        log.debug("bank client {}: {}", client, m);
+        if (c != null) {
+          Mono.from(c.close()).onErrorComplete().block(CALL);
+          c = null;
+        }
+        sleep(200);
+      }
+    }
+    if (c != null) {
+      Mono.from(c.close()).onErrorComplete().block(CALL);
+    }
+  }
+
+  /** Stops the clients and waits for them (each finishes its transaction). */
+  public void stop() {
+    stop.set(true);
+    for (Thread t : threads) {
+      try {
+        t.join(CALL.toMillis());
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return;
+      }
+    }
+  }
+
+  @Override
+  public void close() {
+    stop();
+  }
+
+  public Set<TransferId> acknowledged() {
+    return Set.copyOf(acknowledged);
+  }
+
+  public Set<TransferId> uncertain() {
+    return Set.copyOf(uncertain);
+  }
+
+  public long failures() {
+    return failures.get();
+  }
+
+  public List<String> errors() {
+    return List.copyOf(errors);
+  }
+
+  /**
+   * For each client, the periods of length {@code period} since the start (up to now) in which it
+   * committed nothing: empty for every client means every client progressed in every period.
+   */
+  public List<String> stalls(Duration period) {
+    List<String> out = new ArrayList<>();
+    long now = System.nanoTime();
+    int periods = (int) ((now - startedNanos) / period.toNanos());
+    for (int client = 0; client < commitTimes.size(); client++) {
+      boolean[] seen = new boolean[periods];
+      for (long t : commitTimes.get(client)) {
+        int p = (int) ((t - startedNanos) / period.toNanos());
+        if (p < periods) {
+          seen[p] = true;
+        }
+      }
+      for (int p = 0; p < periods; p++) {
+        if (!seen[p]) {
+          out.add("client " + client + " committed nothing in period " + p);
+        }
+      }
+    }
+    return out;
+  }
+
+  /** The expected total of all balances. */
+  public long expectedTotal() {
+    return accounts * initialBalance;
+  }
+
+  /** What a compute holds: the total balance and the transfers recorded. */
+  public record Snapshot(long total, Set<TransferId> transfers) {}
+
+  /** Reads the total and the transfers through {@code other} (another compute). */
+  public static Snapshot read(PostgresqlConnectionFactory other) {
+    Connection c = Mono.from(other.create()).block(CALL);
+    try {
+      long total =
+          Flux.from(c.createStatement("select sum(balance) from bank").execute())
+              .flatMap(res -> res.map((row, m) -> row.get(0, Long.class)))
+              .blockFirst(CALL);
+      List<TransferId> ids =
+          Flux.from(c.createStatement("select client, seq from transfers").execute())
+              .flatMap(
+                  res ->
+                      res.map(
+                          (row, m) ->
+                              new TransferId(row.get(0, Integer.class), row.get(1, Integer.class))))
+              .collectList()
+              .block(CALL);
+      return new Snapshot(total, Set.copyOf(ids));
+    } finally {
+      Mono.from(c.close()).onErrorComplete().block(CALL);
+    }
+  }
+
+  private void withConnection(java.util.function.Consumer<Connection> work) {
+    Connection c = Mono.from(factory.create()).block(CALL);
+    try {
+      work.accept(c);
+    } finally {
+      Mono.from(c.close()).onErrorComplete().block(CALL);
+    }
+  }
+
+  private static void exec(Connection c, String sql) {
+    Flux.from(c.createBatch().add(sql).execute())
+        .flatMap(res -> res.getRowsUpdated())
+        .then()
+        .block(CALL);
+  }
+
+  private static void sleep(long ms) {
+    try {
+      Thread.sleep(ms);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+}
