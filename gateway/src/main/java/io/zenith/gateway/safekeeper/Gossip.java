@@ -31,6 +31,7 @@ public final class Gossip implements AutoCloseable {
   private final PeerStatusSource source;
   private final Map<Integer, String> peerState = new ConcurrentHashMap<>();
   private final Disposable loop;
+  private volatile boolean closed;
 
   public Gossip(
       Safekeeper sk,
@@ -49,7 +50,7 @@ public final class Gossip implements AutoCloseable {
                     Flux.fromIterable(peerIds)
                         .flatMap(
                             id ->
-                                Mono.fromCallable(() -> source.statuses(id))
+                                Mono.fromCallable(() -> ask(id))
                                     .subscribeOn(blocking)
                                     .timeout(callTimeout)
                                     .doOnNext(s -> heard(id, s))
@@ -58,6 +59,18 @@ public final class Gossip implements AutoCloseable {
                         .then(),
                 0)
             .subscribe();
+  }
+
+  /** A call interrupted by {@link #close} is no news: nothing is left to tell it to. */
+  private List<TimelineStatus> ask(int peerId) throws Exception {
+    try {
+      return source.statuses(peerId);
+    } catch (Exception e) {
+      if (closed) {
+        return List.of();
+      }
+      throw e;
+    }
   }
 
   private void heard(int peerId, List<TimelineStatus> statuses) {
@@ -101,6 +114,7 @@ public final class Gossip implements AutoCloseable {
 
   @Override
   public void close() {
+    closed = true;
     loop.dispose();
   }
 }

@@ -67,7 +67,7 @@ public record SafekeeperSettings(
 
   /**
    * Defaults: safekeeper 1 alone, Neon's ports, and Neon's compute defaults for the lag limits
-   * (docs/decisions/0004-safekeeper-process.md): the write lag bounds what a pageserver must
+   * (docs/decisions/0005-safekeeper-process.md): the write lag bounds what a pageserver must
    * re-receive, the flush lag is far above a checkpoint distance, the apply lag (remote storage) is
    * off until remote storage reports.
    */
