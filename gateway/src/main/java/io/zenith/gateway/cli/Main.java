@@ -1,6 +1,7 @@
 package io.zenith.gateway.cli;
 
 import io.zenith.gateway.control.ControlPlaneException;
+import io.zenith.gateway.http.JsonHttpClient;
 import io.zenith.ingest.DatadirImport.ImportException;
 import io.zenith.layer.LayerStoreException;
 import io.zenith.pg.PgSetupException;
@@ -33,6 +34,7 @@ import picocli.CommandLine.Command;
       StopCommand.class,
       StatusCommand.class,
       PageserverCommand.class,
+      SafekeeperCommand.class,
       PgCommand.class,
       BranchCommand.class,
       ExportCommand.class,
@@ -104,6 +106,8 @@ public final class Main implements Runnable {
           case PgSetupException p -> p.getMessage();
           case UserException u -> u.getMessage();
           case ControlPlaneException c -> c.getMessage();
+          case JsonHttpClient.ApiError a -> a.getMessage();
+          case JsonHttpClient.Unavailable u -> u.getMessage();
           case LayerStoreException l -> l.getMessage();
           case ImportException i -> i.getMessage();
           default -> "internal error: " + ex;
@@ -118,6 +122,8 @@ public final class Main implements Runnable {
             || ex instanceof PgSetupException
             || ex instanceof UserException
             || ex instanceof ControlPlaneException
+            || ex instanceof JsonHttpClient.ApiError
+            || ex instanceof JsonHttpClient.Unavailable
             || ex instanceof LayerStoreException
             || ex instanceof ImportException)) {
       ex.printStackTrace(cmd.getErr());

@@ -1,8 +1,8 @@
 package io.zenith.gateway.cli;
 
 import io.zenith.gateway.control.ControlPlaneException;
-import io.zenith.gateway.control.PageserverClient;
 import io.zenith.gateway.control.Repository;
+import io.zenith.gateway.http.JsonHttpClient;
 import io.zenith.gateway.pageserver.ApiModel;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
@@ -40,7 +40,7 @@ final class TenantCommand implements Runnable {
               Integer.toString(i.timelines()),
               i.id().equals(repo.config().defaultTenantId()) ? "*" : "");
         }
-      } catch (PageserverClient.ApiError e) {
+      } catch (JsonHttpClient.ApiError e) {
         throw new ControlPlaneException("the pageserver: " + e.getMessage());
       }
       t.print(spec.commandLine().getOut());

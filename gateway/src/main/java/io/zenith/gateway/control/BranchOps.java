@@ -1,5 +1,6 @@
 package io.zenith.gateway.control;
 
+import io.zenith.gateway.http.JsonHttpClient;
 import io.zenith.gateway.pageserver.ApiModel;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.TenantId;
@@ -49,7 +50,7 @@ public final class BranchOps {
               tenant,
               new ApiModel.TimelineCreateRequest(
                   id.toString(), ancestorId.toString(), at.map(Lsn::toString).orElse(null)));
-    } catch (PageserverClient.ApiError e) {
+    } catch (JsonHttpClient.ApiError e) {
       throw new ControlPlaneException(
           "cannot branch " + ancestor + at.map(l -> " at " + l).orElse("") + ": " + e.getMessage());
     }
@@ -70,7 +71,7 @@ public final class BranchOps {
     List<ApiModel.TimelineInfo> all;
     try {
       all = repo.pageserver().timelines(repo.config().tenant());
-    } catch (PageserverClient.ApiError e) {
+    } catch (JsonHttpClient.ApiError e) {
       throw new ControlPlaneException("the pageserver: " + e.getMessage());
     }
     Branches names = repo.branches();

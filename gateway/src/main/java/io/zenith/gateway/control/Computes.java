@@ -1,5 +1,6 @@
 package io.zenith.gateway.control;
 
+import io.zenith.gateway.http.JsonHttpClient;
 import io.zenith.gateway.pageserver.ApiModel;
 import io.zenith.pg.PgDistribution;
 import io.zenith.wal.Lsn;
@@ -123,7 +124,7 @@ public final class Computes {
       PageserverClient ps, TenantId tenant, String branch, TimelineId timeline) {
     try {
       return ps.timeline(tenant, timeline);
-    } catch (PageserverClient.ApiError e) {
+    } catch (JsonHttpClient.ApiError e) {
       if (e.status() == 404) {
         throw new ControlPlaneException(
             "branch '"
@@ -447,7 +448,7 @@ public final class Computes {
             "note: the pageserver is not running; it will stop streaming from compute '"
                 + spec.name()
                 + "' when the next compute of the branch starts");
-      } catch (PageserverClient.ApiError e) {
+      } catch (JsonHttpClient.ApiError e) {
         out.println("warning: the pageserver: " + e.getMessage());
       }
     }

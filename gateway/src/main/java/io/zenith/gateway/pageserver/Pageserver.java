@@ -5,6 +5,7 @@ import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.netty.buffer.Unpooled;
 import io.zenith.gateway.cli.Main;
+import io.zenith.gateway.http.ApiException;
 import io.zenith.ingest.keys.Catalog;
 import io.zenith.ingest.keys.KeySpace;
 import io.zenith.ingest.pg.PgControl;

@@ -1,19 +1,14 @@
 package io.zenith.gateway.pageserver;
 
 import com.fasterxml.jackson.annotation.JsonProperty;
-import com.fasterxml.jackson.databind.DeserializationFeature;
-import com.fasterxml.jackson.databind.JsonMappingException;
-import com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException;
 import com.fasterxml.jackson.dataformat.toml.TomlMapper;
+import io.zenith.gateway.config.Settings;
 import io.zenith.layer.LayerStoreConfig;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.Locale;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
  * The pageserver's settings, from {@code pageserver.toml} in its data directory. Every key is
@@ -85,22 +80,8 @@ public record PageserverConfig(
     if (!Files.exists(file)) {
       return DEFAULT;
     }
-    try {
-      PageserverConfig c =
-          TomlMapper.builder()
-              .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
-              .build()
-              .readValue(file.toFile(), PageserverConfig.class)
-              .withDefaults();
-      c.validate();
-      return c;
-    } catch (UnrecognizedPropertyException e) {
-      throw new IllegalArgumentException(file + ": unknown setting '" + e.getPropertyName() + "'");
-    } catch (JsonMappingException e) {
-      throw new IllegalArgumentException(file + ": " + e.getOriginalMessage());
-    } catch (IOException e) {
-      throw new IllegalArgumentException(file + ": " + e.getMessage());
-    }
+    PageserverConfig c = Settings.read(file, PageserverConfig.class);
+    return (c == null ? DEFAULT : c.withDefaults()).validate();
   }
 
   /** Writes this configuration as TOML (durability is the caller's: used at init). */
@@ -152,53 +133,14 @@ public record PageserverConfig(
 
   /** Parses {@code host:port}; throws IllegalArgumentException naming the key. */
   public static InetSocketAddress address(String key, String value) {
-    int colon = value.lastIndexOf(':');
-    try {
-      int port = Integer.parseInt(value.substring(colon + 1));
-      if (colon < 1 || port < 0 || port > 65535) {
-        throw new NumberFormatException();
-      }
-      return new InetSocketAddress(value.substring(0, colon), port);
-    } catch (RuntimeException e) {
-      throw new IllegalArgumentException(key + " = \"" + value + "\" is not host:port");
-    }
+    return Settings.address(key, value);
   }
 
-  private static final Pattern BYTES = Pattern.compile("(\\d+)\\s*(B|kB|KiB|MB|MiB|GB|GiB)?");
-  private static final Pattern DURATION = Pattern.compile("(\\d+)\\s*(ms|s|m|h)");
-
   static long bytes(String key, String value) {
-    Matcher m = BYTES.matcher(value.trim());
-    if (!m.matches()) {
-      throw new IllegalArgumentException(key + " = \"" + value + "\" is not a size (e.g. 256MiB)");
-    }
-    long n = Long.parseLong(m.group(1));
-    String unit = m.group(2) == null ? "B" : m.group(2);
-    long mult =
-        switch (unit) {
-          case "kB", "KiB" -> 1024L;
-          case "MB", "MiB" -> 1024L * 1024;
-          case "GB", "GiB" -> 1024L * 1024 * 1024;
-          default -> 1L;
-        };
-    if (n <= 0) {
-      throw new IllegalArgumentException(key + " must be positive");
-    }
-    return n * mult;
+    return Settings.bytes(key, value);
   }
 
   static Duration duration(String key, String value) {
-    Matcher m = DURATION.matcher(value.trim().toLowerCase(Locale.ROOT));
-    if (!m.matches() || Long.parseLong(m.group(1)) == 0) {
-      throw new IllegalArgumentException(
-          key + " = \"" + value + "\" is not a duration (e.g. 10s, 5m)");
-    }
-    long n = Long.parseLong(m.group(1));
-    return switch (m.group(2)) {
-      case "ms" -> Duration.ofMillis(n);
-      case "s" -> Duration.ofSeconds(n);
-      case "m" -> Duration.ofMinutes(n);
-      default -> Duration.ofHours(n);
-    };
+    return Settings.duration(key, value);
   }
 }

@@ -14,12 +14,12 @@ import reactor.netty.http.client.HttpClient;
  * A client of the pageserver's HTTP API over real HTTP (reactor-netty), one connection per request,
  * answers as status, content type and body. Thread-safe.
  */
-final class HttpJson {
-  static final ObjectMapper JSON = new ObjectMapper();
+public final class HttpJson {
+  public static final ObjectMapper JSON = new ObjectMapper();
 
   /** An answer. */
-  record Response(String method, String path, int status, String contentType, String body) {
-    JsonNode json() {
+  public record Response(String method, String path, int status, String contentType, String body) {
+    public JsonNode json() {
       try {
         return JSON.readTree(body);
       } catch (IOException e) {
@@ -28,7 +28,7 @@ final class HttpJson {
     }
 
     /** The {@code error} message of an error answer. */
-    String error() {
+    public String error() {
       return json().path("error").asText();
     }
 
@@ -40,7 +40,7 @@ final class HttpJson {
 
   private final HttpClient client;
 
-  HttpJson(int port) {
+  public HttpJson(int port) {
     this.client =
         HttpClient.newConnection()
             .host("127.0.0.1")
@@ -48,16 +48,16 @@ final class HttpJson {
             .responseTimeout(Duration.ofSeconds(60));
   }
 
-  Response get(String path) {
+  public Response get(String path) {
     return call("GET", path, (byte[]) null);
   }
 
-  Response call(String method, String path, String body) {
+  public Response call(String method, String path, String body) {
     return call(method, path, body == null ? null : body.getBytes(StandardCharsets.UTF_8));
   }
 
   /** Sends {@code body} (none if null) as {@code application/json}. */
-  Response call(String method, String path, byte[] body) {
+  public Response call(String method, String path, byte[] body) {
     return client
         .headers(h -> h.set("content-type", "application/json"))
         .request(HttpMethod.valueOf(method))

@@ -27,7 +27,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * document's component schemas resolvable), and records which listed answers were seen.
  * Thread-safe.
  */
-final class OpenApiContract {
+public final class OpenApiContract {
   private static final String DEFS = "#/$defs/";
 
   private final JsonNode spec;
@@ -42,7 +42,7 @@ final class OpenApiContract {
     this.defs = (ObjectNode) rewriteRefs(spec.path("components").path("schemas"));
   }
 
-  static OpenApiContract load(Path yaml) {
+  public static OpenApiContract load(Path yaml) {
     try {
       JsonNode spec = new ObjectMapper(new YAMLFactory()).readTree(yaml.toFile());
       assertThat(spec.path("openapi").asText()).as("%s: openapi version", yaml).startsWith("3.1");
@@ -53,7 +53,7 @@ final class OpenApiContract {
   }
 
   /** The repository's copy of a spec ({@code docs/api/<name>}). */
-  static OpenApiContract repositorySpec(String name) {
+  public static OpenApiContract repositorySpec(String name) {
     Path root = Path.of(System.getProperty("zenith.project.root", "..")).toAbsolutePath();
     return load(root.resolve("docs").resolve("api").resolve(name));
   }
@@ -91,7 +91,7 @@ final class OpenApiContract {
   }
 
   /** Validates {@code body} against a component schema ({@code Error}, {@code TimelineInfo}, …). */
-  void validateComponent(String name, JsonNode body) {
+  public void validateComponent(String name, JsonNode body) {
     assertThat(defs.has(name)).as("component schema %s", name).isTrue();
     ObjectNode ref = new ObjectMapper().createObjectNode().put("$ref", DEFS + name);
     Set<ValidationMessage> errors = schema(ref).validate(body);
@@ -112,7 +112,7 @@ final class OpenApiContract {
    * Checks an answer of the API against the document: {@code template} is the path as the document
    * spells it ({@code /v1/tenant/{tenant_id}/timeline}). Returns the answer.
    */
-  HttpJson.Response check(String template, HttpJson.Response r) {
+  public HttpJson.Response check(String template, HttpJson.Response r) {
     JsonNode path = spec.path("paths").get(template);
     assertThat(path).as("path %s in the spec", template).isNotNull();
     String method = r.method().toLowerCase(Locale.ROOT);
@@ -153,7 +153,7 @@ final class OpenApiContract {
   }
 
   /** Every answer the document lists, as {@code METHOD template status}. */
-  Set<String> listedResponses() {
+  public Set<String> listedResponses() {
     Set<String> out = new TreeSet<>();
     for (Iterator<Map.Entry<String, JsonNode>> ps = spec.path("paths").properties().iterator();
         ps.hasNext(); ) {
@@ -174,7 +174,7 @@ final class OpenApiContract {
   }
 
   /** The answers {@link #check} has seen. */
-  Set<String> seenResponses() {
+  public Set<String> seenResponses() {
     return new TreeSet<>(seen);
   }
 }

@@ -539,6 +539,11 @@ public final class SafekeeperTimeline implements AutoCloseable {
     recomputeCommit();
   }
 
+  /** The latest status each peer reported about this timeline (gossip), by safekeeper id. */
+  public Map<Integer, TimelineStatus> peers() {
+    return Map.copyOf(peers);
+  }
+
   /** Positions a pageserver reported (received, durable, in remote storage). */
   public void onPageserverFeedback(PageserverFeedback f) {
     PageserverFeedback before = pageserver;

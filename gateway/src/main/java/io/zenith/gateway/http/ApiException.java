@@ -1,6 +1,5 @@
-package io.zenith.gateway.pageserver;
+package io.zenith.gateway.http;
 
-import io.zenith.layer.LayerStoreException;
 import java.io.Serial;
 
 /** An API request that cannot be served: an HTTP status and a one-line message. */
@@ -22,16 +21,7 @@ public final class ApiException extends RuntimeException {
     return new ApiException(400, message);
   }
 
-  /** The status a layer-store condition deserves. */
-  public static ApiException of(LayerStoreException e) {
-    int status =
-        switch (e.kind()) {
-          case UNKNOWN_TENANT, UNKNOWN_TIMELINE -> 404;
-          case ALREADY_EXISTS -> 409;
-          case INVALID_LSN -> 400;
-          case LSN_TIMEOUT -> 504;
-          case CORRUPT_FILE, IO -> 500;
-        };
-    return new ApiException(status, e.getMessage());
+  public static ApiException notFound(String message) {
+    return new ApiException(404, message);
   }
 }

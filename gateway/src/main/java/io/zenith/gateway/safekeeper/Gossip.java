@@ -1,0 +1,120 @@
+package io.zenith.gateway.safekeeper;
+
+import io.zenith.replication.safekeeper.Safekeeper;
+import io.zenith.replication.safekeeper.TimelineStatus;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import org.jspecify.annotations.Nullable;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import reactor.core.Disposable;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import reactor.core.scheduler.Scheduler;
+
+/**
+ * Peer gossip: every {@code interval} it asks each peer for the statuses of its timelines and hands
+ * those of timelines held here to {@link
+ * io.zenith.replication.safekeeper.SafekeeperTimeline#onPeerStatus} (commit LSN, donors, the
+ * compute of the term, the pageserver's positions). Peers are asked in parallel, each call bounded
+ * by {@code interval} × 10; a round starts only after the previous one ended (ticks meanwhile are
+ * dropped). An unreachable peer is skipped; its state changes are logged once each.
+ *
+ * <p>Threads: calls and hand-overs run on {@code blocking}. Thread-safe; {@link #close} stops it.
+ */
+public final class Gossip implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(Gossip.class);
+
+  private final Safekeeper sk;
+  private final PeerStatusSource source;
+  private final Map<Integer, String> peerState = new ConcurrentHashMap<>();
+  private final Disposable loop;
+  private volatile boolean closed;
+
+  public Gossip(
+      Safekeeper sk,
+      List<Integer> peerIds,
+      PeerStatusSource source,
+      Duration interval,
+      Scheduler blocking) {
+    this.sk = sk;
+    this.source = source;
+    Duration callTimeout = interval.multipliedBy(10);
+    this.loop =
+        Flux.interval(interval, blocking)
+            .onBackpressureDrop()
+            .concatMap(
+                tick ->
+                    Flux.fromIterable(peerIds)
+                        .flatMap(
+                            id ->
+                                Mono.fromCallable(() -> ask(id))
+                                    .subscribeOn(blocking)
+                                    .timeout(callTimeout)
+                                    .doOnNext(s -> heard(id, s))
+                                    .doOnError(e -> unreachable(id, e))
+                                    .onErrorComplete())
+                        .then(),
+                0)
+            .subscribe();
+  }
+
+  /** A call interrupted by {@link #close} is no news: nothing is left to tell it to. */
+  private List<TimelineStatus> ask(int peerId) throws Exception {
+    try {
+      return source.statuses(peerId);
+    } catch (Exception e) {
+      if (closed) {
+        return List.of();
+      }
+      throw e;
+    }
+  }
+
+  private void heard(int peerId, List<TimelineStatus> statuses) {
+    changed(peerId, "reachable", null);
+    for (TimelineStatus s : statuses) {
+      sk.find(s.identity().tenant(), s.identity().timeline())
+          .ifPresent(
+              t -> {
+                try {
+                  t.onPeerStatus(s);
+                } catch (RuntimeException e) {
+                  log.warn("{}: status of safekeeper {} not taken: {}", t, peerId, e.getMessage());
+                }
+              });
+    }
+  }
+
+  private void unreachable(int peerId, Throwable e) {
+    String why =
+        e instanceof java.util.concurrent.TimeoutException
+            ? "no answer in time"
+            : String.valueOf(e.getMessage());
+    changed(peerId, "unreachable", why);
+  }
+
+  private void changed(int peerId, String state, @Nullable String why) {
+    String before = peerState.put(peerId, state);
+    if (!state.equals(before)) {
+      if (why == null) {
+        log.info("safekeeper {}: peer {} is {}", sk.config().id(), peerId, state);
+      } else {
+        log.info("safekeeper {}: peer {} is {}: {}", sk.config().id(), peerId, state, why);
+      }
+    }
+  }
+
+  /** {@code reachable} / {@code unreachable} per peer id, as of the last round (for status). */
+  public Map<Integer, String> peerStates() {
+    return Map.copyOf(peerState);
+  }
+
+  @Override
+  public void close() {
+    closed = true;
+    loop.dispose();
+  }
+}

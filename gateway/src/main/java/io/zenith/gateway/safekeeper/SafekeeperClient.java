@@ -1,0 +1,176 @@
+package io.zenith.gateway.safekeeper;
+
+import com.fasterxml.jackson.core.type.TypeReference;
+import io.netty.handler.codec.http.HttpMethod;
+import io.zenith.gateway.http.JsonHttpClient;
+import io.zenith.gateway.safekeeper.SafekeeperApiModel.AdoptRequest;
+import io.zenith.gateway.safekeeper.SafekeeperApiModel.ComputeJson;
+import io.zenith.gateway.safekeeper.SafekeeperApiModel.TimelineCreateRequest;
+import io.zenith.gateway.safekeeper.SafekeeperApiModel.TimelineInfo;
+import io.zenith.gateway.safekeeper.SafekeeperApiModel.VoteInfo;
+import io.zenith.gateway.safekeeper.SafekeeperApiModel.VoteRequest;
+import io.zenith.replication.safekeeper.Election;
+import io.zenith.replication.safekeeper.TimelineStatus;
+import io.zenith.replication.safekeeper.VoteResponse;
+import io.zenith.wal.Lsn;
+import io.zenith.wal.TenantId;
+import io.zenith.wal.TimelineId;
+import io.zenith.wal.log.ControlFile.ComputeSource;
+import io.zenith.wal.log.ControlFile.Identity;
+import io.zenith.wal.log.ControlFile.LagLimits;
+import io.zenith.wal.log.ControlFile.TermEntry;
+import java.net.InetSocketAddress;
+import java.time.Duration;
+import java.util.List;
+import java.util.function.BiFunction;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * One safekeeper's HTTP API ({@code docs/api/safekeeper.yaml}) for the control plane and for peers:
+ * blocking calls (never on an event loop). Error answers are {@link JsonHttpClient.ApiError}s with
+ * the safekeeper's message; a safekeeper that does not answer fails as the constructor's {@code
+ * failure} says. {@link #member} makes it an {@link Election.Member}. Thread-safe.
+ */
+public final class SafekeeperClient {
+  private final int id;
+  private final JsonHttpClient http;
+
+  /**
+   * @param id the safekeeper's id (as in its {@code safekeeper.toml})
+   * @param timeout the longest a call waits (adoptions copy WAL: give them time)
+   * @param startHint how to start it, for the message when nothing listens, or null
+   * @param failure the exception of a safekeeper that does not answer (message, cause)
+   */
+  public SafekeeperClient(
+      int id,
+      InetSocketAddress http,
+      Duration timeout,
+      @Nullable String startHint,
+      BiFunction<String, @Nullable Throwable, RuntimeException> failure) {
+    this.id = id;
+    this.http = new JsonHttpClient(http, "safekeeper " + id, startHint, timeout, failure);
+  }
+
+  /** A client whose failures are {@link JsonHttpClient.Unavailable}. */
+  public SafekeeperClient(int id, InetSocketAddress http, Duration timeout) {
+    this(id, http, timeout, null, JsonHttpClient.Unavailable::new);
+  }
+
+  public int id() {
+    return id;
+  }
+
+  public String baseUrl() {
+    return http.baseUrl();
+  }
+
+  public SafekeeperApiModel.Status status() {
+    return http.get("/v1/status", new TypeReference<>() {});
+  }
+
+  /** Every timeline of every tenant, as the safekeeper sees it (what peers gossip). */
+  public List<TimelineStatus> allTimelines() {
+    List<TimelineInfo> all = http.get("/v1/timeline", new TypeReference<>() {});
+    return all.stream().map(SafekeeperApiModel::status).toList();
+  }
+
+  public List<TimelineInfo> timelines(TenantId tenant) {
+    return http.get("/v1/tenant/" + tenant + "/timeline", new TypeReference<>() {});
+  }
+
+  public TimelineInfo timeline(TenantId tenant, TimelineId timeline) {
+    return http.get(path(tenant, timeline), new TypeReference<>() {});
+  }
+
+  public TimelineStatus timelineStatus(TenantId tenant, TimelineId timeline) {
+    return SafekeeperApiModel.status(timeline(tenant, timeline));
+  }
+
+  /** Creates a timeline; {@code limits} null takes the safekeeper's defaults. */
+  public TimelineInfo createTimeline(Identity identity, @Nullable LagLimits limits) {
+    return http.call(
+        HttpMethod.POST,
+        "/v1/tenant/" + identity.tenant() + "/timeline",
+        new TimelineCreateRequest(
+            identity.timeline().toString(),
+            Long.toUnsignedString(identity.systemId()),
+            identity.pgVersion(),
+            identity.segmentSize(),
+            identity.startLsn().toString(),
+            limits == null ? null : limits.maxWriteLag(),
+            limits == null ? null : limits.maxFlushLag(),
+            limits == null ? null : limits.maxApplyLag()),
+        new TypeReference<>() {});
+  }
+
+  public VoteResponse vote(TenantId tenant, TimelineId timeline, long term) {
+    VoteInfo v =
+        http.call(
+            HttpMethod.POST,
+            path(tenant, timeline) + "/vote",
+            new VoteRequest(term),
+            new TypeReference<>() {});
+    return SafekeeperApiModel.voteResponse(v);
+  }
+
+  public TimelineStatus adopt(
+      TenantId tenant,
+      TimelineId timeline,
+      long term,
+      List<TermEntry> history,
+      Lsn upTo,
+      int donorId) {
+    TimelineInfo i =
+        http.call(
+            HttpMethod.POST,
+            path(tenant, timeline) + "/adopt",
+            new AdoptRequest(term, SafekeeperApiModel.history(history), upTo.toString(), donorId),
+            new TypeReference<>() {});
+    return SafekeeperApiModel.status(i);
+  }
+
+  public TimelineInfo setCompute(TenantId tenant, TimelineId timeline, ComputeSource compute) {
+    return http.call(
+        HttpMethod.PUT,
+        path(tenant, timeline) + "/compute",
+        new ComputeJson(compute.term(), compute.host(), compute.port(), compute.user()),
+        new TypeReference<>() {});
+  }
+
+  public TimelineInfo setLagLimits(TenantId tenant, TimelineId timeline, LagLimits limits) {
+    return http.call(
+        HttpMethod.PUT,
+        path(tenant, timeline) + "/config",
+        SafekeeperApiModel.limits(limits),
+        new TypeReference<>() {});
+  }
+
+  /** This safekeeper as a member of {@code timeline}'s elections. */
+  public Election.Member member(TenantId tenant, TimelineId timeline) {
+    return new Election.Member() {
+      @Override
+      public int id() {
+        return id;
+      }
+
+      @Override
+      public TimelineStatus status() {
+        return timelineStatus(tenant, timeline);
+      }
+
+      @Override
+      public VoteResponse vote(long term) {
+        return SafekeeperClient.this.vote(tenant, timeline, term);
+      }
+
+      @Override
+      public TimelineStatus adopt(long term, List<TermEntry> history, Lsn upTo, int donorId) {
+        return SafekeeperClient.this.adopt(tenant, timeline, term, history, upTo, donorId);
+      }
+    };
+  }
+
+  private static String path(TenantId tenant, TimelineId timeline) {
+    return "/v1/tenant/" + tenant + "/timeline/" + timeline;
+  }
+}

@@ -1,0 +1,130 @@
+package io.zenith.gateway.safekeeper;
+
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import io.zenith.gateway.cli.Main;
+import io.zenith.replication.safekeeper.Safekeeper;
+import io.zenith.replication.safekeeper.SafekeeperConfig;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import reactor.core.scheduler.Scheduler;
+import reactor.core.scheduler.Schedulers;
+import reactor.netty.DisposableServer;
+
+/**
+ * One safekeeper process ({@code zenith safekeeper run}): the timelines of its data directory
+ * ({@link Safekeeper}, with their upkeep), the HTTP API, gossip with its peers over their HTTP
+ * APIs, and WAL fetching from peers over libpq.
+ *
+ * <p>Data directory: {@code safekeeper.toml} and one directory per tenant and timeline ({@code
+ * docs/formats/safekeeper.md}). Thread-safe; {@link #close} stops the intakes and writes every
+ * timeline's positions.
+ */
+public final class SafekeeperProcess implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(SafekeeperProcess.class);
+
+  /** How often peers are asked for their timelines' statuses. */
+  static final Duration GOSSIP_INTERVAL = Duration.ofMillis(150);
+
+  /** How often each timeline persists positions, catches up and learns its compute. */
+  static final Duration UPKEEP_INTERVAL = Duration.ofMillis(200);
+
+  private final SafekeeperSettings settings;
+  private final PrometheusMeterRegistry meters;
+
+  /** HTTP work and gossip calls; votes and adoptions block here for seconds. */
+  private final Scheduler blocking = Schedulers.newBoundedElastic(8, 10_000, "safekeeper-io");
+
+  private final Safekeeper sk;
+  private Gossip gossip;
+  private DisposableServer http;
+
+  private SafekeeperProcess(
+      SafekeeperSettings settings, PrometheusMeterRegistry meters, Safekeeper sk) {
+    this.settings = settings;
+    this.meters = meters;
+    this.sk = sk;
+  }
+
+  /** Opens the data directory and starts serving. */
+  public static SafekeeperProcess start(Path dataDir, SafekeeperSettings settings)
+      throws IOException {
+    SafekeeperConfig config = settings.coreConfig();
+    LibpqWalFetcher fetcher =
+        new LibpqWalFetcher(
+            config.id(),
+            id -> {
+              SafekeeperSettings.Peer p = settings.peer(id);
+              return p == null ? null : p.pgAddress();
+            });
+    PrometheusMeterRegistry meters = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+    Safekeeper sk;
+    try {
+      sk = Safekeeper.start(config, dataDir, fetcher, meters, UPKEEP_INTERVAL);
+    } catch (IOException | RuntimeException e) {
+      meters.close();
+      throw e;
+    }
+    SafekeeperProcess p = new SafekeeperProcess(settings, meters, sk);
+    try {
+      p.http =
+          new SafekeeperHttpApi(sk, Main.version(), p.blocking, p.meters::scrape)
+              .bind(settings.httpAddress());
+      Map<Integer, SafekeeperClient> clients = new HashMap<>();
+      for (SafekeeperSettings.Peer peer : settings.peers()) {
+        clients.put(
+            peer.id(),
+            new SafekeeperClient(peer.id(), peer.httpAddress(), GOSSIP_INTERVAL.multipliedBy(10)));
+      }
+      p.gossip =
+          new Gossip(
+              sk,
+              List.copyOf(clients.keySet()),
+              id -> clients.get(id).allTimelines(),
+              GOSSIP_INTERVAL,
+              p.blocking);
+      log.info(
+          "safekeeper {} ({} of {}) serving HTTP on {}, data in {}",
+          config.id(),
+          config.quorum(),
+          config.members(),
+          p.httpPort(),
+          dataDir);
+      return p;
+    } catch (RuntimeException e) {
+      p.close();
+      throw e;
+    }
+  }
+
+  public Safekeeper safekeeper() {
+    return sk;
+  }
+
+  public SafekeeperSettings settings() {
+    return settings;
+  }
+
+  public int httpPort() {
+    return http.port();
+  }
+
+  @Override
+  public synchronized void close() {
+    if (gossip != null) {
+      gossip.close();
+    }
+    if (http != null) {
+      http.disposeNow();
+    }
+    sk.close();
+    blocking.dispose();
+    meters.close();
+  }
+}

@@ -1,0 +1,187 @@
+package io.zenith.gateway.safekeeper;
+
+import com.fasterxml.jackson.annotation.JsonProperty;
+import com.fasterxml.jackson.dataformat.toml.TomlMapper;
+import io.zenith.gateway.config.Settings;
+import io.zenith.replication.safekeeper.SafekeeperConfig;
+import io.zenith.wal.DurableFiles;
+import io.zenith.wal.log.ControlFile.LagLimits;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * A safekeeper's settings, from {@code safekeeper.toml} in its data directory. Every key is
+ * optional; unknown keys are an error (a typo must not silently fall back to a default).
+ *
+ * <pre>
+ * id = 1                                 # this safekeeper's id: slot and application name sk_1
+ * listen_http = "127.0.0.1:7676"         # management API, peer gossip, /metrics
+ * listen_pg = "127.0.0.1:5454"           # libpq: WAL for pageservers and peers
+ * # Lag limits of timelines created without their own (sizes; "0" = no limit): how far the
+ * # pageserver's write / flush / apply positions may trail before acknowledgements wait.
+ * max_replication_write_lag = "15MiB"
+ * max_replication_flush_lag = "10GiB"
+ * max_replication_apply_lag = "0"
+ *
+ * [[peers]]                              # the other safekeepers; quorum = majority of all
+ * id = 2
+ * http = "127.0.0.1:7677"
+ * pg = "127.0.0.1:5455"
+ * </pre>
+ *
+ * Immutable and thread-safe.
+ */
+public record SafekeeperSettings(
+    @JsonProperty("id") Integer id,
+    @JsonProperty("listen_http") String listenHttp,
+    @JsonProperty("listen_pg") String listenPg,
+    @JsonProperty("max_replication_write_lag") String maxReplicationWriteLag,
+    @JsonProperty("max_replication_flush_lag") String maxReplicationFlushLag,
+    @JsonProperty("max_replication_apply_lag") String maxReplicationApplyLag,
+    @JsonProperty("peers") List<Peer> peers) {
+
+  public static final String FILE_NAME = "safekeeper.toml";
+
+  /** Another safekeeper of the same set. */
+  public record Peer(
+      @JsonProperty("id") Integer id,
+      @JsonProperty("http") String http,
+      @JsonProperty("pg") String pg) {
+
+    public InetSocketAddress httpAddress() {
+      return Settings.address("peers.http", http);
+    }
+
+    public InetSocketAddress pgAddress() {
+      return Settings.address("peers.pg", pg);
+    }
+  }
+
+  /**
+   * Defaults: safekeeper 1 alone, Neon's ports, and Neon's compute defaults for the lag limits
+   * (docs/decisions/0005-safekeeper-process.md): the write lag bounds what a pageserver must
+   * re-receive, the flush lag is far above a checkpoint distance, the apply lag (remote storage) is
+   * off until remote storage reports.
+   */
+  public static final SafekeeperSettings DEFAULT =
+      new SafekeeperSettings(
+          1, "127.0.0.1:7676", "127.0.0.1:5454", "15MiB", "10GiB", "0", List.of());
+
+  public SafekeeperSettings {
+    peers = peers == null ? null : List.copyOf(peers);
+  }
+
+  /** Fills unset values from {@link #DEFAULT}. */
+  public SafekeeperSettings withDefaults() {
+    SafekeeperSettings d = DEFAULT;
+    return new SafekeeperSettings(
+        id != null ? id : d.id,
+        listenHttp != null ? listenHttp : d.listenHttp,
+        listenPg != null ? listenPg : d.listenPg,
+        maxReplicationWriteLag != null ? maxReplicationWriteLag : d.maxReplicationWriteLag,
+        maxReplicationFlushLag != null ? maxReplicationFlushLag : d.maxReplicationFlushLag,
+        maxReplicationApplyLag != null ? maxReplicationApplyLag : d.maxReplicationApplyLag,
+        peers != null ? peers : d.peers);
+  }
+
+  /**
+   * Reads {@code safekeeper.toml} from {@code dataDir} (defaults if there is none) and checks it.
+   *
+   * @throws IllegalArgumentException with one line naming the file and the bad setting
+   */
+  public static SafekeeperSettings load(Path dataDir) {
+    Path file = dataDir.resolve(FILE_NAME);
+    if (!Files.exists(file)) {
+      return DEFAULT;
+    }
+    SafekeeperSettings s = Settings.read(file, SafekeeperSettings.class);
+    try {
+      return (s == null ? DEFAULT : s.withDefaults()).validate();
+    } catch (IllegalArgumentException e) {
+      throw new IllegalArgumentException(file + ": " + e.getMessage());
+    }
+  }
+
+  /** Writes this configuration as TOML, durably. */
+  public void write(Path dataDir) throws IOException {
+    DurableFiles.write(
+        dataDir.resolve(FILE_NAME),
+        new TomlMapper().writeValueAsString(this).getBytes(StandardCharsets.UTF_8));
+  }
+
+  /** Checks every value; throws IllegalArgumentException naming the first bad one. */
+  public SafekeeperSettings validate() {
+    if (id < 1) {
+      throw new IllegalArgumentException("id must be at least 1, got " + id);
+    }
+    Settings.address("listen_http", listenHttp);
+    Settings.address("listen_pg", listenPg);
+    lagLimits();
+    Set<Integer> ids = new HashSet<>(Set.of(id));
+    for (Peer p : peers) {
+      if (p == null || p.id() == null || p.http() == null || p.pg() == null) {
+        throw new IllegalArgumentException("every [[peers]] entry needs id, http and pg");
+      }
+      if (p.id() < 1) {
+        throw new IllegalArgumentException("peer id must be at least 1, got " + p.id());
+      }
+      if (!ids.add(p.id())) {
+        throw new IllegalArgumentException(
+            "safekeeper id " + p.id() + " is used twice (this safekeeper's id is " + id + ")");
+      }
+      p.httpAddress();
+      p.pgAddress();
+    }
+    return this;
+  }
+
+  public InetSocketAddress httpAddress() {
+    return Settings.address("listen_http", listenHttp);
+  }
+
+  public InetSocketAddress pgAddress() {
+    return Settings.address("listen_pg", listenPg);
+  }
+
+  /** The default lag limits of new timelines, in bytes. */
+  public LagLimits lagLimits() {
+    return new LagLimits(
+        Settings.bytesOrZero("max_replication_write_lag", maxReplicationWriteLag),
+        Settings.bytesOrZero("max_replication_flush_lag", maxReplicationFlushLag),
+        Settings.bytesOrZero("max_replication_apply_lag", maxReplicationApplyLag));
+  }
+
+  /** The core's settings: this id, peers + 1 members. */
+  public SafekeeperConfig coreConfig() {
+    return new SafekeeperConfig(id, peers.size() + 1, lagLimits(), Duration.ofSeconds(5));
+  }
+
+  /** The peer with {@code id}, if configured. */
+  public @Nullable Peer peer(int peerId) {
+    for (Peer p : peers) {
+      if (p.id() == peerId) {
+        return p;
+      }
+    }
+    return null;
+  }
+
+  public SafekeeperSettings withListen(String http, String pg) {
+    return new SafekeeperSettings(
+        id,
+        http,
+        pg,
+        maxReplicationWriteLag,
+        maxReplicationFlushLag,
+        maxReplicationApplyLag,
+        peers);
+  }
+}
