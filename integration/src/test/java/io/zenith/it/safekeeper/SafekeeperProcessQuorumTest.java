@@ -133,7 +133,11 @@ class SafekeeperProcessQuorumTest {
     MessageDigest md = PgWal.sha256();
     t.readFlushed(identity.startLsn(), upTo, Schedulers.boundedElastic())
         .toIterable()
-        .forEach(p -> md.update(p.data()));
+        .forEach(
+            p -> {
+              md.update(p.data().nioBuffer());
+              p.release();
+            });
     return HexFormat.of().formatHex(md.digest());
   }
 
