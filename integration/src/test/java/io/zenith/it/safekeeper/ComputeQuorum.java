@@ -115,8 +115,13 @@ public final class ComputeQuorum implements AutoCloseable {
    * header (then the record ended before the header).
    */
   public Lsn lastRecordEnd() {
+    return lastRecordEnd(compute, identity.segmentSize());
+  }
+
+  /** {@link #lastRecordEnd()} of any compute. */
+  public static Lsn lastRecordEnd(PgCluster compute, int segmentSize) {
     Lsn insert = PgWal.lsn(compute, "pg_current_wal_insert_lsn()");
-    if (insert.segmentOffset(identity.segmentSize()) == 40) {
+    if (insert.segmentOffset(segmentSize) == 40) {
       return insert.plus(-40);
     }
     return insert.pageOffset() == 24 ? insert.plus(-24) : insert;
@@ -128,12 +133,23 @@ public final class ComputeQuorum implements AutoCloseable {
 
   /** Waits until every safekeeper of {@code ids} satisfies {@code ok}. */
   public void awaitAll(String what, int[] ids, Predicate<SafekeeperApiModel.TimelineInfo> ok) {
+    awaitAll(sks, tenant(), timeline(), what, ids, ok);
+  }
+
+  /** Waits until each of {@code ids} in {@code sks} says of the timeline what {@code ok} wants. */
+  public static void awaitAll(
+      SafekeeperSet sks,
+      TenantId tenant,
+      TimelineId timeline,
+      String what,
+      int[] ids,
+      Predicate<SafekeeperApiModel.TimelineInfo> ok) {
     PgWal.await(
         T,
         what,
         () -> {
           for (int id : ids) {
-            if (!ok.test(info(id))) {
+            if (!ok.test(sks.client(id).timeline(tenant, timeline))) {
               return false;
             }
           }
