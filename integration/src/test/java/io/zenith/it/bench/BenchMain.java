@@ -73,6 +73,15 @@ public final class BenchMain {
             .forEach(System.out::println);
       }
     }
+    if (sections.contains("pgbench") || sections.contains("safekeeper")) {
+      System.out.println();
+      System.out.println(
+          "| tpcb-like, scale 10, 8 clients, 60 s | TPS | latency ms | TPS ratio to vanilla |"
+              + " commit p50 ms | commit p99 ms |");
+      System.out.println("|---|---:|---:|---:|---:|---:|");
+      PgbenchComparison.safekeepers(scratch, 10, 8, java.time.Duration.ofSeconds(60))
+          .forEach(System.out::println);
+    }
     if (sections.contains("basebackup")) {
       System.out.println();
       System.out.println(
