@@ -35,14 +35,14 @@ public final class BenchMain {
 
   /**
    * Runs the sections named in {@code args} (all when none): {@code decode}, {@code redo}, {@code
-   * pageserver}, {@code safekeeper}, {@code pgbench}, {@code basebackup}.
+   * pageserver}, {@code safekeeper}, {@code pgbench}, {@code durability}, {@code basebackup}.
    */
   public static void main(String[] args) throws Exception {
     Path root = Path.of(System.getProperty("zenith.project.root", "."));
     java.util.Set<String> sections =
         args.length == 0
             ? java.util.Set.of(
-                "decode", "redo", "pageserver", "safekeeper", "pgbench", "basebackup")
+                "decode", "redo", "pageserver", "safekeeper", "pgbench", "durability", "basebackup")
             : java.util.Set.of(args);
     if (sections.contains("decode")) {
       decode(root);
@@ -73,7 +73,7 @@ public final class BenchMain {
             .forEach(System.out::println);
       }
     }
-    if (sections.contains("pgbench") || sections.contains("safekeeper")) {
+    if (sections.contains("durability")) {
       System.out.println();
       System.out.println(
           "| tpcb-like, scale 10, 8 clients, 60 s | TPS | latency ms | TPS ratio to vanilla |"

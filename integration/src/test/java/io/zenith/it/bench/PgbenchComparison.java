@@ -186,7 +186,9 @@ final class PgbenchComparison {
     BenchMain.pgbench(c, List.of("-i", "-s", Integer.toString(scale), "-q"));
     Run run = parse(BenchMain.pgbench(c, runArgs));
     c.sql("CREATE TABLE commit_probe (x int)");
-    Path logs = Files.createTempDirectory("zenith-pgbench-log-").resolve("logs");
+    // pgbench runs as PostgreSQL's user: its log directory must be reachable from / (a temp
+    // directory of ours is 0700).
+    Path logs = Path.of("/tmp", "zenith-pgbench-log-" + java.util.UUID.randomUUID());
     c.distribution().createOwnedDirectory(logs);
     Path script = logs.resolve("commit.sql");
     Files.writeString(script, "INSERT INTO commit_probe VALUES (1);\n");
@@ -212,7 +214,7 @@ final class PgbenchComparison {
         }
       }
     }
-    BenchMain.deleteTree(logs.getParent());
+    BenchMain.deleteTree(logs);
     if (micros.isEmpty()) {
       throw new IllegalStateException("pgbench logged no transactions for " + system);
     }
