@@ -5,6 +5,7 @@ import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.zenith.gateway.cli.Main;
 import io.zenith.replication.safekeeper.Safekeeper;
 import io.zenith.replication.safekeeper.SafekeeperConfig;
+import io.zenith.wal.log.SegmentAllocator;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -55,6 +56,15 @@ public final class SafekeeperProcess implements AutoCloseable {
   /** Opens the data directory and starts serving. */
   public static SafekeeperProcess start(Path dataDir, SafekeeperSettings settings)
       throws IOException {
+    return start(dataDir, settings, SegmentAllocator.ZEROS);
+  }
+
+  /**
+   * {@link #start(Path, SafekeeperSettings)} with WAL segments taking their space from {@code disk}
+   * (tests simulate a full disk there).
+   */
+  public static SafekeeperProcess start(
+      Path dataDir, SafekeeperSettings settings, SegmentAllocator disk) throws IOException {
     SafekeeperConfig config = settings.coreConfig();
     LibpqWalFetcher fetcher =
         new LibpqWalFetcher(
@@ -66,7 +76,7 @@ public final class SafekeeperProcess implements AutoCloseable {
     PrometheusMeterRegistry meters = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     Safekeeper sk;
     try {
-      sk = Safekeeper.start(config, dataDir, fetcher, meters, UPKEEP_INTERVAL);
+      sk = Safekeeper.start(config, dataDir, fetcher, disk, meters, UPKEEP_INTERVAL);
     } catch (IOException | RuntimeException e) {
       meters.close();
       throw e;

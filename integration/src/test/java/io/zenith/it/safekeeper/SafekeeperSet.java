@@ -1,34 +1,50 @@
 package io.zenith.it.safekeeper;
 
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
 import io.zenith.gateway.safekeeper.SafekeeperClient;
 import io.zenith.gateway.safekeeper.SafekeeperProcess;
 import io.zenith.gateway.safekeeper.SafekeeperSettings;
 import io.zenith.replication.safekeeper.Election;
+import io.zenith.replication.testing.PgWal;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
+import io.zenith.wal.log.SegmentAllocator;
+import java.io.File;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 
 /**
- * {@code n} real safekeeper processes' servers ({@link SafekeeperProcess}) in this JVM, each on its
- * own data directory and free loopback ports, configured as peers of each other; any of them can be
- * stopped and started again on the same directory and ports. Lag limits default to off (no
- * pageserver reads from them here). Not thread-safe; close it.
+ * {@code n} safekeeper processes, each on its own data directory and free loopback ports,
+ * configured as peers of each other; any of them can be stopped and started again on the same
+ * directory and ports. Either their servers run in this JVM ({@link SafekeeperProcess}; the
+ * default, cheap, and they can be given a {@link SegmentAllocator}) or, with {@link #osProcesses},
+ * each is a real {@code zenith safekeeper run} OS process (the launcher and jar), which {@link
+ * #kill} can SIGKILL. Lag limits default to off (no pageserver reads from them here). Not
+ * thread-safe; close it.
  */
 final class SafekeeperSet implements AutoCloseable {
   private final Path root;
   private final List<SafekeeperSettings> settings = new ArrayList<>();
   private final SafekeeperProcess[] running;
+  private final Process[] os;
+  private final SegmentAllocator[] disks;
+  private boolean osProcesses;
 
   SafekeeperSet(Path root, int n) {
     this.root = root;
     this.running = new SafekeeperProcess[n];
+    this.os = new Process[n];
+    this.disks = new SegmentAllocator[n];
+    java.util.Arrays.fill(disks, SegmentAllocator.ZEROS);
     List<SafekeeperSettings.Peer> all = new ArrayList<>();
     for (int i = 1; i <= n; i++) {
       all.add(new SafekeeperSettings.Peer(i, "127.0.0.1:" + freePort(), "127.0.0.1:" + freePort()));
@@ -45,6 +61,27 @@ final class SafekeeperSet implements AutoCloseable {
                   all.stream().filter(p -> !p.id().equals(me.id())).toList())
               .validate());
     }
+  }
+
+  /** Makes {@link #start} run each safekeeper as a {@code zenith safekeeper run} OS process. */
+  SafekeeperSet osProcesses() {
+    launcher();
+    osProcesses = true;
+    return this;
+  }
+
+  /** Where in-JVM safekeeper {@code id}'s WAL segments get their space from its next start. */
+  SafekeeperSet disk(int id, SegmentAllocator disk) {
+    disks[id - 1] = disk;
+    return this;
+  }
+
+  /** The {@code zenith} launcher; the test is skipped when the jar is not built. */
+  static Path launcher() {
+    Path root = Path.of(System.getProperty("zenith.project.root", ".")).toAbsolutePath();
+    Path jar = root.resolve("gateway/target/zenith.jar");
+    assumeTrue(Files.isRegularFile(jar), () -> jar + " is not built (run in `mvn verify`)");
+    return root.resolve("zenith");
   }
 
   static int freePort() {
@@ -67,17 +104,96 @@ final class SafekeeperSet implements AutoCloseable {
     return settings.get(id - 1);
   }
 
-  /** Starts safekeeper {@code id} (writing its {@code safekeeper.toml} the first time). */
-  SafekeeperProcess start(int id) {
+  /**
+   * Starts safekeeper {@code id} (writing its {@code safekeeper.toml} the first time); an OS
+   * process is started once its API answers.
+   */
+  void start(int id) {
     try {
       Path dir = dataDir(id);
-      java.nio.file.Files.createDirectories(dir);
+      Files.createDirectories(dir);
       settings(id).write(dir);
-      running[id - 1] = SafekeeperProcess.start(dir, SafekeeperSettings.load(dir));
-      return running[id - 1];
+      if (!osProcesses) {
+        running[id - 1] = SafekeeperProcess.start(dir, SafekeeperSettings.load(dir), disks[id - 1]);
+        return;
+      }
+      ProcessBuilder pb =
+          new ProcessBuilder(launcher().toString(), "safekeeper", "run", "-D", dir.toString())
+              .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
+              .redirectErrorStream(true)
+              .redirectOutput(ProcessBuilder.Redirect.appendTo(log(id).toFile()));
+      // INFO, as the control plane runs its servers: tests read what a safekeeper did.
+      pb.environment().put("ZENITH_JAVA_OPTS", "-Dzenith.log.level=INFO -Xmx512m");
+      Process p = pb.start();
+      os[id - 1] = p;
+      SafekeeperClient c = client(id);
+      PgWal.await(
+          Duration.ofSeconds(90),
+          "safekeeper " + id + " to answer",
+          () -> {
+            if (!p.isAlive()) {
+              throw new AssertionError("safekeeper " + id + " exited: " + logTail(id));
+            }
+            try {
+              return c.status().id() == id;
+            } catch (RuntimeException e) {
+              return false;
+            }
+          });
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
+  }
+
+  /** What OS process {@code id} printed, all its runs appended. */
+  Path log(int id) {
+    return root.resolve("sk" + id + ".log");
+  }
+
+  /** The end of what OS process {@code id} printed (empty for an in-JVM one). */
+  String logTail(int id) {
+    try {
+      if (!Files.exists(log(id))) {
+        return "";
+      }
+      String s = Files.readString(log(id));
+      return s.substring(Math.max(0, s.length() - 6000));
+    } catch (IOException e) {
+      return e.toString();
+    }
+  }
+
+  /** SIGKILLs OS process {@code id} and waits until it is gone. */
+  void kill(int id) {
+    signal(id, "KILL");
+  }
+
+  private void signal(int id, String signal) {
+    Process p = os[id - 1];
+    os[id - 1] = null;
+    if (p == null) {
+      return;
+    }
+    try {
+      int rc =
+          new ProcessBuilder("sh", "-c", "kill -" + signal + " " + p.pid())
+              .inheritIO()
+              .start()
+              .waitFor();
+      if (rc != 0 || !p.waitFor(60, TimeUnit.SECONDS)) {
+        p.destroyForcibly();
+        throw new IllegalStateException("safekeeper " + id + " did not stop on SIG" + signal);
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
+  }
+
+  boolean isRunning(int id) {
+    return running[id - 1] != null || os[id - 1] != null;
   }
 
   SafekeeperSet startAll() {
@@ -87,7 +203,9 @@ final class SafekeeperSet implements AutoCloseable {
     return this;
   }
 
+  /** Stops safekeeper {@code id} cleanly (an OS process by SIGTERM). */
   void stop(int id) {
+    signal(id, "TERM");
     SafekeeperProcess p = running[id - 1];
     running[id - 1] = null;
     if (p != null) {
@@ -98,7 +216,7 @@ final class SafekeeperSet implements AutoCloseable {
   SafekeeperProcess process(int id) {
     SafekeeperProcess p = running[id - 1];
     if (p == null) {
-      throw new IllegalStateException("safekeeper " + id + " is not running");
+      throw new IllegalStateException("safekeeper " + id + " is not running in this JVM");
     }
     return p;
   }
@@ -117,9 +235,16 @@ final class SafekeeperSet implements AutoCloseable {
     return m;
   }
 
+  /** Safekeeper {@code id}'s log directory of a timeline (WAL segments, control file). */
+  Path timelineDir(int id, TenantId tenant, TimelineId timeline) {
+    return dataDir(id).resolve(tenant.toString()).resolve(timeline.toString());
+  }
+
+  /** Stops everything; OS processes by SIGKILL (nothing to keep). */
   @Override
   public void close() {
     for (int i = 1; i <= running.length; i++) {
+      kill(i);
       stop(i);
     }
   }

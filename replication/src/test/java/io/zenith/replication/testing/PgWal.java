@@ -8,6 +8,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
@@ -39,12 +40,26 @@ public final class PgWal {
   /** Passes the bytes [from, to) of the cluster's pg_wal files to {@code sink}, in order. */
   public static void readWal(
       PgCluster c, int timeline, int segmentSize, Lsn from, Lsn to, Consumer<ByteBuffer> sink) {
+    readWal(c.walDir(), timeline, segmentSize, from, to, sink);
+  }
+
+  /**
+   * Passes the bytes [from, to) of the segment files in {@code walDir} to {@code sink}, in order; a
+   * segment is read from its {@code .partial} file when there is no complete one (a safekeeper's
+   * log directory).
+   */
+  public static void readWal(
+      Path walDir, int timeline, int segmentSize, Lsn from, Lsn to, Consumer<ByteBuffer> sink) {
     ByteBuffer buf = ByteBuffer.allocate(1 << 20);
     long pos = from.value();
     while (pos < to.value()) {
       Lsn at = Lsn.of(pos);
-      Path file =
-          c.walDir().resolve(WalSegmentName.of(timeline, at, segmentSize).fileName(segmentSize));
+      String name = WalSegmentName.of(timeline, at, segmentSize).fileName(segmentSize);
+      Path file = walDir.resolve(name);
+      if (!Files.exists(file)
+          && Files.exists(walDir.resolve(name + WalSegmentName.PARTIAL_SUFFIX))) {
+        file = walDir.resolve(name + WalSegmentName.PARTIAL_SUFFIX);
+      }
       long offset = at.segmentOffset(segmentSize);
       long n = Math.min(to.value() - pos, segmentSize - offset);
       try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
@@ -77,6 +92,13 @@ public final class PgWal {
         to,
         b -> out.write(b.array(), b.arrayOffset() + b.position(), b.remaining()));
     return out.toByteArray();
+  }
+
+  /** Size and SHA-256 of the bytes [from, to) of the segment files in {@code walDir}. */
+  public static String digest(Path walDir, int segmentSize, Lsn from, Lsn to) {
+    MessageDigest md = sha256();
+    readWal(walDir, 1, segmentSize, from, to, md::update);
+    return to.minus(from) + " bytes, sha256 " + java.util.HexFormat.of().formatHex(md.digest());
   }
 
   public static MessageDigest sha256() {

@@ -53,6 +53,7 @@ public final class WalLog implements AutoCloseable {
   private final int segmentSize;
   private final long systemId;
   private final int timeline = 1;
+  private final SegmentAllocator allocator;
   private final ReentrantLock lock = new ReentrantLock();
 
   /** Open segment channels by segment number; guarded by lock. */
@@ -78,8 +79,9 @@ public final class WalLog implements AutoCloseable {
   private boolean dirDirty;
   private final Sinks.Many<Lsn> flushed = Sinks.many().replay().latest();
 
-  private WalLog(Path dir, int segmentSize, long systemId, Lsn end) {
+  private WalLog(Path dir, int segmentSize, long systemId, Lsn end, SegmentAllocator allocator) {
     this.dir = dir;
+    this.allocator = allocator;
     this.segmentSize = segmentSize;
     this.systemId = systemId;
     resetTo(end);
@@ -104,6 +106,16 @@ public final class WalLog implements AutoCloseable {
    */
   public static WalLog open(Path dir, int segmentSize, long systemId, Lsn recoverFrom)
       throws IOException {
+    return open(dir, segmentSize, systemId, recoverFrom, SegmentAllocator.ZEROS);
+  }
+
+  /**
+   * {@link #open(Path, int, long, Lsn)} with new segments getting their space from {@code
+   * allocator} (tests simulate a full disk there).
+   */
+  public static WalLog open(
+      Path dir, int segmentSize, long systemId, Lsn recoverFrom, SegmentAllocator allocator)
+      throws IOException {
     if (!WalFormat.isValidSegmentSize(segmentSize)) {
       throw new IllegalArgumentException("invalid segment size " + segmentSize);
     }
@@ -115,7 +127,7 @@ public final class WalLog implements AutoCloseable {
         }
       }
     }
-    WalLog log = new WalLog(dir, segmentSize, systemId, recoverFrom);
+    WalLog log = new WalLog(dir, segmentSize, systemId, recoverFrom, allocator);
     Lsn end = log.scanEnd(recoverFrom);
     log.resetTo(end);
     log.zeroAfter(end);
@@ -177,6 +189,9 @@ public final class WalLog implements AutoCloseable {
    * @throws MalformedWalException if the bytes are not valid WAL: nothing of them is appended and
    *     the log is cut back to the end of its last complete record (durably), where appending may
    *     start again
+   * @throws IOException if writing fails (a segment that cannot be allocated: a full disk): the log
+   *     is cut back to the end of the last complete record appended before this call, where
+   *     appending may start again ({@link #writeLsn()})
    */
   public void append(Lsn at, ByteBuffer data) throws IOException {
     lock.lock();
@@ -184,21 +199,34 @@ public final class WalLog implements AutoCloseable {
       if (!at.equals(writeLsn)) {
         throw new IllegalArgumentException("append at " + at + ", but the log ends at " + writeLsn);
       }
+      Lsn recordEndBefore = appendedRecordEnd;
       track(data.duplicate());
       ByteBuffer b = data.duplicate();
       long pos = at.value();
-      while (b.hasRemaining()) {
-        long seg = pos / segmentSize;
-        int off = (int) (pos % segmentSize);
-        int n = Math.min(b.remaining(), segmentSize - off);
-        FileChannel ch = channel(seg);
-        ByteBuffer part = b.slice(b.position(), n);
-        long p = off;
-        while (part.hasRemaining()) {
-          p += ch.write(part, p);
+      try {
+        while (b.hasRemaining()) {
+          long seg = pos / segmentSize;
+          int off = (int) (pos % segmentSize);
+          int n = Math.min(b.remaining(), segmentSize - off);
+          FileChannel ch = channel(seg);
+          ByteBuffer part = b.slice(b.position(), n);
+          long p = off;
+          while (part.hasRemaining()) {
+            p += ch.write(part, p);
+          }
+          b.position(b.position() + n);
+          pos += n;
         }
-        b.position(b.position() + n);
-        pos += n;
+      } catch (IOException e) {
+        // The tracker has seen records that are not (all) written: go back to the last complete
+        // record written before, so that nothing unwritten is ever reported as flushed. The
+        // rewind only overwrites allocated space, so a full disk does not stop it.
+        try {
+          truncateLocked(recordEndBefore);
+        } catch (IOException t) {
+          e.addSuppressed(t);
+        }
+        throw e;
       }
       writeLsn = Lsn.of(pos);
     } finally {
@@ -305,6 +333,10 @@ public final class WalLog implements AutoCloseable {
       }
     }
     zeroAfterLocked(lsn);
+    // Everything before lsn becomes the flush LSN: make what was written there durable too.
+    for (FileChannel ch : open.values()) {
+      ch.force(false);
+    }
     DurableFiles.fsyncDirectory(dir);
     resetTo(lsn);
   }
@@ -463,13 +495,11 @@ public final class WalLog implements AutoCloseable {
       Path tmp = dir.resolve(partial.getFileName() + DurableFiles.TEMP_SUFFIX);
       try (FileChannel t =
           FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-        ByteBuffer zeros = ByteBuffer.allocate(1 << 20);
-        for (long written = 0; written < segmentSize; ) {
-          zeros.clear();
-          zeros.limit((int) Math.min(zeros.capacity(), segmentSize - written));
-          written += t.write(zeros, written);
-        }
+        allocator.preallocate(t, tmp, segmentSize);
         t.force(true);
+      } catch (IOException e) {
+        Files.deleteIfExists(tmp); // what was allocated goes back
+        throw new IOException("cannot create WAL segment " + partial + ": " + e.getMessage(), e);
       }
       Files.move(tmp, partial, StandardCopyOption.ATOMIC_MOVE);
       dirDirty = true;
