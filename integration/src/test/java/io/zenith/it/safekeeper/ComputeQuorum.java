@@ -61,49 +61,24 @@ final class ComputeQuorum implements AutoCloseable {
   static ComputeQuorum start(SafekeeperSet sks) {
     PgCluster compute = PgCluster.initdb();
     try {
-      StringBuilder names = new StringBuilder();
-      for (int i = 1; i <= sks.size(); i++) {
-        names.append(i == 1 ? "" : ", ").append("sk_").append(i);
-      }
-      compute.configure(
-          Map.of(
-              "wal_level", "replica",
-              "max_wal_senders", "10",
-              "max_replication_slots", "10",
-              "fsync", "off",
-              "bgwriter_lru_maxpages", "0",
-              "checkpoint_timeout", "1h",
-              "max_wal_size", "8GB",
-              "synchronous_standby_names", "ANY " + (sks.size() / 2 + 1) + " (" + names + ")"));
-      compute.start();
-      compute.sql(
-          "set synchronous_commit = local;"
-              + " select pg_create_physical_replication_slot('sk_' || i, true)"
-              + " from generate_series(1, "
-              + sks.size()
-              + ") i;"
-              + " select pg_switch_wal();");
-      int seg = PgWal.segmentSize(compute);
-      Lsn start = PgWal.segmentStart(PgWal.lsn(compute, "pg_current_wal_insert_lsn()"), seg);
-      long sysid = systemId(compute);
       Identity identity =
-          new Identity(TenantId.generate(), TimelineId.generate(), sysid, 15, seg, start);
+          PgWal.startSafekeeperCompute(
+              compute,
+              sks.size(),
+              Map.of(
+                  "bgwriter_lru_maxpages", "0",
+                  "checkpoint_timeout", "1h",
+                  "max_wal_size", "8GB"));
       for (int i = 1; i <= sks.size(); i++) {
         TimelineInfo created = sks.client(i).createTimeline(identity, null);
-        assertThat(created.startLsn()).isEqualTo(start.toString());
-        assertThat(created.systemId()).isEqualTo(Long.toUnsignedString(sysid));
+        assertThat(created.startLsn()).isEqualTo(identity.startLsn().toString());
+        assertThat(created.systemId()).isEqualTo(Long.toUnsignedString(identity.systemId()));
       }
       return new ComputeQuorum(sks, compute, identity);
     } catch (RuntimeException | Error e) {
       compute.close();
       throw e;
     }
-  }
-
-  static long systemId(PgCluster c) {
-    return Long.parseUnsignedLong(
-        c.sql("set synchronous_commit = local; select system_identifier from pg_control_system()")
-            .trim());
   }
 
   /** The compute of the latest term (the first one, or the latest {@link #successor}). */
@@ -282,15 +257,11 @@ final class ComputeQuorum implements AutoCloseable {
   void kill(PgCluster c) {
     try {
       long pid = Long.parseLong(Files.readAllLines(c.dataDir().resolve("postmaster.pid")).get(0));
-      Process k = new ProcessBuilder("sh", "-c", "kill -KILL " + pid).inheritIO().start();
-      assertThat(k.waitFor()).isZero();
+      SafekeeperSet.signal(pid, "KILL");
       PgWal.await(
           T, "postmaster " + pid + " to exit", () -> !Files.exists(Path.of("/proc/" + pid)));
     } catch (IOException e) {
       throw new UncheckedIOException(e);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new IllegalStateException(e);
     }
   }
 

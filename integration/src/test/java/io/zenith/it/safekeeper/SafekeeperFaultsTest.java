@@ -8,6 +8,7 @@ import io.zenith.gateway.safekeeper.SafekeeperApiModel.TimelineInfo;
 import io.zenith.it.pageserver.HttpJson;
 import io.zenith.pg.testing.PgCluster;
 import io.zenith.replication.testing.NettyLeakCheck;
+import io.zenith.replication.testing.PgWal;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.TimelineId;
 import io.zenith.wal.WalSegmentName;
@@ -124,7 +125,7 @@ class SafekeeperFaultsTest {
         PgCluster other = PgCluster.initdb()) {
       other.start();
       q.elect();
-      long otherId = ComputeQuorum.systemId(other);
+      long otherId = PgWal.systemId(other);
       sks.client(1)
           .setCompute(
               q.tenant(),

@@ -174,15 +174,31 @@ final class SafekeeperSet implements AutoCloseable {
     if (p == null) {
       return;
     }
+    signal(p.pid(), signal);
+    try {
+      if (!p.waitFor(60, TimeUnit.SECONDS)) {
+        p.destroyForcibly();
+        throw new IllegalStateException("safekeeper " + id + " did not stop on SIG" + signal);
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /**
+   * Sends {@code signal} ({@code KILL}, {@code TERM}) to process {@code pid} with the shell's kill.
+   */
+  static void signal(long pid, String signal) {
     try {
       int rc =
-          new ProcessBuilder("sh", "-c", "kill -" + signal + " " + p.pid())
+          new ProcessBuilder("sh", "-c", "kill -" + signal + " " + pid)
               .inheritIO()
               .start()
               .waitFor();
-      if (rc != 0 || !p.waitFor(60, TimeUnit.SECONDS)) {
-        p.destroyForcibly();
-        throw new IllegalStateException("safekeeper " + id + " did not stop on SIG" + signal);
+      if (rc != 0) {
+        throw new IllegalStateException(
+            "kill -" + signal + " " + pid + " failed (exit " + rc + ")");
       }
     } catch (IOException e) {
       throw new UncheckedIOException(e);
