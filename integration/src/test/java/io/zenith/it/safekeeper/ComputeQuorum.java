@@ -149,18 +149,23 @@ final class ComputeQuorum implements AutoCloseable {
             return true;
           });
     } catch (AssertionError e) {
-      StringBuilder sb = new StringBuilder(e.getMessage());
-      for (int id : ids) {
-        sb.append("\n--- safekeeper ").append(id).append(": ");
-        try {
-          sb.append(info(id));
-        } catch (RuntimeException x) {
-          sb.append(x.getMessage());
-        }
-        sb.append("\n").append(sks.logTail(id));
-      }
-      throw new AssertionError(sb.toString(), e);
+      throw new AssertionError(e.getMessage() + describe(ids), e);
     }
+  }
+
+  /** What safekeepers {@code ids} say about the timeline, and the ends of their logs. */
+  String describe(int... ids) {
+    StringBuilder sb = new StringBuilder();
+    for (int id : ids) {
+      sb.append("\n--- safekeeper ").append(id).append(": ");
+      try {
+        sb.append(info(id));
+      } catch (RuntimeException x) {
+        sb.append(x.getMessage());
+      }
+      sb.append("\n").append(sks.logTail(id));
+    }
+    return sb.toString();
   }
 
   /**

@@ -7,6 +7,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.r2dbc.postgresql.PostgresqlConnectionFactory;
+import io.zenith.gateway.safekeeper.SafekeeperApiModel.TimelineInfo;
 import io.zenith.it.support.BankWorkload;
 import io.zenith.it.wal.DumpedRecord;
 import io.zenith.it.wal.PgWaldump;
@@ -63,7 +64,9 @@ class SafekeeperCrashTest {
     if (q != null) {
       q.close();
     }
-    sks.close();
+    if (sks != null) {
+      sks.close();
+    }
   }
 
   @Test
@@ -111,8 +114,10 @@ class SafekeeperCrashTest {
     // Every safekeeper holds exactly the donor's WAL, which is the compute's, up to L ...
     q.awaitAll("L to be committed everywhere", ALL, t -> commit(t).equals(start));
     for (int id : ALL) {
-      assertThat(flush(q.info(id))).isEqualTo(start);
-      assertThat(Lsn.parse(q.info(id).writeLsn())).isEqualTo(start);
+      TimelineInfo t = q.info(id);
+      assertThat(List.of(flush(t), Lsn.parse(t.writeLsn())))
+          .as(() -> "L = " + start + ", safekeeper flush and write LSNs" + q.describe(ALL))
+          .containsOnly(start);
       assertNothingAfter(id, start);
     }
     q.assertSameWal(ALL, start);

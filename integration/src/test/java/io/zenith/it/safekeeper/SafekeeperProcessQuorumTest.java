@@ -54,7 +54,9 @@ class SafekeeperProcessQuorumTest {
     if (q != null) {
       q.close();
     }
-    sks.close();
+    if (sks != null) {
+      sks.close();
+    }
   }
 
   private Election.Result elect() throws Election.ElectionFailed {

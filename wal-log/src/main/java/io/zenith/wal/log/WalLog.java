@@ -196,6 +196,7 @@ public final class WalLog implements AutoCloseable {
   public void append(Lsn at, ByteBuffer data) throws IOException {
     lock.lock();
     try {
+      checkUsable();
       if (!at.equals(writeLsn)) {
         throw new IllegalArgumentException("append at " + at + ", but the log ends at " + writeLsn);
       }
@@ -220,11 +221,17 @@ public final class WalLog implements AutoCloseable {
       } catch (IOException e) {
         // The tracker has seen records that are not (all) written: go back to the last complete
         // record written before, so that nothing unwritten is ever reported as flushed. The
-        // rewind only overwrites allocated space, so a full disk does not stop it.
+        // rewind only overwrites allocated space, so a full disk does not stop it; an interrupt
+        // (ClosedByInterruptException: the writing thread was cancelled) is set aside for it.
+        boolean interrupted = Thread.interrupted();
         try {
           truncateLocked(recordEndBefore);
         } catch (IOException t) {
-          e.addSuppressed(t);
+          e.addSuppressed(t); // the log is unusable now (truncateLocked)
+        } finally {
+          if (interrupted) {
+            Thread.currentThread().interrupt();
+          }
         }
         throw e;
       }
@@ -255,6 +262,20 @@ public final class WalLog implements AutoCloseable {
         "WAL appended at " + at + " is malformed, cut back to " + keep + ": " + problem);
   }
 
+  /**
+   * A write failed and so did cutting the log back to its last whole record: what the record
+   * tracker saw is not what the files hold, so nothing more is appended or reported as flushed
+   * until the log is opened again (which scans the files). Guarded by lock.
+   */
+  private IOException unusable;
+
+  private void checkUsable() throws IOException {
+    if (unusable != null) {
+      throw new IOException(
+          "the WAL log in " + dir + " must be opened again after a failed write", unusable);
+    }
+  }
+
   /** Bytes offered for appending that are not valid WAL. */
   public static final class MalformedWalException extends IOException {
     @java.io.Serial private static final long serialVersionUID = 1L;
@@ -273,9 +294,10 @@ public final class WalLog implements AutoCloseable {
   public Lsn flush() throws IOException {
     lock.lock();
     try {
+      checkUsable();
       long current = writeLsn.value() / segmentSize;
-      for (var e : open.entrySet()) {
-        e.getValue().force(false);
+      for (Long seg : List.copyOf(open.keySet())) {
+        channel(seg).force(false);
       }
       // Segments entirely before the write position are complete: drop their .partial suffix.
       for (Iterator<java.util.Map.Entry<Long, FileChannel>> it = open.entrySet().iterator();
@@ -320,25 +342,31 @@ public final class WalLog implements AutoCloseable {
     }
   }
 
+  /** Truncation; if it fails midway the files no longer match the log's state: unusable. */
   private void truncateLocked(Lsn lsn) throws IOException {
-    long seg = lsn.value() / segmentSize;
-    for (Long s : segmentsOnDisk()) {
-      if (s > seg) {
-        FileChannel ch = open.remove(s);
-        if (ch != null) {
-          ch.close();
+    try {
+      long seg = lsn.value() / segmentSize;
+      for (Long s : segmentsOnDisk()) {
+        if (s > seg) {
+          FileChannel ch = open.remove(s);
+          if (ch != null) {
+            ch.close();
+          }
+          Files.deleteIfExists(segmentPath(s, false));
+          Files.deleteIfExists(segmentPath(s, true));
         }
-        Files.deleteIfExists(segmentPath(s, false));
-        Files.deleteIfExists(segmentPath(s, true));
       }
+      zeroAfterLocked(lsn);
+      // Everything before lsn becomes the flush LSN: make what was written there durable too.
+      for (Long s : List.copyOf(open.keySet())) {
+        channel(s).force(false);
+      }
+      DurableFiles.fsyncDirectory(dir);
+      resetTo(lsn);
+    } catch (IOException | RuntimeException e) {
+      unusable = e instanceof IOException io ? io : new IOException(e);
+      throw e;
     }
-    zeroAfterLocked(lsn);
-    // Everything before lsn becomes the flush LSN: make what was written there durable too.
-    for (FileChannel ch : open.values()) {
-      ch.force(false);
-    }
-    DurableFiles.fsyncDirectory(dir);
-    resetTo(lsn);
   }
 
   /**
@@ -481,9 +509,12 @@ public final class WalLog implements AutoCloseable {
   /** The channel of a segment being written; created (preallocated, zero-filled, fsynced). */
   private FileChannel channel(long seg) throws IOException {
     FileChannel ch = open.get(seg);
-    if (ch != null) {
+    if (ch != null && ch.isOpen()) {
       return ch;
     }
+    // A channel an interrupt closed (an I/O thread cancelled mid-write) is opened again: the
+    // file's bytes are what counts, and fsync works on the file, whatever the descriptor.
+    open.remove(seg);
     Path partial = segmentPath(seg, true);
     Path full = segmentPath(seg, false);
     if (Files.exists(full) && !Files.exists(partial)) {

@@ -252,6 +252,42 @@ class WalLogTest {
     }
   }
 
+  /**
+   * A writing thread that is interrupted (a cancelled I/O task: Reactor interrupts a worker it
+   * disposes) closes the segment's channel mid-append; the log goes back to its last whole record,
+   * reopens the channel and goes on, and never reports what was not written as flushed.
+   */
+  @Test
+  void anInterruptedAppendLeavesTheLogAtItsLastWholeRecord() throws IOException {
+    SyntheticWal wal = threeSegments();
+    byte[] bytes = wal.bytes();
+    Lsn start = wal.startLsn();
+    try (WalLog log = open(wal)) {
+      log.append(start, ByteBuffer.wrap(bytes, 0, 100_000));
+      log.flush();
+      Lsn before = log.flushRecordEnd();
+      Thread.currentThread().interrupt();
+      try {
+        assertThatThrownBy(
+                () -> log.append(start.plus(100_000), ByteBuffer.wrap(bytes, 100_000, 300_000)))
+            .isInstanceOf(java.nio.channels.ClosedByInterruptException.class);
+        assertThat(Thread.currentThread().isInterrupted()).as("the interrupt is kept").isTrue();
+      } finally {
+        Thread.interrupted();
+      }
+      assertThat(log.writeLsn()).isEqualTo(before);
+      assertThat(log.flush()).isEqualTo(before);
+      assertThat(log.flushRecordEnd()).isEqualTo(before);
+      int from = (int) before.minus(start);
+      log.append(before, ByteBuffer.wrap(bytes, from, bytes.length - from));
+      assertThat(log.flush()).isEqualTo(wal.position());
+      assertThat(digest(readAll(log, start, log.flushLsn()))).isEqualTo(digest(bytes));
+    }
+    try (WalLog log = open(wal)) {
+      assertThat(log.flushLsn()).isEqualTo(wal.position());
+    }
+  }
+
   @Test
   void onlyWholeDurableRecordsCountAsFlushed() throws IOException {
     SyntheticWal wal = threeSegments();
