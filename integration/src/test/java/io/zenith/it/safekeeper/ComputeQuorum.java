@@ -329,6 +329,19 @@ final class ComputeQuorum implements AutoCloseable {
     }
   }
 
+  /** Closes what a test's setup got to start (either may be null): computes, then safekeepers. */
+  static void closeAll(ComputeQuorum q, SafekeeperSet sks) {
+    try {
+      if (q != null) {
+        q.close();
+      }
+    } finally {
+      if (sks != null) {
+        sks.close();
+      }
+    }
+  }
+
   @Override
   public void close() {
     for (PgCluster c : computes) {

@@ -51,12 +51,7 @@ class SafekeeperProcessQuorumTest {
 
   @AfterEach
   void stop() {
-    if (q != null) {
-      q.close();
-    }
-    if (sks != null) {
-      sks.close();
-    }
+    ComputeQuorum.closeAll(q, sks);
   }
 
   private Election.Result elect() throws Election.ElectionFailed {

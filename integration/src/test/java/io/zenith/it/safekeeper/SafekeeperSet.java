@@ -108,7 +108,17 @@ final class SafekeeperSet implements AutoCloseable {
    * Starts safekeeper {@code id} (writing its {@code safekeeper.toml} the first time); an OS
    * process is started once its API answers.
    */
-  void start(int id) {
+  void start(int... ids) {
+    for (int id : ids) {
+      launch(id);
+    }
+    for (int id : ids) {
+      awaitUp(id);
+    }
+  }
+
+  /** Starts safekeeper {@code id}; an OS process may not answer yet ({@link #awaitUp}). */
+  private void launch(int id) {
     try {
       Path dir = dataDir(id);
       Files.createDirectories(dir);
@@ -124,25 +134,32 @@ final class SafekeeperSet implements AutoCloseable {
               .redirectOutput(ProcessBuilder.Redirect.appendTo(log(id).toFile()));
       // INFO, as the control plane runs its servers: tests read what a safekeeper did.
       pb.environment().put("ZENITH_JAVA_OPTS", "-Dzenith.log.level=INFO -Xmx512m");
-      Process p = pb.start();
-      os[id - 1] = p;
-      SafekeeperClient c = client(id);
-      PgWal.await(
-          Duration.ofSeconds(90),
-          "safekeeper " + id + " to answer",
-          () -> {
-            if (!p.isAlive()) {
-              throw new AssertionError("safekeeper " + id + " exited: " + logTail(id));
-            }
-            try {
-              return c.status().id() == id;
-            } catch (RuntimeException e) {
-              return false;
-            }
-          });
+      os[id - 1] = pb.start();
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
+  }
+
+  /** Waits until OS process {@code id} answers on its API (nothing to wait for in this JVM). */
+  private void awaitUp(int id) {
+    Process p = os[id - 1];
+    if (p == null) {
+      return;
+    }
+    SafekeeperClient c = client(id);
+    PgWal.await(
+        Duration.ofSeconds(90),
+        "safekeeper " + id + " to answer",
+        () -> {
+          if (!p.isAlive()) {
+            throw new AssertionError("safekeeper " + id + " exited: " + logTail(id));
+          }
+          try {
+            return c.status().id() == id;
+          } catch (RuntimeException e) {
+            return false;
+          }
+        });
   }
 
   /** What OS process {@code id} printed, all its runs appended. */
@@ -213,9 +230,7 @@ final class SafekeeperSet implements AutoCloseable {
   }
 
   SafekeeperSet startAll() {
-    for (int i = 1; i <= running.length; i++) {
-      start(i);
-    }
+    start(java.util.stream.IntStream.rangeClosed(1, running.length).toArray());
     return this;
   }
 
