@@ -34,6 +34,16 @@ import java.util.concurrent.TimeUnit;
 final class SafekeeperSet implements AutoCloseable {
   private final Path root;
   private final List<SafekeeperSettings> settings = new ArrayList<>();
+
+  /** OS processes not yet stopped: a test JVM that dies must not leave them running. */
+  private static final java.util.Set<Process> LIVE =
+      java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+  static {
+    Runtime.getRuntime()
+        .addShutdownHook(new Thread(() -> LIVE.forEach(Process::destroyForcibly), "sk-reaper"));
+  }
+
   private final SafekeeperProcess[] running;
   private final Process[] os;
   private final SegmentAllocator[] disks;
@@ -135,6 +145,7 @@ final class SafekeeperSet implements AutoCloseable {
       // INFO, as the control plane runs its servers: tests read what a safekeeper did.
       pb.environment().put("ZENITH_JAVA_OPTS", "-Dzenith.log.level=INFO -Xmx512m");
       os[id - 1] = pb.start();
+      LIVE.add(os[id - 1]);
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
@@ -193,6 +204,7 @@ final class SafekeeperSet implements AutoCloseable {
     }
     signal(p.pid(), signal);
     try {
+      LIVE.remove(p);
       if (!p.waitFor(60, TimeUnit.SECONDS)) {
         p.destroyForcibly();
         throw new IllegalStateException("safekeeper " + id + " did not stop on SIG" + signal);
