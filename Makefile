@@ -17,7 +17,7 @@ DEB_PACKAGES := postgresql-15 postgresql-server-dev-15 build-essential curl unzi
 # here unless ZENITH_PG_REGRESS_DIR names another <cache>/current.
 PG_REGRESS_CACHE ?= $(CURDIR)/.cache/pg-regress
 
-.PHONY: all build run test deps check-java format bench clean
+.PHONY: all build run test test-long deps check-java format bench clean
 
 all: build
 
@@ -47,6 +47,13 @@ test: deps check-java
 	awk '/^\[[A-Z]+\] Tests run: [0-9]+, Failures: [0-9]+, Errors: [0-9]+, Skipped: [0-9]+$$/ { \
 	       gsub(",", ""); run += $$4; skipped += $$10 } \
 	     END { printf "zenith: %d tests run (%d skipped), all passed\n", run, skipped }' "$$log"
+
+# The long safekeeper chaos run (issue 4): bank transfers while safekeeper OS processes are
+# SIGKILLed one at a time, for CHAOS_SECONDS (150 by default; `make test` runs it for 20).
+CHAOS_SECONDS ?= 150
+test-long: deps check-java
+	$(MVN) -pl gateway,integration -am verify -Dtest=SafekeeperChaosTest \
+	  -Dsurefire.failIfNoSpecifiedTests=false -Dzenith.chaos.seconds=$(CHAOS_SECONDS)
 
 # Installs whatever of DEB_PACKAGES is missing (apt-get update first; needs root or sudo), then
 # fetches and builds PostgreSQL's regression suite into PG_REGRESS_CACHE unless it is there already

@@ -7,6 +7,7 @@ import io.zenith.replication.safekeeper.Safekeeper;
 import io.zenith.replication.safekeeper.SafekeeperConfig;
 import io.zenith.replication.server.PgWireServer;
 import io.zenith.replication.server.PgWireServerOptions;
+import io.zenith.wal.log.SegmentAllocator;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
@@ -66,6 +67,15 @@ public final class SafekeeperProcess implements AutoCloseable {
   /** Opens the data directory and starts serving. */
   public static SafekeeperProcess start(Path dataDir, SafekeeperSettings settings)
       throws IOException {
+    return start(dataDir, settings, SegmentAllocator.ZEROS);
+  }
+
+  /**
+   * {@link #start(Path, SafekeeperSettings)} with WAL segments taking their space from {@code disk}
+   * (tests simulate a full disk there).
+   */
+  public static SafekeeperProcess start(
+      Path dataDir, SafekeeperSettings settings, SegmentAllocator disk) throws IOException {
     SafekeeperConfig config = settings.coreConfig();
     LibpqWalFetcher fetcher =
         new LibpqWalFetcher(
@@ -77,7 +87,7 @@ public final class SafekeeperProcess implements AutoCloseable {
     PrometheusMeterRegistry meters = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     Safekeeper sk;
     try {
-      sk = Safekeeper.start(config, dataDir, fetcher, meters, UPKEEP_INTERVAL);
+      sk = Safekeeper.start(config, dataDir, fetcher, disk, meters, UPKEEP_INTERVAL);
     } catch (IOException | RuntimeException e) {
       meters.close();
       throw e;

@@ -1,7 +1,6 @@
 package io.zenith.it.safekeeper;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.zenith.gateway.safekeeper.SafekeeperClient;
 import io.zenith.gateway.safekeeper.SafekeeperSettings;
@@ -29,13 +28,6 @@ import org.junit.jupiter.api.io.TempDir;
 class SafekeeperRunCommandTest {
   @TempDir Path dir;
 
-  private static Path launcher() {
-    Path root = Path.of(System.getProperty("zenith.project.root", ".")).toAbsolutePath();
-    Path jar = root.resolve("gateway/target/zenith.jar");
-    assumeTrue(Files.isRegularFile(jar), () -> jar + " is not built (run in `mvn verify`)");
-    return root.resolve("zenith");
-  }
-
   private Process start(Path launcher, Path log) throws IOException {
     return new ProcessBuilder(
             launcher.toString(), "safekeeper", "run", "--data-dir", dir.toString())
@@ -52,7 +44,7 @@ class SafekeeperRunCommandTest {
 
   @Test
   void runsServesAndStopsCleanlyOnSigterm() throws Exception {
-    Path launcher = launcher();
+    Path launcher = SafekeeperSet.launcher();
     int http = SafekeeperSet.freePort();
     new SafekeeperSettings(
             1,
@@ -102,7 +94,7 @@ class SafekeeperRunCommandTest {
 
   @Test
   void aBadConfigurationIsOneLineAndExitOne() throws Exception {
-    Path launcher = launcher();
+    Path launcher = SafekeeperSet.launcher();
     Files.writeString(dir.resolve("safekeeper.toml"), "id = 1\nlisten_htp = \"x\"\n");
     Path log = dir.resolve("out.log");
     Process p = start(launcher, log);

@@ -1,34 +1,60 @@
 package io.zenith.it.safekeeper;
 
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
 import io.zenith.gateway.safekeeper.SafekeeperClient;
 import io.zenith.gateway.safekeeper.SafekeeperProcess;
 import io.zenith.gateway.safekeeper.SafekeeperSettings;
 import io.zenith.replication.safekeeper.Election;
+import io.zenith.replication.testing.PgWal;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
+import io.zenith.wal.log.SegmentAllocator;
+import java.io.File;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 
 /**
- * {@code n} real safekeeper processes' servers ({@link SafekeeperProcess}) in this JVM, each on its
- * own data directory and free loopback ports, configured as peers of each other; any of them can be
- * stopped and started again on the same directory and ports. Lag limits default to off (no
- * pageserver reads from them here). Not thread-safe; close it.
+ * {@code n} safekeeper processes, each on its own data directory and free loopback ports,
+ * configured as peers of each other; any of them can be stopped and started again on the same
+ * directory and ports. Either their servers run in this JVM ({@link SafekeeperProcess}; the
+ * default, cheap, and they can be given a {@link SegmentAllocator}) or, with {@link #osProcesses},
+ * each is a real {@code zenith safekeeper run} OS process (the launcher and jar), which {@link
+ * #kill} can SIGKILL. Lag limits default to off (no pageserver reads from them here). Not
+ * thread-safe; close it.
  */
 public final class SafekeeperSet implements AutoCloseable {
   private final Path root;
   private final List<SafekeeperSettings> settings = new ArrayList<>();
+
+  /** OS processes not yet stopped: a test JVM that dies must not leave them running. */
+  private static final java.util.Set<Process> LIVE =
+      java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+  static {
+    Runtime.getRuntime()
+        .addShutdownHook(new Thread(() -> LIVE.forEach(Process::destroyForcibly), "sk-reaper"));
+  }
+
   private final SafekeeperProcess[] running;
+  private final Process[] os;
+  private final SegmentAllocator[] disks;
+  private boolean osProcesses;
 
   public SafekeeperSet(Path root, int n) {
     this.root = root;
     this.running = new SafekeeperProcess[n];
+    this.os = new Process[n];
+    this.disks = new SegmentAllocator[n];
+    java.util.Arrays.fill(disks, SegmentAllocator.ZEROS);
     List<SafekeeperSettings.Peer> all = new ArrayList<>();
     for (int i = 1; i <= n; i++) {
       all.add(new SafekeeperSettings.Peer(i, "127.0.0.1:" + freePort(), "127.0.0.1:" + freePort()));
@@ -45,6 +71,27 @@ public final class SafekeeperSet implements AutoCloseable {
                   all.stream().filter(p -> !p.id().equals(me.id())).toList())
               .validate());
     }
+  }
+
+  /** Makes {@link #start} run each safekeeper as a {@code zenith safekeeper run} OS process. */
+  SafekeeperSet osProcesses() {
+    launcher();
+    osProcesses = true;
+    return this;
+  }
+
+  /** Where in-JVM safekeeper {@code id}'s WAL segments get their space from its next start. */
+  SafekeeperSet disk(int id, SegmentAllocator disk) {
+    disks[id - 1] = disk;
+    return this;
+  }
+
+  /** The {@code zenith} launcher; the test is skipped when the jar is not built. */
+  static Path launcher() {
+    Path root = Path.of(System.getProperty("zenith.project.root", ".")).toAbsolutePath();
+    Path jar = root.resolve("gateway/target/zenith.jar");
+    assumeTrue(Files.isRegularFile(jar), () -> jar + " is not built (run in `mvn verify`)");
+    return root.resolve("zenith");
   }
 
   static int freePort() {
@@ -67,27 +114,141 @@ public final class SafekeeperSet implements AutoCloseable {
     return settings.get(id - 1);
   }
 
-  /** Starts safekeeper {@code id} (writing its {@code safekeeper.toml} the first time). */
-  public SafekeeperProcess start(int id) {
+  /**
+   * Starts safekeeper {@code id} (writing its {@code safekeeper.toml} the first time); an OS
+   * process is started once its API answers.
+   */
+  public void start(int... ids) {
+    for (int id : ids) {
+      launch(id);
+    }
+    for (int id : ids) {
+      awaitUp(id);
+    }
+  }
+
+  /** Starts safekeeper {@code id}; an OS process may not answer yet ({@link #awaitUp}). */
+  private void launch(int id) {
     try {
       Path dir = dataDir(id);
-      java.nio.file.Files.createDirectories(dir);
+      Files.createDirectories(dir);
       settings(id).write(dir);
-      running[id - 1] = SafekeeperProcess.start(dir, SafekeeperSettings.load(dir));
-      return running[id - 1];
+      if (!osProcesses) {
+        running[id - 1] = SafekeeperProcess.start(dir, SafekeeperSettings.load(dir), disks[id - 1]);
+        return;
+      }
+      ProcessBuilder pb =
+          new ProcessBuilder(launcher().toString(), "safekeeper", "run", "-D", dir.toString())
+              .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
+              .redirectErrorStream(true)
+              .redirectOutput(ProcessBuilder.Redirect.appendTo(log(id).toFile()));
+      // INFO, as the control plane runs its servers: tests read what a safekeeper did.
+      pb.environment().put("ZENITH_JAVA_OPTS", "-Dzenith.log.level=INFO -Xmx512m");
+      os[id - 1] = pb.start();
+      LIVE.add(os[id - 1]);
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
   }
 
-  public SafekeeperSet startAll() {
-    for (int i = 1; i <= running.length; i++) {
-      start(i);
+  /** Waits until OS process {@code id} answers on its API (nothing to wait for in this JVM). */
+  private void awaitUp(int id) {
+    Process p = os[id - 1];
+    if (p == null) {
+      return;
     }
+    SafekeeperClient c = client(id);
+    PgWal.await(
+        Duration.ofSeconds(90),
+        "safekeeper " + id + " to answer",
+        () -> {
+          if (!p.isAlive()) {
+            throw new AssertionError("safekeeper " + id + " exited: " + logTail(id));
+          }
+          try {
+            return c.status().id() == id;
+          } catch (RuntimeException e) {
+            return false;
+          }
+        });
+  }
+
+  /** What OS process {@code id} printed, all its runs appended. */
+  Path log(int id) {
+    return root.resolve("sk" + id + ".log");
+  }
+
+  /** The end of what OS process {@code id} printed (empty for an in-JVM one). */
+  String logTail(int id) {
+    try {
+      if (!Files.exists(log(id))) {
+        return "";
+      }
+      String s = Files.readString(log(id));
+      return s.substring(Math.max(0, s.length() - 6000));
+    } catch (IOException e) {
+      return e.toString();
+    }
+  }
+
+  /** SIGKILLs OS process {@code id} and waits until it is gone. */
+  void kill(int id) {
+    signal(id, "KILL");
+  }
+
+  private void signal(int id, String signal) {
+    Process p = os[id - 1];
+    os[id - 1] = null;
+    if (p == null) {
+      return;
+    }
+    signal(p.pid(), signal);
+    try {
+      LIVE.remove(p);
+      if (!p.waitFor(60, TimeUnit.SECONDS)) {
+        p.destroyForcibly();
+        throw new IllegalStateException("safekeeper " + id + " did not stop on SIG" + signal);
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /**
+   * Sends {@code signal} ({@code KILL}, {@code TERM}) to process {@code pid} with the shell's kill.
+   */
+  static void signal(long pid, String signal) {
+    try {
+      int rc =
+          new ProcessBuilder("sh", "-c", "kill -" + signal + " " + pid)
+              .inheritIO()
+              .start()
+              .waitFor();
+      if (rc != 0) {
+        throw new IllegalStateException(
+            "kill -" + signal + " " + pid + " failed (exit " + rc + ")");
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
+  }
+
+  boolean isRunning(int id) {
+    return running[id - 1] != null || os[id - 1] != null;
+  }
+
+  public SafekeeperSet startAll() {
+    start(java.util.stream.IntStream.rangeClosed(1, running.length).toArray());
     return this;
   }
 
+  /** Stops safekeeper {@code id} cleanly (an OS process by SIGTERM). */
   public void stop(int id) {
+    signal(id, "TERM");
     SafekeeperProcess p = running[id - 1];
     running[id - 1] = null;
     if (p != null) {
@@ -98,7 +259,7 @@ public final class SafekeeperSet implements AutoCloseable {
   public SafekeeperProcess process(int id) {
     SafekeeperProcess p = running[id - 1];
     if (p == null) {
-      throw new IllegalStateException("safekeeper " + id + " is not running");
+      throw new IllegalStateException("safekeeper " + id + " is not running in this JVM");
     }
     return p;
   }
@@ -117,9 +278,16 @@ public final class SafekeeperSet implements AutoCloseable {
     return m;
   }
 
+  /** Safekeeper {@code id}'s log directory of a timeline (WAL segments, control file). */
+  Path timelineDir(int id, TenantId tenant, TimelineId timeline) {
+    return dataDir(id).resolve(tenant.toString()).resolve(timeline.toString());
+  }
+
+  /** Stops everything; OS processes by SIGKILL (nothing to keep). */
   @Override
   public void close() {
     for (int i = 1; i <= running.length; i++) {
+      kill(i);
       stop(i);
     }
   }

@@ -23,7 +23,7 @@ import java.util.stream.Collectors;
  * @param type the record type: the first word of pg_waldump's {@code desc:}
  * @param length {@code xl_tot_len}
  */
-record DumpedRecord(
+public record DumpedRecord(
     Lsn lsn, Lsn prev, String rmgr, String type, long length, long xid, List<Block> blocks) {
 
   /**
@@ -33,7 +33,8 @@ record DumpedRecord(
    * @param applyImage redo restores that image ({@code BKPIMAGE_APPLY}); false for images that are
    *     only there for {@code wal_consistency_checking}
    */
-  record Block(int id, String rel, String fork, long blk, boolean image, boolean applyImage) {
+  public record Block(
+      int id, String rel, String fork, long blk, boolean image, boolean applyImage) {
     @Override
     public String toString() {
       return "#"
@@ -55,12 +56,12 @@ record DumpedRecord(
   }
 
   /** A record of {@code zenith wal dump --json} with the end LSN it also reports. */
-  record Zenith(DumpedRecord record, Lsn end) {}
+  public record Zenith(DumpedRecord record, Lsn end) {}
 
   private static final ObjectMapper JSON = new ObjectMapper();
 
   /** Parses {@code zenith wal dump --json} output: one object per line. */
-  static List<Zenith> parseZenithJson(String output) {
+  public static List<Zenith> parseZenithJson(String output) {
     List<Zenith> records = new ArrayList<>();
     for (String line : output.lines().toList()) {
       if (line.isBlank()) {

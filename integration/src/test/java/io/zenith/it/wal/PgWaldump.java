@@ -9,14 +9,14 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /** Runs stock {@code pg_waldump -b} and parses what it printed. Stateless. */
-final class PgWaldump {
+public final class PgWaldump {
   private PgWaldump() {}
 
   /**
    * What pg_waldump printed: the records, the head of each record line ({@code rmgr: … desc:
    * TYPE}), its stderr and its exit code.
    */
-  record Result(List<DumpedRecord> records, List<String> heads, String err, int exitCode) {}
+  public record Result(List<DumpedRecord> records, List<String> heads, String err, int exitCode) {}
 
   /**
    * Dumps segments {@code first} to {@code last} of {@code walDir}. pg_waldump stops at the end of
@@ -24,9 +24,18 @@ final class PgWaldump {
    * non-zero exit ("invalid record length at …: wanted 24, got 0" at the end of written WAL), so
    * the output is captured whatever the exit code.
    */
-  static Result dump(PgDistribution pg, Path walDir, String first, String last)
+  public static Result dump(PgDistribution pg, Path walDir, String first, String last)
       throws IOException, InterruptedException {
-    List<String> args = new ArrayList<>(List.of("-b", "-p", walDir.toString(), first));
+    return dump(pg, walDir, first, last, List.of());
+  }
+
+  /** {@link #dump(PgDistribution, Path, String, String)} with more options (e.g. {@code -r}). */
+  public static Result dump(
+      PgDistribution pg, Path walDir, String first, String last, List<String> options)
+      throws IOException, InterruptedException {
+    List<String> args = new ArrayList<>(List.of("-b"));
+    args.addAll(options);
+    args.addAll(List.of("-p", walDir.toString(), first));
     if (!last.equals(first)) {
       // With one file pg_waldump stops at that segment's end, cutting a record that spans it.
       args.add(last);

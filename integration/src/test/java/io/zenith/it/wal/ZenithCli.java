@@ -7,11 +7,11 @@ import java.nio.charset.StandardCharsets;
 import java.util.List;
 
 /** Runs the {@code zenith} CLI in this JVM, capturing what it prints. Stateless. */
-final class ZenithCli {
+public final class ZenithCli {
   private ZenithCli() {}
 
   /** What one command printed and returned. */
-  record Result(int exitCode, String out, String err) {
+  public record Result(int exitCode, String out, String err) {
 
     /** Non-empty lines of stdout. */
     List<String> outLines() {
@@ -30,7 +30,7 @@ final class ZenithCli {
     }
   }
 
-  static Result run(String... args) {
+  public static Result run(String... args) {
     ByteArrayOutputStream out = new ByteArrayOutputStream();
     ByteArrayOutputStream err = new ByteArrayOutputStream();
     int code;

@@ -10,6 +10,7 @@ import io.zenith.wal.TimelineId;
 import io.zenith.wal.log.ControlFile;
 import io.zenith.wal.log.ControlFile.Identity;
 import io.zenith.wal.log.ControlFile.LagLimits;
+import io.zenith.wal.log.SegmentAllocator;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -41,6 +42,7 @@ public final class Safekeeper implements AutoCloseable {
   private final SafekeeperConfig config;
   private final Path dataDir;
   private final WalFetcher fetcher;
+  private final SegmentAllocator disk;
   private final MeterRegistry meters;
   private final Map<String, SafekeeperTimeline> timelines = new ConcurrentHashMap<>();
 
@@ -53,11 +55,13 @@ public final class Safekeeper implements AutoCloseable {
       SafekeeperConfig config,
       Path dataDir,
       WalFetcher fetcher,
+      SegmentAllocator disk,
       MeterRegistry meters,
       Duration upkeepInterval) {
     this.config = config;
     this.dataDir = dataDir;
     this.fetcher = fetcher;
+    this.disk = disk;
     this.meters = meters;
     this.upkeepTask =
         Flux.interval(upkeepInterval, upkeep)
@@ -77,13 +81,28 @@ public final class Safekeeper implements AutoCloseable {
       MeterRegistry meters,
       Duration upkeepInterval)
       throws IOException {
+    return start(config, dataDir, fetcher, SegmentAllocator.ZEROS, meters, upkeepInterval);
+  }
+
+  /**
+   * {@link #start(SafekeeperConfig, Path, WalFetcher, MeterRegistry, Duration)} with WAL segments
+   * taking their space from {@code disk}: tests simulate a full disk there.
+   */
+  public static Safekeeper start(
+      SafekeeperConfig config,
+      Path dataDir,
+      WalFetcher fetcher,
+      SegmentAllocator disk,
+      MeterRegistry meters,
+      Duration upkeepInterval)
+      throws IOException {
     DurableFiles.createDirectories(dataDir);
-    Safekeeper sk = new Safekeeper(config, dataDir, fetcher, meters, upkeepInterval);
+    Safekeeper sk = new Safekeeper(config, dataDir, fetcher, disk, meters, upkeepInterval);
     try {
       for (Path tenantDir : list(dataDir)) {
         for (Path tlDir : list(tenantDir)) {
           if (Files.exists(tlDir.resolve(ControlFile.FILE_NAME))) {
-            sk.register(SafekeeperTimeline.open(tlDir, config, fetcher));
+            sk.register(SafekeeperTimeline.open(tlDir, config, fetcher, disk));
           }
         }
       }
@@ -122,7 +141,12 @@ public final class Safekeeper implements AutoCloseable {
           dataDir.resolve(identity.tenant().toString()).resolve(identity.timeline().toString());
       SafekeeperTimeline t =
           SafekeeperTimeline.create(
-              dir, identity, limits == null ? config.defaultLagLimits() : limits, config, fetcher);
+              dir,
+              identity,
+              limits == null ? config.defaultLagLimits() : limits,
+              config,
+              fetcher,
+              disk);
       register(t);
       log.info("{}: created, WAL starts at {}", t, identity.startLsn());
       return t;

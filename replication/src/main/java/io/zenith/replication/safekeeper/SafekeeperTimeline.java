@@ -13,6 +13,7 @@ import io.zenith.wal.log.ControlFile.LagLimits;
 import io.zenith.wal.log.ControlFile.PageserverFeedback;
 import io.zenith.wal.log.ControlFile.Positions;
 import io.zenith.wal.log.ControlFile.TermEntry;
+import io.zenith.wal.log.SegmentAllocator;
 import io.zenith.wal.log.WalLog;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -105,6 +106,18 @@ public final class SafekeeperTimeline implements AutoCloseable {
   public static SafekeeperTimeline create(
       Path dir, Identity identity, LagLimits limits, SafekeeperConfig config, WalFetcher fetcher)
       throws IOException {
+    return create(dir, identity, limits, config, fetcher, SegmentAllocator.ZEROS);
+  }
+
+  /** {@link #create(Path, Identity, LagLimits, SafekeeperConfig, WalFetcher)} on {@code disk}. */
+  public static SafekeeperTimeline create(
+      Path dir,
+      Identity identity,
+      LagLimits limits,
+      SafekeeperConfig config,
+      WalFetcher fetcher,
+      SegmentAllocator disk)
+      throws IOException {
     if (ControlFile.read(dir).isPresent()) {
       throw new SafekeeperException(
           Kind.ALREADY_EXISTS,
@@ -112,17 +125,28 @@ public final class SafekeeperTimeline implements AutoCloseable {
     }
     DurableFiles.createDirectories(dir);
     ControlFile.create(identity, limits).write(dir);
-    return open(dir, config, fetcher);
+    return open(dir, config, fetcher, disk);
   }
 
   /** Opens the timeline in {@code dir}: control file, then the WAL scanned for its end. */
   public static SafekeeperTimeline open(Path dir, SafekeeperConfig config, WalFetcher fetcher)
       throws IOException {
+    return open(dir, config, fetcher, SegmentAllocator.ZEROS);
+  }
+
+  /**
+   * {@link #open(Path, SafekeeperConfig, WalFetcher)} with new WAL segments taking their space from
+   * {@code disk} (the seam where tests fill the disk).
+   */
+  public static SafekeeperTimeline open(
+      Path dir, SafekeeperConfig config, WalFetcher fetcher, SegmentAllocator disk)
+      throws IOException {
     ControlFile c =
         ControlFile.read(dir)
             .orElseThrow(() -> new IOException("no safekeeper control file in " + dir));
     Identity id = c.identity();
-    WalLog wal = WalLog.open(dir, id.segmentSize(), id.systemId(), c.positions().recoveryStart());
+    WalLog wal =
+        WalLog.open(dir, id.segmentSize(), id.systemId(), c.positions().recoveryStart(), disk);
     SafekeeperTimeline t = new SafekeeperTimeline(config, dir, c, wal, fetcher);
     log.info(
         "{}: opened, term {}, history {}, WAL ends at {}, commit {}",
@@ -494,7 +518,12 @@ public final class SafekeeperTimeline implements AutoCloseable {
       checkTermForAppend(term);
       wal.append(at, data);
     } catch (IOException e) {
-      throw new UncheckedIOException(e);
+      // A full disk lands here: the log is back at its last whole record, nothing beyond it is
+      // acknowledged, and the intake retries from there (the message becomes its intake_error).
+      throw new SafekeeperException(
+          Kind.IO,
+          "WAL at " + at + " not stored, resuming at " + wal.writeLsn() + ": " + e.getMessage(),
+          e);
     } finally {
       lock.unlock();
     }
@@ -706,13 +735,34 @@ public final class SafekeeperTimeline implements AutoCloseable {
     if (closed) {
       return;
     }
+    // Each step on its own: a peer that cannot serve WAL must not keep this safekeeper from
+    // learning its compute (which can serve the same WAL) or from persisting its positions.
+    upkeepStep("catching up from peers", this::catchUpFromPeers);
+    upkeepStep("learning the compute", this::learnCompute);
+    upkeepStep("persisting positions", this::persistPositionsIfDue);
+    upkeepStep("removing old segments", this::removeOldSegments);
+  }
+
+  private interface UpkeepStep {
+    void run() throws IOException;
+  }
+
+  /** Problems of upkeep steps, by step: a problem is logged at WARN when it changes. */
+  private final Map<String, String> upkeepProblems = new ConcurrentHashMap<>();
+
+  private void upkeepStep(String what, UpkeepStep step) {
     try {
-      catchUpFromPeers();
-      learnCompute();
-      persistPositionsIfDue();
-      removeOldSegments();
+      step.run();
+      if (upkeepProblems.remove(what) != null) {
+        log.info("{}: {} works again", this, what);
+      }
     } catch (IOException | RuntimeException e) {
-      log.warn("{}: upkeep failed: {}", this, e.getMessage());
+      String problem = String.valueOf(e.getMessage()).replaceAll("\\b[cs][0-9]+ ", "");
+      if (!problem.equals(upkeepProblems.put(what, problem))) {
+        log.warn("{}: {} failed: {}", this, what, e.getMessage());
+      } else {
+        log.debug("{}: {} failed: {}", this, what, e.getMessage());
+      }
     }
   }
 

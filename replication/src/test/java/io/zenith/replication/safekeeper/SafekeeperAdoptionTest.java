@@ -10,6 +10,7 @@ import io.zenith.wal.log.ControlFile;
 import io.zenith.wal.log.ControlFile.Identity;
 import io.zenith.wal.log.ControlFile.TermEntry;
 import io.zenith.wal.log.WalLog;
+import io.zenith.wal.testing.FullDisk;
 import io.zenith.wal.testing.SyntheticWal;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -96,14 +97,7 @@ class SafekeeperAdoptionTest {
               out.writeBytes(io.netty.buffer.ByteBufUtil.getBytes(p.data()));
               p.release();
             });
-    try {
-      byte[] b = out.toByteArray();
-      return b.length
-          + " bytes "
-          + HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(b));
-    } catch (java.security.NoSuchAlgorithmException e) {
-      throw new AssertionError(e);
-    }
+    return digest(out.toByteArray());
   }
 
   @Test
@@ -201,5 +195,105 @@ class SafekeeperAdoptionTest {
     assertThat(s.flushLsn()).isEqualTo(fork);
     assertThat(s.history()).containsExactly(t1, new TermEntry(2, fork));
     assertThat(s.promisedTerm()).isEqualTo(3);
+  }
+
+  /**
+   * Upkeep: a peer of a newer term that cannot serve its WAL (its libpq endpoint is down) does not
+   * keep this safekeeper from learning the new term's compute, which can serve the same WAL.
+   */
+  @Test
+  void aPeerThatCannotServeDoesNotKeepUpkeepFromLearningTheCompute() throws IOException {
+    // Term 2 began after the 40 records shared with safekeeper 1's term-1 WAL.
+    Lsn fork = wal(40, 0, 2).position();
+    Lsn end = wal(40, 60, 2).position();
+    TermEntry t1 = new TermEntry(1, START);
+    SafekeeperTimeline a = safekeeper(1, wal(40, 25, 1), 1, List.of(t1), fork);
+    List<TermEntry> h2 = List.of(t1, new TermEntry(2, fork));
+    ControlFile.ComputeSource compute =
+        new ControlFile.ComputeSource(2, "127.0.0.1", 1, "postgres");
+    ControlFile.PageserverFeedback ps = new ControlFile.PageserverFeedback(START, START, START);
+    // Safekeeper 2 (not running here: fetching from it fails) is in term 2 with its compute.
+    a.onPeerStatus(
+        new TimelineStatus(
+            2,
+            id,
+            2,
+            h2,
+            end,
+            end,
+            end,
+            end,
+            ps,
+            ControlFile.LagLimits.NONE,
+            compute,
+            "streaming",
+            null));
+    a.maintain();
+    TimelineStatus s = a.status();
+    assertThat(s.flushLsn()).isEqualTo(fork);
+    assertThat(s.history()).isEqualTo(h2);
+    assertThat(s.compute()).as("learned although the catch-up failed").isEqualTo(compute);
+  }
+
+  /**
+   * A full disk: the append that needs a new segment fails with the position and the file in its
+   * message, nothing of it is acknowledged, and the WAL continues from the last whole record once
+   * there is space again.
+   */
+  @Test
+  void aFullDiskFailsTheAppendPreciselyAndNothingUnwrittenIsAcknowledged() throws IOException {
+    SyntheticWal w = new SyntheticWal(SEG, SYSID, 1, START);
+    for (int i = 0; w.position().segmentNumber(SEG) < 2; i++) {
+      w.append(10, 0, 100 + i, 3000 + (i * 37) % 5000);
+    }
+    byte[] bytes = w.bytes();
+    Path dir = java.nio.file.Files.createDirectories(tmp.resolve("full"));
+    ControlFile.ComputeSource compute =
+        new ControlFile.ComputeSource(1, "127.0.0.1", 1, "postgres");
+    ControlFile.create(id, ControlFile.LagLimits.NONE)
+        .withPromisedTerm(1)
+        .withHistory(List.of(new TermEntry(1, START)))
+        .withCompute(compute)
+        .write(dir);
+    FullDisk disk = FullDisk.withFree(SEG); // the first segment only
+    SafekeeperTimeline t = SafekeeperTimeline.open(dir, SafekeeperConfig.of(1, 3), fetcher, disk);
+    open.put(1, t);
+    int half = SEG / 2;
+    t.appendFromCompute(1, START, ByteBuffer.wrap(bytes, 0, half));
+    Lsn acked = t.flushAndAck();
+    assertThatThrownBy(
+            () ->
+                t.appendFromCompute(
+                    1, START.plus(half), ByteBuffer.wrap(bytes, half, bytes.length - half)))
+        .isInstanceOf(SafekeeperException.class)
+        .satisfies(
+            e ->
+                assertThat(((SafekeeperException) e).kind()).isEqualTo(SafekeeperException.Kind.IO))
+        .hasMessage(
+            "WAL at "
+                + START.plus(half)
+                + " not stored, resuming at "
+                + acked
+                + ": cannot create WAL segment "
+                + dir.resolve("000000010000000000000002.partial")
+                + ": "
+                + FullDisk.ENOSPC);
+    assertThat(t.flushAndAck()).isEqualTo(acked);
+    assertThat(t.status().writeLsn()).isEqualTo(acked);
+    disk.setFree(Long.MAX_VALUE);
+    int from = (int) acked.minus(START);
+    t.appendFromCompute(1, acked, ByteBuffer.wrap(bytes, from, bytes.length - from));
+    assertThat(t.flushAndAck()).isEqualTo(w.position());
+    assertThat(digest(t, w.position())).isEqualTo(digest(bytes));
+  }
+
+  private static String digest(byte[] b) {
+    try {
+      return b.length
+          + " bytes "
+          + HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(b));
+    } catch (java.security.NoSuchAlgorithmException e) {
+      throw new AssertionError(e);
+    }
   }
 }

@@ -6,8 +6,6 @@ import io.zenith.pg.testing.PgCluster;
 import io.zenith.replication.testing.NettyLeakCheck;
 import io.zenith.replication.testing.PgWal;
 import io.zenith.wal.Lsn;
-import io.zenith.wal.TenantId;
-import io.zenith.wal.TimelineId;
 import io.zenith.wal.log.ControlFile.ComputeSource;
 import io.zenith.wal.log.ControlFile.Identity;
 import io.zenith.wal.log.ControlFile.LagLimits;
@@ -57,25 +55,7 @@ class SafekeeperQuorumTest {
   @BeforeEach
   void start() throws IOException {
     compute = PgCluster.initdb();
-    compute.configure(
-        Map.of(
-            "wal_level", "replica",
-            "max_wal_senders", "10",
-            "max_replication_slots", "10",
-            "fsync", "off",
-            "synchronous_standby_names", "ANY 2 (sk_1, sk_2, sk_3)"));
-    compute.start();
-    compute.sql(
-        "set synchronous_commit = local;"
-            + " select pg_create_physical_replication_slot('sk_' || i, true)"
-            + " from generate_series(1, 3) i;"
-            + " select pg_switch_wal();");
-    int seg = PgWal.segmentSize(compute);
-    Lsn start = PgWal.segmentStart(PgWal.lsn(compute, "pg_current_wal_insert_lsn()"), seg);
-    long sysid =
-        Long.parseUnsignedLong(
-            compute.sql("select system_identifier from pg_control_system()").trim());
-    identity = new Identity(TenantId.generate(), TimelineId.generate(), sysid, 15, seg, start);
+    identity = PgWal.startSafekeeperCompute(compute, 3, Map.of());
     for (int i = 1; i <= 3; i++) {
       sk[i - 1] =
           SafekeeperTimeline.create(

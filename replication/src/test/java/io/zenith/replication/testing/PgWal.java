@@ -2,17 +2,23 @@ package io.zenith.replication.testing;
 
 import io.zenith.pg.testing.PgCluster;
 import io.zenith.wal.Lsn;
+import io.zenith.wal.TenantId;
+import io.zenith.wal.TimelineId;
 import io.zenith.wal.WalSegmentName;
+import io.zenith.wal.log.ControlFile.Identity;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
 import java.util.function.LongSupplier;
@@ -20,6 +26,49 @@ import java.util.function.LongSupplier;
 /** Helpers for tests against a real cluster: WAL bytes from pg_wal, LSN queries, waiting. */
 public final class PgWal {
   private PgWal() {}
+
+  /**
+   * Configures and starts {@code c} as the compute of a new timeline on {@code safekeepers}
+   * safekeepers: replication on, {@code fsync} off, the synchronous quorum {@code ANY <majority>
+   * (sk_1, …)}, their slots created, WAL switched to a fresh segment; {@code extra} settings on
+   * top.
+   *
+   * @return the timeline's identity: a new tenant and timeline, the system id, WAL from that
+   *     segment
+   */
+  public static Identity startSafekeeperCompute(
+      PgCluster c, int safekeepers, Map<String, String> extra) {
+    StringBuilder names = new StringBuilder();
+    for (int i = 1; i <= safekeepers; i++) {
+      names.append(i == 1 ? "" : ", ").append("sk_").append(i);
+    }
+    Map<String, String> settings = new LinkedHashMap<>();
+    settings.put("wal_level", "replica");
+    settings.put("max_wal_senders", "10");
+    settings.put("max_replication_slots", "10");
+    settings.put("fsync", "off");
+    settings.put("synchronous_standby_names", "ANY " + (safekeepers / 2 + 1) + " (" + names + ")");
+    settings.putAll(extra);
+    c.configure(settings);
+    c.start();
+    c.sql(
+        "set synchronous_commit = local;"
+            + " select pg_create_physical_replication_slot('sk_' || i, true)"
+            + " from generate_series(1, "
+            + safekeepers
+            + ") i;"
+            + " select pg_switch_wal();");
+    int seg = segmentSize(c);
+    Lsn start = segmentStart(lsn(c, "pg_current_wal_insert_lsn()"), seg);
+    return new Identity(TenantId.generate(), TimelineId.generate(), systemId(c), 15, seg, start);
+  }
+
+  /** The cluster's database system identifier. */
+  public static long systemId(PgCluster c) {
+    return Long.parseUnsignedLong(
+        c.sql("set synchronous_commit = local; select system_identifier from pg_control_system()")
+            .trim());
+  }
 
   /** Segment size of a cluster (bytes). */
   public static int segmentSize(PgCluster c) {
@@ -39,12 +88,26 @@ public final class PgWal {
   /** Passes the bytes [from, to) of the cluster's pg_wal files to {@code sink}, in order. */
   public static void readWal(
       PgCluster c, int timeline, int segmentSize, Lsn from, Lsn to, Consumer<ByteBuffer> sink) {
+    readWal(c.walDir(), timeline, segmentSize, from, to, sink);
+  }
+
+  /**
+   * Passes the bytes [from, to) of the segment files in {@code walDir} to {@code sink}, in order; a
+   * segment is read from its {@code .partial} file when there is no complete one (a safekeeper's
+   * log directory).
+   */
+  public static void readWal(
+      Path walDir, int timeline, int segmentSize, Lsn from, Lsn to, Consumer<ByteBuffer> sink) {
     ByteBuffer buf = ByteBuffer.allocate(1 << 20);
     long pos = from.value();
     while (pos < to.value()) {
       Lsn at = Lsn.of(pos);
-      Path file =
-          c.walDir().resolve(WalSegmentName.of(timeline, at, segmentSize).fileName(segmentSize));
+      String name = WalSegmentName.of(timeline, at, segmentSize).fileName(segmentSize);
+      Path file = walDir.resolve(name);
+      if (!Files.exists(file)
+          && Files.exists(walDir.resolve(name + WalSegmentName.PARTIAL_SUFFIX))) {
+        file = walDir.resolve(name + WalSegmentName.PARTIAL_SUFFIX);
+      }
       long offset = at.segmentOffset(segmentSize);
       long n = Math.min(to.value() - pos, segmentSize - offset);
       try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
@@ -77,6 +140,13 @@ public final class PgWal {
         to,
         b -> out.write(b.array(), b.arrayOffset() + b.position(), b.remaining()));
     return out.toByteArray();
+  }
+
+  /** Size and SHA-256 of the bytes [from, to) of the segment files in {@code walDir}. */
+  public static String digest(Path walDir, int segmentSize, Lsn from, Lsn to) {
+    MessageDigest md = sha256();
+    readWal(walDir, 1, segmentSize, from, to, md::update);
+    return to.minus(from) + " bytes, sha256 " + java.util.HexFormat.of().formatHex(md.digest());
   }
 
   public static MessageDigest sha256() {

@@ -53,6 +53,7 @@ public final class WalLog implements AutoCloseable {
   private final int segmentSize;
   private final long systemId;
   private final int timeline = 1;
+  private final SegmentAllocator allocator;
   private final ReentrantLock lock = new ReentrantLock();
 
   /** Open segment channels by segment number; guarded by lock. */
@@ -78,8 +79,9 @@ public final class WalLog implements AutoCloseable {
   private boolean dirDirty;
   private final Sinks.Many<Lsn> flushed = Sinks.many().replay().latest();
 
-  private WalLog(Path dir, int segmentSize, long systemId, Lsn end) {
+  private WalLog(Path dir, int segmentSize, long systemId, Lsn end, SegmentAllocator allocator) {
     this.dir = dir;
+    this.allocator = allocator;
     this.segmentSize = segmentSize;
     this.systemId = systemId;
     resetTo(end);
@@ -104,6 +106,16 @@ public final class WalLog implements AutoCloseable {
    */
   public static WalLog open(Path dir, int segmentSize, long systemId, Lsn recoverFrom)
       throws IOException {
+    return open(dir, segmentSize, systemId, recoverFrom, SegmentAllocator.ZEROS);
+  }
+
+  /**
+   * {@link #open(Path, int, long, Lsn)} with new segments getting their space from {@code
+   * allocator} (tests simulate a full disk there).
+   */
+  public static WalLog open(
+      Path dir, int segmentSize, long systemId, Lsn recoverFrom, SegmentAllocator allocator)
+      throws IOException {
     if (!WalFormat.isValidSegmentSize(segmentSize)) {
       throw new IllegalArgumentException("invalid segment size " + segmentSize);
     }
@@ -115,7 +127,7 @@ public final class WalLog implements AutoCloseable {
         }
       }
     }
-    WalLog log = new WalLog(dir, segmentSize, systemId, recoverFrom);
+    WalLog log = new WalLog(dir, segmentSize, systemId, recoverFrom, allocator);
     Lsn end = log.scanEnd(recoverFrom);
     log.resetTo(end);
     log.zeroAfter(end);
@@ -177,28 +189,51 @@ public final class WalLog implements AutoCloseable {
    * @throws MalformedWalException if the bytes are not valid WAL: nothing of them is appended and
    *     the log is cut back to the end of its last complete record (durably), where appending may
    *     start again
+   * @throws IOException if writing fails (a segment that cannot be allocated: a full disk): the log
+   *     is cut back to the end of the last complete record appended before this call, where
+   *     appending may start again ({@link #writeLsn()})
    */
   public void append(Lsn at, ByteBuffer data) throws IOException {
     lock.lock();
     try {
+      checkUsable();
       if (!at.equals(writeLsn)) {
         throw new IllegalArgumentException("append at " + at + ", but the log ends at " + writeLsn);
       }
+      Lsn recordEndBefore = appendedRecordEnd;
       track(data.duplicate());
       ByteBuffer b = data.duplicate();
       long pos = at.value();
-      while (b.hasRemaining()) {
-        long seg = pos / segmentSize;
-        int off = (int) (pos % segmentSize);
-        int n = Math.min(b.remaining(), segmentSize - off);
-        FileChannel ch = channel(seg);
-        ByteBuffer part = b.slice(b.position(), n);
-        long p = off;
-        while (part.hasRemaining()) {
-          p += ch.write(part, p);
+      try {
+        while (b.hasRemaining()) {
+          long seg = pos / segmentSize;
+          int off = (int) (pos % segmentSize);
+          int n = Math.min(b.remaining(), segmentSize - off);
+          FileChannel ch = channel(seg);
+          ByteBuffer part = b.slice(b.position(), n);
+          long p = off;
+          while (part.hasRemaining()) {
+            p += ch.write(part, p);
+          }
+          b.position(b.position() + n);
+          pos += n;
         }
-        b.position(b.position() + n);
-        pos += n;
+      } catch (IOException e) {
+        // The tracker has seen records that are not (all) written: go back to the last complete
+        // record written before, so that nothing unwritten is ever reported as flushed. The
+        // rewind only overwrites allocated space, so a full disk does not stop it; an interrupt
+        // (ClosedByInterruptException: the writing thread was cancelled) is set aside for it.
+        boolean interrupted = Thread.interrupted();
+        try {
+          truncateLocked(recordEndBefore);
+        } catch (IOException t) {
+          e.addSuppressed(t); // the log is unusable now (truncateLocked)
+        } finally {
+          if (interrupted) {
+            Thread.currentThread().interrupt();
+          }
+        }
+        throw e;
       }
       writeLsn = Lsn.of(pos);
     } finally {
@@ -227,6 +262,20 @@ public final class WalLog implements AutoCloseable {
         "WAL appended at " + at + " is malformed, cut back to " + keep + ": " + problem);
   }
 
+  /**
+   * A write failed and so did cutting the log back to its last whole record: what the record
+   * tracker saw is not what the files hold, so nothing more is appended or reported as flushed
+   * until the log is opened again (which scans the files). Guarded by lock.
+   */
+  private IOException unusable;
+
+  private void checkUsable() throws IOException {
+    if (unusable != null) {
+      throw new IOException(
+          "the WAL log in " + dir + " must be opened again after a failed write", unusable);
+    }
+  }
+
   /** Bytes offered for appending that are not valid WAL. */
   public static final class MalformedWalException extends IOException {
     @java.io.Serial private static final long serialVersionUID = 1L;
@@ -245,9 +294,10 @@ public final class WalLog implements AutoCloseable {
   public Lsn flush() throws IOException {
     lock.lock();
     try {
+      checkUsable();
       long current = writeLsn.value() / segmentSize;
-      for (var e : open.entrySet()) {
-        e.getValue().force(false);
+      for (Long seg : List.copyOf(open.keySet())) {
+        channel(seg).force(false);
       }
       // Segments entirely before the write position are complete: drop their .partial suffix.
       for (Iterator<java.util.Map.Entry<Long, FileChannel>> it = open.entrySet().iterator();
@@ -292,21 +342,31 @@ public final class WalLog implements AutoCloseable {
     }
   }
 
+  /** Truncation; if it fails midway the files no longer match the log's state: unusable. */
   private void truncateLocked(Lsn lsn) throws IOException {
-    long seg = lsn.value() / segmentSize;
-    for (Long s : segmentsOnDisk()) {
-      if (s > seg) {
-        FileChannel ch = open.remove(s);
-        if (ch != null) {
-          ch.close();
+    try {
+      long seg = lsn.value() / segmentSize;
+      for (Long s : segmentsOnDisk()) {
+        if (s > seg) {
+          FileChannel ch = open.remove(s);
+          if (ch != null) {
+            ch.close();
+          }
+          Files.deleteIfExists(segmentPath(s, false));
+          Files.deleteIfExists(segmentPath(s, true));
         }
-        Files.deleteIfExists(segmentPath(s, false));
-        Files.deleteIfExists(segmentPath(s, true));
       }
+      zeroAfterLocked(lsn);
+      // Everything before lsn becomes the flush LSN: make what was written there durable too.
+      for (Long s : List.copyOf(open.keySet())) {
+        channel(s).force(false);
+      }
+      DurableFiles.fsyncDirectory(dir);
+      resetTo(lsn);
+    } catch (IOException | RuntimeException e) {
+      unusable = e instanceof IOException io ? io : new IOException(e);
+      throw e;
     }
-    zeroAfterLocked(lsn);
-    DurableFiles.fsyncDirectory(dir);
-    resetTo(lsn);
   }
 
   /**
@@ -449,9 +509,12 @@ public final class WalLog implements AutoCloseable {
   /** The channel of a segment being written; created (preallocated, zero-filled, fsynced). */
   private FileChannel channel(long seg) throws IOException {
     FileChannel ch = open.get(seg);
-    if (ch != null) {
+    if (ch != null && ch.isOpen()) {
       return ch;
     }
+    // A channel an interrupt closed (an I/O thread cancelled mid-write) is opened again: the
+    // file's bytes are what counts, and fsync works on the file, whatever the descriptor.
+    open.remove(seg);
     Path partial = segmentPath(seg, true);
     Path full = segmentPath(seg, false);
     if (Files.exists(full) && !Files.exists(partial)) {
@@ -463,13 +526,11 @@ public final class WalLog implements AutoCloseable {
       Path tmp = dir.resolve(partial.getFileName() + DurableFiles.TEMP_SUFFIX);
       try (FileChannel t =
           FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-        ByteBuffer zeros = ByteBuffer.allocate(1 << 20);
-        for (long written = 0; written < segmentSize; ) {
-          zeros.clear();
-          zeros.limit((int) Math.min(zeros.capacity(), segmentSize - written));
-          written += t.write(zeros, written);
-        }
+        allocator.preallocate(t, tmp, segmentSize);
         t.force(true);
+      } catch (IOException e) {
+        Files.deleteIfExists(tmp); // what was allocated goes back
+        throw new IOException("cannot create WAL segment " + partial + ": " + e.getMessage(), e);
       }
       Files.move(tmp, partial, StandardCopyOption.ATOMIC_MOVE);
       dirDirty = true;

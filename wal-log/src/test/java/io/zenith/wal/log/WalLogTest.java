@@ -7,6 +7,7 @@ import io.zenith.wal.Lsn;
 import io.zenith.wal.WalRecord;
 import io.zenith.wal.WalRecordAssembler;
 import io.zenith.wal.WalStream;
+import io.zenith.wal.testing.FullDisk;
 import io.zenith.wal.testing.SyntheticWal;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -193,6 +194,97 @@ class WalLogTest {
           .thenCancel()
           .verify(Duration.ofSeconds(10));
       assertThat(digest(got.toByteArray())).isEqualTo(digest(Arrays.copyOf(bytes, 500_000)));
+    }
+  }
+
+  @Test
+  void aFullDiskStopsAppendsAtARecordBoundaryAndTheLogGoesOnOnceSpaceIsBack() throws IOException {
+    SyntheticWal wal = threeSegments();
+    byte[] bytes = wal.bytes();
+    Lsn start = wal.startLsn();
+    // Room for the first segment and half of the second.
+    FullDisk disk = FullDisk.withFree(wal.segmentSize() + wal.segmentSize() / 2L);
+    try (WalLog log = WalLog.open(dir, wal.segmentSize(), wal.systemId(), start, disk)) {
+      int off = 0;
+      IOException full = null;
+      Lsn recordEndBefore = start;
+      while (off < bytes.length) {
+        int n = Math.min(bytes.length - off, 100_000);
+        try {
+          log.append(start.plus(off), ByteBuffer.wrap(bytes, off, n));
+        } catch (IOException e) {
+          full = e;
+          break;
+        }
+        off += n;
+        log.flush();
+        recordEndBefore = log.flushRecordEnd();
+      }
+      assertThat(full).as("the second segment does not fit").isNotNull();
+      assertThat(full.getMessage())
+          .isEqualTo(
+              "cannot create WAL segment "
+                  + dir.resolve("000000010000000000000002.partial")
+                  + ": "
+                  + FullDisk.ENOSPC);
+      // Cut back to the last record that was written whole; nothing of the failed append counts.
+      Lsn at = log.writeLsn();
+      assertThat(at).isEqualTo(recordEndBefore);
+      assertThat(wal.records()).extracting(SyntheticWal.Written::end).contains(at);
+      assertThat(log.flush()).isEqualTo(at);
+      assertThat(log.flushRecordEnd()).isEqualTo(at);
+      assertThat(files()).containsExactly("000000010000000000000001.partial");
+      assertThat(digest(readAll(log, start, at)))
+          .isEqualTo(digest(Arrays.copyOf(bytes, (int) at.minus(start))));
+      // Still full: the retry fails the same way and changes nothing.
+      int from = (int) at.minus(start);
+      assertThatThrownBy(() -> log.append(at, ByteBuffer.wrap(bytes, from, bytes.length - from)))
+          .hasMessageEndingWith(FullDisk.ENOSPC);
+      assertThat(log.writeLsn()).isEqualTo(at);
+      // Space is back: the WAL continues where it stopped.
+      disk.setFree(Long.MAX_VALUE);
+      log.append(at, ByteBuffer.wrap(bytes, from, bytes.length - from));
+      assertThat(log.flush()).isEqualTo(wal.position());
+      assertThat(digest(readAll(log, start, log.flushLsn()))).isEqualTo(digest(bytes));
+    }
+    try (WalLog log = open(wal)) {
+      assertThat(log.flushLsn()).isEqualTo(wal.position());
+    }
+  }
+
+  /**
+   * A writing thread that is interrupted (a cancelled I/O task: Reactor interrupts a worker it
+   * disposes) closes the segment's channel mid-append; the log goes back to its last whole record,
+   * reopens the channel and goes on, and never reports what was not written as flushed.
+   */
+  @Test
+  void anInterruptedAppendLeavesTheLogAtItsLastWholeRecord() throws IOException {
+    SyntheticWal wal = threeSegments();
+    byte[] bytes = wal.bytes();
+    Lsn start = wal.startLsn();
+    try (WalLog log = open(wal)) {
+      log.append(start, ByteBuffer.wrap(bytes, 0, 100_000));
+      log.flush();
+      Lsn before = log.flushRecordEnd();
+      Thread.currentThread().interrupt();
+      try {
+        assertThatThrownBy(
+                () -> log.append(start.plus(100_000), ByteBuffer.wrap(bytes, 100_000, 300_000)))
+            .isInstanceOf(java.nio.channels.ClosedByInterruptException.class);
+        assertThat(Thread.currentThread().isInterrupted()).as("the interrupt is kept").isTrue();
+      } finally {
+        Thread.interrupted();
+      }
+      assertThat(log.writeLsn()).isEqualTo(before);
+      assertThat(log.flush()).isEqualTo(before);
+      assertThat(log.flushRecordEnd()).isEqualTo(before);
+      int from = (int) before.minus(start);
+      log.append(before, ByteBuffer.wrap(bytes, from, bytes.length - from));
+      assertThat(log.flush()).isEqualTo(wal.position());
+      assertThat(digest(readAll(log, start, log.flushLsn()))).isEqualTo(digest(bytes));
+    }
+    try (WalLog log = open(wal)) {
+      assertThat(log.flushLsn()).isEqualTo(wal.position());
     }
   }
 
