@@ -175,10 +175,8 @@ class SafekeeperFaultsTest {
       assertThat(missing.error())
           .isEqualTo("timeline " + q.tenant() + "/" + unknown + " is not here");
 
-      sendGarbage(sks.settings(1).httpAddress());
-      if (!sendGarbage(sks.settings(1).pgAddress())) {
-        log.info("nothing listens on the libpq port yet: its garbage case is skipped");
-      }
+      assertThat(sendGarbage(sks.settings(1).httpAddress())).as("HTTP port listening").isTrue();
+      assertThat(sendGarbage(sks.settings(1).pgAddress())).as("libpq port listening").isTrue();
       assertThat(http.get("/v1/status").status()).isEqualTo(200);
       assertThat(durableState(q.info(1))).as("the timeline is unchanged").isEqualTo(before);
 
