@@ -1,9 +1,9 @@
 package io.zenith.gateway.cli;
 
 import io.zenith.gateway.control.ControlPlaneException;
-import io.zenith.gateway.control.PageserverProcess;
 import io.zenith.gateway.control.RepoConfig;
 import io.zenith.gateway.control.Repository;
+import io.zenith.gateway.control.ServiceProcess;
 import io.zenith.gateway.pageserver.PageserverConfig;
 import java.io.PrintWriter;
 import java.util.concurrent.Callable;
@@ -46,7 +46,7 @@ final class PageserverCommand implements Runnable {
               + server.listenPg()
               + "; make them agree");
     }
-    PageserverProcess ps = repo.pageserverProcess();
+    ServiceProcess ps = repo.pageserverProcess();
     out.print("starting the pageserver ...");
     out.flush();
     long t0 = System.nanoTime();
@@ -92,11 +92,8 @@ final class PageserverCommand implements Runnable {
     public Integer call() throws Exception {
       Repository repo = Repository.open();
       try (Repository.Lock lock = repo.lock()) {
-        if (!repo.pageserverProcess().stop()) {
-          throw new ControlPlaneException("the pageserver is not running");
-        }
+        Cli.stopRunning(repo.pageserverProcess(), spec.commandLine().getOut());
       }
-      spec.commandLine().getOut().println("stopped the pageserver");
       return 0;
     }
   }
@@ -114,9 +111,7 @@ final class PageserverCommand implements Runnable {
       PrintWriter out = spec.commandLine().getOut();
       Repository repo = Repository.open();
       try (Repository.Lock lock = repo.lock()) {
-        if (repo.pageserverProcess().stop()) {
-          out.println("stopped the pageserver");
-        }
+        Cli.stopIfRunning(repo.pageserverProcess(), out);
         start(repo, out);
       }
       return 0;
