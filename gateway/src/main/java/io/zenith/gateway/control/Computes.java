@@ -303,7 +303,7 @@ public final class Computes {
         ps.setWalSource(
             spec.tenant(),
             spec.timeline(),
-            new ApiModel.WalSource(
+            ApiModel.WalSource.fromCompute(
                 "127.0.0.1", spec.port(), "postgres", PAGESERVER_STANDBY, PAGESERVER_STANDBY));
       } catch (RuntimeException e) {
         run(pg, "pg_ctl", List.of("-D", node.pgdata().toString(), "-m", "immediate", "stop"));

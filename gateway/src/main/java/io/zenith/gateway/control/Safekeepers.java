@@ -10,7 +10,6 @@ import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
 import io.zenith.wal.log.ControlFile.ComputeSource;
 import io.zenith.wal.log.ControlFile.Identity;
-import io.zenith.wal.log.ControlFile.LagLimits;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Files;
@@ -41,13 +40,6 @@ public final class Safekeepers {
 
   /** What {@code zenith status} waits for a safekeeper's answer. */
   private static final Duration STATUS_TIMEOUT = Duration.ofSeconds(3);
-
-  /**
-   * Lag limits of the timelines the control plane creates: none, as long as no pageserver reads
-   * from the safekeepers its positions never move, and any limit would stall the compute
-   * (docs/decisions/0005-safekeeper-process.md §2).
-   */
-  static final LagLimits LAG_LIMITS = new LagLimits(0, 0, 0);
 
   private final Repository repo;
 
@@ -259,7 +251,10 @@ public final class Safekeepers {
       if (a.timeline().isPresent()) {
         holding++;
       } else if (a.missing()) {
-        client(a.safekeeper().id()).createTimeline(identity, LAG_LIMITS);
+        // The safekeeper's default lag limits (its safekeeper.toml): the pageserver reads from the
+        // safekeepers and reports its positions, so they hold a compute back only while the
+        // pageserver lags (DESIGN.md §4 backpressure; ADR 0005 §2).
+        client(a.safekeeper().id()).createTimeline(identity, null);
         holding++;
         out.println(
             "created timeline "

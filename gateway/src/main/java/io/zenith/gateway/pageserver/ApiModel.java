@@ -25,8 +25,9 @@ public final class ApiModel {
       String newTimelineId, String ancestorTimelineId, String ancestorStartLsn) {}
 
   /**
-   * Where a timeline's WAL comes from: a compute's walsender ({@code host}, {@code port}, ...) or
-   * the safekeepers ({@code safekeepers}, see {@link #fromSafekeepers}).
+   * Where a timeline's WAL comes from: a compute's walsender ({@code host}, {@code port}, optional
+   * {@code user}, {@code slot}, {@code applicationName}) or its safekeepers' libpq WAL services
+   * ({@code safekeepers}, non-empty), never both ({@code HttpApi.checkSource}).
    */
   public record WalSource(
       String host,
@@ -34,23 +35,34 @@ public final class ApiModel {
       String user,
       String slot,
       String applicationName,
-      List<SafekeeperEndpoint> safekeepers) {
+      @JsonInclude(JsonInclude.Include.NON_NULL) List<SafekeeperEndpoint> safekeepers) {
 
-    /** A compute's walsender. */
-    public WalSource(String host, Integer port, String user, String slot, String applicationName) {
-      this(host, port, user, slot, applicationName, null);
-    }
-
-    /** The safekeepers of the timeline (their libpq endpoints). */
+    /** A source of safekeepers only (the control plane's shape). */
     public static WalSource fromSafekeepers(List<SafekeeperEndpoint> safekeepers) {
       return new WalSource(null, null, null, null, null, List.copyOf(safekeepers));
     }
+
+    /** A compute's walsender. */
+    public static WalSource fromCompute(
+        String host, int port, String user, String slot, String applicationName) {
+      return new WalSource(host, port, user, slot, applicationName, null);
+    }
+
+    /** Whether the WAL comes from safekeepers. */
+    public boolean usesSafekeepers() {
+      return safekeepers != null;
+    }
   }
 
-  /** One safekeeper's libpq endpoint. */
-  public record SafekeeperEndpoint(int id, String host, int port) {}
+  /** A safekeeper's libpq WAL service. */
+  public record SafekeeperEndpoint(Integer id, String host, Integer port) {}
 
-  public record WalReceiverInfo(String host, int port, String state, String lastError) {}
+  /**
+   * @param host the compute's host, or the safekeeper's streamed from (tried last)
+   * @param safekeeperId that safekeeper's id; null for a compute
+   */
+  public record WalReceiverInfo(
+      String host, int port, Integer safekeeperId, String state, String lastError) {}
 
   public record TimelineInfo(
       String tenantId,

@@ -161,8 +161,11 @@ public final class HttpApi {
 
   /** Refuses a WAL source the receiver could never use: it would retry it forever. */
   static ApiModel.WalSource checkSource(ApiModel.WalSource s) {
+    if (s.safekeepers() != null) {
+      return checkSafekeeperSource(s);
+    }
     if (s.host() == null || s.host().isBlank()) {
-      throw ApiException.badRequest("wal_source needs a host");
+      throw ApiException.badRequest("wal_source needs a host and port, or safekeepers");
     }
     if (s.port() == null || s.port() < 1 || s.port() > 65535) {
       throw ApiException.badRequest(
@@ -180,6 +183,41 @@ public final class HttpApi {
           "invalid slot name \""
               + s.slot()
               + "\": lower-case letters, digits and underscores, at most 63");
+    }
+    return s;
+  }
+
+  private static ApiModel.WalSource checkSafekeeperSource(ApiModel.WalSource s) {
+    if (s.host() != null
+        || s.port() != null
+        || s.user() != null
+        || s.slot() != null
+        || s.applicationName() != null) {
+      throw ApiException.badRequest(
+          "wal_source has either host and port (a compute) or safekeepers, not both");
+    }
+    if (s.safekeepers().isEmpty()) {
+      throw ApiException.badRequest("wal_source safekeepers must not be empty");
+    }
+    java.util.Set<Integer> ids = new java.util.HashSet<>();
+    for (ApiModel.SafekeeperEndpoint e : s.safekeepers()) {
+      if (e.id() == null || e.host() == null || e.port() == null) {
+        throw ApiException.badRequest("every wal_source safekeeper needs id, host and port");
+      }
+      if (e.id() < 0 || !ids.add(e.id())) {
+        throw ApiException.badRequest(
+            "wal_source safekeeper ids must be unique and not negative, got " + e.id());
+      }
+      if (e.host().isBlank()) {
+        throw ApiException.badRequest("wal_source safekeeper " + e.id() + " needs a host");
+      }
+      if (e.port() < 1 || e.port() > 65535) {
+        throw ApiException.badRequest(
+            "wal_source safekeeper "
+                + e.id()
+                + " needs a port between 1 and 65535, got "
+                + e.port());
+      }
     }
     return s;
   }

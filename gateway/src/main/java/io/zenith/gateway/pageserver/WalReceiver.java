@@ -1,6 +1,7 @@
 package io.zenith.gateway.pageserver;
 
 import io.micrometer.core.instrument.MeterRegistry;
+import io.zenith.gateway.safekeeper.WalService;
 import io.zenith.ingest.IngestPipeline;
 import io.zenith.ingest.WalIngest;
 import io.zenith.ingest.keys.Catalog;
@@ -14,24 +15,39 @@ import io.zenith.replication.client.StreamMetrics;
 import io.zenith.replication.client.WalChunk;
 import io.zenith.wal.Lsn;
 import java.time.Duration;
+import java.util.Comparator;
+import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.atomic.AtomicReference;
+import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.Disposable;
+import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Schedulers;
 import reactor.util.retry.Retry;
 
 /**
- * Streams one timeline's WAL from a PostgreSQL walsender (the primary compute) into the layer
- * store: {@code START_REPLICATION} at the timeline's last record, chunks through the {@link
- * IngestPipeline}, standby status updates reporting write = ingested, flush = apply =
- * disk-consistent LSN (so a compute with the pageserver as a {@code remote_write} synchronous
- * standby commits once its commit record is ingested).
+ * Streams one timeline's WAL into the layer store: {@code START_REPLICATION} at the timeline's last
+ * record, chunks through the {@link IngestPipeline}, standby status updates with its progress.
  *
- * <p>Reconnects with backoff (0.5 s doubling to 10 s) after errors and after the compute ends the
- * stream, until {@link #stop()}. Thread-safe.
+ * <ul>
+ *   <li><b>From a compute</b> (its walsender): reports write = ingested, flush = apply =
+ *       disk-consistent LSN, so a compute with the pageserver as a {@code remote_write} synchronous
+ *       standby commits once its commit record is ingested.
+ *   <li><b>From safekeepers</b> (their libpq WAL service, ADR 0005): asks each for IDENTIFY_SYSTEM
+ *       (its position is its commit LSN) and streams committed WAL from the one with the highest;
+ *       the startup options name the timeline. Reports write / flush / apply = ingested /
+ *       disk-consistent / remote-consistent LSN (DESIGN.md §4), which the safekeepers' lag limits
+ *       hold the compute against. Every {@link #SWITCH_CHECK} it asks the others again and switches
+ *       when the current one's commit LSN lags the best other one's by more than {@link
+ *       #SWITCH_LAG}, or nothing arrived for {@link #STALL} while it has nothing more and another
+ *       has. Nothing beyond a commit LSN is ever served, so nothing ingested is truncated later.
+ * </ul>
+ *
+ * <p>Reconnects with backoff (0.5 s doubling to 10 s) after errors and after the source ends the
+ * stream, until {@link #stop()}; a switch reconnects the same way. Thread-safe.
  */
 final class WalReceiver {
   private static final Logger log = LoggerFactory.getLogger(WalReceiver.class);
@@ -43,8 +59,26 @@ final class WalReceiver {
     FAILED
   }
 
+  /** How often a safekeeper stream checks whether another safekeeper is better. */
+  static final Duration SWITCH_CHECK = Duration.ofSeconds(2);
+
+  /** How far the current safekeeper's commit LSN may lag the best other one's. */
+  static final long SWITCH_LAG = 16L << 20;
+
+  /** How long a safekeeper stream may bring nothing while another safekeeper is ahead. */
+  static final Duration STALL = Duration.ofSeconds(10);
+
+  /** How long asking one safekeeper for IDENTIFY_SYSTEM may take. */
+  private static final Duration PROBE_TIMEOUT = Duration.ofSeconds(3);
+
   private final Timeline timeline;
   private final ApiModel.WalSource source;
+
+  /** The endpoint streamed from or tried last (the compute's for a compute source). */
+  private volatile Endpoint endpoint;
+
+  private volatile Lsn received = Lsn.INVALID;
+  private volatile long receivedAtNanos = System.nanoTime();
   private final PageReconstructor pages;
   private final MeterRegistry meters;
   private final AtomicReference<State> state = new AtomicReference<>(State.CONNECTING);
@@ -62,6 +96,29 @@ final class WalReceiver {
     this.source = source;
     this.pages = pages;
     this.meters = meters;
+    this.endpoint =
+        source.usesSafekeepers()
+            ? Endpoint.of(source.safekeepers().getFirst())
+            : new Endpoint(null, source.host(), source.port());
+  }
+
+  /**
+   * A walsender to connect to.
+   *
+   * @param safekeeperId null for a compute
+   */
+  record Endpoint(@Nullable Integer safekeeperId, String host, int port) {
+    static Endpoint of(ApiModel.SafekeeperEndpoint e) {
+      return new Endpoint(e.id(), e.host(), e.port());
+    }
+
+    @Override
+    public String toString() {
+      return (safekeeperId == null ? "" : "safekeeper " + safekeeperId + " at ")
+          + host
+          + ":"
+          + port;
+    }
   }
 
   ApiModel.WalSource source() {
@@ -69,9 +126,11 @@ final class WalReceiver {
   }
 
   ApiModel.WalReceiverInfo info() {
+    Endpoint e = endpoint;
     return new ApiModel.WalReceiverInfo(
-        source.host(),
-        source.port(),
+        e.host(),
+        e.port(),
+        e.safekeeperId(),
         state.get().name().toLowerCase(java.util.Locale.ROOT),
         lastError);
   }
@@ -88,65 +147,180 @@ final class WalReceiver {
                           state.set(State.FAILED);
                           lastError = s.failure().getMessage();
                           log.warn(
-                              "WAL receiver of {} from {}:{} failed, retrying: {}",
+                              "WAL receiver of {} from {} failed, retrying: {}",
                               timeline,
-                              source.host(),
-                              source.port(),
+                              endpoint,
                               lastError);
                         }))
             .doFinally(s -> terminated.tryEmitEmpty())
             .subscribe();
   }
 
-  /** One connection: connect, identify, stream until the source ends or fails. */
+  /** One connection: choose, connect, identify, stream until the source ends or fails. */
   private Mono<Void> streamOnce() {
     state.set(State.CONNECTING);
-    PgConnectOptions opts =
+    Mono<Endpoint> chosen = source.usesSafekeepers() ? bestSafekeeper() : Mono.just(endpoint);
+    return chosen.flatMap(
+        e -> {
+          endpoint = e;
+          return Mono.usingWhen(
+              ReplicationClient.connect(connectOptions(e, Duration.ofSeconds(10)))
+                  .doOnNext(c -> this.client = c),
+              client ->
+                  client
+                      .identifySystem()
+                      .flatMap(
+                          id -> {
+                            checkSystem(e, id.systemId());
+                            Mono<?> slot =
+                                source.slot() == null
+                                    ? Mono.empty()
+                                    : client.createPhysicalSlot(source.slot(), true);
+                            return slot.then(Mono.defer(() -> stream(client, e)));
+                          }),
+              c -> {
+                client = null;
+                return c.close();
+              });
+        });
+  }
+
+  private PgConnectOptions connectOptions(Endpoint e, Duration timeout) {
+    PgConnectOptions.Builder b =
         PgConnectOptions.builder()
-            .host(source.host())
-            .port(source.port())
+            .host(e.host())
+            .port(e.port())
             .user(source.user() == null ? "postgres" : source.user())
             .database("postgres")
             .applicationName(
                 source.applicationName() == null ? "pageserver" : source.applicationName())
             .replication(true)
-            .connectTimeout(Duration.ofSeconds(10))
-            .build();
-    return Mono.usingWhen(
-        ReplicationClient.connect(opts).doOnNext(c -> this.client = c),
-        client ->
-            client
-                .identifySystem()
-                .flatMap(
-                    id -> {
-                      long expected = timeline.metadata().systemId();
-                      if (id.systemId() != expected) {
-                        return Mono.error(
-                            new IllegalStateException(
-                                "the server at "
-                                    + source.host()
-                                    + ":"
-                                    + source.port()
-                                    + " is database system "
-                                    + Long.toUnsignedString(id.systemId())
-                                    + ", timeline "
-                                    + timeline
-                                    + " belongs to "
-                                    + Long.toUnsignedString(expected)));
-                      }
-                      Mono<?> slot =
-                          source.slot() == null
-                              ? Mono.empty()
-                              : client.createPhysicalSlot(source.slot(), true);
-                      return slot.then(Mono.defer(() -> stream(client)));
-                    }),
-        c -> {
-          client = null;
-          return c.close();
-        });
+            .connectTimeout(timeout);
+    if (e.safekeeperId() != null) {
+      b.parameter("options", WalService.startupOptions(timeline.tenant(), timeline.id()));
+    }
+    return b.build();
   }
 
-  private Mono<Void> stream(ReplicationClient client) {
+  private void checkSystem(Endpoint e, long systemId) {
+    long expected = timeline.metadata().systemId();
+    if (systemId != expected) {
+      throw new IllegalStateException(
+          "the server at "
+              + e.host()
+              + ":"
+              + e.port()
+              + " is database system "
+              + Long.toUnsignedString(systemId)
+              + ", timeline "
+              + timeline
+              + " belongs to "
+              + Long.toUnsignedString(expected));
+    }
+  }
+
+  /** What one safekeeper said: its commit LSN, or why it did not answer. */
+  private record Probe(Endpoint endpoint, @Nullable Lsn commitLsn, @Nullable String error) {}
+
+  /** Asks every safekeeper (in parallel, each bounded) for IDENTIFY_SYSTEM. */
+  private Mono<List<Probe>> probeAll() {
+    return Flux.fromIterable(source.safekeepers())
+        .map(Endpoint::of)
+        .flatMap(
+            e ->
+                Mono.usingWhen(
+                        ReplicationClient.connect(connectOptions(e, PROBE_TIMEOUT)),
+                        c -> c.identifySystem(),
+                        c -> c.close().onErrorComplete())
+                    .timeout(PROBE_TIMEOUT)
+                    .map(
+                        id -> {
+                          checkSystem(e, id.systemId());
+                          return new Probe(e, id.xlogPos(), null);
+                        })
+                    .onErrorResume(t -> Mono.just(new Probe(e, null, e + ": " + t.getMessage()))))
+        .collectList();
+  }
+
+  /** The safekeeper with the highest commit LSN; an error naming each failure if none answered. */
+  private Mono<Endpoint> bestSafekeeper() {
+    return probeAll()
+        .flatMap(
+            probes -> {
+              Optional<Probe> best =
+                  probes.stream()
+                      .filter(p -> p.commitLsn() != null)
+                      .max(Comparator.comparing(Probe::commitLsn));
+              if (best.isEmpty()) {
+                return Mono.error(
+                    new IllegalStateException(
+                        "no safekeeper answered: "
+                            + String.join("; ", probes.stream().map(Probe::error).toList())));
+              }
+              return Mono.just(best.get().endpoint());
+            });
+  }
+
+  /**
+   * Completes (with the reason) once another safekeeper is better than {@code current}: checked
+   * every {@link #SWITCH_CHECK}; never for a compute source.
+   */
+  private Mono<String> betterSafekeeper(Endpoint current) {
+    if (current.safekeeperId() == null || source.safekeepers().size() < 2) {
+      return Mono.never();
+    }
+    return Flux.interval(SWITCH_CHECK, SWITCH_CHECK)
+        .onBackpressureDrop()
+        .concatMap(tick -> probeAll().map(probes -> switchReason(current, probes)), 0)
+        .filter(r -> !r.isEmpty())
+        .next();
+  }
+
+  /** Why to leave {@code current} given what the safekeepers said; empty to stay. */
+  private String switchReason(Endpoint current, List<Probe> probes) {
+    Lsn mine = null;
+    Probe best = null;
+    for (Probe p : probes) {
+      if (p.commitLsn() == null) {
+        continue;
+      }
+      if (p.endpoint().equals(current)) {
+        mine = p.commitLsn();
+      } else if (best == null || p.commitLsn().isAfter(best.commitLsn())) {
+        best = p;
+      }
+    }
+    if (best == null) {
+      return "";
+    }
+    if (mine != null && best.commitLsn().minus(mine) > SWITCH_LAG) {
+      return "its commit LSN "
+          + mine
+          + " lags "
+          + best.endpoint()
+          + "'s "
+          + best.commitLsn()
+          + " by more than "
+          + (SWITCH_LAG >> 20)
+          + " MiB";
+    }
+    // A stream that brings nothing although its safekeeper has more is slow on this side
+    // (backpressure): another safekeeper would not help. One whose safekeeper has nothing more
+    // (or does not answer) while another has, is stuck behind.
+    long idle = System.nanoTime() - receivedAtNanos;
+    boolean currentHasMore = mine != null && mine.isAfter(received);
+    if (idle > STALL.toNanos() && !currentHasMore && best.commitLsn().isAfter(received)) {
+      return "nothing arrived for "
+          + Duration.ofNanos(idle).toSeconds()
+          + " s while "
+          + best.endpoint()
+          + " has WAL up to "
+          + best.commitLsn();
+    }
+    return "";
+  }
+
+  private Mono<Void> stream(ReplicationClient client, Endpoint e) {
     Lsn start = timeline.lastRecordLsn();
     byte[] control =
         Catalog.image(timeline, KeySpace.CONTROL_FILE, start)
@@ -159,19 +333,42 @@ final class WalReceiver {
     // Published before the delay is read: a concurrent setFlushDelayForTests reaches it either way.
     current = pipeline;
     pipeline.setFlushDelayForTests(flushDelay);
-    log.info("streaming WAL of {} from {}:{} at {}", timeline, source.host(), source.port(), start);
+    log.info("streaming WAL of {} from {} at {}", timeline, e, start);
+    received = start;
+    receivedAtNanos = System.nanoTime();
+    boolean safekeeper = e.safekeeperId() != null;
+    // A switch ends the WAL (takeUntilOther passes demand through unchanged), then fails the
+    // stream so that the receiver reconnects to the best safekeeper.
+    AtomicReference<String> switchReason = new AtomicReference<>();
+    Flux<WalChunk> wal =
+        client
+            .startReplication(source.slot(), start, safekeeper ? 0 : 1)
+            .doOnSubscribe(s -> state.set(State.STREAMING))
+            .doOnNext(
+                ch -> {
+                  received = ch.end();
+                  receivedAtNanos = System.nanoTime();
+                })
+            .takeUntilOther(betterSafekeeper(e).doOnNext(switchReason::set))
+            .concatWith(
+                Mono.defer(
+                    () ->
+                        switchReason.get() == null
+                            ? Mono.empty()
+                            : Mono.error(
+                                new IllegalStateException(
+                                    "leaving " + e + ": " + switchReason.get()))));
     // The pipeline ends on one of its own threads, which close() waits for: close it elsewhere.
     return Mono.usingWhen(
         Mono.just(pipeline),
         p ->
             p.run(
-                client
-                    .startReplication(source.slot(), start, 1)
-                    .doOnSubscribe(s -> state.set(State.STREAMING))
-                    .map(WalChunk::data),
+                wal.map(WalChunk::data),
                 segmentSize,
                 timeline.metadata().systemId(),
-                (written, flushed) -> client.reportProgress(written, flushed, flushed)),
+                (written, flushed) ->
+                    client.reportProgress(
+                        written, flushed, safekeeper ? timeline.remoteConsistentLsn() : flushed)),
         p ->
             Mono.fromRunnable(
                     () -> {

@@ -1,11 +1,12 @@
 package io.zenith.gateway.safekeeper;
 
+import io.netty.buffer.Unpooled;
 import io.zenith.replication.client.PgConnectOptions;
 import io.zenith.replication.client.ReplicationClient;
 import io.zenith.replication.client.ReplicationOptions;
 import io.zenith.replication.safekeeper.SafekeeperException;
 import io.zenith.replication.safekeeper.WalFetcher;
-import io.zenith.replication.safekeeper.WalPiece;
+import io.zenith.replication.server.WalPiece;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.log.ControlFile.Identity;
 import java.net.InetSocketAddress;
@@ -68,14 +69,7 @@ public final class LibpqWalFetcher implements WalFetcher {
             .connectTimeout(Duration.ofSeconds(5))
             .parameter(
                 "options",
-                "-c "
-                    + TENANT
-                    + "="
-                    + timeline.tenant()
-                    + " -c "
-                    + TIMELINE
-                    + "="
-                    + timeline.timeline()
+                WalService.startupOptions(timeline.tenant(), timeline.timeline())
                     + " -c "
                     + PEER
                     + "="
@@ -97,7 +91,8 @@ public final class LibpqWalFetcher implements WalFetcher {
                       if (chunk.end().isAfter(upTo)) {
                         data.limit((int) upTo.minus(chunk.start()));
                       }
-                      return new WalPiece(chunk.start(), data);
+                      // The chunk's array is the subscriber's (a copy out of the socket buffer).
+                      return new WalPiece(chunk.start(), Unpooled.wrappedBuffer(data));
                     }),
         c -> c.close().onErrorComplete(),
         (c, e) -> c.close().onErrorComplete(),

@@ -5,7 +5,10 @@ import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.zenith.gateway.cli.Main;
 import io.zenith.replication.safekeeper.Safekeeper;
 import io.zenith.replication.safekeeper.SafekeeperConfig;
+import io.zenith.replication.server.PgWireServer;
+import io.zenith.replication.server.PgWireServerOptions;
 import java.io.IOException;
+import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.HashMap;
@@ -20,7 +23,8 @@ import reactor.netty.DisposableServer;
 /**
  * One safekeeper process ({@code zenith safekeeper run}): the timelines of its data directory
  * ({@link Safekeeper}, with their upkeep), the HTTP API, gossip with its peers over their HTTP
- * APIs, and WAL fetching from peers over libpq.
+ * APIs, the libpq WAL service ({@link WalService}: pageservers, standbys, {@code pg_receivewal},
+ * peers) and WAL fetching from peers over libpq.
  *
  * <p>Data directory: {@code safekeeper.toml} and one directory per tenant and timeline ({@code
  * docs/formats/safekeeper.md}). Thread-safe; {@link #close} stops the intakes and writes every
@@ -41,9 +45,16 @@ public final class SafekeeperProcess implements AutoCloseable {
   /** HTTP work and gossip calls; votes and adoptions block here for seconds. */
   private final Scheduler blocking = Schedulers.newBoundedElastic(8, 10_000, "safekeeper-io");
 
+  /**
+   * Blocking WAL reads of the libpq service: a tailing reader holds a thread only while it reads
+   * one chunk, so a few threads serve many streams.
+   */
+  private final Scheduler walReaders = Schedulers.newBoundedElastic(8, 10_000, "safekeeper-wal");
+
   private final Safekeeper sk;
   private Gossip gossip;
   private DisposableServer http;
+  private PgWireServer pg;
 
   private SafekeeperProcess(
       SafekeeperSettings settings, PrometheusMeterRegistry meters, Safekeeper sk) {
@@ -76,6 +87,15 @@ public final class SafekeeperProcess implements AutoCloseable {
       p.http =
           new SafekeeperHttpApi(sk, Main.version(), p.blocking, p.meters::scrape)
               .bind(settings.httpAddress());
+      InetSocketAddress pgAddress = settings.pgAddress();
+      p.pg =
+          PgWireServer.start(
+                  PgWireServerOptions.builder()
+                      .host(pgAddress.getHostString())
+                      .port(pgAddress.getPort())
+                      .build(),
+                  new WalService(sk, p.walReaders))
+              .block(Duration.ofSeconds(30));
       Map<Integer, SafekeeperClient> clients = new HashMap<>();
       for (SafekeeperSettings.Peer peer : settings.peers()) {
         clients.put(
@@ -90,11 +110,12 @@ public final class SafekeeperProcess implements AutoCloseable {
               GOSSIP_INTERVAL,
               p.blocking);
       log.info(
-          "safekeeper {} ({} of {}) serving HTTP on {}, data in {}",
+          "safekeeper {} ({} of {}) serving HTTP on {}, libpq on {}, data in {}",
           config.id(),
           config.quorum(),
           config.members(),
           p.httpPort(),
+          p.pgPort(),
           dataDir);
       return p;
     } catch (RuntimeException e) {
@@ -115,6 +136,11 @@ public final class SafekeeperProcess implements AutoCloseable {
     return http.port();
   }
 
+  /** The port of the libpq WAL service. */
+  public int pgPort() {
+    return pg.port();
+  }
+
   @Override
   public synchronized void close() {
     if (gossip != null) {
@@ -123,8 +149,13 @@ public final class SafekeeperProcess implements AutoCloseable {
     if (http != null) {
       http.disposeNow();
     }
+    // Before the timelines close: their readers are cancelled with the connections.
+    if (pg != null) {
+      pg.close();
+    }
     sk.close();
     blocking.dispose();
+    walReaders.dispose();
     meters.close();
   }
 }

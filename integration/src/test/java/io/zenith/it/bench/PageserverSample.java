@@ -65,7 +65,7 @@ final class PageserverSample {
 
   private static void record(Path dir) throws IOException {
     System.out.println(
-        "recording the pageserver sample: initdb, pgbench -i -s 10, pgbench -T 20 ...");
+        "recording the pageserver sample: initdb, pgbench -i -s 10, CHECKPOINT, pgbench -T 20 ...");
     BenchMain.deleteTree(dir);
     Files.createDirectories(dir);
     try (PgCluster c = PgCluster.initdb("--data-checksums")) {
@@ -90,6 +90,9 @@ final class PageserverSample {
               "on"));
       c.start();
       BenchMain.pgbench(c, List.of("-i", "-s", "10", "-q"));
+      // Without a checkpoint no page of the run would start from a full-page image: pgbench -i
+      // builds its pages from init records, and GetPageBenchmark needs image + N deltas.
+      c.sql("CHECKPOINT");
       BenchMain.pgbench(c, List.of("-T", "20", "-c", "4", "-j", "2", "-n"));
       c.stop();
       Files.createDirectories(dir.resolve("wal"));

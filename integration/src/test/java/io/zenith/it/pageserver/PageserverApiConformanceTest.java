@@ -262,6 +262,18 @@ class PageserverApiConformanceTest {
         .extracting(HttpJson.Response::status)
         .isEqualTo(400);
     assertThat(call(WAL_SOURCE, "PUT", path + "/wal_source", oversized()).status()).isEqualTo(413);
+
+    // Safekeepers as the source (none listens there): the receiver names the one it tries.
+    HttpJson.Response sks =
+        call(
+            WAL_SOURCE,
+            "PUT",
+            path + "/wal_source",
+            "{\"safekeepers\": [{\"id\": 7, \"host\": \"127.0.0.1\", \"port\": 1}]}");
+    assertThat(sks.status()).as(sks.toString()).isEqualTo(200);
+    assertThat(sks.json().path("wal_receiver").path("safekeeper_id").asInt()).isEqualTo(7);
+    assertThat(sks.json().path("wal_receiver").path("port").asInt()).isEqualTo(1);
+    assertThat(call(WAL_SOURCE, "DELETE", path + "/wal_source", null).status()).isEqualTo(200);
   }
 
   private static final Pattern SAMPLE =

@@ -188,6 +188,46 @@ class PageserverBadInputTest {
         400,
         "wal_source user must not be empty");
     expect("PUT", source, "{\"host\": \"h\", \"port\": 5432, \"x\": 1}", 400, "unknown field 'x'");
+    // Safekeepers instead of a compute: a non-empty list of complete, distinct endpoints, alone.
+    String sk = "{\"id\": 1, \"host\": \"h\", \"port\": 5454}";
+    expect(
+        "PUT",
+        source,
+        "{\"host\": \"h\", \"port\": 5432, \"safekeepers\": [" + sk + "]}",
+        400,
+        "wal_source has either host and port (a compute) or safekeepers, not both");
+    expect(
+        "PUT",
+        source,
+        "{\"slot\": \"s\", \"safekeepers\": [" + sk + "]}",
+        400,
+        "either host and port (a compute) or safekeepers, not both");
+    expect("PUT", source, "{\"safekeepers\": []}", 400, "wal_source safekeepers must not be empty");
+    expect("PUT", source, "{\"safekeepers\": null}", 400, "'safekeepers'");
+    expect(
+        "PUT",
+        source,
+        "{\"safekeepers\": [{\"id\": 1, \"host\": \"h\"}]}",
+        400,
+        "every wal_source safekeeper needs id, host and port");
+    expect(
+        "PUT",
+        source,
+        "{\"safekeepers\": [" + sk + ", " + sk + "]}",
+        400,
+        "wal_source safekeeper ids must be unique and not negative, got 1");
+    expect(
+        "PUT",
+        source,
+        "{\"safekeepers\": [{\"id\": 2, \"host\": \"h\", \"port\": 0}]}",
+        400,
+        "wal_source safekeeper 2 needs a port between 1 and 65535, got 0");
+    expect(
+        "PUT",
+        source,
+        "{\"safekeepers\": [{\"id\": 2, \"host\": \"h\", \"port\": 1, \"x\": 1}]}",
+        400,
+        "unknown field 'x'");
     // The receiver that was running is untouched by the refused requests.
     assertThat(mainInfo().path("wal_receiver").path("port").asInt()).isEqualTo(compute.port());
   }

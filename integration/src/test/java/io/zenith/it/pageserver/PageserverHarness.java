@@ -134,6 +134,40 @@ final class PageserverHarness {
    */
   static PgCluster compute(
       Pageserver ps, TenantId tenant, TimelineId timeline, String lsn, boolean primary) {
+    return compute(
+        ps,
+        tenant,
+        timeline,
+        lsn,
+        c -> {
+          if (primary) {
+            c.configure(
+                Map.of(
+                    "synchronous_standby_names", "pageserver",
+                    "synchronous_commit", "remote_write",
+                    "wal_level", "replica",
+                    "wal_log_hints", "on",
+                    "max_wal_senders", "4",
+                    "max_replication_slots", "4"));
+          } else {
+            c.configure(Map.of("hot_standby", "on"));
+            try {
+              Files.writeString(c.dataDir().resolve("standby.signal"), "");
+              c.distribution().giveToPgUser(c.dataDir().resolve("standby.signal"));
+            } catch (IOException e) {
+              throw new UncheckedIOException(e);
+            }
+          }
+        });
+  }
+
+  /** A compute on {@code timeline} at {@code lsn} (latest if null), {@code configure}d, started. */
+  static PgCluster compute(
+      Pageserver ps,
+      TenantId tenant,
+      TimelineId timeline,
+      String lsn,
+      java.util.function.Consumer<PgCluster> configure) {
     Path tar;
     try {
       tar = Files.createTempFile("zenith-bb-", ".tar");
@@ -144,23 +178,8 @@ final class PageserverHarness {
       Run r = basebackup(ps, tenant, timeline, lsn, tar);
       assertThat(r.exit()).as("basebackup: %s", r.output()).isZero();
       PgCluster c = PgCluster.fromDataDirectory(dir -> extract(tar, dir)).writeMinimalConfig();
-      if (primary) {
-        c.configure(
-            Map.of(
-                "synchronous_standby_names", "pageserver",
-                "synchronous_commit", "remote_write",
-                "wal_level", "replica",
-                "wal_log_hints", "on",
-                "max_wal_senders", "4",
-                "max_replication_slots", "4"));
-      } else {
-        c.configure(Map.of("hot_standby", "on"));
-        Files.writeString(c.dataDir().resolve("standby.signal"), "");
-        c.distribution().giveToPgUser(c.dataDir().resolve("standby.signal"));
-      }
+      configure.accept(c);
       return c.start();
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
     } finally {
       try {
         Files.deleteIfExists(tar);
@@ -190,7 +209,7 @@ final class PageserverHarness {
 
   /** The WAL source the tests use: the compute, replication slot {@code pageserver}. */
   static ApiModel.WalSource source(PgCluster compute) {
-    return new ApiModel.WalSource(
+    return ApiModel.WalSource.fromCompute(
         "127.0.0.1", compute.port(), "postgres", "pageserver", "pageserver");
   }
 

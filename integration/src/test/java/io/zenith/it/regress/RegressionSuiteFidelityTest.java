@@ -142,7 +142,7 @@ class RegressionSuiteFidelityTest {
     ps.startWalReceiver(
         TENANT,
         MAIN,
-        new ApiModel.WalSource(
+        ApiModel.WalSource.fromCompute(
             "127.0.0.1", compute.port(), "postgres", "pageserver", "pageserver"));
     zenith =
         suite.run(

@@ -20,7 +20,6 @@ import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.time.Duration;
 import java.util.HexFormat;
-import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
@@ -51,13 +50,7 @@ class SafekeeperProcessQuorumTest {
   @BeforeEach
   void start() {
     compute = PgCluster.initdb();
-    compute.configure(
-        Map.of(
-            "wal_level", "replica",
-            "max_wal_senders", "10",
-            "max_replication_slots", "10",
-            "fsync", "off",
-            "synchronous_standby_names", "ANY 2 (sk_1, sk_2, sk_3)"));
+    ComputeQuorum.configure(compute);
     compute.start();
     compute.sql(
         "set synchronous_commit = local;"
@@ -102,11 +95,7 @@ class SafekeeperProcessQuorumTest {
 
   /** The end of the compute's last record (see SafekeeperQuorumTest). */
   private Lsn lastRecordEnd() {
-    Lsn insert = PgWal.lsn(compute, "pg_current_wal_insert_lsn()");
-    if (insert.segmentOffset(identity.segmentSize()) == 40) {
-      return insert.plus(-40);
-    }
-    return insert.pageOffset() == 24 ? insert.plus(-24) : insert;
+    return ComputeQuorum.lastRecordEnd(compute, identity.segmentSize());
   }
 
   private SafekeeperApiModel.TimelineInfo info(int id) {
@@ -115,17 +104,7 @@ class SafekeeperProcessQuorumTest {
 
   private void awaitAll(
       String what, int[] ids, java.util.function.Predicate<SafekeeperApiModel.TimelineInfo> ok) {
-    PgWal.await(
-        T,
-        what,
-        () -> {
-          for (int id : ids) {
-            if (!ok.test(info(id))) {
-              return false;
-            }
-          }
-          return true;
-        });
+    ComputeQuorum.awaitAll(sks, tenant, timeline, what, ids, ok);
   }
 
   private String digest(int id, Lsn upTo) {
@@ -133,7 +112,11 @@ class SafekeeperProcessQuorumTest {
     MessageDigest md = PgWal.sha256();
     t.readFlushed(identity.startLsn(), upTo, Schedulers.boundedElastic())
         .toIterable()
-        .forEach(p -> md.update(p.data()));
+        .forEach(
+            p -> {
+              md.update(p.data().nioBuffer());
+              p.release();
+            });
     return HexFormat.of().formatHex(md.digest());
   }
 

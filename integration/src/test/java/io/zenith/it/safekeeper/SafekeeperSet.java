@@ -21,12 +21,12 @@ import java.util.List;
  * stopped and started again on the same directory and ports. Lag limits default to off (no
  * pageserver reads from them here). Not thread-safe; close it.
  */
-final class SafekeeperSet implements AutoCloseable {
+public final class SafekeeperSet implements AutoCloseable {
   private final Path root;
   private final List<SafekeeperSettings> settings = new ArrayList<>();
   private final SafekeeperProcess[] running;
 
-  SafekeeperSet(Path root, int n) {
+  public SafekeeperSet(Path root, int n) {
     this.root = root;
     this.running = new SafekeeperProcess[n];
     List<SafekeeperSettings.Peer> all = new ArrayList<>();
@@ -55,20 +55,20 @@ final class SafekeeperSet implements AutoCloseable {
     }
   }
 
-  int size() {
+  public int size() {
     return running.length;
   }
 
-  Path dataDir(int id) {
+  public Path dataDir(int id) {
     return root.resolve("sk" + id);
   }
 
-  SafekeeperSettings settings(int id) {
+  public SafekeeperSettings settings(int id) {
     return settings.get(id - 1);
   }
 
   /** Starts safekeeper {@code id} (writing its {@code safekeeper.toml} the first time). */
-  SafekeeperProcess start(int id) {
+  public SafekeeperProcess start(int id) {
     try {
       Path dir = dataDir(id);
       java.nio.file.Files.createDirectories(dir);
@@ -80,14 +80,14 @@ final class SafekeeperSet implements AutoCloseable {
     }
   }
 
-  SafekeeperSet startAll() {
+  public SafekeeperSet startAll() {
     for (int i = 1; i <= running.length; i++) {
       start(i);
     }
     return this;
   }
 
-  void stop(int id) {
+  public void stop(int id) {
     SafekeeperProcess p = running[id - 1];
     running[id - 1] = null;
     if (p != null) {
@@ -95,7 +95,7 @@ final class SafekeeperSet implements AutoCloseable {
     }
   }
 
-  SafekeeperProcess process(int id) {
+  public SafekeeperProcess process(int id) {
     SafekeeperProcess p = running[id - 1];
     if (p == null) {
       throw new IllegalStateException("safekeeper " + id + " is not running");
@@ -104,12 +104,12 @@ final class SafekeeperSet implements AutoCloseable {
   }
 
   /** A client of safekeeper {@code id}'s API (it need not run). */
-  SafekeeperClient client(int id) {
+  public SafekeeperClient client(int id) {
     InetSocketAddress http = settings(id).httpAddress();
     return new SafekeeperClient(id, http, Duration.ofSeconds(120));
   }
 
-  List<Election.Member> members(TenantId tenant, TimelineId timeline) {
+  public List<Election.Member> members(TenantId tenant, TimelineId timeline) {
     List<Election.Member> m = new ArrayList<>();
     for (int i = 1; i <= running.length; i++) {
       m.add(client(i).member(tenant, timeline));

@@ -79,7 +79,8 @@ public final class ZenithEnv implements AutoCloseable {
     pageserver.startWalReceiver(
         tenant,
         timeline,
-        new ApiModel.WalSource("127.0.0.1", c.port(), "postgres", "pageserver", "pageserver"));
+        ApiModel.WalSource.fromCompute(
+            "127.0.0.1", c.port(), "postgres", "pageserver", "pageserver"));
     return c;
   }
 

@@ -13,6 +13,12 @@ public final class SqlState {
   /** 0A000 feature_not_supported. */
   public static final String FEATURE_NOT_SUPPORTED = "0A000";
 
+  /** 22023 invalid_parameter_value (e.g. a startup option whose value does not parse). */
+  public static final String INVALID_PARAMETER_VALUE = "22023";
+
+  /** 3D000 invalid_catalog_name (PostgreSQL: a database that does not exist). */
+  public static final String INVALID_CATALOG_NAME = "3D000";
+
   /** 28000 invalid_authorization_specification. */
   public static final String INVALID_AUTHORIZATION_SPECIFICATION = "28000";
 

@@ -1,6 +1,9 @@
 package io.zenith.replication.safekeeper;
 
+import io.netty.buffer.Unpooled;
+import io.netty.util.ReferenceCountUtil;
 import io.zenith.replication.safekeeper.SafekeeperException.Kind;
+import io.zenith.replication.server.WalPiece;
 import io.zenith.wal.DurableFiles;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.log.ControlFile;
@@ -20,9 +23,9 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.stream.Stream;
 import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -138,6 +141,25 @@ public final class SafekeeperTimeline implements AutoCloseable {
 
   public Path dir() {
     return dir;
+  }
+
+  /** The end of the last complete durable record: how far peers can copy from here. */
+  public Lsn flushRecordEnd() {
+    return wal.flushRecordEnd();
+  }
+
+  /**
+   * How far pageservers and standbys can read now: the commit LSN, capped by the local flush record
+   * end (ADR 0003: a safekeeper may learn a commit LSN beyond its own WAL from a peer).
+   */
+  public Lsn servableLsn() {
+    return Lsn.min(commitLsn, wal.flushRecordEnd());
+  }
+
+  /** The first LSN this log still holds (segments below it were removed, or it starts there). */
+  public Lsn oldestLsn() {
+    Lsn start = identity().startLsn();
+    return Lsn.max(start, wal.oldestLsn().orElse(start));
   }
 
   /** The commit LSN, then every change of it. */
@@ -358,8 +380,15 @@ public final class SafekeeperTimeline implements AutoCloseable {
     log.info("{}: copying WAL {}..{} from safekeeper {}", this, from, upTo, donorId);
     long flushEvery = 4L << 20;
     long unflushed = 0;
-    try {
-      for (WalPiece p : fetcher.fetch(donorId, identity(), from, upTo).toIterable(4)) {
+    // Each piece is released once appended (the log copies it). Closing the stream cancels the
+    // fetch when the copy stops early; pieces still queued then go to the discard hook.
+    try (Stream<WalPiece> pieces =
+        fetcher
+            .fetch(donorId, identity(), from, upTo)
+            .doOnDiscard(WalPiece.class, ReferenceCountUtil::release)
+            .toStream(4)) {
+      for (WalPiece p : (Iterable<WalPiece>) pieces::iterator) {
+        int n = p.length();
         lock.lock();
         try {
           checkOpen();
@@ -368,11 +397,12 @@ public final class SafekeeperTimeline implements AutoCloseable {
                 Kind.TERM_CONFLICT,
                 "term " + control.promisedTerm() + " was promised while copying WAL of " + term);
           }
-          wal.append(p.start(), p.data());
+          wal.append(p.start(), p.data().nioBuffer());
         } finally {
           lock.unlock();
+          p.release();
         }
-        unflushed += p.data().remaining();
+        unflushed += n;
         if (unflushed >= flushEvery) {
           wal.flush();
           unflushed = 0;
@@ -614,7 +644,11 @@ public final class SafekeeperTimeline implements AutoCloseable {
    */
   public Flux<WalPiece> readCommitted(Lsn from, Scheduler readers) {
     checkReadable(from);
-    Flux<Lsn> limits = Flux.combineLatest(wal.flushRecordEndUpdates(), commits.asFlux(), Lsn::min);
+    // The limits are emitted by the intake's and gossip's threads: hop to a reader so that the
+    // reads they trigger do not run there (only LSNs cross this publishOn, no buffers).
+    Flux<Lsn> limits =
+        Flux.combineLatest(wal.flushRecordEndUpdates(), commits.asFlux(), Lsn::min)
+            .publishOn(readers, 1);
     return pieces(from, wal.tail(from, limits, READ_CHUNK)).subscribeOn(readers);
   }
 
@@ -631,23 +665,25 @@ public final class SafekeeperTimeline implements AutoCloseable {
     return pieces(from, wal.read(from, upTo, READ_CHUNK)).subscribeOn(readers);
   }
 
-  /** Contiguous buffers from {@code from} on, each with its LSN. */
+  /**
+   * Contiguous buffers from {@code from} on, each with its LSN, as pieces that wrap them (no copy:
+   * the log reads into a fresh heap buffer each time and never touches it again).
+   */
   private static Flux<WalPiece> pieces(Lsn from, Flux<ByteBuffer> buffers) {
     return Flux.defer(
         () -> {
           long[] at = {from.value()};
           return buffers.map(
               b -> {
-                WalPiece p = new WalPiece(Lsn.of(at[0]), b);
-                at[0] += b.remaining();
+                WalPiece p = new WalPiece(Lsn.of(at[0]), Unpooled.wrappedBuffer(b));
+                at[0] += p.length();
                 return p;
               });
         });
   }
 
   private void checkReadable(Lsn from) {
-    Optional<Lsn> oldest = wal.oldestLsn();
-    Lsn first = Lsn.max(identity().startLsn(), oldest.orElse(identity().startLsn()));
+    Lsn first = oldestLsn();
     if (from.isBefore(first)) {
       throw new SafekeeperException(
           Kind.INVALID,

@@ -14,4 +14,13 @@ import reactor.core.publisher.Mono;
 @FunctionalInterface
 public interface QueryHandler {
   Mono<QueryResponse> handle(PgSession session, String query);
+
+  /**
+   * Decides whether a session may start: called on the event loop once the client authenticated,
+   * before AuthenticationOk. Throw a {@link io.zenith.replication.pgwire.PgServerException} to
+   * refuse it: the client gets its SQLSTATE and message as a FATAL ErrorResponse (as PostgreSQL
+   * refuses an unknown database) and the connection is closed; other sessions are not affected.
+   * Must not block. The default accepts every session.
+   */
+  default void accept(PgSession session) {}
 }

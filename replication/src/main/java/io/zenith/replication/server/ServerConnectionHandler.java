@@ -312,6 +312,13 @@ final class ServerConnectionHandler extends ChannelInboundHandlerAdapter {
   private void completeAuthentication() {
     PgSession s = session();
     ChannelHandlerContext c = ctx();
+    try {
+      queryHandler.accept(s);
+    } catch (PgServerException e) {
+      log.info("[{}] session refused: {}", context, e.notice().message());
+      fatal(e.notice().sqlState(), e.notice().message());
+      return;
+    }
     c.write(AuthenticationOk.INSTANCE);
     for (Map.Entry<String, String> p : options.serverParameters().entrySet()) {
       c.write(new ParameterStatus(p.getKey(), p.getValue()));

@@ -91,7 +91,11 @@ class SafekeeperAdoptionTest {
     ByteArrayOutputStream out = new ByteArrayOutputStream();
     t.readFlushed(START, upTo, Schedulers.boundedElastic())
         .toIterable()
-        .forEach(p -> out.write(p.data().array(), p.data().arrayOffset(), p.data().remaining()));
+        .forEach(
+            p -> {
+              out.writeBytes(io.netty.buffer.ByteBufUtil.getBytes(p.data()));
+              p.release();
+            });
     try {
       byte[] b = out.toByteArray();
       return b.length

@@ -189,7 +189,11 @@ class SafekeeperQuorumTest {
     MessageDigest md = PgWal.sha256();
     t.readFlushed(from, upTo, Schedulers.boundedElastic())
         .toIterable()
-        .forEach(p -> md.update(p.data()));
+        .forEach(
+            p -> {
+              md.update(p.data().nioBuffer());
+              p.release();
+            });
     return HexFormat.of().formatHex(md.digest());
   }
 
