@@ -3,7 +3,6 @@ package io.zenith.gateway.cli;
 import io.zenith.gateway.control.ControlPlaneException;
 import io.zenith.gateway.control.RepoConfig;
 import io.zenith.gateway.control.Repository;
-import io.zenith.gateway.control.ServiceProcess;
 import io.zenith.gateway.pageserver.PageserverConfig;
 import java.io.PrintWriter;
 import java.util.concurrent.Callable;
@@ -46,19 +45,7 @@ final class PageserverCommand implements Runnable {
               + server.listenPg()
               + "; make them agree");
     }
-    ServiceProcess ps = repo.pageserverProcess();
-    out.print("starting the pageserver ...");
-    out.flush();
-    long t0 = System.nanoTime();
-    long pid = ps.start();
-    out.printf(
-        java.util.Locale.ROOT,
-        " running (pid %d) after %.1f s: http %s, libpq %s, log %s%n",
-        pid,
-        (System.nanoTime() - t0) / 1e9,
-        server.listenHttp(),
-        server.listenPg(),
-        ps.logFile());
+    repo.pageserverProcess().start(out, server.listenHttp(), server.listenPg());
   }
 
   @Command(

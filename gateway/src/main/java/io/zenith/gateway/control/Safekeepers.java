@@ -18,7 +18,6 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.stream.Collectors;
@@ -130,25 +129,7 @@ public final class Safekeepers {
   public void start(int id, PrintWriter out) {
     RepoConfig.SafekeeperAddresses a = get(id);
     checkSettingsAgree(a);
-    ServiceProcess p = process(id);
-    out.print("starting " + p.name() + " ...");
-    out.flush();
-    long t0 = System.nanoTime();
-    long pid;
-    try {
-      pid = p.start();
-    } catch (ControlPlaneException e) {
-      out.println(" failed");
-      throw e;
-    }
-    out.printf(
-        Locale.ROOT,
-        " running (pid %d) after %.1f s: http %s, libpq %s, log %s%n",
-        pid,
-        (System.nanoTime() - t0) / 1e9,
-        a.listenHttp(),
-        a.listenPg(),
-        p.logFile());
+    process(id).start(out, a.listenHttp(), a.listenPg());
   }
 
   /** config.toml and the safekeeper's own safekeeper.toml must name the same addresses. */

@@ -4,6 +4,7 @@ import io.zenith.gateway.cli.Main;
 import io.zenith.wal.DurableFiles;
 import java.io.File;
 import java.io.IOException;
+import java.io.PrintWriter;
 import java.io.RandomAccessFile;
 import java.net.URISyntaxException;
 import java.nio.charset.StandardCharsets;
@@ -13,6 +14,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Locale;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
@@ -177,6 +179,33 @@ public final class ServiceProcess {
             + " s (see "
             + logFile()
             + ")");
+  }
+
+  /**
+   * Starts the server like {@link #start()}, telling {@code out} as PostgreSQL's tools do:
+   * "starting safekeeper 1 ... running (pid 123) after 1.5 s: http …, libpq …, log …" (or "...
+   * failed" before the error).
+   */
+  public long start(PrintWriter out, String listenHttp, String listenPg) {
+    out.print("starting " + name + " ...");
+    out.flush();
+    long t0 = System.nanoTime();
+    long pid;
+    try {
+      pid = start();
+    } catch (ControlPlaneException e) {
+      out.println(" failed");
+      throw e;
+    }
+    out.printf(
+        Locale.ROOT,
+        " running (pid %d) after %.1f s: http %s, libpq %s, log %s%n",
+        pid,
+        (System.nanoTime() - t0) / 1e9,
+        listenHttp,
+        listenPg,
+        logFile());
+    return pid;
   }
 
   /**

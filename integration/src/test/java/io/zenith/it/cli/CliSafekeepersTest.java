@@ -149,7 +149,7 @@ class CliSafekeepersTest {
 
     List<String> status = z.ok("status").lines();
     int computes = status.indexOf("") + 1;
-    assertThat(status.get(computes)).matches("NODE {3}ADDRESS +BRANCH {2}LSN +STATUS {3}TERM");
+    assertThat(status.get(computes)).matches("NODE +ADDRESS +BRANCH +LSN +STATUS +TERM");
     assertThat(status.get(computes + 1))
         .matches("main +127\\.0\\.0\\.1:\\d+ +main +\\S+ +running +1");
     List<String> sks = status.subList(status.lastIndexOf("") + 1, status.size());

@@ -288,7 +288,10 @@ final class ZenithRepo implements AutoCloseable {
 
   /** The pageserver's pid from its pid file, if there is one. */
   Optional<Long> pageserverPid() {
-    Path f = repo.resolve("pageserver/pageserver.pid");
+    return pid(repo.resolve("pageserver/pageserver.pid"));
+  }
+
+  private static Optional<Long> pid(Path f) {
     try {
       return Files.exists(f)
           ? Optional.of(Long.parseLong(Files.readString(f).strip()))
@@ -300,14 +303,7 @@ final class ZenithRepo implements AutoCloseable {
 
   /** Safekeeper {@code id}'s pid from its pid file, if there is one. */
   Optional<Long> safekeeperPid(int id) {
-    Path f = repo.resolve("safekeepers/sk" + id + "/safekeeper.pid");
-    try {
-      return Files.exists(f)
-          ? Optional.of(Long.parseLong(Files.readString(f).strip()))
-          : Optional.empty();
-    } catch (IOException | NumberFormatException e) {
-      return Optional.empty();
-    }
+    return pid(repo.resolve("safekeepers/sk" + id + "/safekeeper.pid"));
   }
 
   String pageserverLog() {
