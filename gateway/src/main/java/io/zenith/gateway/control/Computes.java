@@ -31,12 +31,14 @@ import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
 
 /**
- * Compute nodes: create, start (fresh basebackup, configuration, {@code pg_ctl start}, WAL to the
- * pageserver), stop, destroy, and {@code export} (a standalone data directory). Blocking; output
- * (progress, results) goes to the given writer. Not thread-safe.
+ * Compute nodes: create, start (a primary: an election among the safekeepers first, which then pull
+ * its WAL and serve it to the pageserver, or without safekeepers WAL straight to the pageserver;
+ * then a fresh basebackup, configuration, {@code pg_ctl start}), stop, destroy, and {@code export}
+ * (a standalone data directory). Blocking; output (progress, results) goes to the given writer. Not
+ * thread-safe.
  */
 public final class Computes {
-  /** Name of the replication slot and standby the pageserver uses on a primary. */
+  /** Name of the replication slot and standby the pageserver uses on a primary (no safekeepers). */
   public static final String PAGESERVER_STANDBY = "pageserver";
 
   private static final Duration PG_CTL_TIMEOUT = Duration.ofSeconds(120);

@@ -207,12 +207,13 @@ public final class Safekeepers {
       boolean missing,
       String problem) {}
 
-  /** Asks every safekeeper about {@code timeline}, in id order. */
+  /** Asks every safekeeper about {@code timeline}, in id order; a hung one costs 10 s. */
   List<Answer> ask(TenantId tenant, TimelineId timeline) {
     List<Answer> out = new ArrayList<>();
     for (RepoConfig.SafekeeperAddresses a : all()) {
       try {
-        out.add(new Answer(a, Optional.of(client(a.id()).timeline(tenant, timeline)), false, ""));
+        SafekeeperClient c = client(a.id(), ELECTION_TIMEOUT);
+        out.add(new Answer(a, Optional.of(c.timeline(tenant, timeline)), false, ""));
       } catch (JsonHttpClient.ApiError e) {
         out.add(new Answer(a, Optional.empty(), e.status() == 404, e.getMessage()));
       } catch (ControlPlaneException e) {
@@ -283,7 +284,7 @@ public final class Safekeepers {
     Map<Integer, String> problems = new LinkedHashMap<>();
     for (RepoConfig.SafekeeperAddresses a : all()) {
       try {
-        client(a.id()).setCompute(tenant, timeline, source);
+        client(a.id(), ELECTION_TIMEOUT).setCompute(tenant, timeline, source);
         accepted.add(a.id());
       } catch (JsonHttpClient.ApiError | ControlPlaneException e) {
         problems.put(a.id(), e.getMessage());
