@@ -35,13 +35,14 @@ public final class BenchMain {
 
   /**
    * Runs the sections named in {@code args} (all when none): {@code decode}, {@code redo}, {@code
-   * pageserver}, {@code pgbench}, {@code basebackup}.
+   * pageserver}, {@code safekeeper}, {@code pgbench}, {@code durability}, {@code basebackup}.
    */
   public static void main(String[] args) throws Exception {
     Path root = Path.of(System.getProperty("zenith.project.root", "."));
     java.util.Set<String> sections =
         args.length == 0
-            ? java.util.Set.of("decode", "redo", "pageserver", "pgbench", "basebackup")
+            ? java.util.Set.of(
+                "decode", "redo", "pageserver", "safekeeper", "pgbench", "durability", "basebackup")
             : java.util.Set.of(args);
     if (sections.contains("decode")) {
       decode(root);
@@ -59,6 +60,9 @@ public final class BenchMain {
     if (sections.contains("pageserver")) {
       pageserver(root);
     }
+    if (sections.contains("safekeeper")) {
+      safekeeperAppend(root);
+    }
     Path scratch = Files.createDirectories(root.resolve("integration/target/bench-scratch"));
     if (sections.contains("pgbench")) {
       System.out.println();
@@ -68,6 +72,15 @@ public final class BenchMain {
         PgbenchComparison.tpcb(scratch, 10, 8, java.time.Duration.ofSeconds(60), mode)
             .forEach(System.out::println);
       }
+    }
+    if (sections.contains("durability")) {
+      System.out.println();
+      System.out.println(
+          "| tpcb-like, scale 10, 8 clients, 60 s | TPS | latency ms | TPS ratio to vanilla |"
+              + " commit p50 ms | commit p99 ms |");
+      System.out.println("|---|---:|---:|---:|---:|---:|");
+      PgbenchComparison.safekeepers(scratch, 10, 8, java.time.Duration.ofSeconds(60))
+          .forEach(System.out::println);
     }
     if (sections.contains("basebackup")) {
       System.out.println();
@@ -142,6 +155,32 @@ public final class BenchMain {
           "| %s | %.0f |%n",
           r.getParams().getParam("deltas"),
           r.getPrimaryResult().getScore());
+    }
+  }
+
+  /** {@link SafekeeperAppendBenchmark}: the log's append + group fsync against raw writes. */
+  private static void safekeeperAppend(Path root) throws Exception {
+    SafekeeperAppendBenchmark probe = new SafekeeperAppendBenchmark();
+    probe.root = root.toString();
+    probe.sample();
+    double mib = probe.bytes() / (1024.0 * 1024);
+    java.util.Map<String, Double> ms = new java.util.TreeMap<>();
+    for (RunResult r : jmhAll(SafekeeperAppendBenchmark.class, ".(log|raw)$", root)) {
+      ms.put(
+          r.getParams().getBenchmark().replaceAll(".*\\.", "")
+              + " "
+              + r.getParams().getParam("groupKiB"),
+          r.getPrimaryResult().getScore());
+    }
+    System.out.println();
+    System.out.printf(Locale.ROOT, "safekeeper append sample: %.1f MiB of WAL%n", mib);
+    System.out.println("| fsync every | WalLog MiB/s | raw write + fsync MiB/s | ratio |");
+    System.out.println("|---:|---:|---:|---:|");
+    for (String group : List.of("128", "1024", "16384")) {
+      double log = mib / (ms.get("log " + group) / 1000);
+      double raw = mib / (ms.get("raw " + group) / 1000);
+      System.out.printf(
+          Locale.ROOT, "| %s KiB | %.0f | %.0f | %.2f× |%n", group, log, raw, log / raw);
     }
   }
 

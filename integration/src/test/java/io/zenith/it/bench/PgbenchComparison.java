@@ -1,12 +1,17 @@
 package io.zenith.it.bench;
 
+import io.zenith.gateway.pageserver.ApiModel;
+import io.zenith.it.safekeeper.ComputeQuorum;
 import io.zenith.it.support.ZenithEnv;
 import io.zenith.pg.testing.PgCluster;
+import io.zenith.wal.Lsn;
+import io.zenith.wal.log.ControlFile.LagLimits;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -98,6 +103,128 @@ final class PgbenchComparison {
             zenith.latencyMs(),
             zenith.tps() / vanilla.tps()));
     return rows;
+  }
+
+  /** TPS, average latency and the p50/p99 of single-client commits of one setup. */
+  record Durability(String system, Run run, double p50Ms, double p99Ms) {}
+
+  /**
+   * Where a commit waits: vanilla PostgreSQL 15 ({@code synchronous_commit=on}, local fsync) and
+   * computes whose WAL goes to 1 and 3 safekeepers ({@code ANY majority}, compute fsync off), the
+   * pageserver streaming from them. Each setup: {@code pgbench -i}, the tpcb-like run, then one
+   * client committing single-row inserts for {@code probe} with every transaction's latency logged
+   * ({@code pgbench -l}) for the percentiles.
+   */
+  static List<String> safekeepers(Path scratch, int scale, int clients, Duration duration)
+      throws IOException {
+    List<String> runArgs =
+        List.of(
+            "-c",
+            Integer.toString(clients),
+            "-j",
+            "2",
+            "-T",
+            Long.toString(duration.toSeconds()),
+            "-n");
+    Duration probe = Duration.ofSeconds(15);
+    List<Durability> all = new ArrayList<>();
+    try (PgCluster c = PgCluster.initdb("--data-checksums")) {
+      c.configure(SETTINGS).configure(Map.of("synchronous_commit", "on")).start();
+      all.add(measure("vanilla PostgreSQL 15, synchronous_commit=on", c, scale, runArgs, probe));
+    }
+    for (int n : new int[] {1, 3}) {
+      try (ZenithEnv env = ZenithEnv.start(Files.createTempDirectory(scratch, "pgbench-sk-"))) {
+        Lsn start = env.pageserver().store().timeline(env.tenant(), env.main()).lastRecordLsn();
+        Map<String, String> settings = new HashMap<>(SETTINGS);
+        settings.putAll(ComputeQuorum.settings(n));
+        settings.put("synchronous_commit", "on");
+        try (PgCluster c = env.compute(env.main(), settings);
+            ComputeQuorum q =
+                new ComputeQuorum(
+                    Files.createTempDirectory(scratch, "sk-"),
+                    c,
+                    env.tenant(),
+                    env.main(),
+                    start,
+                    LagLimits.NONE,
+                    n)) {
+          env.pageserver()
+              .startWalReceiver(
+                  env.tenant(), env.main(), ApiModel.WalSource.fromSafekeepers(q.endpoints()));
+          all.add(
+              measure(
+                  "Zenith, " + n + (n == 1 ? " safekeeper" : " safekeepers"),
+                  c,
+                  scale,
+                  runArgs,
+                  probe));
+          c.stop();
+          env.pageserver().stopWalReceiver(env.tenant(), env.main());
+        }
+      }
+    }
+    double base = all.getFirst().run().tps();
+    List<String> rows = new ArrayList<>();
+    for (Durability d : all) {
+      rows.add(
+          String.format(
+              Locale.ROOT,
+              "| %s | %.0f | %.2f | %.2f | %.2f | %.2f |",
+              d.system(),
+              d.run().tps(),
+              d.run().latencyMs(),
+              d.run().tps() / base,
+              d.p50Ms(),
+              d.p99Ms()));
+    }
+    return rows;
+  }
+
+  private static Durability measure(
+      String system, PgCluster c, int scale, List<String> runArgs, Duration probe)
+      throws IOException {
+    BenchMain.pgbench(c, List.of("-i", "-s", Integer.toString(scale), "-q"));
+    Run run = parse(BenchMain.pgbench(c, runArgs));
+    c.sql("CREATE TABLE commit_probe (x int)");
+    // pgbench runs as PostgreSQL's user: its log directory must be reachable from / (a temp
+    // directory of ours is 0700).
+    Path logs = Path.of("/tmp", "zenith-pgbench-log-" + java.util.UUID.randomUUID());
+    c.distribution().createOwnedDirectory(logs);
+    Path script = logs.resolve("commit.sql");
+    Files.writeString(script, "INSERT INTO commit_probe VALUES (1);\n");
+    c.distribution().giveToPgUser(script);
+    BenchMain.pgbench(
+        c,
+        List.of(
+            "-n",
+            "-c",
+            "1",
+            "-T",
+            Long.toString(probe.toSeconds()),
+            "-f",
+            script.toString(),
+            "-l",
+            "--log-prefix=" + logs.resolve("tx")));
+    List<Long> micros = new ArrayList<>();
+    try (var files = Files.list(logs)) {
+      for (Path f : files.filter(f -> f.getFileName().toString().startsWith("tx")).toList()) {
+        for (String line : Files.readAllLines(f)) {
+          // client_id transaction_no time script_no time_epoch time_us: "time" is the latency.
+          micros.add(Long.parseLong(line.split(" ")[2]));
+        }
+      }
+    }
+    BenchMain.deleteTree(logs);
+    if (micros.isEmpty()) {
+      throw new IllegalStateException("pgbench logged no transactions for " + system);
+    }
+    java.util.Collections.sort(micros);
+    return new Durability(
+        system, run, percentile(micros, 0.50) / 1000.0, percentile(micros, 0.99) / 1000.0);
+  }
+
+  private static long percentile(List<Long> sorted, double q) {
+    return sorted.get(Math.min(sorted.size() - 1, (int) Math.floor(q * sorted.size())));
   }
 
   /** Database size after pgbench -i, basebackup bytes and MB/s, compute start time. */

@@ -15,8 +15,6 @@ import io.zenith.wal.TimelineId;
 import io.zenith.wal.log.ControlFile.LagLimits;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.Test;
@@ -39,14 +37,6 @@ class PageserverFromSafekeepersTest {
 
   @TempDir Path data;
   @TempDir Path skRoot;
-
-  private static List<ApiModel.SafekeeperEndpoint> endpoints(ComputeQuorum q) {
-    List<ApiModel.SafekeeperEndpoint> l = new ArrayList<>();
-    for (int i = 1; i <= 3; i++) {
-      l.add(new ApiModel.SafekeeperEndpoint(i, "127.0.0.1", q.pgPort(i)));
-    }
-    return l;
-  }
 
   private static ApiModel.WalReceiverInfo receiver(Pageserver ps, TenantId t, TimelineId tl) {
     return ps.timeline(t, tl, false).walReceiver();
@@ -74,7 +64,7 @@ class PageserverFromSafekeepersTest {
           ComputeQuorum q =
               new ComputeQuorum(skRoot, compute, tenant, main, start, LagLimits.NONE)) {
         ApiModel.TimelineInfo set =
-            ps.startWalReceiver(tenant, main, ApiModel.WalSource.fromSafekeepers(endpoints(q)));
+            ps.startWalReceiver(tenant, main, ApiModel.WalSource.fromSafekeepers(q.endpoints()));
         assertThat(set.walReceiver().safekeeperId()).isNotNull();
         compute.sql(
             "create table t (id int primary key, v text);"
@@ -141,7 +131,7 @@ class PageserverFromSafekeepersTest {
       try (PgCluster compute =
               PageserverHarness.compute(ps, tenant, main, null, ComputeQuorum::configure);
           ComputeQuorum q = new ComputeQuorum(skRoot, compute, tenant, main, start, limits)) {
-        ps.startWalReceiver(tenant, main, ApiModel.WalSource.fromSafekeepers(endpoints(q)));
+        ps.startWalReceiver(tenant, main, ApiModel.WalSource.fromSafekeepers(q.endpoints()));
         compute.sql(
             "create table t (i int, v text);"
                 + " create table runs (id serial, n int);"

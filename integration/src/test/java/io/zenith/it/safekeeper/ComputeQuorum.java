@@ -2,6 +2,7 @@ package io.zenith.it.safekeeper;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.zenith.gateway.pageserver.ApiModel;
 import io.zenith.gateway.safekeeper.SafekeeperApiModel;
 import io.zenith.pg.testing.PgCluster;
 import io.zenith.replication.safekeeper.Election;
@@ -14,6 +15,8 @@ import io.zenith.wal.log.ControlFile.Identity;
 import io.zenith.wal.log.ControlFile.LagLimits;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.function.Predicate;
 
@@ -33,13 +36,24 @@ public final class ComputeQuorum implements AutoCloseable {
 
   /** The settings a compute needs before it starts: replication to the three safekeepers. */
   public static void configure(PgCluster compute) {
-    compute.configure(
-        Map.of(
-            "wal_level", "replica",
-            "max_wal_senders", "10",
-            "max_replication_slots", "10",
-            "fsync", "off",
-            "synchronous_standby_names", "ANY 2 (sk_1, sk_2, sk_3)"));
+    compute.configure(settings(3));
+  }
+
+  /**
+   * Replication to {@code n} safekeepers {@code sk_1..sk_n} with a majority quorum; the compute's
+   * own fsync is off, as on a Zenith compute (its WAL is durable on the safekeepers).
+   */
+  public static Map<String, String> settings(int n) {
+    StringBuilder names = new StringBuilder();
+    for (int i = 1; i <= n; i++) {
+      names.append(i == 1 ? "" : ", ").append("sk_").append(i);
+    }
+    return Map.of(
+        "wal_level", "replica",
+        "max_wal_senders", "10",
+        "max_replication_slots", "10",
+        "fsync", "off",
+        "synchronous_standby_names", "ANY " + (n / 2 + 1) + " (" + names + ")");
   }
 
   /**
@@ -53,25 +67,39 @@ public final class ComputeQuorum implements AutoCloseable {
       TimelineId timeline,
       Lsn start,
       LagLimits limits) {
+    this(root, compute, tenant, timeline, start, limits, 3);
+  }
+
+  /** {@code n} safekeepers (the compute {@link #settings settings(n)}-configured), as above. */
+  public ComputeQuorum(
+      Path root,
+      PgCluster compute,
+      TenantId tenant,
+      TimelineId timeline,
+      Lsn start,
+      LagLimits limits,
+      int n) {
     this.compute = compute;
     // Slots keep the compute's WAL for safekeepers that are down; reserved from now on.
     compute.sql(
         "set synchronous_commit = local;"
             + " select pg_create_physical_replication_slot('sk_' || i, true)"
-            + " from generate_series(1, 3) i");
+            + " from generate_series(1, "
+            + n
+            + ") i");
     long sysid =
         Long.parseUnsignedLong(
             compute.sql("select system_identifier from pg_control_system()").trim());
     identity = new Identity(tenant, timeline, sysid, 15, PgWal.segmentSize(compute), start);
-    sks = new SafekeeperSet(root, 3).startAll();
+    sks = new SafekeeperSet(root, n).startAll();
     try {
-      for (int i = 1; i <= 3; i++) {
+      for (int i = 1; i <= n; i++) {
         sks.client(i).createTimeline(identity, limits);
       }
       Election.Result r = Election.run(sks.members(tenant, timeline), Duration.ofSeconds(10));
       assertThat(r.startLsn()).isEqualTo(start);
       ComputeSource c = new ComputeSource(r.term(), "127.0.0.1", compute.port(), "postgres");
-      for (int i = 1; i <= 3; i++) {
+      for (int i = 1; i <= n; i++) {
         sks.client(i).setCompute(tenant, timeline, c);
       }
     } catch (Election.ElectionFailed | RuntimeException e) {
@@ -163,6 +191,15 @@ public final class ComputeQuorum implements AutoCloseable {
    */
   public void awaitCommit(Lsn lsn, int... ids) {
     awaitAll("commit_lsn >= " + lsn, ids, t -> !Lsn.parse(t.commitLsn()).isBefore(lsn));
+  }
+
+  /** The safekeepers' libpq endpoints, for a pageserver's WAL source. */
+  public List<ApiModel.SafekeeperEndpoint> endpoints() {
+    List<ApiModel.SafekeeperEndpoint> l = new ArrayList<>();
+    for (int i = 1; i <= sks.size(); i++) {
+      l.add(new ApiModel.SafekeeperEndpoint(i, "127.0.0.1", pgPort(i)));
+    }
+    return l;
   }
 
   /** The libpq port of safekeeper {@code id}. */

@@ -84,6 +84,14 @@ public final class ZenithEnv implements AutoCloseable {
     return c;
   }
 
+  /**
+   * A compute on {@code timeline}'s latest state with {@code settings} and no WAL receiver: the
+   * caller decides where its WAL goes (safekeepers).
+   */
+  public PgCluster compute(TimelineId timeline, Map<String, String> settings) {
+    return compute(timeline, null, settings, false);
+  }
+
   /** A read-only compute on {@code timeline} as of {@code lsn}. */
   public PgCluster readOnly(TimelineId timeline, String lsn) {
     return compute(timeline, lsn, Map.of("hot_standby", "on"), true);

@@ -1,6 +1,5 @@
 package io.zenith.replication.client;
 
-import io.netty.channel.EventLoop;
 import io.zenith.replication.pgwire.BackendMessage;
 import io.zenith.replication.pgwire.BackendMessage.CommandComplete;
 import io.zenith.replication.pgwire.BackendMessage.CopyBothResponse;
@@ -17,13 +16,11 @@ import io.zenith.replication.pgwire.FrontendMessage;
 import io.zenith.replication.pgwire.PgServerException;
 import io.zenith.replication.pgwire.PgWireException;
 import java.nio.ByteBuffer;
-import java.util.ArrayDeque;
 import org.jspecify.annotations.Nullable;
 import org.reactivestreams.Subscriber;
 import org.reactivestreams.Subscription;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-import reactor.core.publisher.Operators;
 
 /**
  * One {@code COPY ... TO STDOUT}-style query whose CopyOut data is streamed to a subscriber, as
@@ -58,7 +55,7 @@ import reactor.core.publisher.Operators;
  *       and ReadyForQuery, when the next request on the connection may already run.
  * </ul>
  */
-final class CopyOutExchange implements Exchange, Subscription {
+final class CopyOutExchange extends LoopEmitter<ByteBuffer> implements Exchange {
   private static final Logger log = LoggerFactory.getLogger(CopyOutExchange.class);
 
   private enum Phase {
@@ -70,19 +67,11 @@ final class CopyOutExchange implements Exchange, Subscription {
   }
 
   private final ClientHandler handler;
-  private final EventLoop loop;
-  private final Subscriber<? super ByteBuffer> actual;
   private final String sql;
   private final int readAhead;
-  private final ArrayDeque<ByteBuffer> queue = new ArrayDeque<>();
 
   private Phase phase = Phase.QUEUED;
   private boolean copied;
-  private long demand;
-  private boolean cancelled;
-  private boolean terminated;
-  private boolean draining;
-  private boolean missed;
   private @Nullable Throwable error;
   private long bytesReceived;
   private int maxQueued;
@@ -92,50 +81,14 @@ final class CopyOutExchange implements Exchange, Subscription {
     if (readAhead < 0) {
       throw new IllegalArgumentException("readAhead must not be negative: " + readAhead);
     }
+    super(handler.channel().eventLoop(), actual);
     this.handler = handler;
-    this.loop = handler.channel().eventLoop();
-    this.actual = actual;
     this.sql = sql;
     this.readAhead = readAhead;
   }
 
-  private void onLoop(Runnable r) {
-    if (loop.inEventLoop()) {
-      r.run();
-    } else {
-      loop.execute(r);
-    }
-  }
-
-  // ---- Subscription (any thread) ----
-
   @Override
-  public void request(long n) {
-    if (n <= 0) {
-      onLoop(
-          () -> {
-            cancelOnLoop();
-            if (!terminated) {
-              terminated = true;
-              actual.onError(
-                  new IllegalArgumentException("§3.9 violated: positive request amount required"));
-            }
-          });
-      return;
-    }
-    onLoop(
-        () -> {
-          demand = Operators.addCap(demand, n);
-          drain();
-        });
-  }
-
-  @Override
-  public void cancel() {
-    onLoop(this::cancelOnLoop);
-  }
-
-  private void cancelOnLoop() {
+  protected void cancelOnLoop() {
     if (cancelled) {
       return;
     }
@@ -261,38 +214,18 @@ final class CopyOutExchange implements Exchange, Subscription {
 
   // ---- helpers (event loop) ----
 
-  private void drain() {
-    if (draining) {
-      missed = true;
-      return;
-    }
-    draining = true;
-    try {
-      do {
-        missed = false;
-        while (demand > 0 && !queue.isEmpty() && !cancelled && !terminated) {
-          ByteBuffer b = queue.poll();
-          demand--;
-          actual.onNext(b);
-        }
-        if (!terminated && !cancelled && queue.isEmpty() && phase == Phase.FINISHED) {
-          terminated = true;
-          Throwable e = error;
-          if (e != null) {
-            actual.onError(e);
-          } else {
-            actual.onComplete();
-          }
-        }
-      } while (missed);
-    } finally {
-      draining = false;
-    }
-    updateReading();
+  @Override
+  protected boolean finished() {
+    return phase == Phase.FINISHED;
   }
 
-  /** Sets socket auto-read from the phase, the demand and the queue. */
-  private void updateReading() {
+  @Override
+  protected @Nullable Throwable failure() {
+    return error;
+  }
+
+  @Override
+  protected void updateReading() {
     boolean want;
     switch (phase) {
       case STARTING, AFTER_COPY -> want = true;

@@ -1,6 +1,5 @@
 package io.zenith.replication.client;
 
-import io.netty.channel.EventLoop;
 import io.zenith.replication.pgwire.BackendMessage;
 import io.zenith.replication.pgwire.BackendMessage.CommandComplete;
 import io.zenith.replication.pgwire.BackendMessage.CopyBothResponse;
@@ -18,7 +17,6 @@ import io.zenith.replication.pgwire.ReplicationMessage.PrimaryKeepalive;
 import io.zenith.replication.pgwire.ReplicationMessage.XLogData;
 import io.zenith.wal.Lsn;
 import java.nio.charset.StandardCharsets;
-import java.util.ArrayDeque;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import org.jspecify.annotations.Nullable;
@@ -26,7 +24,6 @@ import org.reactivestreams.Subscriber;
 import org.reactivestreams.Subscription;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-import reactor.core.publisher.Operators;
 
 /**
  * One START_REPLICATION stream, as both the connection's current {@link Exchange} and the
@@ -60,7 +57,7 @@ import reactor.core.publisher.Operators;
  * written even while reads are paused, so the server's {@code wal_sender_timeout} does not expire
  * on a slow subscriber.
  */
-final class WalStreamExchange implements Exchange, Subscription {
+final class WalStreamExchange extends LoopEmitter<WalChunk> implements Exchange {
   private static final Logger log = LoggerFactory.getLogger(WalStreamExchange.class);
 
   private enum Phase {
@@ -73,20 +70,12 @@ final class WalStreamExchange implements Exchange, Subscription {
 
   private final ReplicationClient client;
   private final ClientHandler handler;
-  private final EventLoop loop;
-  private final Subscriber<? super WalChunk> actual;
   private final String command;
   private final Lsn start;
   private final int maxBufferedChunks;
   private final StreamMetrics metrics;
-  private final ArrayDeque<WalChunk> queue = new ArrayDeque<>();
 
   private Phase phase = Phase.QUEUED;
-  private long demand;
-  private boolean cancelled;
-  private boolean terminated;
-  private boolean draining;
-  private boolean missed;
   private boolean clientCopyDone;
   private boolean serverShutdown;
   private @Nullable PgWireException error;
@@ -99,10 +88,9 @@ final class WalStreamExchange implements Exchange, Subscription {
       Subscriber<? super WalChunk> actual,
       String command,
       Lsn start) {
+    super(handler.channel().eventLoop(), actual);
     this.client = client;
     this.handler = handler;
-    this.loop = handler.channel().eventLoop();
-    this.actual = actual;
     this.command = command;
     this.start = start;
     this.expected = start;
@@ -110,43 +98,8 @@ final class WalStreamExchange implements Exchange, Subscription {
     this.metrics = client.metrics();
   }
 
-  private void onLoop(Runnable r) {
-    if (loop.inEventLoop()) {
-      r.run();
-    } else {
-      loop.execute(r);
-    }
-  }
-
-  // ---- Subscription (any thread) ----
-
   @Override
-  public void request(long n) {
-    if (n <= 0) {
-      onLoop(
-          () -> {
-            cancelOnLoop();
-            if (!terminated) {
-              terminated = true;
-              actual.onError(
-                  new IllegalArgumentException("§3.9 violated: positive request amount required"));
-            }
-          });
-      return;
-    }
-    onLoop(
-        () -> {
-          demand = Operators.addCap(demand, n);
-          drain();
-        });
-  }
-
-  @Override
-  public void cancel() {
-    onLoop(this::cancelOnLoop);
-  }
-
-  private void cancelOnLoop() {
+  protected void cancelOnLoop() {
     if (cancelled) {
       return;
     }
@@ -365,41 +318,25 @@ final class WalStreamExchange implements Exchange, Subscription {
     metrics.bufferedBytes = 0;
   }
 
-  private void drain() {
-    if (draining) {
-      missed = true;
-      return;
-    }
-    draining = true;
-    try {
-      do {
-        missed = false;
-        while (demand > 0 && !queue.isEmpty() && !cancelled && !terminated) {
-          WalChunk c = queue.poll();
-          metrics.bufferedChunks = queue.size();
-          metrics.bufferedBytes = metrics.bufferedBytes - c.length();
-          demand--;
-          actual.onNext(c);
-        }
-        if (!terminated && !cancelled && queue.isEmpty()) {
-          PgWireException e = error;
-          if (e != null) {
-            terminated = true;
-            actual.onError(e);
-          } else if (phase == Phase.FINISHED) {
-            terminated = true;
-            actual.onComplete();
-          }
-        }
-      } while (missed);
-    } finally {
-      draining = false;
-    }
-    updateReading();
+  @Override
+  protected void dequeued(WalChunk c) {
+    metrics.bufferedChunks = queue.size();
+    metrics.bufferedBytes = metrics.bufferedBytes - c.length();
   }
 
-  /** Sets socket auto-read from the phase, the demand and the queue. */
-  private void updateReading() {
+  /** An error ends the stream as soon as the chunks before it are delivered. */
+  @Override
+  protected boolean finished() {
+    return error != null || phase == Phase.FINISHED;
+  }
+
+  @Override
+  protected @Nullable Throwable failure() {
+    return error;
+  }
+
+  @Override
+  protected void updateReading() {
     boolean want;
     switch (phase) {
       case STARTING, ENDING -> want = true;

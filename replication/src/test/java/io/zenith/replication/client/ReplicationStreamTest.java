@@ -312,6 +312,12 @@ class ReplicationStreamTest {
                 cluster.sql(
                     "select count(pg_logical_emit_message(false, 'bp', repeat('x', 16 * 1024 *"
                         + " 1024))) from generate_series(1, 6)"));
+    // Requests start once WAL has piled up on the server, so that every one of them finds data
+    // waiting and reads pause after each, however slowly a loaded machine runs the workload.
+    PgWal.await(
+        T,
+        "32 MiB of WAL to wait on the server",
+        () -> PgWal.lsn(cluster, "pg_current_wal_flush_lsn()").minus(start) > 32L << 20);
     Flux.interval(Duration.ofMillis(10)).take(100).doOnNext(i -> consumer.request(1)).blockLast(T);
     workload.get(60, TimeUnit.SECONDS);
     Lsn serverFlush = PgWal.lsn(cluster, "pg_current_wal_flush_lsn()");
