@@ -422,11 +422,10 @@ public final class Computes {
     out.print(
         "electing a term of branch "
             + spec.branch()
-            + " among safekeepers "
-            + sks.ids()
-            + " (majority "
-            + quorum
-            + ") ...");
+            + (sks.all().size() == 1
+                ? " on safekeeper " + sks.ids()
+                : " among safekeepers " + sks.ids() + " (majority " + quorum + ")")
+            + " ...");
     out.flush();
     Election.Result r;
     try {

@@ -116,7 +116,9 @@ class CliCrashRecoveryTest {
       assertThat(committed(out)).as("commits while the pageserver is down").isEqualTo(during);
       assertThat(during).isLessThan(BATCHES);
       assertThat(load.isAlive()).isTrue();
-      assertThat(z.ok("status").out()).contains("pageserver:  stopped");
+      assertThat(z.ok("status").out())
+          .contains("pageserver:  stopped")
+          .contains("safekeepers: none (the pageserver is each primary's synchronous standby)");
 
       int logLength = z.pageserverLog().length();
       assertThat(z.ok("pageserver", "start").out()).contains("starting the pageserver ... running");

@@ -142,6 +142,9 @@ class CliQuickStartTest {
     ZenithRepo.Result s = z.ok("pg", "start", "main");
     assertThat(s.out())
         .containsPattern("fetching basebackup of main at \\d+/[0-9A-F]+ \\.\\.\\. .*\\d+ MB")
+        .containsPattern(
+            "electing a term of branch main on safekeeper 1 \\.\\.\\. term 1, WAL up to \\S+"
+                + " \\(donor safekeeper 1, voters 1\\)")
         .contains("compute main is running as the primary of branch main (from ")
         .contains("psql postgresql://postgres@127.0.0.1:" + z.computePortBase + "/postgres");
     int port = z.port("main");
