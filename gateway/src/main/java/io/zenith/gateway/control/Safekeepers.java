@@ -65,8 +65,8 @@ public final class Safekeepers {
                     "unknown safekeeper "
                         + id
                         + (none()
-                            ? " (this repository has no safekeepers; create one with `zenith init"
-                                + " --safekeepers N`)"
+                            ? " (this repository was made without safekeepers; a new one gets"
+                                + " them with `zenith init --safekeepers N`)"
                             : " (safekeepers: " + ids() + ")")));
   }
 
