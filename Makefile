@@ -25,8 +25,9 @@ build: check-java
 	$(MVN) -DskipTests package
 	@echo "built gateway/target/zenith.jar; try ./zenith --help"
 
-# Build, create the repository if there is none (./.zenith or $ZENITH_REPO_DIR), start the
-# pageserver, create and start compute `main`, and print how to connect.
+# Build, create the repository if there is none (./.zenith or $ZENITH_REPO_DIR; one safekeeper),
+# start the pageserver and the safekeepers, create and start compute `main`, and print how to
+# connect.
 run: check-java
 	$(MVN) -q -DskipTests -pl gateway -am package
 	@if [ ! -f "$${ZENITH_REPO_DIR:-.zenith}/config.toml" ]; then ./zenith init; fi

@@ -1,9 +1,12 @@
 package io.zenith.gateway.cli;
 
 import io.zenith.gateway.control.ComputeNode;
+import io.zenith.gateway.control.ControlPlaneException;
+import io.zenith.gateway.control.ServiceProcess;
 import io.zenith.replication.client.PgConnectOptions;
 import io.zenith.replication.client.PgConnection;
 import io.zenith.wal.Lsn;
+import java.io.PrintWriter;
 import java.time.Duration;
 import java.util.Optional;
 import picocli.CommandLine;
@@ -11,6 +14,21 @@ import picocli.CommandLine;
 /** Helpers the control-plane commands share. Stateless. */
 final class Cli {
   private Cli() {}
+
+  /** Stops a server that must be running: "stopped X", or an error saying it was not running. */
+  static void stopRunning(ServiceProcess p, PrintWriter out) {
+    if (!p.stop()) {
+      throw new ControlPlaneException(p.name() + " is not running");
+    }
+    out.println("stopped " + p.name());
+  }
+
+  /** Stops a server if it runs ("stopped X"). */
+  static void stopIfRunning(ServiceProcess p, PrintWriter out) {
+    if (p.stop()) {
+      out.println("stopped " + p.name());
+    }
+  }
 
   /** {@code <branch>[@<lsn>]}. */
   record BranchAt(String branch, Optional<Lsn> lsn) {}

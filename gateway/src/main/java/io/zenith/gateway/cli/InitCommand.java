@@ -1,5 +1,6 @@
 package io.zenith.gateway.cli;
 
+import io.zenith.gateway.control.RepoConfig;
 import io.zenith.gateway.control.RepoInit;
 import io.zenith.gateway.control.Repository;
 import java.io.PrintWriter;
@@ -14,7 +15,8 @@ import picocli.CommandLine.Option;
     mixinStandardHelpOptions = true,
     description = {
       "Create a repository (./.zenith or $ZENITH_REPO_DIR): run initdb (PostgreSQL 15) once and"
-          + " import it into the pageserver as branch main of a new tenant.",
+          + " import it into the pageserver as branch main of a new tenant, and set up the"
+          + " safekeepers' data directories.",
       "Refuses to overwrite an existing repository."
     })
 final class InitCommand implements Callable<Integer> {
@@ -46,6 +48,23 @@ final class InitCommand implements Callable<Integer> {
               + " postgres).")
   String pgOsUser;
 
+  @Option(
+      names = "--safekeepers",
+      paramLabel = "N",
+      description =
+          "Number of safekeepers, 0 to 7 (default 1; 3 tolerates one failure). A primary's commits"
+              + " wait for a majority of them; 0 makes the pageserver the computes' synchronous"
+              + " standby instead.")
+  Integer safekeepers;
+
+  @Option(
+      names = "--safekeeper-port-base",
+      paramLabel = "PORT",
+      description =
+          "Safekeeper i listens on HTTP PORT+2(i-1) and libpq PORT+2(i-1)+1 on 127.0.0.1"
+              + " (default 7676).")
+  Integer safekeeperPortBase;
+
   @Override
   public Integer call() throws Exception {
     PrintWriter out = spec.commandLine().getOut();
@@ -53,13 +72,36 @@ final class InitCommand implements Callable<Integer> {
       throw new CommandLine.ParameterException(
           spec.commandLine(), "--compute-port-base must be between 1024 and 65000");
     }
+    if (safekeepers != null && (safekeepers < 0 || safekeepers > RepoConfig.MAX_SAFEKEEPERS)) {
+      throw new CommandLine.ParameterException(
+          spec.commandLine(),
+          "--safekeepers must be between 0 and "
+              + RepoConfig.MAX_SAFEKEEPERS
+              + " (a majority of them must answer for every commit), got "
+              + safekeepers);
+    }
+    int count = safekeepers == null ? RepoInit.DEFAULT_SAFEKEEPERS : safekeepers;
+    if (safekeeperPortBase != null
+        && (safekeeperPortBase < 1024 || safekeeperPortBase + 2 * count - 1 > 65535)) {
+      throw new CommandLine.ParameterException(
+          spec.commandLine(),
+          "--safekeeper-port-base must be between 1024 and " + (65536 - 2 * count));
+    }
     var dir = Repository.locate();
     out.println("initializing repository " + dir);
-    Repository repo = RepoInit.run(dir, new RepoInit.Options(http, pg, portBase, pgOsUser), out);
+    Repository repo =
+        RepoInit.run(
+            dir,
+            new RepoInit.Options(http, pg, portBase, pgOsUser, safekeepers, safekeeperPortBase),
+            out);
     out.println(
         "repository ready: tenant "
             + repo.config().defaultTenantId()
-            + ", branch main; next: zenith start");
+            + ", branch main, "
+            + (count == 0
+                ? "no safekeepers"
+                : count + (count == 1 ? " safekeeper" : " safekeepers"))
+            + "; next: zenith start");
     return 0;
   }
 }

@@ -1,7 +1,6 @@
 package io.zenith.gateway.cli;
 
 import io.zenith.gateway.control.ControlPlaneException;
-import io.zenith.gateway.control.PageserverProcess;
 import io.zenith.gateway.control.RepoConfig;
 import io.zenith.gateway.control.Repository;
 import io.zenith.gateway.pageserver.PageserverConfig;
@@ -46,19 +45,7 @@ final class PageserverCommand implements Runnable {
               + server.listenPg()
               + "; make them agree");
     }
-    PageserverProcess ps = repo.pageserverProcess();
-    out.print("starting the pageserver ...");
-    out.flush();
-    long t0 = System.nanoTime();
-    long pid = ps.start();
-    out.printf(
-        java.util.Locale.ROOT,
-        " running (pid %d) after %.1f s: http %s, libpq %s, log %s%n",
-        pid,
-        (System.nanoTime() - t0) / 1e9,
-        server.listenHttp(),
-        server.listenPg(),
-        ps.logFile());
+    repo.pageserverProcess().start(out, server.listenHttp(), server.listenPg());
   }
 
   @Command(
@@ -92,11 +79,8 @@ final class PageserverCommand implements Runnable {
     public Integer call() throws Exception {
       Repository repo = Repository.open();
       try (Repository.Lock lock = repo.lock()) {
-        if (!repo.pageserverProcess().stop()) {
-          throw new ControlPlaneException("the pageserver is not running");
-        }
+        Cli.stopRunning(repo.pageserverProcess(), spec.commandLine().getOut());
       }
-      spec.commandLine().getOut().println("stopped the pageserver");
       return 0;
     }
   }
@@ -114,9 +98,7 @@ final class PageserverCommand implements Runnable {
       PrintWriter out = spec.commandLine().getOut();
       Repository repo = Repository.open();
       try (Repository.Lock lock = repo.lock()) {
-        if (repo.pageserverProcess().stop()) {
-          out.println("stopped the pageserver");
-        }
+        Cli.stopIfRunning(repo.pageserverProcess(), out);
         start(repo, out);
       }
       return 0;

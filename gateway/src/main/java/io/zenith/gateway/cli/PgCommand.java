@@ -8,6 +8,7 @@ import io.zenith.wal.Lsn;
 import java.io.PrintWriter;
 import java.util.List;
 import java.util.Optional;
+import java.util.OptionalLong;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -34,18 +35,34 @@ final class PgCommand implements Runnable {
     spec.commandLine().usage(spec.commandLine().getOut());
   }
 
-  static Table listTable(List<ComputeNode> nodes) {
-    Table t = new Table("NODE", "ADDRESS", "BRANCH", "LSN", "STATUS");
+  /** NODE ADDRESS BRANCH LSN STATUS, and TERM ({@link #term}) when {@code withTerm}. */
+  static Table listTable(List<ComputeNode> nodes, boolean withTerm) {
+    Table t =
+        withTerm
+            ? new Table("NODE", "ADDRESS", "BRANCH", "LSN", "STATUS", "TERM")
+            : new Table("NODE", "ADDRESS", "BRANCH", "LSN", "STATUS");
     for (ComputeNode n : nodes) {
       boolean running = n.running();
-      t.row(
-          n.spec().name(),
-          n.address(),
-          n.spec().branch(),
-          Cli.lsnOf(n, running),
-          running ? "running" : "stopped");
+      List<String> row =
+          new java.util.ArrayList<>(
+              List.of(
+                  n.spec().name(),
+                  n.address(),
+                  n.spec().branch(),
+                  Cli.lsnOf(n, running),
+                  running ? "running" : "stopped"));
+      if (withTerm) {
+        row.add(term(n));
+      }
+      t.row(row.toArray(String[]::new));
     }
     return t;
+  }
+
+  /** The term a running primary was elected for by the safekeepers, else "-". */
+  static String term(ComputeNode n) {
+    OptionalLong term = n.term();
+    return term.isPresent() ? Long.toString(term.getAsLong()) : "-";
   }
 
   @Command(
@@ -110,7 +127,10 @@ final class PgCommand implements Runnable {
       mixinStandardHelpOptions = true,
       description = {
         "Start a compute: fetch a fresh basebackup from the pageserver, write its configuration,"
-            + " start it with pg_ctl; a primary's WAL then streams to the pageserver."
+            + " start it with pg_ctl.",
+        "A primary first has the safekeepers elect a new term (a majority must answer); they then"
+            + " pull its WAL as its synchronous standbys, and the pageserver reads from them."
+            + " Without safekeepers, the pageserver streams the primary's WAL itself."
       })
   static final class Start implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
@@ -131,7 +151,12 @@ final class PgCommand implements Runnable {
                 + name
                 + " is running "
                 + (n.spec().primary()
-                    ? "as the primary of branch " + n.spec().branch() + " (from " + lsn + ")"
+                    ? "as the primary of branch "
+                        + n.spec().branch()
+                        + " (from "
+                        + lsn
+                        + (n.term().isPresent() ? ", term " + n.term().getAsLong() : "")
+                        + ")"
                     : "read-only on branch " + n.spec().branch() + " at " + lsn)
                 + ": psql "
                 + n.connectionString());
@@ -188,7 +213,7 @@ final class PgCommand implements Runnable {
 
     @Override
     public Integer call() {
-      listTable(Repository.open().computes()).print(spec.commandLine().getOut());
+      listTable(Repository.open().computes(), false).print(spec.commandLine().getOut());
       return 0;
     }
   }
@@ -214,6 +239,7 @@ final class PgCommand implements Runnable {
       out.println("branch: " + n.spec().branch());
       out.println("lsn: " + Cli.lsnOf(n, running));
       out.println("mode: " + (n.spec().primary() ? "primary" : "read-only"));
+      out.println("term: " + term(n));
       out.println("address: " + n.address());
       out.println("status: " + (running ? "running" : "stopped"));
       out.println("datadir: " + n.pgdata());

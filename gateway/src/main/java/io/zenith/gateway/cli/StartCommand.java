@@ -1,20 +1,24 @@
 package io.zenith.gateway.cli;
 
-import io.zenith.gateway.control.PageserverProcess;
+import io.zenith.gateway.control.ControlPlaneException;
+import io.zenith.gateway.control.RepoConfig;
 import io.zenith.gateway.control.Repository;
+import io.zenith.gateway.control.Safekeepers;
+import io.zenith.gateway.control.ServiceProcess;
 import java.io.PrintWriter;
 import java.util.Optional;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
-/** {@code zenith start}: the repository's services (today: the pageserver). */
+/** {@code zenith start}: the repository's services, the pageserver and every safekeeper. */
 @Command(
     name = "start",
     mixinStandardHelpOptions = true,
     description =
-        "Start the repository's services (the pageserver) in the background. Computes are started"
-            + " with `zenith pg start`.")
+        "Start the repository's services (the pageserver, then every safekeeper) in the"
+            + " background; those already running are left alone. Computes are started with `zenith"
+            + " pg start`.")
 final class StartCommand implements Callable<Integer> {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
@@ -24,14 +28,35 @@ final class StartCommand implements Callable<Integer> {
     PrintWriter out = spec.commandLine().getOut();
     Repository repo = Repository.open();
     try (Repository.Lock lock = repo.lock()) {
-      PageserverProcess ps = repo.pageserverProcess();
-      Optional<ProcessHandle> running = ps.running();
-      if (running.isPresent()) {
-        out.println("pageserver is already running (pid " + running.get().pid() + ")");
-        return 0;
+      ControlPlaneException failed = null;
+      if (!alreadyRunning(repo.pageserverProcess(), out)) {
+        PageserverCommand.start(repo, out);
       }
-      PageserverCommand.start(repo, out);
+      // Each safekeeper is independent: one that cannot start does not keep the others down.
+      Safekeepers sks = repo.safekeepers();
+      for (RepoConfig.SafekeeperAddresses a : sks.all()) {
+        if (alreadyRunning(sks.process(a.id()), out)) {
+          continue;
+        }
+        try {
+          sks.start(a.id(), out);
+        } catch (ControlPlaneException e) {
+          failed = failed == null ? e : failed;
+        }
+      }
+      if (failed != null) {
+        throw failed;
+      }
     }
     return 0;
+  }
+
+  private static boolean alreadyRunning(ServiceProcess p, PrintWriter out) {
+    Optional<ProcessHandle> running = p.running();
+    running.ifPresent(
+        h ->
+            out.println(
+                p.name().replaceFirst("^the ", "") + " is already running (pid " + h.pid() + ")"));
+    return running.isPresent();
   }
 }

@@ -5,6 +5,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Optional;
+import java.util.OptionalLong;
 
 /**
  * One compute node of the repository: its spec, where its files are, and whether it runs (its
@@ -54,6 +55,29 @@ public record ComputeNode(ComputeSpec spec, Path nodeDir, Path dataRoot) {
           .map(ProcessHandle::pid);
     } catch (IOException | NumberFormatException e) {
       return Optional.empty();
+    }
+  }
+
+  /**
+   * {@code <nodeDir>/term}: the term a running primary was started for (the safekeepers elected
+   * it).
+   */
+  public Path termFile() {
+    return nodeDir.resolve("term");
+  }
+
+  /**
+   * The term this compute was started for, if it is a primary that runs with safekeepers (the file
+   * of a compute that was not stopped through zenith is ignored once it no longer runs).
+   */
+  public OptionalLong term() {
+    try {
+      if (!Files.exists(termFile()) || !running()) {
+        return OptionalLong.empty();
+      }
+      return OptionalLong.of(Long.parseLong(Files.readString(termFile()).strip()));
+    } catch (IOException | NumberFormatException e) {
+      return OptionalLong.empty();
     }
   }
 

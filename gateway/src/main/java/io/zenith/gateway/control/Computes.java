@@ -2,10 +2,16 @@ package io.zenith.gateway.control;
 
 import io.zenith.gateway.http.JsonHttpClient;
 import io.zenith.gateway.pageserver.ApiModel;
+import io.zenith.gateway.safekeeper.SafekeeperApiModel;
+import io.zenith.ingest.pg.PgControl;
 import io.zenith.pg.PgDistribution;
+import io.zenith.replication.safekeeper.Election;
+import io.zenith.wal.DurableFiles;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
+import io.zenith.wal.log.ControlFile.ComputeSource;
+import io.zenith.wal.log.ControlFile.Identity;
 import java.io.File;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -16,21 +22,40 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.Collectors;
 
 /**
- * Compute nodes: create, start (fresh basebackup, configuration, {@code pg_ctl start}, WAL to the
- * pageserver), stop, destroy, and {@code export} (a standalone data directory). Blocking; output
- * (progress, results) goes to the given writer. Not thread-safe.
+ * Compute nodes: create, start (a primary: an election among the safekeepers first, which then pull
+ * its WAL and serve it to the pageserver, or without safekeepers WAL straight to the pageserver;
+ * then a fresh basebackup, configuration, {@code pg_ctl start}), stop, destroy, and {@code export}
+ * (a standalone data directory). Blocking; output (progress, results) goes to the given writer. Not
+ * thread-safe.
  */
 public final class Computes {
-  /** Name of the replication slot and standby the pageserver uses on a primary. */
+  /** Name of the replication slot and standby the pageserver uses on a primary (no safekeepers). */
   public static final String PAGESERVER_STANDBY = "pageserver";
 
   private static final Duration PG_CTL_TIMEOUT = Duration.ofSeconds(120);
+
+  /**
+   * How long a primary on safekeepers gets for a clean stop before it is stopped immediately: its
+   * walsenders wait for standbys' confirmations, which never come from safekeepers that are down or
+   * stuck, and an immediate stop loses nothing committed (commits returned only once a majority of
+   * safekeepers had them).
+   */
+  private static final Duration SAFEKEEPER_STOP_TIMEOUT = Duration.ofSeconds(20);
+
+  /** How long the pageserver gets to receive the WAL up to an election's start LSN. */
+  private static final Duration PAGESERVER_CATCH_UP = Duration.ofSeconds(120);
+
+  /** How long {@code pg start} waits for a majority of safekeepers to stream from the compute. */
+  private static final Duration SAFEKEEPER_STREAMING = Duration.ofSeconds(20);
 
   private final Repository repo;
   private final PrintWriter out;
@@ -156,7 +181,15 @@ public final class Computes {
   }
 
   private int allocatePort() {
-    List<Integer> taken = repo.computes().stream().map(n -> n.spec().port()).toList();
+    List<Integer> taken =
+        new ArrayList<>(repo.computes().stream().map(n -> n.spec().port()).toList());
+    // the repository's own servers may be stopped now, their ports are still theirs
+    taken.add(repo.config().pageserverHttp().getPort());
+    taken.add(repo.config().pageserverPg().getPort());
+    for (RepoConfig.SafekeeperAddresses a : repo.config().safekeepers()) {
+      taken.add(a.http().getPort());
+      taken.add(a.pg().getPort());
+    }
     for (int p = repo.config().computePortBase(); p < 65536; p++) {
       if (!taken.contains(p) && portFree(p)) {
         return p;
@@ -213,20 +246,33 @@ public final class Computes {
       throw new ControlPlaneException(
           "branch '" + spec.branch() + "' is broken on the pageserver: " + info.brokenReason());
     }
-    Lsn lsn;
-    if (spec.primary()) {
-      lsn = Lsn.parse(info.lastRecordLsn());
-    } else {
-      lsn = spec.pinnedLsn().orElseThrow();
-      checkLsnOnTimeline(
-          ps, spec.tenant(), spec.branch(), spec.timeline(), lsn, "start a compute on");
-    }
-
+    Safekeepers sks = repo.safekeepers();
+    boolean viaSafekeepers = spec.primary() && !sks.none();
     PgDistribution pg = repo.pg();
     pg.createOwnedDirectory(node.dataRoot());
     Basebackups.deleteTree(node.pgdata());
-    fetch(spec.branch(), spec.tenant(), spec.timeline(), lsn, node.pgdata(), pg);
-    writeComputeConfig(node, pg);
+    Files.deleteIfExists(node.termFile());
+    Lsn lsn;
+    Election.Result elected = null;
+    if (viaSafekeepers) {
+      elected = electAndFetch(node, ps, info, pg);
+      lsn = elected.startLsn();
+    } else {
+      if (spec.primary()) {
+        lsn = Lsn.parse(info.lastRecordLsn());
+      } else {
+        lsn = spec.pinnedLsn().orElseThrow();
+        checkLsnOnTimeline(
+            ps, spec.tenant(), spec.branch(), spec.timeline(), lsn, "start a compute on");
+      }
+      fetch(spec.branch(), spec.tenant(), spec.timeline(), lsn, node.pgdata(), pg);
+    }
+    writeComputeConfig(
+        node,
+        pg,
+        viaSafekeepers
+            ? sks.all().stream().map(RepoConfig.SafekeeperAddresses::id).toList()
+            : List.of());
 
     List<String> args =
         List.of(
@@ -250,7 +296,11 @@ public final class Computes {
               + node.logFile()
               + ")");
     }
-    if (spec.primary()) {
+    if (elected != null) {
+      attachSafekeepers(node, elected.term(), pg);
+      DurableFiles.write(
+          node.termFile(), (elected.term() + "\n").getBytes(StandardCharsets.US_ASCII));
+    } else if (spec.primary()) {
       try {
         ps.setWalSource(
             spec.tenant(),
@@ -306,6 +356,219 @@ public final class Computes {
         (System.nanoTime() - t0) / 1e9);
   }
 
+  // ---------------------------------------------------------------- a primary with safekeepers
+
+  /**
+   * Before a primary starts on safekeepers (DESIGN.md §4): the timeline on every safekeeper
+   * (created at the pageserver's last record LSN the first time), an election of a new term whose
+   * start L is the end of the WAL a majority holds, the pageserver reading from the safekeepers and
+   * caught up to L, and the compute's data directory from a basebackup at L.
+   */
+  private Election.Result electAndFetch(
+      ComputeNode node, PageserverClient ps, ApiModel.TimelineInfo info, PgDistribution pg)
+      throws IOException {
+    ComputeSpec spec = node.spec();
+    Safekeepers sks = repo.safekeepers();
+    int quorum = repo.config().quorum();
+    List<Safekeepers.Answer> answers = sks.ask(spec.tenant(), spec.timeline());
+    List<String> silent = new ArrayList<>();
+    for (Safekeepers.Answer a : answers) {
+      if (a.timeline().isEmpty() && !a.missing()) {
+        silent.add("safekeeper " + a.safekeeper().id() + ": " + a.problem());
+      }
+    }
+    if (answers.size() - silent.size() < quorum) {
+      throw new ControlPlaneException(
+          "cannot start compute '"
+              + spec.name()
+              + "': "
+              + silent.size()
+              + " of "
+              + answers.size()
+              + " safekeepers do not answer and a majority ("
+              + quorum
+              + ") must: "
+              + String.join("; ", silent));
+    }
+    // The first start on a timeline creates it on the safekeepers, starting where the pageserver's
+    // WAL ends. Its identity (system id, segment size) comes from a safekeeper that has it, else
+    // from the basebackup at that LSN, which then also serves the compute if nothing moves.
+    Lsn fetchedAt = null;
+    if (answers.stream().anyMatch(Safekeepers.Answer::missing)) {
+      Identity identity = null;
+      for (Safekeepers.Answer a : answers) {
+        if (a.timeline().isPresent()) {
+          identity = SafekeeperApiModel.status(a.timeline().get()).identity();
+          break;
+        }
+      }
+      if (identity == null) {
+        fetchedAt = Lsn.parse(info.lastRecordLsn());
+        fetch(spec.branch(), spec.tenant(), spec.timeline(), fetchedAt, node.pgdata(), pg);
+        PgControl control =
+            PgControl.parse(Files.readAllBytes(node.pgdata().resolve("global/pg_control")));
+        identity =
+            new Identity(
+                spec.tenant(),
+                spec.timeline(),
+                control.systemId(),
+                PgDistribution.SUPPORTED_MAJOR,
+                control.walSegmentSize(),
+                fetchedAt);
+      }
+      sks.createMissing(answers, identity, out);
+    }
+
+    out.print(
+        "electing a term of branch "
+            + spec.branch()
+            + (sks.all().size() == 1
+                ? " on safekeeper " + sks.ids()
+                : " among safekeepers " + sks.ids() + " (majority " + quorum + ")")
+            + " ...");
+    out.flush();
+    Election.Result r;
+    try {
+      r = sks.elect(spec.tenant(), spec.timeline());
+    } catch (ControlPlaneException e) {
+      out.println(" failed");
+      throw e;
+    }
+    out.println(
+        " term "
+            + r.term()
+            + ", WAL up to "
+            + r.startLsn()
+            + " (donor safekeeper "
+            + r.donor()
+            + ", voters "
+            + r.members().stream().map(String::valueOf).collect(Collectors.joining(", "))
+            + ")");
+
+    // The pageserver takes the timeline's WAL from the safekeepers from now on, never from the
+    // compute: only what a majority holds (the commit LSN) reaches it.
+    try {
+      ps.setWalSource(
+          spec.tenant(), spec.timeline(), ApiModel.WalSource.fromSafekeepers(sks.endpoints()));
+    } catch (JsonHttpClient.ApiError e) {
+      throw new ControlPlaneException(
+          "the pageserver did not take the WAL of branch '"
+              + spec.branch()
+              + "' from the safekeepers: "
+              + e.getMessage());
+    }
+    awaitPageserverAt(ps, spec, r.startLsn());
+    if (fetchedAt == null || !fetchedAt.equals(r.startLsn())) {
+      Basebackups.deleteTree(node.pgdata());
+      fetch(spec.branch(), spec.tenant(), spec.timeline(), r.startLsn(), node.pgdata(), pg);
+    }
+    return r;
+  }
+
+  /** Waits (bounded) until the pageserver has ingested the timeline's WAL up to {@code lsn}. */
+  private void awaitPageserverAt(PageserverClient ps, ComputeSpec spec, Lsn lsn) {
+    long deadline = System.nanoTime() + PAGESERVER_CATCH_UP.toNanos();
+    boolean told = false;
+    while (true) {
+      ApiModel.TimelineInfo t = ps.timeline(spec.tenant(), spec.timeline());
+      Lsn at = Lsn.parse(t.lastRecordLsn());
+      if (!at.isBefore(lsn)) {
+        if (told) {
+          out.println(" done");
+        }
+        return;
+      }
+      if (System.nanoTime() > deadline) {
+        if (told) {
+          out.println(" failed");
+        }
+        ApiModel.WalReceiverInfo w = t.walReceiver();
+        throw new ControlPlaneException(
+            "the pageserver has the WAL of branch '"
+                + spec.branch()
+                + "' only up to "
+                + at
+                + " after "
+                + PAGESERVER_CATCH_UP.toSeconds()
+                + " s, the safekeepers up to "
+                + lsn
+                + (w == null || w.lastError() == null ? "" : " (" + w.lastError() + ")")
+                + "; see "
+                + repo.pageserverDir().resolve("pageserver.log"));
+      }
+      if (!told) {
+        out.print(
+            "waiting for the pageserver to receive WAL up to " + lsn + " (at " + at + ") ...");
+        out.flush();
+        told = true;
+      }
+      ServiceProcess.sleep(100);
+    }
+  }
+
+  /**
+   * Tells every safekeeper to pull WAL of {@code term} from the running compute. A majority must
+   * accept (else the compute could never commit: it is stopped again); the others learn it from
+   * their peers once they run. Then waits (bounded) until a majority streams.
+   */
+  private void attachSafekeepers(ComputeNode node, long term, PgDistribution pg) {
+    ComputeSpec spec = node.spec();
+    Safekeepers sks = repo.safekeepers();
+    int quorum = repo.config().quorum();
+    List<Integer> accepted = new ArrayList<>();
+    Map<Integer, String> problems =
+        sks.setCompute(
+            spec.tenant(),
+            spec.timeline(),
+            new ComputeSource(term, "127.0.0.1", spec.port(), "postgres"),
+            accepted);
+    if (accepted.size() < quorum) {
+      run(pg, "pg_ctl", List.of("-D", node.pgdata().toString(), "-m", "immediate", "stop"));
+      throw new ControlPlaneException(
+          "only "
+              + accepted.size()
+              + " of "
+              + sks.all().size()
+              + " safekeepers took WAL from compute '"
+              + spec.name()
+              + "', a majority ("
+              + quorum
+              + ") must, so it was stopped again: "
+              + problems.entrySet().stream()
+                  .map(e -> "safekeeper " + e.getKey() + ": " + e.getValue())
+                  .collect(Collectors.joining("; ")));
+    }
+    problems.forEach(
+        (id, problem) ->
+            out.println(
+                "warning: safekeeper "
+                    + id
+                    + " does not pull from compute '"
+                    + spec.name()
+                    + "' ("
+                    + problem
+                    + "); the others make the majority"));
+    long deadline = System.nanoTime() + SAFEKEEPER_STREAMING.toNanos();
+    while (System.nanoTime() < deadline) {
+      int streaming = 0;
+      for (Safekeepers.Answer a : sks.ask(spec.tenant(), spec.timeline())) {
+        if (a.timeline().map(t -> "streaming".equals(t.intake())).orElse(false)) {
+          streaming++;
+        }
+      }
+      if (streaming >= quorum) {
+        return;
+      }
+      ServiceProcess.sleep(100);
+    }
+    out.println(
+        "warning: fewer than "
+            + quorum
+            + " safekeepers stream WAL from compute '"
+            + spec.name()
+            + "' yet; commits wait until a majority does");
+  }
+
   static String megabytes(long bytes) {
     return String.format(Locale.ROOT, "%d MB", Math.round(bytes / 1e6));
   }
@@ -321,7 +584,7 @@ public final class Computes {
         return;
       }
       lastError = w == null ? null : w.lastError();
-      PageserverProcess.sleep(100);
+      ServiceProcess.sleep(100);
     }
     out.println(
         "warning: the pageserver is not streaming WAL from compute '"
@@ -331,8 +594,13 @@ public final class Computes {
             + "; commits wait until it does");
   }
 
-  /** postgresql.conf, pg_hba.conf, pg_ident.conf (and standby.signal for a read-only compute). */
-  private static void writeComputeConfig(ComputeNode node, PgDistribution pg) throws IOException {
+  /**
+   * postgresql.conf, pg_hba.conf, pg_ident.conf (and standby.signal for a read-only compute); a
+   * primary commits through the {@code safekeepers} (their ids), or through the pageserver if there
+   * are none.
+   */
+  private static void writeComputeConfig(
+      ComputeNode node, PgDistribution pg, List<Integer> safekeepers) throws IOException {
     ComputeSpec spec = node.spec();
     StringBuilder conf = new StringBuilder();
     conf.append("# Written by `zenith pg start` for compute '")
@@ -363,9 +631,26 @@ public final class Computes {
     // pg_control, which the primary (or initdb) wrote.
     setting(conf, "max_wal_senders", "10");
     setting(conf, "max_replication_slots", "10");
-    if (spec.primary()) {
-      conf.append(
-              "# The pageserver is this primary's synchronous standby until safekeepers exist:\n")
+    if (spec.primary() && !safekeepers.isEmpty()) {
+      conf.append("# The safekeepers are this primary's synchronous standbys (DESIGN.md §3): a")
+          .append(" commit returns\n# once a majority has its WAL on disk, so this disk holds")
+          .append(" nothing of value (fsync off).\n");
+      setting(
+          conf,
+          "synchronous_standby_names",
+          "'ANY "
+              + (safekeepers.size() / 2 + 1)
+              + " ("
+              + safekeepers.stream().map(id -> "sk_" + id).collect(Collectors.joining(", "))
+              + ")'");
+      setting(conf, "synchronous_commit", "on");
+      setting(conf, "fsync", "off");
+      conf.append("# A safekeeper further behind loses its slot and catches up from its peers.\n");
+      setting(conf, "max_slot_wal_keep_size", "1GB");
+      conf.append("# A safekeeper that stops answering is dropped, and shutdown does not wait.\n");
+      setting(conf, "wal_sender_timeout", "'10s'");
+    } else if (spec.primary()) {
+      conf.append("# The pageserver is this primary's synchronous standby (no safekeepers):\n")
           .append("# a commit returns once the pageserver has ingested its WAL.\n");
       setting(conf, "synchronous_standby_names", "'" + PAGESERVER_STANDBY + "'");
       setting(conf, "synchronous_commit", "remote_write");
@@ -407,15 +692,19 @@ public final class Computes {
   // ---------------------------------------------------------------- stop
 
   /**
-   * Stops a compute ({@code pg_ctl stop -m fast}: a primary's walsender first hands every record to
-   * the pageserver) and, for a primary, tells the pageserver to stop streaming. Returns false if it
-   * was not running.
+   * Stops a compute ({@code pg_ctl stop -m fast}: a primary's walsenders first hand every record to
+   * its synchronous standbys), immediately if that does not end in time. For a primary on the
+   * pageserver, tells the pageserver to stop streaming; one on safekeepers leaves the pageserver
+   * reading from them, so it still receives what the compute committed last. Returns false if the
+   * compute was not running.
    */
-  public boolean stop(ComputeNode node) {
+  public boolean stop(ComputeNode node) throws IOException {
     ComputeSpec spec = node.spec();
     if (!node.running()) {
       return false;
     }
+    boolean onSafekeepers = node.term().isPresent();
+    Duration bound = onSafekeepers ? SAFEKEEPER_STOP_TIMEOUT : PG_CTL_TIMEOUT;
     PgDistribution pg = repo.pg();
     RunResult r =
         run(
@@ -428,18 +717,23 @@ public final class Computes {
                 "fast",
                 "-w",
                 "-t",
-                Long.toString(PG_CTL_TIMEOUT.toSeconds()),
+                Long.toString(bound.toSeconds()),
                 "stop"));
     if (r.exit() != 0 && node.running()) {
       out.println(
           "warning: compute '"
               + spec.name()
               + "' did not stop within "
-              + PG_CTL_TIMEOUT.toSeconds()
-              + " s; stopping it immediately (WAL not yet at the pageserver is lost)");
+              + bound.toSeconds()
+              + " s; stopping it immediately ("
+              + (onSafekeepers
+                  ? "its safekeepers do not confirm its last WAL; nothing committed is lost"
+                  : "WAL not yet at the pageserver is lost")
+              + ")");
       run(pg, "pg_ctl", List.of("-D", node.pgdata().toString(), "-m", "immediate", "-w", "stop"));
     }
-    if (spec.primary()) {
+    Files.deleteIfExists(node.termFile());
+    if (spec.primary() && !onSafekeepers) {
       PageserverClient ps = repo.pageserver();
       try {
         ps.removeWalSource(spec.tenant(), spec.timeline());

@@ -13,6 +13,10 @@ import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
 
 /**
  * A repository's {@code config.toml}: what the CLI needs to find and run things. Written by {@code
@@ -28,23 +32,65 @@ import java.nio.file.Path;
  * [pageserver]
  * listen_http = "127.0.0.1:9898"             # as in pageserver/pageserver.toml
  * listen_pg = "127.0.0.1:64000"
+ *
+ * [[safekeepers]]                            # one per safekeeper, as in its safekeeper.toml
+ * id = 1
+ * listen_http = "127.0.0.1:7676"
+ * listen_pg = "127.0.0.1:7677"
  * </pre>
  *
- * Immutable and thread-safe.
+ * A configuration without {@code [[safekeepers]]} (a repository made before safekeepers existed, or
+ * {@code init --safekeepers 0}) has none: the pageserver then streams WAL from the primary compute
+ * directly, as its synchronous standby.
+ *
+ * <p>Immutable and thread-safe.
  */
 public record RepoConfig(
     @JsonProperty("default_tenant_id") String defaultTenantId,
     @JsonProperty("pg_os_user") String pgOsUser,
     @JsonProperty("compute_port_base") Integer computePortBase,
     @JsonProperty("compute_data_dir") String computeDataDir,
-    @JsonProperty("pageserver") PageserverAddresses pageserver) {
+    @JsonProperty("pageserver") PageserverAddresses pageserver,
+    @JsonProperty("safekeepers") List<SafekeeperAddresses> safekeepers) {
 
   public static final String FILE_NAME = "config.toml";
   public static final int DEFAULT_COMPUTE_PORT_BASE = 55432;
 
+  /** At most this many safekeepers: elections and the quorum are all-to-all. */
+  public static final int MAX_SAFEKEEPERS = 7;
+
+  public RepoConfig {
+    safekeepers = safekeepers == null ? List.of() : List.copyOf(safekeepers);
+  }
+
   /** Where the CLI reaches the pageserver. */
   public record PageserverAddresses(
       @JsonProperty("listen_http") String listenHttp, @JsonProperty("listen_pg") String listenPg) {}
+
+  /** Where the CLI reaches one safekeeper, and its id. */
+  public record SafekeeperAddresses(
+      @JsonProperty("id") Integer id,
+      @JsonProperty("listen_http") String listenHttp,
+      @JsonProperty("listen_pg") String listenPg) {
+
+    public InetSocketAddress http() {
+      return connectable(PageserverConfig.address("listen_http", listenHttp));
+    }
+
+    public InetSocketAddress pg() {
+      return connectable(PageserverConfig.address("listen_pg", listenPg));
+    }
+  }
+
+  /** The safekeeper with {@code id}, if configured. */
+  public Optional<SafekeeperAddresses> safekeeper(int id) {
+    return safekeepers.stream().filter(s -> s.id() == id).findFirst();
+  }
+
+  /** A majority of the safekeepers: what a commit waits for and an election needs. */
+  public int quorum() {
+    return safekeepers.size() / 2 + 1;
+  }
 
   public TenantId tenant() {
     return TenantId.parse(defaultTenantId);
@@ -107,6 +153,7 @@ public record RepoConfig(
       if (c.computeDataDir == null || !Path.of(c.computeDataDir).isAbsolute()) {
         throw new IllegalArgumentException("compute_data_dir must be an absolute path");
       }
+      checkSafekeepers(c.safekeepers);
     } catch (IllegalArgumentException e) {
       throw new ControlPlaneException(file + ": " + e.getMessage());
     }
@@ -115,7 +162,31 @@ public record RepoConfig(
       throw new ControlPlaneException(
           file + ": compute_port_base must be between 1024 and 65000, got " + base);
     }
-    return new RepoConfig(c.defaultTenantId, c.pgOsUser, base, c.computeDataDir, c.pageserver);
+    return new RepoConfig(
+        c.defaultTenantId, c.pgOsUser, base, c.computeDataDir, c.pageserver, c.safekeepers);
+  }
+
+  private static void checkSafekeepers(List<SafekeeperAddresses> sks) {
+    if (sks.size() > MAX_SAFEKEEPERS) {
+      throw new IllegalArgumentException(
+          "at most " + MAX_SAFEKEEPERS + " [[safekeepers]], got " + sks.size());
+    }
+    Set<Integer> ids = new HashSet<>();
+    for (SafekeeperAddresses s : sks) {
+      if (s.id() == null || s.listenHttp() == null || s.listenPg() == null) {
+        throw new IllegalArgumentException(
+            "every [[safekeepers]] entry needs id, listen_http and listen_pg");
+      }
+      if (s.id() < 1) {
+        throw new IllegalArgumentException("safekeeper ids must be at least 1, got " + s.id());
+      }
+      if (!ids.add(s.id())) {
+        throw new IllegalArgumentException(
+            "safekeeper ids must be distinct, got " + s.id() + " twice");
+      }
+      PageserverConfig.address("listen_http", s.listenHttp());
+      PageserverConfig.address("listen_pg", s.listenPg());
+    }
   }
 
   /** Writes {@code config.toml} durably, with comments. */
@@ -145,8 +216,28 @@ public record RepoConfig(
             + "\n"
             + "listen_pg = "
             + quote(pageserver.listenPg)
-            + "\n";
+            + "\n"
+            + safekeeperSections();
     DurableFiles.write(repoDir.resolve(FILE_NAME), text.getBytes(StandardCharsets.UTF_8));
+  }
+
+  private String safekeeperSections() {
+    StringBuilder sb = new StringBuilder();
+    if (!safekeepers.isEmpty()) {
+      sb.append(
+          "\n# Where the CLI reaches each safekeeper; keep in step with"
+              + " safekeepers/sk<id>/safekeeper.toml.\n");
+    }
+    for (SafekeeperAddresses s : safekeepers) {
+      sb.append("\n[[safekeepers]]\nid = ")
+          .append(s.id())
+          .append("\nlisten_http = ")
+          .append(quote(s.listenHttp()))
+          .append("\nlisten_pg = ")
+          .append(quote(s.listenPg()))
+          .append('\n');
+    }
+    return sb.toString();
   }
 
   static String quote(String s) {

@@ -29,9 +29,37 @@ import java.util.stream.Stream;
 public final class RepoInit {
   private RepoInit() {}
 
-  /** What {@code init} may be told; null fields take the defaults. */
+  /** Safekeepers of a repository unless told otherwise. */
+  public static final int DEFAULT_SAFEKEEPERS = 1;
+
+  /** Safekeeper {@code i} (from 1) listens on HTTP base + 2(i-1) and libpq base + 2(i-1) + 1. */
+  public static final int DEFAULT_SAFEKEEPER_PORT_BASE = 7676;
+
+  /**
+   * What {@code init} may be told; null fields take the defaults.
+   *
+   * @param safekeepers how many safekeepers, 0 to {@link RepoConfig#MAX_SAFEKEEPERS} (0: the
+   *     pageserver streams from computes directly)
+   * @param safekeeperPortBase the first of the 2 × safekeepers ports they listen on
+   */
   public record Options(
-      String listenHttp, String listenPg, Integer computePortBase, String pgOsUser) {}
+      String listenHttp,
+      String listenPg,
+      Integer computePortBase,
+      String pgOsUser,
+      Integer safekeepers,
+      Integer safekeeperPortBase) {}
+
+  /** The addresses of {@code count} safekeepers on consecutive ports from {@code base}. */
+  static List<RepoConfig.SafekeeperAddresses> safekeeperAddresses(int count, int base) {
+    List<RepoConfig.SafekeeperAddresses> out = new java.util.ArrayList<>();
+    for (int i = 1; i <= count; i++) {
+      int http = base + 2 * (i - 1);
+      out.add(
+          new RepoConfig.SafekeeperAddresses(i, "127.0.0.1:" + http, "127.0.0.1:" + (http + 1)));
+    }
+    return out;
+  }
 
   public static Repository run(Path dir, Options options, PrintWriter out) throws IOException {
     if (Files.exists(dir)) {
@@ -62,6 +90,24 @@ public final class RepoInit {
     } catch (IllegalArgumentException e) {
       throw new ControlPlaneException(e.getMessage());
     }
+    int skCount = options.safekeepers() == null ? DEFAULT_SAFEKEEPERS : options.safekeepers();
+    int skBase =
+        options.safekeeperPortBase() == null
+            ? DEFAULT_SAFEKEEPER_PORT_BASE
+            : options.safekeeperPortBase();
+    List<RepoConfig.SafekeeperAddresses> safekeepers = safekeeperAddresses(skCount, skBase);
+    for (RepoConfig.SafekeeperAddresses a : safekeepers) {
+      for (String own : List.of(a.listenHttp(), a.listenPg())) {
+        if (own.equals(psConfig.listenHttp()) || own.equals(psConfig.listenPg())) {
+          throw new ControlPlaneException(
+              "safekeeper "
+                  + a.id()
+                  + " would listen on "
+                  + own
+                  + ", which the pageserver uses; choose another --safekeeper-port-base");
+        }
+      }
+    }
     PgDistribution pg = PgDistribution.detect(options.pgOsUser());
     boolean created = !Files.exists(dir);
     Path initdbDir = null;
@@ -75,6 +121,7 @@ public final class RepoInit {
       Path psDir = dir.resolve("pageserver");
       Files.createDirectory(psDir);
       psConfig.write(psDir);
+      Safekeepers.createDataDirs(dir.resolve("safekeepers"), safekeepers);
 
       Path computeData = computes;
       if (pg.osUser().isPresent() && !Repository.traversableBy(computes, pg.osUser().get())) {
@@ -152,7 +199,8 @@ public final class RepoInit {
                   ? RepoConfig.DEFAULT_COMPUTE_PORT_BASE
                   : options.computePortBase(),
               computeData.toAbsolutePath().toString(),
-              new RepoConfig.PageserverAddresses(psConfig.listenHttp(), psConfig.listenPg()));
+              new RepoConfig.PageserverAddresses(psConfig.listenHttp(), psConfig.listenPg()),
+              safekeepers);
       config.write(dir); // last: a repository with config.toml is complete
       ok = true;
       return Repository.open(dir);

@@ -11,6 +11,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFileAttributes;
 import java.nio.file.attribute.PosixFilePermission;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
@@ -25,7 +26,10 @@ import java.util.stream.Stream;
  * branches.toml            branch name → timeline id
  * pageserver/              the pageserver's data directory: pageserver.toml, layer files, index/,
  *                          pageserver.log, pageserver.pid
- * computes/&lt;name&gt;/node.toml  one per compute node
+ * safekeepers/sk&lt;id&gt;/       each safekeeper's data directory: safekeeper.toml, timelines,
+ *                          safekeeper.log, safekeeper.pid
+ * computes/&lt;name&gt;/node.toml  one per compute node (and {@code term}: the term of a running
+ *                          primary elected by the safekeepers)
  * &lt;compute_data_dir&gt;/&lt;name&gt;/ pgdata/ and postgres.log of each compute (computes/ itself when
  *                          PostgreSQL's OS user can reach it, else a directory under /tmp)
  * .lock                    held by commands that change the repository
@@ -102,8 +106,29 @@ public final class Repository {
     return new PageserverClient(config.pageserverHttp());
   }
 
-  public PageserverProcess pageserverProcess() {
-    return new PageserverProcess(pageserverDir(), pageserver(), config.pgOsUser());
+  /** The pageserver as a background process; SIGKILL after a minute (it flushes at SIGTERM). */
+  public ServiceProcess pageserverProcess() {
+    PageserverClient client = pageserver();
+    return new ServiceProcess(
+        "the pageserver",
+        "pageserver",
+        pageserverDir(),
+        client.baseUrl(),
+        client::isUp,
+        "a pageserver of another repository?; stop it or change [pageserver] listen_http in"
+            + " config.toml and pageserver/pageserver.toml",
+        Duration.ofSeconds(60),
+        "ZENITH_PAGESERVER_JAVA_OPTS",
+        config.pgOsUser());
+  }
+
+  /** The repository's safekeepers (none for a repository made without them). */
+  public Safekeepers safekeepers() {
+    return new Safekeepers(this);
+  }
+
+  public Path safekeepersDir() {
+    return dir.resolve("safekeepers");
   }
 
   /** The pageserver's own configuration (its {@code pageserver.toml}). */

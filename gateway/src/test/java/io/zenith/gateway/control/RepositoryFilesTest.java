@@ -23,7 +23,8 @@ class RepositoryFilesTest {
         null,
         55432,
         dir.resolve("computes").toString(),
-        new RepoConfig.PageserverAddresses("127.0.0.1:9898", "0.0.0.0:64000"));
+        new RepoConfig.PageserverAddresses("127.0.0.1:9898", "0.0.0.0:64000"),
+        RepoInit.safekeeperAddresses(3, 7676));
   }
 
   @Test
@@ -53,6 +54,49 @@ class RepositoryFilesTest {
     Files.writeString(f, Files.readString(f).replace("127.0.0.1:9898", "nowhere"));
     assertThatThrownBy(() -> RepoConfig.load(dir))
         .hasMessage(f + ": listen_http = \"nowhere\" is not host:port");
+  }
+
+  @Test
+  void safekeepersReadBackAndAConfigWithoutThemHasNone() throws IOException {
+    config().write(dir);
+    RepoConfig back = RepoConfig.load(dir);
+    assertThat(back.safekeepers())
+        .containsExactly(
+            new RepoConfig.SafekeeperAddresses(1, "127.0.0.1:7676", "127.0.0.1:7677"),
+            new RepoConfig.SafekeeperAddresses(2, "127.0.0.1:7678", "127.0.0.1:7679"),
+            new RepoConfig.SafekeeperAddresses(3, "127.0.0.1:7680", "127.0.0.1:7681"));
+    assertThat(back.quorum()).isEqualTo(2);
+    assertThat(back.safekeeper(2).orElseThrow().pg().getPort()).isEqualTo(7679);
+
+    // a repository made before safekeepers: no [[safekeepers]] at all
+    Path f = dir.resolve("config.toml");
+    String text = Files.readString(f);
+    Files.writeString(
+        f, text.substring(0, text.indexOf("\n# Where the CLI reaches each safekeeper")));
+    assertThat(RepoConfig.load(dir).safekeepers()).isEmpty();
+
+    Files.writeString(f, text.replace("id = 3", "id = 2"));
+    assertThatThrownBy(() -> RepoConfig.load(dir))
+        .isInstanceOf(ControlPlaneException.class)
+        .hasMessageContaining(f + ": safekeeper ids must be distinct");
+  }
+
+  @Test
+  void everySafekeeperDirectoryListsTheOthersAsPeers() throws IOException {
+    Safekeepers.createDataDirs(dir, RepoInit.safekeeperAddresses(3, 7676));
+    for (int id = 1; id <= 3; id++) {
+      io.zenith.gateway.safekeeper.SafekeeperSettings s =
+          io.zenith.gateway.safekeeper.SafekeeperSettings.load(dir.resolve("sk" + id));
+      assertThat(s.id()).isEqualTo(id);
+      assertThat(s.listenHttp()).isEqualTo("127.0.0.1:" + (7676 + 2 * (id - 1)));
+      assertThat(s.listenPg()).isEqualTo("127.0.0.1:" + (7677 + 2 * (id - 1)));
+      int self = id;
+      assertThat(s.peers())
+          .extracting(io.zenith.gateway.safekeeper.SafekeeperSettings.Peer::id)
+          .containsExactlyElementsOf(
+              java.util.stream.IntStream.rangeClosed(1, 3).filter(i -> i != self).boxed().toList());
+      assertThat(s.coreConfig().members()).isEqualTo(3);
+    }
   }
 
   @Test

@@ -24,6 +24,8 @@ import org.junit.jupiter.api.TestMethodOrder;
  * down, it resumes ingest from its disk-consistent LSN when restarted, the load completes, and a
  * fresh compute sees every row the load reported committed. Then the RocksDB index is deleted while
  * everything is stopped: the pageserver rebuilds it from the layer files and serves the same data.
+ * The repository has no safekeepers, so the pageserver is the compute's synchronous standby (with
+ * safekeepers, commits do not wait for the pageserver).
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
@@ -42,7 +44,7 @@ class CliCrashRecoveryTest {
   @BeforeAll
   void setUp() throws IOException {
     z = new ZenithRepo(false);
-    z.init();
+    z.init(0);
     // small in-memory layers: several are flushed during the load, before the kill
     z.setPageserverOption("checkpoint_distance", "'4MiB'");
     z.ok("start");
@@ -114,7 +116,9 @@ class CliCrashRecoveryTest {
       assertThat(committed(out)).as("commits while the pageserver is down").isEqualTo(during);
       assertThat(during).isLessThan(BATCHES);
       assertThat(load.isAlive()).isTrue();
-      assertThat(z.ok("status").out()).contains("pageserver:  stopped");
+      assertThat(z.ok("status").out())
+          .contains("pageserver:  stopped")
+          .contains("safekeepers: none (the pageserver is each primary's synchronous standby)");
 
       int logLength = z.pageserverLog().length();
       assertThat(z.ok("pageserver", "start").out()).contains("starting the pageserver ... running");

@@ -99,6 +99,9 @@ class CliQuickStartTest {
             List.of("pageserver", "restart"),
             List.of("pageserver", "run"),
             List.of("safekeeper"),
+            List.of("safekeeper", "start"),
+            List.of("safekeeper", "stop"),
+            List.of("safekeeper", "restart"),
             List.of("safekeeper", "run"),
             List.of("pg"),
             List.of("pg", "create"),
@@ -139,6 +142,9 @@ class CliQuickStartTest {
     ZenithRepo.Result s = z.ok("pg", "start", "main");
     assertThat(s.out())
         .containsPattern("fetching basebackup of main at \\d+/[0-9A-F]+ \\.\\.\\. .*\\d+ MB")
+        .containsPattern(
+            "electing a term of branch main on safekeeper 1 \\.\\.\\. term 1, WAL up to \\S+"
+                + " \\(donor safekeeper 1, voters 1\\)")
         .contains("compute main is running as the primary of branch main (from ")
         .contains("psql postgresql://postgres@127.0.0.1:" + z.computePortBase + "/postgres");
     int port = z.port("main");
@@ -181,6 +187,7 @@ class CliQuickStartTest {
             "branch",
             "lsn",
             "mode",
+            "term",
             "address",
             "status",
             "datadir",
@@ -189,6 +196,7 @@ class CliQuickStartTest {
         .containsEntry("node", "main")
         .containsEntry("branch", "main")
         .containsEntry("mode", "primary")
+        .containsEntry("term", "2") // the second start of a primary on main
         .containsEntry("address", "127.0.0.1:" + z.computePortBase)
         .containsEntry("status", "running");
     assertThat(show.get("tenant")).matches("[0-9a-f]{32}");
@@ -300,7 +308,8 @@ class CliQuickStartTest {
   @Order(7)
   void stopStopsComputesThenThePageserver() {
     ZenithRepo.Result r = z.ok("stop");
-    assertThat(r.lines()).containsExactly("stopped compute main", "stopped the pageserver");
+    assertThat(r.lines())
+        .containsExactly("stopped compute main", "stopped the pageserver", "stopped safekeeper 1");
     assertThat(z.show("main")).containsEntry("status", "stopped").containsEntry("lsn", "latest");
     assertThat(z.pageserverPid()).isEmpty();
   }

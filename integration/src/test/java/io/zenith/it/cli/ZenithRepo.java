@@ -37,6 +37,7 @@ final class ZenithRepo implements AutoCloseable {
   final int httpPort;
   final int pgPort;
   final int computePortBase;
+  final int safekeeperPortBase;
   final PgDistribution pg = PgDistribution.detect();
   private final Path launcher;
 
@@ -70,7 +71,8 @@ final class ZenithRepo implements AutoCloseable {
     repo = root.resolve(".zenith");
     httpPort = freePort();
     pgPort = freePort();
-    computePortBase = freeBase();
+    computePortBase = freeBase(8);
+    safekeeperPortBase = freeBase(2 * 7);
   }
 
   static int freePort() {
@@ -81,12 +83,12 @@ final class ZenithRepo implements AutoCloseable {
     }
   }
 
-  /** A port with a few free ones after it, from the range below the ephemeral ports. */
-  private static int freeBase() {
+  /** A port with {@code count - 1} free ones after it, from the range below the ephemeral ports. */
+  private static int freeBase(int count) {
     for (int attempt = 0; attempt < 100; attempt++) {
       int base = 20000 + (int) (Math.random() * 10000);
       boolean ok = true;
-      for (int p = base; p < base + 8 && ok; p++) {
+      for (int p = base; p < base + count && ok; p++) {
         try (ServerSocket s = new ServerSocket(p)) {
           ok = s.isBound();
         } catch (IOException e) {
@@ -100,16 +102,35 @@ final class ZenithRepo implements AutoCloseable {
     throw new IllegalStateException("no free port range");
   }
 
-  /** {@code zenith init} with this repository's ports. */
+  /** {@code zenith init} with this repository's ports and the default number of safekeepers. */
   Result init() {
-    return ok(
-        "init",
-        "--pageserver-http",
-        "127.0.0.1:" + httpPort,
-        "--pageserver-pg",
-        "127.0.0.1:" + pgPort,
-        "--compute-port-base",
-        Integer.toString(computePortBase));
+    return ok(initArgs().toArray(String[]::new));
+  }
+
+  /** {@code zenith init --safekeepers n} with this repository's ports. */
+  Result init(int safekeepers) {
+    List<String> args = initArgs();
+    args.addAll(List.of("--safekeepers", Integer.toString(safekeepers)));
+    return ok(args.toArray(String[]::new));
+  }
+
+  private List<String> initArgs() {
+    return new ArrayList<>(
+        List.of(
+            "init",
+            "--pageserver-http",
+            "127.0.0.1:" + httpPort,
+            "--pageserver-pg",
+            "127.0.0.1:" + pgPort,
+            "--compute-port-base",
+            Integer.toString(computePortBase),
+            "--safekeeper-port-base",
+            Integer.toString(safekeeperPortBase)));
+  }
+
+  /** The HTTP port of safekeeper {@code id} (as init lays them out). */
+  int safekeeperHttpPort(int id) {
+    return safekeeperPortBase + 2 * (id - 1);
   }
 
   /** Runs {@code ./zenith args...} with this repository; returns what it did. */
@@ -267,7 +288,10 @@ final class ZenithRepo implements AutoCloseable {
 
   /** The pageserver's pid from its pid file, if there is one. */
   Optional<Long> pageserverPid() {
-    Path f = repo.resolve("pageserver/pageserver.pid");
+    return pid(repo.resolve("pageserver/pageserver.pid"));
+  }
+
+  private static Optional<Long> pid(Path f) {
     try {
       return Files.exists(f)
           ? Optional.of(Long.parseLong(Files.readString(f).strip()))
@@ -275,6 +299,11 @@ final class ZenithRepo implements AutoCloseable {
     } catch (IOException | NumberFormatException e) {
       return Optional.empty();
     }
+  }
+
+  /** Safekeeper {@code id}'s pid from its pid file, if there is one. */
+  Optional<Long> safekeeperPid(int id) {
+    return pid(repo.resolve("safekeepers/sk" + id + "/safekeeper.pid"));
   }
 
   String pageserverLog() {
@@ -329,6 +358,9 @@ final class ZenithRepo implements AutoCloseable {
       }
     }
     pageserverPid().ifPresent(pid -> sh("kill -9 " + pid + " 2>/dev/null"));
+    for (int id = 1; id <= 7; id++) {
+      safekeeperPid(id).ifPresent(pid -> sh("kill -9 " + pid + " 2>/dev/null"));
+    }
     deleteTree(data);
     deleteTree(root);
   }

@@ -4,6 +4,7 @@ import io.zenith.gateway.cli.Main;
 import io.zenith.wal.DurableFiles;
 import java.io.File;
 import java.io.IOException;
+import java.io.PrintWriter;
 import java.io.RandomAccessFile;
 import java.net.URISyntaxException;
 import java.nio.charset.StandardCharsets;
@@ -13,30 +14,67 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Locale;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
+import org.jspecify.annotations.Nullable;
 
 /**
- * The repository's pageserver as a background OS process: {@code zenith pageserver run -D
- * <repo>/pageserver}, started through {@code setsid} (its own session: a terminal's Ctrl-C does not
- * reach it) with the same {@code java} and jar as the running CLI, output appended to {@code
- * pageserver.log}, its pid in {@code pageserver.pid}. Not thread-safe (one CLI command at a time
- * per repository: the repository lock).
+ * One of the repository's servers as a background OS process: {@code zenith <kind> run -D <dir>}
+ * (the pageserver, a safekeeper), started through {@code setsid} (its own session: a terminal's
+ * Ctrl-C does not reach it) with the same {@code java} and jar as the running CLI, output appended
+ * to {@code <kind>.log} in its directory, its pid in {@code <kind>.pid}. Start waits until the
+ * server's API answers; stop is SIGTERM, then SIGKILL after a bound. Not thread-safe (one CLI
+ * command at a time per repository: the repository lock).
  */
-public final class PageserverProcess {
-  public static final String PID_FILE = "pageserver.pid";
-  public static final String LOG_FILE = "pageserver.log";
+public final class ServiceProcess {
   private static final Duration START_TIMEOUT = Duration.ofSeconds(90);
-  private static final Duration STOP_TIMEOUT = Duration.ofSeconds(60);
 
+  private final String name;
+  private final String kind;
   private final Path dir;
-  private final PageserverClient client;
-  private final String pgOsUser;
+  private final String url;
+  private final BooleanSupplier answers;
+  private final String conflictHint;
+  private final Duration stopTimeout;
+  private final String javaOptsVariable;
+  private final @Nullable String pgOsUser;
 
-  PageserverProcess(Path dir, PageserverClient client, String pgOsUser) {
+  /**
+   * @param name how messages name it: "the pageserver", "safekeeper 2"
+   * @param kind the subcommand that runs it, and the stem of its pid and log files
+   * @param dir its data directory
+   * @param url where its API answers, for messages
+   * @param answers whether something answers at its API address (never throws)
+   * @param conflictHint what to do when another server answers there
+   * @param stopTimeout how long SIGTERM gets before SIGKILL
+   * @param javaOptsVariable the environment variable with extra JVM options for it
+   */
+  ServiceProcess(
+      String name,
+      String kind,
+      Path dir,
+      String url,
+      BooleanSupplier answers,
+      String conflictHint,
+      Duration stopTimeout,
+      String javaOptsVariable,
+      @Nullable String pgOsUser) {
+    this.name = name;
+    this.kind = kind;
     this.dir = dir;
-    this.client = client;
+    this.url = url;
+    this.answers = answers;
+    this.conflictHint = conflictHint;
+    this.stopTimeout = stopTimeout;
+    this.javaOptsVariable = javaOptsVariable;
     this.pgOsUser = pgOsUser;
+  }
+
+  /** "the pageserver", "safekeeper 2". */
+  public String name() {
+    return name;
   }
 
   public Path dataDir() {
@@ -44,14 +82,18 @@ public final class PageserverProcess {
   }
 
   public Path logFile() {
-    return dir.resolve(LOG_FILE);
+    return dir.resolve(kind + ".log");
   }
 
   public Path pidFile() {
-    return dir.resolve(PID_FILE);
+    return dir.resolve(kind + ".pid");
   }
 
-  /** The running pageserver process of this repository, if any (a stale pid file is ignored). */
+  public Duration stopTimeout() {
+    return stopTimeout;
+  }
+
+  /** The running process, if any (a stale pid file is ignored). */
   public Optional<ProcessHandle> running() {
     Path f = pidFile();
     if (!Files.exists(f)) {
@@ -63,36 +105,33 @@ public final class PageserverProcess {
     } catch (IOException | NumberFormatException e) {
       return Optional.empty();
     }
-    return ProcessHandle.of(pid).filter(ProcessHandle::isAlive).filter(PageserverProcess::isOurs);
+    return ProcessHandle.of(pid).filter(ProcessHandle::isAlive).filter(this::isOurs);
   }
 
-  /** The pid belongs to a pageserver (pids are reused after a crash). */
-  private static boolean isOurs(ProcessHandle p) {
+  /** The pid runs this server on this directory (pids are reused after a crash). */
+  private boolean isOurs(ProcessHandle p) {
     Optional<String> cmd = p.info().commandLine();
     if (cmd.isEmpty()) {
       // not readable: trust the pid file
       return true;
     }
-    return cmd.get().contains("pageserver") && cmd.get().contains(" run ");
+    return cmd.get().contains(kind + " run -D " + dir.toAbsolutePath());
   }
 
-  /** Starts the pageserver and waits until its API answers. Returns its pid. */
+  /** Starts the server and waits until its API answers. Returns its pid. */
   public long start() {
     Optional<ProcessHandle> already = running();
     if (already.isPresent()) {
       throw new ControlPlaneException(
-          "the pageserver is already running (pid " + already.get().pid() + ")");
+          name + " is already running (pid " + already.get().pid() + ")");
     }
-    if (client.isUp()) {
+    if (answers.getAsBoolean()) {
       throw new ControlPlaneException(
-          "another server already answers at "
-              + client.baseUrl()
-              + " (a pageserver of another repository?); stop it or change [pageserver]"
-              + " listen_http in config.toml and pageserver/pageserver.toml");
+          "another server already answers at " + url + " (" + conflictHint + ")");
     }
     List<String> cmd = new ArrayList<>(List.of("setsid"));
-    cmd.addAll(javaCommand());
-    cmd.addAll(List.of("pageserver", "run", "-D", dir.toAbsolutePath().toString()));
+    cmd.addAll(javaCommand(javaOptsVariable));
+    cmd.addAll(List.of(kind, "run", "-D", dir.toAbsolutePath().toString()));
     ProcessBuilder pb =
         new ProcessBuilder(cmd)
             .directory(dir.toFile())
@@ -108,14 +147,15 @@ public final class PageserverProcess {
       p = pb.start();
       DurableFiles.write(pidFile(), (p.pid() + "\n").getBytes(StandardCharsets.US_ASCII));
     } catch (IOException e) {
-      throw new ControlPlaneException("cannot start the pageserver: " + e.getMessage(), e);
+      throw new ControlPlaneException("cannot start " + name + ": " + e.getMessage(), e);
     }
     long deadline = System.nanoTime() + START_TIMEOUT.toNanos();
     while (System.nanoTime() < deadline) {
       if (!p.isAlive()) {
         deletePidFile();
         throw new ControlPlaneException(
-            "the pageserver exited during startup (exit "
+            name
+                + " exited during startup (exit "
                 + p.exitValue()
                 + "): "
                 + lastLogLine(logStart)
@@ -123,7 +163,7 @@ public final class PageserverProcess {
                 + logFile()
                 + ")");
       }
-      if (client.isUp()) {
+      if (answers.getAsBoolean()) {
         return p.pid();
       }
       sleep(200);
@@ -131,8 +171,9 @@ public final class PageserverProcess {
     p.destroyForcibly();
     deletePidFile();
     throw new ControlPlaneException(
-        "the pageserver did not answer at "
-            + client.baseUrl()
+        name
+            + " did not answer at "
+            + url
             + " within "
             + START_TIMEOUT.toSeconds()
             + " s (see "
@@ -141,8 +182,35 @@ public final class PageserverProcess {
   }
 
   /**
-   * Stops the pageserver: SIGTERM (it flushes what it ingested and closes its files), SIGKILL if it
-   * has not exited within a minute. Returns false if it was not running.
+   * Starts the server like {@link #start()}, telling {@code out} as PostgreSQL's tools do:
+   * "starting safekeeper 1 ... running (pid 123) after 1.5 s: http …, libpq …, log …" (or "...
+   * failed" before the error).
+   */
+  public long start(PrintWriter out, String listenHttp, String listenPg) {
+    out.print("starting " + name + " ...");
+    out.flush();
+    long t0 = System.nanoTime();
+    long pid;
+    try {
+      pid = start();
+    } catch (ControlPlaneException e) {
+      out.println(" failed");
+      throw e;
+    }
+    out.printf(
+        Locale.ROOT,
+        " running (pid %d) after %.1f s: http %s, libpq %s, log %s%n",
+        pid,
+        (System.nanoTime() - t0) / 1e9,
+        listenHttp,
+        listenPg,
+        logFile());
+    return pid;
+  }
+
+  /**
+   * Stops the server: SIGTERM (it makes what it holds durable and closes its files), SIGKILL if it
+   * has not exited within its stop timeout. Returns false if it was not running.
    */
   public boolean stop() {
     Optional<ProcessHandle> p = running();
@@ -152,7 +220,7 @@ public final class PageserverProcess {
     }
     ProcessHandle h = p.get();
     h.destroy();
-    if (!waitForExit(h, STOP_TIMEOUT)) {
+    if (!waitForExit(h, stopTimeout)) {
       h.destroyForcibly();
       waitForExit(h, Duration.ofSeconds(10));
     }
@@ -182,14 +250,17 @@ public final class PageserverProcess {
     }
   }
 
-  /** {@code java [options] -jar zenith.jar}, or {@code -cp} when running from classes (tests). */
-  static List<String> javaCommand() {
+  /**
+   * {@code java [options] -jar zenith.jar}, or {@code -cp} when running from classes (tests); extra
+   * options from the environment variable {@code optsVariable}.
+   */
+  static List<String> javaCommand(String optsVariable) {
     List<String> cmd = new ArrayList<>();
     cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     cmd.add("--enable-native-access=ALL-UNNAMED");
     cmd.add("-Dzenith.log.level=INFO");
     cmd.add("-XX:+ExitOnOutOfMemoryError");
-    String opts = System.getenv("ZENITH_PAGESERVER_JAVA_OPTS");
+    String opts = System.getenv(optsVariable);
     if (opts != null && !opts.isBlank()) {
       cmd.addAll(Arrays.asList(opts.strip().split("\\s+")));
     }
