@@ -53,7 +53,7 @@ test: deps check-java
 # SIGKILLed one at a time, for CHAOS_SECONDS (150 by default; `make test` runs it for 20).
 CHAOS_SECONDS ?= 150
 test-long: deps check-java
-	$(MVN) -pl gateway,integration -am verify -Dtest=SafekeeperChaosTest \
+	$(MVN) -pl gateway,integration -am verify -Dtest='SafekeeperChaosTest,CliBankChaosTest' \
 	  -Dsurefire.failIfNoSpecifiedTests=false -Dzenith.chaos.seconds=$(CHAOS_SECONDS)
 
 # Installs whatever of DEB_PACKAGES is missing (apt-get update first; needs root or sudo), then
