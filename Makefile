@@ -49,8 +49,9 @@ test: deps check-java
 	       gsub(",", ""); run += $$4; skipped += $$10 } \
 	     END { printf "zenith: %d tests run (%d skipped), all passed\n", run, skipped }' "$$log"
 
-# The long safekeeper chaos run (issue 4): bank transfers while safekeeper OS processes are
-# SIGKILLed one at a time, for CHAOS_SECONDS (150 by default; `make test` runs it for 20).
+# The long safekeeper chaos runs (issue 4): bank transfers while safekeeper OS processes are
+# SIGKILLed one at a time, for CHAOS_SECONDS (150 by default; `make test` runs them briefly),
+# directly and through the zenith CLI (ending with a compute rebuilt from the pageserver).
 CHAOS_SECONDS ?= 150
 test-long: deps check-java
 	$(MVN) -pl gateway,integration -am verify -Dtest='SafekeeperChaosTest,CliBankChaosTest' \
