@@ -2,10 +2,8 @@ package io.zenith.gateway.cli;
 
 import io.zenith.gateway.pageserver.Pageserver;
 import io.zenith.gateway.pageserver.PageserverConfig;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -29,29 +27,12 @@ final class PageserverRunCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    if (!Files.isDirectory(dataDir)) {
-      throw new UserException("pageserver data directory " + dataDir + " does not exist");
-    }
-    PageserverConfig config;
-    try {
-      config = PageserverConfig.load(dataDir);
-    } catch (IllegalArgumentException e) {
-      throw new UserException(e.getMessage());
-    }
+    PageserverConfig config = Foreground.load("pageserver", dataDir, PageserverConfig::load);
     Pageserver ps = Pageserver.start(dataDir, config);
-    CountDownLatch stopped = new CountDownLatch(1);
-    Runtime.getRuntime()
-        .addShutdownHook(
-            Thread.ofPlatform()
-                .unstarted(
-                    () -> {
-                      ps.close();
-                      stopped.countDown();
-                    }));
-    System.err.printf(
-        "pageserver %s: HTTP on port %d, libpq on port %d, data in %s%n",
-        config.id(), ps.httpPort(), ps.pgPort(), dataDir.toAbsolutePath());
-    stopped.await();
-    return 0;
+    return Foreground.untilStopped(
+        ps,
+        String.format(
+            "pageserver %s: HTTP on port %d, libpq on port %d, data in %s",
+            config.id(), ps.httpPort(), ps.pgPort(), dataDir.toAbsolutePath()));
   }
 }

@@ -2,10 +2,8 @@ package io.zenith.gateway.cli;
 
 import io.zenith.gateway.safekeeper.SafekeeperProcess;
 import io.zenith.gateway.safekeeper.SafekeeperSettings;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -29,29 +27,12 @@ final class SafekeeperRunCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    if (!Files.isDirectory(dataDir)) {
-      throw new UserException("safekeeper data directory " + dataDir + " does not exist");
-    }
-    SafekeeperSettings settings;
-    try {
-      settings = SafekeeperSettings.load(dataDir);
-    } catch (IllegalArgumentException e) {
-      throw new UserException(e.getMessage());
-    }
+    SafekeeperSettings settings = Foreground.load("safekeeper", dataDir, SafekeeperSettings::load);
     SafekeeperProcess sk = SafekeeperProcess.start(dataDir, settings);
-    CountDownLatch stopped = new CountDownLatch(1);
-    Runtime.getRuntime()
-        .addShutdownHook(
-            Thread.ofPlatform()
-                .unstarted(
-                    () -> {
-                      sk.close();
-                      stopped.countDown();
-                    }));
-    System.err.printf(
-        "safekeeper %d: HTTP on port %d, %d peers, data in %s%n",
-        settings.id(), sk.httpPort(), settings.peers().size(), dataDir.toAbsolutePath());
-    stopped.await();
-    return 0;
+    return Foreground.untilStopped(
+        sk,
+        String.format(
+            "safekeeper %d: HTTP on port %d, %d peers, data in %s",
+            settings.id(), sk.httpPort(), settings.peers().size(), dataDir.toAbsolutePath()));
   }
 }

@@ -52,18 +52,21 @@ final class PgbenchComparison {
     return new Run(Double.parseDouble(t.group(1)), Double.parseDouble(l.group(1)));
   }
 
+  /** A timed pgbench run: {@code clients} clients on two threads, no vacuum first. */
+  private static List<String> runArgs(int clients, Duration duration) {
+    return List.of(
+        "-c",
+        Integer.toString(clients),
+        "-j",
+        "2",
+        "-T",
+        Long.toString(duration.toSeconds()),
+        "-n");
+  }
+
   static List<String> tpcb(Path scratch, int scale, int clients, Duration duration, String mode)
       throws IOException {
-    List<String> runArgs =
-        new ArrayList<>(
-            List.of(
-                "-c",
-                Integer.toString(clients),
-                "-j",
-                "2",
-                "-T",
-                Long.toString(duration.toSeconds()),
-                "-n"));
+    List<String> runArgs = new ArrayList<>(runArgs(clients, duration));
     if (mode.equals("select-only")) {
       runArgs.add("-S");
     }
@@ -117,15 +120,7 @@ final class PgbenchComparison {
    */
   static List<String> safekeepers(Path scratch, int scale, int clients, Duration duration)
       throws IOException {
-    List<String> runArgs =
-        List.of(
-            "-c",
-            Integer.toString(clients),
-            "-j",
-            "2",
-            "-T",
-            Long.toString(duration.toSeconds()),
-            "-n");
+    List<String> runArgs = runArgs(clients, duration);
     Duration probe = Duration.ofSeconds(15);
     List<Durability> all = new ArrayList<>();
     try (PgCluster c = PgCluster.initdb("--data-checksums")) {
