@@ -661,22 +661,35 @@ public final class Computes {
     }
     Path data = node.pgdata();
     writeOwned(data.resolve("postgresql.conf"), conf.toString(), pg);
-    writeOwned(
-        data.resolve("pg_hba.conf"),
-        """
-        # Written by `zenith pg start`: trust on the loopback interface, replication included.
-        local   all           all                        trust
-        host    all           all         127.0.0.1/32   trust
-        host    all           all         ::1/128        trust
-        local   replication   all                        trust
-        host    replication   all         127.0.0.1/32   trust
-        host    replication   all         ::1/128        trust
-        """,
+    writeTrustAuth(
+        data,
+        "# Written by `zenith pg start`: trust on the loopback interface, replication included.",
         pg);
-    writeOwned(data.resolve("pg_ident.conf"), "", pg);
     if (!spec.primary()) {
       writeOwned(data.resolve("standby.signal"), "", pg);
     }
+  }
+
+  /**
+   * {@code pg_hba.conf} trusting local and loopback connections (replication included) under the
+   * comment {@code header}, and an empty {@code pg_ident.conf}.
+   */
+  private static void writeTrustAuth(Path dataDir, String header, PgDistribution pg)
+      throws IOException {
+    writeOwned(
+        dataDir.resolve("pg_hba.conf"),
+        header
+            + "\n"
+            + """
+            local   all           all                        trust
+            host    all           all         127.0.0.1/32   trust
+            host    all           all         ::1/128        trust
+            local   replication   all                        trust
+            host    replication   all         127.0.0.1/32   trust
+            host    replication   all         ::1/128        trust
+            """,
+        pg);
+    writeOwned(dataDir.resolve("pg_ident.conf"), "", pg);
   }
 
   private static void setting(StringBuilder conf, String name, String value) {
@@ -811,19 +824,10 @@ public final class Computes {
             + "timezone = 'UTC'\n"
             + "log_timezone = 'UTC'\n",
         pg);
-    writeOwned(
-        dir.resolve("pg_hba.conf"),
-        """
-        # Written by `zenith export`: trust for local connections, as `initdb -A trust`.
-        local   all           all                        trust
-        host    all           all         127.0.0.1/32   trust
-        host    all           all         ::1/128        trust
-        local   replication   all                        trust
-        host    replication   all         127.0.0.1/32   trust
-        host    replication   all         ::1/128        trust
-        """,
+    writeTrustAuth(
+        dir,
+        "# Written by `zenith export`: trust for local connections, as `initdb -A trust`.",
         pg);
-    writeOwned(dir.resolve("pg_ident.conf"), "", pg);
     return lsn;
   }
 
