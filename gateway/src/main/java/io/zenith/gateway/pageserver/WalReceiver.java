@@ -11,13 +11,16 @@ import io.zenith.layer.Timeline;
 import io.zenith.page.PageReconstructor;
 import io.zenith.replication.client.PgConnectOptions;
 import io.zenith.replication.client.ReplicationClient;
+import io.zenith.replication.client.ReplicationClient.Progress;
 import io.zenith.replication.client.StreamMetrics;
 import io.zenith.replication.client.WalChunk;
 import io.zenith.wal.Lsn;
 import java.time.Duration;
 import java.util.Comparator;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicReference;
 import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
@@ -89,6 +92,9 @@ final class WalReceiver {
   private final reactor.core.publisher.Sinks.Empty<Void> terminated =
       reactor.core.publisher.Sinks.empty();
   private volatile Duration flushDelay = Duration.ZERO;
+
+  /** One IDENTIFY_SYSTEM connection per safekeeper, opened on the first probe. */
+  private final Map<Endpoint, Mono<ReplicationClient>> probes = new ConcurrentHashMap<>();
 
   WalReceiver(
       Timeline timeline, ApiModel.WalSource source, PageReconstructor pages, MeterRegistry meters) {
@@ -192,8 +198,11 @@ final class WalReceiver {
             .port(e.port())
             .user(source.user() == null ? "postgres" : source.user())
             .database("postgres")
+            // Safekeepers count only the status updates of this name as pageserver feedback.
             .applicationName(
-                source.applicationName() == null ? "pageserver" : source.applicationName())
+                e.safekeeperId() != null || source.applicationName() == null
+                    ? WalService.PAGESERVER_APPLICATION
+                    : source.applicationName())
             .replication(true)
             .connectTimeout(timeout);
     if (e.safekeeperId() != null) {
@@ -222,17 +231,21 @@ final class WalReceiver {
   /** What one safekeeper said: its commit LSN, or why it did not answer. */
   private record Probe(Endpoint endpoint, @Nullable Lsn commitLsn, @Nullable String error) {}
 
-  /** Asks every safekeeper (in parallel, each bounded) for IDENTIFY_SYSTEM. */
+  /**
+   * Asks every safekeeper (in parallel, each bounded) for IDENTIFY_SYSTEM, over one connection per
+   * safekeeper kept between probes: a probe every {@link #SWITCH_CHECK} would otherwise be a
+   * session (and a log line) on every safekeeper every two seconds. A connection that fails or
+   * times out is closed and opened again at the next probe.
+   */
   private Mono<List<Probe>> probeAll() {
     return Flux.fromIterable(source.safekeepers())
         .map(Endpoint::of)
         .flatMap(
             e ->
-                Mono.usingWhen(
-                        ReplicationClient.connect(connectOptions(e, PROBE_TIMEOUT)),
-                        c -> c.identifySystem(),
-                        c -> c.close().onErrorComplete())
+                probeConnection(e)
+                    .flatMap(ReplicationClient::identifySystem)
                     .timeout(PROBE_TIMEOUT)
+                    .doOnError(t -> dropProbeConnection(e))
                     .map(
                         id -> {
                           checkSystem(e, id.systemId());
@@ -240,6 +253,32 @@ final class WalReceiver {
                         })
                     .onErrorResume(t -> Mono.just(new Probe(e, null, e + ": " + t.getMessage()))))
         .collectList();
+  }
+
+  private Mono<ReplicationClient> probeConnection(Endpoint e) {
+    Mono<ReplicationClient> m = probes.computeIfAbsent(e, this::connectProbe);
+    return m.flatMap(
+        c -> {
+          if (!c.isClosed()) {
+            return Mono.just(c);
+          }
+          // The safekeeper went away since the last probe (a restart): connect again now.
+          probes.remove(e, m);
+          return Mono.defer(() -> probes.computeIfAbsent(e, this::connectProbe));
+        });
+  }
+
+  private Mono<ReplicationClient> connectProbe(Endpoint e) {
+    // cache() keeps a failure too: dropping a failed one must not connect again to close it.
+    return ReplicationClient.connect(connectOptions(e, PROBE_TIMEOUT)).cache();
+  }
+
+  private void dropProbeConnection(Endpoint e) {
+    Mono<ReplicationClient> m = probes.remove(e);
+    if (m != null) {
+      // Closes the connection if one was made; one still being made is closed as it arrives.
+      m.flatMap(c -> c.close()).onErrorComplete().subscribe();
+    }
   }
 
   /** The safekeeper with the highest commit LSN; an error naming each failure if none answered. */
@@ -337,12 +376,18 @@ final class WalReceiver {
     received = start;
     receivedAtNanos = System.nanoTime();
     boolean safekeeper = e.safekeeperId() != null;
+    // Only disk_consistent_lsn is durable here (remote_consistent_lsn for safekeepers, whose
+    // retention follows it): reporting the start as flushed would let the source drop WAL this
+    // pageserver must re-read after a crash.
+    Lsn durable = timeline.diskConsistentLsn();
+    Progress initial =
+        new Progress(start, durable, safekeeper ? timeline.remoteConsistentLsn() : durable);
     // A switch ends the WAL (takeUntilOther passes demand through unchanged), then fails the
     // stream so that the receiver reconnects to the best safekeeper.
     AtomicReference<String> switchReason = new AtomicReference<>();
     Flux<WalChunk> wal =
         client
-            .startReplication(source.slot(), start, safekeeper ? 0 : 1)
+            .startReplication(source.slot(), start, safekeeper ? 0 : 1, initial)
             .doOnSubscribe(s -> state.set(State.STREAMING))
             .doOnNext(
                 ch -> {
@@ -405,6 +450,9 @@ final class WalReceiver {
     if (d != null) {
       d.dispose();
       terminated.asMono().timeout(Duration.ofMinutes(1)).onErrorComplete().block();
+    }
+    for (Endpoint e : List.copyOf(probes.keySet())) {
+      dropProbeConnection(e);
     }
     // A cancelled usingWhen does not wait for its cleanup: close the pipeline here too, so no
     // flush runs after the caller goes on to close the layer store.

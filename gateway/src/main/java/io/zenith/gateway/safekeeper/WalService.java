@@ -40,10 +40,12 @@ import reactor.core.scheduler.Scheduler;
  * zenith.tenant_id=<id> -c zenith.timeline_id=<id>}); a session that names none, an unknown one or
  * a malformed one is refused at startup with a FATAL ErrorResponse (28000, 3D000, 22023 / 42601 /
  * 42704). {@code -c zenith.peer_id=<id> -c zenith.up_to=X/Y} marks a peer: it is served flushed WAL
- * up to {@code up_to}, and the stream ends there. Everybody else is served committed WAL, tailing,
- * and its standby status updates are the pageserver's feedback ({@link
+ * up to {@code up_to}, and the stream ends there. Everybody else is served committed WAL, tailing.
+ * The standby status updates of a session with {@code application_name} {@value
+ * #PAGESERVER_APPLICATION} are the pageserver's feedback ({@link
  * SafekeeperTimeline#onPageserverFeedback}: write/flush/apply = received / durable / in remote
- * storage), which the lag limits hold the compute's acknowledgements against.
+ * storage), which the lag limits hold the compute's acknowledgements against and retention keeps
+ * WAL for; other clients' (standbys, {@code pg_receivewal}) are ignored.
  *
  * <p>Errors mirror PostgreSQL's walsender: a start point ahead of the WAL (for peers: an end point)
  * is XX000 "requested starting point … is ahead of the WAL flush position of this server …"; one
@@ -59,6 +61,13 @@ public final class WalService implements QueryHandler {
   static final String TIMELINE = LibpqWalFetcher.TIMELINE;
   static final String PEER = LibpqWalFetcher.PEER;
   static final String UP_TO = LibpqWalFetcher.UP_TO;
+
+  /**
+   * The {@code application_name} pageservers connect with. A standby or {@code pg_receivewal}
+   * reports positions too, but theirs must neither release the lag limits nor let retention drop
+   * WAL a pageserver still needs.
+   */
+  public static final String PAGESERVER_APPLICATION = "pageserver";
 
   private final Safekeeper sk;
   private final Scheduler readers;
@@ -88,8 +97,14 @@ public final class WalService implements QueryHandler {
    * @param timeline the timeline
    * @param peerId a peer's id, null for pageservers and standbys
    * @param upTo where a peer's stream ends, null for the others
+   * @param pageserver whether the session is a pageserver's ({@code application_name} {@link
+   *     #PAGESERVER_APPLICATION}): only its status updates are pageserver feedback
    */
-  record Target(SafekeeperTimeline timeline, @Nullable Integer peerId, @Nullable Lsn upTo) {
+  record Target(
+      SafekeeperTimeline timeline,
+      @Nullable Integer peerId,
+      @Nullable Lsn upTo,
+      boolean pageserver) {
     boolean peer() {
       return peerId != null;
     }
@@ -140,7 +155,8 @@ public final class WalService implements QueryHandler {
                     fatal(
                         SqlState.INVALID_CATALOG_NAME,
                         "timeline " + tenant + "/" + timeline + " does not exist on " + context));
-    return new Target(t, peer, upTo);
+    return new Target(
+        t, peer, upTo, peer == null && PAGESERVER_APPLICATION.equals(session.applicationName()));
   }
 
   private static int peerId(String s) {
@@ -330,7 +346,7 @@ public final class WalService implements QueryHandler {
       wal = t.readCommitted(c.start(), readers);
       walEnd = t::servableLsn;
     }
-    return c.stream(wal, walEnd, target.peer() ? m -> {} : m -> onFeedback(t, m));
+    return c.stream(wal, walEnd, target.pageserver() ? m -> onFeedback(t, m) : m -> {});
   }
 
   /** A pageserver's (or standby's) positions: write/flush/apply = received / durable / remote. */

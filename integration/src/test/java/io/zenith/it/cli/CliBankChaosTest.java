@@ -7,10 +7,15 @@ import io.zenith.it.support.BankWorkload;
 import io.zenith.replication.testing.PgWal;
 import io.zenith.wal.Lsn;
 import java.io.IOException;
+import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -72,18 +77,23 @@ class CliBankChaosTest {
     BankWorkload bank = BankWorkload.create(factory, 100, 1_000);
     List<String> stalls;
     int kills = 0;
+    ScheduledExecutorService sampler =
+        Executors.newSingleThreadScheduledExecutor(
+            r -> Thread.ofPlatform().daemon().name("chaos-sampler").unstarted(r));
     try (bank) {
       bank.start(10);
+      long[] last = {0};
+      sampler.scheduleWithFixedDelay(() -> sample(bank, last), 2, 2, TimeUnit.SECONDS);
       long deadline = System.nanoTime() + RUN.toNanos();
       int victim = 1;
       while (System.nanoTime() < deadline || kills < 3) {
         log.info("SIGKILL safekeeper {}", victim);
         kill(victim);
-        int before = bank.acknowledged().size();
+        long before = bank.acknowledgedCount();
         PgWal.await(
             T,
             "50 transfers with safekeeper " + victim + " down",
-            () -> bank.acknowledged().size() >= before + 50);
+            () -> bank.acknowledgedCount() >= before + 50);
         z.ok("safekeeper", "start", Integer.toString(victim));
         log.info("safekeeper {} restarted", victim);
         // Before the next kill, the restarted one must be back in the quorum, or two would be
@@ -102,12 +112,19 @@ class CliBankChaosTest {
         victim = victim % 3 + 1;
       }
       stalls = bank.stalls(PERIOD);
+    } finally {
+      sampler.shutdownNow();
     }
     log.info(
         "{} kills, {} transfers acknowledged, {} uncertain",
         kills,
-        bank.acknowledged().size(),
+        bank.acknowledgedCount(),
         bank.uncertain().size());
+    if (!stalls.isEmpty()) {
+      log.warn(
+          "clients stalled; logs kept in {}",
+          z.keepLogs(Path.of("target", "chaos-logs", "CliBankChaosTest-" + Instant.now())));
+    }
     assertThat(stalls).as("periods of %s without a commit", PERIOD).isEmpty();
     assertThat(bank.errors()).as("errors the clients saw").isEmpty();
 
@@ -120,6 +137,29 @@ class CliBankChaosTest {
         BankWorkload.read(BankWorkload.factory("127.0.0.1", z.port("main"), "postgres"));
     assertThat(s.total()).isEqualTo(bank.expectedTotal());
     assertThat(s.transfers()).containsAll(bank.acknowledged());
+  }
+
+  /**
+   * Logs what a stall would need explaining: transfers acknowledged since the last sample, the
+   * compute's WAL position and its view of each safekeeper ({@code pg_stat_replication}).
+   */
+  private void sample(BankWorkload bank, long[] last) {
+    long now = bank.acknowledgedCount();
+    String compute;
+    try {
+      compute =
+          z.psql(
+                  z.port("main"),
+                  "select pg_current_wal_lsn() || ' ' || coalesce(string_agg(application_name"
+                      + " || ':' || state || '/' || sync_state || '@' || coalesce(flush_lsn::text,"
+                      + " '-'), ' ' order by application_name), '') from pg_stat_replication")
+              .output()
+              .strip();
+    } catch (RuntimeException | AssertionError e) {
+      compute = "not answering: " + e.getMessage();
+    }
+    log.info("acknowledged {} (+{}), compute: {}", now, now - last[0], compute);
+    last[0] = now;
   }
 
   /** Flush and commit LSN of each running safekeeper, as {@code zenith status} prints them. */

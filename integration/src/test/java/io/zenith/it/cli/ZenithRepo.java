@@ -11,6 +11,7 @@ import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -304,6 +305,28 @@ final class ZenithRepo implements AutoCloseable {
   /** Safekeeper {@code id}'s pid from its pid file, if there is one. */
   Optional<Long> safekeeperPid(int id) {
     return pid(repo.resolve("safekeepers/sk" + id + "/safekeeper.pid"));
+  }
+
+  /**
+   * Copies every log of the repository (pageserver, safekeepers, computes) to {@code target}, for a
+   * failure to be diagnosed after {@link #close()} deleted them; returns where.
+   */
+  Path keepLogs(Path target) {
+    for (Path dir : List.of(repo, computeDataDir())) {
+      if (!Files.isDirectory(dir)) {
+        continue;
+      }
+      try (Stream<Path> walk = Files.walk(dir)) {
+        for (Path log : walk.filter(f -> f.toString().endsWith(".log")).toList()) {
+          Path to = target.resolve(dir.relativize(log).toString().replace('/', '_'));
+          Files.createDirectories(target);
+          Files.copy(log, to, StandardCopyOption.REPLACE_EXISTING);
+        }
+      } catch (IOException e) {
+        System.err.println("could not keep the logs of " + dir + ": " + e);
+      }
+    }
+    return target;
   }
 
   String pageserverLog() {

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.zenith.gateway.pageserver.ApiModel;
 import io.zenith.gateway.pageserver.Pageserver;
+import io.zenith.gateway.safekeeper.SafekeeperApiModel;
 import io.zenith.it.safekeeper.ComputeQuorum;
 import io.zenith.layer.Timeline;
 import io.zenith.pg.testing.PgCluster;
@@ -101,6 +102,18 @@ class PageserverFromSafekeepersTest {
             .as("never beyond a commit LSN")
             .isLessThanOrEqualTo(maxCommit(q, rest));
         assertThat(timeline.lastRecordLsn()).isGreaterThanOrEqualTo(Lsn.min(end2, flush));
+        // The safekeepers know only what the pageserver holds durably, also after it resumed
+        // elsewhere at its last record: nothing is in remote storage, so retention keeps all.
+        for (int id : rest) {
+          SafekeeperApiModel.PageserverPositions p = q.info(id).pageserver();
+          assertThat(Lsn.parse(p.flushLsn()))
+              .as("safekeeper %d's view of the pageserver's flush LSN", id)
+              .isLessThanOrEqualTo(timeline.diskConsistentLsn());
+          // (A safekeeper's timeline starts with the pageserver at its start LSN.)
+          assertThat(Lsn.parse(p.applyLsn()))
+              .as("safekeeper %d's view of the pageserver's remote_consistent_lsn", id)
+              .isEqualTo(Lsn.max(start, timeline.remoteConsistentLsn()));
+        }
 
         // A compute from a basebackup at that LSN sees every committed row.
         try (PgCluster check =

@@ -68,11 +68,11 @@ class SafekeeperChaosTest {
         int victim = 1;
         while (System.nanoTime() < deadline || kills < ALL.length) {
           sks.kill(victim);
-          int before = bank.acknowledged().size();
+          long before = bank.acknowledgedCount();
           PgWal.await(
               T,
               "50 transfers with safekeeper " + victim + " down",
-              () -> bank.acknowledged().size() >= before + 50);
+              () -> bank.acknowledgedCount() >= before + 50);
           sks.start(victim);
           Lsn target = commit(q.info(victim % 3 + 1));
           q.awaitAll(

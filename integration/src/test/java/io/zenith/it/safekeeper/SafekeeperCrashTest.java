@@ -99,7 +99,7 @@ class SafekeeperCrashTest {
     BankWorkload bank;
     try (BankWorkload b = BankWorkload.create(factory(old), 100, 1_000).start(10)) {
       bank = b;
-      PgWal.await(T, "200 transfers", () -> b.acknowledged().size() >= 200);
+      PgWal.await(T, "200 transfers", () -> b.acknowledgedCount() >= 200);
       q.killCompute();
     }
     Election.Result r = q.elect();

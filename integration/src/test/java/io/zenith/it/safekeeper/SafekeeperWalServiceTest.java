@@ -151,30 +151,44 @@ class SafekeeperWalServiceTest {
       assertThat(p.isAlive()).as(Files.readString(output)).isTrue();
       end = writeRows(11, 60_000);
       assertThat(end.minus(start)).as("the WAL spans segments").isGreaterThan(seg);
-      // It tails: its files reach the committed end (it writes, then reports).
+      // It tails: its files reach the committed end. (Its status updates are not pageserver
+      // feedback, so the timeline's status cannot tell: the last bytes before the end can.)
+      Lsn tailStart = Lsn.of(Math.max(PgWal.segmentStart(end, seg).value(), end.value() - 8192));
+      String tail = digest(computeWal(tailStart, end));
       PgWal.await(
           ComputeQuorum.T,
           "pg_receivewal to receive WAL up to " + end,
-          () -> !Lsn.parse(q.info(2).pageserver().writeLsn()).isBefore(end));
+          () -> tail.equals(digest(receivedWal(dir, tailStart, end, seg))));
     } finally {
       p.destroy();
       assertThat(p.waitFor(60, TimeUnit.SECONDS)).as("pg_receivewal ends").isTrue();
     }
 
     // Its files, over [start, end), against the compute's pg_wal.
+    assertThat(digest(receivedWal(dir, start, end, seg))).isEqualTo(digest(computeWal(start, end)));
+  }
+
+  /** The WAL in [from, to) of pg_receivewal's files in {@code dir} (whole or .partial segments). */
+  private static byte[] receivedWal(Path dir, Lsn from, Lsn to, int seg) {
     ByteArrayOutputStream got = new ByteArrayOutputStream();
-    for (Lsn s = start; s.isBefore(end); s = s.plus(seg)) {
+    for (Lsn s = from; s.isBefore(to); s = PgWal.segmentStart(s, seg).plus(seg)) {
       String name = WalSegmentName.of(1, s, seg).fileName(seg);
       Path f = dir.resolve(name);
       if (!Files.exists(f)) {
         f = dir.resolve(name + WalSegmentName.PARTIAL_SUFFIX);
       }
-      byte[] b = Files.readAllBytes(f);
+      byte[] b;
+      try {
+        b = Files.readAllBytes(f);
+      } catch (IOException e) {
+        return new byte[0];
+      }
       assertThat(b.length).as("%s is a whole segment", f.getFileName()).isEqualTo(seg);
-      int n = (int) Math.min(seg, end.minus(s));
-      got.write(b, 0, n);
+      int offset = (int) s.minus(PgWal.segmentStart(s, seg));
+      int n = (int) Math.min(seg - offset, to.minus(s));
+      got.write(b, offset, n);
     }
-    assertThat(digest(got.toByteArray())).isEqualTo(digest(computeWal(start, end)));
+    return got.toByteArray();
   }
 
   @Test
@@ -229,6 +243,38 @@ class SafekeeperWalServiceTest {
             "the peers to learn the pageserver's positions",
             new int[] {2, 3},
             t -> t.pageserver().writeLsn().equals(got.toString()));
+
+        // Another client's status updates (pg_receivewal, a standby) are not the pageserver's:
+        // streaming from the start with the default status (the start point as flushed and
+        // applied) and reporting everything it got, it moves none of the positions.
+        ReplicationClient other =
+            ReplicationClient.connect(options(1).applicationName("pg_receivewal").build())
+                .block(ComputeQuorum.T);
+        try {
+          AtomicReference<Lsn> otherGot = new AtomicReference<>(start);
+          Disposable otherStream =
+              other.startReplication(null, got, 0).subscribe(ch -> otherGot.set(ch.end()));
+          try {
+            Lsn end3 = writeRows(30_001, 31_000);
+            PgWal.await(ComputeQuorum.T, "WAL up to " + end3, () -> !otherGot.get().isBefore(end3));
+            other.reportProgress(otherGot.get(), otherGot.get(), otherGot.get());
+            // A keepalive asking for a reply comes within wal_sender_timeout / 2; a status
+            // update the server answers is the quickest proof ours arrived: await its echo.
+            PgWal.await(
+                ComputeQuorum.T,
+                "the other client's status update to be sent",
+                () -> other.metrics().statusUpdatesSent() >= 2);
+            Thread.sleep(500);
+            SafekeeperApiModel.PageserverPositions ps = q.info(1).pageserver();
+            assertThat(List.of(ps.writeLsn(), ps.flushLsn(), ps.applyLsn()))
+                .as("the pageserver's positions after another client's status update")
+                .containsExactly(got.toString(), flush.toString(), start.toString());
+          } finally {
+            otherStream.dispose();
+          }
+        } finally {
+          other.close().block(ComputeQuorum.T);
+        }
       } finally {
         stream.dispose();
       }

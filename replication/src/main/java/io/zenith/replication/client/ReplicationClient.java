@@ -184,17 +184,32 @@ public final class ReplicationClient {
    *       server shutdown).
    * </ul>
    *
-   * <p>Before the first {@link #reportProgress}, status updates report {@code start} as written,
-   * flushed and applied (what precedes the start point the caller has already). Errors: {@link
-   * PgServerException} for the server's refusal (e.g. a start point ahead of the server's flush
-   * position, a missing slot 42704, removed WAL 58P01) or its error mid-stream; {@link
-   * PgWireException} CONNECTION_LOST or PROTOCOL.
+   * <p>Status updates report at least {@code start} as written, flushed and applied (what precedes
+   * the start point the caller has already, as PostgreSQL's walreceiver assumes); a caller for
+   * which that is not true says what it has with {@link #startReplication(String, Lsn, int,
+   * Progress)}. Errors: {@link PgServerException} for the server's refusal (e.g. a start point
+   * ahead of the server's flush position, a missing slot 42704, removed WAL 58P01) or its error
+   * mid-stream; {@link PgWireException} CONNECTION_LOST or PROTOCOL.
    *
    * @param slot physical slot to stream from, or null
    * @param start where to start; the server sends WAL from exactly here
    * @param timeline timeline to stream, or 0 for the server's current one
    */
   public Flux<WalChunk> startReplication(@Nullable String slot, Lsn start, int timeline) {
+    return startReplication(slot, start, timeline, new Progress(start, start, start));
+  }
+
+  /**
+   * {@link #startReplication(String, Lsn, int)} for a client that holds less than everything before
+   * {@code start} durably: status updates report at least {@code initial} (and what {@link
+   * #reportProgress} said), never {@code start} itself. A pageserver resumes at the end of what it
+   * ingested, while only its {@code disk_consistent_lsn} is durable; a safekeeper resumes at the
+   * end of what it wrote, while only what it fsynced may be acknowledged. Reporting {@code start}
+   * as flushed would let the server drop WAL they still need after a crash.
+   */
+  public Flux<WalChunk> startReplication(
+      @Nullable String slot, Lsn start, int timeline, Progress initial) {
+    Objects.requireNonNull(initial, "initial");
     if (slot != null) {
       checkSlotName(slot);
     }
@@ -210,7 +225,8 @@ public final class ReplicationClient {
     ClientHandler handler = connection.handler();
     return Flux.from(
         subscriber -> {
-          WalStreamExchange ex = new WalStreamExchange(this, handler, subscriber, command, start);
+          WalStreamExchange ex =
+              new WalStreamExchange(this, handler, subscriber, command, start, initial);
           subscriber.onSubscribe(ex);
           handler.submit(ex);
         });
@@ -260,6 +276,11 @@ public final class ReplicationClient {
     return Optional.ofNullable(timelineSwitch);
   }
 
+  /** Whether the connection is closed (by either side); a closed client stays closed. */
+  public boolean isClosed() {
+    return connection.isClosed();
+  }
+
   /** Terminates the connection; a running stream fails with CONNECTION_LOST. */
   public Mono<Void> close() {
     return connection.close();
@@ -267,10 +288,10 @@ public final class ReplicationClient {
 
   // ---- called by WalStreamExchange on the event loop ----
 
-  void streamStarted(WalStreamExchange s, Lsn start) {
-    advance(write, start);
-    advance(flush, start);
-    advance(apply, start);
+  void streamStarted(WalStreamExchange s, Progress initial) {
+    advance(write, initial.write());
+    advance(flush, initial.flush());
+    advance(apply, initial.apply());
     stream = s;
   }
 

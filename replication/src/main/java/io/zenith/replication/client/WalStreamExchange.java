@@ -71,7 +71,7 @@ final class WalStreamExchange extends LoopEmitter<WalChunk> implements Exchange 
   private final ReplicationClient client;
   private final ClientHandler handler;
   private final String command;
-  private final Lsn start;
+  private final ReplicationClient.Progress initial;
   private final int maxBufferedChunks;
   private final StreamMetrics metrics;
 
@@ -87,12 +87,13 @@ final class WalStreamExchange extends LoopEmitter<WalChunk> implements Exchange 
       ClientHandler handler,
       Subscriber<? super WalChunk> actual,
       String command,
-      Lsn start) {
+      Lsn start,
+      ReplicationClient.Progress initial) {
     super(handler.channel().eventLoop(), actual);
     this.client = client;
     this.handler = handler;
     this.command = command;
-    this.start = start;
+    this.initial = initial;
     this.expected = start;
     this.maxBufferedChunks = client.options().maxBufferedChunks();
     this.metrics = client.metrics();
@@ -139,7 +140,7 @@ final class WalStreamExchange extends LoopEmitter<WalChunk> implements Exchange 
           sendCopyDone();
           phase = Phase.ENDING;
         } else {
-          client.streamStarted(this, start);
+          client.streamStarted(this, initial);
           sendStatus(false);
           long interval = client.options().statusInterval().toNanos();
           if (interval > 0) {

@@ -2,6 +2,7 @@ package io.zenith.replication.safekeeper;
 
 import io.zenith.replication.client.PgConnectOptions;
 import io.zenith.replication.client.ReplicationClient;
+import io.zenith.replication.client.ReplicationClient.Progress;
 import io.zenith.replication.client.ReplicationOptions;
 import io.zenith.replication.client.WalChunk;
 import io.zenith.replication.pgwire.PgServerException;
@@ -145,8 +146,9 @@ final class ComputeIntake {
   private Mono<Void> stream(ReplicationClient c) {
     Lsn start = timeline.intakeStart(source.term());
     client = c;
-    // What precedes the start is durable here already; acknowledge what the limits allow.
-    c.reportProgress(timeline.ackLsn(), timeline.ackLsn(), timeline.ackLsn());
+    // The start is the end of what was written, not necessarily fsynced (a reconnect while chunks
+    // await their flush): acknowledge only what is durable and the limits allow.
+    Lsn ack = timeline.ackLsn();
     log.info(
         "{}: pulling WAL of term {} from {}:{} at {}",
         timeline,
@@ -154,7 +156,7 @@ final class ComputeIntake {
         source.host(),
         source.port(),
         start);
-    return c.startReplication(name, start, 0)
+    return c.startReplication(name, start, 0, new Progress(ack, ack, ack))
         .doOnSubscribe(
             s -> {
               state = "streaming";
