@@ -229,7 +229,7 @@ final class WalReceiver {
   }
 
   /** What one safekeeper said: its commit LSN, or why it did not answer. */
-  private record Probe(Endpoint endpoint, @Nullable Lsn commitLsn, @Nullable String error) {}
+  record Probe(Endpoint endpoint, @Nullable Lsn commitLsn, @Nullable String error) {}
 
   /**
    * Asks every safekeeper (in parallel, each bounded) for IDENTIFY_SYSTEM, over one connection per
@@ -310,13 +310,29 @@ final class WalReceiver {
     }
     return Flux.interval(SWITCH_CHECK, SWITCH_CHECK)
         .onBackpressureDrop()
-        .concatMap(tick -> probeAll().map(probes -> switchReason(current, probes)), 0)
+        .concatMap(
+            tick ->
+                probeAll()
+                    .map(
+                        probes ->
+                            switchReason(
+                                current,
+                                probes,
+                                received,
+                                Duration.ofNanos(System.nanoTime() - receivedAtNanos))),
+            0)
         .filter(r -> !r.isEmpty())
         .next();
   }
 
-  /** Why to leave {@code current} given what the safekeepers said; empty to stay. */
-  private String switchReason(Endpoint current, List<Probe> probes) {
+  /**
+   * Why to leave {@code current} given what the safekeepers said; empty to stay. A pure function of
+   * its arguments.
+   *
+   * @param received the end of the last WAL the current stream brought (its start before any)
+   * @param idle how long ago the current stream last brought WAL (or started)
+   */
+  static String switchReason(Endpoint current, List<Probe> probes, Lsn received, Duration idle) {
     Lsn mine = null;
     Probe best = null;
     for (Probe p : probes) {
@@ -346,11 +362,10 @@ final class WalReceiver {
     // A stream that brings nothing although its safekeeper has more is slow on this side
     // (backpressure): another safekeeper would not help. One whose safekeeper has nothing more
     // (or does not answer) while another has, is stuck behind.
-    long idle = System.nanoTime() - receivedAtNanos;
     boolean currentHasMore = mine != null && mine.isAfter(received);
-    if (idle > STALL.toNanos() && !currentHasMore && best.commitLsn().isAfter(received)) {
+    if (idle.compareTo(STALL) > 0 && !currentHasMore && best.commitLsn().isAfter(received)) {
       return "nothing arrived for "
-          + Duration.ofNanos(idle).toSeconds()
+          + idle.toSeconds()
           + " s while "
           + best.endpoint()
           + " has WAL up to "

@@ -6,6 +6,7 @@ import io.zenith.gateway.pageserver.ApiModel;
 import io.zenith.gateway.pageserver.Pageserver;
 import io.zenith.gateway.safekeeper.SafekeeperApiModel;
 import io.zenith.it.safekeeper.ComputeQuorum;
+import io.zenith.it.safekeeper.SafekeeperSet;
 import io.zenith.layer.Timeline;
 import io.zenith.pg.testing.PgCluster;
 import io.zenith.replication.testing.NettyLeakCheck;
@@ -28,8 +29,9 @@ import org.slf4j.LoggerFactory;
  * The pageserver takes its WAL from the safekeepers (ADR 0005, {@code wal_source.safekeepers}): a
  * real PostgreSQL 15 compute, started from the pageserver's basebackup, commits through three
  * safekeepers ({@code ANY 2 (sk_1, sk_2, sk_3)}); the pageserver streams committed WAL from the
- * most advanced one, switches when it goes away, and its feedback drives the safekeepers' lag
- * limits.
+ * most advanced one, switches when it goes away or its stream stalls (its safekeeper OS process
+ * SIGSTOPped), and its feedback drives the safekeepers' lag limits. (The switch rules themselves:
+ * {@code WalReceiverSwitchTest} in {@code gateway}.)
  */
 @ExtendWith(NettyLeakCheck.class)
 class PageserverFromSafekeepersTest {
@@ -120,6 +122,98 @@ class PageserverFromSafekeepersTest {
             PageserverHarness.compute(ps, tenant, main, end2.toString(), false)) {
           assertThat(check.sql("select count(*), count(distinct id) from t").trim())
               .isEqualTo("40000|40000");
+        }
+      }
+    }
+  }
+
+  /**
+   * The stall rule with real processes: the safekeeper the pageserver streams from is SIGSTOPped,
+   * so its connections stay open but nothing arrives and its probes go unanswered, while the other
+   * two go on committing. After {@code STALL} (10 s) without WAL the receiver leaves it for another
+   * one and ingests the new WAL; once the stopped one is resumed it catches up and the pageserver
+   * goes on ingesting.
+   */
+  @Test
+  void switchesSafekeeperWhenItsStreamStallsWhileTheOthersGoOn() {
+    TenantId tenant = TenantId.generate();
+    TimelineId main = TimelineId.generate();
+    PageserverHarness.importTimeline(data, tenant, main);
+    try (Pageserver ps = Pageserver.start(data, PageserverHarness.config("1MiB", "60s", 1))) {
+      Timeline timeline = ps.store().timeline(tenant, main);
+      Lsn start = timeline.lastRecordLsn();
+      try (PgCluster compute =
+              PageserverHarness.compute(ps, tenant, main, null, ComputeQuorum::configure);
+          ComputeQuorum q =
+              new ComputeQuorum(
+                  new SafekeeperSet(skRoot, 3).osProcesses(),
+                  compute,
+                  tenant,
+                  main,
+                  start,
+                  LagLimits.NONE)) {
+        ps.startWalReceiver(tenant, main, ApiModel.WalSource.fromSafekeepers(q.endpoints()));
+        compute.sql(
+            "create table t (id int primary key, v text);"
+                + " insert into t select i, repeat('a', 100) from generate_series(1, 2000) i");
+        Lsn end = q.lastRecordEnd();
+        q.awaitCommit(end, 1, 2, 3);
+        PgWal.await(
+            T, "the pageserver to ingest " + end, () -> !timeline.lastRecordLsn().isBefore(end));
+        ApiModel.WalReceiverInfo r = receiver(ps, tenant, main);
+        assertThat(r.state()).isEqualTo("streaming");
+        int victim = r.safekeeperId();
+        int[] rest =
+            victim == 1 ? new int[] {2, 3} : victim == 2 ? new int[] {1, 3} : new int[] {1, 2};
+
+        q.sks.pause(victim);
+        try {
+          long stopped = System.nanoTime();
+          compute.sql(
+              "insert into t select i, repeat('b', 100) from generate_series(2001, 4000) i");
+          Lsn end2 = q.lastRecordEnd();
+          q.awaitCommit(end2, rest);
+          // More than STALL (the last WAL from the victim may be older than its stop) plus a
+          // check interval, a probe timeout and a reconnect, with room for a loaded machine.
+          PgWal.await(
+              Duration.ofSeconds(60),
+              "the pageserver to leave stopped safekeeper " + victim + " and ingest " + end2,
+              () -> !timeline.lastRecordLsn().isBefore(end2));
+          ApiModel.WalReceiverInfo r2 = receiver(ps, tenant, main);
+          log.warn(
+              "left stopped safekeeper {} after {} ms: {}",
+              victim,
+              Duration.ofNanos(System.nanoTime() - stopped).toMillis(),
+              r2);
+          assertThat(r2.safekeeperId()).isIn(rest[0], rest[1]);
+          assertThat(r2.port()).isEqualTo(q.pgPort(r2.safekeeperId()));
+          assertThat(r2.state()).isEqualTo("streaming");
+          // It left because of the stall, not a failure: the victim's connection never broke.
+          assertThat(r2.lastError())
+              .startsWith("leaving safekeeper " + victim + " at ")
+              .contains(": nothing arrived for ");
+          assertThat(timeline.lastRecordLsn())
+              .as("never beyond a commit LSN")
+              .isLessThanOrEqualTo(maxCommit(q, rest));
+        } finally {
+          q.sks.resume(victim);
+        }
+
+        // The victim catches up, and nothing broke: the pageserver goes on ingesting.
+        compute.sql("insert into t select i, repeat('c', 100) from generate_series(4001, 6000) i");
+        Lsn end3 = q.lastRecordEnd();
+        q.awaitCommit(end3, 1, 2, 3);
+        PgWal.await(
+            T, "the pageserver to ingest " + end3, () -> !timeline.lastRecordLsn().isBefore(end3));
+        ApiModel.WalReceiverInfo r3 = receiver(ps, tenant, main);
+        assertThat(r3.state()).isEqualTo("streaming");
+        assertThat(timeline.lastRecordLsn())
+            .as("never beyond a commit LSN")
+            .isLessThanOrEqualTo(maxCommit(q, 1, 2, 3));
+        try (PgCluster check =
+            PageserverHarness.compute(ps, tenant, main, end3.toString(), false)) {
+          assertThat(check.sql("select count(*), count(distinct id) from t").trim())
+              .isEqualTo("6000|6000");
         }
       }
     }

@@ -79,6 +79,22 @@ public final class ComputeQuorum implements AutoCloseable {
       Lsn start,
       LagLimits limits,
       int n) {
+    this(new SafekeeperSet(root, n), compute, tenant, timeline, start, limits);
+  }
+
+  /**
+   * The safekeepers of {@code sks} (not started yet; e.g. {@link SafekeeperSet#osProcesses} for a
+   * test that signals them), the compute {@link #settings settings(sks.size())}-configured, as
+   * above.
+   */
+  public ComputeQuorum(
+      SafekeeperSet sks,
+      PgCluster compute,
+      TenantId tenant,
+      TimelineId timeline,
+      Lsn start,
+      LagLimits limits) {
+    int n = sks.size();
     this.compute = compute;
     // Slots keep the compute's WAL for safekeepers that are down; reserved from now on.
     compute.sql(
@@ -91,7 +107,7 @@ public final class ComputeQuorum implements AutoCloseable {
         Long.parseUnsignedLong(
             compute.sql("select system_identifier from pg_control_system()").trim());
     identity = new Identity(tenant, timeline, sysid, 15, PgWal.segmentSize(compute), start);
-    sks = new SafekeeperSet(root, n).startAll();
+    this.sks = sks.startAll();
     try {
       for (int i = 1; i <= n; i++) {
         sks.client(i).createTimeline(identity, limits);

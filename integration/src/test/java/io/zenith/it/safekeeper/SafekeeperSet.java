@@ -28,8 +28,8 @@ import java.util.concurrent.TimeUnit;
  * directory and ports. Either their servers run in this JVM ({@link SafekeeperProcess}; the
  * default, cheap, and they can be given a {@link SegmentAllocator}) or, with {@link #osProcesses},
  * each is a real {@code zenith safekeeper run} OS process (the launcher and jar), which {@link
- * #kill} can SIGKILL. Lag limits default to off (no pageserver reads from them here). Not
- * thread-safe; close it.
+ * #kill} can SIGKILL and {@link #pause} / {@link #resume} SIGSTOP / SIGCONT. Lag limits default to
+ * off (no pageserver reads from them here). Not thread-safe; close it.
  */
 public final class SafekeeperSet implements AutoCloseable {
   private final Path root;
@@ -74,7 +74,7 @@ public final class SafekeeperSet implements AutoCloseable {
   }
 
   /** Makes {@link #start} run each safekeeper as a {@code zenith safekeeper run} OS process. */
-  SafekeeperSet osProcesses() {
+  public SafekeeperSet osProcesses() {
     launcher();
     osProcesses = true;
     return this;
@@ -196,6 +196,35 @@ public final class SafekeeperSet implements AutoCloseable {
     signal(id, "KILL");
   }
 
+  /**
+   * SIGSTOPs OS process {@code id}: its sockets stay open (connections to it stay up, new ones are
+   * accepted by the kernel) and it answers nothing until {@link #resume}. Calls to its API block
+   * meanwhile. The process is the safekeeper's JVM itself (the launcher {@code exec}s java, and no
+   * {@code runuser} sits in between), so there is no parent to stop or resume as well.
+   */
+  public void pause(int id) {
+    signal(javaPid(id), "STOP");
+  }
+
+  /** SIGCONTs OS process {@code id} after {@link #pause}; harmless if it is not stopped. */
+  public void resume(int id) {
+    signal(javaPid(id), "CONT");
+  }
+
+  /** The pid of OS process {@code id}, checked to be the JVM (not a shell still to exec it). */
+  private long javaPid(int id) {
+    Process p = os[id - 1];
+    if (p == null) {
+      throw new IllegalStateException("safekeeper " + id + " is not a running OS process");
+    }
+    java.util.Optional<String> cmd = p.info().command();
+    if (cmd.isPresent() && !cmd.get().endsWith("/java")) {
+      throw new IllegalStateException(
+          "safekeeper " + id + "'s process " + p.pid() + " runs " + cmd.get() + ", not java");
+    }
+    return p.pid();
+  }
+
   private void signal(int id, String signal) {
     Process p = os[id - 1];
     os[id - 1] = null;
@@ -216,7 +245,8 @@ public final class SafekeeperSet implements AutoCloseable {
   }
 
   /**
-   * Sends {@code signal} ({@code KILL}, {@code TERM}) to process {@code pid} with the shell's kill.
+   * Sends {@code signal} ({@code KILL}, {@code TERM}, {@code STOP}, {@code CONT}) to process {@code
+   * pid} with the shell's kill.
    */
   static void signal(long pid, String signal) {
     try {
