@@ -224,8 +224,9 @@ public final class Safekeepers {
   }
 
   /**
-   * Creates {@code identity}'s timeline on every safekeeper that answered it is missing; returns
-   * how many safekeepers hold the timeline afterwards.
+   * Creates {@code identity}'s timeline on every safekeeper that answered it is missing (unless
+   * gossip did it meanwhile with the same identity); returns how many safekeepers hold the timeline
+   * afterwards.
    */
   int createMissing(List<Answer> answers, Identity identity, PrintWriter out) {
     int holding = 0;
@@ -236,15 +237,17 @@ public final class Safekeepers {
         // The safekeeper's default lag limits (its safekeeper.toml): the pageserver reads from the
         // safekeepers and reports its positions, so they hold a compute back only while the
         // pageserver lags (DESIGN.md §4 backpressure; ADR 0005 §2).
-        client(a.safekeeper().id()).createTimeline(identity, null);
+        // Gossip may have created it from a peer meanwhile (the same identity): that is fine.
+        boolean created = client(a.safekeeper().id()).ensureTimeline(identity, null).created();
         holding++;
         out.println(
-            "created timeline "
+            (created ? "created timeline " : "timeline ")
                 + identity.timeline()
                 + " on safekeeper "
                 + a.safekeeper().id()
                 + " from "
-                + identity.startLsn());
+                + identity.startLsn()
+                + (created ? "" : " (learned from its peers)"));
       }
     }
     return holding;

@@ -2,6 +2,7 @@ package io.zenith.gateway.safekeeper;
 
 import io.zenith.replication.safekeeper.Safekeeper;
 import io.zenith.replication.safekeeper.TimelineStatus;
+import java.io.IOException;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
@@ -16,11 +17,13 @@ import reactor.core.scheduler.Scheduler;
 
 /**
  * Peer gossip: every {@code interval} it asks each peer for the statuses of its timelines and hands
- * those of timelines held here to {@link
- * io.zenith.replication.safekeeper.SafekeeperTimeline#onPeerStatus} (commit LSN, donors, the
- * compute of the term, the pageserver's positions). Peers are asked in parallel, each call bounded
- * by {@code interval} × 10; a round starts only after the previous one ended (ticks meanwhile are
- * dropped). An unreachable peer is skipped; its state changes are logged once each.
+ * each to {@link Safekeeper#onPeerStatus}: a timeline held here gets it (commit LSN, donors, the
+ * compute of the term, the pageserver's positions), one not held here is created with the peer's
+ * identity and then caught up from the most advanced peer. Peers are asked in parallel, each call
+ * bounded by {@code interval} × 10; a round starts only after the previous one ended (ticks
+ * meanwhile are dropped). An unreachable peer is skipped; its state changes are logged once each,
+ * and so is a status that cannot be taken (a timeline that cannot be created here), while the
+ * problem lasts.
  *
  * <p>Threads: calls and hand-overs run on {@code blocking}. Thread-safe; {@link #close} stops it.
  */
@@ -30,6 +33,10 @@ public final class Gossip implements AutoCloseable {
   private final Safekeeper sk;
   private final PeerStatusSource source;
   private final Map<Integer, String> peerState = new ConcurrentHashMap<>();
+
+  /** Why a peer's status of a timeline was not taken, by peer and timeline (logged on change). */
+  private final Map<String, String> problems = new ConcurrentHashMap<>();
+
   private final Disposable loop;
   private volatile boolean closed;
 
@@ -76,15 +83,22 @@ public final class Gossip implements AutoCloseable {
   private void heard(int peerId, List<TimelineStatus> statuses) {
     changed(peerId, "reachable", null);
     for (TimelineStatus s : statuses) {
-      sk.find(s.identity().tenant(), s.identity().timeline())
-          .ifPresent(
-              t -> {
-                try {
-                  t.onPeerStatus(s);
-                } catch (RuntimeException e) {
-                  log.warn("{}: status of safekeeper {} not taken: {}", t, peerId, e.getMessage());
-                }
-              });
+      String key = peerId + " " + s.identity().tenant() + "/" + s.identity().timeline();
+      try {
+        sk.onPeerStatus(s);
+        problems.remove(key);
+      } catch (IOException | RuntimeException e) {
+        String why = String.valueOf(e.getMessage());
+        if (!why.equals(problems.put(key, why))) {
+          log.warn(
+              "safekeeper {}: status of timeline {}/{} from safekeeper {} not taken: {}",
+              sk.config().id(),
+              s.identity().tenant(),
+              s.identity().timeline(),
+              peerId,
+              why);
+        }
+      }
     }
   }
 

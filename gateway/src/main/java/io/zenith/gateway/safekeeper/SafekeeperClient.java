@@ -103,6 +103,52 @@ public final class SafekeeperClient {
         new TypeReference<>() {});
   }
 
+  /** What {@link #ensureTimeline} found: the timeline, and whether this call created it. */
+  public record Ensured(TimelineInfo timeline, boolean created) {}
+
+  /**
+   * Creates a timeline, or finds it there already with the same identity: gossip creates on a
+   * safekeeper the timelines its peers hold, so a creation on a peer a moment ago may have reached
+   * it first. {@code limits} null takes the safekeeper's defaults (a learned timeline has its
+   * peer's).
+   *
+   * @throws JsonHttpClient.ApiError 409 if it holds the timeline with another identity
+   */
+  public Ensured ensureTimeline(Identity identity, @Nullable LagLimits limits) {
+    try {
+      return new Ensured(createTimeline(identity, limits), true);
+    } catch (JsonHttpClient.ApiError e) {
+      if (e.status() != 409) {
+        throw e;
+      }
+      TimelineInfo held = timeline(identity.tenant(), identity.timeline());
+      Identity theirs = SafekeeperApiModel.status(held).identity();
+      if (!theirs.equals(identity)) {
+        throw new JsonHttpClient.ApiError(
+            409,
+            "safekeeper "
+                + id
+                + " holds timeline "
+                + identity.tenant()
+                + "/"
+                + identity.timeline()
+                + " already with system id "
+                + Long.toUnsignedString(theirs.systemId())
+                + ", segment size "
+                + theirs.segmentSize()
+                + ", start "
+                + theirs.startLsn()
+                + "; not system id "
+                + Long.toUnsignedString(identity.systemId())
+                + ", segment size "
+                + identity.segmentSize()
+                + ", start "
+                + identity.startLsn());
+      }
+      return new Ensured(held, false);
+    }
+  }
+
   public VoteResponse vote(TenantId tenant, TimelineId timeline, long term) {
     VoteInfo v =
         http.call(

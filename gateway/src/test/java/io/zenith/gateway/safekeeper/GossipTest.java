@@ -32,6 +32,11 @@ class GossipTest {
   private static final Lsn START = Lsn.parse("0/3000028");
 
   private static TimelineStatus peerStatus(Identity id, int peer, Lsn pageserverFlush) {
+    return peerStatus(id, peer, pageserverFlush, LagLimits.NONE);
+  }
+
+  private static TimelineStatus peerStatus(
+      Identity id, int peer, Lsn pageserverFlush, LagLimits limits) {
     return new TimelineStatus(
         peer,
         id,
@@ -42,20 +47,22 @@ class GossipTest {
         START,
         START,
         new PageserverFeedback(pageserverFlush, pageserverFlush, START),
-        LagLimits.NONE,
+        limits,
         null,
         "idle",
         null);
   }
 
   @Test
-  void statusesOfHeldTimelinesReachThemAndAnUnreachablePeerDoesNotStopTheOthers() throws Exception {
+  void statusesReachHeldTimelinesCreateMissingOnesAndAnUnreachablePeerDoesNotStopTheOthers()
+      throws Exception {
     Identity id = new Identity(TenantId.generate(), TimelineId.generate(), 42, 15, 16 << 20, START);
     Identity elsewhere =
         new Identity(TenantId.generate(), TimelineId.generate(), 42, 15, 16 << 20, START);
     Scheduler blocking = Schedulers.newBoundedElastic(4, 100, "gossip-test");
     AtomicInteger asked3 = new AtomicInteger();
     Lsn reported = Lsn.parse("0/3100000");
+    LagLimits theirs = new LagLimits(1 << 20, 0, 0);
     try (Safekeeper sk =
         Safekeeper.start(
             SafekeeperConfig.of(1, 3),
@@ -70,7 +77,8 @@ class GossipTest {
               asked3.incrementAndGet();
               throw new ConnectException("Connection refused");
             }
-            return List.of(peerStatus(elsewhere, peer, reported), peerStatus(id, peer, reported));
+            return List.of(
+                peerStatus(elsewhere, peer, reported, theirs), peerStatus(id, peer, reported));
           };
       try (Gossip g = new Gossip(sk, List.of(2, 3), source, Duration.ofMillis(20), blocking)) {
         long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
@@ -82,7 +90,14 @@ class GossipTest {
         assertThat(g.peerStates()).containsEntry(2, "reachable").containsEntry(3, "unreachable");
         // What a peer heard from the pageserver counts here too.
         assertThat(t.status().pageserver().flushLsn()).isEqualTo(reported);
-        assertThat(sk.find(elsewhere.tenant(), elsewhere.timeline())).isEmpty();
+        // A timeline the peer has and this one lacks is created with the peer's identity and lag
+        // limits, and gets the status too.
+        SafekeeperTimeline learned =
+            sk.find(elsewhere.tenant(), elsewhere.timeline()).orElseThrow();
+        assertThat(learned.identity()).isEqualTo(elsewhere);
+        assertThat(learned.status().lagLimits()).isEqualTo(theirs);
+        assertThat(learned.peers()).containsOnlyKeys(2);
+        assertThat(sk.timelines()).hasSize(2);
       }
     } finally {
       blocking.dispose();

@@ -110,7 +110,7 @@ public final class ComputeQuorum implements AutoCloseable {
     this.sks = sks.startAll();
     try {
       for (int i = 1; i <= n; i++) {
-        sks.client(i).createTimeline(identity, limits);
+        sks.client(i).ensureTimeline(identity, limits);
       }
       Election.Result r = Election.run(sks.members(tenant, timeline), Duration.ofSeconds(10));
       assertThat(r.startLsn()).isEqualTo(start);

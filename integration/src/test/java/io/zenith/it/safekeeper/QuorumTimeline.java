@@ -59,6 +59,14 @@ final class QuorumTimeline implements AutoCloseable {
    * safekeeper of {@code sks} (which must be running).
    */
   static QuorumTimeline start(SafekeeperSet sks) {
+    return start(sks, java.util.stream.IntStream.rangeClosed(1, sks.size()).toArray());
+  }
+
+  /**
+   * As {@link #start(SafekeeperSet)}, but the timeline is created on safekeepers {@code on} only
+   * (running); the others learn it from their peers' gossip when they run.
+   */
+  static QuorumTimeline start(SafekeeperSet sks, int... on) {
     PgCluster compute = PgCluster.initdb();
     try {
       Identity identity =
@@ -69,8 +77,8 @@ final class QuorumTimeline implements AutoCloseable {
                   "bgwriter_lru_maxpages", "0",
                   "checkpoint_timeout", "1h",
                   "max_wal_size", "8GB"));
-      for (int i = 1; i <= sks.size(); i++) {
-        TimelineInfo created = sks.client(i).createTimeline(identity, null);
+      for (int i : on) {
+        TimelineInfo created = sks.client(i).ensureTimeline(identity, null).timeline();
         assertThat(created.startLsn()).isEqualTo(identity.startLsn().toString());
         assertThat(created.systemId()).isEqualTo(Long.toUnsignedString(identity.systemId()));
       }

@@ -7,6 +7,7 @@ import io.zenith.replication.safekeeper.SafekeeperException.Kind;
 import io.zenith.wal.DurableFiles;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
+import io.zenith.wal.WalFormat;
 import io.zenith.wal.log.ControlFile;
 import io.zenith.wal.log.ControlFile.Identity;
 import io.zenith.wal.log.ControlFile.LagLimits;
@@ -34,7 +35,8 @@ import reactor.core.scheduler.Schedulers;
  * A safekeeper's timelines, in {@code <data>/<tenant>/<timeline>/} (WAL segments and {@code
  * safekeeper.control}), with their upkeep: every {@code upkeepInterval} each timeline persists its
  * positions, catches up from peers and learns its compute ({@link SafekeeperTimeline#maintain}).
- * Thread-safe.
+ * Timelines are created by the control plane ({@link #create}) or learned from a peer's gossip
+ * ({@link #onPeerStatus}), through the same durable path; creations are serialized. Thread-safe.
  */
 public final class Safekeeper implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Safekeeper.class);
@@ -45,6 +47,12 @@ public final class Safekeeper implements AutoCloseable {
   private final SegmentAllocator disk;
   private final MeterRegistry meters;
   private final Map<String, SafekeeperTimeline> timelines = new ConcurrentHashMap<>();
+
+  /** Peer statuses refused (an identity that differs from the one held), by peer and timeline. */
+  private final Map<String, String> refused = new ConcurrentHashMap<>();
+
+  /** Set under the {@code timelines} lock: nothing is created after {@link #close}. */
+  private boolean closed;
 
   /** May block (adoptions copy WAL and wait for intakes to stop): not a non-blocking thread. */
   private final Scheduler upkeep = Schedulers.newBoundedElastic(1, 16, "sk-upkeep");
@@ -127,30 +135,144 @@ public final class Safekeeper implements AutoCloseable {
     return config;
   }
 
-  /** Creates a timeline whose WAL starts at {@code identity.startLsn()}. */
+  /**
+   * Creates a timeline whose WAL starts at {@code identity.startLsn()}.
+   *
+   * @throws SafekeeperException ALREADY_EXISTS if it is here (created, or learned from a peer)
+   */
   public SafekeeperTimeline create(Identity identity, @Nullable LagLimits limits)
       throws IOException {
-    String key = key(identity.tenant(), identity.timeline());
     synchronized (timelines) {
-      if (timelines.containsKey(key)) {
-        throw new SafekeeperException(
-            Kind.ALREADY_EXISTS,
-            "timeline " + identity.tenant() + "/" + identity.timeline() + " exists already");
-      }
-      Path dir =
-          dataDir.resolve(identity.tenant().toString()).resolve(identity.timeline().toString());
+      checkNew(identity);
       SafekeeperTimeline t =
-          SafekeeperTimeline.create(
-              dir,
-              identity,
-              limits == null ? config.defaultLagLimits() : limits,
-              config,
-              fetcher,
-              disk);
-      register(t);
+          createLocked(identity, limits == null ? config.defaultLagLimits() : limits);
       log.info("{}: created, WAL starts at {}", t, identity.startLsn());
       return t;
     }
+  }
+
+  /**
+   * What a peer says about one of its timelines (gossip). A timeline held here with the same
+   * identity gets the status ({@link SafekeeperTimeline#onPeerStatus}: commit LSN, donors, the
+   * compute of the term). A timeline not held here is created with the peer's identity and lag
+   * limits, as {@link #create} does, and then gets the status, so that peer recovery fills it from
+   * the most advanced peer: a safekeeper that was down or is new when a timeline was created learns
+   * it without a compute. A status whose identity (system id, segment size, start, …) differs from
+   * the timeline held here is refused and never replaces it; that is logged once per peer and
+   * timeline. The safekeeper's own status (a peer list naming itself) is ignored.
+   *
+   * @throws IOException if the timeline cannot be created here
+   */
+  public void onPeerStatus(TimelineStatus peer) throws IOException {
+    if (peer.safekeeperId() == config.id()) {
+      return;
+    }
+    Identity theirs = peer.identity();
+    SafekeeperTimeline t = find(theirs.tenant(), theirs.timeline()).orElse(null);
+    if (t == null) {
+      t = learn(peer);
+      if (t == null) {
+        return;
+      }
+    }
+    if (!t.identity().equals(theirs)) {
+      refuse(
+          peer,
+          "status of timeline "
+              + key(theirs.tenant(), theirs.timeline())
+              + " from safekeeper "
+              + peer.safekeeperId()
+              + " refused: it has "
+              + describe(theirs)
+              + ", this one holds "
+              + describe(t.identity()));
+      return;
+    }
+    refused.remove(peer.safekeeperId() + " " + key(theirs.tenant(), theirs.timeline()));
+    t.onPeerStatus(peer);
+  }
+
+  /** Creates the timeline of {@code peer}'s status unless it is here; null if it cannot be. */
+  private @Nullable SafekeeperTimeline learn(TimelineStatus peer) throws IOException {
+    Identity id = peer.identity();
+    synchronized (timelines) {
+      SafekeeperTimeline t = timelines.get(key(id.tenant(), id.timeline()));
+      if (t != null) {
+        return t; // created meanwhile (by the control plane, or gossip from another peer)
+      }
+      if (closed) {
+        return null;
+      }
+      if (!WalFormat.isValidSegmentSize(id.segmentSize()) || !id.startLsn().isValid()) {
+        refuse(
+            peer,
+            "timeline "
+                + key(id.tenant(), id.timeline())
+                + " of safekeeper "
+                + peer.safekeeperId()
+                + " not learned: "
+                + describe(id)
+                + " is not a valid identity");
+        return null;
+      }
+      t = createLocked(id, peer.lagLimits());
+      log.info(
+          "safekeeper {}: learned timeline {} from safekeeper {} ({})",
+          config.id(),
+          key(id.tenant(), id.timeline()),
+          peer.safekeeperId(),
+          describe(id));
+      return t;
+    }
+  }
+
+  /** Logs why {@code peer}'s status of a timeline is not taken, once while the reason lasts. */
+  private void refuse(TimelineStatus peer, String why) {
+    Identity id = peer.identity();
+    String line = "safekeeper " + config.id() + ": " + why;
+    if (!line.equals(
+        refused.put(peer.safekeeperId() + " " + key(id.tenant(), id.timeline()), line))) {
+      log.warn(line);
+    }
+  }
+
+  /** "system id 7301234567890123456, PostgreSQL 15, 16 MiB segments, start 0/3000028". */
+  private static String describe(Identity id) {
+    return "system id "
+        + Long.toUnsignedString(id.systemId())
+        + ", PostgreSQL "
+        + id.pgVersion()
+        + ", "
+        + (id.segmentSize() % (1 << 20) == 0
+            ? (id.segmentSize() >> 20) + " MiB"
+            : id.segmentSize() + " byte")
+        + " segments, start "
+        + id.startLsn();
+  }
+
+  /** Call with the {@code timelines} lock held. */
+  private void checkNew(Identity identity) {
+    if (closed) {
+      throw new SafekeeperException(Kind.CLOSED, "safekeeper " + config.id() + " is closed");
+    }
+    if (timelines.containsKey(key(identity.tenant(), identity.timeline()))) {
+      throw new SafekeeperException(
+          Kind.ALREADY_EXISTS,
+          "timeline " + identity.tenant() + "/" + identity.timeline() + " exists already");
+    }
+  }
+
+  /**
+   * The one way a timeline comes to be: its directory and control file written durably (temporary
+   * file, fsync, rename, fsync of the directory), then opened and registered. Call with the {@code
+   * timelines} lock held, once it is known that the timeline is not here.
+   */
+  private SafekeeperTimeline createLocked(Identity identity, LagLimits limits) throws IOException {
+    Path dir =
+        dataDir.resolve(identity.tenant().toString()).resolve(identity.timeline().toString());
+    SafekeeperTimeline t = SafekeeperTimeline.create(dir, identity, limits, config, fetcher, disk);
+    register(t);
+    return t;
   }
 
   private void register(SafekeeperTimeline t) {
@@ -210,6 +332,9 @@ public final class Safekeeper implements AutoCloseable {
 
   @Override
   public void close() {
+    synchronized (timelines) {
+      closed = true;
+    }
     upkeepTask.dispose();
     upkeep.dispose();
     for (SafekeeperTimeline t : timelines.values()) {
