@@ -44,6 +44,7 @@ class GossipTest {
         new PageserverFeedback(pageserverFlush, pageserverFlush, START),
         LagLimits.NONE,
         null,
+        0,
         "idle",
         null);
   }
