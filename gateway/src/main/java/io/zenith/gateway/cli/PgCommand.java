@@ -187,7 +187,7 @@ final class PgCommand implements Runnable {
       Repository repo = Repository.open();
       try (Repository.Lock lock = repo.lock()) {
         ComputeNode n = repo.compute(name);
-        Computes computes = new Computes(repo, out);
+        Computes computes = new Computes(repo, out, spec.commandLine().getErr());
         boolean wasRunning = computes.stop(n);
         if (!wasRunning && !destroy) {
           throw new ControlPlaneException("compute '" + name + "' is not running");

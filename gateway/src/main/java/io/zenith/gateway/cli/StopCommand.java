@@ -29,7 +29,7 @@ final class StopCommand implements Callable<Integer> {
     PrintWriter out = spec.commandLine().getOut();
     Repository repo = Repository.open();
     try (Repository.Lock lock = repo.lock()) {
-      Computes computes = new Computes(repo, out);
+      Computes computes = new Computes(repo, out, spec.commandLine().getErr());
       for (ComputeNode n : repo.computes()) {
         if (computes.stop(n)) {
           out.println("stopped compute " + n.spec().name());

@@ -27,6 +27,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.OptionalLong;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
 
@@ -59,10 +60,18 @@ public final class Computes {
 
   private final Repository repo;
   private final PrintWriter out;
+  private final PrintWriter err;
 
+  /** Progress, results and warnings go to {@code out}. */
   public Computes(Repository repo, PrintWriter out) {
+    this(repo, out, out);
+  }
+
+  /** Progress and results go to {@code out}; warnings about safekeeper calls to {@code err}. */
+  public Computes(Repository repo, PrintWriter out, PrintWriter err) {
     this.repo = repo;
     this.out = out;
+    this.err = err;
   }
 
   // ---------------------------------------------------------------- create
@@ -524,6 +533,8 @@ public final class Computes {
             accepted);
     if (accepted.size() < quorum) {
       run(pg, "pg_ctl", List.of("-D", node.pgdata().toString(), "-m", "immediate", "stop"));
+      // Best effort, quietly: the error below is the command's one line.
+      sks.stopCompute(spec.tenant(), spec.timeline(), term);
       throw new ControlPlaneException(
           "only "
               + accepted.size()
@@ -708,15 +719,17 @@ public final class Computes {
    * Stops a compute ({@code pg_ctl stop -m fast}: a primary's walsenders first hand every record to
    * its synchronous standbys), immediately if that does not end in time. For a primary on the
    * pageserver, tells the pageserver to stop streaming; one on safekeepers leaves the pageserver
-   * reading from them, so it still receives what the compute committed last. Returns false if the
-   * compute was not running.
+   * reading from them, so it still receives what the compute committed last, and tells every
+   * safekeeper that the compute of its term has stopped (best effort: one warning line each on
+   * {@code err} for those that were not told). Returns false if the compute was not running.
    */
   public boolean stop(ComputeNode node) throws IOException {
     ComputeSpec spec = node.spec();
     if (!node.running()) {
       return false;
     }
-    boolean onSafekeepers = node.term().isPresent();
+    OptionalLong term = node.term();
+    boolean onSafekeepers = term.isPresent();
     Duration bound = onSafekeepers ? SAFEKEEPER_STOP_TIMEOUT : PG_CTL_TIMEOUT;
     PgDistribution pg = repo.pg();
     RunResult r =
@@ -745,6 +758,9 @@ public final class Computes {
               + ")");
       run(pg, "pg_ctl", List.of("-D", node.pgdata().toString(), "-m", "immediate", "-w", "stop"));
     }
+    if (onSafekeepers) {
+      detachSafekeepers(spec, term.getAsLong());
+    }
     Files.deleteIfExists(node.termFile());
     if (spec.primary() && !onSafekeepers) {
       PageserverClient ps = repo.pageserver();
@@ -760,6 +776,28 @@ public final class Computes {
       }
     }
     return true;
+  }
+
+  /**
+   * Tells every safekeeper that the compute of {@code term} has stopped, so that none keeps trying
+   * to pull from it; a safekeeper that is not told (down, or with another term's compute) is one
+   * warning line, and learns it from its peers once it runs.
+   */
+  private void detachSafekeepers(ComputeSpec spec, long term) {
+    repo.safekeepers()
+        .stopCompute(spec.tenant(), spec.timeline(), term)
+        .forEach(
+            (id, problem) ->
+                err.println(
+                    "warning: could not tell safekeeper "
+                        + id
+                        + " that compute '"
+                        + spec.name()
+                        + "' (term "
+                        + term
+                        + ") stopped: "
+                        + problem));
+    err.flush();
   }
 
   /** Deletes a stopped compute's files and its node.toml. */

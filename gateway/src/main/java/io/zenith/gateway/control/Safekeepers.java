@@ -26,7 +26,8 @@ import java.util.stream.Collectors;
  * The repository's safekeepers ({@code [[safekeepers]]} of {@code config.toml}, data directories
  * {@code safekeepers/sk<id>/}): their processes, their API clients, and what {@code pg start} asks
  * of them for a primary — the timeline on every safekeeper, an election (DESIGN.md §4), the compute
- * to pull from. Blocking; not thread-safe (one CLI command at a time).
+ * to pull from, and that the compute has stopped. Blocking; not thread-safe (one CLI command at a
+ * time).
  */
 public final class Safekeepers {
   /**
@@ -290,6 +291,27 @@ public final class Safekeepers {
         client(a.id(), ELECTION_TIMEOUT).setCompute(tenant, timeline, source);
         accepted.add(a.id());
       } catch (JsonHttpClient.ApiError | ControlPlaneException e) {
+        problems.put(a.id(), e.getMessage());
+      }
+    }
+    return problems;
+  }
+
+  /**
+   * Tells every safekeeper that the compute of {@code term} has stopped (best effort: each one is
+   * asked once, with the election calls' bound); returns a problem per safekeeper that was not
+   * told. One that does not hold the timeline has nothing to stop.
+   */
+  Map<Integer, String> stopCompute(TenantId tenant, TimelineId timeline, long term) {
+    Map<Integer, String> problems = new LinkedHashMap<>();
+    for (RepoConfig.SafekeeperAddresses a : all()) {
+      try {
+        client(a.id(), ELECTION_TIMEOUT).stopCompute(tenant, timeline, term);
+      } catch (JsonHttpClient.ApiError e) {
+        if (e.status() != 404) {
+          problems.put(a.id(), e.getMessage());
+        }
+      } catch (ControlPlaneException e) {
         problems.put(a.id(), e.getMessage());
       }
     }

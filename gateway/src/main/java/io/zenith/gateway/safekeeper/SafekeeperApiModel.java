@@ -66,11 +66,15 @@ public final class SafekeeperApiModel {
       PageserverPositions pageserver,
       LagLimitsJson lagLimits,
       @Nullable ComputeJson compute,
+      long stoppedComputeTerm,
       String intake,
       @Nullable String intakeError,
       List<PeerInfo> peers) {}
 
   public record VoteRequest(Long term) {}
+
+  /** {@code DELETE …/compute}: the term whose compute has stopped. */
+  public record ComputeStopRequest(Long term) {}
 
   public record VoteInfo(
       int safekeeperId,
@@ -130,6 +134,7 @@ public final class SafekeeperApiModel {
             ps.writeLsn().toString(), ps.flushLsn().toString(), ps.applyLsn().toString()),
         limits(s.lagLimits()),
         c == null ? null : new ComputeJson(c.term(), c.host(), c.port(), c.user()),
+        s.stoppedComputeTerm(),
         s.intake(),
         s.intakeError(),
         peerInfo);
@@ -172,6 +177,7 @@ public final class SafekeeperApiModel {
         new LagLimits(
             l.maxReplicationWriteLag(), l.maxReplicationFlushLag(), l.maxReplicationApplyLag()),
         c == null ? null : new ComputeSource(c.term(), c.host(), c.port(), c.user()),
+        i.stoppedComputeTerm(),
         i.intake(),
         i.intakeError());
   }

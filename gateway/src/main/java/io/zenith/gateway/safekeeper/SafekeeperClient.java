@@ -5,6 +5,7 @@ import io.netty.handler.codec.http.HttpMethod;
 import io.zenith.gateway.http.JsonHttpClient;
 import io.zenith.gateway.safekeeper.SafekeeperApiModel.AdoptRequest;
 import io.zenith.gateway.safekeeper.SafekeeperApiModel.ComputeJson;
+import io.zenith.gateway.safekeeper.SafekeeperApiModel.ComputeStopRequest;
 import io.zenith.gateway.safekeeper.SafekeeperApiModel.TimelineCreateRequest;
 import io.zenith.gateway.safekeeper.SafekeeperApiModel.TimelineInfo;
 import io.zenith.gateway.safekeeper.SafekeeperApiModel.VoteInfo;
@@ -180,6 +181,21 @@ public final class SafekeeperClient {
         HttpMethod.PUT,
         path(tenant, timeline) + "/compute",
         new ComputeJson(compute.term(), compute.host(), compute.port(), compute.user()),
+        new TypeReference<>() {});
+  }
+
+  /**
+   * Tells the safekeeper that the compute of {@code term} has stopped: it stops pulling from it and
+   * forgets it (nothing to do when it has no compute).
+   *
+   * @throws JsonHttpClient.ApiError 409 when its compute belongs to another term, 404 for an
+   *     unknown timeline
+   */
+  public TimelineInfo stopCompute(TenantId tenant, TimelineId timeline, long term) {
+    return http.call(
+        HttpMethod.DELETE,
+        path(tenant, timeline) + "/compute",
+        new ComputeStopRequest(term),
         new TypeReference<>() {});
   }
 

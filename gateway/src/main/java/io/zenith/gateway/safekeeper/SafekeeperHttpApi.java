@@ -7,6 +7,7 @@ import io.zenith.gateway.http.Json;
 import io.zenith.gateway.http.JsonApiServer;
 import io.zenith.gateway.safekeeper.SafekeeperApiModel.AdoptRequest;
 import io.zenith.gateway.safekeeper.SafekeeperApiModel.ComputeJson;
+import io.zenith.gateway.safekeeper.SafekeeperApiModel.ComputeStopRequest;
 import io.zenith.gateway.safekeeper.SafekeeperApiModel.LagLimitsJson;
 import io.zenith.gateway.safekeeper.SafekeeperApiModel.TimelineCreateRequest;
 import io.zenith.gateway.safekeeper.SafekeeperApiModel.TimelineInfo;
@@ -34,10 +35,10 @@ import reactor.netty.http.server.HttpServerRequest;
 
 /**
  * The safekeeper's HTTP API ({@code docs/api/safekeeper.yaml}): its timelines (create, list,
- * status), elections (vote, adopt), the compute of a term, lag limits, the statuses peers gossip
- * ({@code GET /v1/timeline}), and {@code /metrics}. Work runs on a blocking scheduler (votes and
- * adoptions wait for intakes to stop and copy WAL); errors are {@code {"error": "..."}} with the
- * status of the {@link SafekeeperException.Kind}.
+ * status), elections (vote, adopt), the compute of a term (set, stopped), lag limits, the statuses
+ * peers gossip ({@code GET /v1/timeline}), and {@code /metrics}. Work runs on a blocking scheduler
+ * (votes and adoptions wait for intakes to stop and copy WAL); errors are {@code {"error": "..."}}
+ * with the status of the {@link SafekeeperException.Kind}.
  */
 public final class SafekeeperHttpApi {
   private static final Pattern SYSTEM_ID = Pattern.compile("[0-9]{1,20}");
@@ -92,6 +93,15 @@ public final class SafekeeperHttpApi {
                     (req, res) ->
                         api.withBody(
                             req, res, ComputeJson.class, 200, b -> setCompute(timeline(req), b)))
+                .delete(
+                    timeline + "/compute",
+                    (req, res) ->
+                        api.withBody(
+                            req,
+                            res,
+                            ComputeStopRequest.class,
+                            200,
+                            b -> stopCompute(timeline(req), b)))
                 .put(
                     timeline + "/config",
                     (req, res) ->
@@ -214,6 +224,13 @@ public final class SafekeeperHttpApi {
       throw ApiException.badRequest("field 'user' must not be empty");
     }
     t.setCompute(new ComputeSource(term, host, port, user));
+    return info(t);
+  }
+
+  /** The compute of the body's term has stopped: 200 with the timeline, also when none is set. */
+  private static TimelineInfo stopCompute(SafekeeperTimeline t, ComputeStopRequest b)
+      throws IOException {
+    t.stopCompute(term(b.term()));
     return info(t);
   }
 

@@ -49,6 +49,7 @@ class GossipTest {
         new PageserverFeedback(pageserverFlush, pageserverFlush, START),
         limits,
         null,
+        0,
         "idle",
         null);
   }

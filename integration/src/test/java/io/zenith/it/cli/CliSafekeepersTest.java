@@ -2,11 +2,18 @@ package io.zenith.it.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.zenith.gateway.safekeeper.SafekeeperApiModel.TimelineInfo;
+import io.zenith.gateway.safekeeper.SafekeeperClient;
 import io.zenith.gateway.safekeeper.SafekeeperSettings;
+import io.zenith.wal.TenantId;
+import io.zenith.wal.TimelineId;
 import java.io.IOException;
+import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.IntStream;
@@ -22,8 +29,9 @@ import org.junit.jupiter.api.TestMethodOrder;
  * Three safekeepers managed through the real {@code ./zenith} launcher, one process per command:
  * init lays them out, {@code start}/{@code stop} include them, {@code pg start} elects a term and
  * makes them the primary's synchronous quorum (commits go on with two of three and wait with one),
- * a rebuilt compute gets a new term and sees every committed row, {@code pg stop} does not hang
- * with every safekeeper down, and {@code status} shows it all in aligned tables.
+ * {@code pg stop} tells every safekeeper that the compute stopped (none pulls from it any more), a
+ * rebuilt compute gets a new term and sees every committed row, {@code pg stop} does not hang with
+ * every safekeeper down (one warning line each), and {@code status} shows it all in aligned tables.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
@@ -182,11 +190,30 @@ class CliSafekeepersTest {
     assertThat(z.sql(port, "SELECT count(*) FROM t")).isEqualTo("300");
   }
 
+  /** What safekeeper {@code id} says about the timeline of the compute {@code shown}. */
+  private TimelineInfo safekeeperTimeline(int id, Map<String, String> shown) {
+    return new SafekeeperClient(
+            id,
+            new InetSocketAddress("127.0.0.1", z.safekeeperHttpPort(id)),
+            Duration.ofSeconds(10))
+        .timeline(TenantId.parse(shown.get("tenant")), TimelineId.parse(shown.get("timeline")));
+  }
+
   @Test
   @Order(4)
   void aRebuiltPrimaryGetsANewTermAndEveryRow() {
-    assertThat(z.ok("pg", "stop", "main", "--destroy").out())
-        .isEqualTo("stopped compute main\ndestroyed compute main\n");
+    Map<String, String> shown = z.show("main");
+    ZenithRepo.Result stopped = z.ok("pg", "stop", "main", "--destroy");
+    assertThat(stopped.out()).isEqualTo("stopped compute main\ndestroyed compute main\n");
+    assertThat(stopped.err()).isEmpty();
+    // Every safekeeper was told: none pulls from the stopped compute any more.
+    for (int id = 1; id <= 3; id++) {
+      TimelineInfo t = safekeeperTimeline(id, shown);
+      assertThat(t.compute()).as("safekeeper %d: %s", id, t).isNull();
+      assertThat(t.intake()).as("safekeeper %d: %s", id, t).isEqualTo("idle");
+      assertThat(t.stoppedComputeTerm()).isEqualTo(1);
+      assertThat(t.term()).isEqualTo(1);
+    }
     z.ok("pg", "create", "main");
     assertThat(z.ok("pg", "start", "main").out()).contains("term 2");
     assertThat(z.show("main")).containsEntry("term", "2");
@@ -206,8 +233,25 @@ class CliSafekeepersTest {
       z.ok("safekeeper", "stop", Integer.toString(id));
     }
     long t0 = System.nanoTime();
-    assertThat(z.ok("pg", "stop", "main").out()).endsWith("stopped compute main\n");
+    ZenithRepo.Result stopped = z.ok("pg", "stop", "main");
+    assertThat(stopped.out()).endsWith("stopped compute main\n");
     assertThat(System.nanoTime() - t0).isLessThan(TimeUnit.SECONDS.toNanos(60));
+    // One warning line per safekeeper that could not be told that the compute stopped.
+    assertThat(stopped.err().lines())
+        .containsExactlyElementsOf(
+            IntStream.rangeClosed(1, 3)
+                .mapToObj(
+                    id ->
+                        "warning: could not tell safekeeper "
+                            + id
+                            + " that compute 'main' (term 2) stopped: safekeeper "
+                            + id
+                            + " is not running (nothing answers at http://127.0.0.1:"
+                            + z.safekeeperHttpPort(id)
+                            + "); start it with `zenith safekeeper start "
+                            + id
+                            + "`")
+                .toList());
     assertThat(z.show("main")).containsEntry("term", "-").containsEntry("status", "stopped");
 
     String error = z.fails(1, "pg", "start", "main");
@@ -227,7 +271,9 @@ class CliSafekeepersTest {
     z.ok("start");
     z.ok("pg", "start", "main");
     assertThat(z.sql(z.port("main"), "SELECT count(*) FROM t")).isEqualTo("301");
-    assertThat(z.ok("stop").lines())
+    ZenithRepo.Result stop = z.ok("stop");
+    assertThat(stop.err()).isEmpty();
+    assertThat(stop.lines())
         .containsExactly(
             "stopped compute main",
             "stopped the pageserver",

@@ -220,6 +220,52 @@ class SafekeeperApiConformanceTest {
         .isEqualTo(404);
     assertThat(call(COMPUTE, "PUT", tlPath() + "/compute", oversized()).status()).isEqualTo(413);
 
+    // The compute of term 2 stopped. A stop of another term's compute leaves it alone.
+    HttpJson.Response other = call(COMPUTE, "DELETE", tlPath() + "/compute", "{\"term\": 1}");
+    assertThat(other.status()).isEqualTo(409);
+    assertThat(other.error())
+        .isEqualTo("the compute here belongs to term 2, not to term 1; it was left alone");
+    for (String[] bad :
+        List.of(
+            new String[] {"{}", "field 'term' is required"},
+            new String[] {"{\"term\": 0}", "field 'term' must be at least 1, got 0"},
+            new String[] {"{\"term\": \"2\"}", "term"},
+            new String[] {"{\"term\": null}", "term"},
+            new String[] {"{\"term\": 2, \"host\": \"127.0.0.1\"}", "host"},
+            new String[] {"{\"term\": 2} {}", ""},
+            new String[] {"", ""})) {
+      HttpJson.Response r = call(COMPUTE, "DELETE", tlPath() + "/compute", bad[0]);
+      assertThat(r.status()).as(r.toString()).isEqualTo(400);
+      assertThat(r.error()).contains(bad[1]);
+    }
+    assertThat(
+            call(
+                    COMPUTE,
+                    "DELETE",
+                    "/v1/tenant/" + tenant + "/timeline/" + TimelineId.generate() + "/compute",
+                    "{\"term\": 2}")
+                .status())
+        .isEqualTo(404);
+    assertThat(call(COMPUTE, "DELETE", tlPath() + "/compute", oversized()).status()).isEqualTo(413);
+    assertThat(call(TIMELINE, "GET", tlPath(), null).json().path("compute").path("term").asLong())
+        .as("untouched by refused stops")
+        .isEqualTo(2);
+    HttpJson.Response stopped = call(COMPUTE, "DELETE", tlPath() + "/compute", "{\"term\": 2}");
+    assertThat(stopped.status()).as(stopped.toString()).isEqualTo(200);
+    assertThat(stopped.json().path("compute").isNull()).isTrue();
+    assertThat(stopped.json().path("intake").asText()).isEqualTo("idle");
+    assertThat(stopped.json().path("intake_error").isNull()).isTrue();
+    assertThat(stopped.json().path("stopped_compute_term").asLong()).isEqualTo(2);
+    // Stopping again is harmless; taking the stopped compute up again is not allowed.
+    HttpJson.Response twice = call(COMPUTE, "DELETE", tlPath() + "/compute", "{\"term\": 2}");
+    assertThat(twice.status()).isEqualTo(200);
+    assertThat(twice.json().path("compute").isNull()).isTrue();
+    HttpJson.Response revived = call(COMPUTE, "PUT", tlPath() + "/compute", compute);
+    assertThat(revived.status()).isEqualTo(409);
+    assertThat(revived.error())
+        .isEqualTo(
+            "the compute of term 2 has stopped; a new compute needs a new term (an election)");
+
     String limits =
         "{\"max_replication_write_lag\": 1048576, \"max_replication_flush_lag\": 0, \"max_replication_apply_lag\": 0}";
     HttpJson.Response cfg = call(CONFIG, "PUT", tlPath() + "/config", limits);

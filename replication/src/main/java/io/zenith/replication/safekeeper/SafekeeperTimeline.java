@@ -50,6 +50,10 @@ import reactor.core.scheduler.Schedulers;
  *   <li><b>Acknowledgements</b> name whole durable records only, so the commit LSN (the quorum-th
  *       highest flush LSN among safekeepers with the same last history entry) is a record boundary;
  *       they are held back while the pageserver lags beyond the lag limits.
+ *   <li><b>Computes.</b> It pulls WAL from the compute of the term it promised ({@link
+ *       #setCompute}) until told the compute has stopped ({@link #stopCompute}); the stopped term
+ *       is remembered durably, so that neither a request nor a peer's gossip brings that compute
+ *       back.
  *   <li><b>Serving</b>: pageservers get WAL up to the commit LSN ({@link #readCommitted}), peers up
  *       to a flushed record end ({@link #readFlushed}).
  * </ul>
@@ -209,6 +213,7 @@ public final class SafekeeperTimeline implements AutoCloseable {
         pageserver,
         c.lagLimits(),
         c.compute(),
+        c.stoppedComputeTerm(),
         in == null ? "idle" : in.state(),
         in == null ? null : in.lastError());
   }
@@ -465,7 +470,7 @@ public final class SafekeeperTimeline implements AutoCloseable {
 
   /**
    * Starts pulling from the compute of {@code source.term()}, which must be the term promised here
-   * and the term of this log's WAL (the election ended here).
+   * and the term of this log's WAL (the election ended here), and not a term whose compute stopped.
    */
   public void setCompute(ComputeSource source) throws IOException {
     lock.lock();
@@ -479,6 +484,13 @@ public final class SafekeeperTimeline implements AutoCloseable {
                 + source.term()
                 + ", but this safekeeper's term is "
                 + c.promisedTerm());
+      }
+      if (source.term() <= c.stoppedComputeTerm()) {
+        throw new SafekeeperException(
+            Kind.TERM_CONFLICT,
+            "the compute of term "
+                + source.term()
+                + " has stopped; a new compute needs a new term (an election)");
       }
       if (lastLogTerm(c) != source.term()) {
         throw new SafekeeperException(
@@ -495,6 +507,57 @@ public final class SafekeeperTimeline implements AutoCloseable {
     }
     stopIntake();
     startIntakeIfDue();
+  }
+
+  /**
+   * Forgets the compute of {@code term}, which has stopped, durably (as {@link #setCompute}), then
+   * stops pulling from it. The term is remembered ({@link TimelineStatus#stoppedComputeTerm()}): no
+   * compute of it is taken up again, from a request or from a peer, and peers that still have it
+   * drop it when they hear of this through gossip. With no compute set nothing changes but that
+   * memory (up to the promised term): stopping twice is harmless.
+   *
+   * @throws SafekeeperException TERM_CONFLICT when the compute here belongs to another term (a
+   *     stale stop must not disturb a newer compute)
+   */
+  public void stopCompute(long term) throws IOException {
+    if (term < 1) {
+      throw new IllegalArgumentException("term " + term + " < 1");
+    }
+    ComputeSource stopped;
+    lock.lock();
+    try {
+      checkOpen();
+      ControlFile c = control;
+      stopped = c.compute();
+      if (stopped != null && stopped.term() != term) {
+        throw new SafekeeperException(
+            Kind.TERM_CONFLICT,
+            "the compute here belongs to term "
+                + stopped.term()
+                + ", not to term "
+                + term
+                + "; it was left alone");
+      }
+      // Without a compute, a term above the promised one is not this safekeeper's to judge (a bogus
+      // one would refuse every later compute up to it); peers that were told pass it on.
+      long remembered =
+          Math.max(
+              c.stoppedComputeTerm(), stopped != null ? term : Math.min(term, c.promisedTerm()));
+      if (stopped != null || remembered != c.stoppedComputeTerm()) {
+        persist(c.withCompute(null).withStoppedComputeTerm(remembered));
+      }
+    } finally {
+      lock.unlock();
+    }
+    stopIntake();
+    if (stopped != null) {
+      log.info(
+          "{}: the compute of term {} ({}:{}) has stopped; no longer pulling from it",
+          this,
+          term,
+          stopped.host(),
+          stopped.port());
+    }
   }
 
   /** Where pulling from the compute of {@code term} starts: the end of the log. */
@@ -729,7 +792,7 @@ public final class SafekeeperTimeline implements AutoCloseable {
   /**
    * Periodic upkeep (every few hundred milliseconds, on a thread that may block): writes positions
    * that bound recovery work, joins the current term by catching up from the most advanced peer,
-   * learns the current term's compute from peers.
+   * learns the current term's compute from peers (and that a compute has stopped).
    */
   public void maintain() {
     if (closed) {
@@ -806,14 +869,35 @@ public final class SafekeeperTimeline implements AutoCloseable {
     }
   }
 
+  /**
+   * Follows what peers know about computes: drops a compute a peer was told has stopped, and takes
+   * up the compute of the current term from a peer (unless it has stopped).
+   */
   private void learnCompute() throws IOException {
     ControlFile c = control;
-    if (c.compute() != null && c.compute().term() == c.promisedTerm()) {
+    long stopped = c.stoppedComputeTerm();
+    int toldBy = config.id();
+    for (TimelineStatus p : peers.values()) {
+      if (p.stoppedComputeTerm() > stopped) {
+        stopped = p.stoppedComputeTerm();
+        toldBy = p.safekeeperId();
+      }
+    }
+    ComputeSource mine = c.compute();
+    if (mine != null && mine.term() <= stopped) {
+      log.info("{}: safekeeper {} says the compute of term {} has stopped", this, toldBy, stopped);
+      stopCompute(mine.term());
+      return;
+    }
+    if (mine != null && mine.term() == c.promisedTerm()) {
       return;
     }
     for (TimelineStatus p : peers.values()) {
       ComputeSource s = p.compute();
-      if (s != null && s.term() == c.promisedTerm() && s.term() == lastLogTerm(c)) {
+      if (s != null
+          && s.term() > stopped
+          && s.term() == c.promisedTerm()
+          && s.term() == lastLogTerm(c)) {
         log.info(
             "{}: the compute of term {} is {}:{} (from safekeeper {})",
             this,

@@ -23,6 +23,8 @@ import org.jspecify.annotations.Nullable;
  * @param ackLsn what it acknowledges to the compute (the flush LSN, held back by the lag limits)
  * @param pageserver the newest positions a pageserver reported (to it or a peer)
  * @param compute the compute of the current term it pulls WAL from, if known
+ * @param stoppedComputeTerm the highest term whose compute it was told has stopped (0 if none): it
+ *     takes up no compute of that term or an older one, and drops such a compute a peer still has
  * @param intake how pulling from the compute goes: {@code idle}, {@code connecting}, {@code
  *     streaming}, {@code failed}, {@code behind} (the compute no longer has the WAL it needs)
  * @param intakeError the last error of the intake, if any
@@ -39,6 +41,7 @@ public record TimelineStatus(
     PageserverFeedback pageserver,
     LagLimits lagLimits,
     @Nullable ComputeSource compute,
+    long stoppedComputeTerm,
     String intake,
     @Nullable String intakeError) {
 

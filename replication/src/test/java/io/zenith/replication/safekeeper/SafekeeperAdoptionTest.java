@@ -226,6 +226,7 @@ class SafekeeperAdoptionTest {
             ps,
             ControlFile.LagLimits.NONE,
             compute,
+            0,
             "streaming",
             null));
     a.maintain();
@@ -233,6 +234,112 @@ class SafekeeperAdoptionTest {
     assertThat(s.flushLsn()).isEqualTo(fork);
     assertThat(s.history()).isEqualTo(h2);
     assertThat(s.compute()).as("learned although the catch-up failed").isEqualTo(compute);
+  }
+
+  /** A peer's status in term 1 at {@code end}, with its compute and stopped compute term. */
+  private TimelineStatus peerInTerm1(
+      int skId, Lsn end, ControlFile.ComputeSource compute, long stoppedComputeTerm) {
+    return new TimelineStatus(
+        skId,
+        id,
+        1,
+        List.of(new TermEntry(1, START)),
+        end,
+        end,
+        end,
+        end,
+        new ControlFile.PageserverFeedback(START, START, START),
+        ControlFile.LagLimits.NONE,
+        compute,
+        stoppedComputeTerm,
+        compute == null ? "idle" : "failed",
+        null);
+  }
+
+  /**
+   * A stopped compute: forgotten durably and its intake stopped; a stop of another term's compute
+   * is refused and changes nothing; stopping twice is harmless; neither a request nor a peer that
+   * still has it brings it back, also after a restart.
+   */
+  @Test
+  void aStoppedComputeIsForgottenDurablyAndNotTakenUpAgain() throws IOException {
+    SyntheticWal w = wal(20, 0, 1);
+    List<TermEntry> h1 = List.of(new TermEntry(1, START));
+    SafekeeperTimeline a = safekeeper(1, w, 1, h1, START);
+    // Nothing listens on port 1: the intake keeps failing, as after `pg stop` before this API.
+    ControlFile.ComputeSource dead = new ControlFile.ComputeSource(1, "127.0.0.1", 1, "postgres");
+    a.setCompute(dead);
+    assertThat(a.status().intake()).isIn("connecting", "failed");
+
+    assertThatThrownBy(() -> a.stopCompute(2))
+        .isInstanceOf(SafekeeperException.class)
+        .hasMessage("the compute here belongs to term 1, not to term 2; it was left alone")
+        .extracting(e -> ((SafekeeperException) e).kind())
+        .isEqualTo(SafekeeperException.Kind.TERM_CONFLICT);
+    assertThat(a.status().compute()).isEqualTo(dead);
+
+    a.stopCompute(1);
+    TimelineStatus s = a.status();
+    assertThat(s.compute()).isNull();
+    assertThat(s.intake()).isEqualTo("idle");
+    assertThat(s.intakeError()).isNull();
+    assertThat(s.stoppedComputeTerm()).isEqualTo(1);
+    assertThat(ControlFile.read(tmp.resolve("sk1")).orElseThrow().compute()).isNull();
+    a.stopCompute(1); // again: nothing to do
+
+    // A peer that was not told still has it: it is not learned from there.
+    a.onPeerStatus(peerInTerm1(2, w.position(), dead, 0));
+    a.maintain();
+    assertThat(a.status().compute()).isNull();
+    assertThat(a.status().intake()).isEqualTo("idle");
+    assertThatThrownBy(() -> a.setCompute(dead))
+        .hasMessage(
+            "the compute of term 1 has stopped; a new compute needs a new term (an election)");
+
+    a.close();
+    open.remove(1);
+    SafekeeperTimeline again =
+        SafekeeperTimeline.open(tmp.resolve("sk1"), SafekeeperConfig.of(1, 3), fetcher);
+    open.put(1, again);
+    again.onPeerStatus(peerInTerm1(2, w.position(), dead, 0));
+    again.maintain();
+    assertThat(again.status().compute()).isNull();
+    assertThat(again.status().intake()).isEqualTo("idle");
+    assertThat(again.status().stoppedComputeTerm()).isEqualTo(1);
+
+    // The next term's compute is taken up as before.
+    assertThat(again.vote(2).granted()).isTrue();
+    again.adopt(2, List.of(h1.getFirst(), new TermEntry(2, w.position())), w.position(), 1);
+    ControlFile.ComputeSource next = new ControlFile.ComputeSource(2, "127.0.0.1", 1, "postgres");
+    again.setCompute(next);
+    assertThat(again.status().compute()).isEqualTo(next);
+    assertThat(again.status().intake()).isNotEqualTo("idle");
+    // A stale stop does not touch it.
+    assertThatThrownBy(() -> again.stopCompute(1))
+        .hasMessage("the compute here belongs to term 2, not to term 1; it was left alone");
+    assertThat(again.status().compute()).isEqualTo(next);
+  }
+
+  /** A safekeeper that was not told (it was down) drops the compute once a peer says it stopped. */
+  @Test
+  void aComputeAPeerWasToldHasStoppedIsDropped() throws IOException {
+    SyntheticWal w = wal(20, 0, 1);
+    SafekeeperTimeline b = safekeeper(2, w, 1, List.of(new TermEntry(1, START)), START);
+    ControlFile.ComputeSource dead = new ControlFile.ComputeSource(1, "127.0.0.1", 1, "postgres");
+    b.setCompute(dead);
+    // A peer that knows of no stopped compute changes nothing.
+    b.onPeerStatus(peerInTerm1(1, w.position(), null, 0));
+    b.maintain();
+    assertThat(b.status().compute()).isEqualTo(dead);
+
+    b.onPeerStatus(peerInTerm1(1, w.position(), null, 1));
+    b.maintain();
+    TimelineStatus s = b.status();
+    assertThat(s.compute()).isNull();
+    assertThat(s.intake()).isEqualTo("idle");
+    assertThat(s.stoppedComputeTerm()).isEqualTo(1);
+    assertThat(ControlFile.read(tmp.resolve("sk2")).orElseThrow().stoppedComputeTerm())
+        .isEqualTo(1);
   }
 
   /**

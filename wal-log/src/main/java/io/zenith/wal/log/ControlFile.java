@@ -24,7 +24,7 @@ import org.jspecify.annotations.Nullable;
  * fsync → rename → fsync(dir); big-endian:
  *
  * <pre>
- *   0 u32 magic 0x5A534B43 ("ZSKC")   4 u16 format version (1)   6 u16 0
+ *   0 u32 magic 0x5A534B43 ("ZSKC")   4 u16 format version (2)   6 u16 0
  *   8 16B tenant   24 16B timeline   40 u64 PostgreSQL system id   48 u32 PostgreSQL major
  *  52 u32 WAL segment size   56 u64 timeline start LSN (where its WAL begins)
  *  64 u64 promised term (the highest term voted for)
@@ -34,14 +34,19 @@ import org.jspecify.annotations.Nullable;
  * 128 u64 max write lag  136 u64 max flush lag  144 u64 max apply lag   (bytes; 0 = no limit)
  * 152 u32 n   156 n × (u64 term, u64 start LSN): the term history, oldest first
  *     u64 compute term (0 = no compute)  u16 port  u16 n + n B host (UTF-8)  u16 n + n B user
+ *     u64 stopped compute term (0 = none)                                   (version 2 on)
  * end u32 CRC32C of everything before it
  * </pre>
  *
- * Changelog: version 1 (2026-11): first format. Immutable value; {@link #write} makes it durable.
+ * Changelog: version 1 (2026-11): first format. Version 2 (2026-11): the stopped compute term;
+ * version 1 files are read (as 0) and written back as version 2. Immutable value; {@link #write}
+ * makes it durable.
  *
  * @param promisedTerm the highest term this safekeeper voted for; it accepts no WAL of lower terms
  * @param history (term, start LSN) of every term whose WAL this safekeeper holds, oldest first
  * @param compute the compute this safekeeper pulls WAL from, for the term it was started for
+ * @param stoppedComputeTerm the highest term whose compute was reported stopped (0 if none): no
+ *     compute of that term or an older one is taken up again
  */
 public record ControlFile(
     Identity identity,
@@ -50,11 +55,12 @@ public record ControlFile(
     Positions positions,
     PageserverFeedback pageserver,
     LagLimits lagLimits,
-    @Nullable ComputeSource compute) {
+    @Nullable ComputeSource compute,
+    long stoppedComputeTerm) {
 
   public static final String FILE_NAME = "safekeeper.control";
   static final int MAGIC = 0x5A534B43;
-  static final int FORMAT_VERSION = 1;
+  static final int FORMAT_VERSION = 2;
   private static final int HISTORY_AT = 152;
 
   /** What the log is: fixed when the timeline is created. */
@@ -137,6 +143,9 @@ public record ControlFile(
   }
 
   public ControlFile {
+    if (stoppedComputeTerm < 0) {
+      throw new IllegalArgumentException("stopped compute term " + stoppedComputeTerm + " < 0");
+    }
     history = List.copyOf(history);
     for (int i = 1; i < history.size(); i++) {
       if (history.get(i).term() <= history.get(i - 1).term()
@@ -156,7 +165,8 @@ public record ControlFile(
         new Positions(s, s, Lsn.INVALID, s),
         new PageserverFeedback(s, s, s),
         limits,
-        null);
+        null,
+        0);
   }
 
   /** The term of the last history entry (0 if none): the term of the WAL this safekeeper holds. */
@@ -165,27 +175,38 @@ public record ControlFile(
   }
 
   public ControlFile withPromisedTerm(long t) {
-    return new ControlFile(identity, t, history, positions, pageserver, lagLimits, compute);
+    return new ControlFile(
+        identity, t, history, positions, pageserver, lagLimits, compute, stoppedComputeTerm);
   }
 
   public ControlFile withHistory(List<TermEntry> h) {
-    return new ControlFile(identity, promisedTerm, h, positions, pageserver, lagLimits, compute);
+    return new ControlFile(
+        identity, promisedTerm, h, positions, pageserver, lagLimits, compute, stoppedComputeTerm);
   }
 
   public ControlFile withPositions(Positions p) {
-    return new ControlFile(identity, promisedTerm, history, p, pageserver, lagLimits, compute);
+    return new ControlFile(
+        identity, promisedTerm, history, p, pageserver, lagLimits, compute, stoppedComputeTerm);
   }
 
   public ControlFile withPageserver(PageserverFeedback f) {
-    return new ControlFile(identity, promisedTerm, history, positions, f, lagLimits, compute);
+    return new ControlFile(
+        identity, promisedTerm, history, positions, f, lagLimits, compute, stoppedComputeTerm);
   }
 
   public ControlFile withLagLimits(LagLimits l) {
-    return new ControlFile(identity, promisedTerm, history, positions, pageserver, l, compute);
+    return new ControlFile(
+        identity, promisedTerm, history, positions, pageserver, l, compute, stoppedComputeTerm);
   }
 
   public ControlFile withCompute(@Nullable ComputeSource c) {
-    return new ControlFile(identity, promisedTerm, history, positions, pageserver, lagLimits, c);
+    return new ControlFile(
+        identity, promisedTerm, history, positions, pageserver, lagLimits, c, stoppedComputeTerm);
+  }
+
+  public ControlFile withStoppedComputeTerm(long t) {
+    return new ControlFile(
+        identity, promisedTerm, history, positions, pageserver, lagLimits, compute, t);
   }
 
   public byte[] encode() {
@@ -193,7 +214,17 @@ public record ControlFile(
     byte[] user = compute == null ? new byte[0] : utf8(compute.user());
     ByteBuffer b =
         ByteBuffer.allocate(
-            HISTORY_AT + 4 + 16 * history.size() + 8 + 2 + 2 + host.length + 2 + user.length + 4);
+            HISTORY_AT
+                + 4
+                + 16 * history.size()
+                + 8
+                + 2
+                + 2
+                + host.length
+                + 2
+                + user.length
+                + 8
+                + 4);
     b.putInt(MAGIC).putShort((short) FORMAT_VERSION).putShort((short) 0);
     b.put(identity.tenant().toBytes()).put(identity.timeline().toBytes());
     b.putLong(identity.systemId()).putInt(identity.pgVersion()).putInt(identity.segmentSize());
@@ -215,6 +246,7 @@ public record ControlFile(
     b.putLong(compute == null ? 0 : compute.term())
         .putShort((short) (compute == null ? 0 : compute.port()));
     b.putShort((short) host.length).put(host).putShort((short) user.length).put(user);
+    b.putLong(stoppedComputeTerm);
     CRC32C c = new CRC32C();
     c.update(b.array(), 0, b.position());
     b.putInt((int) c.getValue());
@@ -243,7 +275,7 @@ public record ControlFile(
       throw new IllegalArgumentException(String.format("bad magic %08X", b.getInt(0)));
     }
     int version = Short.toUnsignedInt(b.getShort(4));
-    if (version != FORMAT_VERSION) {
+    if (version != 1 && version != FORMAT_VERSION) {
       throw new IllegalArgumentException(
           "unknown format version " + version + " (this build reads " + FORMAT_VERSION + ")");
     }
@@ -282,13 +314,14 @@ public record ControlFile(
       int port = Short.toUnsignedInt(b.getShort());
       String host = string(b);
       String user = string(b);
+      long stoppedComputeTerm = version >= 2 ? b.getLong() : 0;
       if (b.position() != a.length - 4) {
         throw new IllegalArgumentException(
             "length " + a.length + " does not match its contents (" + (b.position() + 4) + ")");
       }
       ComputeSource compute =
           computeTerm == 0 ? null : new ComputeSource(computeTerm, host, port, user);
-      return new ControlFile(id, promised, h, p, ps, limits, compute);
+      return new ControlFile(id, promised, h, p, ps, limits, compute, stoppedComputeTerm);
     } catch (BufferUnderflowException e) {
       throw new IllegalArgumentException("length " + a.length + " does not match its contents");
     }

@@ -34,7 +34,8 @@ class ControlFileTest {
         new ControlFile.PageserverFeedback(
             Lsn.parse("0/2F00000"), Lsn.parse("0/2E00000"), Lsn.parse("0/2E00000")),
         new ControlFile.LagLimits(15 << 20, 1L << 30, 0),
-        new ControlFile.ComputeSource(7, "127.0.0.1", 55432, "zenith_admin"));
+        new ControlFile.ComputeSource(7, "127.0.0.1", 55432, "zenith_admin"),
+        6);
   }
 
   @Test
@@ -47,12 +48,32 @@ class ControlFileTest {
     ControlFile voted = c.withPromisedTerm(8).withCompute(null);
     voted.write(dir);
     assertThat(ControlFile.read(dir)).contains(voted);
+    ControlFile stopped = voted.withStoppedComputeTerm(8);
+    stopped.write(dir);
+    assertThat(ControlFile.read(dir)).contains(stopped);
+    assertThat(stopped.withPromisedTerm(9).stoppedComputeTerm()).isEqualTo(8);
     ControlFile fresh = ControlFile.create(c.identity(), ControlFile.LagLimits.NONE);
     fresh.write(dir);
     assertThat(ControlFile.read(dir)).contains(fresh);
     assertThat(fresh.lastLogTerm()).isZero();
     assertThat(Files.list(dir).map(p -> p.getFileName().toString()))
         .containsExactly(ControlFile.FILE_NAME);
+  }
+
+  /** Version 1 (no stopped compute term) is still read: the term is 0, everything else kept. */
+  @Test
+  void version1IsReadWithoutAStoppedComputeTerm() throws IOException {
+    ControlFile c = sample().withStoppedComputeTerm(0);
+    byte[] v2 = c.encode();
+    // Version 1 is version 2 without the 8 bytes of the stopped compute term before the CRC.
+    byte[] v1 = java.util.Arrays.copyOf(v2, v2.length - 8);
+    java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(v1);
+    b.putShort(4, (short) 1);
+    java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
+    crc.update(v1, 0, v1.length - 4);
+    b.putInt(v1.length - 4, (int) crc.getValue());
+    assertThat(ControlFile.decode(v1)).isEqualTo(c);
+    assertThat(java.nio.ByteBuffer.wrap(c.encode()).getShort(4)).isEqualTo((short) 2);
   }
 
   @Test
