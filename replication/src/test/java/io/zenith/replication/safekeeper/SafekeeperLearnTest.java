@@ -136,6 +136,7 @@ class SafekeeperLearnTest {
         new PageserverFeedback(id.startLsn(), id.startLsn(), id.startLsn()),
         limits,
         null,
+        0,
         "idle",
         null);
   }
