@@ -34,7 +34,8 @@ final class ExportCommand implements Callable<Integer> {
     PrintWriter out = spec.commandLine().getOut();
     Cli.BranchAt at = Cli.branchAt(spec.commandLine(), what, "branch");
     Repository repo = Repository.open();
-    Lsn lsn = new Computes(repo, out).export(at.branch(), at.lsn(), dir);
+    Lsn lsn =
+        new Computes(repo, out, spec.commandLine().getErr()).export(at.branch(), at.lsn(), dir);
     Path abs = dir.toAbsolutePath().normalize();
     out.println(
         "exported branch "

@@ -106,7 +106,9 @@ final class PgCommand implements Runnable {
           lsn == null ? Optional.empty() : Optional.of(Cli.lsn(spec.commandLine(), lsn));
       Repository repo = Repository.open();
       try (Repository.Lock lock = repo.lock()) {
-        ComputeNode n = new Computes(repo, out).create(name, branch, at, Optional.ofNullable(port));
+        ComputeNode n =
+            new Computes(repo, out, spec.commandLine().getErr())
+                .create(name, branch, at, Optional.ofNullable(port));
         out.println(
             "created compute "
                 + n.spec().name()
@@ -145,7 +147,7 @@ final class PgCommand implements Runnable {
       Repository repo = Repository.open();
       try (Repository.Lock lock = repo.lock()) {
         ComputeNode n = repo.compute(name);
-        Lsn lsn = new Computes(repo, out).start(n);
+        Lsn lsn = new Computes(repo, out, spec.commandLine().getErr()).start(n);
         out.println(
             "compute "
                 + name

@@ -62,12 +62,7 @@ public final class Computes {
   private final PrintWriter out;
   private final PrintWriter err;
 
-  /** Progress, results and warnings go to {@code out}. */
-  public Computes(Repository repo, PrintWriter out) {
-    this(repo, out, out);
-  }
-
-  /** Progress and results go to {@code out}; warnings about safekeeper calls to {@code err}. */
+  /** Progress and results go to {@code out}, warnings ("warning: …") to {@code err}. */
   public Computes(Repository repo, PrintWriter out, PrintWriter err) {
     this.repo = repo;
     this.out = out;
@@ -551,7 +546,7 @@ public final class Computes {
     }
     problems.forEach(
         (id, problem) ->
-            out.println(
+            err.println(
                 "warning: safekeeper "
                     + id
                     + " does not pull from compute '"
@@ -572,7 +567,7 @@ public final class Computes {
       }
       ServiceProcess.sleep(100);
     }
-    out.println(
+    err.println(
         "warning: fewer than "
             + quorum
             + " safekeepers stream WAL from compute '"
@@ -597,7 +592,7 @@ public final class Computes {
       lastError = w == null ? null : w.lastError();
       ServiceProcess.sleep(100);
     }
-    out.println(
+    err.println(
         "warning: the pageserver is not streaming WAL from compute '"
             + spec.name()
             + "' yet"
@@ -746,7 +741,7 @@ public final class Computes {
                 Long.toString(bound.toSeconds()),
                 "stop"));
     if (r.exit() != 0 && node.running()) {
-      out.println(
+      err.println(
           "warning: compute '"
               + spec.name()
               + "' did not stop within "
@@ -772,7 +767,7 @@ public final class Computes {
                 + spec.name()
                 + "' when the next compute of the branch starts");
       } catch (JsonHttpClient.ApiError e) {
-        out.println("warning: the pageserver: " + e.getMessage());
+        err.println("warning: the pageserver: " + e.getMessage());
       }
     }
     return true;

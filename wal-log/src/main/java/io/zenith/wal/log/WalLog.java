@@ -41,7 +41,9 @@ import reactor.core.publisher.Sinks;
  * <p><b>Recovery ({@link #open}):</b> the end of the WAL is the end of the last complete record
  * found by reading from {@code recoverFrom} (a record boundary known to be durable, e.g. the
  * control file's flush LSN minus nothing, or the start of the oldest segment); a torn record at the
- * tail is not WAL: its bytes are zeroed (so that the next append continues cleanly).
+ * tail is not WAL: its bytes are zeroed (so that the next append continues cleanly). What the scan
+ * found is fsynced before it counts as flushed: a killed process's unsynced writes are in the page
+ * cache, readable but not yet durable.
  *
  * <p>Thread-safety: one writer (append, flush, truncate) at a time, guarded by a lock; readers may
  * read concurrently up to the flush LSN.
@@ -129,6 +131,7 @@ public final class WalLog implements AutoCloseable {
     }
     WalLog log = new WalLog(dir, segmentSize, systemId, recoverFrom, allocator);
     Lsn end = log.scanEnd(recoverFrom);
+    log.fsyncSegments(recoverFrom, end);
     log.resetTo(end);
     log.zeroAfter(end);
     log.completeSegmentsBefore(end);
@@ -584,6 +587,24 @@ public final class WalLog implements AutoCloseable {
       p += ch.write(zeros, p);
     }
     ch.force(false);
+  }
+
+  /**
+   * Makes the WAL found in [from, end) durable before it counts as flushed: a process killed after
+   * writing and before its fsync leaves the bytes in the page cache, where the scan reads them, but
+   * a power loss could still take them (PostgreSQL syncs its data directory after a crash for the
+   * same reason). Clean files cost next to nothing to fsync.
+   */
+  private void fsyncSegments(Lsn from, Lsn end) throws IOException {
+    for (long seg = from.value() / segmentSize; seg <= end.value() / segmentSize; seg++) {
+      Path p = existingSegment(seg);
+      if (p != null) {
+        try (FileChannel ch = FileChannel.open(p, StandardOpenOption.WRITE)) {
+          ch.force(true);
+        }
+      }
+    }
+    DurableFiles.fsyncDirectory(dir);
   }
 
   /** Reads records from {@code from}; the end of the last complete one is the end of the WAL. */
