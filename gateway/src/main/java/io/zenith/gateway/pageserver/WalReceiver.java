@@ -22,6 +22,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Predicate;
 import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -92,6 +93,9 @@ final class WalReceiver {
   private final reactor.core.publisher.Sinks.Empty<Void> terminated =
       reactor.core.publisher.Sinks.empty();
   private volatile Duration flushDelay = Duration.ZERO;
+
+  /** The safekeeper a switch rule just left (to be avoided by the next choice), or null. */
+  private volatile @Nullable Endpoint left;
 
   /** One IDENTIFY_SYSTEM connection per safekeeper, opened on the first probe. */
   private final Map<Endpoint, Mono<ReplicationClient>> probes = new ConcurrentHashMap<>();
@@ -232,14 +236,15 @@ final class WalReceiver {
   record Probe(Endpoint endpoint, @Nullable Lsn commitLsn, @Nullable String error) {}
 
   /**
-   * Asks every safekeeper (in parallel, each bounded) for IDENTIFY_SYSTEM, over one connection per
-   * safekeeper kept between probes: a probe every {@link #SWITCH_CHECK} would otherwise be a
-   * session (and a log line) on every safekeeper every two seconds. A connection that fails or
-   * times out is closed and opened again at the next probe.
+   * Asks the safekeepers {@code which} accepts (in parallel, each bounded) for IDENTIFY_SYSTEM,
+   * over one connection per safekeeper kept between probes: a probe every {@link #SWITCH_CHECK}
+   * would otherwise be a session (and a log line) on every safekeeper every two seconds. A
+   * connection that fails or times out is closed and opened again at the next probe.
    */
-  private Mono<List<Probe>> probeAll() {
+  private Mono<List<Probe>> probeAll(Predicate<Endpoint> which) {
     return Flux.fromIterable(source.safekeepers())
         .map(Endpoint::of)
+        .filter(which)
         .flatMap(
             e ->
                 probeConnection(e)
@@ -283,21 +288,31 @@ final class WalReceiver {
 
   /** The safekeeper with the highest commit LSN; an error naming each failure if none answered. */
   private Mono<Endpoint> bestSafekeeper() {
-    return probeAll()
-        .flatMap(
-            probes -> {
-              Optional<Probe> best =
-                  probes.stream()
-                      .filter(p -> p.commitLsn() != null)
-                      .max(Comparator.comparing(Probe::commitLsn));
-              if (best.isEmpty()) {
-                return Mono.error(
-                    new IllegalStateException(
-                        "no safekeeper answered: "
-                            + String.join("; ", probes.stream().map(Probe::error).toList())));
-              }
-              return Mono.just(best.get().endpoint());
-            });
+    Endpoint avoid = left;
+    left = null;
+    if (avoid == null) {
+      return bestOf(probeAll(e -> true));
+    }
+    // Just left for another: choosing among the others spares waiting out its probe's timeout
+    // (a stalled safekeeper does not answer); all again if none of them answers.
+    return bestOf(probeAll(e -> !e.equals(avoid))).onErrorResume(t -> bestOf(probeAll(e -> true)));
+  }
+
+  private static Mono<Endpoint> bestOf(Mono<List<Probe>> probed) {
+    return probed.flatMap(
+        probes -> {
+          Optional<Probe> best =
+              probes.stream()
+                  .filter(p -> p.commitLsn() != null)
+                  .max(Comparator.comparing(Probe::commitLsn));
+          if (best.isEmpty()) {
+            return Mono.error(
+                new IllegalStateException(
+                    "no safekeeper answered: "
+                        + String.join("; ", probes.stream().map(Probe::error).toList())));
+          }
+          return Mono.just(best.get().endpoint());
+        });
   }
 
   /**
@@ -312,7 +327,7 @@ final class WalReceiver {
         .onBackpressureDrop()
         .concatMap(
             tick ->
-                probeAll()
+                probeAll(e -> true)
                     .map(
                         probes ->
                             switchReason(
@@ -409,7 +424,13 @@ final class WalReceiver {
                   received = ch.end();
                   receivedAtNanos = System.nanoTime();
                 })
-            .takeUntilOther(betterSafekeeper(e).doOnNext(switchReason::set))
+            .takeUntilOther(
+                betterSafekeeper(e)
+                    .doOnNext(
+                        r -> {
+                          left = e;
+                          switchReason.set(r);
+                        }))
             .concatWith(
                 Mono.defer(
                     () ->

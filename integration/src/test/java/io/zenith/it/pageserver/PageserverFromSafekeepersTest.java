@@ -19,6 +19,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.stream.IntStream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
@@ -43,6 +44,11 @@ class PageserverFromSafekeepersTest {
 
   private static ApiModel.WalReceiverInfo receiver(Pageserver ps, TenantId t, TimelineId tl) {
     return ps.timeline(t, tl, false).walReceiver();
+  }
+
+  /** The ids of the two safekeepers (of 1, 2, 3) other than {@code victim}. */
+  private static int[] others(int victim) {
+    return IntStream.rangeClosed(1, 3).filter(i -> i != victim).toArray();
   }
 
   /** The highest commit LSN the running safekeepers report. */
@@ -86,8 +92,7 @@ class PageserverFromSafekeepersTest {
 
         // The safekeeper it streams from goes away; the other two still commit.
         q.sks.stop(victim);
-        int[] rest =
-            victim == 1 ? new int[] {2, 3} : victim == 2 ? new int[] {1, 3} : new int[] {1, 2};
+        int[] rest = others(victim);
         compute.sql(
             "insert into t select i, repeat('b', 100) from generate_series(20001, 40000) i");
         Lsn end2 = q.lastRecordEnd();
@@ -163,8 +168,7 @@ class PageserverFromSafekeepersTest {
         ApiModel.WalReceiverInfo r = receiver(ps, tenant, main);
         assertThat(r.state()).isEqualTo("streaming");
         int victim = r.safekeeperId();
-        int[] rest =
-            victim == 1 ? new int[] {2, 3} : victim == 2 ? new int[] {1, 3} : new int[] {1, 2};
+        int[] rest = others(victim);
 
         q.sks.pause(victim);
         try {
