@@ -285,16 +285,11 @@ public final class Safekeepers {
    */
   Map<Integer, String> setCompute(
       TenantId tenant, TimelineId timeline, ComputeSource source, List<Integer> accepted) {
-    Map<Integer, String> problems = new LinkedHashMap<>();
-    for (RepoConfig.SafekeeperAddresses a : all()) {
-      try {
-        client(a.id(), ELECTION_TIMEOUT).setCompute(tenant, timeline, source);
-        accepted.add(a.id());
-      } catch (JsonHttpClient.ApiError | ControlPlaneException e) {
-        problems.put(a.id(), e.getMessage());
-      }
-    }
-    return problems;
+    return askEach(
+        (id, c) -> {
+          c.setCompute(tenant, timeline, source);
+          accepted.add(id);
+        });
   }
 
   /**
@@ -303,15 +298,34 @@ public final class Safekeepers {
    * told. One that does not hold the timeline has nothing to stop.
    */
   Map<Integer, String> stopCompute(TenantId tenant, TimelineId timeline, long term) {
+    return askEach(
+        (id, c) -> {
+          try {
+            c.stopCompute(tenant, timeline, term);
+          } catch (JsonHttpClient.ApiError e) {
+            if (e.status() != 404) {
+              throw e;
+            }
+          }
+        });
+  }
+
+  /** One call to a safekeeper's API. */
+  @FunctionalInterface
+  private interface Call {
+    void on(int id, SafekeeperClient client);
+  }
+
+  /**
+   * Makes {@code call} on every safekeeper, each once with the election calls' bound; returns a
+   * problem per safekeeper whose call failed (an API error, or nothing answering).
+   */
+  private Map<Integer, String> askEach(Call call) {
     Map<Integer, String> problems = new LinkedHashMap<>();
     for (RepoConfig.SafekeeperAddresses a : all()) {
       try {
-        client(a.id(), ELECTION_TIMEOUT).stopCompute(tenant, timeline, term);
-      } catch (JsonHttpClient.ApiError e) {
-        if (e.status() != 404) {
-          problems.put(a.id(), e.getMessage());
-        }
-      } catch (ControlPlaneException e) {
+        call.on(a.id(), client(a.id(), ELECTION_TIMEOUT));
+      } catch (JsonHttpClient.ApiError | ControlPlaneException e) {
         problems.put(a.id(), e.getMessage());
       }
     }

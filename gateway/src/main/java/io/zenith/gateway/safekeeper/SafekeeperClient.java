@@ -133,18 +133,10 @@ public final class SafekeeperClient {
                 + identity.tenant()
                 + "/"
                 + identity.timeline()
-                + " already with system id "
-                + Long.toUnsignedString(theirs.systemId())
-                + ", segment size "
-                + theirs.segmentSize()
-                + ", start "
-                + theirs.startLsn()
-                + "; not system id "
-                + Long.toUnsignedString(identity.systemId())
-                + ", segment size "
-                + identity.segmentSize()
-                + ", start "
-                + identity.startLsn());
+                + " already with "
+                + theirs.describe()
+                + "; not "
+                + identity.describe());
       }
       return new Ensured(held, false);
     }

@@ -349,7 +349,7 @@ public final class WalService implements QueryHandler {
     return c.stream(wal, walEnd, target.pageserver() ? m -> onFeedback(t, m) : m -> {});
   }
 
-  /** A pageserver's (or standby's) positions: write/flush/apply = received / durable / remote. */
+  /** A pageserver's positions: write/flush/apply = received / durable / in remote storage. */
   private static void onFeedback(SafekeeperTimeline t, StandbyMessage m) {
     if (m instanceof StandbyStatusUpdate u) {
       t.onPageserverFeedback(new PageserverFeedback(u.write(), u.flush(), u.apply()));

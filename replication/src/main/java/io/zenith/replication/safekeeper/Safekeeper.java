@@ -183,9 +183,9 @@ public final class Safekeeper implements AutoCloseable {
               + " from safekeeper "
               + peer.safekeeperId()
               + " refused: it has "
-              + describe(theirs)
+              + theirs.describe()
               + ", this one holds "
-              + describe(t.identity()));
+              + t.identity().describe());
       return;
     }
     refused.remove(peer.safekeeperId() + " " + key(theirs.tenant(), theirs.timeline()));
@@ -211,7 +211,7 @@ public final class Safekeeper implements AutoCloseable {
                 + " of safekeeper "
                 + peer.safekeeperId()
                 + " not learned: "
-                + describe(id)
+                + id.describe()
                 + " is not a valid identity");
         return null;
       }
@@ -221,7 +221,7 @@ public final class Safekeeper implements AutoCloseable {
           config.id(),
           key(id.tenant(), id.timeline()),
           peer.safekeeperId(),
-          describe(id));
+          id.describe());
       return t;
     }
   }
@@ -234,20 +234,6 @@ public final class Safekeeper implements AutoCloseable {
         refused.put(peer.safekeeperId() + " " + key(id.tenant(), id.timeline()), line))) {
       log.warn(line);
     }
-  }
-
-  /** "system id 7301234567890123456, PostgreSQL 15, 16 MiB segments, start 0/3000028". */
-  private static String describe(Identity id) {
-    return "system id "
-        + Long.toUnsignedString(id.systemId())
-        + ", PostgreSQL "
-        + id.pgVersion()
-        + ", "
-        + (id.segmentSize() % (1 << 20) == 0
-            ? (id.segmentSize() >> 20) + " MiB"
-            : id.segmentSize() + " byte")
-        + " segments, start "
-        + id.startLsn();
   }
 
   /** Call with the {@code timelines} lock held. */

@@ -24,7 +24,6 @@ import java.util.Map;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import reactor.core.publisher.Flux;
 import reactor.core.scheduler.Schedulers;
 
 /**
@@ -42,13 +41,7 @@ class SafekeeperAdoptionTest {
       new Identity(TenantId.generate(), TimelineId.generate(), SYSID, 15, SEG, START);
 
   /** Reads the donor's WAL from the timeline opened for it in this test. */
-  private final WalFetcher fetcher =
-      (peer, ident, from, upTo) -> {
-        SafekeeperTimeline d = open.get(peer);
-        return d == null
-            ? Flux.error(new IOException("safekeeper " + peer + " is down"))
-            : d.readFlushed(from, upTo, Schedulers.boundedElastic());
-      };
+  private final WalFetcher fetcher = LocalPeers.fetcher(open::get);
 
   @AfterEach
   void closeAll() throws IOException {

@@ -25,7 +25,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -39,8 +38,6 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.slf4j.LoggerFactory;
-import reactor.core.publisher.Flux;
-import reactor.core.scheduler.Schedulers;
 
 /**
  * A safekeeper learning timelines from its peers' statuses ({@link Safekeeper#onPeerStatus}): one
@@ -61,13 +58,7 @@ class SafekeeperLearnTest {
   private final Logger skLog = (Logger) LoggerFactory.getLogger(Safekeeper.class);
 
   /** Reads a donor's WAL from the peer timeline opened for it in this test. */
-  private final WalFetcher fetcher =
-      (peer, ident, from, upTo) -> {
-        SafekeeperTimeline d = peers.get(peer);
-        return d == null
-            ? Flux.error(new IOException("safekeeper " + peer + " is down"))
-            : d.readFlushed(from, upTo, Schedulers.boundedElastic());
-      };
+  private final WalFetcher fetcher = LocalPeers.fetcher(peers::get);
 
   @BeforeEach
   void captureLog() {
@@ -146,15 +137,7 @@ class SafekeeperLearnTest {
   }
 
   private static String digest(SafekeeperTimeline t, Lsn upTo) {
-    var md = PgWal.sha256();
-    t.readFlushed(START, upTo, Schedulers.boundedElastic())
-        .toIterable()
-        .forEach(
-            p -> {
-              md.update(p.data().nioBuffer());
-              p.release();
-            });
-    return upTo.minus(START) + " bytes " + HexFormat.of().formatHex(md.digest());
+    return LocalPeers.digest(t, START, upTo);
   }
 
   private List<String> messages(Level level, String containing) {

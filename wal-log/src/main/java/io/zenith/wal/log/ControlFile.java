@@ -70,7 +70,23 @@ public record ControlFile(
       long systemId,
       int pgVersion,
       int segmentSize,
-      Lsn startLsn) {}
+      Lsn startLsn) {
+
+    /**
+     * What tells two timelines of the same id apart, for messages: "system id 7301234567890123456,
+     * PostgreSQL 15, 16 MiB segments, start 0/3000028".
+     */
+    public String describe() {
+      return "system id "
+          + Long.toUnsignedString(systemId)
+          + ", PostgreSQL "
+          + pgVersion
+          + ", "
+          + (segmentSize % (1 << 20) == 0 ? (segmentSize >> 20) + " MiB" : segmentSize + " byte")
+          + " segments, start "
+          + startLsn;
+    }
+  }
 
   /** A term and the LSN its WAL starts at. */
   public record TermEntry(long term, Lsn start) {}

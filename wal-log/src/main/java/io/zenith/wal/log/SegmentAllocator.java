@@ -1,7 +1,6 @@
 package io.zenith.wal.log;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 
@@ -28,13 +27,5 @@ public interface SegmentAllocator {
   void preallocate(FileChannel file, Path path, long size) throws IOException;
 
   /** Writes zeros, a MiB at a time. */
-  SegmentAllocator ZEROS =
-      (file, path, size) -> {
-        ByteBuffer zeros = ByteBuffer.allocate(1 << 20);
-        for (long written = 0; written < size; ) {
-          zeros.clear();
-          zeros.limit((int) Math.min(zeros.capacity(), size - written));
-          written += file.write(zeros, written);
-        }
-      };
+  SegmentAllocator ZEROS = (file, path, size) -> WalLog.writeZeros(file, 0, size);
 }

@@ -299,9 +299,7 @@ public final class WalLog implements AutoCloseable {
     try {
       checkUsable();
       long current = writeLsn.value() / segmentSize;
-      for (Long seg : List.copyOf(open.keySet())) {
-        channel(seg).force(false);
-      }
+      forceOpenSegments();
       // Segments entirely before the write position are complete: drop their .partial suffix.
       for (Iterator<java.util.Map.Entry<Long, FileChannel>> it = open.entrySet().iterator();
           it.hasNext(); ) {
@@ -345,6 +343,15 @@ public final class WalLog implements AutoCloseable {
     }
   }
 
+  /**
+   * Fsyncs every segment being written (one an interrupt closed is opened again: {@link #channel}).
+   */
+  private void forceOpenSegments() throws IOException {
+    for (Long seg : List.copyOf(open.keySet())) {
+      channel(seg).force(false);
+    }
+  }
+
   /** Truncation; if it fails midway the files no longer match the log's state: unusable. */
   private void truncateLocked(Lsn lsn) throws IOException {
     try {
@@ -361,9 +368,7 @@ public final class WalLog implements AutoCloseable {
       }
       zeroAfterLocked(lsn);
       // Everything before lsn becomes the flush LSN: make what was written there durable too.
-      for (Long s : List.copyOf(open.keySet())) {
-        channel(s).force(false);
-      }
+      forceOpenSegments();
       DurableFiles.fsyncDirectory(dir);
       resetTo(lsn);
     } catch (IOException | RuntimeException e) {
@@ -580,13 +585,18 @@ public final class WalLog implements AutoCloseable {
       return;
     }
     FileChannel ch = channel(seg);
+    writeZeros(ch, off, segmentSize);
+    ch.force(false);
+  }
+
+  /** Writes zeros over [from, to) of {@code ch}, a MiB at a time. */
+  static void writeZeros(FileChannel ch, long from, long to) throws IOException {
     ByteBuffer zeros = ByteBuffer.allocate(1 << 20);
-    for (long p = off; p < segmentSize; ) {
+    for (long p = from; p < to; ) {
       zeros.clear();
-      zeros.limit((int) Math.min(zeros.capacity(), segmentSize - p));
+      zeros.limit((int) Math.min(zeros.capacity(), to - p));
       p += ch.write(zeros, p);
     }
-    ch.force(false);
   }
 
   /**
