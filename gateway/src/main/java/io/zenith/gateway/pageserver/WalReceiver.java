@@ -51,7 +51,9 @@ import reactor.util.retry.Retry;
  * </ul>
  *
  * <p>Reconnects with backoff (0.5 s doubling to 10 s) after errors and after the source ends the
- * stream, until {@link #stop()}; a switch reconnects the same way. Thread-safe.
+ * stream, until {@link #stop()}; a switch reconnects the same way, and so does a stalled stream
+ * (whatever the source: {@link #stallReason}), to the same source when it is the only one, with a
+ * WARN line saying why. Thread-safe.
  */
 final class WalReceiver {
   private static final Logger log = LoggerFactory.getLogger(WalReceiver.class);
@@ -316,28 +318,57 @@ final class WalReceiver {
   }
 
   /**
-   * Completes (with the reason) once another safekeeper is better than {@code current}: checked
-   * every {@link #SWITCH_CHECK}; never for a compute source.
+   * Completes (with the reason) once the stream from {@code current} should be left: checked every
+   * {@link #SWITCH_CHECK}. A stalled stream ({@link #stallReason}) is left whatever the source; for
+   * a safekeeper among several, also when another is better ({@link #switchReason}).
    */
-  private Mono<String> betterSafekeeper(Endpoint current) {
-    if (current.safekeeperId() == null || source.safekeepers().size() < 2) {
-      return Mono.never();
-    }
+  private Mono<String> leaveReason(Endpoint current, ReplicationClient client) {
+    boolean others = current.safekeeperId() != null && source.safekeepers().size() > 1;
     return Flux.interval(SWITCH_CHECK, SWITCH_CHECK)
         .onBackpressureDrop()
         .concatMap(
-            tick ->
-                probeAll(e -> true)
-                    .map(
-                        probes ->
-                            switchReason(
-                                current,
-                                probes,
-                                received,
-                                Duration.ofNanos(System.nanoTime() - receivedAtNanos))),
+            tick -> {
+              Duration idle = Duration.ofNanos(System.nanoTime() - receivedAtNanos);
+              StreamMetrics m = client.metrics();
+              String stalled =
+                  stallReason(current, received, Lsn.of(m.serverWalEnd()), m.waiting(), idle);
+              if (!stalled.isEmpty() || !others) {
+                return Mono.just(stalled);
+              }
+              return probeAll(e -> true)
+                  .map(probes -> switchReason(current, probes, received, idle));
+            },
             0)
         .filter(r -> !r.isEmpty())
         .next();
+  }
+
+  /**
+   * Why a stream is stuck, empty if it is not: the ingest pipeline waits for WAL (the stream has
+   * demand and nothing queued), the source itself reported WAL beyond what arrived (in XLogData or
+   * keepalives), and nothing arrived for {@link #STALL}. A source that stops sending what it has is
+   * broken on its side (a lost wake-up in its sender, issue 9), and the compute it holds back by
+   * the lag limits would wait forever: a new connection starts a new sender. A pure function of its
+   * arguments.
+   *
+   * @param received the end of the last WAL the stream brought (its start before any)
+   * @param sourceEnd the highest WAL end the source reported
+   * @param waiting whether the pipeline has demand that nothing queued can meet
+   * @param idle how long ago the stream last brought WAL (or started)
+   */
+  static String stallReason(
+      Endpoint current, Lsn received, Lsn sourceEnd, boolean waiting, Duration idle) {
+    if (!waiting || idle.compareTo(STALL) <= 0 || !sourceEnd.isAfter(received)) {
+      return "";
+    }
+    return "nothing arrived for "
+        + idle.toSeconds()
+        + " s although "
+        + current
+        + " reports WAL up to "
+        + sourceEnd
+        + " and ingest waits for WAL from "
+        + received;
   }
 
   /**
@@ -425,10 +456,11 @@ final class WalReceiver {
                   receivedAtNanos = System.nanoTime();
                 })
             .takeUntilOther(
-                betterSafekeeper(e)
+                leaveReason(e, client)
                     .doOnNext(
                         r -> {
-                          left = e;
+                          // The next choice avoids this one (all again if no other answers).
+                          left = safekeeper && source.safekeepers().size() > 1 ? e : null;
                           switchReason.set(r);
                         }))
             .concatWith(

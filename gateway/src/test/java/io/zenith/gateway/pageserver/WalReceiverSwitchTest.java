@@ -2,6 +2,7 @@ package io.zenith.gateway.pageserver;
 
 import static io.zenith.gateway.pageserver.WalReceiver.STALL;
 import static io.zenith.gateway.pageserver.WalReceiver.SWITCH_LAG;
+import static io.zenith.gateway.pageserver.WalReceiver.stallReason;
 import static io.zenith.gateway.pageserver.WalReceiver.switchReason;
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -117,5 +118,39 @@ class WalReceiverSwitchTest {
         .isEmpty();
     assertThat(switchReason(SK1, List.of(down(SK1), down(SK2), down(SK3)), BASE, STALLED))
         .isEmpty();
+  }
+
+  // ---- a stalled stream, whatever the source (issue 9) ----
+
+  @Test
+  void aStreamWaitingForWalItsSourceHasIsLeftAfterTheStallNamingBothLsns() {
+    assertThat(stallReason(SK1, BASE, BASE.plus(15 << 20), true, STALLED))
+        .isEqualTo(
+            "nothing arrived for 11 s although safekeeper 1 at 127.0.0.1:5001 reports WAL up to"
+                + " 0/3F00000 and ingest waits for WAL from 0/3000000");
+  }
+
+  @Test
+  void aStalledComputeStreamIsLeftToo() {
+    Endpoint compute = new Endpoint(null, "127.0.0.1", 55432);
+    assertThat(stallReason(compute, BASE, BASE.plus(1), true, STALLED))
+        .startsWith("nothing arrived for 11 s although 127.0.0.1:55432 reports WAL up to");
+  }
+
+  @Test
+  void aStreamIsKeptWhileItsSourceHasNothingMore() {
+    assertThat(stallReason(SK1, BASE, BASE, true, STALLED)).isEmpty();
+    assertThat(stallReason(SK1, BASE, Lsn.INVALID, true, STALLED)).isEmpty();
+  }
+
+  @Test
+  void aStreamHeldBackByIngestIsKept() {
+    // No demand: the pipeline is slow (backpressure), not the source.
+    assertThat(stallReason(SK1, BASE, BASE.plus(15 << 20), false, STALLED)).isEmpty();
+  }
+
+  @Test
+  void aStreamIsKeptUntilTheStallTimeHasPassed() {
+    assertThat(stallReason(SK1, BASE, BASE.plus(15 << 20), true, STALL)).isEmpty();
   }
 }

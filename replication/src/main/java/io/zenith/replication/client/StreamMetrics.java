@@ -19,6 +19,8 @@ public final class StreamMetrics {
   volatile long statusUpdatesSent;
   volatile long keepalivesAnswered;
   volatile long receivedEnd;
+  volatile long serverWalEnd;
+  volatile boolean waiting;
 
   StreamMetrics() {}
 
@@ -83,6 +85,22 @@ public final class StreamMetrics {
   /** End LSN of the last WAL received (raw value; 0 before any). */
   public long receivedEnd() {
     return receivedEnd;
+  }
+
+  /**
+   * The highest WAL end the server reported, in XLogData and keepalives (raw value; 0 before any):
+   * how far the server could stream now.
+   */
+  public long serverWalEnd() {
+    return serverWalEnd;
+  }
+
+  /**
+   * Whether the stream is waiting for the server: the subscriber has demand and nothing is queued
+   * for it.
+   */
+  public boolean waiting() {
+    return waiting;
   }
 
   @Override

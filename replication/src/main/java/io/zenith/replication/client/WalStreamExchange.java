@@ -235,6 +235,7 @@ final class WalStreamExchange extends LoopEmitter<WalChunk> implements Exchange 
               + x.dataStart());
     }
     expected = x.dataStart().plus(x.length());
+    serverReported(x.walEnd());
     metrics.chunksReceived++;
     metrics.bytesReceived += x.length();
     metrics.receivedEnd = expected.value();
@@ -257,10 +258,15 @@ final class WalStreamExchange extends LoopEmitter<WalChunk> implements Exchange 
   }
 
   private void onKeepalive(PrimaryKeepalive k) {
+    serverReported(k.walEnd());
     if (k.replyRequested()) {
       metrics.keepalivesAnswered++;
       sendStatus(false);
     }
+  }
+
+  private void serverReported(Lsn walEnd) {
+    metrics.serverWalEnd = Math.max(metrics.serverWalEnd, walEnd.value());
   }
 
   private void onNextTimeline(DataRow r) {
@@ -339,6 +345,7 @@ final class WalStreamExchange extends LoopEmitter<WalChunk> implements Exchange 
   @Override
   protected void updateReading() {
     boolean want;
+    metrics.waiting = phase == Phase.STREAMING && !cancelled && demand > 0 && queue.isEmpty();
     switch (phase) {
       case STARTING, ENDING -> want = true;
       case STREAMING -> want = !cancelled && (demand > 0 || queue.size() < maxBufferedChunks);

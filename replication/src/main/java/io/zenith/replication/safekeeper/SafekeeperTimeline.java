@@ -736,12 +736,13 @@ public final class SafekeeperTimeline implements AutoCloseable {
    */
   public Flux<WalPiece> readCommitted(Lsn from, Scheduler readers) {
     checkReadable(from);
-    // The limits are emitted by the intake's and gossip's threads: hop to a reader so that the
-    // reads they trigger do not run there (only LSNs cross this publishOn, no buffers).
-    Flux<Lsn> limits =
-        Flux.combineLatest(wal.flushRecordEndUpdates(), commits.asFlux(), Lsn::min)
-            .publishOn(readers, 1);
-    return pieces(from, wal.tail(from, limits, READ_CHUNK)).subscribeOn(readers);
+    // Both positions only wake the tail, which then reads servableLsn() itself (each is set
+    // before its update is emitted). They change on the intake's and gossip's threads: hop to a
+    // reader so that the reads they trigger do not run there (only LSNs cross this publishOn).
+    Flux<Lsn> changes =
+        Flux.merge(wal.flushRecordEndUpdates(), commits.asFlux()).publishOn(readers, 1);
+    return pieces(from, wal.tail(from, this::servableLsn, changes, READ_CHUNK))
+        .subscribeOn(readers);
   }
 
   /**

@@ -357,6 +357,11 @@ class ReplicationStreamTest {
         m.readPauses(),
         m.readResumes());
     assertThat(m.reading()).isFalse();
+    // No demand: the stream is not waiting for the server, which reported WAL beyond what arrived.
+    assertThat(m.waiting()).isFalse();
+    assertThat(Lsn.of(m.serverWalEnd()).isAfter(Lsn.of(m.receivedEnd())))
+        .as("server WAL end %s after received %s", m.serverWalEnd(), m.receivedEnd())
+        .isTrue();
     assertThat(rc.connection().channel().config().isAutoRead()).isFalse();
     assertThat(m.readPauses()).isGreaterThan(10);
     // the documented bound: the read-ahead plus what one socket read completes
@@ -375,6 +380,8 @@ class ReplicationStreamTest {
         Duration.ofSeconds(60),
         "the rest of the WAL",
         () -> !receivedEnd.get().isBefore(serverFlush));
+    // Everything taken and more wanted: now the stream waits for the server.
+    PgWal.await(T, "the stream to wait for the server", () -> rc.metrics().waiting());
     consumer.dispose();
     assertThat(gaps).isEmpty();
     MessageDigest fromFiles = PgWal.sha256();

@@ -19,7 +19,9 @@ import java.util.List;
 import java.util.Optional;
 import java.util.TreeMap;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Supplier;
 import java.util.stream.Stream;
+import org.reactivestreams.Publisher;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Sinks;
 
@@ -459,20 +461,32 @@ public final class WalLog implements AutoCloseable {
   }
 
   /**
-   * Tailing read: the log's bytes from {@code from} on, as far as each LSN {@code limits} emits
-   * (e.g. the minimum of the flush LSN and the commit LSN; only the latest is kept while the reader
-   * is busy), never beyond what is flushed. Completes when {@code limits} does. Blocking file
-   * reads: subscribe on a scheduler that may block.
+   * Tailing read, level-triggered: the log's bytes from {@code from} on, as far as {@code limit}
+   * allows (e.g. the minimum of the flush record end and the commit LSN), never beyond what is
+   * flushed. The limit is read anew whenever {@code changes} signals, after the signal arrived; a
+   * signal's value means nothing, it only says "look again". So signals may come from several
+   * threads, may be conflated while the reader is busy (only one stays pending) or be spurious: as
+   * long as whoever moves the limit signals after moving it, no WAL the limit allows stays unread.
+   * Completes when {@code changes} does.
+   *
+   * <p>Why not values: a limit combined from two positions' update streams ({@code
+   * Flux.combineLatest} over two sinks emitted on two threads, the reader requesting one at a time)
+   * lost updates under load, and a tail that missed the last update of a quiet log never woke again
+   * (issue 9: the safekeeper stopped sending with its commit LSN ahead).
+   *
+   * <p>Thread: reads run on whichever thread delivers a signal or a request; subscribe on, and
+   * publish {@code changes} on, a scheduler that may block. Demand: one signal at a time is
+   * requested, and only while no read is in progress; chunks are read as they are requested.
    */
-  public Flux<ByteBuffer> tail(Lsn from, Flux<Lsn> limits, int chunkSize) {
+  public Flux<ByteBuffer> tail(Lsn from, Supplier<Lsn> limit, Publisher<?> changes, int chunkSize) {
     return Flux.defer(
         () -> {
           long[] pos = {from.value()};
-          return limits
+          return Flux.from(changes)
               .onBackpressureLatest()
               .concatMap(
-                  limit -> {
-                    Lsn upTo = Lsn.min(limit, flushLsn);
+                  change -> {
+                    Lsn upTo = Lsn.min(limit.get(), flushLsn);
                     if (upTo.value() <= pos[0]) {
                       return Flux.empty();
                     }
