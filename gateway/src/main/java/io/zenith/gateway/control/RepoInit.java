@@ -1,9 +1,11 @@
 package io.zenith.gateway.control;
 
+import io.zenith.gateway.pageserver.Pageserver;
 import io.zenith.gateway.pageserver.PageserverConfig;
 import io.zenith.ingest.DatadirImport;
 import io.zenith.layer.LayerStore;
 import io.zenith.pg.PgDistribution;
+import io.zenith.wal.DirectoryLock;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
 import java.io.IOException;
@@ -61,16 +63,16 @@ public final class RepoInit {
     return out;
   }
 
+  /**
+   * Creates the repository; the repository's lock is held from before anything is written (another
+   * init or command holding it: refused, nothing changed) until the repository is complete.
+   */
+  @SuppressWarnings("try") // the lock is held, not used
   public static Repository run(Path dir, Options options, PrintWriter out) throws IOException {
-    if (Files.exists(dir)) {
-      boolean empty;
-      try (Stream<Path> s = Files.list(dir)) {
-        empty = Files.isDirectory(dir) && s.findAny().isEmpty();
-      }
-      if (!empty) {
-        throw new ControlPlaneException(
-            "a repository already exists at " + dir + " (remove it to start over)");
-      }
+    // A directory with files but no lock file cannot be held by anyone: refused without a lock
+    // file left behind. One with a lock file is locked first, so that an init under way is named.
+    if (Files.exists(dir) && !Files.exists(dir.resolve(Repository.LOCK_FILE))) {
+      checkEmpty(dir);
     }
     PageserverConfig psConfig =
         new PageserverConfig(
@@ -110,10 +112,41 @@ public final class RepoInit {
     }
     PgDistribution pg = PgDistribution.detect(options.pgOsUser());
     boolean created = !Files.exists(dir);
+    Files.createDirectories(dir);
+    // Refused: the directory is left as it is, to whoever holds it.
+    try (Repository.Lock lock = Repository.lock(dir)) {
+      checkEmpty(dir);
+      return create(dir, created, options, psConfig, safekeepers, pg, out);
+    }
+  }
+
+  /** Refuses a directory with anything but the repository's lock file in it. */
+  private static void checkEmpty(Path dir) throws IOException {
+    boolean empty;
+    try (Stream<Path> s = Files.list(dir)) {
+      empty = s.allMatch(p -> p.getFileName().toString().equals(Repository.LOCK_FILE));
+    } catch (java.nio.file.NotDirectoryException e) {
+      empty = false;
+    }
+    if (!empty) {
+      throw new ControlPlaneException(
+          "a repository already exists at " + dir + " (remove it to start over)");
+    }
+  }
+
+  @SuppressWarnings("try") // the pageserver's directory lock is held, not used
+  private static Repository create(
+      Path dir,
+      boolean created,
+      Options options,
+      PageserverConfig psConfig,
+      List<RepoConfig.SafekeeperAddresses> safekeepers,
+      PgDistribution pg,
+      PrintWriter out)
+      throws IOException {
     Path initdbDir = null;
     boolean ok = false;
     try {
-      Files.createDirectories(dir);
       Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
       Path computes = dir.resolve("computes");
       Files.createDirectory(computes);
@@ -178,7 +211,8 @@ public final class RepoInit {
       out.flush();
       t0 = System.nanoTime();
       DatadirImport.Result imported;
-      try (LayerStore store = LayerStore.open(psDir, psConfig.layerStoreConfig())) {
+      try (DirectoryLock psLock = DirectoryLock.acquire(psDir, Pageserver.LOCK_FILE);
+          LayerStore store = LayerStore.open(psDir, psConfig.layerStoreConfig())) {
         store.createTenant(tenant);
         imported = DatadirImport.run(store, tenant, main, data);
       }

@@ -2,13 +2,10 @@ package io.zenith.gateway.control;
 
 import io.zenith.gateway.pageserver.PageserverConfig;
 import io.zenith.pg.PgDistribution;
+import io.zenith.wal.DirectoryLock;
 import java.io.IOException;
-import java.nio.channels.FileChannel;
-import java.nio.channels.FileLock;
-import java.nio.channels.OverlappingFileLockException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFileAttributes;
 import java.nio.file.attribute.PosixFilePermission;
 import java.time.Duration;
@@ -32,7 +29,8 @@ import java.util.stream.Stream;
  *                          primary elected by the safekeepers)
  * &lt;compute_data_dir&gt;/&lt;name&gt;/ pgdata/ and postgres.log of each compute (computes/ itself when
  *                          PostgreSQL's OS user can reach it, else a directory under /tmp)
- * .lock                    held by commands that change the repository
+ * .lock                    held by commands that change the repository (and by init from before
+ *                          it writes anything); holds the pid of the command holding it
  * </pre>
  *
  * Not thread-safe: one CLI command uses it at a time.
@@ -197,49 +195,57 @@ public final class Repository {
 
   // ---------------------------------------------------------------- locking
 
+  /** The repository's lock file. */
+  public static final String LOCK_FILE = ".lock";
+
   /**
    * Takes the repository's lock for a command that changes it; released by closing. Another command
-   * holding it makes this one fail at once with a clear message.
+   * holding it makes this one fail at once with a message naming the holder's pid.
    */
   public Lock lock() {
+    return lock(dir);
+  }
+
+  /**
+   * Takes the lock of the repository at {@code dir}, which must exist ({@code init} takes it before
+   * it writes anything else).
+   *
+   * @throws ControlPlaneException if another command (or another holder in this process) holds it
+   */
+  static Lock lock(Path dir) {
     try {
-      FileChannel ch =
-          FileChannel.open(
-              dir.resolve(".lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
-      FileLock lock;
-      try {
-        lock = ch.tryLock();
-      } catch (OverlappingFileLockException e) {
-        lock = null;
-      }
-      if (lock == null) {
-        ch.close();
-        throw new ControlPlaneException(
-            "another zenith command is changing the repository "
-                + dir
-                + "; try again when it ends");
-      }
-      return new Lock(lock, ch);
+      return new Lock(DirectoryLock.acquire(dir, LOCK_FILE));
+    } catch (DirectoryLock.InUseException e) {
+      throw new ControlPlaneException(
+          "repository "
+              + e.directory()
+              + " is in use by "
+              + (e.heldByThisProcess() ? "this process" : "another zenith command")
+              + (e.holderPid().isPresent()
+                  ? " (pid " + e.holderPid().getAsLong() + ")"
+                  : " (pid unknown)")
+              + "; try again when it ends",
+          e);
     } catch (IOException e) {
       throw new ControlPlaneException("cannot lock " + dir + ": " + e.getMessage(), e);
     }
   }
 
-  /** The repository lock of one command; {@link #close()} releases it. */
+  /**
+   * The repository lock of one command ({@link DirectoryLock} on {@code .lock}, with the holder's
+   * pid in it); {@link #close()} releases it.
+   */
   public static final class Lock implements AutoCloseable {
-    private final FileLock lock;
-    private final FileChannel channel;
+    private final DirectoryLock lock;
 
-    Lock(FileLock lock, FileChannel channel) {
+    Lock(DirectoryLock lock) {
       this.lock = lock;
-      this.channel = channel;
     }
 
     @Override
     public void close() {
       try {
-        lock.release();
-        channel.close();
+        lock.close();
       } catch (IOException e) {
         // the lock goes with the process anyway
       }

@@ -25,6 +25,7 @@ import io.zenith.replication.server.PgSession;
 import io.zenith.replication.server.PgWireServer;
 import io.zenith.replication.server.PgWireServerOptions;
 import io.zenith.replication.server.QueryResponse;
+import io.zenith.wal.DirectoryLock;
 import io.zenith.wal.DurableFiles;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.TenantId;
@@ -50,10 +51,11 @@ import reactor.netty.DisposableServer;
  * per timeline, the management API over HTTP, and the libpq endpoint ({@code basebackup <tenant>
  * <timeline> [<lsn>]}, answered with a tar as CopyOut).
  *
- * <p>Data directory: {@code pageserver.toml} and the layer store ({@code index/}, {@code
- * tenants/}); WAL-redo scratch clusters go to the system temp directory. A timeline's WAL source,
- * once set through the API, is kept in {@code wal_source.json} of the timeline's directory and
- * resumed after a restart.
+ * <p>Data directory: {@code pageserver.toml}, {@code pageserver.lock} (held for the pageserver's
+ * life: a second pageserver on the directory is refused before it opens anything, {@link
+ * DirectoryLock}) and the layer store ({@code index/}, {@code tenants/}); WAL-redo scratch clusters
+ * go to the system temp directory. A timeline's WAL source, once set through the API, is kept in
+ * {@code wal_source.json} of the timeline's directory and resumed after a restart.
  *
  * <p>Thread-safe. Network threads never block: store operations and basebackups run on {@link
  * #blocking()}.
@@ -62,8 +64,12 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Pageserver.class);
   static final String WAL_SOURCE_FILE = "wal_source.json";
 
+  /** The lock file of the data directory. */
+  public static final String LOCK_FILE = "pageserver.lock";
+
   private final Path dataDir;
   private final PageserverConfig config;
+  private final DirectoryLock lock;
   private final LayerStore store;
   private final PrometheusMeterRegistry meters =
       new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
@@ -78,7 +84,13 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
   private Pageserver(Path dataDir, PageserverConfig config) {
     this.dataDir = dataDir;
     this.config = config;
-    this.store = LayerStore.open(dataDir, config.layerStoreConfig());
+    this.lock = lock(dataDir);
+    try {
+      this.store = LayerStore.open(dataDir, config.layerStoreConfig());
+    } catch (RuntimeException e) {
+      closeLock(lock, e);
+      throw e;
+    }
     try {
       this.redo =
           WalRedoManager.start(
@@ -92,9 +104,32 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
               meters);
     } catch (RuntimeException e) {
       store.close();
+      closeLock(lock, e);
       throw e;
     }
     this.pages = new PageReconstructor(PageReconstructor.using(redo), config.pageCacheBytes());
+  }
+
+  /**
+   * Locks the data directory before anything in it is opened: another pageserver on it (a second
+   * process, or a second instance in this JVM) is an {@link UncheckedIOException} whose cause is a
+   * {@link DirectoryLock.InUseException} and whose message names the directory and the holder's
+   * pid.
+   */
+  private static DirectoryLock lock(Path dataDir) {
+    try {
+      return DirectoryLock.acquire(dataDir, LOCK_FILE);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e.getMessage(), e);
+    }
+  }
+
+  private static void closeLock(DirectoryLock lock, RuntimeException failure) {
+    try {
+      lock.close();
+    } catch (IOException e) {
+      failure.addSuppressed(e);
+    }
   }
 
   /** Opens the data directory and starts serving; resumes the WAL sources it had. */
@@ -473,5 +508,10 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
     redo.close();
     store.close();
     blocking.dispose();
+    try {
+      lock.close();
+    } catch (IOException e) {
+      log.warn("cannot release the lock of {}: {}", dataDir, e.getMessage());
+    }
   }
 }

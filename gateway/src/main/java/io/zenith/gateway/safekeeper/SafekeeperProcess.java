@@ -7,6 +7,8 @@ import io.zenith.replication.safekeeper.Safekeeper;
 import io.zenith.replication.safekeeper.SafekeeperConfig;
 import io.zenith.replication.server.PgWireServer;
 import io.zenith.replication.server.PgWireServerOptions;
+import io.zenith.wal.DirectoryLock;
+import io.zenith.wal.DurableFiles;
 import io.zenith.wal.log.SegmentAllocator;
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -27,9 +29,10 @@ import reactor.netty.DisposableServer;
  * APIs, the libpq WAL service ({@link WalService}: pageservers, standbys, {@code pg_receivewal},
  * peers) and WAL fetching from peers over libpq.
  *
- * <p>Data directory: {@code safekeeper.toml} and one directory per tenant and timeline ({@code
- * docs/formats/safekeeper.md}). Thread-safe; {@link #close} stops the intakes and writes every
- * timeline's positions.
+ * <p>Data directory: {@code safekeeper.toml}, {@code safekeeper.lock} (held for the process's life:
+ * a second safekeeper on the directory is refused before it opens any timeline, {@link
+ * DirectoryLock}) and one directory per tenant and timeline ({@code docs/formats/safekeeper.md}).
+ * Thread-safe; {@link #close} stops the intakes and writes every timeline's positions.
  */
 public final class SafekeeperProcess implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(SafekeeperProcess.class);
@@ -40,7 +43,11 @@ public final class SafekeeperProcess implements AutoCloseable {
   /** How often each timeline persists positions, catches up and learns its compute. */
   static final Duration UPKEEP_INTERVAL = Duration.ofMillis(200);
 
+  /** The lock file of the data directory. */
+  public static final String LOCK_FILE = "safekeeper.lock";
+
   private final SafekeeperSettings settings;
+  private final DirectoryLock lock;
   private final PrometheusMeterRegistry meters;
 
   /** HTTP work and gossip calls; votes and adoptions block here for seconds. */
@@ -58,13 +65,22 @@ public final class SafekeeperProcess implements AutoCloseable {
   private PgWireServer pg;
 
   private SafekeeperProcess(
-      SafekeeperSettings settings, PrometheusMeterRegistry meters, Safekeeper sk) {
+      SafekeeperSettings settings,
+      DirectoryLock lock,
+      PrometheusMeterRegistry meters,
+      Safekeeper sk) {
     this.settings = settings;
+    this.lock = lock;
     this.meters = meters;
     this.sk = sk;
   }
 
-  /** Opens the data directory and starts serving. */
+  /**
+   * Opens the data directory and starts serving.
+   *
+   * @throws DirectoryLock.InUseException if another safekeeper (a process, or an instance in this
+   *     JVM) holds the data directory; nothing in it was opened
+   */
   public static SafekeeperProcess start(Path dataDir, SafekeeperSettings settings)
       throws IOException {
     return start(dataDir, settings, SegmentAllocator.ZEROS);
@@ -76,6 +92,24 @@ public final class SafekeeperProcess implements AutoCloseable {
    */
   public static SafekeeperProcess start(
       Path dataDir, SafekeeperSettings settings, SegmentAllocator disk) throws IOException {
+    DurableFiles.createDirectories(dataDir);
+    // Before any timeline is opened: opening one scans its WAL and zeroes what follows the end.
+    DirectoryLock lock = DirectoryLock.acquire(dataDir, LOCK_FILE);
+    try {
+      return start(dataDir, settings, disk, lock);
+    } catch (IOException | RuntimeException e) {
+      try {
+        lock.close();
+      } catch (IOException suppressed) {
+        e.addSuppressed(suppressed);
+      }
+      throw e;
+    }
+  }
+
+  private static SafekeeperProcess start(
+      Path dataDir, SafekeeperSettings settings, SegmentAllocator disk, DirectoryLock lock)
+      throws IOException {
     SafekeeperConfig config = settings.coreConfig();
     LibpqWalFetcher fetcher =
         new LibpqWalFetcher(
@@ -92,7 +126,7 @@ public final class SafekeeperProcess implements AutoCloseable {
       meters.close();
       throw e;
     }
-    SafekeeperProcess p = new SafekeeperProcess(settings, meters, sk);
+    SafekeeperProcess p = new SafekeeperProcess(settings, lock, meters, sk);
     try {
       p.http =
           new SafekeeperHttpApi(sk, Main.version(), p.blocking, p.meters::scrape)
@@ -167,5 +201,10 @@ public final class SafekeeperProcess implements AutoCloseable {
     blocking.dispose();
     walReaders.dispose();
     meters.close();
+    try {
+      lock.close();
+    } catch (IOException e) {
+      log.warn("cannot release the lock of {}: {}", lock.directory(), e.getMessage());
+    }
   }
 }
