@@ -46,7 +46,7 @@ final class Foreground {
     String inject = System.getenv(FAIL_FSYNC_ENV);
     if (inject != null && !inject.isBlank()) {
       Fsync.use(failing(inject.strip()));
-      log.warn("{}={}: an fsync will fail (test only)", FAIL_FSYNC_ENV, inject.strip());
+      log.info("{}={}: an fsync will fail (test only)", FAIL_FSYNC_ENV, inject.strip());
     }
   }
 
