@@ -1,5 +1,6 @@
 package io.zenith.layer;
 
+import io.zenith.wal.Fsync;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
@@ -22,6 +23,7 @@ import org.rocksdb.ReadOptions;
 import org.rocksdb.RocksDB;
 import org.rocksdb.RocksDBException;
 import org.rocksdb.RocksIterator;
+import org.rocksdb.Status;
 import org.rocksdb.WriteBatch;
 import org.rocksdb.WriteOptions;
 
@@ -85,6 +87,7 @@ final class LayerIndex implements AutoCloseable {
   private final ColumnFamilyHandle timelines;
   private final ColumnFamilyHandle layers;
   private final WriteOptions sync = new WriteOptions().setSync(true);
+  private final Path dir;
   private final ReadOptions read = new ReadOptions();
   private final Object idLock = new Object();
   private final ReentrantReadWriteLock lifecycle = new ReentrantReadWriteLock();
@@ -103,6 +106,23 @@ final class LayerIndex implements AutoCloseable {
     this.versions = h.get(1);
     this.timelines = h.get(2);
     this.layers = h.get(3);
+    this.dir = Path.of(db.getName());
+  }
+
+  /**
+   * Runs a write with {@code sync=true} through {@link Fsync}: RocksDB fsyncs its WAL, and an I/O
+   * error it reports is a failed fsync (fatal), as is one a test device injects. "No space" is not:
+   * the write failed before any fsync, and the caller handles it as the write failure it is.
+   */
+  private void synced(Fsync.SyncedWrite<RocksDBException> write) throws RocksDBException {
+    Fsync.syncedWrite(dir, write, LayerIndex::isSyncFailure);
+  }
+
+  static boolean isSyncFailure(RocksDBException e) {
+    Status s = e.getStatus();
+    return s != null
+        && s.getCode() == Status.Code.IOError
+        && s.getSubCode() != Status.SubCode.NoSpace;
   }
 
   /**
@@ -140,7 +160,7 @@ final class LayerIndex implements AutoCloseable {
     LayerIndex idx = new LayerIndex(o, cf, cache, db, h);
     byte[] format = db.get(FORMAT_KEY);
     if (format == null) {
-      db.put(idx.sync, FORMAT_KEY, ByteBuffer.allocate(4).putInt(FORMAT).array());
+      idx.synced(() -> db.put(idx.sync, FORMAT_KEY, ByteBuffer.allocate(4).putInt(FORMAT).array()));
     } else if (ByteBuffer.wrap(format).getInt() != FORMAT) {
       idx.close();
       throw new RocksDBException(
@@ -300,7 +320,7 @@ final class LayerIndex implements AutoCloseable {
         byte[] v = db.get(NEXT_LAYER_ID);
         long next = v == null ? 1 : ByteBuffer.wrap(v).getLong();
         if (next <= id) {
-          db.put(sync, NEXT_LAYER_ID, ByteBuffer.allocate(8).putLong(id + 1).array());
+          synced(() -> db.put(sync, NEXT_LAYER_ID, ByteBuffer.allocate(8).putLong(id + 1).array()));
         }
       }
     } finally {
@@ -314,7 +334,7 @@ final class LayerIndex implements AutoCloseable {
       synchronized (idLock) {
         byte[] v = db.get(NEXT_LAYER_ID);
         long id = v == null ? 1 : ByteBuffer.wrap(v).getLong();
-        db.put(sync, NEXT_LAYER_ID, ByteBuffer.allocate(8).putLong(id + 1).array());
+        synced(() -> db.put(sync, NEXT_LAYER_ID, ByteBuffer.allocate(8).putLong(id + 1).array()));
         return id;
       }
     } finally {
@@ -337,7 +357,7 @@ final class LayerIndex implements AutoCloseable {
           addLayer(batch, t, tl, info, entries);
         }
         batch.put(timelines, timelinePrefix(t, tl), encodeState(state));
-        db.write(sync, batch);
+        synced(() -> db.write(sync, batch));
       }
     } finally {
       exit();
@@ -377,7 +397,7 @@ final class LayerIndex implements AutoCloseable {
           if (info.layerId() >= next) {
             batch.put(NEXT_LAYER_ID, ByteBuffer.allocate(8).putLong(info.layerId() + 1).array());
           }
-          db.write(sync, batch);
+          synced(() -> db.write(sync, batch));
         }
       }
     } finally {
@@ -388,7 +408,7 @@ final class LayerIndex implements AutoCloseable {
   void putState(TenantId t, TimelineId tl, TimelineState state) throws RocksDBException {
     enter();
     try {
-      db.put(timelines, sync, timelinePrefix(t, tl), encodeState(state));
+      synced(() -> db.put(timelines, sync, timelinePrefix(t, tl), encodeState(state)));
     } finally {
       exit();
     }
@@ -481,7 +501,7 @@ final class LayerIndex implements AutoCloseable {
         batch.deleteRange(versions, from, to);
         batch.deleteRange(layers, from, to);
         batch.delete(timelines, from);
-        db.write(sync, batch);
+        synced(() -> db.write(sync, batch));
       }
     } finally {
       exit();

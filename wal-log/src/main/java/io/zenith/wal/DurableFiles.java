@@ -3,14 +3,19 @@ package io.zenith.wal;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.util.Comparator;
+import java.util.List;
+import java.util.stream.Stream;
 
 /**
  * The one way Zenith makes a file durable: write a temporary file, fsync it, rename it over the
  * target, fsync the directory. After a crash the target holds either the old or the new content,
- * never a mix; a leftover {@code *.tmp} is garbage to delete.
+ * never a mix; a leftover {@code *.tmp} is garbage to delete. Every fsync goes through {@link
+ * Fsync}: a failed one is fatal ({@link FsyncFailedException}), never retried.
  *
  * <p>Thread-safe (stateless); callers serialize writers of the same target.
  */
@@ -36,7 +41,7 @@ public final class DurableFiles {
             StandardOpenOption.TRUNCATE_EXISTING,
             StandardOpenOption.WRITE)) {
       writer.write(ch);
-      ch.force(true);
+      Fsync.force(ch, tmp);
     } catch (IOException | RuntimeException e) {
       Files.deleteIfExists(tmp);
       throw e;
@@ -57,11 +62,9 @@ public final class DurableFiles {
         });
   }
 
-  /** Makes a directory's entries (creations, renames, deletions) durable. */
+  /** Makes a directory's entries (creations, renames, deletions) durable ({@link Fsync}). */
   public static void fsyncDirectory(Path dir) throws IOException {
-    try (FileChannel ch = FileChannel.open(dir, StandardOpenOption.READ)) {
-      ch.force(true);
-    }
+    Fsync.directory(dir);
   }
 
   /** Creates a directory and its parents durably (each new entry's parent is fsynced). */
@@ -73,5 +76,35 @@ public final class DurableFiles {
     createDirectories(abs.getParent());
     Files.createDirectory(abs);
     fsyncDirectory(abs.getParent());
+  }
+
+  /**
+   * Makes a tree written without fsyncs durable (an export): every regular file, then every
+   * directory from the deepest up, then {@code root}'s entry in its parent.
+   */
+  public static void syncTree(Path root) throws IOException {
+    Path abs = root.toAbsolutePath().normalize();
+    List<Path> all;
+    try (Stream<Path> s = Files.walk(abs)) {
+      all = s.toList();
+    }
+    for (Path p : all) {
+      if (Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS)) {
+        try (FileChannel ch = FileChannel.open(p, StandardOpenOption.READ)) {
+          Fsync.force(ch, p);
+        }
+      }
+    }
+    List<Path> dirs =
+        all.stream()
+            .filter(p -> Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS))
+            .sorted(Comparator.comparingInt(Path::getNameCount).reversed())
+            .toList();
+    for (Path d : dirs) {
+      Fsync.directory(d);
+    }
+    if (abs.getParent() != null) {
+      Fsync.directory(abs.getParent());
+    }
   }
 }

@@ -31,6 +31,7 @@ final class ExportCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
+    Foreground.injectFailedFsyncForTests();
     PrintWriter out = spec.commandLine().getOut();
     Cli.BranchAt at = Cli.branchAt(spec.commandLine(), what, "branch");
     Repository repo = Repository.open();

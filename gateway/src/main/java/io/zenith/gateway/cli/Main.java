@@ -5,6 +5,7 @@ import io.zenith.gateway.http.JsonHttpClient;
 import io.zenith.ingest.DatadirImport.ImportException;
 import io.zenith.layer.LayerStoreException;
 import io.zenith.pg.PgSetupException;
+import io.zenith.wal.FsyncFailedException;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.WalFormatException;
 import java.io.IOException;
@@ -21,7 +22,8 @@ import picocli.CommandLine.Command;
  *
  * <p>Errors a user can cause (bad arguments, bad input files, a missing PostgreSQL) end the command
  * with one line on stderr and a non-zero exit: 2 for usage errors, 1 for everything else. Set
- * {@code ZENITH_DEBUG=1} to also get stack traces.
+ * {@code ZENITH_DEBUG=1} to also get stack traces. A failed fsync ({@link FsyncFailedException}) is
+ * one such line too, exit 1: the command is not retried.
  */
 @Command(
     name = "zenith",
@@ -63,10 +65,30 @@ public final class Main implements Runnable {
     cl.setErr(e);
     try {
       return cl.execute(args);
+    } catch (FsyncFailedException ex) {
+      // Not retried, and not an internal error: the disk failed (an Error, so picocli passes it).
+      e.println(
+          commandName(cl)
+              + ": error: "
+              + ex.getMessage()
+              + "; what was written since its last successful fsync may be lost");
+      return 1;
     } finally {
       o.flush();
       e.flush();
     }
+  }
+
+  /** The qualified name of the (sub)command a command line ran, e.g. {@code zenith export}. */
+  private static String commandName(CommandLine cl) {
+    CommandLine.ParseResult r = cl.getParseResult();
+    if (r == null) {
+      return cl.getCommandSpec().qualifiedName(" ");
+    }
+    while (r.subcommand() != null) {
+      r = r.subcommand();
+    }
+    return r.commandSpec().qualifiedName(" ");
   }
 
   static CommandLine commandLine() {

@@ -10,7 +10,8 @@ import picocli.CommandLine.Option;
 /**
  * {@code zenith pageserver run -D <dir>}: the pageserver process in the foreground (the control
  * plane starts it in the background). Stops cleanly on SIGTERM/SIGINT: WAL receivers stop,
- * everything ingested is flushed, files are closed.
+ * everything ingested is flushed, files are closed. A failed fsync stops it at once (exit 74,
+ * {@link Foreground#stopOnFailedFsync}).
  */
 @Command(
     name = "run",
@@ -27,6 +28,7 @@ final class PageserverRunCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
+    Foreground.stopOnFailedFsync();
     PageserverConfig config = Foreground.load("pageserver", dataDir, PageserverConfig::load);
     Pageserver ps = Pageserver.start(dataDir, config);
     return Foreground.untilStopped(

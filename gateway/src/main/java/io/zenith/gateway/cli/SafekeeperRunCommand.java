@@ -10,7 +10,8 @@ import picocli.CommandLine.Option;
 /**
  * {@code zenith safekeeper run -D <dir>}: one safekeeper in the foreground (the control plane
  * starts it in the background). Stops cleanly on SIGTERM/SIGINT: intakes stop, every timeline's WAL
- * is flushed and its positions written.
+ * is flushed and its positions written. A failed fsync stops it at once (exit 74, {@link
+ * Foreground#stopOnFailedFsync}).
  */
 @Command(
     name = "run",
@@ -27,6 +28,7 @@ final class SafekeeperRunCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
+    Foreground.stopOnFailedFsync();
     SafekeeperSettings settings = Foreground.load("safekeeper", dataDir, SafekeeperSettings::load);
     SafekeeperProcess sk = SafekeeperProcess.start(dataDir, settings);
     return Foreground.untilStopped(

@@ -810,7 +810,8 @@ public final class Computes {
    * Writes a standalone PostgreSQL 15 data directory of {@code branch} at {@code lsn} (latest if
    * empty) to {@code target}, which must not exist or be empty: a basebackup with a plain
    * configuration (no synchronous standby, trust on local connections), owned by PostgreSQL's user.
-   * Returns the LSN.
+   * Everything written is fsynced before it returns ({@link DurableFiles#syncTree}). Returns the
+   * LSN.
    */
   public Lsn export(String branch, Optional<Lsn> at, Path target) throws IOException {
     TimelineId timeline = repo.branches().get(branch);
@@ -861,6 +862,9 @@ public final class Computes {
         dir,
         "# Written by `zenith export`: trust for local connections, as `initdb -A trust`.",
         pg);
+    // Durable before success is reported: every file, every directory (bottom-up), and the data
+    // directory's entry in its parent. A failed fsync is fatal (FsyncFailedException), not retried.
+    DurableFiles.syncTree(dir);
     return lsn;
   }
 

@@ -14,6 +14,7 @@ import io.zenith.replication.client.ReplicationClient;
 import io.zenith.replication.client.ReplicationClient.Progress;
 import io.zenith.replication.client.StreamMetrics;
 import io.zenith.replication.client.WalChunk;
+import io.zenith.wal.FsyncFailedException;
 import io.zenith.wal.Lsn;
 import java.time.Duration;
 import java.util.Comparator;
@@ -154,6 +155,8 @@ final class WalReceiver {
             .retryWhen(
                 Retry.backoff(Long.MAX_VALUE, Duration.ofMillis(500))
                     .maxBackoff(Duration.ofSeconds(10))
+                    // a failed fsync is never retried (Fsync): the receiver ends
+                    .filter(e -> !(e instanceof FsyncFailedException))
                     .doBeforeRetry(
                         s -> {
                           state.set(State.FAILED);

@@ -139,8 +139,17 @@ final class ZenithRepo implements AutoCloseable {
     return runIn(repo, args);
   }
 
+  /** Runs {@code ./zenith args...} with this repository and extra environment variables. */
+  Result runWith(Map<String, String> env, String... args) {
+    return runIn(repo, env, args);
+  }
+
   /** Runs {@code ./zenith args...} with {@code ZENITH_REPO_DIR=repoDir}. */
   Result runIn(Path repoDir, String... args) {
+    return runIn(repoDir, Map.of(), args);
+  }
+
+  private Result runIn(Path repoDir, Map<String, String> env, String... args) {
     List<String> cmd = new ArrayList<>();
     cmd.add(launcher.toString());
     cmd.addAll(List.of(args));
@@ -156,6 +165,7 @@ final class ZenithRepo implements AutoCloseable {
                 .redirectError(err.toFile());
         pb.environment().put("ZENITH_REPO_DIR", repoDir.toString());
         pb.environment().remove("ZENITH_DEBUG");
+        pb.environment().putAll(env);
         Process p = pb.start();
         if (!p.waitFor(COMMAND_TIMEOUT.toSeconds(), TimeUnit.SECONDS)) {
           p.destroyForcibly();

@@ -80,6 +80,46 @@ public final class SafekeeperSet implements AutoCloseable {
     return this;
   }
 
+  /** Extra environment of OS process {@code id} from its next start on; null removes a name. */
+  private final java.util.Map<Integer, java.util.Map<String, String>> env =
+      new java.util.HashMap<>();
+
+  /**
+   * Sets (or, with {@code value} null, removes) an environment variable of OS process {@code id}.
+   */
+  SafekeeperSet env(int id, String name, String value) {
+    java.util.Map<String, String> m = env.computeIfAbsent(id, k -> new java.util.HashMap<>());
+    if (value == null) {
+      m.remove(name);
+    } else {
+      m.put(name, value);
+    }
+    return this;
+  }
+
+  /**
+   * Waits until OS process {@code id} exits by itself (within {@code timeout}) and returns its exit
+   * code; it then counts as not running.
+   */
+  int awaitExit(int id, Duration timeout) throws InterruptedException {
+    Process p = os[id - 1];
+    if (p == null) {
+      throw new IllegalStateException("safekeeper " + id + " is not a running OS process");
+    }
+    if (!p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
+      throw new AssertionError("safekeeper " + id + " still runs after " + timeout);
+    }
+    os[id - 1] = null;
+    LIVE.remove(p);
+    return p.exitValue();
+  }
+
+  /** Whether OS process {@code id} is alive. */
+  boolean isAlive(int id) {
+    Process p = os[id - 1];
+    return p != null && p.isAlive();
+  }
+
   /** Where in-JVM safekeeper {@code id}'s WAL segments get their space from its next start. */
   SafekeeperSet disk(int id, SegmentAllocator disk) {
     disks[id - 1] = disk;
@@ -144,6 +184,7 @@ public final class SafekeeperSet implements AutoCloseable {
               .redirectOutput(ProcessBuilder.Redirect.appendTo(log(id).toFile()));
       // INFO, as the control plane runs its servers: tests read what a safekeeper did.
       pb.environment().put("ZENITH_JAVA_OPTS", "-Dzenith.log.level=INFO -Xmx512m");
+      pb.environment().putAll(env.getOrDefault(id, java.util.Map.of()));
       os[id - 1] = pb.start();
       LIVE.add(os[id - 1]);
     } catch (IOException e) {

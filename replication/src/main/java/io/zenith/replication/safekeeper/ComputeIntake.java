@@ -7,6 +7,7 @@ import io.zenith.replication.client.ReplicationOptions;
 import io.zenith.replication.client.WalChunk;
 import io.zenith.replication.pgwire.PgServerException;
 import io.zenith.replication.pgwire.SqlState;
+import io.zenith.wal.FsyncFailedException;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.log.ControlFile.ComputeSource;
 import java.time.Duration;
@@ -63,7 +64,9 @@ final class ComputeIntake {
             .retryWhen(
                 Retry.backoff(Long.MAX_VALUE, Duration.ofMillis(200))
                     .maxBackoff(reconnectMax)
-                    .jitter(0.2))
+                    .jitter(0.2)
+                    // a failed fsync is never retried (Fsync): the intake ends
+                    .filter(e -> !(e instanceof FsyncFailedException)))
             .doFinally(s -> terminated.tryEmitEmpty())
             .subscribe(v -> {}, e -> {});
   }

@@ -1,6 +1,8 @@
 package io.zenith.wal.log;
 
 import io.zenith.wal.DurableFiles;
+import io.zenith.wal.Fsync;
+import io.zenith.wal.FsyncFailedException;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.WalFormat;
 import io.zenith.wal.WalFormatException;
@@ -241,6 +243,8 @@ public final class WalLog implements AutoCloseable {
         throw e;
       }
       writeLsn = Lsn.of(pos);
+    } catch (FsyncFailedException e) {
+      throw fsyncFailed(e);
     } finally {
       lock.unlock();
     }
@@ -274,7 +278,27 @@ public final class WalLog implements AutoCloseable {
    */
   private IOException unusable;
 
+  /**
+   * An fsync failed: nothing is fsynced again (it could report success for lost data) and every
+   * later write throws this same error. Guarded by lock.
+   */
+  private FsyncFailedException fsyncFailed;
+
+  private FsyncFailedException fsyncFailed(FsyncFailedException e) {
+    if (fsyncFailed == null) {
+      fsyncFailed = e;
+    }
+    return e;
+  }
+
+  private void checkNoFsyncFailure() {
+    if (fsyncFailed != null) {
+      throw fsyncFailed;
+    }
+  }
+
   private void checkUsable() throws IOException {
+    checkNoFsyncFailure();
     if (unusable != null) {
       throw new IOException(
           "the WAL log in " + dir + " must be opened again after a failed write", unusable);
@@ -317,7 +341,7 @@ public final class WalLog implements AutoCloseable {
         }
       }
       if (dirDirty) {
-        DurableFiles.fsyncDirectory(dir);
+        Fsync.directory(dir);
         dirDirty = false;
       }
       flushLsn = writeLsn;
@@ -327,6 +351,8 @@ public final class WalLog implements AutoCloseable {
         recordEnds.tryEmitNext(flushRecordEnd);
       }
       return flushLsn;
+    } catch (FsyncFailedException e) {
+      throw fsyncFailed(e);
     } finally {
       lock.unlock();
     }
@@ -339,7 +365,10 @@ public final class WalLog implements AutoCloseable {
   public void truncate(Lsn lsn) throws IOException {
     lock.lock();
     try {
+      checkNoFsyncFailure();
       truncateLocked(lsn);
+    } catch (FsyncFailedException e) {
+      throw fsyncFailed(e);
     } finally {
       lock.unlock();
     }
@@ -350,7 +379,7 @@ public final class WalLog implements AutoCloseable {
    */
   private void forceOpenSegments() throws IOException {
     for (Long seg : List.copyOf(open.keySet())) {
-      channel(seg).force(false);
+      Fsync.forceData(channel(seg), segmentPath(seg, true));
     }
   }
 
@@ -371,7 +400,7 @@ public final class WalLog implements AutoCloseable {
       zeroAfterLocked(lsn);
       // Everything before lsn becomes the flush LSN: make what was written there durable too.
       forceOpenSegments();
-      DurableFiles.fsyncDirectory(dir);
+      Fsync.directory(dir);
       resetTo(lsn);
     } catch (IOException | RuntimeException e) {
       unusable = e instanceof IOException io ? io : new IOException(e);
@@ -387,6 +416,7 @@ public final class WalLog implements AutoCloseable {
   public int removeSegmentsBefore(Lsn horizon) throws IOException {
     lock.lock();
     try {
+      checkNoFsyncFailure();
       int removed = 0;
       long keepFrom = horizon.value() / segmentSize;
       for (Long s : segmentsOnDisk()) {
@@ -397,9 +427,11 @@ public final class WalLog implements AutoCloseable {
         }
       }
       if (removed > 0) {
-        DurableFiles.fsyncDirectory(dir);
+        Fsync.directory(dir);
       }
       return removed;
+    } catch (FsyncFailedException e) {
+      throw fsyncFailed(e);
     } finally {
       lock.unlock();
     }
@@ -549,7 +581,7 @@ public final class WalLog implements AutoCloseable {
       try (FileChannel t =
           FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
         allocator.preallocate(t, tmp, segmentSize);
-        t.force(true);
+        Fsync.force(t, tmp);
       } catch (IOException e) {
         Files.deleteIfExists(tmp); // what was allocated goes back
         throw new IOException("cannot create WAL segment " + partial + ": " + e.getMessage(), e);
@@ -578,7 +610,7 @@ public final class WalLog implements AutoCloseable {
       }
     }
     if (renamed) {
-      DurableFiles.fsyncDirectory(dir);
+      Fsync.directory(dir);
     }
   }
 
@@ -600,7 +632,7 @@ public final class WalLog implements AutoCloseable {
     }
     FileChannel ch = channel(seg);
     writeZeros(ch, off, segmentSize);
-    ch.force(false);
+    Fsync.forceData(ch, segmentPath(seg, true));
   }
 
   /** Writes zeros over [from, to) of {@code ch}, a MiB at a time. */
@@ -624,11 +656,11 @@ public final class WalLog implements AutoCloseable {
       Path p = existingSegment(seg);
       if (p != null) {
         try (FileChannel ch = FileChannel.open(p, StandardOpenOption.WRITE)) {
-          ch.force(true);
+          Fsync.force(ch, p);
         }
       }
     }
-    DurableFiles.fsyncDirectory(dir);
+    Fsync.directory(dir);
   }
 
   /** Reads records from {@code from}; the end of the last complete one is the end of the WAL. */
