@@ -37,6 +37,9 @@ final class InMemoryLayer {
   private volatile Lsn prevRecordAtTo = Lsn.INVALID;
   private volatile boolean frozen;
 
+  /** The id of the layer file it is flushed to, once its first flush attempt allocated one. */
+  private volatile long layerId;
+
   InMemoryLayer(Path file, Lsn from) throws IOException {
     this.file = file;
     this.from = from;
@@ -108,6 +111,15 @@ final class InMemoryLayer {
 
   boolean isFrozen() {
     return frozen;
+  }
+
+  /** 0 until {@link #setLayerId}. */
+  long layerId() {
+    return layerId;
+  }
+
+  void setLayerId(long id) {
+    this.layerId = id;
   }
 
   /** Versions of {@code key} at or below {@code lsn}, newest first. */

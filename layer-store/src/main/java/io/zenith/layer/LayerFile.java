@@ -5,6 +5,7 @@ import io.zenith.wal.Lsn;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
 import java.io.IOException;
+import java.io.Serial;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
@@ -54,7 +55,7 @@ import net.jpountz.lz4.LZ4FastDecompressor;
  * Changelog: version 1 (2026-11): first format.
  *
  * <p>Written once by {@link Writer} through {@link DurableFiles#write} (temp, fsync, rename, fsync
- * directory); a file with a valid footer is complete.
+ * directory), its bytes through a {@link LayerDisk}; a file with a valid footer is complete.
  */
 public final class LayerFile {
   private LayerFile() {}
@@ -122,12 +123,26 @@ public final class LayerFile {
   }
 
   /**
+   * Writing a layer file's bytes failed (typically {@code ENOSPC}: the disk is full), before
+   * anything of it was durable; its temporary file is deleted. Not a failed fsync.
+   */
+  public static final class WriteException extends IOException {
+    @Serial private static final long serialVersionUID = 1L;
+
+    WriteException(Path path, IOException cause) {
+      super("cannot write layer file " + path + ": " + cause.getMessage(), cause);
+    }
+  }
+
+  /**
    * Writes a layer file. Add versions in (key, lsn) order with {@link #add}, then {@link
    * #finish()}: the file is durable when it returns. Not thread-safe.
    */
   public static final class Writer {
     private final Header header;
     private final FileChannel ch;
+    private final Path path;
+    private final LayerDisk disk;
     private final List<IndexEntry> index = new ArrayList<>();
     private final LZ4Compressor compressor = LZ4.fastCompressor();
     private final CRC32C crc = new CRC32C();
@@ -135,10 +150,12 @@ public final class LayerFile {
     private IndexEntry last;
     private ByteBuffer out = ByteBuffer.allocate(1 << 16);
 
-    private Writer(Header header, FileChannel ch) throws IOException {
+    private Writer(Header header, FileChannel ch, Path path, LayerDisk disk) throws IOException {
       this.header = header;
       this.ch = ch;
-      writeFully(ch, encodeHeader(header));
+      this.path = path;
+      this.disk = disk;
+      put(encodeHeader(header));
     }
 
     /**
@@ -148,11 +165,22 @@ public final class LayerFile {
      */
     public static List<IndexEntry> write(Path target, Header header, Source source)
         throws IOException {
+      return write(target, header, LayerDisk.DIRECT, source);
+    }
+
+    /**
+     * Writes the file at {@code target} durably, its bytes through {@code disk}.
+     *
+     * @return the index entries written
+     * @throws WriteException when {@code disk} fails (the temporary file is deleted)
+     */
+    public static List<IndexEntry> write(Path target, Header header, LayerDisk disk, Source source)
+        throws IOException {
       List<IndexEntry> entries = new ArrayList<>();
       DurableFiles.write(
           target,
           ch -> {
-            Writer w = new Writer(header, ch);
+            Writer w = new Writer(header, ch, target, disk);
             source.addTo(w);
             entries.addAll(w.finish());
           });
@@ -218,7 +246,7 @@ public final class LayerFile {
       if (b.remaining() > out.remaining()) {
         flushOut();
         if (b.remaining() > out.capacity()) {
-          writeFully(ch, b);
+          put(b);
           return;
         }
       }
@@ -227,8 +255,16 @@ public final class LayerFile {
 
     private void flushOut() throws IOException {
       out.flip();
-      writeFully(ch, out);
+      put(out);
       out.clear();
+    }
+
+    private void put(ByteBuffer b) throws IOException {
+      try {
+        disk.append(ch, path, b);
+      } catch (IOException e) {
+        throw new WriteException(path, e);
+      }
     }
 
     private List<IndexEntry> finish() throws IOException {
@@ -272,13 +308,6 @@ public final class LayerFile {
     b.putInt(124, (int) c.getValue());
     b.position(0).limit(HEADER_SIZE);
     return b;
-  }
-
-  /** Writes at the channel's position (the writer only appends). */
-  private static void writeFully(FileChannel ch, ByteBuffer b) throws IOException {
-    while (b.hasRemaining()) {
-      ch.write(b);
-    }
   }
 
   /**

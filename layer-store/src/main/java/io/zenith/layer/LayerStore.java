@@ -42,6 +42,10 @@ import org.slf4j.LoggerFactory;
  * past the ids of the files, and each timeline's disk-consistent LSN becomes the end of its newest
  * layer (WAL after it that stored no versions is ingested again).
  *
+ * <p><b>Full disk:</b> a flush whose layer file cannot get its bytes ({@link LayerDisk}) deletes
+ * its temporary file and fails with {@link LayerStoreException.Kind#NO_SPACE}, leaving the store as
+ * it was (the frozen layer stays queued); the caller retries it.
+ *
  * <p>Thread-safe.
  */
 public final class LayerStore implements AutoCloseable {
@@ -49,13 +53,16 @@ public final class LayerStore implements AutoCloseable {
 
   private final Path dataDir;
   private final LayerStoreConfig config;
+  private final LayerDisk disk;
   private final LayerIndex index;
   private final Map<TenantId, Map<TimelineId, Timeline>> tenants = new ConcurrentHashMap<>();
   private final boolean rebuilt;
 
-  private LayerStore(Path dataDir, LayerStoreConfig config, LayerIndex index, boolean rebuilt) {
+  private LayerStore(
+      Path dataDir, LayerStoreConfig config, LayerDisk disk, LayerIndex index, boolean rebuilt) {
     this.dataDir = dataDir;
     this.config = config;
+    this.disk = disk;
     this.index = index;
     this.rebuilt = rebuilt;
   }
@@ -66,6 +73,14 @@ public final class LayerStore implements AutoCloseable {
    * it fails with a message naming the file; the others work.
    */
   public static LayerStore open(Path dataDir, LayerStoreConfig config) {
+    return open(dataDir, config, LayerDisk.DIRECT);
+  }
+
+  /**
+   * Opens the store as {@link #open(Path, LayerStoreConfig)} does, writing the bytes of new layer
+   * files through {@code disk} (tests simulate a full disk there).
+   */
+  public static LayerStore open(Path dataDir, LayerStoreConfig config, LayerDisk disk) {
     try {
       DurableFiles.createDirectories(dataDir.resolve("tenants"));
       Path indexDir = dataDir.resolve("index");
@@ -84,7 +99,7 @@ public final class LayerStore implements AutoCloseable {
         index = LayerIndex.open(indexDir, config.blockCacheBytes());
         rebuild = true;
       }
-      LayerStore store = new LayerStore(dataDir, config, index, rebuild);
+      LayerStore store = new LayerStore(dataDir, config, disk, index, rebuild);
       store.load(rebuild);
       return store;
     } catch (IOException | RocksDBException e) {
@@ -165,6 +180,7 @@ public final class LayerStore implements AutoCloseable {
               dir,
               index,
               config,
+              disk,
               new LayerIndex.TimelineState(Lsn.INVALID, Lsn.INVALID, Lsn.INVALID));
       t.markBroken(e.getMessage());
       return t;
@@ -173,7 +189,7 @@ public final class LayerStore implements AutoCloseable {
     if (state == null) {
       return rebuildTimeline(md, dir);
     }
-    Timeline t = new Timeline(md, dir, index, config, state);
+    Timeline t = new Timeline(md, dir, index, config, disk, state);
     Set<String> registered = new HashSet<>();
     for (LayerIndex.LayerInfo info : index.layers(tenant, id)) {
       registered.add(info.fileName());
@@ -233,7 +249,7 @@ public final class LayerStore implements AutoCloseable {
     }
     LayerIndex.TimelineState state = new LayerIndex.TimelineState(disk, Lsn.INVALID, Lsn.INVALID);
     index.putState(md.tenant(), md.timeline(), state);
-    Timeline t = new Timeline(md, dir, index, config, state);
+    Timeline t = new Timeline(md, dir, index, config, this.disk, state);
     for (LayerFile.Reader r : opened) {
       t.addReader(r.header().layerId(), r);
     }
@@ -271,6 +287,11 @@ public final class LayerStore implements AutoCloseable {
 
   public Path dataDir() {
     return dataDir;
+  }
+
+  /** The index (tests look at what it holds). */
+  LayerIndex index() {
+    return index;
   }
 
   public LayerStoreConfig config() {
@@ -425,7 +446,7 @@ public final class LayerStore implements AutoCloseable {
           "cannot create timeline " + md.timeline() + ": " + e.getMessage(),
           e);
     }
-    Timeline t = new Timeline(md, dir, index, config, state);
+    Timeline t = new Timeline(md, dir, index, config, disk, state);
     t.setAncestor(ancestor);
     m.put(md.timeline(), t);
     return t;

@@ -20,7 +20,12 @@ public final class LayerStoreException extends RuntimeException {
     LSN_TIMEOUT,
     /** A layer or metadata file failed its checks (magic, version, CRC, bounds). */
     CORRUPT_FILE,
-    /** An I/O error (disk full, permissions). */
+    /**
+     * A layer file's bytes could not be written (typically the disk is full) before anything of it
+     * was durable: nothing changed, and the flush can be retried once there is space.
+     */
+    NO_SPACE,
+    /** An I/O error (permissions, a failed read). */
     IO
   }
 

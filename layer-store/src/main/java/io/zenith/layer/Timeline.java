@@ -1,5 +1,6 @@
 package io.zenith.layer;
 
+import io.zenith.wal.DurableFiles;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
@@ -32,7 +33,9 @@ import reactor.core.publisher.Mono;
  * <p><b>Writing</b> (one thread, the ingest stage): {@link #put} versions of a record, then {@link
  * #finishRecord} with the record's end. {@link #freezeIfDue} freezes the open layer between
  * records; {@link #flushOldestFrozen} (blocking I/O, a dedicated thread) writes a frozen layer to a
- * file and commits it to RocksDB together with the new disk-consistent LSN, in one synced batch.
+ * file and commits it to RocksDB together with the new disk-consistent LSN, in one synced batch. A
+ * flush that cannot write its file (a full disk) changes nothing and may be retried: {@link
+ * #flushFailure} says why while it fails.
  *
  * <p><b>Reading</b> (any thread): {@link #history}, {@link #newest}, {@link #nextKey}. A reader
  * holds the layer-list read lock while it collects versions, so a layer is never removed under it;
@@ -48,6 +51,7 @@ public final class Timeline {
   private final Path dir;
   private final LayerIndex index;
   private final LayerStoreConfig config;
+  private final LayerDisk disk;
   private final Map<Long, LayerFile.Reader> readers = new ConcurrentHashMap<>();
   private final ReentrantReadWriteLock layersLock = new ReentrantReadWriteLock();
   private final AtomicLong ephemeralSeq = new AtomicLong();
@@ -64,6 +68,17 @@ public final class Timeline {
   private volatile Lsn remoteConsistentLsn;
   private volatile String broken;
   private volatile boolean closed;
+
+  /** Why flushing fails, while it does; null while it works. Changed under flushStateLock. */
+  private volatile String flushFailure;
+
+  private final AtomicLong flushFailures = new AtomicLong();
+  private final Object flushStateLock = new Object();
+
+  /** When the current spell of failed flushes began, and the failure count then. */
+  private long failingSinceNanos;
+
+  private long failuresBefore;
 
   /** A reader waiting for an LSN; ordered by LSN, then arrival. */
   private record Waiter(long lsn, long seq) implements Comparable<Waiter> {
@@ -84,11 +99,13 @@ public final class Timeline {
       Path dir,
       LayerIndex index,
       LayerStoreConfig config,
+      LayerDisk disk,
       LayerIndex.TimelineState state) {
     this.metadata = metadata;
     this.dir = dir;
     this.index = index;
     this.config = config;
+    this.disk = disk;
     this.position = new RecordPosition(state.diskConsistentLsn(), state.prevRecordLsn());
     this.diskConsistentLsn = state.diskConsistentLsn();
     this.remoteConsistentLsn = state.remoteConsistentLsn();
@@ -333,6 +350,15 @@ public final class Timeline {
    * Writes the oldest frozen layer to a layer file and commits it with the new disk-consistent LSN.
    * Blocking I/O: run it on a thread that may block. Durable on return. Returns false when nothing
    * was frozen.
+   *
+   * <p>A failure before the commit leaves the store as it was: the layer file and its temporary
+   * file are deleted, RocksDB and the disk-consistent LSN are unchanged, and the frozen layer stays
+   * queued with its versions, so the flush can simply be called again (a retry reuses the layer id
+   * the first attempt allocated).
+   *
+   * @throws LayerStoreException NO_SPACE when the layer file could not get its bytes (a full disk:
+   *     retry later; the first failure of a spell is logged at WARN, the flush that works again at
+   *     INFO); IO for other failures
    */
   public boolean flushOldestFrozen() {
     checkUsable();
@@ -353,34 +379,17 @@ public final class Timeline {
       if (l.isEmpty()) {
         index.commitLayer(tenant(), id(), null, List.of(), state);
       } else {
-        long id = index.allocateLayerId();
-        String name = layerFileName(id, l.from(), to);
-        Path path = dir.resolve(name);
-        LayerFile.Header h =
-            new LayerFile.Header(
-                LayerFile.Kind.DELTA, tenant(), id(), l.keyRange(), l.from(), to, id);
-        List<LayerFile.IndexEntry> entries = LayerFile.Writer.write(path, h, l::writeTo);
-        LayerIndex.LayerInfo info =
-            new LayerIndex.LayerInfo(
-                id, LayerFile.Kind.DELTA, l.from(), to, Files.size(path), name);
-        readers.put(id, LayerFile.Reader.open(path));
-        index.commitLayer(tenant(), id(), info, entries, state);
-        log.info(
-            "flushed layer {} of {}/{}: {} versions, {} bytes, LSN {}..{}",
-            name,
-            tenant(),
-            id(),
-            entries.size(),
-            info.size(),
-            l.from(),
-            to);
+        writeAndCommit(l, to, state);
       }
+    } catch (LayerFile.WriteException e) {
+      throw flushFailed(e);
     } catch (IOException | RocksDBException e) {
       throw new LayerStoreException(
           LayerStoreException.Kind.IO,
           "cannot flush a layer of " + tenant() + "/" + id() + ": " + e.getMessage(),
           e);
     }
+    flushWorked();
     layersLock.writeLock().lock();
     try {
       frozen.removeFirst();
@@ -390,6 +399,111 @@ public final class Timeline {
     }
     l.delete();
     return true;
+  }
+
+  /** Writes {@code l}'s layer file and commits it; on failure, deletes what it wrote. */
+  private void writeAndCommit(InMemoryLayer l, Lsn to, LayerIndex.TimelineState state)
+      throws IOException, RocksDBException {
+    if (l.layerId() == 0) {
+      // Once per layer: a retry after a failure changes nothing in RocksDB before its commit.
+      l.setLayerId(index.allocateLayerId());
+    }
+    long id = l.layerId();
+    String name = layerFileName(id, l.from(), to);
+    Path path = dir.resolve(name);
+    LayerFile.Header h =
+        new LayerFile.Header(LayerFile.Kind.DELTA, tenant(), id(), l.keyRange(), l.from(), to, id);
+    boolean committed = false;
+    try {
+      List<LayerFile.IndexEntry> entries = LayerFile.Writer.write(path, h, disk, l::writeTo);
+      LayerIndex.LayerInfo info =
+          new LayerIndex.LayerInfo(id, LayerFile.Kind.DELTA, l.from(), to, Files.size(path), name);
+      readers.put(id, LayerFile.Reader.open(path));
+      index.commitLayer(tenant(), id(), info, entries, state);
+      committed = true;
+      log.info(
+          "flushed layer {} of {}/{}: {} versions, {} bytes, LSN {}..{}",
+          name,
+          tenant(),
+          id(),
+          entries.size(),
+          info.size(),
+          l.from(),
+          to);
+    } finally {
+      if (!committed) {
+        LayerFile.Reader r = readers.remove(id);
+        if (r != null) {
+          r.close();
+        }
+        // Never committed: what recovery would delete after a crash. Gone now, so that a retry
+        // starts from the same directory.
+        deleteQuietly(path);
+        deleteQuietly(path.resolveSibling(name + DurableFiles.TEMP_SUFFIX));
+      }
+    }
+  }
+
+  private static void deleteQuietly(Path f) {
+    try {
+      Files.deleteIfExists(f);
+    } catch (IOException e) {
+      log.warn("cannot delete {} (it is deleted at the next start): {}", f, e.getMessage());
+    }
+  }
+
+  private LayerStoreException flushFailed(LayerFile.WriteException e) {
+    String why = e.getCause() == null ? e.getMessage() : e.getCause().getMessage();
+    synchronized (flushStateLock) {
+      long n = flushFailures.incrementAndGet();
+      if (flushFailure == null) {
+        failingSinceNanos = System.nanoTime();
+        failuresBefore = n - 1;
+        log.warn(
+            "cannot flush layers of {}/{}: {}; the frozen layers stay queued and flushes are"
+                + " retried (disk-consistent LSN stays at {}; ingest waits once too many layers"
+                + " are frozen)",
+            tenant(),
+            id(),
+            e.getMessage(),
+            diskConsistentLsn);
+      }
+      flushFailure = why;
+    }
+    return new LayerStoreException(
+        LayerStoreException.Kind.NO_SPACE,
+        "cannot flush a layer of " + tenant() + "/" + id() + ": " + e.getMessage(),
+        e);
+  }
+
+  private void flushWorked() {
+    if (flushFailure == null) {
+      return;
+    }
+    synchronized (flushStateLock) {
+      if (flushFailure != null) {
+        log.info(
+            "flushing layers of {}/{} works again, after {} failed attempts in {} s",
+            tenant(),
+            id(),
+            flushFailures.get() - failuresBefore,
+            Duration.ofNanos(System.nanoTime() - failingSinceNanos).toSeconds());
+        flushFailure = null;
+      }
+    }
+  }
+
+  /**
+   * Why flushing this timeline's layers fails, while it does (the cause of the last failure, such
+   * as "No space left on device"); empty once a flush works again.
+   */
+  public Optional<String> flushFailure() {
+    return Optional.ofNullable(flushFailure);
+  }
+
+  /** Flush attempts that failed for want of space since the timeline was loaded. */
+  public long flushFailures() {
+    return flushFailures.get();
   }
 
   /** Freezes and flushes everything ingested so far. Blocking; durable on return. */
