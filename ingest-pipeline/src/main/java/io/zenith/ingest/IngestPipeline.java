@@ -1,18 +1,22 @@
 package io.zenith.ingest;
 
 import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Tags;
 import io.micrometer.core.instrument.Timer;
 import io.zenith.ingest.wal.DecodedRecord;
 import io.zenith.ingest.wal.RecordDecoder;
+import io.zenith.layer.LayerStoreException;
 import io.zenith.layer.Timeline;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.WalRecordAssembler;
 import io.zenith.wal.WalStream;
 import java.nio.ByteBuffer;
 import java.time.Duration;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import org.reactivestreams.Publisher;
 import org.slf4j.Logger;
@@ -40,6 +44,15 @@ import reactor.core.scheduler.Schedulers;
  * the ingest stage waits for it; its queue fills, decode stops requesting chunks, and the WAL
  * source stops reading its socket. Memory is bounded by the queue, the assembler's current record
  * and the frozen layers' indexes.
+ *
+ * <p><b>Full disk:</b> a flush that cannot write its layer file ({@link
+ * LayerStoreException.Kind#NO_SPACE}) has changed nothing; the flush thread retries it after a
+ * backoff ({@link #RETRY_MIN} doubling to {@link #RETRY_MAX}) until it works or the pipeline is
+ * closed. Meanwhile ingest goes on until the backpressure above stops it, so the disk-consistent
+ * LSN the source is told stays where it was (safekeepers hold the compute's commits by their lag
+ * limits); once there is space, the retry flushes the frozen layers and ingest resumes. The
+ * timeline logs the first failure and the recovery ({@link Timeline#flushFailure}); counted in
+ * {@code zenith.flush.failures}, shown by the gauge {@code zenith.flush.blocked}.
  *
  * <p><b>Idle flush:</b> when no record arrived for {@code idleFlush}, everything ingested is frozen
  * and flushed, so the disk-consistent LSN catches up (a compute shutting down waits for it).
@@ -77,6 +90,14 @@ public final class IngestPipeline implements AutoCloseable {
   private final Counter bytes;
   private final Timer flushTimer;
   private final AtomicLong lastRecordNanos = new AtomicLong(System.nanoTime());
+
+  /** First wait before a failed (full disk) flush is retried; doubles up to {@link #RETRY_MAX}. */
+  static final Duration RETRY_MIN = Duration.ofSeconds(1);
+
+  static final Duration RETRY_MAX = Duration.ofSeconds(10);
+
+  /** Counted down by {@link #close()}: ends a flush retry's wait. */
+  private final CountDownLatch closing = new CountDownLatch(1);
 
   /** A hook tests use to slow the flush stage down (the backpressure scenario). */
   private volatile Duration flushDelay = Duration.ZERO;
@@ -121,6 +142,14 @@ public final class IngestPipeline implements AutoCloseable {
         .tags(tags)
         .baseUnit("bytes")
         .description("WAL ingested but not yet durable")
+        .register(meters);
+    FunctionCounter.builder("zenith.flush.failures", timeline, Timeline::flushFailures)
+        .tags(tags)
+        .description("layer flushes that failed for want of space (and are retried)")
+        .register(meters);
+    Gauge.builder("zenith.flush.blocked", timeline, t -> t.flushFailure().isPresent() ? 1 : 0)
+        .tags(tags)
+        .description("1 while the timeline's flushes fail for want of space, else 0")
         .register(meters);
     Gauge.builder("zenith.ingest.frozen_layers", timeline, Timeline::frozenCount)
         .tags(tags)
@@ -200,7 +229,13 @@ public final class IngestPipeline implements AutoCloseable {
     }
   }
 
+  /**
+   * Flushes every frozen layer, oldest first; on the flush thread. A flush that fails for want of
+   * space is retried after a backoff until it works, so this returns only when nothing is frozen;
+   * it gives up (throws the failure) once the pipeline is closed.
+   */
   private void flushAll(Progress progress) {
+    Duration backoff = RETRY_MIN;
     while (true) {
       long t0 = System.nanoTime();
       Duration delay = flushDelay;
@@ -212,11 +247,33 @@ public final class IngestPipeline implements AutoCloseable {
           return;
         }
       }
-      if (!timeline.flushOldestFrozen()) {
+      boolean flushed;
+      try {
+        flushed = timeline.flushOldestFrozen();
+      } catch (LayerStoreException e) {
+        if (e.kind() != LayerStoreException.Kind.NO_SPACE || !waitBeforeRetry(backoff)) {
+          throw e;
+        }
+        backoff =
+            backoff.multipliedBy(2).compareTo(RETRY_MAX) > 0 ? RETRY_MAX : backoff.multipliedBy(2);
+        continue;
+      }
+      if (!flushed) {
         return;
       }
+      backoff = RETRY_MIN;
       flushTimer.record(Duration.ofNanos(System.nanoTime() - t0));
       progress.report(timeline.lastRecordLsn(), timeline.diskConsistentLsn());
+    }
+  }
+
+  /** Waits {@code d} unless the pipeline closes first; false if it did (or was interrupted). */
+  private boolean waitBeforeRetry(Duration d) {
+    try {
+      return !closing.await(d.toNanos(), TimeUnit.NANOSECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return false;
     }
   }
 
@@ -232,11 +289,13 @@ public final class IngestPipeline implements AutoCloseable {
   }
 
   /**
-   * Stops the pipeline's threads, waiting (up to a minute) for the record or flush in progress.
-   * Idempotent; concurrent callers all wait.
+   * Stops the pipeline's threads, waiting (up to a minute) for the record or flush in progress; a
+   * flush waiting to be retried gives up (its layer stays frozen in the timeline). Idempotent;
+   * concurrent callers all wait.
    */
   @Override
   public void close() {
+    closing.countDown();
     ingestThread.disposeGracefully().timeout(Duration.ofMinutes(1)).onErrorComplete().block();
     flushThread.disposeGracefully().timeout(Duration.ofMinutes(1)).onErrorComplete().block();
   }
