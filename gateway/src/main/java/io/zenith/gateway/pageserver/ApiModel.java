@@ -77,5 +77,6 @@ public final class ApiModel {
       @JsonInclude(JsonInclude.Include.NON_NULL) Long logicalSize,
       String state,
       String brokenReason,
+      String flushError,
       WalReceiverInfo walReceiver) {}
 }

@@ -151,6 +151,7 @@ public final class HttpApi {
           case ALREADY_EXISTS -> 409;
           case INVALID_LSN -> 400;
           case LSN_TIMEOUT -> 504;
+          case NO_SPACE -> 507;
           case CORRUPT_FILE, IO -> 500;
         };
     return new ApiException(status, e.getMessage());

@@ -9,6 +9,7 @@ import io.zenith.gateway.http.ApiException;
 import io.zenith.ingest.keys.Catalog;
 import io.zenith.ingest.keys.KeySpace;
 import io.zenith.ingest.pg.PgControl;
+import io.zenith.layer.LayerDisk;
 import io.zenith.layer.LayerStore;
 import io.zenith.layer.LayerStoreException;
 import io.zenith.layer.Timeline;
@@ -81,12 +82,12 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
   private PgWireServer pg;
   private volatile Duration flushDelayForTests = Duration.ZERO;
 
-  private Pageserver(Path dataDir, PageserverConfig config) {
+  private Pageserver(Path dataDir, PageserverConfig config, LayerDisk disk) {
     this.dataDir = dataDir;
     this.config = config;
     this.lock = lock(dataDir);
     try {
-      this.store = LayerStore.open(dataDir, config.layerStoreConfig());
+      this.store = LayerStore.open(dataDir, config.layerStoreConfig(), disk);
     } catch (RuntimeException e) {
       closeLock(lock, e);
       throw e;
@@ -134,7 +135,15 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
 
   /** Opens the data directory and starts serving; resumes the WAL sources it had. */
   public static Pageserver start(Path dataDir, PageserverConfig config) {
-    Pageserver ps = new Pageserver(dataDir, config);
+    return start(dataDir, config, LayerDisk.DIRECT);
+  }
+
+  /**
+   * Starts as {@link #start(Path, PageserverConfig)} does, with layer files written through {@code
+   * disk} (tests simulate a full disk there).
+   */
+  public static Pageserver start(Path dataDir, PageserverConfig config, LayerDisk disk) {
+    Pageserver ps = new Pageserver(dataDir, config, disk);
     try {
       ps.http = new HttpApi(ps).bind(config.httpAddress());
       ps.pg =
@@ -249,6 +258,14 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
   @Override
   public ApiModel.TimelineInfo checkpoint(TenantId tenant, TimelineId id) {
     Timeline t = store.timeline(tenant, id);
+    t.flushFailure()
+        .ifPresent(
+            why -> {
+              // Its flush thread is retrying: answer now rather than after waiting for space.
+              throw new LayerStoreException(
+                  LayerStoreException.Kind.NO_SPACE,
+                  "cannot checkpoint " + t + ": its layer flushes fail (" + why + ")");
+            });
     // Freezing must happen between records: a streaming timeline freezes on its ingest thread.
     WalReceiver r = receivers.get(key(tenant, id));
     if (r != null) {
@@ -370,6 +387,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
         size,
         t.brokenReason().isPresent() ? "broken" : "active",
         t.brokenReason().orElse(null),
+        t.flushFailure().orElse(null),
         r == null ? null : r.info());
   }
 

@@ -138,6 +138,7 @@ class PageserverApiConformanceTest {
     JsonNode one = call(TIMELINE, "GET", tl(tenant, main), null).json();
     assertThat(one.path("logical_size").asLong()).isPositive();
     assertThat(one.path("state").asText()).isEqualTo("active");
+    assertThat(one.path("flush_error").isNull()).as("flushes work").isTrue();
     assertThat(call(TIMELINE, "GET", "/v1/tenant/" + tenant + "/timeline/xyz", null).status())
         .isEqualTo(400);
     assertThat(call(TIMELINE, "GET", tl(tenant, TimelineId.generate()), null).status())
