@@ -118,6 +118,14 @@ final class LayerIndex implements AutoCloseable {
     Fsync.syncedWrite(dir, write, LayerIndex::isSyncFailure);
   }
 
+  /** RocksDB's "no space" I/O error: a write that failed for want of space, before any fsync. */
+  static boolean isNoSpace(RocksDBException e) {
+    Status s = e.getStatus();
+    return s != null
+        && s.getCode() == Status.Code.IOError
+        && s.getSubCode() == Status.SubCode.NoSpace;
+  }
+
   static boolean isSyncFailure(RocksDBException e) {
     Status s = e.getStatus();
     return s != null

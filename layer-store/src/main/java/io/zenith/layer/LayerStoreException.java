@@ -21,8 +21,9 @@ public final class LayerStoreException extends RuntimeException {
     /** A layer or metadata file failed its checks (magic, version, CRC, bounds). */
     CORRUPT_FILE,
     /**
-     * A layer file's bytes could not be written (typically the disk is full) before anything of it
-     * was durable: nothing changed, and the flush can be retried once there is space.
+     * A flush could not write for want of space (a layer file's bytes, or RocksDB's "no space")
+     * before anything of it was durable: nothing changed, and the flush can be retried once there
+     * is space.
      */
     NO_SPACE,
     /** An I/O error (permissions, a failed read). */

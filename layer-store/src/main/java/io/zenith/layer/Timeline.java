@@ -354,11 +354,12 @@ public final class Timeline {
    * <p>A failure before the commit leaves the store as it was: the layer file and its temporary
    * file are deleted, RocksDB and the disk-consistent LSN are unchanged, and the frozen layer stays
    * queued with its versions, so the flush can simply be called again (a retry reuses the layer id
-   * the first attempt allocated).
+   * the first attempt allocated). A failed commit leaves the file to recovery. A failed fsync is an
+   * Error that passes through untouched.
    *
-   * @throws LayerStoreException NO_SPACE when the layer file could not get its bytes (a full disk:
-   *     retry later; the first failure of a spell is logged at WARN, the flush that works again at
-   *     INFO); IO for other failures
+   * @throws LayerStoreException NO_SPACE when the layer file could not get its bytes, or RocksDB
+   *     reported no space (a full disk: retry later; the first failure of a spell is logged at
+   *     WARN, the flush that works again at INFO); IO for other failures
    */
   public boolean flushOldestFrozen() {
     checkUsable();
@@ -382,8 +383,16 @@ public final class Timeline {
         writeAndCommit(l, to, state);
       }
     } catch (LayerFile.WriteException e) {
-      throw flushFailed(e);
-    } catch (IOException | RocksDBException e) {
+      throw flushFailed(e, e.getCause() == null ? e.getMessage() : e.getCause().getMessage());
+    } catch (RocksDBException e) {
+      if (LayerIndex.isNoSpace(e)) {
+        throw flushFailed(e, e.getMessage());
+      }
+      throw new LayerStoreException(
+          LayerStoreException.Kind.IO,
+          "cannot flush a layer of " + tenant() + "/" + id() + ": " + e.getMessage(),
+          e);
+    } catch (IOException e) {
       throw new LayerStoreException(
           LayerStoreException.Kind.IO,
           "cannot flush a layer of " + tenant() + "/" + id() + ": " + e.getMessage(),
@@ -413,34 +422,44 @@ public final class Timeline {
     Path path = dir.resolve(name);
     LayerFile.Header h =
         new LayerFile.Header(LayerFile.Kind.DELTA, tenant(), id(), l.keyRange(), l.from(), to, id);
-    boolean committed = false;
+    List<LayerFile.IndexEntry> entries;
+    LayerIndex.LayerInfo info;
     try {
-      List<LayerFile.IndexEntry> entries = LayerFile.Writer.write(path, h, disk, l::writeTo);
-      LayerIndex.LayerInfo info =
+      entries = LayerFile.Writer.write(path, h, disk, l::writeTo);
+      info =
           new LayerIndex.LayerInfo(id, LayerFile.Kind.DELTA, l.from(), to, Files.size(path), name);
       readers.put(id, LayerFile.Reader.open(path));
+    } catch (IOException | RuntimeException e) {
+      // Nothing refers to the file (recovery would delete it): gone now, so that a retry starts
+      // from the same directory. Not on a failed fsync (an Error): that stops the process as is.
+      closeReader(id);
+      deleteQuietly(path);
+      deleteQuietly(path.resolveSibling(name + DurableFiles.TEMP_SUFFIX));
+      throw e;
+    }
+    try {
       index.commitLayer(tenant(), id(), info, entries, state);
-      committed = true;
-      log.info(
-          "flushed layer {} of {}/{}: {} versions, {} bytes, LSN {}..{}",
-          name,
-          tenant(),
-          id(),
-          entries.size(),
-          info.size(),
-          l.from(),
-          to);
-    } finally {
-      if (!committed) {
-        LayerFile.Reader r = readers.remove(id);
-        if (r != null) {
-          r.close();
-        }
-        // Never committed: what recovery would delete after a crash. Gone now, so that a retry
-        // starts from the same directory.
-        deleteQuietly(path);
-        deleteQuietly(path.resolveSibling(name + DurableFiles.TEMP_SUFFIX));
-      }
+    } catch (RocksDBException | RuntimeException e) {
+      // Whether the batch is in RocksDB is for its recovery to say: the file stays (a restart
+      // deletes it if it is not registered; a retry writes it again under the same name).
+      closeReader(id);
+      throw e;
+    }
+    log.info(
+        "flushed layer {} of {}/{}: {} versions, {} bytes, LSN {}..{}",
+        name,
+        tenant(),
+        id(),
+        entries.size(),
+        info.size(),
+        l.from(),
+        to);
+  }
+
+  private void closeReader(long layerId) {
+    LayerFile.Reader r = readers.remove(layerId);
+    if (r != null) {
+      r.close();
     }
   }
 
@@ -452,8 +471,7 @@ public final class Timeline {
     }
   }
 
-  private LayerStoreException flushFailed(LayerFile.WriteException e) {
-    String why = e.getCause() == null ? e.getMessage() : e.getCause().getMessage();
+  private LayerStoreException flushFailed(Exception e, String why) {
     synchronized (flushStateLock) {
       long n = flushFailures.incrementAndGet();
       if (flushFailure == null) {
