@@ -1,11 +1,11 @@
 package io.zenith.layer.testing;
 
 import io.zenith.layer.LayerDisk;
+import io.zenith.wal.testing.FreeSpace;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
-import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * A disk with a settable amount of free space, for layer files ({@link LayerDisk}): the bytes of a
@@ -14,13 +14,12 @@ import java.util.concurrent.atomic.AtomicLong;
  * counted: {@link #setFree} is the test's "space is back". Thread-safe.
  */
 public final class FullLayerDisk implements LayerDisk {
-  public static final String ENOSPC = "No space left on device";
+  public static final String ENOSPC = FreeSpace.ENOSPC;
 
-  private final AtomicLong free;
-  private final AtomicLong refusals = new AtomicLong();
+  private final FreeSpace free;
 
   private FullLayerDisk(long free) {
-    this.free = new AtomicLong(free);
+    this.free = new FreeSpace(free);
   }
 
   /** A disk with {@code bytes} free. */
@@ -39,29 +38,18 @@ public final class FullLayerDisk implements LayerDisk {
 
   /** How many writes failed for lack of space. */
   public long refusals() {
-    return refusals.get();
+    return free.refusals();
   }
 
   @Override
   public void append(FileChannel file, Path path, ByteBuffer bytes) throws IOException {
     int want = bytes.remaining();
-    int granted = (int) take(want);
+    int granted = (int) free.take(want);
     ByteBuffer part = bytes.slice(bytes.position(), granted);
     LayerDisk.DIRECT.append(file, path, part);
     bytes.position(bytes.position() + granted);
     if (granted < want) {
-      refusals.incrementAndGet();
-      throw new IOException(ENOSPC);
-    }
-  }
-
-  private long take(long size) {
-    while (true) {
-      long f = free.get();
-      long granted = Math.min(f, size);
-      if (free.compareAndSet(f, f - granted)) {
-        return granted;
-      }
+      throw free.refuse();
     }
   }
 }

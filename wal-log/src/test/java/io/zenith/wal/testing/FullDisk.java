@@ -4,7 +4,6 @@ import io.zenith.wal.log.SegmentAllocator;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
-import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * A disk with a settable amount of free space, for WAL logs ({@link SegmentAllocator}): segment
@@ -13,13 +12,12 @@ import java.util.concurrent.atomic.AtomicLong;
  * counted: {@link #setFree} is the test's "space is back". Thread-safe.
  */
 public final class FullDisk implements SegmentAllocator {
-  public static final String ENOSPC = "No space left on device";
+  public static final String ENOSPC = FreeSpace.ENOSPC;
 
-  private final AtomicLong free;
-  private final AtomicLong refusals = new AtomicLong();
+  private final FreeSpace free;
 
   private FullDisk(long free) {
-    this.free = new AtomicLong(free);
+    this.free = new FreeSpace(free);
   }
 
   /** A disk with {@code bytes} free. */
@@ -38,26 +36,15 @@ public final class FullDisk implements SegmentAllocator {
 
   /** How many preallocations failed for lack of space. */
   public long refusals() {
-    return refusals.get();
+    return free.refusals();
   }
 
   @Override
   public void preallocate(FileChannel file, Path path, long size) throws IOException {
-    long granted = take(size);
+    long granted = free.take(size);
     SegmentAllocator.ZEROS.preallocate(file, path, granted);
     if (granted < size) {
-      refusals.incrementAndGet();
-      throw new IOException(ENOSPC);
-    }
-  }
-
-  private long take(long size) {
-    while (true) {
-      long f = free.get();
-      long granted = Math.min(f, size);
-      if (free.compareAndSet(f, f - granted)) {
-        return granted;
-      }
+      throw free.refuse();
     }
   }
 }
