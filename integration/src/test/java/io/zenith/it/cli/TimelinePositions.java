@@ -1,0 +1,110 @@
+package io.zenith.it.cli;
+
+import io.zenith.gateway.control.PageserverClient;
+import io.zenith.gateway.pageserver.ApiModel;
+import io.zenith.gateway.safekeeper.SafekeeperClient;
+import io.zenith.wal.Lsn;
+import io.zenith.wal.TenantId;
+import io.zenith.wal.TimelineId;
+import java.net.InetSocketAddress;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.function.BooleanSupplier;
+
+/**
+ * The WAL positions of one branch's timeline as the repository's servers report them through their
+ * HTTP APIs: the safekeepers' {@code commit_lsn} and the pageserver's {@code last_record_lsn} and
+ * {@code disk_consistent_lsn}. A server that does not answer (killed, restarting) is left out, not
+ * an error. Thread-safe (the clients are).
+ */
+final class TimelinePositions {
+  /** How long one HTTP call may take: a sample must not hang on a server that stopped. */
+  private static final Duration CALL = Duration.ofSeconds(10);
+
+  private final TenantId tenant;
+  private final TimelineId timeline;
+  private final PageserverClient pageserver;
+  private final List<SafekeeperClient> safekeepers = new ArrayList<>();
+
+  /** What the pageserver has of the timeline: ingested, and durable in layer files. */
+  record Pageserver(Lsn lastRecord, Lsn diskConsistent) {}
+
+  /** The timeline of compute {@code compute} of {@code z}, which has {@code safekeepers}. */
+  TimelinePositions(ZenithRepo z, int safekeepers, String compute) {
+    Map<String, String> shown = z.show(compute);
+    this.tenant = TenantId.parse(shown.get("tenant"));
+    this.timeline = TimelineId.parse(shown.get("timeline"));
+    this.pageserver = new PageserverClient(new InetSocketAddress("127.0.0.1", z.httpPort));
+    for (int id = 1; id <= safekeepers; id++) {
+      this.safekeepers.add(
+          new SafekeeperClient(
+              id, new InetSocketAddress("127.0.0.1", z.safekeeperHttpPort(id)), CALL));
+    }
+  }
+
+  /** The highest {@code commit_lsn} of the safekeepers that answer; empty if none does. */
+  Optional<Lsn> commitLsn() {
+    Lsn max = null;
+    for (SafekeeperClient sk : safekeepers) {
+      try {
+        Lsn c = Lsn.parse(sk.timeline(tenant, timeline).commitLsn());
+        max = max == null ? c : Lsn.max(max, c);
+      } catch (RuntimeException e) {
+        // not running (killed, restarting): the others decide
+      }
+    }
+    return Optional.ofNullable(max);
+  }
+
+  /** The pageserver's positions; empty if it does not answer. */
+  Optional<Pageserver> pageserver() {
+    try {
+      ApiModel.TimelineInfo t = pageserver.timeline(tenant, timeline);
+      return Optional.of(
+          new Pageserver(Lsn.parse(t.lastRecordLsn()), Lsn.parse(t.diskConsistentLsn())));
+    } catch (RuntimeException e) {
+      return Optional.empty();
+    }
+  }
+
+  /**
+   * Waits (bounded) until the pageserver has ingested the WAL up to {@code target}; returns how
+   * long that took.
+   */
+  Duration awaitPageserver(Lsn target, Duration timeout) {
+    long t0 = System.nanoTime();
+    await(
+        timeout,
+        "the pageserver's last_record_lsn to reach " + target,
+        () -> pageserver().map(p -> !p.lastRecord().isBefore(target)).orElse(false));
+    return Duration.ofNanos(System.nanoTime() - t0);
+  }
+
+  /**
+   * Polls {@code condition} every 200 ms until it holds; fails after {@code timeout}. Slower than
+   * {@code PgWal.await}: each poll here is an HTTP call to a server that shares two cores with the
+   * workload it is measuring.
+   */
+  static void await(Duration timeout, String what, BooleanSupplier condition) {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    while (!condition.getAsBoolean()) {
+      if (System.nanoTime() > deadline) {
+        throw new AssertionError("timed out after " + timeout + " waiting for " + what);
+      }
+      try {
+        Thread.sleep(200);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new AssertionError("interrupted waiting for " + what, e);
+      }
+    }
+  }
+
+  /** Bytes as MiB with one decimal, for the logs. */
+  static String mib(long bytes) {
+    return String.format("%.1f MiB", bytes / (1024.0 * 1024.0));
+  }
+}
