@@ -52,10 +52,19 @@ test: deps check-java
 # The long safekeeper chaos runs (issue 4): bank transfers while safekeeper OS processes are
 # SIGKILLed one at a time, for CHAOS_SECONDS (150 by default; `make test` runs them briefly),
 # directly and through the zenith CLI (ending with a compute rebuilt from the pageserver).
+# The soak and pageserver-crash runs (issue 9), through the zenith CLI: pgbench tpcb-like at scale
+# 20, 8 clients, for SOAK_SECONDS with 1 and with 3 safekeepers and the default settings (`make
+# test` runs 45 s at scale 5 with a 4MiB checkpoint_distance); the pageserver SIGKILLed and
+# restarted PSKILL_CYCLES times under the bank workload (3 in `make test`).
 CHAOS_SECONDS ?= 150
+SOAK_SECONDS ?= 600
+PSKILL_CYCLES ?= 20
 test-long: deps check-java
-	$(MVN) -pl gateway,integration -am verify -Dtest='SafekeeperChaosTest,CliBankChaosTest' \
-	  -Dsurefire.failIfNoSpecifiedTests=false -Dzenith.chaos.seconds=$(CHAOS_SECONDS)
+	$(MVN) -pl gateway,integration -am verify \
+	  -Dtest='SafekeeperChaosTest,CliBankChaosTest,CliSoakTest,CliPageserverKillTest' \
+	  -Dsurefire.failIfNoSpecifiedTests=false -Dzenith.chaos.seconds=$(CHAOS_SECONDS) \
+	  -Dzenith.soak.seconds=$(SOAK_SECONDS) -Dzenith.soak.scale=20 \
+	  -Dzenith.soak.checkpoint.distance=default -Dzenith.pskill.cycles=$(PSKILL_CYCLES)
 
 # Installs whatever of DEB_PACKAGES is missing (apt-get update first; needs root or sudo), then
 # fetches and builds PostgreSQL's regression suite into PG_REGRESS_CACHE unless it is there already
