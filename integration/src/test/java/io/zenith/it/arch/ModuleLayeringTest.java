@@ -1,15 +1,27 @@
 package io.zenith.it.arch;
 
+import static com.tngtech.archunit.base.DescribedPredicate.not;
+import static com.tngtech.archunit.core.domain.JavaClass.Predicates.resideInAPackage;
+import static com.tngtech.archunit.core.domain.JavaClass.Predicates.resideInAnyPackage;
+import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.classes;
+import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.noClasses;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import com.tngtech.archunit.core.domain.Dependency;
+import com.tngtech.archunit.core.domain.JavaClass;
 import com.tngtech.archunit.core.domain.JavaClasses;
 import com.tngtech.archunit.core.importer.ClassFileImporter;
 import com.tngtech.archunit.core.importer.ImportOption;
+import com.tngtech.archunit.lang.ArchCondition;
 import com.tngtech.archunit.lang.ArchRule;
+import com.tngtech.archunit.lang.ConditionEvents;
 import com.tngtech.archunit.lang.EvaluationResult;
+import com.tngtech.archunit.lang.SimpleConditionEvent;
 import com.tngtech.archunit.library.Architectures;
 import io.zenith.gateway.http.Json;
 import io.zenith.layer.archfixture.ReachesUp;
+import io.zenith.layer.internal.archfixture.Hidden;
+import io.zenith.page.archfixture.ReachesIn;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 
@@ -23,6 +35,9 @@ import org.junit.jupiter.api.Test;
  * {@code io.zenith.pg..}; replication, layer-store, ingest-pipeline, page-serving and gateway =
  * {@code io.zenith.replication..}, {@code .layer..}, {@code .ingest..}, {@code .page..}, {@code
  * .gateway..}.
+ *
+ * <p>A package named {@code internal} (anywhere below a module's root) holds types that the
+ * module's own packages share but that are not its API: only the module itself may use them.
  */
 class ModuleLayeringTest {
   private static final Pattern TEST_JAR = Pattern.compile(".*-tests\\.jar.*");
@@ -55,6 +70,52 @@ class ModuleLayeringTest {
         .mayOnlyBeAccessedByLayers("gateway");
   }
 
+  /** The module a class belongs to: its package root, with wal-log's two roots as one. */
+  static String module(JavaClass c) {
+    String[] parts = c.getPackageName().split("\\.");
+    if (parts.length < 3) {
+      return c.getPackageName();
+    }
+    return switch (parts[2]) {
+      case "wal", "pg" -> "wal-log";
+      default -> parts[2];
+    };
+  }
+
+  /** Types in an {@code internal} package are used by their own module only. */
+  static ArchRule internalPackagesStayInTheirModule() {
+    return classes()
+        .that()
+        .resideInAPackage("io.zenith..internal..")
+        .should(
+            new ArchCondition<JavaClass>("be used only by their own module") {
+              @Override
+              public void check(JavaClass internal, ConditionEvents events) {
+                for (Dependency d : internal.getDirectDependenciesToSelf()) {
+                  if (!module(d.getOriginClass()).equals(module(internal))) {
+                    events.add(SimpleConditionEvent.violated(d, d.getDescription()));
+                  }
+                }
+              }
+            })
+        // No module may have internal packages yet, and the rule still holds.
+        .allowEmptyShould(true);
+  }
+
+  /**
+   * The key schema and PostgreSQL's layout facts stand alone inside ingest-pipeline (ADR 0006):
+   * readers use them without the writer's machinery.
+   */
+  static ArchRule keySchemaStandsAlone() {
+    String[] schema = {"io.zenith.ingest.keys..", "io.zenith.ingest.pg.."};
+    return noClasses()
+        .that()
+        .resideInAnyPackage(schema)
+        .should()
+        .dependOnClassesThat(
+            resideInAPackage("io.zenith.ingest..").and(not(resideInAnyPackage(schema))));
+  }
+
   @Test
   void mainCodeDependsOnlyDownwards() {
     JavaClasses main =
@@ -84,6 +145,8 @@ class ModuleLayeringTest {
         .as("a test-jar fixture imported")
         .isFalse();
     layering().check(main);
+    internalPackagesStayInTheirModule().check(main);
+    keySchemaStandsAlone().check(main);
   }
 
   @Test
@@ -94,5 +157,16 @@ class ModuleLayeringTest {
     assertThat(String.join("\n", result.getFailureReport().getDetails()))
         .contains(ReachesUp.class.getName())
         .contains(Json.class.getName());
+  }
+
+  @Test
+  void usingAnotherModulesInternalPackageFailsTheRuleNamingBothClasses() {
+    JavaClasses classes = new ClassFileImporter().importClasses(ReachesIn.class, Hidden.class);
+    // The layering alone allows it (page-serving may use the layer store): this rule catches it.
+    EvaluationResult result = internalPackagesStayInTheirModule().evaluate(classes);
+    assertThat(result.hasViolation()).isTrue();
+    assertThat(String.join("\n", result.getFailureReport().getDetails()))
+        .contains(ReachesIn.class.getName())
+        .contains(Hidden.class.getName());
   }
 }
