@@ -5,7 +5,7 @@ import com.github.benmanes.caffeine.cache.Caffeine;
 import io.zenith.ingest.WalIngest;
 import io.zenith.ingest.keys.KeySpace;
 import io.zenith.layer.Key;
-import io.zenith.layer.Timeline;
+import io.zenith.layer.TimelineView;
 import io.zenith.layer.Value;
 import io.zenith.layer.Version;
 import io.zenith.page.redo.RedoRequest;
@@ -85,7 +85,7 @@ public final class PageReconstructor {
   }
 
   /** The page of {@code key} as of {@code lsn}; a zero page if it has no version yet. */
-  public byte[] page(Timeline timeline, Key key, Lsn lsn) {
+  public byte[] page(TimelineView timeline, Key key, Lsn lsn) {
     List<Version> history = timeline.history(key, lsn);
     if (history.isEmpty()) {
       return new byte[WalFormat.BLCKSZ];
@@ -160,7 +160,7 @@ public final class PageReconstructor {
   }
 
   private byte[] flushRedo(
-      Timeline t, Key key, byte[] page, List<Value.WalRecord> batch, List<Lsn> ends) {
+      TimelineView t, Key key, byte[] page, List<Value.WalRecord> batch, List<Lsn> ends) {
     if (batch.isEmpty()) {
       return page;
     }

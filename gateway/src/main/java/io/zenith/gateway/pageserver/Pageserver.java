@@ -13,6 +13,7 @@ import io.zenith.layer.LayerDisk;
 import io.zenith.layer.LayerStore;
 import io.zenith.layer.LayerStoreException;
 import io.zenith.layer.Timeline;
+import io.zenith.layer.TimelineView;
 import io.zenith.page.Basebackup;
 import io.zenith.page.PageChecksum;
 import io.zenith.page.PageReconstructor;
@@ -241,7 +242,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
   }
 
   /** A branch point must be where a record can start: not inside a page header. */
-  private static void checkBranchPoint(Timeline anc, Lsn lsn) {
+  private static void checkBranchPoint(TimelineView anc, Lsn lsn) {
     byte[] control = Catalog.image(anc, KeySpace.CONTROL_FILE, anc.lastRecordLsn()).orElse(null);
     int segmentSize = control == null ? 16 << 20 : PgControl.parse(control).walSegmentSize();
     int inPage = lsn.pageOffset();
@@ -364,7 +365,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
     }
   }
 
-  private ApiModel.TimelineInfo info(Timeline t, boolean withSize) {
+  private ApiModel.TimelineInfo info(TimelineView t, boolean withSize) {
     Long size = null;
     if (withSize && t.brokenReason().isEmpty()) {
       size = 0L;
@@ -443,7 +444,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
             LayerStoreException.class, e -> Mono.just(error(sqlState(e), e.getMessage())));
   }
 
-  private QueryResponse basebackup(PgSession session, Timeline t, Lsn lsn) {
+  private QueryResponse basebackup(PgSession session, TimelineView t, Lsn lsn) {
     boolean checksums =
         PgControl.parse(Catalog.image(t, KeySpace.CONTROL_FILE, lsn).orElseThrow())
                 .dataChecksumVersion()
