@@ -1,9 +1,9 @@
 package io.zenith.page;
 
-import io.zenith.ingest.DatadirImport;
 import io.zenith.ingest.keys.Catalog;
 import io.zenith.ingest.keys.KeySpace;
 import io.zenith.ingest.pg.CheckPointData;
+import io.zenith.ingest.pg.PageLayout;
 import io.zenith.ingest.pg.PgControl;
 import io.zenith.ingest.pg.SlruLayout;
 import io.zenith.layer.Timeline;
@@ -358,19 +358,18 @@ public final class Basebackup {
           Math.max(
               1,
               (int)
-                  ((Integer.toUnsignedLong(blocks) + DatadirImport.RELSEG_BLOCKS - 1)
-                      / DatadirImport.RELSEG_BLOCKS));
+                  ((Integer.toUnsignedLong(blocks) + PageLayout.RELSEG_SIZE - 1)
+                      / PageLayout.RELSEG_SIZE));
       for (int segno = 0; segno < segments; segno++) {
-        int first = segno * DatadirImport.RELSEG_BLOCKS;
-        int count =
-            (int) Math.min(DatadirImport.RELSEG_BLOCKS, Integer.toUnsignedLong(blocks) - first);
+        int first = segno * PageLayout.RELSEG_SIZE;
+        int count = (int) Math.min(PageLayout.RELSEG_SIZE, Integer.toUnsignedLong(blocks) - first);
         String path = relationPath(rel, target, segno);
         int[] done = {-1};
         steps.add(
             () -> {
               if (done[0] < 0) {
                 TarArchiveEntry e = new TarArchiveEntry(path);
-                e.setSize((long) count * WalFormat.BLCKSZ);
+                e.setSize((long) count * PageLayout.BLCKSZ);
                 e.setMode(0600);
                 tar.putArchiveEntry(e);
                 done[0] = 0;
@@ -395,7 +394,7 @@ public final class Basebackup {
     private boolean slruSegment(KeySpace.Slru slru, int segno, int pagesInSegment)
         throws IOException {
       TarArchiveEntry e = new TarArchiveEntry(slru.dir() + "/" + SlruLayout.segmentFileName(segno));
-      e.setSize((long) pagesInSegment * WalFormat.BLCKSZ);
+      e.setSize((long) pagesInSegment * PageLayout.BLCKSZ);
       e.setMode(0600);
       tar.putArchiveEntry(e);
       for (int blk = 0; blk < pagesInSegment; blk++) {

@@ -8,6 +8,7 @@ import io.zenith.gateway.cli.Main;
 import io.zenith.gateway.http.ApiException;
 import io.zenith.ingest.keys.Catalog;
 import io.zenith.ingest.keys.KeySpace;
+import io.zenith.ingest.pg.PageLayout;
 import io.zenith.ingest.pg.PgControl;
 import io.zenith.layer.LayerDisk;
 import io.zenith.layer.LayerStore;
@@ -370,7 +371,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
     if (withSize && t.brokenReason().isEmpty()) {
       size = 0L;
       for (Catalog.RelFork rf : Catalog.relations(t, KeySpace.ALL_RELATIONS, t.lastRecordLsn())) {
-        size += Integer.toUnsignedLong(rf.blocks()) * 8192;
+        size += Integer.toUnsignedLong(rf.blocks()) * PageLayout.BLCKSZ;
       }
     }
     Timeline.RecordPosition pos = t.position();
