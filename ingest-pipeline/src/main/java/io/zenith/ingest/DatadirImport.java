@@ -2,6 +2,7 @@ package io.zenith.ingest;
 
 import io.zenith.ingest.keys.KeySpace;
 import io.zenith.ingest.keys.KeySpace.Slru;
+import io.zenith.ingest.pg.PageLayout;
 import io.zenith.ingest.pg.PgControl;
 import io.zenith.ingest.pg.SlruLayout;
 import io.zenith.layer.Key;
@@ -13,7 +14,6 @@ import io.zenith.wal.Lsn;
 import io.zenith.wal.RelTag;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
-import io.zenith.wal.WalFormat;
 import io.zenith.wal.WalRecord;
 import io.zenith.wal.WalRecordAssembler;
 import io.zenith.wal.WalSegmentName;
@@ -40,9 +40,6 @@ import java.util.stream.Stream;
  */
 public final class DatadirImport {
   private DatadirImport() {}
-
-  /** Blocks per relation segment file ({@code RELSEG_SIZE}, 1 GiB). */
-  public static final int RELSEG_BLOCKS = 131072;
 
   /** What an import produced. */
   public record Result(Timeline timeline, Lsn lsn, long systemId, long pages, int relations) {}
@@ -168,33 +165,33 @@ public final class DatadirImport {
             .put(segno, f);
       }
     }
-    byte[] zero = new byte[WalFormat.BLCKSZ];
+    byte[] zero = new byte[PageLayout.BLCKSZ];
     for (Map.Entry<Integer, Map<ForkNumber, TreeMap<Integer, Path>>> rel : rels.entrySet()) {
       RelTag tag = new RelTag(spc, db, rel.getKey());
       for (Map.Entry<ForkNumber, TreeMap<Integer, Path>> fork : rel.getValue().entrySet()) {
         int blocks = 0;
         for (Map.Entry<Integer, Path> seg : fork.getValue().entrySet()) {
           byte[] content = Files.readAllBytes(seg.getValue());
-          if (content.length % WalFormat.BLCKSZ != 0) {
+          if (content.length % PageLayout.BLCKSZ != 0) {
             throw new ImportException(seg.getValue() + " is not a whole number of 8 KiB pages");
           }
-          int base = seg.getKey() * RELSEG_BLOCKS;
-          for (int i = 0; i < content.length / WalFormat.BLCKSZ; i++) {
+          int base = seg.getKey() * PageLayout.RELSEG_SIZE;
+          for (int i = 0; i < content.length / PageLayout.BLCKSZ; i++) {
             if (!java.util.Arrays.equals(
                 content,
-                i * WalFormat.BLCKSZ,
-                (i + 1) * WalFormat.BLCKSZ,
+                i * PageLayout.BLCKSZ,
+                (i + 1) * PageLayout.BLCKSZ,
                 zero,
                 0,
-                WalFormat.BLCKSZ)) {
+                PageLayout.BLCKSZ)) {
               byte[] page =
                   java.util.Arrays.copyOfRange(
-                      content, i * WalFormat.BLCKSZ, (i + 1) * WalFormat.BLCKSZ);
+                      content, i * PageLayout.BLCKSZ, (i + 1) * PageLayout.BLCKSZ);
               t.put(KeySpace.relBlock(tag, fork.getKey(), base + i), lsn, new Value.Image(page));
               pages[0]++;
             }
           }
-          blocks = base + content.length / WalFormat.BLCKSZ;
+          blocks = base + content.length / PageLayout.BLCKSZ;
         }
         t.put(
             KeySpace.relSize(tag, fork.getKey()),
@@ -218,8 +215,8 @@ public final class DatadirImport {
     for (Path seg : segments) {
       int segno = Integer.parseInt(seg.getFileName().toString(), 16);
       byte[] content = Files.readAllBytes(seg);
-      int n = content.length / WalFormat.BLCKSZ;
-      if (content.length % WalFormat.BLCKSZ != 0 || n > SlruLayout.PAGES_PER_SEGMENT) {
+      int n = content.length / PageLayout.BLCKSZ;
+      if (content.length % PageLayout.BLCKSZ != 0 || n > SlruLayout.PAGES_PER_SEGMENT) {
         throw new ImportException(seg + " is not an SLRU segment of whole 8 KiB pages");
       }
       for (int i = 0; i < n; i++) {
@@ -229,7 +226,7 @@ public final class DatadirImport {
             lsn,
             new Value.Image(
                 java.util.Arrays.copyOfRange(
-                    content, i * WalFormat.BLCKSZ, (i + 1) * WalFormat.BLCKSZ)));
+                    content, i * PageLayout.BLCKSZ, (i + 1) * PageLayout.BLCKSZ)));
       }
       t.put(KeySpace.slruSegmentSize(slru, segno), lsn, new Value.Image(KeySpace.encodeSize(n)));
     }

@@ -369,15 +369,9 @@ public final class WalIngest {
     return false;
   }
 
-  /** {@code PageInit(page, BLCKSZ, 0)}: an empty page with a valid header. */
+  /** {@code PageInit(page, BLCKSZ, 0)}: an empty page with a valid header (see PageLayout). */
   public static byte[] emptyPage() {
-    byte[] p = new byte[WalFormat.BLCKSZ];
-    ByteBuffer b = ByteBuffer.wrap(p).order(ByteOrder.LITTLE_ENDIAN);
-    b.putShort(12, (short) 24); // pd_lower = SizeOfPageHeaderData
-    b.putShort(14, (short) WalFormat.BLCKSZ); // pd_upper
-    b.putShort(16, (short) WalFormat.BLCKSZ); // pd_special
-    b.putShort(18, (short) (WalFormat.BLCKSZ | 4)); // pd_pagesize_version
-    return p;
+    return io.zenith.ingest.pg.PageLayout.emptyPage();
   }
 
   // ------------------------------------------------------------------ XLOG

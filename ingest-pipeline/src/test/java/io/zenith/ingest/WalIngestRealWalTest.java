@@ -6,6 +6,7 @@ import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.zenith.ingest.keys.Catalog;
 import io.zenith.ingest.keys.KeySpace;
 import io.zenith.ingest.pg.CheckPointData;
+import io.zenith.ingest.pg.PageLayout;
 import io.zenith.ingest.pg.PgControl;
 import io.zenith.layer.Key;
 import io.zenith.layer.LayerStore;
@@ -218,7 +219,7 @@ class WalIngestRealWalTest {
         }
         String fork = m.group(2) == null ? "main" : m.group(2);
         int segno = m.group(3) == null ? 0 : Integer.parseInt(m.group(3));
-        int blocks = (int) (Files.size(f) / WalFormat.BLCKSZ) + segno * DatadirImport.RELSEG_BLOCKS;
+        int blocks = (int) (Files.size(f) / WalFormat.BLCKSZ) + segno * PageLayout.RELSEG_SIZE;
         out.merge(m.group(1) + "/" + fork, blocks, Math::max);
       }
     }

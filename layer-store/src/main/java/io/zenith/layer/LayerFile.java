@@ -60,20 +60,20 @@ import net.jpountz.lz4.LZ4FastDecompressor;
 public final class LayerFile {
   private LayerFile() {}
 
-  public static final int MAGIC = 0x5A4C4159;
-  public static final int FOOTER_MAGIC = 0x5A4C4146;
-  public static final int FORMAT_VERSION = 1;
-  public static final int HEADER_SIZE = 128;
-  public static final int FOOTER_SIZE = 32;
-  public static final int INDEX_ENTRY_SIZE = Key.SIZE + 8 + 8 + 4 + 1;
+  static final int MAGIC = 0x5A4C4159;
+  static final int FOOTER_MAGIC = 0x5A4C4146;
+  static final int FORMAT_VERSION = 1;
+  static final int HEADER_SIZE = 128;
+  static final int FOOTER_SIZE = 32;
+  static final int INDEX_ENTRY_SIZE = Key.SIZE + 8 + 8 + 4 + 1;
   static final int BLOB_HEADER = 9;
   static final int BLOB_OVERHEAD = BLOB_HEADER + 4;
 
   /** Values larger than this are LZ4-compressed when that saves space. */
   static final int COMPRESS_THRESHOLD = 256;
 
-  public static final int FLAG_BASE = 1;
-  public static final int FLAG_TOMBSTONE = 2;
+  static final int FLAG_BASE = 1;
+  static final int FLAG_TOMBSTONE = 2;
 
   private static final LZ4Factory LZ4 = LZ4Factory.fastestInstance();
 
@@ -126,7 +126,7 @@ public final class LayerFile {
    * Writing a layer file's bytes failed (typically {@code ENOSPC}: the disk is full), before
    * anything of it was durable; its temporary file is deleted. Not a failed fsync.
    */
-  public static final class WriteException extends IOException {
+  static final class WriteException extends IOException {
     @Serial private static final long serialVersionUID = 1L;
 
     WriteException(Path path, IOException cause) {
@@ -138,7 +138,7 @@ public final class LayerFile {
    * Writes a layer file. Add versions in (key, lsn) order with {@link #add}, then {@link
    * #finish()}: the file is durable when it returns. Not thread-safe.
    */
-  public static final class Writer {
+  static final class Writer {
     private final Header header;
     private final FileChannel ch;
     private final Path path;
@@ -163,8 +163,7 @@ public final class LayerFile {
      *
      * @return the index entries written
      */
-    public static List<IndexEntry> write(Path target, Header header, Source source)
-        throws IOException {
+    static List<IndexEntry> write(Path target, Header header, Source source) throws IOException {
       return write(target, header, LayerDisk.DIRECT, source);
     }
 
@@ -174,7 +173,7 @@ public final class LayerFile {
      * @return the index entries written
      * @throws WriteException when {@code disk} fails (the temporary file is deleted)
      */
-    public static List<IndexEntry> write(Path target, Header header, LayerDisk disk, Source source)
+    static List<IndexEntry> write(Path target, Header header, LayerDisk disk, Source source)
         throws IOException {
       List<IndexEntry> entries = new ArrayList<>();
       DurableFiles.write(
@@ -189,16 +188,16 @@ public final class LayerFile {
 
     /** Supplies a layer's versions, in order. */
     @FunctionalInterface
-    public interface Source {
+    interface Source {
       void addTo(Writer w) throws IOException;
     }
 
-    public void add(Key key, Lsn lsn, Value value) throws IOException {
+    void add(Key key, Lsn lsn, Value value) throws IOException {
       add(key, lsn, value.encode(), flagsOf(value));
     }
 
     /** Adds an already encoded value. */
-    public void add(Key key, Lsn lsn, byte[] encoded, int flags) throws IOException {
+    void add(Key key, Lsn lsn, byte[] encoded, int flags) throws IOException {
       if (!header.keys().contains(key)
           || !lsn.isAfter(header.lsnFrom())
           || lsn.isAfter(header.lsnTo())) {

@@ -1,12 +1,13 @@
 package io.zenith.page;
 
-import io.zenith.ingest.DatadirImport;
 import io.zenith.ingest.keys.Catalog;
 import io.zenith.ingest.keys.KeySpace;
 import io.zenith.ingest.pg.CheckPointData;
+import io.zenith.ingest.pg.PageLayout;
 import io.zenith.ingest.pg.PgControl;
 import io.zenith.ingest.pg.SlruLayout;
 import io.zenith.layer.Timeline;
+import io.zenith.layer.TimelineView;
 import io.zenith.wal.ForkNumber;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.RelTag;
@@ -92,7 +93,7 @@ public final class Basebackup {
    * Plans the checkpoint for a basebackup at {@code lsn}: the record goes at {@code lsn}, or just
    * after the page header when {@code lsn} is a page boundary.
    */
-  public static Checkpoint checkpointAt(Timeline t, Lsn lsn) {
+  public static Checkpoint checkpointAt(TimelineView t, Lsn lsn) {
     byte[] controlImage =
         Catalog.image(t, KeySpace.CONTROL_FILE, lsn)
             .orElseThrow(
@@ -132,7 +133,7 @@ public final class Basebackup {
 
   /** The tar stream of the data directory of {@code t} at {@code lsn}. */
   public static Flux<ByteBuffer> stream(
-      Timeline t, Lsn lsn, PageReconstructor pages, PageFinisher finisher) {
+      TimelineView t, Lsn lsn, PageReconstructor pages, PageFinisher finisher) {
     return Flux.generate(
         () -> new Writer(t, lsn, pages, finisher),
         (w, sink) -> {
@@ -258,7 +259,7 @@ public final class Basebackup {
 
   /** Produces the tar in steps; not thread-safe (one subscriber). */
   private static final class Writer {
-    private final Timeline t;
+    private final TimelineView t;
     private final Lsn lsn;
     private final PageReconstructor pages;
     private final PageFinisher finisher;
@@ -273,7 +274,7 @@ public final class Basebackup {
       boolean run() throws IOException;
     }
 
-    Writer(Timeline t, Lsn lsn, PageReconstructor pages, PageFinisher finisher) {
+    Writer(TimelineView t, Lsn lsn, PageReconstructor pages, PageFinisher finisher) {
       this.t = t;
       this.lsn = lsn;
       this.pages = pages;
@@ -357,19 +358,18 @@ public final class Basebackup {
           Math.max(
               1,
               (int)
-                  ((Integer.toUnsignedLong(blocks) + DatadirImport.RELSEG_BLOCKS - 1)
-                      / DatadirImport.RELSEG_BLOCKS));
+                  ((Integer.toUnsignedLong(blocks) + PageLayout.RELSEG_SIZE - 1)
+                      / PageLayout.RELSEG_SIZE));
       for (int segno = 0; segno < segments; segno++) {
-        int first = segno * DatadirImport.RELSEG_BLOCKS;
-        int count =
-            (int) Math.min(DatadirImport.RELSEG_BLOCKS, Integer.toUnsignedLong(blocks) - first);
+        int first = segno * PageLayout.RELSEG_SIZE;
+        int count = (int) Math.min(PageLayout.RELSEG_SIZE, Integer.toUnsignedLong(blocks) - first);
         String path = relationPath(rel, target, segno);
         int[] done = {-1};
         steps.add(
             () -> {
               if (done[0] < 0) {
                 TarArchiveEntry e = new TarArchiveEntry(path);
-                e.setSize((long) count * WalFormat.BLCKSZ);
+                e.setSize((long) count * PageLayout.BLCKSZ);
                 e.setMode(0600);
                 tar.putArchiveEntry(e);
                 done[0] = 0;
@@ -394,7 +394,7 @@ public final class Basebackup {
     private boolean slruSegment(KeySpace.Slru slru, int segno, int pagesInSegment)
         throws IOException {
       TarArchiveEntry e = new TarArchiveEntry(slru.dir() + "/" + SlruLayout.segmentFileName(segno));
-      e.setSize((long) pagesInSegment * WalFormat.BLCKSZ);
+      e.setSize((long) pagesInSegment * PageLayout.BLCKSZ);
       e.setMode(0600);
       tar.putArchiveEntry(e);
       for (int blk = 0; blk < pagesInSegment; blk++) {

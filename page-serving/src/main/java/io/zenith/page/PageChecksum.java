@@ -1,5 +1,6 @@
 package io.zenith.page;
 
+import io.zenith.ingest.pg.PageLayout;
 import io.zenith.wal.LittleEndian;
 import io.zenith.wal.WalFormat;
 
@@ -15,9 +16,6 @@ import io.zenith.wal.WalFormat;
  */
 public final class PageChecksum {
   private PageChecksum() {}
-
-  /** Offset of {@code pd_checksum} (uint16) in the page header. */
-  public static final int PD_CHECKSUM_OFFSET = 8;
 
   private static final int N_SUMS = 32;
   private static final int FNV_PRIME = 16777619;
@@ -44,12 +42,12 @@ public final class PageChecksum {
     checkSize(page);
     int[] sums = BASE_OFFSETS.clone();
     // The page as uint32 data[BLCKSZ / 128][32]: word j of row i feeds sum j.
-    for (int row = 0; row < WalFormat.BLCKSZ / (4 * N_SUMS); row++) {
+    for (int row = 0; row < PageLayout.BLCKSZ / (4 * N_SUMS); row++) {
       int base = row * 4 * N_SUMS;
       for (int j = 0; j < N_SUMS; j++) {
         int off = base + 4 * j;
         int word = LittleEndian.i32(page, off);
-        if (off == PD_CHECKSUM_OFFSET) {
+        if (off == PageLayout.PD_CHECKSUM) {
           // pd_checksum (bytes 8..9) counts as zero; pd_flags (10..11) shares its word
           word &= 0xFFFF_0000;
         }
@@ -78,7 +76,7 @@ public final class PageChecksum {
   /** The checksum stored in the page header. */
   public static int stored(byte[] page) {
     checkSize(page);
-    return LittleEndian.u16(page, PD_CHECKSUM_OFFSET);
+    return LittleEndian.u16(page, PageLayout.PD_CHECKSUM);
   }
 
   /** Computes the checksum and stores it in {@code pd_checksum} (new pages are left alone). */
@@ -87,8 +85,8 @@ public final class PageChecksum {
       return;
     }
     int c = compute(page, blockNumber);
-    page[PD_CHECKSUM_OFFSET] = (byte) c;
-    page[PD_CHECKSUM_OFFSET + 1] = (byte) (c >>> 8);
+    page[PageLayout.PD_CHECKSUM] = (byte) c;
+    page[PageLayout.PD_CHECKSUM + 1] = (byte) (c >>> 8);
   }
 
   /**
@@ -111,9 +109,9 @@ public final class PageChecksum {
   }
 
   private static void checkSize(byte[] page) {
-    if (page.length != WalFormat.BLCKSZ) {
+    if (page.length != PageLayout.BLCKSZ) {
       throw new IllegalArgumentException(
-          "a page is " + WalFormat.BLCKSZ + " bytes, got " + page.length);
+          "a page is " + PageLayout.BLCKSZ + " bytes, got " + page.length);
     }
   }
 }

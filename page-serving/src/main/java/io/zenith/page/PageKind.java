@@ -1,8 +1,8 @@
 package io.zenith.page;
 
+import io.zenith.ingest.pg.PageLayout;
 import io.zenith.wal.ForkNumber;
 import io.zenith.wal.LittleEndian;
-import io.zenith.wal.WalFormat;
 
 /**
  * What a relation page holds, as far as comparing pages goes: the access method that laid it out,
@@ -32,9 +32,6 @@ public enum PageKind {
   /** An all-zero page, or one whose header or special space is not recognized. */
   OTHER;
 
-  /** {@code SizeOfPageHeaderData}. */
-  static final int PAGE_HEADER_SIZE = 24;
-
   /**
    * The kind of {@code page} of the given fork, told from the fork and the special space the way
    * pageinspect and pg_filedump do. GIN has no page id: an 8-byte special space that is neither
@@ -47,12 +44,12 @@ public enum PageKind {
     if (fork == ForkNumber.FSM) {
       return FREE_SPACE_MAP;
     }
-    if (page.length != WalFormat.BLCKSZ || !hasSaneHeader(page)) {
+    if (page.length != PageLayout.BLCKSZ || !hasSaneHeader(page)) {
       return OTHER;
     }
-    int special = LittleEndian.u16(page, 16);
-    int specialSize = WalFormat.BLCKSZ - special;
-    int lastU16 = LittleEndian.u16(page, WalFormat.BLCKSZ - 2);
+    int special = LittleEndian.u16(page, PageLayout.PD_SPECIAL);
+    int specialSize = PageLayout.BLCKSZ - special;
+    int lastU16 = LittleEndian.u16(page, PageLayout.BLCKSZ - 2);
     return switch (specialSize) {
       case 0 -> HEAP;
       case 16 ->
@@ -73,13 +70,13 @@ public enum PageKind {
 
   /** pd_lower, pd_upper and pd_special in order and within the page, as bufpage.c checks. */
   static boolean hasSaneHeader(byte[] page) {
-    int lower = LittleEndian.u16(page, 12);
-    int upper = LittleEndian.u16(page, 14);
-    int special = LittleEndian.u16(page, 16);
-    return lower >= PAGE_HEADER_SIZE
+    int lower = LittleEndian.u16(page, PageLayout.PD_LOWER);
+    int upper = LittleEndian.u16(page, PageLayout.PD_UPPER);
+    int special = LittleEndian.u16(page, PageLayout.PD_SPECIAL);
+    return lower >= PageLayout.SIZE_OF_PAGE_HEADER
         && lower <= upper
         && upper <= special
-        && special <= WalFormat.BLCKSZ
+        && special <= PageLayout.BLCKSZ
         && special % 8 == 0;
   }
 }

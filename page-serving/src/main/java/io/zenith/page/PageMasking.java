@@ -1,8 +1,17 @@
 package io.zenith.page;
 
+import static io.zenith.ingest.pg.PageLayout.BLCKSZ;
+import static io.zenith.ingest.pg.PageLayout.PD_CHECKSUM;
+import static io.zenith.ingest.pg.PageLayout.PD_FLAGS;
+import static io.zenith.ingest.pg.PageLayout.PD_LOWER;
+import static io.zenith.ingest.pg.PageLayout.PD_LSN;
+import static io.zenith.ingest.pg.PageLayout.PD_PRUNE_XID;
+import static io.zenith.ingest.pg.PageLayout.PD_SPECIAL;
+import static io.zenith.ingest.pg.PageLayout.PD_UPPER;
+import static io.zenith.ingest.pg.PageLayout.SIZE_OF_PAGE_HEADER;
+
 import io.zenith.wal.ForkNumber;
 import io.zenith.wal.LittleEndian;
-import io.zenith.wal.WalFormat;
 import java.util.Arrays;
 
 /**
@@ -53,12 +62,6 @@ import java.util.Arrays;
 public final class PageMasking {
   private PageMasking() {}
 
-  private static final int PD_LSN = 0;
-  private static final int PD_FLAGS = 10;
-  private static final int PD_LOWER = 12;
-  private static final int PD_UPPER = 14;
-  private static final int PD_SPECIAL = 16;
-  private static final int PD_PRUNE_XID = 20;
   private static final int PD_HAS_FREE_LINES = 0x0001;
   private static final int PD_PAGE_FULL = 0x0002;
 
@@ -112,12 +115,11 @@ public final class PageMasking {
 
   /** A masked copy of {@code page}; the argument is not modified. */
   public static byte[] mask(byte[] page, PageKind kind) {
-    if (page.length != WalFormat.BLCKSZ) {
-      throw new IllegalArgumentException(
-          "a page is " + WalFormat.BLCKSZ + " bytes, got " + page.length);
+    if (page.length != BLCKSZ) {
+      throw new IllegalArgumentException("a page is " + BLCKSZ + " bytes, got " + page.length);
     }
     byte[] p = page.clone();
-    putU16(p, PageChecksum.PD_CHECKSUM_OFFSET, 0);
+    putU16(p, PD_CHECKSUM, 0);
     if (PageChecksum.isNew(page)
         || kind == PageKind.VISIBILITY_MAP
         || kind == PageKind.FREE_SPACE_MAP
@@ -171,7 +173,7 @@ public final class PageMasking {
         int flags = u16(p, special + 6);
         if ((flags & GIN_DELETED) != 0) {
           maskContent(p);
-        } else if (u16(p, PD_LOWER) > PageKind.PAGE_HEADER_SIZE) {
+        } else if (u16(p, PD_LOWER) > SIZE_OF_PAGE_HEADER) {
           maskHole(p);
         }
       }
@@ -184,7 +186,7 @@ public final class PageMasking {
       case BRIN -> {
         int type = u16(p, special + 6);
         if (type == BRIN_PAGETYPE_REGULAR
-            || (type == BRIN_PAGETYPE_META && u16(p, PD_LOWER) > PageKind.PAGE_HEADER_SIZE)) {
+            || (type == BRIN_PAGETYPE_META && u16(p, PD_LOWER) > SIZE_OF_PAGE_HEADER)) {
           maskHole(p);
         }
         putU16(p, special + 4, u16(p, special + 4) & ~BRIN_EVACUATE_PAGE);
@@ -252,23 +254,23 @@ public final class PageMasking {
     if (!PageKind.hasSaneHeader(page) || maxOffset(page) < 1) {
       return -1;
     }
-    int lp = LittleEndian.i32(page, PageKind.PAGE_HEADER_SIZE);
+    int lp = LittleEndian.i32(page, SIZE_OF_PAGE_HEADER);
     if (lpFlags(lp) != LP_NORMAL || lpLen(lp) < 24 + 17) {
       return -1;
     }
     int tuple = lpOff(lp);
     int data = tuple + LittleEndian.u8(page, tuple + T_HOFF);
-    return data + 16 <= WalFormat.BLCKSZ ? data : -1;
+    return data + 16 <= BLCKSZ ? data : -1;
   }
 
   private static void maskHeapTuples(byte[] p, boolean sequence) {
     int max = maxOffset(p);
     for (int i = 0; i < max; i++) {
-      int at = PageKind.PAGE_HEADER_SIZE + 4 * i;
+      int at = SIZE_OF_PAGE_HEADER + 4 * i;
       int lp = LittleEndian.i32(p, at);
       int off = lpOff(lp);
       int len = lpLen(lp);
-      if (lpFlags(lp) != LP_NORMAL || len < T_HOFF + 1 || off + len > WalFormat.BLCKSZ) {
+      if (lpFlags(lp) != LP_NORMAL || len < T_HOFF + 1 || off + len > BLCKSZ) {
         continue;
       }
       int infomask = u16(p, off + T_INFOMASK);
@@ -281,7 +283,7 @@ public final class PageMasking {
         putI32(p, off + T_FIELD3, 0);
       }
       putU16(p, off + T_INFOMASK, infomask);
-      int padded = Math.min((len + 7) & ~7, WalFormat.BLCKSZ - off);
+      int padded = Math.min((len + 7) & ~7, BLCKSZ - off);
       Arrays.fill(p, off + len, off + padded, (byte) 0);
     }
     if (sequence) {
@@ -295,7 +297,7 @@ public final class PageMasking {
   private static void undoDeadLinePointers(byte[] p) {
     int max = maxOffset(p);
     for (int i = 0; i < max; i++) {
-      int at = PageKind.PAGE_HEADER_SIZE + 4 * i;
+      int at = SIZE_OF_PAGE_HEADER + 4 * i;
       int lp = LittleEndian.i32(p, at);
       if (lpFlags(lp) == LP_DEAD) {
         putI32(p, at, (lp & ~(3 << 15)) | (LP_NORMAL << 15));
@@ -311,14 +313,14 @@ public final class PageMasking {
 
   /** Everything after the header, and pd_lower / pd_upper. */
   private static void maskContent(byte[] p) {
-    Arrays.fill(p, PageKind.PAGE_HEADER_SIZE, WalFormat.BLCKSZ, (byte) 0);
+    Arrays.fill(p, SIZE_OF_PAGE_HEADER, BLCKSZ, (byte) 0);
     putU16(p, PD_LOWER, 0);
     putU16(p, PD_UPPER, 0);
   }
 
   private static int maxOffset(byte[] p) {
     int lower = u16(p, PD_LOWER);
-    return lower <= PageKind.PAGE_HEADER_SIZE ? 0 : (lower - PageKind.PAGE_HEADER_SIZE) / 4;
+    return lower <= SIZE_OF_PAGE_HEADER ? 0 : (lower - SIZE_OF_PAGE_HEADER) / 4;
   }
 
   // ItemIdData: lp_off:15, lp_flags:2, lp_len:15, low bits first.

@@ -2,10 +2,10 @@ package io.zenith.page;
 
 import com.github.benmanes.caffeine.cache.Cache;
 import com.github.benmanes.caffeine.cache.Caffeine;
-import io.zenith.ingest.WalIngest;
 import io.zenith.ingest.keys.KeySpace;
+import io.zenith.ingest.pg.PageLayout;
 import io.zenith.layer.Key;
-import io.zenith.layer.Timeline;
+import io.zenith.layer.TimelineView;
 import io.zenith.layer.Value;
 import io.zenith.layer.Version;
 import io.zenith.page.redo.RedoRequest;
@@ -16,7 +16,6 @@ import io.zenith.wal.RecordHeader;
 import io.zenith.wal.RelTag;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
-import io.zenith.wal.WalFormat;
 import io.zenith.wal.WalRecord;
 import java.util.ArrayList;
 import java.util.List;
@@ -85,10 +84,10 @@ public final class PageReconstructor {
   }
 
   /** The page of {@code key} as of {@code lsn}; a zero page if it has no version yet. */
-  public byte[] page(Timeline timeline, Key key, Lsn lsn) {
+  public byte[] page(TimelineView timeline, Key key, Lsn lsn) {
     List<Version> history = timeline.history(key, lsn);
     if (history.isEmpty()) {
-      return new byte[WalFormat.BLCKSZ];
+      return new byte[PageLayout.BLCKSZ];
     }
     byte[] page = null;
     int next = history.size() - 1;
@@ -110,7 +109,7 @@ public final class PageReconstructor {
           next = history.size() - 2;
         }
         case Value.Tombstone t -> {
-          page = new byte[WalFormat.BLCKSZ];
+          page = new byte[PageLayout.BLCKSZ];
           next = history.size() - 2;
         }
         default -> page = null; // a WAL record or patch on a page that starts empty
@@ -128,10 +127,10 @@ public final class PageReconstructor {
         case Value.Patch p -> {
           page = flushRedo(timeline, key, page, batch, ends);
           if (page == null) {
-            page = new byte[WalFormat.BLCKSZ];
+            page = new byte[PageLayout.BLCKSZ];
           }
-          if (p.initPageIfNew() && isNew(page)) {
-            page = WalIngest.emptyPage();
+          if (p.initPageIfNew() && PageLayout.isNew(page)) {
+            page = PageLayout.emptyPage();
           }
           p.applyTo(page);
         }
@@ -143,13 +142,13 @@ public final class PageReconstructor {
         case Value.Tombstone t -> {
           batch.clear();
           ends.clear();
-          page = new byte[WalFormat.BLCKSZ];
+          page = new byte[PageLayout.BLCKSZ];
         }
       }
     }
     page = flushRedo(timeline, key, page, batch, ends);
     if (page == null) {
-      page = new byte[WalFormat.BLCKSZ];
+      page = new byte[PageLayout.BLCKSZ];
     }
     if (cache != null) {
       cache.put(
@@ -160,7 +159,7 @@ public final class PageReconstructor {
   }
 
   private byte[] flushRedo(
-      Timeline t, Key key, byte[] page, List<Value.WalRecord> batch, List<Lsn> ends) {
+      TimelineView t, Key key, byte[] page, List<Value.WalRecord> batch, List<Lsn> ends) {
     if (batch.isEmpty()) {
       return page;
     }
@@ -180,11 +179,6 @@ public final class PageReconstructor {
     batch.clear();
     ends.clear();
     return result;
-  }
-
-  /** {@code PageIsNew}: pd_upper is zero. */
-  static boolean isNew(byte[] page) {
-    return page[14] == 0 && page[15] == 0;
   }
 
   /** Drops cached pages (all of them: a cheap operation used when a timeline is detached). */

@@ -66,9 +66,7 @@ public final class WalRecordAssembler {
 
   private final boolean verifyCrc;
   private final CRC32C crc = new CRC32C();
-  private int segmentSize;
-  private long systemId;
-  private int lastTimeline;
+  private final PageHeaderValidator pages;
 
   /** LSN of the next input byte. */
   private long pos;
@@ -105,8 +103,7 @@ public final class WalRecordAssembler {
 
   public WalRecordAssembler(Lsn start, Options options) {
     this.verifyCrc = options.verifyCrc();
-    this.segmentSize = options.segmentSize();
-    this.systemId = options.systemId();
+    this.pages = new PageHeaderValidator(options.segmentSize(), options.systemId());
     this.pos = start.value();
     this.lastRecordEnd = start.value();
     if (start.pageOffset() == 0) {
@@ -117,7 +114,7 @@ public final class WalRecordAssembler {
     } else {
       state = State.RECORD_START;
     }
-    if (segmentSize == 0 && (start.pageOffset() != 0 || state != State.PAGE_HEADER)) {
+    if (options.segmentSize() == 0 && (start.pageOffset() != 0 || state != State.PAGE_HEADER)) {
       throw new IllegalArgumentException(
           "the WAL segment size must be given unless reading starts at a segment start");
     }
@@ -234,22 +231,16 @@ public final class WalRecordAssembler {
 
   /** The segment size in use; 0 until learned. */
   public int segmentSize() {
-    return segmentSize;
+    return pages.segmentSize();
   }
 
   /** The system identifier seen in long page headers; 0 until one was seen. */
   public long systemId() {
-    return systemId;
+    return pages.systemId();
   }
 
   private boolean readPageHeader(ByteBuffer in) {
-    int need = WalFormat.SHORT_PAGE_HEADER_SIZE;
-    if (pageHeaderLen >= 4) {
-      int info = (pageHeader[2] & 0xFF) | (pageHeader[3] & 0xFF) << 8;
-      if ((info & WalFormat.XLP_LONG_HEADER) != 0) {
-        need = WalFormat.LONG_PAGE_HEADER_SIZE;
-      }
-    }
+    int need = pageHeaderSize();
     while (pageHeaderLen < need) {
       if (!in.hasRemaining()) {
         return false;
@@ -257,12 +248,7 @@ public final class WalRecordAssembler {
       int n = Math.min(need - pageHeaderLen, in.remaining());
       in.get(pageHeader, pageHeaderLen, n);
       pageHeaderLen += n;
-      if (pageHeaderLen >= 4 && need == WalFormat.SHORT_PAGE_HEADER_SIZE) {
-        int info = (pageHeader[2] & 0xFF) | (pageHeader[3] & 0xFF) << 8;
-        if ((info & WalFormat.XLP_LONG_HEADER) != 0) {
-          need = WalFormat.LONG_PAGE_HEADER_SIZE;
-        }
-      }
+      need = pageHeaderSize();
     }
     PageHeader header = PageHeader.read(pageHeader, 0, pageHeaderLen);
     pageHeaderLen = 0;
@@ -272,62 +258,26 @@ public final class WalRecordAssembler {
     return true;
   }
 
+  /**
+   * Bytes of the page header being read: short until its xlp_info (bytes 2..3) is in and says long.
+   */
+  private int pageHeaderSize() {
+    if (pageHeaderLen >= 4) {
+      int info = (pageHeader[2] & 0xFF) | (pageHeader[3] & 0xFF) << 8;
+      if ((info & WalFormat.XLP_LONG_HEADER) != 0) {
+        return WalFormat.LONG_PAGE_HEADER_SIZE;
+      }
+    }
+    return WalFormat.SHORT_PAGE_HEADER_SIZE;
+  }
+
   private void acceptPageHeader(PageHeader h, long pageStart) {
     Lsn page = Lsn.of(pageStart);
     if (h.isZero()) {
       end("page at " + page + " was never written");
       return;
     }
-    if (h.magic() != WalFormat.XLOG_PAGE_MAGIC) {
-      throw error(
-          WalFormatException.Kind.BAD_PAGE_MAGIC,
-          page,
-          String.format(
-              "invalid magic number %04X in WAL page at %s (PostgreSQL 15 writes %04X)",
-              h.magic(), page, WalFormat.XLOG_PAGE_MAGIC));
-    }
-    if ((h.info() & ~WalFormat.XLP_ALL_FLAGS) != 0) {
-      throw error(
-          WalFormatException.Kind.BAD_PAGE_HEADER,
-          page,
-          String.format("invalid info bits %04X in WAL page at %s", h.info(), page));
-    }
-    if (h.isLong()) {
-      acceptLongHeader(h, page);
-    }
-    if (segmentSize == 0) {
-      throw error(
-          WalFormatException.Kind.BAD_PAGE_HEADER,
-          page,
-          "WAL page at " + page + " has no long header, so the segment size is unknown");
-    }
-    boolean segmentStart = (pageStart & (segmentSize - 1)) == 0;
-    if (segmentStart != h.isLong()) {
-      throw error(
-          WalFormatException.Kind.BAD_PAGE_HEADER,
-          page,
-          segmentStart
-              ? "WAL page at " + page + " starts a segment but has a short header"
-              : "WAL page at " + page + " has a long header but does not start a segment");
-    }
-    if (h.pageAddress().value() != pageStart) {
-      throw error(
-          WalFormatException.Kind.PAGE_ADDRESS_MISMATCH,
-          page,
-          "unexpected page address " + h.pageAddress() + " in WAL page at " + page);
-    }
-    if (Integer.compareUnsigned(h.timeline(), lastTimeline) < 0) {
-      throw error(
-          WalFormatException.Kind.TIMELINE_REGRESSION,
-          page,
-          "out-of-sequence timeline "
-              + Integer.toUnsignedString(h.timeline())
-              + " (after "
-              + Integer.toUnsignedString(lastTimeline)
-              + ") in WAL page at "
-              + page);
-    }
-    lastTimeline = h.timeline();
+    pages.check(h, page);
 
     if (record != null) {
       continueRecord(h, page);
@@ -342,56 +292,6 @@ public final class WalRecordAssembler {
       state = State.RECORD_START;
     }
     atStartPage = false;
-  }
-
-  private void acceptLongHeader(PageHeader h, Lsn page) {
-    if (!WalFormat.isValidSegmentSize(Integer.toUnsignedLong(h.segmentSize()))) {
-      throw error(
-          WalFormatException.Kind.BAD_SEGMENT_SIZE,
-          page,
-          "invalid WAL segment size "
-              + Integer.toUnsignedString(h.segmentSize())
-              + " in the header of the segment at "
-              + page
-              + " (must be a power of two between 1 MiB and 1 GiB)");
-    }
-    if (segmentSize == 0) {
-      segmentSize = h.segmentSize();
-    } else if (segmentSize != h.segmentSize()) {
-      throw error(
-          WalFormatException.Kind.BAD_SEGMENT_SIZE,
-          page,
-          "WAL segment size "
-              + h.segmentSize()
-              + " in the header of the segment at "
-              + page
-              + " differs from the expected "
-              + segmentSize);
-    }
-    if (h.blockSize() != WalFormat.XLOG_BLCKSZ) {
-      throw error(
-          WalFormatException.Kind.BAD_BLOCK_SIZE,
-          page,
-          "WAL page size "
-              + Integer.toUnsignedString(h.blockSize())
-              + " in the header of the segment at "
-              + page
-              + " is not "
-              + WalFormat.XLOG_BLCKSZ);
-    }
-    if (systemId == 0) {
-      systemId = h.systemId();
-    } else if (systemId != h.systemId()) {
-      throw error(
-          WalFormatException.Kind.SYSTEM_ID_MISMATCH,
-          page,
-          "WAL segment at "
-              + page
-              + " belongs to database system "
-              + Long.toUnsignedString(h.systemId())
-              + ", expected "
-              + Long.toUnsignedString(systemId));
-    }
   }
 
   private void continueRecord(PageHeader h, Lsn page) {
@@ -616,6 +516,7 @@ public final class WalRecordAssembler {
     long end;
     if (h.isSwitch()) {
       // The rest of the segment is unused: the next record starts in the next segment.
+      int segmentSize = pages.segmentSize();
       end = (pos + segmentSize - 1) & -(long) segmentSize;
     } else {
       end = (pos + 7) & ~7L;

@@ -8,11 +8,13 @@ import io.zenith.gateway.cli.Main;
 import io.zenith.gateway.http.ApiException;
 import io.zenith.ingest.keys.Catalog;
 import io.zenith.ingest.keys.KeySpace;
+import io.zenith.ingest.pg.PageLayout;
 import io.zenith.ingest.pg.PgControl;
 import io.zenith.layer.LayerDisk;
 import io.zenith.layer.LayerStore;
 import io.zenith.layer.LayerStoreException;
 import io.zenith.layer.Timeline;
+import io.zenith.layer.TimelineView;
 import io.zenith.page.Basebackup;
 import io.zenith.page.PageChecksum;
 import io.zenith.page.PageReconstructor;
@@ -241,7 +243,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
   }
 
   /** A branch point must be where a record can start: not inside a page header. */
-  private static void checkBranchPoint(Timeline anc, Lsn lsn) {
+  private static void checkBranchPoint(TimelineView anc, Lsn lsn) {
     byte[] control = Catalog.image(anc, KeySpace.CONTROL_FILE, anc.lastRecordLsn()).orElse(null);
     int segmentSize = control == null ? 16 << 20 : PgControl.parse(control).walSegmentSize();
     int inPage = lsn.pageOffset();
@@ -364,12 +366,12 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
     }
   }
 
-  private ApiModel.TimelineInfo info(Timeline t, boolean withSize) {
+  private ApiModel.TimelineInfo info(TimelineView t, boolean withSize) {
     Long size = null;
     if (withSize && t.brokenReason().isEmpty()) {
       size = 0L;
       for (Catalog.RelFork rf : Catalog.relations(t, KeySpace.ALL_RELATIONS, t.lastRecordLsn())) {
-        size += Integer.toUnsignedLong(rf.blocks()) * 8192;
+        size += Integer.toUnsignedLong(rf.blocks()) * PageLayout.BLCKSZ;
       }
     }
     Timeline.RecordPosition pos = t.position();
@@ -443,7 +445,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
             LayerStoreException.class, e -> Mono.just(error(sqlState(e), e.getMessage())));
   }
 
-  private QueryResponse basebackup(PgSession session, Timeline t, Lsn lsn) {
+  private QueryResponse basebackup(PgSession session, TimelineView t, Lsn lsn) {
     boolean checksums =
         PgControl.parse(Catalog.image(t, KeySpace.CONTROL_FILE, lsn).orElseThrow())
                 .dataChecksumVersion()

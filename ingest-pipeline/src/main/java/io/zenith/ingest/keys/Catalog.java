@@ -2,7 +2,7 @@ package io.zenith.ingest.keys;
 
 import io.zenith.layer.Key;
 import io.zenith.layer.KeyRange;
-import io.zenith.layer.Timeline;
+import io.zenith.layer.TimelineView;
 import io.zenith.layer.Value;
 import io.zenith.layer.Version;
 import io.zenith.wal.ForkNumber;
@@ -28,11 +28,11 @@ public final class Catalog {
   public record Database(int spcOid, int dbOid) {}
 
   /** The size of a relation fork, or empty if the fork does not exist at {@code lsn}. */
-  public static OptionalInt relSize(Timeline t, RelTag rel, ForkNumber fork, Lsn lsn) {
+  public static OptionalInt relSize(TimelineView t, RelTag rel, ForkNumber fork, Lsn lsn) {
     return sizeAt(t, KeySpace.relSize(rel, fork), lsn);
   }
 
-  static OptionalInt sizeAt(Timeline t, Key key, Lsn lsn) {
+  static OptionalInt sizeAt(TimelineView t, Key key, Lsn lsn) {
     Optional<Version> v = t.newest(key, lsn);
     if (v.isEmpty()) {
       return OptionalInt.empty();
@@ -44,7 +44,7 @@ public final class Catalog {
   }
 
   /** Every relation fork in a key range (a database, or all), in key order. */
-  public static List<RelFork> relations(Timeline t, KeyRange range, Lsn lsn) {
+  public static List<RelFork> relations(TimelineView t, KeyRange range, Lsn lsn) {
     List<RelFork> out = new ArrayList<>();
     Key cur = range.start();
     while (true) {
@@ -69,12 +69,12 @@ public final class Catalog {
     }
   }
 
-  public static List<RelFork> relationsOf(Timeline t, int spc, int db, Lsn lsn) {
+  public static List<RelFork> relationsOf(TimelineView t, int spc, int db, Lsn lsn) {
     return relations(t, KeySpace.relationsOf(spc, db), lsn);
   }
 
   /** Database directories that exist at {@code lsn}. */
-  public static List<Database> databases(Timeline t, Lsn lsn) {
+  public static List<Database> databases(TimelineView t, Lsn lsn) {
     List<Database> out = new ArrayList<>();
     for (Key k : keys(t, KeySpace.ALL_DB_DIRS, lsn)) {
       out.add(new Database(k.field2(), k.field3()));
@@ -83,7 +83,7 @@ public final class Catalog {
   }
 
   /** Segment numbers of an SLRU with their sizes in pages, in segment order. */
-  public static List<int[]> slruSegments(Timeline t, KeySpace.Slru slru, Lsn lsn) {
+  public static List<int[]> slruSegments(TimelineView t, KeySpace.Slru slru, Lsn lsn) {
     List<int[]> out = new ArrayList<>();
     KeyRange range = KeySpace.slruKeys(slru);
     Key cur = range.start();
@@ -109,12 +109,13 @@ public final class Catalog {
     }
   }
 
-  public static OptionalInt slruSegmentSize(Timeline t, KeySpace.Slru slru, int segno, Lsn lsn) {
+  public static OptionalInt slruSegmentSize(
+      TimelineView t, KeySpace.Slru slru, int segno, Lsn lsn) {
     return sizeAt(t, KeySpace.slruSegmentSize(slru, segno), lsn);
   }
 
   /** Xids of prepared transactions whose state file exists at {@code lsn}. */
-  public static List<Integer> twoPhaseXids(Timeline t, Lsn lsn) {
+  public static List<Integer> twoPhaseXids(TimelineView t, Lsn lsn) {
     List<Integer> out = new ArrayList<>();
     for (Key k : keys(t, KeySpace.ALL_TWO_PHASE, lsn)) {
       out.add(k.field2());
@@ -123,7 +124,7 @@ public final class Catalog {
   }
 
   /** Every existing key of a range. */
-  public static List<Key> keys(Timeline t, KeyRange range, Lsn lsn) {
+  public static List<Key> keys(TimelineView t, KeyRange range, Lsn lsn) {
     List<Key> out = new ArrayList<>();
     Key cur = range.start();
     while (cur != null) {
@@ -138,7 +139,7 @@ public final class Catalog {
   }
 
   /** The newest image of a key, or empty if it does not exist (or holds no image). */
-  public static Optional<byte[]> image(Timeline t, Key key, Lsn lsn) {
+  public static Optional<byte[]> image(TimelineView t, Key key, Lsn lsn) {
     return t.newest(key, lsn)
         .map(Version::value)
         .filter(v -> v instanceof Value.Image)

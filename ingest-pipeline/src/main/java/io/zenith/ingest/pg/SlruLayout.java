@@ -10,7 +10,6 @@ public final class SlruLayout {
   private SlruLayout() {}
 
   public static final int PAGES_PER_SEGMENT = 32;
-  private static final int BLCKSZ = 8192;
 
   /** Segment file name inside the SLRU's directory ({@code %04X}: four or more hex digits). */
   public static String segmentFileName(int segno) {
@@ -27,7 +26,7 @@ public final class SlruLayout {
 
   // ------------------------------------------------------------------ CLOG
 
-  public static final int CLOG_XACTS_PER_PAGE = BLCKSZ * 4;
+  public static final int CLOG_XACTS_PER_PAGE = PageLayout.BLCKSZ * 4;
   public static final int XACT_COMMITTED = 1;
   public static final int XACT_ABORTED = 2;
 
@@ -52,7 +51,7 @@ public final class SlruLayout {
 
   // -------------------------------------------------------- multixact offsets
 
-  public static final int OFFSETS_PER_PAGE = BLCKSZ / 4;
+  public static final int OFFSETS_PER_PAGE = PageLayout.BLCKSZ / 4;
 
   public static int offsetPage(int multi) {
     return Integer.divideUnsigned(multi, OFFSETS_PER_PAGE);
@@ -74,7 +73,7 @@ public final class SlruLayout {
 
   static final int MEMBERS_PER_GROUP = 4;
   static final int GROUP_SIZE = 4 * 4 + 4;
-  static final int GROUPS_PER_PAGE = BLCKSZ / GROUP_SIZE;
+  static final int GROUPS_PER_PAGE = PageLayout.BLCKSZ / GROUP_SIZE;
   public static final int MEMBERS_PER_PAGE = GROUPS_PER_PAGE * MEMBERS_PER_GROUP;
 
   public static int memberPage(int offset) {

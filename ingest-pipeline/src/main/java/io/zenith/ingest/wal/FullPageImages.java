@@ -2,8 +2,8 @@ package io.zenith.ingest.wal;
 
 import com.github.luben.zstd.Zstd;
 import com.github.luben.zstd.ZstdException;
+import io.zenith.ingest.pg.PageLayout;
 import io.zenith.wal.Lsn;
-import io.zenith.wal.WalFormat;
 import io.zenith.wal.WalFormatException;
 import net.jpountz.lz4.LZ4Exception;
 import net.jpountz.lz4.LZ4Factory;
@@ -32,7 +32,7 @@ public final class FullPageImages {
       throw new IllegalArgumentException("block " + block.id() + " has no image");
     }
     byte[] src = block.record();
-    int rawSize = WalFormat.BLCKSZ - img.holeLength();
+    int rawSize = PageLayout.BLCKSZ - img.holeLength();
     byte[] raw;
     int rawOff;
     if (img.isCompressed()) {
@@ -61,13 +61,13 @@ public final class FullPageImages {
       raw = src;
       rawOff = img.dataOffset();
     }
-    byte[] page = new byte[WalFormat.BLCKSZ];
+    byte[] page = new byte[PageLayout.BLCKSZ];
     if (img.holeLength() == 0) {
-      System.arraycopy(raw, rawOff, page, 0, WalFormat.BLCKSZ);
+      System.arraycopy(raw, rawOff, page, 0, PageLayout.BLCKSZ);
     } else {
       System.arraycopy(raw, rawOff, page, 0, img.holeOffset());
       int after = img.holeOffset() + img.holeLength();
-      System.arraycopy(raw, rawOff + img.holeOffset(), page, after, WalFormat.BLCKSZ - after);
+      System.arraycopy(raw, rawOff + img.holeOffset(), page, after, PageLayout.BLCKSZ - after);
     }
     return page;
   }

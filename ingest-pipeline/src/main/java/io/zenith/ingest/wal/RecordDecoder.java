@@ -1,5 +1,6 @@
 package io.zenith.ingest.wal;
 
+import io.zenith.ingest.pg.PageLayout;
 import io.zenith.wal.ForkNumber;
 import io.zenith.wal.LittleEndian;
 import io.zenith.wal.Lsn;
@@ -117,7 +118,7 @@ public final class RecordDecoder {
             p += 5;
             int holeLength;
             if ((info & COMPRESSED) == 0) {
-              holeLength = WalFormat.BLCKSZ - imageLength;
+              holeLength = PageLayout.BLCKSZ - imageLength;
             } else if ((info & BlockImage.HAS_HOLE) != 0) {
               holeLength = LittleEndian.u16(b, p);
               p += 2;
@@ -178,9 +179,9 @@ public final class RecordDecoder {
       int info = c.u8();
       boolean compressed = (info & COMPRESSED) != 0;
       boolean hole = (info & BlockImage.HAS_HOLE) != 0;
-      int holeLength = compressed ? (hole ? c.u16() : 0) : WalFormat.BLCKSZ - imageLength;
+      int holeLength = compressed ? (hole ? c.u16() : 0) : PageLayout.BLCKSZ - imageLength;
       payload += imageLength;
-      if (hole && (holeOffset == 0 || holeLength == 0 || imageLength == WalFormat.BLCKSZ)) {
+      if (hole && (holeOffset == 0 || holeLength == 0 || imageLength == PageLayout.BLCKSZ)) {
         throw bad(
             lsn,
             "BKPIMAGE_HAS_HOLE set, but hole offset "
@@ -202,11 +203,11 @@ public final class RecordDecoder {
                 + " at "
                 + lsn);
       }
-      if (compressed && imageLength == WalFormat.BLCKSZ) {
+      if (compressed && imageLength == PageLayout.BLCKSZ) {
         throw bad(
             lsn, "BKPIMAGE_COMPRESSED set, but block image length " + imageLength + " at " + lsn);
       }
-      if (!hole && !compressed && imageLength != WalFormat.BLCKSZ) {
+      if (!hole && !compressed && imageLength != PageLayout.BLCKSZ) {
         throw bad(
             lsn,
             "neither BKPIMAGE_HAS_HOLE nor BKPIMAGE_COMPRESSED set, but block image length is "
@@ -214,7 +215,7 @@ public final class RecordDecoder {
                 + " at "
                 + lsn);
       }
-      if (holeOffset + holeLength > WalFormat.BLCKSZ) {
+      if (holeOffset + holeLength > PageLayout.BLCKSZ) {
         throw bad(lsn, "block image hole beyond the page end at " + lsn);
       }
     }

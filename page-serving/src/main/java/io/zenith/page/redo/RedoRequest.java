@@ -1,10 +1,10 @@
 package io.zenith.page.redo;
 
+import io.zenith.ingest.pg.PageLayout;
 import io.zenith.ingest.wal.DecodedRecord;
 import io.zenith.wal.ForkNumber;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.RelTag;
-import io.zenith.wal.WalFormat;
 import io.zenith.wal.WalRecord;
 import java.util.List;
 
@@ -39,9 +39,9 @@ public record RedoRequest(
     if (blockNumber == -1) {
       throw new IllegalArgumentException("block 4294967295 is InvalidBlockNumber");
     }
-    if (baseImage != null && baseImage.length != WalFormat.BLCKSZ) {
+    if (baseImage != null && baseImage.length != PageLayout.BLCKSZ) {
       throw new IllegalArgumentException(
-          "a base image is " + WalFormat.BLCKSZ + " bytes, got " + baseImage.length);
+          "a base image is " + PageLayout.BLCKSZ + " bytes, got " + baseImage.length);
     }
     records = List.copyOf(records);
     Lsn prevEnd = Lsn.INVALID;

@@ -1,5 +1,6 @@
 package io.zenith.page.redo;
 
+import io.zenith.ingest.pg.PageLayout;
 import io.zenith.page.redo.WalRedoException.Kind;
 import io.zenith.page.redo.WalRedoProtocol.Handshake;
 import io.zenith.page.redo.WalRedoProtocol.ProtocolException;
@@ -146,7 +147,7 @@ public final class WalRedoProcess implements AutoCloseable {
     if (h.pgVersionNum() / 10000 != PgDistribution.SUPPORTED_MAJOR) {
       problems.add("it runs PostgreSQL " + h.pgVersionNum());
     }
-    if (h.blockSize() != WalFormat.BLCKSZ) {
+    if (h.blockSize() != PageLayout.BLCKSZ) {
       problems.add("its block size is " + h.blockSize());
     }
     if (h.xlogPageMagic() != WalFormat.XLOG_PAGE_MAGIC) {

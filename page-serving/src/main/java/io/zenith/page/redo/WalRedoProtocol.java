@@ -1,6 +1,6 @@
 package io.zenith.page.redo;
 
-import io.zenith.wal.WalFormat;
+import io.zenith.ingest.pg.PageLayout;
 import io.zenith.wal.WalRecord;
 import java.io.EOFException;
 import java.io.IOException;
@@ -113,7 +113,7 @@ final class WalRedoProtocol {
 
   /** Size of the body (everything after the length field) of a request. */
   static long bodySize(RedoRequest r) {
-    long n = REQUEST_HEADER_SIZE + (r.hasBaseImage() ? WalFormat.BLCKSZ : 0);
+    long n = REQUEST_HEADER_SIZE + (r.hasBaseImage() ? PageLayout.BLCKSZ : 0);
     for (WalRecord rec : r.records()) {
       n += RECORD_HEADER_SIZE + rec.totalLength();
     }
@@ -169,7 +169,7 @@ final class WalRedoProtocol {
       throw new EOFException("stdout closed");
     }
     if (status == REPLY_PAGE) {
-      return new Reply.Page(readFully(in, WalFormat.BLCKSZ));
+      return new Reply.Page(readFully(in, PageLayout.BLCKSZ));
     }
     if (status != REPLY_ERROR) {
       throw new ProtocolException(String.format("unexpected reply status byte 0x%02X", status));

@@ -27,5 +27,5 @@ public interface SegmentAllocator {
   void preallocate(FileChannel file, Path path, long size) throws IOException;
 
   /** Writes zeros, a MiB at a time. */
-  SegmentAllocator ZEROS = (file, path, size) -> WalLog.writeZeros(file, 0, size);
+  SegmentAllocator ZEROS = (file, path, size) -> SegmentFiles.writeZeros(file, 0, size);
 }

@@ -6,7 +6,6 @@ import io.zenith.wal.FsyncFailedException;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.WalFormat;
 import io.zenith.wal.WalFormatException;
-import io.zenith.wal.WalRecord;
 import io.zenith.wal.WalRecordAssembler;
 import io.zenith.wal.WalSegmentName;
 import java.io.IOException;
@@ -14,12 +13,9 @@ import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
-import java.util.Iterator;
 import java.util.List;
 import java.util.Optional;
-import java.util.TreeMap;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Supplier;
 import java.util.stream.Stream;
@@ -49,6 +45,9 @@ import reactor.core.publisher.Sinks;
  * found is fsynced before it counts as flushed: a killed process's unsynced writes are in the page
  * cache, readable but not yet durable.
  *
+ * <p>The files themselves (names, creation, completion, deletion, the recovery scan) are {@link
+ * SegmentFiles}'; this class keeps the positions, the record tracking and the reads.
+ *
  * <p>Thread-safety: one writer (append, flush, truncate) at a time, guarded by a lock; readers may
  * read concurrently up to the flush LSN.
  */
@@ -58,12 +57,10 @@ public final class WalLog implements AutoCloseable {
   private final Path dir;
   private final int segmentSize;
   private final long systemId;
-  private final int timeline = 1;
-  private final SegmentAllocator allocator;
   private final ReentrantLock lock = new ReentrantLock();
 
-  /** Open segment channels by segment number; guarded by lock. */
-  private final TreeMap<Long, FileChannel> open = new TreeMap<>();
+  /** The segment files; what changes them is guarded by lock. */
+  private final SegmentFiles files;
 
   /** Guarded by lock. Next byte to append (the write position). */
   private Lsn writeLsn;
@@ -82,12 +79,11 @@ public final class WalLog implements AutoCloseable {
 
   private volatile Lsn flushRecordEnd;
   private final Sinks.Many<Lsn> recordEnds = Sinks.many().replay().latest();
-  private boolean dirDirty;
   private final Sinks.Many<Lsn> flushed = Sinks.many().replay().latest();
 
   private WalLog(Path dir, int segmentSize, long systemId, Lsn end, SegmentAllocator allocator) {
     this.dir = dir;
-    this.allocator = allocator;
+    this.files = new SegmentFiles(dir, segmentSize, allocator);
     this.segmentSize = segmentSize;
     this.systemId = systemId;
     resetTo(end);
@@ -134,11 +130,13 @@ public final class WalLog implements AutoCloseable {
       }
     }
     WalLog log = new WalLog(dir, segmentSize, systemId, recoverFrom, allocator);
-    Lsn end = log.scanEnd(recoverFrom);
-    log.fsyncSegments(recoverFrom, end);
+    SegmentFiles.ScanResult found = log.files.scanEnd(recoverFrom, systemId);
+    Lsn end = found.end();
+    log.prevRecord = found.prev();
+    log.files.fsyncRange(recoverFrom, end);
     log.resetTo(end);
     log.zeroAfter(end);
-    log.completeSegmentsBefore(end);
+    log.files.completeBefore(end);
     return log;
   }
 
@@ -216,7 +214,7 @@ public final class WalLog implements AutoCloseable {
           long seg = pos / segmentSize;
           int off = (int) (pos % segmentSize);
           int n = Math.min(b.remaining(), segmentSize - off);
-          FileChannel ch = channel(seg);
+          FileChannel ch = files.channel(seg);
           ByteBuffer part = b.slice(b.position(), n);
           long p = off;
           while (part.hasRemaining()) {
@@ -325,25 +323,10 @@ public final class WalLog implements AutoCloseable {
     try {
       checkUsable();
       long current = writeLsn.value() / segmentSize;
-      forceOpenSegments();
+      files.forceOpen();
       // Segments entirely before the write position are complete: drop their .partial suffix.
-      for (Iterator<java.util.Map.Entry<Long, FileChannel>> it = open.entrySet().iterator();
-          it.hasNext(); ) {
-        var e = it.next();
-        if (e.getKey() < current) {
-          e.getValue().close();
-          Path partial = segmentPath(e.getKey(), true);
-          if (Files.exists(partial)) {
-            Files.move(partial, segmentPath(e.getKey(), false), StandardCopyOption.ATOMIC_MOVE);
-            dirDirty = true;
-          }
-          it.remove();
-        }
-      }
-      if (dirDirty) {
-        Fsync.directory(dir);
-        dirDirty = false;
-      }
+      files.completeOpenBefore(current);
+      files.syncDirectoryIfChanged();
       flushLsn = writeLsn;
       flushed.tryEmitNext(flushLsn);
       if (!appendedRecordEnd.equals(flushRecordEnd)) {
@@ -374,32 +357,13 @@ public final class WalLog implements AutoCloseable {
     }
   }
 
-  /**
-   * Fsyncs every segment being written (one an interrupt closed is opened again: {@link #channel}).
-   */
-  private void forceOpenSegments() throws IOException {
-    for (Long seg : List.copyOf(open.keySet())) {
-      Fsync.forceData(channel(seg), segmentPath(seg, true));
-    }
-  }
-
   /** Truncation; if it fails midway the files no longer match the log's state: unusable. */
   private void truncateLocked(Lsn lsn) throws IOException {
     try {
-      long seg = lsn.value() / segmentSize;
-      for (Long s : segmentsOnDisk()) {
-        if (s > seg) {
-          FileChannel ch = open.remove(s);
-          if (ch != null) {
-            ch.close();
-          }
-          Files.deleteIfExists(segmentPath(s, false));
-          Files.deleteIfExists(segmentPath(s, true));
-        }
-      }
-      zeroAfterLocked(lsn);
+      files.deleteAfter(lsn.value() / segmentSize);
+      files.zeroAfter(lsn);
       // Everything before lsn becomes the flush LSN: make what was written there durable too.
-      forceOpenSegments();
+      files.forceOpen();
       Fsync.directory(dir);
       resetTo(lsn);
     } catch (IOException | RuntimeException e) {
@@ -417,15 +381,7 @@ public final class WalLog implements AutoCloseable {
     lock.lock();
     try {
       checkNoFsyncFailure();
-      int removed = 0;
-      long keepFrom = horizon.value() / segmentSize;
-      for (Long s : segmentsOnDisk()) {
-        if (s < keepFrom && !open.containsKey(s)) {
-          Files.deleteIfExists(segmentPath(s, false));
-          Files.deleteIfExists(segmentPath(s, true));
-          removed++;
-        }
-      }
+      int removed = files.deleteBefore(horizon.value() / segmentSize);
       if (removed > 0) {
         Fsync.directory(dir);
       }
@@ -439,7 +395,7 @@ public final class WalLog implements AutoCloseable {
 
   /** The oldest LSN still held (start of the oldest segment), if any. */
   public Optional<Lsn> oldestLsn() {
-    List<Long> segs = segmentsOnDisk();
+    List<Long> segs = files.onDisk();
     return segs.isEmpty() ? Optional.empty() : Optional.of(Lsn.of(segs.getFirst() * segmentSize));
   }
 
@@ -463,12 +419,12 @@ public final class WalLog implements AutoCloseable {
           int off = (int) (pos % segmentSize);
           int n = (int) Math.min(Math.min(chunkSize, end - pos), segmentSize - off);
           ByteBuffer buf = ByteBuffer.allocate(n);
-          Path p = existingSegment(seg);
+          Path p = files.existing(seg);
           if (p == null) {
             sink.error(
                 new IOException(
                     "WAL segment "
-                        + new WalSegmentName(timeline, seg).fileName(segmentSize)
+                        + files.name(seg)
                         + " for "
                         + Lsn.of(pos)
                         + " is not in "
@@ -531,190 +487,20 @@ public final class WalLog implements AutoCloseable {
 
   // ------------------------------------------------------------- internals
 
-  private Path segmentPath(long seg, boolean partial) {
-    return dir.resolve(
-        new WalSegmentName(timeline, seg).fileName(segmentSize) + (partial ? PARTIAL : ""));
-  }
-
-  private Path existingSegment(long seg) {
-    Path full = segmentPath(seg, false);
-    if (Files.exists(full)) {
-      return full;
-    }
-    Path partial = segmentPath(seg, true);
-    return Files.exists(partial) ? partial : null;
-  }
-
-  private List<Long> segmentsOnDisk() {
-    try (Stream<Path> s = Files.list(dir)) {
-      return s.map(p -> p.getFileName().toString())
-          .map(n -> n.endsWith(PARTIAL) ? n.substring(0, n.length() - PARTIAL.length()) : n)
-          .map(n -> WalSegmentName.parse(n, segmentSize))
-          .flatMap(Optional::stream)
-          .map(WalSegmentName::segmentNumber)
-          .distinct()
-          .sorted()
-          .toList();
-    } catch (IOException e) {
-      throw new java.io.UncheckedIOException(e);
-    }
-  }
-
-  /** The channel of a segment being written; created (preallocated, zero-filled, fsynced). */
-  private FileChannel channel(long seg) throws IOException {
-    FileChannel ch = open.get(seg);
-    if (ch != null && ch.isOpen()) {
-      return ch;
-    }
-    // A channel an interrupt closed (an I/O thread cancelled mid-write) is opened again: the
-    // file's bytes are what counts, and fsync works on the file, whatever the descriptor.
-    open.remove(seg);
-    Path partial = segmentPath(seg, true);
-    Path full = segmentPath(seg, false);
-    if (Files.exists(full) && !Files.exists(partial)) {
-      // Rewriting a completed segment (after a truncation into it): make it partial again.
-      Files.move(full, partial, StandardCopyOption.ATOMIC_MOVE);
-      dirDirty = true;
-    }
-    if (!Files.exists(partial)) {
-      Path tmp = dir.resolve(partial.getFileName() + DurableFiles.TEMP_SUFFIX);
-      try (FileChannel t =
-          FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-        allocator.preallocate(t, tmp, segmentSize);
-        Fsync.force(t, tmp);
-      } catch (IOException e) {
-        Files.deleteIfExists(tmp); // what was allocated goes back
-        throw new IOException("cannot create WAL segment " + partial + ": " + e.getMessage(), e);
-      }
-      Files.move(tmp, partial, StandardCopyOption.ATOMIC_MOVE);
-      dirDirty = true;
-    }
-    ch = FileChannel.open(partial, StandardOpenOption.READ, StandardOpenOption.WRITE);
-    open.put(seg, ch);
-    return ch;
-  }
-
-  /** Segments the WAL continues past are complete: a crash may have left them {@code .partial}. */
-  private void completeSegmentsBefore(Lsn end) throws IOException {
-    long current = end.value() / segmentSize;
-    boolean renamed = false;
-    for (Long s : segmentsOnDisk()) {
-      Path partial = segmentPath(s, true);
-      if (s < current && Files.exists(partial)) {
-        Files.move(
-            partial,
-            segmentPath(s, false),
-            StandardCopyOption.ATOMIC_MOVE,
-            StandardCopyOption.REPLACE_EXISTING);
-        renamed = true;
-      }
-    }
-    if (renamed) {
-      Fsync.directory(dir);
-    }
-  }
-
   private void zeroAfter(Lsn end) throws IOException {
     lock.lock();
     try {
-      zeroAfterLocked(end);
+      files.zeroAfter(end);
     } finally {
       lock.unlock();
     }
-  }
-
-  /** Zeroes the bytes of {@code end}'s segment after it (a torn tail or truncated WAL). */
-  private void zeroAfterLocked(Lsn end) throws IOException {
-    long seg = end.value() / segmentSize;
-    int off = (int) (end.value() % segmentSize);
-    if (off == 0 || existingSegment(seg) == null) {
-      return;
-    }
-    FileChannel ch = channel(seg);
-    writeZeros(ch, off, segmentSize);
-    Fsync.forceData(ch, segmentPath(seg, true));
-  }
-
-  /** Writes zeros over [from, to) of {@code ch}, a MiB at a time. */
-  static void writeZeros(FileChannel ch, long from, long to) throws IOException {
-    ByteBuffer zeros = ByteBuffer.allocate(1 << 20);
-    for (long p = from; p < to; ) {
-      zeros.clear();
-      zeros.limit((int) Math.min(zeros.capacity(), to - p));
-      p += ch.write(zeros, p);
-    }
-  }
-
-  /**
-   * Makes the WAL found in [from, end) durable before it counts as flushed: a process killed after
-   * writing and before its fsync leaves the bytes in the page cache, where the scan reads them, but
-   * a power loss could still take them (PostgreSQL syncs its data directory after a crash for the
-   * same reason). Clean files cost next to nothing to fsync.
-   */
-  private void fsyncSegments(Lsn from, Lsn end) throws IOException {
-    for (long seg = from.value() / segmentSize; seg <= end.value() / segmentSize; seg++) {
-      Path p = existingSegment(seg);
-      if (p != null) {
-        try (FileChannel ch = FileChannel.open(p, StandardOpenOption.WRITE)) {
-          Fsync.force(ch, p);
-        }
-      }
-    }
-    Fsync.directory(dir);
-  }
-
-  /** Reads records from {@code from}; the end of the last complete one is the end of the WAL. */
-  private Lsn scanEnd(Lsn from) throws IOException {
-    long seg = from.value() / segmentSize;
-    if (existingSegment(seg) == null) {
-      return from;
-    }
-    WalRecordAssembler a =
-        new WalRecordAssembler(from, new WalRecordAssembler.Options(segmentSize, systemId, true));
-    Lsn end = from;
-    Lsn prev = Lsn.INVALID;
-    long pos = from.value();
-    try {
-      outer:
-      while (true) {
-        Path p = existingSegment(pos / segmentSize);
-        if (p == null) {
-          break;
-        }
-        byte[] rest;
-        try (FileChannel ch = FileChannel.open(p, StandardOpenOption.READ)) {
-          int off = (int) (pos % segmentSize);
-          ByteBuffer b = ByteBuffer.allocate(segmentSize - off);
-          while (b.hasRemaining() && ch.read(b, off + b.position()) >= 0) {
-            // read the rest of the segment
-          }
-          rest = java.util.Arrays.copyOf(b.array(), b.position());
-        }
-        for (Iterator<WalRecord> it = a.feed(ByteBuffer.wrap(rest)); it.hasNext(); ) {
-          WalRecord r = it.next();
-          end = r.end();
-          prev = r.lsn();
-        }
-        if (a.ended() || rest.length < segmentSize - (int) (pos % segmentSize)) {
-          break outer;
-        }
-        pos += rest.length;
-      }
-    } catch (io.zenith.wal.WalFormatException e) {
-      // A torn or garbled tail: the WAL ends at the last complete record before it.
-    }
-    prevRecord = prev;
-    return end;
   }
 
   @Override
   public void close() throws IOException {
     lock.lock();
     try {
-      for (FileChannel ch : open.values()) {
-        ch.close();
-      }
-      open.clear();
+      files.closeAll();
       flushed.tryEmitComplete();
       recordEnds.tryEmitComplete();
     } finally {

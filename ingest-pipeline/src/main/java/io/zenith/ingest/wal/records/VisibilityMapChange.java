@@ -1,5 +1,6 @@
 package io.zenith.ingest.wal.records;
 
+import io.zenith.ingest.pg.PageLayout;
 import io.zenith.wal.RelTag;
 
 /**
@@ -40,10 +41,10 @@ public record VisibilityMapChange(RelTag rel, int heapBlock, Action action, int 
    * Where the map starts in a VM page: {@code MAXALIGN(SizeOfPageHeaderData)}, the page header
    * being 24 bytes.
    */
-  public static final int MAP_OFFSET = 24;
+  public static final int MAP_OFFSET = PageLayout.SIZE_OF_PAGE_HEADER;
 
   /** {@code MAPSIZE}: bytes of map per 8 KiB VM page. */
-  public static final int MAPSIZE = 8192 - MAP_OFFSET;
+  public static final int MAPSIZE = PageLayout.BLCKSZ - MAP_OFFSET;
 
   /** {@code HEAPBLOCKS_PER_PAGE}: heap blocks covered by one VM page (32672). */
   public static final int HEAPBLOCKS_PER_PAGE = MAPSIZE * HEAPBLOCKS_PER_BYTE;
