@@ -1,7 +1,7 @@
 package io.zenith.gateway.pageserver;
 
 import io.micrometer.core.instrument.MeterRegistry;
-import io.zenith.gateway.safekeeper.WalService;
+import io.zenith.replication.safekeeper.serving.WalService;
 import io.zenith.ingest.IngestPipeline;
 import io.zenith.ingest.WalIngest;
 import io.zenith.ingest.keys.Catalog;

@@ -1,5 +1,8 @@
 package io.zenith.gateway.safekeeper;
 
+import io.zenith.replication.safekeeper.peers.LibpqWalFetcher;
+import io.zenith.replication.safekeeper.peers.Gossip;
+import io.zenith.replication.safekeeper.serving.WalService;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.zenith.gateway.cli.Main;

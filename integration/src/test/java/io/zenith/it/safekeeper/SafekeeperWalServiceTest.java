@@ -4,7 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.catchThrowableOfType;
 
 import io.zenith.gateway.safekeeper.SafekeeperApiModel;
-import io.zenith.gateway.safekeeper.WalService;
+import io.zenith.replication.safekeeper.serving.WalService;
 import io.zenith.pg.PgDistribution;
 import io.zenith.pg.testing.PgCluster;
 import io.zenith.replication.client.PgConnectOptions;
