@@ -1,13 +1,13 @@
 package io.zenith.gateway.safekeeper;
 
-import io.zenith.replication.safekeeper.peers.LibpqWalFetcher;
-import io.zenith.replication.safekeeper.peers.Gossip;
-import io.zenith.replication.safekeeper.serving.WalService;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.zenith.gateway.cli.Main;
 import io.zenith.replication.safekeeper.Safekeeper;
 import io.zenith.replication.safekeeper.SafekeeperConfig;
+import io.zenith.replication.safekeeper.peers.Gossip;
+import io.zenith.replication.safekeeper.peers.LibpqWalFetcher;
+import io.zenith.replication.safekeeper.serving.WalService;
 import io.zenith.replication.server.PgWireServer;
 import io.zenith.replication.server.PgWireServerOptions;
 import io.zenith.wal.DirectoryLock;
