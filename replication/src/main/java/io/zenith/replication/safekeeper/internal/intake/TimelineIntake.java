@@ -161,7 +161,7 @@ public final class TimelineIntake {
   }
 
   /** Where pulling from the compute of {@code term} starts: the end of the log. */
-  public Lsn intakeStart(long term) {
+  Lsn intakeStart(long term) {
     state.lock().lock();
     try {
       checkTermForAppend(term);
