@@ -1,7 +1,6 @@
 package io.zenith.gateway.pageserver;
 
 import io.micrometer.core.instrument.MeterRegistry;
-import io.zenith.gateway.safekeeper.WalService;
 import io.zenith.ingest.IngestPipeline;
 import io.zenith.ingest.WalIngest;
 import io.zenith.ingest.keys.Catalog;
@@ -12,8 +11,11 @@ import io.zenith.page.PageReconstructor;
 import io.zenith.replication.client.PgConnectOptions;
 import io.zenith.replication.client.ReplicationClient;
 import io.zenith.replication.client.ReplicationClient.Progress;
+import io.zenith.replication.client.ReplicationOptions;
 import io.zenith.replication.client.StreamMetrics;
 import io.zenith.replication.client.WalChunk;
+import io.zenith.replication.client.WalSenderFollower;
+import io.zenith.replication.safekeeper.serving.WalService;
 import io.zenith.wal.FsyncFailedException;
 import io.zenith.wal.Lsn;
 import java.time.Duration;
@@ -50,6 +52,10 @@ import reactor.util.retry.Retry;
  *       #SWITCH_LAG}, or nothing arrived for {@link #STALL} while it has nothing more and another
  *       has. Nothing beyond a commit LSN is ever served, so nothing ingested is truncated later.
  * </ul>
+ *
+ * <p>Connecting, IDENTIFY_SYSTEM, the system id check and the slot are {@link WalSenderFollower}'s
+ * (shared with the safekeeper's intake from a compute); choosing the source, switching, stall
+ * detection and reconnecting are this class's.
  *
  * <p>Reconnects with backoff (0.5 s doubling to 10 s) after errors and after the source ends the
  * stream, until {@link #stop()}; a switch reconnects the same way, and so does a stalled stream
@@ -178,24 +184,28 @@ final class WalReceiver {
     return chosen.flatMap(
         e -> {
           endpoint = e;
-          return Mono.usingWhen(
-              ReplicationClient.connect(connectOptions(e, Duration.ofSeconds(10)))
-                  .doOnNext(c -> this.client = c),
-              client ->
-                  client
-                      .identifySystem()
-                      .flatMap(
-                          id -> {
-                            checkSystem(e, id.systemId());
-                            Mono<?> slot =
-                                source.slot() == null
-                                    ? Mono.empty()
-                                    : client.createPhysicalSlot(source.slot(), true);
-                            return slot.then(Mono.defer(() -> stream(client, e)));
-                          }),
-              c -> {
-                client = null;
-                return c.close();
+          WalSenderFollower follower =
+              new WalSenderFollower(
+                  connectOptions(e, Duration.ofSeconds(10)),
+                  ReplicationOptions.DEFAULT,
+                  source.slot(),
+                  id -> checkSystem(e, id.systemId()));
+          return follower.follow(
+              new WalSenderFollower.Session<Void>() {
+                @Override
+                public void connected(ReplicationClient c) {
+                  client = c;
+                }
+
+                @Override
+                public Mono<Void> stream(WalSenderFollower.Connection c) {
+                  return WalReceiver.this.stream(c, e);
+                }
+
+                @Override
+                public void released(ReplicationClient c) {
+                  client = null;
+                }
               });
         });
   }
@@ -423,7 +433,8 @@ final class WalReceiver {
     return "";
   }
 
-  private Mono<Void> stream(ReplicationClient client, Endpoint e) {
+  private Mono<Void> stream(WalSenderFollower.Connection connection, Endpoint e) {
+    ReplicationClient client = connection.client();
     Lsn start = timeline.lastRecordLsn();
     byte[] control =
         Catalog.image(timeline, KeySpace.CONTROL_FILE, start)
@@ -450,8 +461,8 @@ final class WalReceiver {
     // stream so that the receiver reconnects to the best safekeeper.
     AtomicReference<String> switchReason = new AtomicReference<>();
     Flux<WalChunk> wal =
-        client
-            .startReplication(source.slot(), start, safekeeper ? 0 : 1, initial)
+        connection
+            .startReplication(start, safekeeper ? 0 : 1, initial)
             .doOnSubscribe(s -> state.set(State.STREAMING))
             .doOnNext(
                 ch -> {

@@ -4,7 +4,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.catchThrowableOfType;
 
 import io.zenith.gateway.safekeeper.SafekeeperApiModel;
-import io.zenith.gateway.safekeeper.WalService;
 import io.zenith.pg.PgDistribution;
 import io.zenith.pg.testing.PgCluster;
 import io.zenith.replication.client.PgConnectOptions;
@@ -12,6 +11,7 @@ import io.zenith.replication.client.ReplicationClient;
 import io.zenith.replication.client.SystemIdentity;
 import io.zenith.replication.client.WalChunk;
 import io.zenith.replication.pgwire.PgServerException;
+import io.zenith.replication.safekeeper.serving.WalService;
 import io.zenith.replication.testing.NettyLeakCheck;
 import io.zenith.replication.testing.PgWal;
 import io.zenith.wal.Lsn;

@@ -1,10 +1,11 @@
-package io.zenith.replication.safekeeper;
+package io.zenith.replication.safekeeper.internal.intake;
 
 import io.zenith.replication.client.PgConnectOptions;
 import io.zenith.replication.client.ReplicationClient;
 import io.zenith.replication.client.ReplicationClient.Progress;
 import io.zenith.replication.client.ReplicationOptions;
 import io.zenith.replication.client.WalChunk;
+import io.zenith.replication.client.WalSenderFollower;
 import io.zenith.replication.pgwire.PgServerException;
 import io.zenith.replication.pgwire.SqlState;
 import io.zenith.wal.FsyncFailedException;
@@ -28,8 +29,13 @@ import reactor.util.retry.Retry;
  * lag limits), so the compute's synchronous quorum counts it. Reconnects with backoff until
  * stopped.
  *
+ * <p>Connecting, identifying the compute, checking its system id and creating the slot are {@link
+ * WalSenderFollower}'s; the reconnect policy (backoff, never after a failed fsync) and the appends
+ * are this class's.
+ *
  * <p>Threads: chunks are appended on the timeline's I/O thread; a flush is scheduled behind the
- * chunks already queued there, so one fsync covers every chunk that arrived meanwhile.
+ * chunks already queued there, so one fsync covers every chunk that arrived meanwhile. Thread-safe:
+ * {@link #report} and {@link #stop} may be called from any thread.
  */
 final class ComputeIntake {
   private static final Logger log = LoggerFactory.getLogger(ComputeIntake.class);
@@ -37,7 +43,7 @@ final class ComputeIntake {
   /** How far ahead of the I/O thread the stream may run (chunks of at most 128 KiB). */
   private static final int PREFETCH = 16;
 
-  private final SafekeeperTimeline timeline;
+  private final TimelineIntake timeline;
   private final ComputeSource source;
   private final String name;
   private final Scheduler io;
@@ -49,7 +55,7 @@ final class ComputeIntake {
   private volatile @Nullable String lastError;
 
   ComputeIntake(
-      SafekeeperTimeline timeline,
+      TimelineIntake timeline,
       ComputeSource source,
       String name,
       Scheduler io,
@@ -119,36 +125,42 @@ final class ComputeIntake {
             .replication(true)
             .connectTimeout(Duration.ofSeconds(5))
             .build();
-    return Mono.usingWhen(
-        ReplicationClient.connect(opts, ReplicationOptions.DEFAULT),
-        c ->
-            c.identifySystem()
-                .flatMap(
-                    id -> {
-                      long expected = timeline.identity().systemId();
-                      if (id.systemId() != expected) {
-                        return Mono.error(
-                            new IllegalStateException(
-                                "the compute at "
-                                    + source.host()
-                                    + ":"
-                                    + source.port()
-                                    + " is database system "
-                                    + Long.toUnsignedString(id.systemId())
-                                    + ", this timeline belongs to "
-                                    + Long.toUnsignedString(expected)));
-                      }
-                      return c.createPhysicalSlot(name, true).then(Mono.defer(() -> stream(c)));
-                    }),
-        c -> {
-          client = null;
-          return c.close().onErrorComplete();
+    long expected = timeline.identity().systemId();
+    WalSenderFollower follower =
+        new WalSenderFollower(
+            opts,
+            ReplicationOptions.DEFAULT,
+            name,
+            id -> {
+              if (id.systemId() != expected) {
+                throw new IllegalStateException(
+                    "the compute at "
+                        + source.host()
+                        + ":"
+                        + source.port()
+                        + " is database system "
+                        + Long.toUnsignedString(id.systemId())
+                        + ", this timeline belongs to "
+                        + Long.toUnsignedString(expected));
+              }
+            });
+    return follower.follow(
+        new WalSenderFollower.Session<Void>() {
+          @Override
+          public Mono<Void> stream(WalSenderFollower.Connection c) {
+            return ComputeIntake.this.stream(c);
+          }
+
+          @Override
+          public void released(ReplicationClient c) {
+            client = null;
+          }
         });
   }
 
-  private Mono<Void> stream(ReplicationClient c) {
+  private Mono<Void> stream(WalSenderFollower.Connection c) {
     Lsn start = timeline.intakeStart(source.term());
-    client = c;
+    client = c.client();
     // The start is the end of what was written, not necessarily fsynced (a reconnect while chunks
     // await their flush): acknowledge only what is durable and the limits allow.
     Lsn ack = timeline.ackLsn();
@@ -159,7 +171,7 @@ final class ComputeIntake {
         source.host(),
         source.port(),
         start);
-    return c.startReplication(name, start, 0, new Progress(ack, ack, ack))
+    return c.startReplication(start, 0, new Progress(ack, ack, ack))
         .doOnSubscribe(
             s -> {
               state = "streaming";

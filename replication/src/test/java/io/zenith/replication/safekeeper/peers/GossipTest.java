@@ -1,4 +1,4 @@
-package io.zenith.gateway.safekeeper;
+package io.zenith.replication.safekeeper.peers;
 
 import static org.assertj.core.api.Assertions.assertThat;
 

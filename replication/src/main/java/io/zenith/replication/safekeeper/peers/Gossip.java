@@ -1,4 +1,4 @@
-package io.zenith.gateway.safekeeper;
+package io.zenith.replication.safekeeper.peers;
 
 import io.zenith.replication.safekeeper.Safekeeper;
 import io.zenith.replication.safekeeper.TimelineStatus;

@@ -1,4 +1,4 @@
-package io.zenith.gateway.safekeeper;
+package io.zenith.replication.safekeeper.peers;
 
 import io.netty.buffer.Unpooled;
 import io.zenith.replication.client.PgConnectOptions;
@@ -6,6 +6,7 @@ import io.zenith.replication.client.ReplicationClient;
 import io.zenith.replication.client.ReplicationOptions;
 import io.zenith.replication.safekeeper.SafekeeperException;
 import io.zenith.replication.safekeeper.WalFetcher;
+import io.zenith.replication.safekeeper.serving.WalService;
 import io.zenith.replication.server.WalPiece;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.log.ControlFile.Identity;
@@ -28,13 +29,6 @@ import reactor.core.publisher.Flux;
  * read-ahead), so a slow disk here slows the peer's sending. Thread-safe.
  */
 public final class LibpqWalFetcher implements WalFetcher {
-  /** Startup parameter keys (inside {@code options}) of the WAL service. */
-  public static final String TENANT = "zenith.tenant_id";
-
-  public static final String TIMELINE = "zenith.timeline_id";
-  public static final String PEER = "zenith.peer_id";
-  public static final String UP_TO = "zenith.up_to";
-
   private final int ownId;
   private final IntFunction<@Nullable InetSocketAddress> peers;
 
@@ -71,11 +65,11 @@ public final class LibpqWalFetcher implements WalFetcher {
                 "options",
                 WalService.startupOptions(timeline.tenant(), timeline.timeline())
                     + " -c "
-                    + PEER
+                    + WalService.PEER
                     + "="
                     + ownId
                     + " -c "
-                    + UP_TO
+                    + WalService.UP_TO
                     + "="
                     + upTo)
             .build();

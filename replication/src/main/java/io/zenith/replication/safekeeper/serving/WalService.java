@@ -1,4 +1,4 @@
-package io.zenith.gateway.safekeeper;
+package io.zenith.replication.safekeeper.serving;
 
 import io.zenith.replication.pgwire.PgNotice;
 import io.zenith.replication.pgwire.PgServerException;
@@ -34,7 +34,8 @@ import reactor.core.scheduler.Scheduler;
 
 /**
  * The safekeeper's libpq WAL service (ADR 0005 §3): a walsender over its timelines, for
- * pageservers, standbys, {@code pg_receivewal} and peers copying WAL ({@link LibpqWalFetcher}).
+ * pageservers, standbys, {@code pg_receivewal} and peers copying WAL ({@link
+ * io.zenith.replication.safekeeper.peers.LibpqWalFetcher}).
  *
  * <p>The timeline is named in the startup parameter {@code options} ({@code -c
  * zenith.tenant_id=<id> -c zenith.timeline_id=<id>}); a session that names none, an unknown one or
@@ -55,12 +56,12 @@ import reactor.core.scheduler.Scheduler;
  * WAL is read on {@code readers}.
  */
 public final class WalService implements QueryHandler {
-  /** Startup option names (inside {@code options}). */
-  static final String TENANT = LibpqWalFetcher.TENANT;
+  /** Startup option names (inside {@code options}): what peers and pageservers send. */
+  public static final String TENANT = "zenith.tenant_id";
 
-  static final String TIMELINE = LibpqWalFetcher.TIMELINE;
-  static final String PEER = LibpqWalFetcher.PEER;
-  static final String UP_TO = LibpqWalFetcher.UP_TO;
+  public static final String TIMELINE = "zenith.timeline_id";
+  public static final String PEER = "zenith.peer_id";
+  public static final String UP_TO = "zenith.up_to";
 
   /**
    * The {@code application_name} pageservers connect with. A standby or {@code pg_receivewal}
