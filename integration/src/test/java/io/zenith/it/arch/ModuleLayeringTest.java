@@ -22,6 +22,9 @@ import io.zenith.gateway.http.Json;
 import io.zenith.layer.archfixture.ReachesUp;
 import io.zenith.layer.internal.archfixture.Hidden;
 import io.zenith.page.archfixture.ReachesIn;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 
@@ -116,6 +119,74 @@ class ModuleLayeringTest {
             resideInAPackage("io.zenith.ingest..").and(not(resideInAnyPackage(schema))));
   }
 
+  /**
+   * The gateway only wires (issue 10): each of its classes, with its nested classes, uses another
+   * class of the gateway, or a library of what the gateway owns (sockets, HTTP, processes, the
+   * command line, configuration files). A class there that uses neither is logic that belongs in
+   * the module owning its concern. Exempt: exception types, and the classes of {@link
+   * #GATEWAY_LEAVES}.
+   */
+  static final Set<String> WIRING_LIBRARIES =
+      Set.of(
+          "picocli",
+          "reactor.netty",
+          "io.netty",
+          "com.fasterxml.jackson",
+          "io.micrometer.prometheusmetrics",
+          "java.net");
+
+  /** Gateway classes that are the gateway's own business yet need nothing to do it. */
+  static final Map<String, String> GATEWAY_LEAVES =
+      Map.of("io.zenith.gateway.cli.Table", "how the CLI prints aligned tables");
+
+  static ArchRule gatewayClassesWire() {
+    return classes()
+        .that()
+        .resideInAPackage("io.zenith.gateway..")
+        .and()
+        .areNotAssignableTo(Throwable.class)
+        .should(
+            new ArchCondition<JavaClass>("use another class of the gateway") {
+              private final Map<String, Boolean> wires = new TreeMap<>();
+
+              @Override
+              public void check(JavaClass c, ConditionEvents events) {
+                String top = topLevel(c).getName();
+                boolean uses =
+                    c.getDirectDependenciesFromSelf().stream()
+                        .map(d -> d.getTargetClass().getBaseComponentType())
+                        .anyMatch(
+                            t ->
+                                t.getPackageName().startsWith("io.zenith.gateway")
+                                        && !topLevel(t).getName().equals(top)
+                                    || WIRING_LIBRARIES.stream()
+                                        .anyMatch(lib -> t.getPackageName().startsWith(lib))
+                                    || t.isAssignableTo(ProcessBuilder.class));
+                wires.merge(top, uses, Boolean::logicalOr);
+              }
+
+              @Override
+              public void finish(ConditionEvents events) {
+                wires.forEach(
+                    (name, uses) -> {
+                      if (!uses && !GATEWAY_LEAVES.containsKey(name)) {
+                        events.add(
+                            SimpleConditionEvent.violated(
+                                name, name + " uses no other class of the gateway"));
+                      }
+                    });
+              }
+            });
+  }
+
+  private static JavaClass topLevel(JavaClass c) {
+    JavaClass t = c;
+    while (t.getEnclosingClass().isPresent()) {
+      t = t.getEnclosingClass().get();
+    }
+    return t;
+  }
+
   @Test
   void mainCodeDependsOnlyDownwards() {
     JavaClasses main =
@@ -147,6 +218,7 @@ class ModuleLayeringTest {
     layering().check(main);
     internalPackagesStayInTheirModule().check(main);
     keySchemaStandsAlone().check(main);
+    gatewayClassesWire().check(main);
   }
 
   @Test
