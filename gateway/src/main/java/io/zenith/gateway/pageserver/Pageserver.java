@@ -80,7 +80,6 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
   private final Map<String, WalReceiver> receivers = new ConcurrentHashMap<>();
   private DisposableServer http;
   private PgWireServer pg;
-  private volatile Duration flushDelayForTests = Duration.ZERO;
 
   private Pageserver(Path dataDir, PageserverConfig config, LayerDisk disk) {
     this.dataDir = dataDir;
@@ -310,7 +309,6 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
 
   private void startReceiver(Timeline t, ApiModel.WalSource source) {
     WalReceiver r = new WalReceiver(t, source, pages, meters);
-    r.setFlushDelayForTests(flushDelayForTests);
     receivers.put(key(t.tenant(), t.id()), r);
     r.start();
   }
@@ -325,16 +323,6 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
   /** The receiver of a timeline. */
   Optional<WalReceiver> receiver(TenantId tenant, TimelineId id) {
     return Optional.ofNullable(receivers.get(key(tenant, id)));
-  }
-
-  /**
-   * Tests of backpressure only: slows every flush of every WAL receiver's ingest pipeline down by
-   * {@code delay}, the running ones and those started later (after a reconnect or a new {@code
-   * wal_source}). {@link Duration#ZERO} turns it off.
-   */
-  public void setFlushDelayForTests(Duration delay) {
-    flushDelayForTests = delay;
-    receivers.values().forEach(r -> r.setFlushDelayForTests(delay));
   }
 
   /**
