@@ -139,7 +139,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
 
   /**
    * Starts as {@link #start(Path, PageserverConfig)} does, with layer files written through {@code
-   * disk} (tests simulate a full disk there).
+   * disk} (tests simulate a full or a slow disk there).
    */
   public static Pageserver start(Path dataDir, PageserverConfig config, LayerDisk disk) {
     Pageserver ps = new Pageserver(dataDir, config, disk);
