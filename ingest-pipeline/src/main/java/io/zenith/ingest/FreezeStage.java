@@ -36,8 +36,9 @@ import reactor.core.scheduler.Scheduler;
  *   <li><b>Thread:</b> the ingest thread (it runs right after the ingest stage).
  *   <li><b>Demand:</b> a filter ({@code handle}): it requests from upstream exactly what the flush
  *       stage requested and has not received, and one more for every event it does not turn into an
- *       item. When the flush stage has no demand it requests nothing, so no record is ingested and
- *       nothing more is frozen.
+ *       item (with Reactor's conditional protocol, which it gets behind {@code publishOn}, a
+ *       dropped event simply does not count against demand). When the flush stage has no demand it
+ *       requests nothing, so no record is ingested and nothing more is frozen.
  *   <li><b>Bound:</b> at most one item per event; holds nothing but the checkpoint requests not yet
  *       taken.
  *   <li><b>Cancel / error:</b> nothing to release; checkpoint requests it holds or passed on

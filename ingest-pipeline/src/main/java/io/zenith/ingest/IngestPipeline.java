@@ -22,17 +22,18 @@ import reactor.core.scheduler.Scheduler;
 import reactor.core.scheduler.Schedulers;
 
 /**
- * The pageserver's write path for one timeline, four reactive stages composed as {@link Flux}
- * operators, each with its own contract:
+ * The pageserver's write path for one timeline: four reactive stages, each a class with its own
+ * contract ({@link DecodeStage}, {@link IngestStage}, {@link FreezeStage}, {@link FlushStage}),
+ * composed as {@link Flux} operators:
  *
  * <pre>
- *  WAL source ─chunks─▶ decode ─records─▶ merge ◀─ ticks (idle timer, checkpoint requests)
- *  (socket thread)      {@link DecodeStage}          │ one at a time
- *                                          ▼
- *                     publishOn queue (prefetch) ──▶ ingest ──▶ freeze ──frozen layers──▶ flush
- *                     ingest thread                {@link IngestStage}   {@link FreezeStage}   limitRate(maxFrozenLayers, 1)
- *                                                                           concatMap(…, 0)
- *                                                                           {@link FlushStage}, flush thread
+ * WAL source ──chunks──▶ decode ──records──▶ merge(prefetch 1) ◀── ticks (idle timer, checkpoints)
+ * (source's thread)     (source's thread)        │
+ *                                                ▼
+ * ingest thread:  publishOn queue (prefetch) ──▶ ingest ──▶ freeze (a filter)
+ *                                                              │ a frozen layer, when it froze one
+ *                                                              ▼
+ * flush thread:   limitRate(maxFrozenLayers, 1) ──▶ concatMap(flush one, 0) ──▶ disk-consistent LSN
  * </pre>
  *
  * <p><b>Backpressure is demand:</b> the flush stage requests one frozen layer per layer it takes,
