@@ -199,7 +199,9 @@ public final class IngestPipeline implements AutoCloseable {
               .doOnSubscribe(s -> running = freeze)
               .doFinally(
                   s -> {
-                    running = null;
+                    if (running == freeze) {
+                      running = null;
+                    }
                     freeze.end(this::checkpointDirectly);
                   });
         });
