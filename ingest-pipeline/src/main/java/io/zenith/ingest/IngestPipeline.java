@@ -6,47 +6,45 @@ import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Tags;
 import io.micrometer.core.instrument.Timer;
-import io.zenith.ingest.wal.DecodedRecord;
-import io.zenith.ingest.wal.RecordDecoder;
 import io.zenith.layer.LayerStoreException;
 import io.zenith.layer.Timeline;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.WalRecordAssembler;
-import io.zenith.wal.WalStream;
 import java.nio.ByteBuffer;
 import java.time.Duration;
-import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
 import org.reactivestreams.Publisher;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
+import reactor.core.publisher.Sinks;
 import reactor.core.scheduler.Scheduler;
 import reactor.core.scheduler.Schedulers;
 
 /**
- * The pageserver's write path for one timeline, as reactive stages:
+ * The pageserver's write path for one timeline: four reactive stages, each a class with its own
+ * contract ({@link DecodeStage}, {@link IngestStage}, {@link FreezeStage}, {@link FlushStage}),
+ * composed as {@link Flux} operators:
  *
- * <ol>
- *   <li><b>decode</b> — {@link WalStream} reassembles records from the WAL source's chunks and
- *       {@link RecordDecoder} splits them; runs on the source's thread.
- *   <li><b>ingest</b> — {@link WalIngest} writes each record's versions into the open in-memory
- *       layer and freezes it when due; runs on this timeline's single ingest thread (blocking
- *       writes to the ephemeral file, never on a network thread). Records are handed over through a
- *       bounded queue of {@code prefetch} records.
- *   <li><b>flush</b> — frozen layers are written to layer files and committed on the flush thread.
- * </ol>
+ * <pre>
+ * WAL source ──chunks──▶ decode ──records──▶ merge(prefetch 1) ◀── ticks (idle timer, checkpoints)
+ * (source's thread)     (source's thread)        │
+ *                                                ▼
+ * ingest thread:  publishOn queue (prefetch) ──▶ ingest ──▶ freeze (a filter)
+ *                                                              │ a frozen layer, when it froze one
+ *                                                              ▼
+ * flush thread:   limitRate(maxFrozenLayers, 1) ──▶ concatMap(flush one, 0) ──▶ disk-consistent LSN
+ * </pre>
  *
- * <p><b>Backpressure:</b> when more than {@code maxFrozenLayers} frozen layers wait for the flush,
- * the ingest stage waits for it; its queue fills, decode stops requesting chunks, and the WAL
- * source stops reading its socket. Memory is bounded by the queue, the assembler's current record
- * and the frozen layers' indexes.
+ * <p><b>Backpressure is demand:</b> the flush stage requests one frozen layer per layer it takes,
+ * with at most {@code maxFrozenLayers} waiting; the freeze stage, a filter, requests records only
+ * while it has demand; so when flushes are slow (or fail for want of space) the ingest stage stops
+ * draining its queue, the queue fills, decode stops requesting chunks and the WAL source stops
+ * reading its socket. No thread waits for another stage. Memory is bounded by the queue, the
+ * assembler's current record, the open layer and {@code maxFrozenLayers + 1} frozen layers.
  *
  * <p><b>Full disk:</b> a flush that cannot write its layer file ({@link
- * LayerStoreException.Kind#NO_SPACE}) has changed nothing; the flush thread retries it after a
+ * LayerStoreException.Kind#NO_SPACE}) has changed nothing; the flush stage retries it after a
  * backoff ({@link #RETRY_MIN} doubling to {@link #RETRY_MAX}) until it works or the pipeline is
  * closed. Meanwhile ingest goes on until the backpressure above stops it, so the disk-consistent
  * LSN the source is told stays where it was (safekeepers hold the compute's commits by their lag
@@ -57,9 +55,13 @@ import reactor.core.scheduler.Schedulers;
  * <p><b>Idle flush:</b> when no record arrived for {@code idleFlush}, everything ingested is frozen
  * and flushed, so the disk-consistent LSN catches up (a compute shutting down waits for it).
  *
+ * <p><b>Progress:</b> the write position after each record (ingest thread), the disk-consistent LSN
+ * after each flushed layer (flush thread).
+ *
  * <p>Cancel or error: the stages stop, nothing is released but the threads (unflushed versions are
  * ingested again from the disk-consistent LSN after a restart). Order: records strictly in WAL
- * order. One pipeline per timeline at a time.
+ * order. One pipeline per timeline at a time, one run at a time. Thread-safe: {@link #checkpoint}
+ * and {@link #close} from any thread.
  */
 public final class IngestPipeline implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(IngestPipeline.class);
@@ -69,10 +71,18 @@ public final class IngestPipeline implements AutoCloseable {
    *
    * @param prefetch records decoded ahead of the ingest stage (the hand-off queue's size)
    * @param idleFlush flush everything after this long without a record
-   * @param maxFrozenLayers frozen layers allowed to wait for the flush before ingest waits
+   * @param maxFrozenLayers frozen layers allowed to wait for the flush stage (one more is being
+   *     flushed) before ingest stops: the write path's backpressure point, and the only setting of
+   *     it (the layer store has none)
    */
   public record Options(int prefetch, Duration idleFlush, int maxFrozenLayers) {
     public static final Options DEFAULT = new Options(256, Duration.ofSeconds(1), 2);
+
+    public Options {
+      if (prefetch < 1 || maxFrozenLayers < 1) {
+        throw new IllegalArgumentException("prefetch and frozen layer limit must be positive");
+      }
+    }
   }
 
   /** Receives the write position (last ingested record end) and the durable position. */
@@ -88,19 +98,20 @@ public final class IngestPipeline implements AutoCloseable {
   private final Scheduler flushThread;
   private final Counter records;
   private final Counter bytes;
-  private final Timer flushTimer;
-  private final AtomicLong lastRecordNanos = new AtomicLong(System.nanoTime());
+  private final FlushStage flush;
 
   /** First wait before a failed (full disk) flush is retried; doubles up to {@link #RETRY_MAX}. */
   static final Duration RETRY_MIN = Duration.ofSeconds(1);
 
   static final Duration RETRY_MAX = Duration.ofSeconds(10);
 
-  /** Counted down by {@link #close()}: ends a flush retry's wait. */
-  private final CountDownLatch closing = new CountDownLatch(1);
+  /** Completed by {@link #close()}: ends a flush retry's wait. */
+  private final Sinks.Empty<Void> closing = Sinks.empty();
 
-  /** A hook tests use to slow the flush stage down (the backpressure scenario). */
-  private volatile Duration flushDelay = Duration.ZERO;
+  /**
+   * The freeze stage of the run in progress, which takes checkpoint requests; null between runs.
+   */
+  private volatile FreezeStage running;
 
   public IngestPipeline(
       Timeline timeline, WalIngest ingest, Options options, MeterRegistry meters) {
@@ -123,11 +134,14 @@ public final class IngestPipeline implements AutoCloseable {
             .description("WAL bytes ingested")
             .baseUnit("bytes")
             .register(meters);
-    this.flushTimer =
+    Timer flushTimer =
         Timer.builder("zenith.flush.duration")
             .tags(tags)
             .description("layer flushes")
             .register(meters);
+    this.flush =
+        new FlushStage(
+            timeline, flushThread, options.maxFrozenLayers(), flushTimer, closing.asMono());
     Gauge.builder("zenith.timeline.last_record_lsn", timeline, t -> t.lastRecordLsn().value())
         .tags(tags)
         .register(meters);
@@ -161,11 +175,6 @@ public final class IngestPipeline implements AutoCloseable {
     log.debug("ingest pipeline for {} created", name);
   }
 
-  /** Slows every flush down by {@code delay} (tests of backpressure only). */
-  public void setFlushDelayForTests(Duration delay) {
-    this.flushDelay = delay;
-  }
-
   /**
    * Ingests the WAL that {@code wal} delivers, starting exactly at the timeline's last record end.
    * Completes when the source completes (after a final flush), errors on malformed WAL.
@@ -174,128 +183,70 @@ public final class IngestPipeline implements AutoCloseable {
       Publisher<ByteBuffer> wal, int segmentSize, long systemId, Progress progress) {
     return Mono.defer(
         () -> {
-          Lsn start = timeline.lastRecordLsn();
           WalRecordAssembler assembler =
               new WalRecordAssembler(
-                  start, new WalRecordAssembler.Options(segmentSize, systemId, true));
-          Disposable idle =
-              Flux.interval(options.idleFlush(), ingestThread)
-                  .filter(
-                      t ->
-                          System.nanoTime() - lastRecordNanos.get()
-                              >= options.idleFlush().toNanos())
-                  .filter(
-                      t ->
-                          timeline.lastRecordLsn().isAfter(timeline.diskConsistentLsn())
-                              && timeline.frozenCount() == 0)
-                  .subscribe(t -> freezeAndFlush(progress, true));
-          return WalStream.records(wal, assembler)
-              .map(RecordDecoder::decode)
-              .publishOn(ingestThread, options.prefetch())
-              .concatMap(r -> ingestOne(r, progress), 0)
-              .doOnNext(end -> progress.report(end, timeline.diskConsistentLsn()))
-              .then(Mono.fromRunnable(() -> timeline.freezeIfDue(true)).subscribeOn(ingestThread))
-              .then(Mono.fromRunnable(() -> flushAll(progress)).subscribeOn(flushThread))
-              .doFinally(s -> idle.dispose())
-              .then();
+                  timeline.lastRecordLsn(),
+                  new WalRecordAssembler.Options(segmentSize, systemId, true));
+          FreezeStage freeze = new FreezeStage(timeline, options.idleFlush(), ingestThread);
+          IngestStage write =
+              new IngestStage(ingest, ingestThread, options.prefetch(), records, bytes, progress);
+          // Prefetch 1: the merge adds one record to what the ingest stage's queue holds.
+          Flux<IngestEvent> events =
+              Flux.merge(1, DecodeStage.decode(wal, assembler), freeze.triggers())
+                  .takeUntil(e -> e instanceof IngestEvent.End);
+          return flush
+              .apply(freeze.apply(write.apply(events)), progress)
+              .doOnSubscribe(s -> running = freeze)
+              .doFinally(
+                  s -> {
+                    if (running == freeze) {
+                      running = null;
+                    }
+                    freeze.end(this::checkpointDirectly);
+                  });
         });
-  }
-
-  private Mono<Lsn> ingestOne(DecodedRecord r, Progress progress) {
-    ingest.ingest(r);
-    records.increment();
-    bytes.increment(r.totalLength());
-    lastRecordNanos.set(System.nanoTime());
-    if (timeline.freezeIfDue(false)) {
-      flushThread.schedule(() -> flushAll(progress));
-    }
-    if (timeline.frozenCount() > options.maxFrozenLayers()) {
-      // Backpressure: wait until the flush thread has worked through what is ahead of us.
-      return Mono.fromCallable(
-              () -> {
-                flushAll(progress);
-                return r.end();
-              })
-          .subscribeOn(flushThread)
-          .publishOn(ingestThread);
-    }
-    return Mono.just(r.end());
-  }
-
-  /** Freezes on the ingest thread (between records), then flushes on the flush thread. */
-  private void freezeAndFlush(Progress progress, boolean force) {
-    if (timeline.freezeIfDue(force)) {
-      flushThread.schedule(() -> flushAll(progress));
-    }
-  }
-
-  /**
-   * Flushes every frozen layer, oldest first; on the flush thread. A flush that fails for want of
-   * space is retried after a backoff until it works, so this returns only when nothing is frozen;
-   * it gives up (throws the failure) once the pipeline is closed.
-   */
-  private void flushAll(Progress progress) {
-    Duration backoff = RETRY_MIN;
-    while (true) {
-      long t0 = System.nanoTime();
-      Duration delay = flushDelay;
-      if (!delay.isZero() && timeline.frozenCount() > 0) {
-        try {
-          Thread.sleep(delay);
-        } catch (InterruptedException e) {
-          Thread.currentThread().interrupt();
-          return;
-        }
-      }
-      boolean flushed;
-      try {
-        flushed = timeline.flushOldestFrozen();
-      } catch (LayerStoreException e) {
-        if (e.kind() != LayerStoreException.Kind.NO_SPACE || !waitBeforeRetry(backoff)) {
-          throw e;
-        }
-        backoff =
-            backoff.multipliedBy(2).compareTo(RETRY_MAX) > 0 ? RETRY_MAX : backoff.multipliedBy(2);
-        continue;
-      }
-      if (!flushed) {
-        return;
-      }
-      backoff = RETRY_MIN;
-      flushTimer.record(Duration.ofNanos(System.nanoTime() - t0));
-      progress.report(timeline.lastRecordLsn(), timeline.diskConsistentLsn());
-    }
-  }
-
-  /** Waits {@code d} unless the pipeline closes first; false if it did (or was interrupted). */
-  private boolean waitBeforeRetry(Duration d) {
-    try {
-      return !closing.await(d.toNanos(), TimeUnit.NANOSECONDS);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      return false;
-    }
   }
 
   /**
    * Freezes what was ingested (between two records, on the ingest thread) and flushes it; completes
-   * once it is durable.
+   * once it is durable. While the pipeline runs, the freeze stage takes the request with the next
+   * event and the flush stage completes it in turn; otherwise it is done here.
    */
   public Mono<Void> checkpoint() {
-    return Mono.fromRunnable(() -> timeline.freezeIfDue(true))
+    return Mono.defer(
+        () -> {
+          FreezeStage f = running;
+          CheckpointRequest r = new CheckpointRequest();
+          if (f != null && f.offer(r)) {
+            return r.done();
+          }
+          return checkpointNow();
+        });
+  }
+
+  /** A checkpoint request the run will not serve: served here, with the same outcome. */
+  private void checkpointDirectly(CheckpointRequest r) {
+    checkpointNow().subscribe(null, r::fail, r::complete);
+  }
+
+  private Mono<Void> checkpointNow() {
+    return Mono.fromCallable(
+            () -> {
+              timeline.freezeIfDue(true);
+              return timeline.lastRecordLsn();
+            })
         .subscribeOn(ingestThread)
-        .then(Mono.fromRunnable(() -> flushAll((a, b) -> {})).subscribeOn(flushThread))
-        .then();
+        .flatMap(upTo -> flush.flushUpTo(upTo, (a, b) -> {}));
   }
 
   /**
    * Stops the pipeline's threads, waiting (up to a minute) for the record or flush in progress; a
-   * flush waiting to be retried gives up (its layer stays frozen in the timeline). Idempotent;
-   * concurrent callers all wait.
+   * flush waiting to be retried gives up with its failure (its layer stays frozen in the timeline).
+   * Idempotent; concurrent callers all wait.
    */
   @Override
   public void close() {
-    closing.countDown();
+    closing.tryEmitEmpty();
     ingestThread.disposeGracefully().timeout(Duration.ofMinutes(1)).onErrorComplete().block();
     flushThread.disposeGracefully().timeout(Duration.ofMinutes(1)).onErrorComplete().block();
   }

@@ -15,16 +15,14 @@ import io.zenith.ingest.wal.records.DbaseRecord;
 import io.zenith.ingest.wal.records.HeapRecord;
 import io.zenith.ingest.wal.records.MultiXactRecord;
 import io.zenith.ingest.wal.records.PgRecord;
-import io.zenith.ingest.wal.records.PgRecords;
 import io.zenith.ingest.wal.records.RelmapRecord;
 import io.zenith.ingest.wal.records.SmgrRecord;
-import io.zenith.ingest.wal.records.VisibilityMapChange;
+import io.zenith.ingest.wal.records.TypedRecord;
 import io.zenith.ingest.wal.records.XactRecord;
 import io.zenith.ingest.wal.records.XlogRecord;
 import io.zenith.layer.Key;
 import io.zenith.layer.Timeline;
 import io.zenith.layer.Value;
-import io.zenith.wal.ForkNumber;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.RelTag;
 import io.zenith.wal.WalFormat;
@@ -32,7 +30,6 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.OptionalInt;
@@ -57,27 +54,14 @@ public final class WalIngest {
     byte[] page(Timeline timeline, Key key, Lsn lsn);
   }
 
-  private static final int SMGR_TRUNCATE_HEAP = 1;
-  private static final int SMGR_TRUNCATE_VM = 2;
-  private static final int SMGR_TRUNCATE_FSM = 4;
-
   private final Timeline timeline;
   private final PageReader pages;
-
-  /** Known fork sizes; -1 = the fork does not exist. Loaded lazily from the timeline. */
-  private final Map<RelFork, Integer> relSizes = new HashMap<>();
-
   private final Map<Key, Integer> slruSizes = new HashMap<>();
-  private final CheckPointData checkpoint;
+  private final CheckpointCounters counters;
+  private final PendingVersions pending = new PendingVersions();
+  private final RelationIngest relations;
   private byte[] controlFile;
-
-  /** Versions of the record being ingested, merged per key. */
-  private final Map<Key, Value> pending = new LinkedHashMap<>();
-
-  private boolean checkpointChanged;
   private long records;
-
-  private record RelFork(RelTag rel, ForkNumber fork) {}
 
   /**
    * Starts ingesting into {@code timeline} after its last record.
@@ -88,9 +72,9 @@ public final class WalIngest {
     this.timeline = timeline;
     this.pages = pages;
     Lsn at = timeline.lastRecordLsn();
-    this.checkpoint =
+    this.counters =
         Catalog.image(timeline, KeySpace.CHECKPOINT, at)
-            .map(CheckPointData::decode)
+            .map(b -> new CheckpointCounters(CheckPointData.decode(b)))
             .orElseThrow(
                 () ->
                     new IllegalStateException(
@@ -100,6 +84,7 @@ public final class WalIngest {
                             + at
                             + ": it was never imported"));
     this.controlFile = Catalog.image(timeline, KeySpace.CONTROL_FILE, at).orElse(null);
+    this.relations = new RelationIngest(timeline, pending);
   }
 
   public Timeline timeline() {
@@ -108,17 +93,21 @@ public final class WalIngest {
 
   /** The checkpoint data as of the last ingested record (a copy). */
   public CheckPointData checkpoint() {
-    return checkpoint.copy();
+    return counters.copy();
   }
 
   public long recordsIngested() {
     return records;
   }
 
-  /** Applies one record: writes its versions at its end LSN, then publishes it. */
-  public void ingest(DecodedRecord r) {
+  /**
+   * Applies one record (decoded and parsed once, by the decode stage): writes its versions at its
+   * end LSN, then publishes it.
+   */
+  public void ingest(TypedRecord record) {
+    DecodedRecord r = record.decoded();
+    PgRecord typed = record.typed();
     Lsn end = r.end();
-    PgRecord typed = PgRecords.parse(r);
     advanceNextXid(r.xid());
     if (r.toplevelXid() != 0) {
       advanceNextXid(r.toplevelXid());
@@ -140,13 +129,13 @@ public final class WalIngest {
         v = new Value.WalRecord(b.willInit(), r.lsn(), rawCopy[0]);
       }
       put(key, v);
-      extendRelation(b.rel(), b.fork(), b.blockNumber());
+      relations.extendRelation(b.rel(), b.fork(), b.blockNumber());
     }
     switch (typed) {
-      case HeapRecord h -> clearVisibilityMapBits(r, h);
+      case HeapRecord h -> relations.clearVisibilityMapBits(r, h);
       case XlogRecord x -> xlog(x);
       case XactRecord x -> xact(r, x);
-      case SmgrRecord s -> smgr(s);
+      case SmgrRecord s -> relations.smgr(s);
       case DbaseRecord d -> dbase(d);
       case ClogRecord c -> clog(c);
       case MultiXactRecord m -> multixact(m);
@@ -156,14 +145,8 @@ public final class WalIngest {
         // nothing but its block references (done above)
       }
     }
-    if (checkpointChanged) {
-      put(KeySpace.CHECKPOINT, new Value.Image(checkpoint.encode()));
-      checkpointChanged = false;
-    }
-    for (Map.Entry<Key, Value> e : pending.entrySet()) {
-      timeline.put(e.getKey(), end, e.getValue());
-    }
-    pending.clear();
+    counters.writeIfChanged(pending);
+    pending.writeTo(timeline, end);
     timeline.finishRecord(end, r.lsn());
     records++;
   }
@@ -179,194 +162,7 @@ public final class WalIngest {
   }
 
   private void put(Key key, Value v) {
-    Value old = pending.get(key);
-    if (old instanceof Value.Patch a && v instanceof Value.Patch b) {
-      pending.put(key, concat(a, b));
-    } else {
-      pending.put(key, v);
-    }
-  }
-
-  private static Value.Patch concat(Value.Patch a, Value.Patch b) {
-    int n = a.offsets().length;
-    int m = b.offsets().length;
-    int[] offsets = java.util.Arrays.copyOf(a.offsets(), n + m);
-    byte[] masks = java.util.Arrays.copyOf(a.masks(), n + m);
-    byte[] bits = java.util.Arrays.copyOf(a.bits(), n + m);
-    System.arraycopy(b.offsets(), 0, offsets, n, m);
-    System.arraycopy(b.masks(), 0, masks, n, m);
-    System.arraycopy(b.bits(), 0, bits, n, m);
-    return new Value.Patch(a.initPageIfNew() || b.initPageIfNew(), offsets, masks, bits);
-  }
-
-  // ------------------------------------------------------------ relations
-
-  private int relSize(RelTag rel, ForkNumber fork) {
-    RelFork rf = new RelFork(rel, fork);
-    Integer cached = relSizes.get(rf);
-    if (cached == null) {
-      OptionalInt s = Catalog.relSize(timeline, rel, fork, Lsn.MAX);
-      cached = s.isPresent() ? s.getAsInt() : -1;
-      relSizes.put(rf, cached);
-    }
-    return cached;
-  }
-
-  private void setRelSize(RelTag rel, ForkNumber fork, int blocks) {
-    relSizes.put(new RelFork(rel, fork), blocks);
-    put(KeySpace.relSize(rel, fork), new Value.Image(KeySpace.encodeSize(blocks)));
-  }
-
-  /** Redo extends a fork to hold every block it touches (creating it if needed). */
-  private void extendRelation(RelTag rel, ForkNumber fork, int blkno) {
-    long need = Integer.toUnsignedLong(blkno) + 1;
-    if (need > Integer.toUnsignedLong(relSize(rel, fork)) || relSize(rel, fork) < 0) {
-      setRelSize(rel, fork, (int) need);
-    }
-  }
-
-  private void dropRelation(RelTag rel) {
-    for (ForkNumber fork : ForkNumber.values()) {
-      if (relSize(rel, fork) >= 0) {
-        relSizes.put(new RelFork(rel, fork), -1);
-        put(KeySpace.relSize(rel, fork), Value.TOMBSTONE);
-      }
-    }
-  }
-
-  /** Shrinks a fork: its size, and tombstones so old blocks never come back if it grows again. */
-  private void truncateFork(RelTag rel, ForkNumber fork, int newSize) {
-    int cur = relSize(rel, fork);
-    if (cur <= newSize) {
-      return;
-    }
-    for (int blk = newSize; blk < cur; blk++) {
-      put(KeySpace.relBlock(rel, fork, blk), Value.TOMBSTONE);
-    }
-    setRelSize(rel, fork, newSize);
-  }
-
-  private void smgr(SmgrRecord s) {
-    switch (s) {
-      case SmgrRecord.Create c -> {
-        if (relSize(c.rel(), c.fork()) < 0) {
-          setRelSize(c.rel(), c.fork(), 0);
-        }
-      }
-      case SmgrRecord.Truncate t -> {
-        if ((t.flags() & SMGR_TRUNCATE_HEAP) != 0 && relSize(t.rel(), ForkNumber.MAIN) >= 0) {
-          truncateFork(t.rel(), ForkNumber.MAIN, t.blkno());
-        }
-        if ((t.flags() & SMGR_TRUNCATE_VM) != 0) {
-          truncateVisibilityMap(t.rel(), t.blkno());
-        }
-        if ((t.flags() & SMGR_TRUNCATE_FSM) != 0) {
-          truncateFreeSpaceMap(t.rel(), t.blkno());
-        }
-      }
-    }
-  }
-
-  /** {@code visibilitymap_prepare_truncate} + truncation of the VM fork. */
-  private void truncateVisibilityMap(RelTag rel, int heapBlocks) {
-    int vmSize = relSize(rel, ForkNumber.VISIBILITY_MAP);
-    int perPage = VisibilityMapChange.HEAPBLOCKS_PER_PAGE;
-    int truncBlock = Integer.divideUnsigned(heapBlocks, perPage);
-    int inPage = Integer.remainderUnsigned(heapBlocks, perPage);
-    int truncByte = inPage / VisibilityMapChange.HEAPBLOCKS_PER_BYTE;
-    int truncShift =
-        (inPage % VisibilityMapChange.HEAPBLOCKS_PER_BYTE) * VisibilityMapChange.BITS_PER_HEAPBLOCK;
-    if (vmSize <= truncBlock) {
-      return;
-    }
-    int newSize = truncBlock;
-    if (truncByte != 0 || truncShift != 0) {
-      // The last remaining page keeps only the bits of heap blocks below the new end.
-      int n = VisibilityMapChange.MAPSIZE - truncByte;
-      int[] offsets = new int[n];
-      byte[] masks = new byte[n];
-      byte[] bits = new byte[n];
-      for (int i = 0; i < n; i++) {
-        offsets[i] = VisibilityMapChange.MAP_OFFSET + truncByte + i;
-        masks[i] = i == 0 ? (byte) ~((1 << truncShift) - 1) : (byte) 0xFF;
-      }
-      put(
-          KeySpace.relBlock(rel, ForkNumber.VISIBILITY_MAP, truncBlock),
-          new Value.Patch(false, offsets, masks, bits));
-      newSize = truncBlock + 1;
-    }
-    truncateFork(rel, ForkNumber.VISIBILITY_MAP, newSize);
-  }
-
-  private static final int FSM_SLOTS_PER_PAGE = 4069;
-  private static final int FSM_TREE_DEPTH = 3;
-
-  /**
-   * {@code FreeSpaceMapPrepareTruncateRel}'s new FSM size. The FSM's contents are hints that are
-   * never WAL-logged; only its size is kept exact.
-   */
-  private void truncateFreeSpaceMap(RelTag rel, int heapBlocks) {
-    int fsmSize = relSize(rel, ForkNumber.FSM);
-    if (fsmSize < 0) {
-      return;
-    }
-    long logicalPage = Integer.toUnsignedLong(heapBlocks) / FSM_SLOTS_PER_PAGE;
-    long slot = Integer.toUnsignedLong(heapBlocks) % FSM_SLOTS_PER_PAGE;
-    long physical = fsmLogicalToPhysical(logicalPage);
-    long newSize = slot > 0 ? physical + 1 : physical;
-    if (newSize < fsmSize) {
-      truncateFork(rel, ForkNumber.FSM, (int) newSize);
-    }
-  }
-
-  /** {@code fsm_logical_to_physical} for a bottom-level page. */
-  private static long fsmLogicalToPhysical(long logicalPage) {
-    long leaf = logicalPage;
-    long pages = 0;
-    for (int level = 0; level < FSM_TREE_DEPTH; level++) {
-      pages += leaf + 1;
-      leaf /= FSM_SLOTS_PER_PAGE;
-    }
-    return pages - 1;
-  }
-
-  // -------------------------------------------------------- visibility map
-
-  /** Heap records clear VM bits without a block reference to the map page: a patch does it. */
-  private void clearVisibilityMapBits(DecodedRecord r, HeapRecord h) {
-    for (VisibilityMapChange c : h.visibilityMapChanges()) {
-      if (c.action() != VisibilityMapChange.Action.CLEAR) {
-        continue; // XLOG_HEAP2_VISIBLE references the map page: redo sets the bits itself
-      }
-      int vmBlock = c.vmBlock();
-      Key vmKey = KeySpace.relBlock(c.rel(), ForkNumber.VISIBILITY_MAP, vmBlock);
-      if (referencesBlock(r, vmKey)) {
-        continue;
-      }
-      int size = relSize(c.rel(), ForkNumber.VISIBILITY_MAP);
-      // Redo extends the map with initialized empty pages up to the one it clears (vm_extend).
-      for (int blk = Math.max(size, 0); blk < vmBlock; blk++) {
-        put(
-            KeySpace.relBlock(c.rel(), ForkNumber.VISIBILITY_MAP, blk),
-            new Value.Image(emptyPage()));
-      }
-      if (Integer.toUnsignedLong(vmBlock) + 1 > Integer.toUnsignedLong(size) || size < 0) {
-        setRelSize(c.rel(), ForkNumber.VISIBILITY_MAP, vmBlock + 1);
-      }
-      put(
-          vmKey,
-          new Value.Patch(
-              true, new int[] {c.pageByteOffset()}, new byte[] {(byte) c.mask()}, new byte[] {0}));
-    }
-  }
-
-  private static boolean referencesBlock(DecodedRecord r, Key key) {
-    for (BlockRef b : r.blocks()) {
-      if (KeySpace.relBlock(b.rel(), b.fork(), b.blockNumber()).equals(key)) {
-        return true;
-      }
-    }
-    return false;
+    pending.put(key, v);
   }
 
   /** {@code PageInit(page, BLCKSZ, 0)}: an empty page with a valid header (see PageLayout). */
@@ -378,11 +174,8 @@ public final class WalIngest {
 
   private void xlog(XlogRecord x) {
     switch (x) {
-      case XlogRecord.Checkpoint c -> checkpointRecord(c);
-      case XlogRecord.NextOid n -> {
-        checkpoint.nextOid = n.nextOid();
-        checkpointChanged = true;
-      }
+      case XlogRecord.Checkpoint c -> counters.checkpointRecord(c);
+      case XlogRecord.NextOid n -> counters.setNextOid(n.nextOid());
       case XlogRecord.ParameterChange p -> {
         if (controlFile != null) {
           PgControl pc = PgControl.parse(controlFile);
@@ -405,67 +198,8 @@ public final class WalIngest {
     }
   }
 
-  /**
-   * As {@code xlog_redo}: a shutdown checkpoint's counters are exact; an online checkpoint's are
-   * only used to move counters forward (its nextOid may be stale and is ignored).
-   */
-  private void checkpointRecord(XlogRecord.Checkpoint c) {
-    long ourNextXid = checkpoint.nextXid;
-    checkpoint.redo = c.redo().value();
-    checkpoint.thisTimeLineId = c.thisTimeLineId();
-    checkpoint.prevTimeLineId = c.prevTimeLineId();
-    checkpoint.fullPageWrites = c.fullPageWrites();
-    checkpoint.time = c.time();
-    checkpoint.oldestActiveXid = c.oldestActiveXid();
-    checkpoint.oldestCommitTsXid = c.oldestCommitTsXid();
-    checkpoint.newestCommitTsXid = c.newestCommitTsXid();
-    if (c.shutdown()) {
-      checkpoint.nextXid = c.nextXid();
-      checkpoint.nextOid = c.nextOid();
-      checkpoint.nextMulti = c.nextMulti();
-      checkpoint.nextMultiOffset = c.nextMultiOffset();
-      checkpoint.oldestXid = c.oldestXid();
-      checkpoint.oldestXidDb = c.oldestXidDb();
-      checkpoint.oldestMulti = c.oldestMulti();
-      checkpoint.oldestMultiDb = c.oldestMultiDb();
-    } else {
-      if (Long.compareUnsigned(c.nextXid(), ourNextXid) > 0) {
-        checkpoint.nextXid = c.nextXid();
-      }
-      advanceMulti(c.nextMulti(), c.nextMultiOffset());
-      if (Xids.precedes(checkpoint.oldestXid, c.oldestXid())) {
-        checkpoint.oldestXid = c.oldestXid();
-        checkpoint.oldestXidDb = c.oldestXidDb();
-      }
-      if (Xids.multiPrecedes(checkpoint.oldestMulti, c.oldestMulti())) {
-        checkpoint.oldestMulti = c.oldestMulti();
-        checkpoint.oldestMultiDb = c.oldestMultiDb();
-      }
-    }
-    if (Long.compareUnsigned(ourNextXid, checkpoint.nextXid) > 0) {
-      checkpoint.nextXid = ourNextXid;
-    }
-    checkpointChanged = true;
-  }
-
-  /** {@code MultiXactAdvanceNextMXact}. */
-  private void advanceMulti(int nextMulti, int nextOffset) {
-    if (Xids.multiPrecedes(checkpoint.nextMulti, nextMulti)) {
-      checkpoint.nextMulti = nextMulti;
-      checkpointChanged = true;
-    }
-    if (checkpoint.nextMultiOffset - nextOffset < 0) {
-      checkpoint.nextMultiOffset = nextOffset;
-      checkpointChanged = true;
-    }
-  }
-
   private void advanceNextXid(int xid) {
-    long before = checkpoint.nextXid;
-    checkpoint.advanceNextXidPast(xid);
-    if (checkpoint.nextXid != before) {
-      checkpointChanged = true;
-    }
+    counters.advanceNextXid(xid);
   }
 
   // ----------------------------------------------------------- transactions
@@ -475,7 +209,7 @@ public final class WalIngest {
       case XactRecord.Commit c -> {
         int xid = c.prepared() ? c.twophaseXid() : r.xid();
         setStatus(xid, c.subxacts(), SlruLayout.XACT_COMMITTED);
-        c.rels().forEach(this::dropRelation);
+        c.rels().forEach(relations::dropRelation);
         if (c.prepared()) {
           put(KeySpace.twoPhase(xid), Value.TOMBSTONE);
         }
@@ -483,7 +217,7 @@ public final class WalIngest {
       case XactRecord.Abort a -> {
         int xid = a.prepared() ? a.twophaseXid() : r.xid();
         setStatus(xid, a.subxacts(), SlruLayout.XACT_ABORTED);
-        a.rels().forEach(this::dropRelation);
+        a.rels().forEach(relations::dropRelation);
         if (a.prepared()) {
           put(KeySpace.twoPhase(xid), Value.TOMBSTONE);
         }
@@ -601,9 +335,7 @@ public final class WalIngest {
           deleteSlruSegment(Slru.MULTIXACT_MEMBERS, seg);
           seg = seg == SlruLayout.MAX_MEMBER_SEGMENT ? 0 : seg + 1;
         }
-        checkpoint.oldestMulti = t.endTruncOff();
-        checkpoint.oldestMultiDb = t.oldestMultiDb();
-        checkpointChanged = true;
+        counters.setOldestMulti(t.endTruncOff(), t.oldestMultiDb());
       }
     }
   }
@@ -637,7 +369,7 @@ public final class WalIngest {
               }));
       advanceNextXid(xid);
     }
-    advanceMulti(next, nextOffset);
+    counters.advanceMulti(next, nextOffset);
   }
 
   private void putOffset(int multi, int offset) {
@@ -665,8 +397,7 @@ public final class WalIngest {
       case DbaseRecord.Drop drop -> {
         for (int spc : drop.tablespaceIds()) {
           for (Catalog.RelFork rf : Catalog.relationsOf(timeline, spc, drop.dbId(), Lsn.MAX)) {
-            relSizes.put(new RelFork(rf.rel(), rf.fork()), -1);
-            put(KeySpace.relSize(rf.rel(), rf.fork()), Value.TOMBSTONE);
+            relations.dropFork(rf.rel(), rf.fork());
           }
           put(KeySpace.relmap(spc, drop.dbId()), Value.TOMBSTONE);
           put(KeySpace.dbDir(spc, drop.dbId()), Value.TOMBSTONE);
@@ -688,7 +419,7 @@ public final class WalIngest {
         byte[] page = pages.page(timeline, KeySpace.relBlock(rf.rel(), rf.fork(), blk), at);
         put(KeySpace.relBlock(dst, rf.fork(), blk), new Value.Image(page));
       }
-      setRelSize(dst, rf.fork(), rf.blocks());
+      relations.setRelSize(dst, rf.fork(), rf.blocks());
     }
     Catalog.image(timeline, KeySpace.relmap(c.srcTablespaceId(), c.srcDbId()), at)
         .ifPresent(map -> put(KeySpace.relmap(c.tablespaceId(), c.dbId()), new Value.Image(map)));

@@ -82,7 +82,6 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
   private final Map<String, WalReceiver> receivers = new ConcurrentHashMap<>();
   private DisposableServer http;
   private PgWireServer pg;
-  private volatile Duration flushDelayForTests = Duration.ZERO;
 
   private Pageserver(Path dataDir, PageserverConfig config, LayerDisk disk) {
     this.dataDir = dataDir;
@@ -142,7 +141,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
 
   /**
    * Starts as {@link #start(Path, PageserverConfig)} does, with layer files written through {@code
-   * disk} (tests simulate a full disk there).
+   * disk} (tests simulate a full or a slow disk there).
    */
   public static Pageserver start(Path dataDir, PageserverConfig config, LayerDisk disk) {
     Pageserver ps = new Pageserver(dataDir, config, disk);
@@ -312,7 +311,6 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
 
   private void startReceiver(Timeline t, ApiModel.WalSource source) {
     WalReceiver r = new WalReceiver(t, source, pages, meters);
-    r.setFlushDelayForTests(flushDelayForTests);
     receivers.put(key(t.tenant(), t.id()), r);
     r.start();
   }
@@ -327,16 +325,6 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
   /** The receiver of a timeline. */
   Optional<WalReceiver> receiver(TenantId tenant, TimelineId id) {
     return Optional.ofNullable(receivers.get(key(tenant, id)));
-  }
-
-  /**
-   * Tests of backpressure only: slows every flush of every WAL receiver's ingest pipeline down by
-   * {@code delay}, the running ones and those started later (after a reconnect or a new {@code
-   * wal_source}). {@link Duration#ZERO} turns it off.
-   */
-  public void setFlushDelayForTests(Duration delay) {
-    flushDelayForTests = delay;
-    receivers.values().forEach(r -> r.setFlushDelayForTests(delay));
   }
 
   /**

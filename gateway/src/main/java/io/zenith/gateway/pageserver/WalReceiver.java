@@ -101,7 +101,6 @@ final class WalReceiver {
   private volatile ReplicationClient client;
   private final reactor.core.publisher.Sinks.Empty<Void> terminated =
       reactor.core.publisher.Sinks.empty();
-  private volatile Duration flushDelay = Duration.ZERO;
 
   /** The safekeeper a switch rule just left (to be avoided by the next choice), or null. */
   private volatile @Nullable Endpoint left;
@@ -444,9 +443,7 @@ final class WalReceiver {
     WalIngest ingest = new WalIngest(timeline, pages::page);
     IngestPipeline pipeline =
         new IngestPipeline(timeline, ingest, IngestPipeline.Options.DEFAULT, meters);
-    // Published before the delay is read: a concurrent setFlushDelayForTests reaches it either way.
     current = pipeline;
-    pipeline.setFlushDelayForTests(flushDelay);
     log.info("streaming WAL of {} from {} at {}", timeline, e, start);
     received = start;
     receivedAtNanos = System.nanoTime();
@@ -509,15 +506,6 @@ final class WalReceiver {
   Mono<Void> checkpoint() {
     IngestPipeline p = current;
     return p == null ? Mono.fromRunnable(timeline::checkpoint) : p.checkpoint();
-  }
-
-  /** Slows the flush stage down (backpressure tests only): the running pipeline and later ones. */
-  void setFlushDelayForTests(Duration d) {
-    this.flushDelay = d;
-    IngestPipeline p = current;
-    if (p != null) {
-      p.setFlushDelayForTests(d);
-    }
   }
 
   /** The counters of the replication connection, while there is one. */

@@ -2,7 +2,7 @@ package io.zenith.it.bench;
 
 import io.zenith.ingest.DatadirImport;
 import io.zenith.ingest.WalIngest;
-import io.zenith.ingest.wal.RecordDecoder;
+import io.zenith.ingest.wal.records.TypedRecord;
 import io.zenith.layer.LayerStore;
 import io.zenith.layer.LayerStoreConfig;
 import io.zenith.layer.Timeline;
@@ -139,7 +139,7 @@ final class PageserverSample {
         first = false;
       }
       for (Iterator<WalRecord> it = a.feed(b); it.hasNext(); ) {
-        ingest.ingest(RecordDecoder.decode(it.next()));
+        ingest.ingest(TypedRecord.decode(it.next()));
         n++;
       }
     }

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.zenith.gateway.pageserver.Pageserver;
 import io.zenith.ingest.IngestPipeline;
 import io.zenith.layer.Timeline;
+import io.zenith.layer.testing.SlowLayerDisk;
 import io.zenith.pg.testing.PgCluster;
 import io.zenith.replication.client.ReplicationOptions;
 import io.zenith.replication.client.StreamMetrics;
@@ -23,12 +24,12 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * A compute bulk-loads while its pageserver, its synchronous standby, flushes slowly (the test hook
- * {@link Pageserver#setFlushDelayForTests}): the pageserver's memory for WAL in flight stays
- * bounded — frozen layers, the WAL ingested but not durable, the replication client's read-ahead —
- * its socket reads pause, and the compute's commits wait for it. The same load without the hook is
- * not held back. Bounds are asserted, not speeds: the slowed load's duration is compared with the
- * unhindered one and with the least time its flushes can have taken.
+ * A compute bulk-loads while its pageserver, its synchronous standby, flushes slowly (its layer
+ * files go to a {@link SlowLayerDisk}): the pageserver's memory for WAL in flight stays bounded —
+ * frozen layers, the WAL ingested but not durable, the replication client's read-ahead — its socket
+ * reads pause, and the compute's commits wait for it. The same load without the hook is not held
+ * back. Bounds are asserted, not speeds: the slowed load's duration is compared with the unhindered
+ * one and with the least time its flushes can have taken.
  */
 @ExtendWith(NettyLeakCheck.class)
 class PageserverBackpressureTest {
@@ -56,16 +57,18 @@ class PageserverBackpressureTest {
     TenantId tenant = TenantId.generate();
     TimelineId main = TimelineId.generate();
     PageserverHarness.importTimeline(data, tenant, main);
-    try (Pageserver ps = Pageserver.start(data, PageserverHarness.config("256KiB", "5s", 1));
+    SlowLayerDisk slowDisk = new SlowLayerDisk();
+    try (Pageserver ps =
+            Pageserver.start(data, PageserverHarness.config("256KiB", "5s", 1), slowDisk);
         PgCluster compute = PageserverHarness.compute(ps, tenant, main, null, true)) {
       PageserverHarness.stream(ps, tenant, main, compute);
       compute.sql("CREATE TABLE t(i int, v text)");
       Timeline timeline = ps.store().timeline(tenant, main);
 
       Load fast = load(ps, compute, timeline, tenant, main);
-      ps.setFlushDelayForTests(FLUSH_DELAY);
+      slowDisk.setDelay(FLUSH_DELAY);
       Load slow = load(ps, compute, timeline, tenant, main);
-      ps.setFlushDelayForTests(Duration.ZERO);
+      slowDisk.setDelay(Duration.ZERO);
       log.warn("backpressure: without the slow flush {}; with it {}", fast, slow);
 
       int maxFrozen = IngestPipeline.Options.DEFAULT.maxFrozenLayers();

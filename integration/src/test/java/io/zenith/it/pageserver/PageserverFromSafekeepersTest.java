@@ -8,6 +8,7 @@ import io.zenith.gateway.safekeeper.SafekeeperApiModel;
 import io.zenith.it.safekeeper.ComputeQuorum;
 import io.zenith.it.safekeeper.SafekeeperSet;
 import io.zenith.layer.Timeline;
+import io.zenith.layer.testing.SlowLayerDisk;
 import io.zenith.pg.testing.PgCluster;
 import io.zenith.replication.testing.NettyLeakCheck;
 import io.zenith.replication.testing.PgWal;
@@ -235,7 +236,9 @@ class PageserverFromSafekeepersTest {
     TenantId tenant = TenantId.generate();
     TimelineId main = TimelineId.generate();
     PageserverHarness.importTimeline(data, tenant, main);
-    try (Pageserver ps = Pageserver.start(data, PageserverHarness.config("256KiB", "60s", 1))) {
+    SlowLayerDisk slowDisk = new SlowLayerDisk();
+    try (Pageserver ps =
+        Pageserver.start(data, PageserverHarness.config("256KiB", "60s", 1), slowDisk)) {
       Timeline timeline = ps.store().timeline(tenant, main);
       Lsn start = timeline.lastRecordLsn();
       LagLimits limits = new LagLimits(1 << 20, 0, 0);
@@ -257,7 +260,7 @@ class PageserverFromSafekeepersTest {
                 + " end $$");
         int fast = commitsIn(compute, 4);
 
-        ps.setFlushDelayForTests(Duration.ofMillis(400));
+        slowDisk.setDelay(Duration.ofMillis(400));
         AtomicLong maxHeldBack = new AtomicLong();
         AtomicBoolean sampling = new AtomicBoolean(true);
         Thread sampler =
@@ -281,7 +284,7 @@ class PageserverFromSafekeepersTest {
         } finally {
           sampling.set(false);
         }
-        ps.setFlushDelayForTests(Duration.ZERO);
+        slowDisk.setDelay(Duration.ZERO);
         PgWal.await(
             T,
             "the pageserver to catch up",
