@@ -2,7 +2,7 @@ package io.zenith.ingest;
 
 import io.micrometer.core.instrument.Timer;
 import io.zenith.layer.LayerStoreException;
-import io.zenith.layer.Timeline;
+import io.zenith.layer.TimelineWriter;
 import io.zenith.wal.Lsn;
 import java.time.Duration;
 import reactor.core.publisher.Flux;
@@ -12,7 +12,7 @@ import reactor.util.retry.Retry;
 
 /**
  * The flush stage: writes frozen layers to layer files and commits them ({@link
- * Timeline#flushOldestFrozen}), oldest first, for each {@link FlushRequest}; reports the
+ * TimelineWriter#flushOldestFrozen}), oldest first, for each {@link FlushRequest}; reports the
  * disk-consistent LSN after each layer and completes the request's checkpoints.
  *
  * <ul>
@@ -35,14 +35,14 @@ import reactor.util.retry.Retry;
  * <p>Thread-safe: holds no state of its own beyond its settings; one instance per pipeline.
  */
 final class FlushStage {
-  private final Timeline timeline;
+  private final TimelineWriter timeline;
   private final Scheduler flushThread;
   private final int maxFrozenLayers;
   private final Timer flushTimer;
   private final Mono<Void> closing;
 
   FlushStage(
-      Timeline timeline,
+      TimelineWriter timeline,
       Scheduler flushThread,
       int maxFrozenLayers,
       Timer flushTimer,

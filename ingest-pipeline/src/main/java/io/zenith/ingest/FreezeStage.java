@@ -1,6 +1,6 @@
 package io.zenith.ingest;
 
-import io.zenith.layer.Timeline;
+import io.zenith.layer.TimelineWriter;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -19,8 +19,8 @@ import reactor.core.scheduler.Scheduler;
  * asks for a flush):
  *
  * <ul>
- *   <li>after a record, when the layer is due ({@link Timeline#freezeIfDue}: checkpoint_distance
- *       bytes, or checkpoint_timeout old);
+ *   <li>after a record, when the layer is due ({@link TimelineWriter#freezeIfDue}:
+ *       checkpoint_distance bytes, or checkpoint_timeout old);
  *   <li>on a tick, when no record arrived for {@code idleFlush}, something ingested is not durable
  *       and nothing is frozen (idle flush: the disk-consistent LSN catches up);
  *   <li>when a checkpoint was requested ({@link #offer}): freezes now, and the request travels with
@@ -50,7 +50,7 @@ import reactor.core.scheduler.Scheduler;
  * ingest thread. One instance per run.
  */
 final class FreezeStage {
-  private final Timeline timeline;
+  private final TimelineWriter timeline;
   private final Duration idleFlush;
   private final Scheduler ingestThread;
   private final Queue<CheckpointRequest> pending = new ConcurrentLinkedQueue<>();
@@ -61,7 +61,7 @@ final class FreezeStage {
   /** On the ingest thread only. */
   private long lastRecordNanos = System.nanoTime();
 
-  FreezeStage(Timeline timeline, Duration idleFlush, Scheduler ingestThread) {
+  FreezeStage(TimelineWriter timeline, Duration idleFlush, Scheduler ingestThread) {
     this.timeline = timeline;
     this.idleFlush = idleFlush;
     this.ingestThread = ingestThread;

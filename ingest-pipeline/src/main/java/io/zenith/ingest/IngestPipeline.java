@@ -7,7 +7,7 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Tags;
 import io.micrometer.core.instrument.Timer;
 import io.zenith.layer.LayerStoreException;
-import io.zenith.layer.Timeline;
+import io.zenith.layer.TimelineWriter;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.WalRecordAssembler;
 import java.nio.ByteBuffer;
@@ -49,8 +49,8 @@ import reactor.core.scheduler.Schedulers;
  * closed. Meanwhile ingest goes on until the backpressure above stops it, so the disk-consistent
  * LSN the source is told stays where it was (safekeepers hold the compute's commits by their lag
  * limits); once there is space, the retry flushes the frozen layers and ingest resumes. The
- * timeline logs the first failure and the recovery ({@link Timeline#flushFailure}); counted in
- * {@code zenith.flush.failures}, shown by the gauge {@code zenith.flush.blocked}.
+ * timeline logs the first failure and the recovery ({@link TimelineWriter#flushFailure}); counted
+ * in {@code zenith.flush.failures}, shown by the gauge {@code zenith.flush.blocked}.
  *
  * <p><b>Idle flush:</b> when no record arrived for {@code idleFlush}, everything ingested is frozen
  * and flushed, so the disk-consistent LSN catches up (a compute shutting down waits for it).
@@ -91,7 +91,7 @@ public final class IngestPipeline implements AutoCloseable {
     void report(Lsn ingested, Lsn diskConsistent);
   }
 
-  private final Timeline timeline;
+  private final TimelineWriter timeline;
   private final WalIngest ingest;
   private final Options options;
   private final Scheduler ingestThread;
@@ -114,7 +114,7 @@ public final class IngestPipeline implements AutoCloseable {
   private volatile FreezeStage running;
 
   public IngestPipeline(
-      Timeline timeline, WalIngest ingest, Options options, MeterRegistry meters) {
+      TimelineWriter timeline, WalIngest ingest, Options options, MeterRegistry meters) {
     this.timeline = timeline;
     this.ingest = ingest;
     this.options = options;
@@ -157,7 +157,7 @@ public final class IngestPipeline implements AutoCloseable {
         .baseUnit("bytes")
         .description("WAL ingested but not yet durable")
         .register(meters);
-    FunctionCounter.builder("zenith.flush.failures", timeline, Timeline::flushFailures)
+    FunctionCounter.builder("zenith.flush.failures", timeline, TimelineWriter::flushFailures)
         .tags(tags)
         .description("layer flushes that failed for want of space (and are retried)")
         .register(meters);
@@ -165,10 +165,10 @@ public final class IngestPipeline implements AutoCloseable {
         .tags(tags)
         .description("1 while the timeline's flushes fail for want of space, else 0")
         .register(meters);
-    Gauge.builder("zenith.ingest.frozen_layers", timeline, Timeline::frozenCount)
+    Gauge.builder("zenith.ingest.frozen_layers", timeline, TimelineWriter::frozenCount)
         .tags(tags)
         .register(meters);
-    Gauge.builder("zenith.ingest.open_layer_bytes", timeline, Timeline::openLayerBytes)
+    Gauge.builder("zenith.ingest.open_layer_bytes", timeline, TimelineWriter::openLayerBytes)
         .tags(tags)
         .baseUnit("bytes")
         .register(meters);

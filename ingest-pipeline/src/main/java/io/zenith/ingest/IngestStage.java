@@ -2,7 +2,7 @@ package io.zenith.ingest;
 
 import io.micrometer.core.instrument.Counter;
 import io.zenith.ingest.wal.records.TypedRecord;
-import io.zenith.layer.Timeline;
+import io.zenith.layer.TimelineWriter;
 import reactor.core.publisher.Flux;
 import reactor.core.scheduler.Scheduler;
 
@@ -28,7 +28,7 @@ import reactor.core.scheduler.Scheduler;
  * <p>Not thread-safe: one instance per run, all work on the ingest thread.
  */
 final class IngestStage {
-  private final Timeline timeline;
+  private final TimelineWriter timeline;
   private final WalIngest ingest;
   private final Scheduler ingestThread;
   private final int prefetch;

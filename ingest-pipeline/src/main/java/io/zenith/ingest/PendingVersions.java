@@ -1,7 +1,7 @@
 package io.zenith.ingest;
 
 import io.zenith.layer.Key;
-import io.zenith.layer.Timeline;
+import io.zenith.layer.TimelineWriter;
 import io.zenith.layer.Value;
 import io.zenith.wal.Lsn;
 import java.util.Arrays;
@@ -26,7 +26,7 @@ final class PendingVersions {
   }
 
   /** Writes every pending version at {@code end} into {@code timeline} and forgets them. */
-  void writeTo(Timeline timeline, Lsn end) {
+  void writeTo(TimelineWriter timeline, Lsn end) {
     for (Map.Entry<Key, Value> e : pending.entrySet()) {
       timeline.put(e.getKey(), end, e.getValue());
     }

@@ -2,13 +2,14 @@ package io.zenith.ingest;
 
 import io.zenith.ingest.keys.Catalog;
 import io.zenith.ingest.keys.KeySpace;
+import io.zenith.ingest.pg.PageLayout;
 import io.zenith.ingest.wal.BlockRef;
 import io.zenith.ingest.wal.DecodedRecord;
 import io.zenith.ingest.wal.records.HeapRecord;
 import io.zenith.ingest.wal.records.SmgrRecord;
 import io.zenith.ingest.wal.records.VisibilityMapChange;
 import io.zenith.layer.Key;
-import io.zenith.layer.Timeline;
+import io.zenith.layer.TimelineWriter;
 import io.zenith.layer.Value;
 import io.zenith.wal.ForkNumber;
 import io.zenith.wal.Lsn;
@@ -32,13 +33,13 @@ final class RelationIngest {
 
   private record RelFork(RelTag rel, ForkNumber fork) {}
 
-  private final Timeline timeline;
+  private final TimelineWriter timeline;
   private final PendingVersions pending;
 
   /** Known fork sizes; -1 = the fork does not exist. */
   private final Map<RelFork, Integer> relSizes = new HashMap<>();
 
-  RelationIngest(Timeline timeline, PendingVersions pending) {
+  RelationIngest(TimelineWriter timeline, PendingVersions pending) {
     this.timeline = timeline;
     this.pending = pending;
   }
@@ -191,7 +192,7 @@ final class RelationIngest {
       for (int blk = Math.max(size, 0); blk < vmBlock; blk++) {
         pending.put(
             KeySpace.relBlock(c.rel(), ForkNumber.VISIBILITY_MAP, blk),
-            new Value.Image(WalIngest.emptyPage()));
+            new Value.Image(PageLayout.emptyPage()));
       }
       if (Integer.toUnsignedLong(vmBlock) + 1 > Integer.toUnsignedLong(size) || size < 0) {
         setRelSize(c.rel(), ForkNumber.VISIBILITY_MAP, vmBlock + 1);

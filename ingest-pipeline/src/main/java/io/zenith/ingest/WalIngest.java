@@ -4,6 +4,7 @@ import io.zenith.ingest.keys.Catalog;
 import io.zenith.ingest.keys.KeySpace;
 import io.zenith.ingest.keys.KeySpace.Slru;
 import io.zenith.ingest.pg.CheckPointData;
+import io.zenith.ingest.pg.PageLayout;
 import io.zenith.ingest.pg.PgControl;
 import io.zenith.ingest.pg.SlruLayout;
 import io.zenith.ingest.pg.Xids;
@@ -21,11 +22,11 @@ import io.zenith.ingest.wal.records.TypedRecord;
 import io.zenith.ingest.wal.records.XactRecord;
 import io.zenith.ingest.wal.records.XlogRecord;
 import io.zenith.layer.Key;
-import io.zenith.layer.Timeline;
+import io.zenith.layer.TimelineView;
+import io.zenith.layer.TimelineWriter;
 import io.zenith.layer.Value;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.RelTag;
-import io.zenith.wal.WalFormat;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
@@ -42,7 +43,7 @@ import java.util.zip.CRC32C;
  *
  * <p>Every version of a record is keyed at the record's end LSN (the LSN redo stamps on pages). The
  * versions of one record are collected first and written together, then the record is published
- * with {@link Timeline#finishRecord}, so readers never see half a record.
+ * with {@link TimelineWriter#finishRecord}, so readers never see half a record.
  *
  * <p>Not thread-safe: one instance per timeline, used by the ingest stage's single thread.
  */
@@ -51,10 +52,10 @@ public final class WalIngest {
   /** Reconstructs a page as of an LSN (for CREATE DATABASE by file copy). */
   @FunctionalInterface
   public interface PageReader {
-    byte[] page(Timeline timeline, Key key, Lsn lsn);
+    byte[] page(TimelineView timeline, Key key, Lsn lsn);
   }
 
-  private final Timeline timeline;
+  private final TimelineWriter timeline;
   private final PageReader pages;
   private final Map<Key, Integer> slruSizes = new HashMap<>();
   private final CheckpointCounters counters;
@@ -68,7 +69,7 @@ public final class WalIngest {
    *
    * @throws IllegalStateException if the timeline has no checkpoint data yet (not imported)
    */
-  public WalIngest(Timeline timeline, PageReader pages) {
+  public WalIngest(TimelineWriter timeline, PageReader pages) {
     this.timeline = timeline;
     this.pages = pages;
     Lsn at = timeline.lastRecordLsn();
@@ -87,7 +88,7 @@ public final class WalIngest {
     this.relations = new RelationIngest(timeline, pending);
   }
 
-  public Timeline timeline() {
+  public TimelineWriter timeline() {
     return timeline;
   }
 
@@ -153,21 +154,16 @@ public final class WalIngest {
 
   /** A restored page carries the record's end LSN, like redo stamps it (not on a new page). */
   private static byte[] stampLsn(byte[] page, Lsn lsn) {
-    ByteBuffer b = ByteBuffer.wrap(page).order(ByteOrder.LITTLE_ENDIAN);
-    boolean isNew = b.getShort(14) == 0; // pd_upper
-    if (!isNew) {
-      b.putInt(0, (int) (lsn.value() >>> 32)).putInt(4, (int) lsn.value());
+    if (!PageLayout.isNew(page)) {
+      ByteBuffer b = ByteBuffer.wrap(page).order(ByteOrder.LITTLE_ENDIAN);
+      b.putInt(PageLayout.PD_LSN, (int) (lsn.value() >>> 32))
+          .putInt(PageLayout.PD_LSN + 4, (int) lsn.value());
     }
     return page;
   }
 
   private void put(Key key, Value v) {
     pending.put(key, v);
-  }
-
-  /** {@code PageInit(page, BLCKSZ, 0)}: an empty page with a valid header (see PageLayout). */
-  public static byte[] emptyPage() {
-    return io.zenith.ingest.pg.PageLayout.emptyPage();
   }
 
   // ------------------------------------------------------------------ XLOG
@@ -293,7 +289,7 @@ public final class WalIngest {
 
   private void zeroSlruPage(Slru slru, int pageno) {
     ensureSlruPage(slru, pageno);
-    put(slruPageKey(slru, pageno), new Value.Image(new byte[WalFormat.BLCKSZ]));
+    put(slruPageKey(slru, pageno), new Value.Image(new byte[PageLayout.BLCKSZ]));
   }
 
   private void deleteSlruSegment(Slru slru, int segno) {

@@ -12,6 +12,7 @@ import io.zenith.layer.Key;
 import io.zenith.layer.LayerStore;
 import io.zenith.layer.LayerStoreConfig;
 import io.zenith.layer.Timeline;
+import io.zenith.layer.TimelineView;
 import io.zenith.layer.Value;
 import io.zenith.layer.Version;
 import io.zenith.pg.testing.PgCluster;
@@ -358,7 +359,7 @@ class WalIngestRealWalTest {
    * databases before they are changed by WAL): no WAL redo needed.
    */
   static final class JavaOnlyPages {
-    static byte[] page(Timeline t, Key key, Lsn lsn) {
+    static byte[] page(TimelineView t, Key key, Lsn lsn) {
       List<Version> history = t.history(key, lsn);
       byte[] page = new byte[WalFormat.BLCKSZ];
       for (int i = history.size() - 1; i >= 0; i--) {
@@ -368,7 +369,7 @@ class WalIngestRealWalTest {
           case Value.Tombstone ts -> page = new byte[WalFormat.BLCKSZ];
           case Value.Patch p -> {
             if (p.initPageIfNew() && isZero(page)) {
-              page = WalIngest.emptyPage();
+              page = PageLayout.emptyPage();
             }
             p.applyTo(page);
           }

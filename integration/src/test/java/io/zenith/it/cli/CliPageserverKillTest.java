@@ -30,11 +30,13 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Checked, each cycle: the pageserver dies; commits go on while it is down (the safekeepers hold
  * the WAL, and the compute waits only once the pageserver trails by {@code
- * max_replication_write_lag}); once restarted, its {@code last_record_lsn} reaches the {@code
- * commit_lsn} the safekeepers had when it came back (bounded); the workload makes progress before
- * the next kill. At the end: the clients saw no error, the compute's total is invariant and it
- * holds every acknowledged transfer, and so does a compute rebuilt from the pageserver alone
- * ({@code pg stop --destroy}, {@code pg create}, {@code pg start}).
+ * max_replication_write_lag}: a pageserver that trailed by nearly that much at the kill, as it does
+ * when the workload outruns its ingest on a loaded machine, is not expected to let 30 more commits
+ * through); once restarted, its {@code last_record_lsn} reaches the {@code commit_lsn} the
+ * safekeepers had when it came back (bounded); the workload makes progress before the next kill. At
+ * the end: the clients saw no error, the compute's total is invariant and it holds every
+ * acknowledged transfer, and so does a compute rebuilt from the pageserver alone ({@code pg stop
+ * --destroy}, {@code pg create}, {@code pg start}).
  */
 class CliPageserverKillTest {
   private static final Logger log = LoggerFactory.getLogger(CliPageserverKillTest.class);
@@ -48,6 +50,12 @@ class CliPageserverKillTest {
   private static final long WHILE_DOWN = 30;
 
   private static final Duration T = Duration.ofSeconds(120);
+
+  /** The safekeepers' default {@code max_replication_write_lag} (ADR 0005). */
+  private static final long WRITE_LAG = 15L << 20;
+
+  /** How close to {@link #WRITE_LAG} a pageserver may trail before commits may stop at a kill. */
+  private static final long WRITE_LAG_MARGIN = 2L << 20;
 
   @Test
   void acknowledgedTransfersSurvivePageserverKillsAndAComputeRebuiltFromThePageserver()
@@ -110,10 +118,24 @@ class CliPageserverKillTest {
             atKill.lastRecord(),
             atKill.diskConsistent(),
             killed);
-        TimelinePositions.await(
-            T,
-            WHILE_DOWN + " transfers with the pageserver down (kill " + cycle + ")",
-            () -> bank.acknowledgedCount() >= killed + WHILE_DOWN);
+        // Commits go on while the pageserver is down only while it trails by less than
+        // max_replication_write_lag: on a loaded machine the workload can outrun its ingest, and
+        // then the compute already waits for it at the kill (the backpressure working as it
+        // should). Its restart must then release the commits, which the catch-up below checks.
+        long trailing = positions.commitLsn().orElseThrow().minus(atKill.lastRecord());
+        if (trailing < WRITE_LAG - WRITE_LAG_MARGIN) {
+          TimelinePositions.await(
+              T,
+              WHILE_DOWN + " transfers with the pageserver down (kill " + cycle + ")",
+              () -> bank.acknowledgedCount() >= killed + WHILE_DOWN);
+        } else {
+          log.info(
+              "kill {}/{}: the pageserver trailed by {}, at max_replication_write_lag: commits"
+                  + " wait for its restart",
+              cycle,
+              CYCLES,
+              TimelinePositions.mib(trailing));
+        }
 
         long t0 = System.nanoTime();
         String restarted = z.ok("pageserver", "start").out().strip();
