@@ -39,24 +39,35 @@ final class ComputeConfig {
         .append(", timeline ")
         .append(spec.timelineId())
         .append(".\n# Rewritten at every start: change node.toml, not this file.\n");
-    setting(conf, "listen_addresses", "'127.0.0.1'");
-    setting(conf, "port", Integer.toString(spec.port()));
-    setting(conf, "unix_socket_directories", "''");
-    setting(conf, "max_connections", "100");
-    setting(conf, "shared_buffers", "128MB");
-    setting(conf, "dynamic_shared_memory_type", "posix");
-    setting(conf, "log_line_prefix", "'%m [%p] '");
-    setting(conf, "timezone", "'UTC'");
-    setting(conf, "log_timezone", "'UTC'");
-    // What the page store relies on (docs/pg-pitfalls.md §6).
-    setting(conf, "wal_level", "replica");
-    setting(conf, "wal_log_hints", "on");
-    setting(conf, "full_page_writes", "on");
-    setting(conf, "track_commit_timestamp", "off");
-    // As initdb's defaults: a read-only compute of a basebackup needs at least the values in its
-    // pg_control, which the primary (or initdb) wrote.
-    setting(conf, "max_wal_senders", "10");
-    setting(conf, "max_replication_slots", "10");
+    conf.append("listen_addresses = '127.0.0.1'\n")
+        .append("port = ")
+        .append(spec.port())
+        .append('\n')
+        .append(
+            """
+            unix_socket_directories = ''
+            max_connections = 100
+            shared_buffers = 128MB
+            dynamic_shared_memory_type = posix
+            log_line_prefix = '%m [%p] '
+            timezone = 'UTC'
+            log_timezone = 'UTC'
+            """)
+        // What the page store relies on (docs/pg-pitfalls.md §6).
+        .append(
+            """
+            wal_level = replica
+            wal_log_hints = on
+            full_page_writes = on
+            track_commit_timestamp = off
+            """)
+        // As initdb's defaults: a read-only compute of a basebackup needs at least the values in
+        // its pg_control, which the primary (or initdb) wrote.
+        .append(
+            """
+            max_wal_senders = 10
+            max_replication_slots = 10
+            """);
     if (spec.primary() && !safekeepers.isEmpty()) {
       conf.append("# The safekeepers are this primary's synchronous standbys (DESIGN.md §3): a")
           .append(" commit returns\n# once a majority has its WAL on disk, so this disk holds")

@@ -7,6 +7,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
@@ -56,18 +57,15 @@ final class PgPrograms {
 
   /** {@code pg_ctl start} of a compute, waiting (bounded) until it accepts connections. */
   static RunResult start(PgDistribution pg, ComputeNode node) {
-    return run(
+    return pgCtl(
         pg,
-        "pg_ctl",
-        List.of(
-            "-D",
-            node.pgdata().toString(),
-            "-l",
-            node.logFile().toString(),
-            "-w",
-            "-t",
-            Long.toString(PG_CTL_TIMEOUT.toSeconds()),
-            "start"));
+        node,
+        "-l",
+        node.logFile().toString(),
+        "-w",
+        "-t",
+        Long.toString(PG_CTL_TIMEOUT.toSeconds()),
+        "start");
   }
 
   /**
@@ -75,30 +73,23 @@ final class PgPrograms {
    * first hand every record to its synchronous standbys).
    */
   static RunResult stopFast(PgDistribution pg, ComputeNode node, Duration bound) {
-    return run(
-        pg,
-        "pg_ctl",
-        List.of(
-            "-D",
-            node.pgdata().toString(),
-            "-m",
-            "fast",
-            "-w",
-            "-t",
-            Long.toString(bound.toSeconds()),
-            "stop"));
+    return pgCtl(pg, node, "-m", "fast", "-w", "-t", Long.toString(bound.toSeconds()), "stop");
   }
 
   /**
    * {@code pg_ctl stop -m immediate} of a compute; {@code wait} makes pg_ctl wait until it is gone.
    */
   static RunResult stopImmediately(PgDistribution pg, ComputeNode node, boolean wait) {
-    return run(
-        pg,
-        "pg_ctl",
-        wait
-            ? List.of("-D", node.pgdata().toString(), "-m", "immediate", "-w", "stop")
-            : List.of("-D", node.pgdata().toString(), "-m", "immediate", "stop"));
+    return wait
+        ? pgCtl(pg, node, "-m", "immediate", "-w", "stop")
+        : pgCtl(pg, node, "-m", "immediate", "stop");
+  }
+
+  /** {@code pg_ctl -D <the compute's data directory> <args>}. */
+  private static RunResult pgCtl(PgDistribution pg, ComputeNode node, String... args) {
+    List<String> all = new ArrayList<>(List.of("-D", node.pgdata().toString()));
+    all.addAll(List.of(args));
+    return run(pg, "pg_ctl", all);
   }
 
   /**
