@@ -131,26 +131,25 @@ final class PgCommand extends CommandGroup {
   static final class Start extends Named {
     @Override
     public Integer call() throws Exception {
+      PrintWriter out = spec.commandLine().getOut();
       return Cli.underLock(
           repo -> {
             ComputeNode n = repo.compute(name);
             Lsn lsn = Cli.computes(repo, spec.commandLine()).start(n);
-            spec.commandLine()
-                .getOut()
-                .println(
-                    "compute "
-                        + name
-                        + " is running "
-                        + (n.spec().primary()
-                            ? "as the primary of branch "
-                                + n.spec().branch()
-                                + " (from "
-                                + lsn
-                                + (n.term().isPresent() ? ", term " + n.term().getAsLong() : "")
-                                + ")"
-                            : "read-only on branch " + n.spec().branch() + " at " + lsn)
-                        + ": psql "
-                        + n.connectionString());
+            out.println(
+                "compute "
+                    + name
+                    + " is running "
+                    + (n.spec().primary()
+                        ? "as the primary of branch "
+                            + n.spec().branch()
+                            + " (from "
+                            + lsn
+                            + (n.term().isPresent() ? ", term " + n.term().getAsLong() : "")
+                            + ")"
+                        : "read-only on branch " + n.spec().branch() + " at " + lsn)
+                    + ": psql "
+                    + n.connectionString());
           });
     }
   }
