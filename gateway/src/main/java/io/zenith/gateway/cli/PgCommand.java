@@ -58,7 +58,10 @@ final class PgCommand extends CommandGroup {
     return term.isPresent() ? Long.toString(term.getAsLong()) : "-";
   }
 
-  /** What the subcommands on one compute share: its name, and the command's spec. */
+  /**
+   * What the subcommands on one compute share: its name, and the command's spec. Not thread-safe
+   * (picocli fills the fields; one instance runs once).
+   */
   abstract static class Named implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
