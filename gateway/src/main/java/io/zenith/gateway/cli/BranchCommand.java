@@ -36,7 +36,6 @@ final class BranchCommand implements Callable<Integer> {
       description = "Branch to branch from, and where (default: main at its latest LSN).")
   String from;
 
-  @SuppressWarnings("try") // the lock is held, not used
   @Override
   public Integer call() throws Exception {
     if (name == null) {
@@ -48,21 +47,20 @@ final class BranchCommand implements Callable<Integer> {
         from == null
             ? new Cli.BranchAt(Branches.DEFAULT_BRANCH, java.util.Optional.empty())
             : Cli.branchAt(spec.commandLine(), from, "ancestor");
-    Repository repo = Repository.open();
-    try (Repository.Lock lock = repo.lock()) {
-      BranchOps.Created c = new BranchOps(repo).create(name, at.branch(), at.lsn());
-      out.println(
-          "created branch "
-              + c.name()
-              + " from "
-              + c.ancestor()
-              + " at "
-              + c.at()
-              + " (timeline "
-              + c.timeline()
-              + ")");
-    }
-    return 0;
+    return Cli.underLock(
+        repo -> {
+          BranchOps.Created c = new BranchOps(repo).create(name, at.branch(), at.lsn());
+          out.println(
+              "created branch "
+                  + c.name()
+                  + " from "
+                  + c.ancestor()
+                  + " at "
+                  + c.at()
+                  + " (timeline "
+                  + c.timeline()
+                  + ")");
+        });
   }
 
   @Command(

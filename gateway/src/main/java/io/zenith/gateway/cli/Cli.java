@@ -1,7 +1,9 @@
 package io.zenith.gateway.cli;
 
 import io.zenith.gateway.control.ComputeNode;
+import io.zenith.gateway.control.Computes;
 import io.zenith.gateway.control.ControlPlaneException;
+import io.zenith.gateway.control.Repository;
 import io.zenith.gateway.control.ServiceProcess;
 import io.zenith.replication.client.PgConnectOptions;
 import io.zenith.replication.client.PgConnection;
@@ -11,9 +13,34 @@ import java.time.Duration;
 import java.util.Optional;
 import picocli.CommandLine;
 
-/** Helpers the control-plane commands share. Stateless. */
+/** Helpers the control-plane commands share. Stateless, so thread-safe. */
 final class Cli {
   private Cli() {}
+
+  /** What a command does with the repository while it holds its lock. */
+  @FunctionalInterface
+  interface LockedAction {
+    void run(Repository repo) throws Exception;
+  }
+
+  /**
+   * Opens the repository and runs {@code action} holding its lock, as every command that changes
+   * the repository does (its arguments are checked before, so that a usage error comes first);
+   * returns the exit code 0.
+   */
+  @SuppressWarnings("try") // the lock is held, not used
+  static int underLock(LockedAction action) throws Exception {
+    Repository repo = Repository.open();
+    try (Repository.Lock lock = repo.lock()) {
+      action.run(repo);
+    }
+    return 0;
+  }
+
+  /** The repository's computes, with the command's stdout and stderr. */
+  static Computes computes(Repository repo, CommandLine cmd) {
+    return new Computes(repo, cmd.getOut(), cmd.getErr());
+  }
 
   /** Stops a server that must be running: "stopped X", or an error saying it was not running. */
   static void stopRunning(ServiceProcess p, PrintWriter out) {

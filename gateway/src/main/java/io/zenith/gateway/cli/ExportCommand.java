@@ -1,6 +1,5 @@
 package io.zenith.gateway.cli;
 
-import io.zenith.gateway.control.Computes;
 import io.zenith.gateway.control.Repository;
 import io.zenith.wal.Lsn;
 import java.io.PrintWriter;
@@ -35,8 +34,7 @@ final class ExportCommand implements Callable<Integer> {
     PrintWriter out = spec.commandLine().getOut();
     Cli.BranchAt at = Cli.branchAt(spec.commandLine(), what, "branch");
     Repository repo = Repository.open();
-    Lsn lsn =
-        new Computes(repo, out, spec.commandLine().getErr()).export(at.branch(), at.lsn(), dir);
+    Lsn lsn = Cli.computes(repo, spec.commandLine()).export(at.branch(), at.lsn(), dir);
     Path abs = dir.toAbsolutePath().normalize();
     out.println(
         "exported branch "

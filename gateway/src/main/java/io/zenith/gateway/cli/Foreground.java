@@ -112,6 +112,32 @@ final class Foreground {
     }
   }
 
+  /** Starts a server on its data directory and configuration. */
+  @FunctionalInterface
+  interface Starter<C, S extends AutoCloseable> {
+    S start(Path dataDir, C config) throws Exception;
+  }
+
+  /** The banner a started server prints: what it is, where it listens. */
+  @FunctionalInterface
+  interface Banner<C, S> {
+    String of(C config, S server);
+  }
+
+  /**
+   * A server's {@code run} command: a failed fsync stops the process ({@link #stopOnFailedFsync}),
+   * the configuration in {@code dataDir} is loaded ({@link #load}), the server started, its banner
+   * printed, and then it runs until SIGTERM/SIGINT ({@link #untilStopped}).
+   */
+  static <C, S extends AutoCloseable> int run(
+      String server, Path dataDir, Loader<C> loader, Starter<C, S> starter, Banner<C, S> banner)
+      throws Exception {
+    stopOnFailedFsync();
+    C config = load(server, dataDir, loader);
+    S started = starter.start(dataDir, config);
+    return untilStopped(started, banner.of(config, started));
+  }
+
   /**
    * Prints {@code banner} to stderr and blocks until SIGTERM/SIGINT, whose shutdown hook closes
    * {@code server} (the JVM exits once the hook returns).

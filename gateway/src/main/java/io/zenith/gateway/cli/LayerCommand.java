@@ -22,14 +22,7 @@ import picocli.CommandLine.Parameters;
     mixinStandardHelpOptions = true,
     description = "Inspect the pageserver's layer files.",
     subcommands = {LayerCommand.Dump.class})
-final class LayerCommand implements Runnable {
-  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
-
-  @Override
-  public void run() {
-    spec.commandLine().usage(spec.commandLine().getOut());
-  }
-
+final class LayerCommand extends CommandGroup {
   @Command(
       name = "dump",
       mixinStandardHelpOptions = true,

@@ -20,14 +20,7 @@ import picocli.CommandLine.Command;
       PageserverCommand.Restart.class,
       PageserverRunCommand.class
     })
-final class PageserverCommand implements Runnable {
-  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
-
-  @Override
-  public void run() {
-    spec.commandLine().usage(spec.commandLine().getOut());
-  }
-
+final class PageserverCommand extends CommandGroup {
   /** Starts the repository's pageserver in the background and reports where it listens. */
   static void start(Repository repo, PrintWriter out) {
     PageserverConfig server = repo.pageserverConfig();
@@ -55,14 +48,9 @@ final class PageserverCommand implements Runnable {
   static final class Start implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-    @SuppressWarnings("try") // the lock is held, not used
     @Override
     public Integer call() throws Exception {
-      Repository repo = Repository.open();
-      try (Repository.Lock lock = repo.lock()) {
-        start(repo, spec.commandLine().getOut());
-      }
-      return 0;
+      return Cli.underLock(repo -> start(repo, spec.commandLine().getOut()));
     }
   }
 
@@ -74,14 +62,10 @@ final class PageserverCommand implements Runnable {
   static final class Stop implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-    @SuppressWarnings("try") // the lock is held, not used
     @Override
     public Integer call() throws Exception {
-      Repository repo = Repository.open();
-      try (Repository.Lock lock = repo.lock()) {
-        Cli.stopRunning(repo.pageserverProcess(), spec.commandLine().getOut());
-      }
-      return 0;
+      return Cli.underLock(
+          repo -> Cli.stopRunning(repo.pageserverProcess(), spec.commandLine().getOut()));
     }
   }
 
@@ -92,16 +76,14 @@ final class PageserverCommand implements Runnable {
   static final class Restart implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-    @SuppressWarnings("try") // the lock is held, not used
     @Override
     public Integer call() throws Exception {
       PrintWriter out = spec.commandLine().getOut();
-      Repository repo = Repository.open();
-      try (Repository.Lock lock = repo.lock()) {
-        Cli.stopIfRunning(repo.pageserverProcess(), out);
-        start(repo, out);
-      }
-      return 0;
+      return Cli.underLock(
+          repo -> {
+            Cli.stopIfRunning(repo.pageserverProcess(), out);
+            start(repo, out);
+          });
     }
   }
 }

@@ -28,13 +28,14 @@ final class PageserverRunCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    Foreground.stopOnFailedFsync();
-    PageserverConfig config = Foreground.load("pageserver", dataDir, PageserverConfig::load);
-    Pageserver ps = Pageserver.start(dataDir, config);
-    return Foreground.untilStopped(
-        ps,
-        String.format(
-            "pageserver %s: HTTP on port %d, libpq on port %d, data in %s",
-            config.id(), ps.httpPort(), ps.pgPort(), dataDir.toAbsolutePath()));
+    return Foreground.run(
+        "pageserver",
+        dataDir,
+        PageserverConfig::load,
+        Pageserver::start,
+        (config, ps) ->
+            String.format(
+                "pageserver %s: HTTP on port %d, libpq on port %d, data in %s",
+                config.id(), ps.httpPort(), ps.pgPort(), dataDir.toAbsolutePath()));
   }
 }

@@ -27,14 +27,7 @@ import picocli.CommandLine.Parameters;
       PgCommand.ListNodes.class,
       PgCommand.Show.class
     })
-final class PgCommand implements Runnable {
-  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
-
-  @Override
-  public void run() {
-    spec.commandLine().usage(spec.commandLine().getOut());
-  }
-
+final class PgCommand extends CommandGroup {
   /** NODE ADDRESS BRANCH LSN STATUS, and TERM ({@link #term}) when {@code withTerm}. */
   static Table listTable(List<ComputeNode> nodes, boolean withTerm) {
     Table t =
@@ -65,6 +58,17 @@ final class PgCommand implements Runnable {
     return term.isPresent() ? Long.toString(term.getAsLong()) : "-";
   }
 
+  /**
+   * What the subcommands on one compute share: its name, and the command's spec. Not thread-safe
+   * (picocli fills the fields; one instance runs once).
+   */
+  abstract static class Named implements Callable<Integer> {
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "<name>", description = "Name of the compute.")
+    String name;
+  }
+
   @Command(
       name = "create",
       mixinStandardHelpOptions = true,
@@ -73,12 +77,7 @@ final class PgCommand implements Runnable {
             + " branch), or with --lsn a read-only compute that sees the branch as of that LSN.",
         "Nothing runs until `zenith pg start`."
       })
-  static final class Create implements Callable<Integer> {
-    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
-
-    @Parameters(index = "0", paramLabel = "<name>", description = "Name of the compute.")
-    String name;
-
+  static final class Create extends Named {
     @Option(
         names = "--branch",
         paramLabel = "BRANCH",
@@ -98,29 +97,27 @@ final class PgCommand implements Runnable {
         description = "TCP port (default: the first free one from compute_port_base).")
     Integer port;
 
-    @SuppressWarnings("try") // the lock is held, not used
     @Override
     public Integer call() throws Exception {
       PrintWriter out = spec.commandLine().getOut();
       Optional<Lsn> at =
           lsn == null ? Optional.empty() : Optional.of(Cli.lsn(spec.commandLine(), lsn));
-      Repository repo = Repository.open();
-      try (Repository.Lock lock = repo.lock()) {
-        ComputeNode n =
-            new Computes(repo, out, spec.commandLine().getErr())
-                .create(name, branch, at, Optional.ofNullable(port));
-        out.println(
-            "created compute "
-                + n.spec().name()
-                + " on branch "
-                + n.spec().branch()
-                + (n.spec().primary() ? " (primary)" : " (read-only at " + n.spec().lsn() + ")")
-                + ", port "
-                + n.spec().port()
-                + "; start it with: zenith pg start "
-                + n.spec().name());
-      }
-      return 0;
+      return Cli.underLock(
+          repo -> {
+            ComputeNode n =
+                Cli.computes(repo, spec.commandLine())
+                    .create(name, branch, at, Optional.ofNullable(port));
+            out.println(
+                "created compute "
+                    + n.spec().name()
+                    + " on branch "
+                    + n.spec().branch()
+                    + (n.spec().primary() ? " (primary)" : " (read-only at " + n.spec().lsn() + ")")
+                    + ", port "
+                    + n.spec().port()
+                    + "; start it with: zenith pg start "
+                    + n.spec().name());
+          });
     }
   }
 
@@ -134,36 +131,29 @@ final class PgCommand implements Runnable {
             + " pull its WAL as its synchronous standbys, and the pageserver reads from them."
             + " Without safekeepers, the pageserver streams the primary's WAL itself."
       })
-  static final class Start implements Callable<Integer> {
-    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
-
-    @Parameters(index = "0", paramLabel = "<name>", description = "Name of the compute.")
-    String name;
-
-    @SuppressWarnings("try") // the lock is held, not used
+  static final class Start extends Named {
     @Override
     public Integer call() throws Exception {
       PrintWriter out = spec.commandLine().getOut();
-      Repository repo = Repository.open();
-      try (Repository.Lock lock = repo.lock()) {
-        ComputeNode n = repo.compute(name);
-        Lsn lsn = new Computes(repo, out, spec.commandLine().getErr()).start(n);
-        out.println(
-            "compute "
-                + name
-                + " is running "
-                + (n.spec().primary()
-                    ? "as the primary of branch "
-                        + n.spec().branch()
-                        + " (from "
-                        + lsn
-                        + (n.term().isPresent() ? ", term " + n.term().getAsLong() : "")
-                        + ")"
-                    : "read-only on branch " + n.spec().branch() + " at " + lsn)
-                + ": psql "
-                + n.connectionString());
-      }
-      return 0;
+      return Cli.underLock(
+          repo -> {
+            ComputeNode n = repo.compute(name);
+            Lsn lsn = Cli.computes(repo, spec.commandLine()).start(n);
+            out.println(
+                "compute "
+                    + name
+                    + " is running "
+                    + (n.spec().primary()
+                        ? "as the primary of branch "
+                            + n.spec().branch()
+                            + " (from "
+                            + lsn
+                            + (n.term().isPresent() ? ", term " + n.term().getAsLong() : "")
+                            + ")"
+                        : "read-only on branch " + n.spec().branch() + " at " + lsn)
+                    + ": psql "
+                    + n.connectionString());
+          });
     }
   }
 
@@ -171,38 +161,31 @@ final class PgCommand implements Runnable {
       name = "stop",
       mixinStandardHelpOptions = true,
       description = "Stop a compute (pg_ctl stop -m fast); --destroy also deletes it.")
-  static final class Stop implements Callable<Integer> {
-    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
-
-    @Parameters(index = "0", paramLabel = "<name>", description = "Name of the compute.")
-    String name;
-
+  static final class Stop extends Named {
     @Option(
         names = "--destroy",
         description = "Delete the compute too (its data directory, log and node.toml).")
     boolean destroy;
 
-    @SuppressWarnings("try") // the lock is held, not used
     @Override
     public Integer call() throws Exception {
       PrintWriter out = spec.commandLine().getOut();
-      Repository repo = Repository.open();
-      try (Repository.Lock lock = repo.lock()) {
-        ComputeNode n = repo.compute(name);
-        Computes computes = new Computes(repo, out, spec.commandLine().getErr());
-        boolean wasRunning = computes.stop(n);
-        if (!wasRunning && !destroy) {
-          throw new ControlPlaneException("compute '" + name + "' is not running");
-        }
-        if (wasRunning) {
-          out.println("stopped compute " + name);
-        }
-        if (destroy) {
-          computes.destroy(n);
-          out.println("destroyed compute " + name);
-        }
-      }
-      return 0;
+      return Cli.underLock(
+          repo -> {
+            ComputeNode n = repo.compute(name);
+            Computes computes = Cli.computes(repo, spec.commandLine());
+            boolean wasRunning = computes.stop(n);
+            if (!wasRunning && !destroy) {
+              throw new ControlPlaneException("compute '" + name + "' is not running");
+            }
+            if (wasRunning) {
+              out.println("stopped compute " + name);
+            }
+            if (destroy) {
+              computes.destroy(n);
+              out.println("destroyed compute " + name);
+            }
+          });
     }
   }
 
@@ -224,12 +207,7 @@ final class PgCommand implements Runnable {
       name = "show",
       mixinStandardHelpOptions = true,
       description = "Show one compute, one `key: value` per line.")
-  static final class Show implements Callable<Integer> {
-    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
-
-    @Parameters(index = "0", paramLabel = "<name>", description = "Name of the compute.")
-    String name;
-
+  static final class Show extends Named {
     @Override
     public Integer call() {
       PrintWriter out = spec.commandLine().getOut();

@@ -1,6 +1,5 @@
 package io.zenith.gateway.cli;
 
-import io.zenith.gateway.control.Repository;
 import io.zenith.gateway.control.Safekeepers;
 import java.io.PrintWriter;
 import java.util.concurrent.Callable;
@@ -19,14 +18,7 @@ import picocli.CommandLine.Parameters;
       SafekeeperCommand.Restart.class,
       SafekeeperRunCommand.class
     })
-final class SafekeeperCommand implements Runnable {
-  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
-
-  @Override
-  public void run() {
-    spec.commandLine().usage(spec.commandLine().getOut());
-  }
-
+final class SafekeeperCommand extends CommandGroup {
   /** What the three subcommands share: the safekeeper's id, the repository and its lock. */
   abstract static class OnOne implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
@@ -34,16 +26,14 @@ final class SafekeeperCommand implements Runnable {
     @Parameters(index = "0", paramLabel = "<id>", description = "The safekeeper's id (1, 2, ...).")
     int id;
 
-    @SuppressWarnings("try") // the lock is held, not used
     @Override
-    public Integer call() {
-      Repository repo = Repository.open();
-      try (Repository.Lock lock = repo.lock()) {
-        Safekeepers sks = repo.safekeepers();
-        sks.get(id); // unknown ids fail before anything happens
-        apply(sks, spec.commandLine().getOut());
-      }
-      return 0;
+    public Integer call() throws Exception {
+      return Cli.underLock(
+          repo -> {
+            Safekeepers sks = repo.safekeepers();
+            sks.get(id); // unknown ids fail before anything happens
+            apply(sks, spec.commandLine().getOut());
+          });
     }
 
     abstract void apply(Safekeepers sks, PrintWriter out);

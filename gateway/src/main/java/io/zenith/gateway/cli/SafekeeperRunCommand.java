@@ -28,13 +28,14 @@ final class SafekeeperRunCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    Foreground.stopOnFailedFsync();
-    SafekeeperSettings settings = Foreground.load("safekeeper", dataDir, SafekeeperSettings::load);
-    SafekeeperProcess sk = SafekeeperProcess.start(dataDir, settings);
-    return Foreground.untilStopped(
-        sk,
-        String.format(
-            "safekeeper %d: HTTP on port %d, %d peers, data in %s",
-            settings.id(), sk.httpPort(), settings.peers().size(), dataDir.toAbsolutePath()));
+    return Foreground.run(
+        "safekeeper",
+        dataDir,
+        SafekeeperSettings::load,
+        SafekeeperProcess::start,
+        (settings, sk) ->
+            String.format(
+                "safekeeper %d: HTTP on port %d, %d peers, data in %s",
+                settings.id(), sk.httpPort(), settings.peers().size(), dataDir.toAbsolutePath()));
   }
 }

@@ -22,33 +22,31 @@ import picocli.CommandLine.Command;
 final class StartCommand implements Callable<Integer> {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-  @SuppressWarnings("try") // the lock is held, not used
   @Override
   public Integer call() throws Exception {
-    PrintWriter out = spec.commandLine().getOut();
-    Repository repo = Repository.open();
-    try (Repository.Lock lock = repo.lock()) {
-      ControlPlaneException failed = null;
-      if (!alreadyRunning(repo.pageserverProcess(), out)) {
-        PageserverCommand.start(repo, out);
+    return Cli.underLock(repo -> start(repo, spec.commandLine().getOut()));
+  }
+
+  private static void start(Repository repo, PrintWriter out) {
+    ControlPlaneException failed = null;
+    if (!alreadyRunning(repo.pageserverProcess(), out)) {
+      PageserverCommand.start(repo, out);
+    }
+    // Each safekeeper is independent: one that cannot start does not keep the others down.
+    Safekeepers sks = repo.safekeepers();
+    for (RepoConfig.SafekeeperAddresses a : sks.all()) {
+      if (alreadyRunning(sks.process(a.id()), out)) {
+        continue;
       }
-      // Each safekeeper is independent: one that cannot start does not keep the others down.
-      Safekeepers sks = repo.safekeepers();
-      for (RepoConfig.SafekeeperAddresses a : sks.all()) {
-        if (alreadyRunning(sks.process(a.id()), out)) {
-          continue;
-        }
-        try {
-          sks.start(a.id(), out);
-        } catch (ControlPlaneException e) {
-          failed = failed == null ? e : failed;
-        }
-      }
-      if (failed != null) {
-        throw failed;
+      try {
+        sks.start(a.id(), out);
+      } catch (ControlPlaneException e) {
+        failed = failed == null ? e : failed;
       }
     }
-    return 0;
+    if (failed != null) {
+      throw failed;
+    }
   }
 
   private static boolean alreadyRunning(ServiceProcess p, PrintWriter out) {

@@ -3,7 +3,6 @@ package io.zenith.gateway.cli;
 import io.zenith.gateway.control.ComputeNode;
 import io.zenith.gateway.control.Computes;
 import io.zenith.gateway.control.RepoConfig;
-import io.zenith.gateway.control.Repository;
 import io.zenith.gateway.control.ServiceProcess;
 import java.io.PrintWriter;
 import java.util.concurrent.Callable;
@@ -23,24 +22,22 @@ import picocli.CommandLine.Command;
 final class StopCommand implements Callable<Integer> {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-  @SuppressWarnings("try") // the lock is held, not used
   @Override
   public Integer call() throws Exception {
     PrintWriter out = spec.commandLine().getOut();
-    Repository repo = Repository.open();
-    try (Repository.Lock lock = repo.lock()) {
-      Computes computes = new Computes(repo, out, spec.commandLine().getErr());
-      for (ComputeNode n : repo.computes()) {
-        if (computes.stop(n)) {
-          out.println("stopped compute " + n.spec().name());
-        }
-      }
-      stop(repo.pageserverProcess(), out);
-      for (RepoConfig.SafekeeperAddresses a : repo.safekeepers().all()) {
-        stop(repo.safekeepers().process(a.id()), out);
-      }
-    }
-    return 0;
+    return Cli.underLock(
+        repo -> {
+          Computes computes = Cli.computes(repo, spec.commandLine());
+          for (ComputeNode n : repo.computes()) {
+            if (computes.stop(n)) {
+              out.println("stopped compute " + n.spec().name());
+            }
+          }
+          stop(repo.pageserverProcess(), out);
+          for (RepoConfig.SafekeeperAddresses a : repo.safekeepers().all()) {
+            stop(repo.safekeepers().process(a.id()), out);
+          }
+        });
   }
 
   private static void stop(ServiceProcess p, PrintWriter out) {

@@ -14,14 +14,7 @@ import picocli.CommandLine.Command;
     mixinStandardHelpOptions = true,
     description = "Tenants of the pageserver.",
     subcommands = {TenantCommand.ListTenants.class})
-final class TenantCommand implements Runnable {
-  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
-
-  @Override
-  public void run() {
-    spec.commandLine().usage(spec.commandLine().getOut());
-  }
-
+final class TenantCommand extends CommandGroup {
   @Command(
       name = "list",
       mixinStandardHelpOptions = true,

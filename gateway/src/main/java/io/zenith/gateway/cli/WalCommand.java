@@ -1,6 +1,5 @@
 package io.zenith.gateway.cli;
 
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
 /** {@code zenith wal}: WAL inspection tools. */
@@ -9,11 +8,4 @@ import picocli.CommandLine.Command;
     mixinStandardHelpOptions = true,
     description = "Inspect PostgreSQL WAL.",
     subcommands = {WalDumpCommand.class})
-final class WalCommand implements Runnable {
-  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
-
-  @Override
-  public void run() {
-    spec.commandLine().usage(spec.commandLine().getOut());
-  }
-}
+final class WalCommand extends CommandGroup {}

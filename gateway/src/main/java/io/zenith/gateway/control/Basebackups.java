@@ -10,6 +10,7 @@ import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.PrintWriter;
 import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
@@ -19,6 +20,7 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.Iterator;
 import java.util.List;
+import java.util.Locale;
 import java.util.function.LongConsumer;
 import java.util.stream.Stream;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
@@ -155,6 +157,53 @@ public final class Basebackups {
         pg.giveToPgUser(p);
       }
     }
+  }
+
+  /**
+   * {@link #fetch} with its progress on {@code out}, as the commands show it: {@code fetching
+   * basebackup of <branch> at <lsn> ... 12 MB ... 40 MB, 1234 files in 2.1 s} (or {@code ...
+   * failed} before the exception).
+   */
+  static void fetchShowingProgress(
+      InetSocketAddress pageserverPg,
+      String branch,
+      TenantId tenant,
+      TimelineId timeline,
+      Lsn lsn,
+      Path target,
+      PgDistribution pg,
+      PrintWriter out) {
+    out.print("fetching basebackup of " + branch + " at " + lsn + " ...");
+    out.flush();
+    long t0 = System.nanoTime();
+    Result res;
+    try {
+      res =
+          fetch(
+              pageserverPg,
+              tenant,
+              timeline,
+              lsn,
+              target,
+              pg,
+              bytes -> {
+                out.print(" " + megabytes(bytes) + " ...");
+                out.flush();
+              });
+    } catch (RuntimeException e) {
+      out.println(" failed");
+      throw e;
+    }
+    out.printf(
+        Locale.ROOT,
+        " %s, %d files in %.1f s%n",
+        megabytes(res.bytes()),
+        res.files(),
+        (System.nanoTime() - t0) / 1e9);
+  }
+
+  private static String megabytes(long bytes) {
+    return String.format(Locale.ROOT, "%d MB", Math.round(bytes / 1e6));
   }
 
   /** Deletes a tree; missing is fine. */

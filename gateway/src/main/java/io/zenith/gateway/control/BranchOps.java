@@ -40,7 +40,7 @@ public final class BranchOps {
     TenantId tenant = repo.config().tenant();
     PageserverClient ps = repo.pageserver();
     if (at.isPresent()) {
-      Computes.checkLsnOnTimeline(ps, tenant, ancestor, ancestorId, at.get(), "branch");
+      ps.checkLsnOnTimeline(tenant, ancestor, ancestorId, at.get(), "branch");
     }
     TimelineId id = TimelineId.generate();
     ApiModel.TimelineInfo info;

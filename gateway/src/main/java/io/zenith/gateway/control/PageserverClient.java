@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.type.TypeReference;
 import io.netty.handler.codec.http.HttpMethod;
 import io.zenith.gateway.http.JsonHttpClient;
 import io.zenith.gateway.pageserver.ApiModel;
+import io.zenith.wal.Lsn;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
 import java.net.InetSocketAddress;
@@ -95,6 +96,46 @@ public final class PageserverClient {
         "/v1/tenant/" + tenant + "/timeline/" + timeline + "/wal_source",
         null,
         new TypeReference<>() {});
+  }
+
+  /**
+   * The pageserver's view of {@code branch} (its {@code timeline}); a timeline it does not have is
+   * a {@link ControlPlaneException} naming the branch.
+   */
+  ApiModel.TimelineInfo branchTimeline(TenantId tenant, String branch, TimelineId timeline) {
+    try {
+      return timeline(tenant, timeline);
+    } catch (JsonHttpClient.ApiError e) {
+      if (e.status() == 404) {
+        throw new ControlPlaneException(
+            "branch '"
+                + branch
+                + "' (timeline "
+                + timeline
+                + ") does not exist on the pageserver: "
+                + e.getMessage());
+      }
+      throw new ControlPlaneException("the pageserver: " + e.getMessage());
+    }
+  }
+
+  /**
+   * Checks {@code initdb_lsn <= lsn <= last_record_lsn} of the timeline; {@code what} names the
+   * operation in the error ("cannot <what> <branch> at <lsn>: ...").
+   */
+  void checkLsnOnTimeline(
+      TenantId tenant, String branch, TimelineId timeline, Lsn lsn, String what) {
+    ApiModel.TimelineInfo info = branchTimeline(tenant, branch, timeline);
+    Lsn first = Lsn.parse(info.initdbLsn());
+    Lsn last = Lsn.parse(info.lastRecordLsn());
+    String cannot = "cannot " + what + " " + branch + " at " + lsn + ": ";
+    if (lsn.isBefore(first)) {
+      throw new ControlPlaneException(
+          cannot + "that is before its history starts at " + first + " (initdb)");
+    }
+    if (lsn.isAfter(last)) {
+      throw new ControlPlaneException(cannot + branch + " has WAL only up to " + last);
+    }
   }
 
   private <T> T call(HttpMethod method, String path, @Nullable Object body, TypeReference<T> type) {

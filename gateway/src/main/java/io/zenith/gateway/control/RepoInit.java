@@ -185,8 +185,8 @@ public final class RepoInit {
       initdbDir = Files.createTempDirectory("zenith-initdb-");
       pg.createOwnedDirectory(initdbDir);
       Path data = initdbDir.resolve("data");
-      Computes.RunResult r =
-          Computes.run(
+      PgPrograms.RunResult r =
+          PgPrograms.run(
               pg,
               "initdb",
               List.of(
@@ -202,8 +202,7 @@ public final class RepoInit {
                   "--locale=C"));
       if (r.exit() != 0) {
         out.println(" failed");
-        throw new ControlPlaneException(
-            "initdb failed: " + Computes.lastProblem(Path.of("/nonexistent"), 0, r.output()));
+        throw new ControlPlaneException("initdb failed: " + PgPrograms.lastProblem(r.output()));
       }
       out.printf(Locale.ROOT, " done in %.1f s%n", (System.nanoTime() - t0) / 1e9);
 
