@@ -3,6 +3,7 @@ package io.zenith.it.cli;
 import io.zenith.gateway.control.PageserverClient;
 import io.zenith.gateway.pageserver.ApiModel;
 import io.zenith.gateway.safekeeper.SafekeeperClient;
+import io.zenith.replication.testing.PgWal;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
@@ -89,18 +90,7 @@ final class TimelinePositions {
    * workload it is measuring.
    */
   static void await(Duration timeout, String what, BooleanSupplier condition) {
-    long deadline = System.nanoTime() + timeout.toNanos();
-    while (!condition.getAsBoolean()) {
-      if (System.nanoTime() > deadline) {
-        throw new AssertionError("timed out after " + timeout + " waiting for " + what);
-      }
-      try {
-        Thread.sleep(200);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        throw new AssertionError("interrupted waiting for " + what, e);
-      }
-    }
+    PgWal.await(timeout, Duration.ofMillis(200), what, condition);
   }
 
   /** Bytes as MiB with one decimal, for the logs. */

@@ -183,13 +183,22 @@ public final class PgWal {
    * that depend on another process (a server, a socket), where no event can be awaited.
    */
   public static void await(Duration timeout, String what, BooleanSupplier condition) {
+    await(timeout, Duration.ofMillis(20), what, condition);
+  }
+
+  /**
+   * Polls {@code condition} every {@code poll} until it holds; fails after {@code timeout}. A
+   * longer poll suits conditions that cost a call to a busy server each time.
+   */
+  public static void await(
+      Duration timeout, Duration poll, String what, BooleanSupplier condition) {
     long deadline = System.nanoTime() + timeout.toNanos();
     while (!condition.getAsBoolean()) {
       if (System.nanoTime() > deadline) {
         throw new AssertionError("timed out after " + timeout + " waiting for " + what);
       }
       try {
-        Thread.sleep(20);
+        Thread.sleep(poll);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         throw new AssertionError("interrupted waiting for " + what, e);
