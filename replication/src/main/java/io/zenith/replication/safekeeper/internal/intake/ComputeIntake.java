@@ -77,10 +77,6 @@ final class ComputeIntake {
             .subscribe(v -> {}, e -> {});
   }
 
-  ComputeSource source() {
-    return source;
-  }
-
   /** {@code connecting}, {@code streaming}, {@code failed} or {@code behind}. */
   String state() {
     return state;
