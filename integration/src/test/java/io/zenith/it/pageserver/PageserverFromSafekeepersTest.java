@@ -12,6 +12,7 @@ import io.zenith.layer.testing.SlowLayerDisk;
 import io.zenith.pg.testing.PgCluster;
 import io.zenith.replication.testing.NettyLeakCheck;
 import io.zenith.replication.testing.PgWal;
+import io.zenith.replication.testing.ThreadDump;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
@@ -61,6 +62,26 @@ class PageserverFromSafekeepersTest {
     return m;
   }
 
+  /**
+   * What a failed wait for the switch reports: the receiver, the positions on both sides, and the
+   * threads of the receiver and its pipeline.
+   */
+  private static String diagnostics(
+      Pageserver ps, TenantId t, TimelineId tl, Timeline timeline, ComputeQuorum q, int... ids) {
+    StringBuilder b = new StringBuilder();
+    b.append("receiver: ").append(receiver(ps, t, tl));
+    b.append("\ntimeline: last record ").append(timeline.lastRecordLsn());
+    b.append(", disk consistent ").append(timeline.diskConsistentLsn());
+    for (int id : ids) {
+      b.append("\nsafekeeper ").append(id).append(": ").append(q.info(id));
+    }
+    b.append("\n")
+        .append(
+            ThreadDump.startingWith(
+                "ingest-", "flush-", "boundedElastic", "reactor-tcp", "parallel"));
+    return b.toString();
+  }
+
   @Test
   void switchesSafekeeperWhenItsGoesAwayAndABasebackupSeesEveryCommittedRow() {
     TenantId tenant = TenantId.generate();
@@ -102,7 +123,8 @@ class PageserverFromSafekeepersTest {
         PgWal.await(
             T,
             "the pageserver to switch and ingest " + end2,
-            () -> !timeline.lastRecordLsn().isBefore(end2));
+            () -> !timeline.lastRecordLsn().isBefore(end2),
+            () -> diagnostics(ps, tenant, main, timeline, q, rest));
         ApiModel.WalReceiverInfo r2 = receiver(ps, tenant, main);
         assertThat(r2.safekeeperId()).isNotEqualTo(victim);
         assertThat(r2.state()).isEqualTo("streaming");

@@ -22,6 +22,7 @@ import java.util.Map;
 import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
 import java.util.function.LongSupplier;
+import java.util.function.Supplier;
 
 /** Helpers for tests against a real cluster: WAL bytes from pg_wal, LSN queries, waiting. */
 public final class PgWal {
@@ -192,10 +193,31 @@ public final class PgWal {
    */
   public static void await(
       Duration timeout, Duration poll, String what, BooleanSupplier condition) {
+    await(timeout, poll, what, condition, () -> "");
+  }
+
+  /**
+   * Like {@link #await(Duration, String, BooleanSupplier)}, and on timeout the failure also says
+   * what {@code diagnostics} reports then (the state of the parts involved, threads): a wait that
+   * times out in CI has no other trace of why.
+   */
+  public static void await(
+      Duration timeout, String what, BooleanSupplier condition, Supplier<String> diagnostics) {
+    await(timeout, Duration.ofMillis(20), what, condition, diagnostics);
+  }
+
+  private static void await(
+      Duration timeout,
+      Duration poll,
+      String what,
+      BooleanSupplier condition,
+      Supplier<String> diagnostics) {
     long deadline = System.nanoTime() + timeout.toNanos();
     while (!condition.getAsBoolean()) {
       if (System.nanoTime() > deadline) {
-        throw new AssertionError("timed out after " + timeout + " waiting for " + what);
+        String d = diagnostics.get();
+        throw new AssertionError(
+            "timed out after " + timeout + " waiting for " + what + (d.isEmpty() ? "" : "\n" + d));
       }
       try {
         Thread.sleep(poll);
