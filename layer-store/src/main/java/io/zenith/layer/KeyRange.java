@@ -10,6 +10,10 @@ public record KeyRange(Key start, Key end) {
     }
   }
 
+  public boolean overlaps(KeyRange o) {
+    return start.compareTo(o.end) < 0 && o.start.compareTo(end) < 0;
+  }
+
   public boolean contains(Key k) {
     return k.compareTo(start) >= 0 && k.compareTo(end) < 0;
   }

@@ -28,7 +28,7 @@ import net.jpountz.lz4.LZ4FastDecompressor;
  *     0  u32  magic 0x5A4C4159 ("ZLAY")
  *     4  u16  format version (1)
  *     6  u8   kind: 1 delta (WAL-derived versions), 2 image (one LSN, images only)
- *     7  u8   0
+ *     7  u8   level: 0 for a flushed (L0) delta, 1 for a compacted (L1) delta or an image
  *     8  16B  tenant id
  *    24  16B  timeline id
  *    40  18B  first key (inclusive)
@@ -52,7 +52,8 @@ import net.jpountz.lz4.LZ4FastDecompressor;
  *     u32 magic 0x5A4C4146 ("ZLAF"), u32 CRC32C of the footer's first 28 bytes
  * </pre>
  *
- * Changelog: version 1 (2026-11): first format.
+ * Changelog: version 1 (2026-11): first format. 2026-12: byte 7, written 0 until then, is the level
+ * (compaction writes level 1); readers of older files see level 0, which they are.
  *
  * <p>Written once by {@link Writer} through {@link DurableFiles#write} (temp, fsync, rename, fsync
  * directory), its bytes through a {@link LayerDisk}; a file with a valid footer is complete.
@@ -97,7 +98,12 @@ public final class LayerFile {
     }
   }
 
-  /** What the header says. */
+  /**
+   * What the header says.
+   *
+   * @param level 0 for a delta layer written by a flush (it covers every key the layer had), 1 for
+   *     a delta layer written by compaction (a key range of merged L0 layers) and for images
+   */
   public record Header(
       Kind kind,
       TenantId tenant,
@@ -105,7 +111,20 @@ public final class LayerFile {
       KeyRange keys,
       Lsn lsnFrom,
       Lsn lsnTo,
-      long layerId) {}
+      long layerId,
+      int level) {
+    /** A flushed (level 0) layer's header. */
+    public Header(
+        Kind kind,
+        TenantId tenant,
+        TimelineId timeline,
+        KeyRange keys,
+        Lsn lsnFrom,
+        Lsn lsnTo,
+        long layerId) {
+      this(kind, tenant, timeline, keys, lsnFrom, lsnTo, layerId, 0);
+    }
+  }
 
   /** One index entry: where a version's blob is. */
   public record IndexEntry(Key key, Lsn lsn, long offset, int length, int flags) {
@@ -196,8 +215,21 @@ public final class LayerFile {
       add(key, lsn, value.encode(), flagsOf(value));
     }
 
-    /** Adds an already encoded value. */
-    void add(Key key, Lsn lsn, byte[] encoded, int flags) throws IOException {
+    /**
+     * Adds a version as the blob another layer file holds (checked by {@link Reader#readBlob}):
+     * compaction moves versions without decoding, recompressing or re-checksumming them (a blob's
+     * CRC does not depend on where it is).
+     */
+    void addBlob(Key key, Lsn lsn, ByteBuffer blob, int flags) throws IOException {
+      checkOrder(key, lsn);
+      int length = blob.remaining();
+      append(blob);
+      last = new IndexEntry(key, lsn, offset, length, flags);
+      index.add(last);
+      offset += length;
+    }
+
+    private void checkOrder(Key key, Lsn lsn) {
       if (!header.keys().contains(key)
           || !lsn.isAfter(header.lsnFrom())
           || lsn.isAfter(header.lsnTo())) {
@@ -218,6 +250,11 @@ public final class LayerFile {
                   + last.lsn());
         }
       }
+    }
+
+    /** Adds an already encoded value. */
+    void add(Key key, Lsn lsn, byte[] encoded, int flags) throws IOException {
+      checkOrder(key, lsn);
       byte[] stored = encoded;
       int blobFlags = 0;
       if (encoded.length > COMPRESS_THRESHOLD) {
@@ -298,7 +335,10 @@ public final class LayerFile {
 
   static ByteBuffer encodeHeader(Header h) {
     ByteBuffer b = ByteBuffer.allocate(HEADER_SIZE);
-    b.putInt(MAGIC).putShort((short) FORMAT_VERSION).put((byte) h.kind().code).put((byte) 0);
+    b.putInt(MAGIC)
+        .putShort((short) FORMAT_VERSION)
+        .put((byte) h.kind().code)
+        .put((byte) h.level());
     b.put(h.tenant().toBytes()).put(h.timeline().toBytes());
     b.put(h.keys().start().toBytes()).put(h.keys().end().toBytes());
     b.putLong(h.lsnFrom().value()).putLong(h.lsnTo().value()).putLong(h.layerId());
@@ -356,7 +396,8 @@ public final class LayerFile {
               new KeyRange(Key.readFrom(hb, 40), Key.readFrom(hb, 58)),
               Lsn.of(h.getLong(76)),
               Lsn.of(h.getLong(84)),
-              h.getLong(92));
+              h.getLong(92),
+              h.get(7) & 0xFF);
       ByteBuffer f = read(size - FOOTER_SIZE, FOOTER_SIZE);
       CRC32C fc = new CRC32C();
       fc.update(f.array(), 0, 28);
@@ -417,6 +458,11 @@ public final class LayerFile {
       return entryCount;
     }
 
+    /** The file's size in bytes. */
+    public long size() {
+      return size;
+    }
+
     /** Reads and checks the whole index (for rebuilding the RocksDB index, and for dumps). */
     public List<IndexEntry> readIndex() {
       ByteBuffer b = readChecked(indexOffset, Math.toIntExact(entryCount * INDEX_ENTRY_SIZE));
@@ -453,14 +499,13 @@ public final class LayerFile {
       return out;
     }
 
-    /** Reads a version's value, checking the blob's CRC. */
-    public Value readValue(long offset, int length) {
+    /** Reads a version's whole blob as stored, its lengths and CRC checked. */
+    ByteBuffer readBlob(long offset, int length) {
       if (offset < HEADER_SIZE || length < BLOB_OVERHEAD || offset + length > indexOffset) {
         throw corrupt("blob at " + offset + " (" + length + " bytes) is outside the blob area");
       }
       ByteBuffer b = readChecked(offset, length);
       byte[] a = b.array();
-      int flags = a[0];
       int stored = b.getInt(1);
       int raw = b.getInt(5);
       if (stored != length - BLOB_OVERHEAD || raw < 0) {
@@ -471,6 +516,16 @@ public final class LayerFile {
       if ((int) c.getValue() != b.getInt(BLOB_HEADER + stored)) {
         throw corrupt("blob CRC mismatch at offset " + offset);
       }
+      return b;
+    }
+
+    /** Reads a version's value, checking the blob's CRC. */
+    public Value readValue(long offset, int length) {
+      ByteBuffer b = readBlob(offset, length);
+      byte[] a = b.array();
+      int flags = a[0];
+      int stored = b.getInt(1);
+      int raw = b.getInt(5);
       byte[] encoded;
       if ((flags & 1) != 0) {
         encoded = new byte[raw];

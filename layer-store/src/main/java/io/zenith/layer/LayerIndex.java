@@ -1,5 +1,15 @@
 package io.zenith.layer;
 
+import static io.zenith.layer.IndexFormat.VERSION_KEY_SIZE;
+import static io.zenith.layer.IndexFormat.decodeLayer;
+import static io.zenith.layer.IndexFormat.decodeRef;
+import static io.zenith.layer.IndexFormat.encodeLayer;
+import static io.zenith.layer.IndexFormat.encodeRef;
+import static io.zenith.layer.IndexFormat.encodeState;
+import static io.zenith.layer.IndexFormat.layerKey;
+import static io.zenith.layer.IndexFormat.timelinePrefix;
+import static io.zenith.layer.IndexFormat.versionKey;
+
 import io.zenith.wal.Fsync;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.TenantId;
@@ -42,6 +52,7 @@ import org.rocksdb.WriteOptions;
  *                 | remote_consistent_lsn u64
  * CF layers:    tenant 16B | timeline 16B | layer id u64
  *               → u8 kind | u64 lsn from | u64 lsn to | u64 file size | u16 n | file name (n B UTF-8)
+ *                 | u8 level (absent in entries written before 2026-12: level 0)
  * default:      "next-layer-id" → u64; "format" → u32 (1)
  * </pre>
  *
@@ -54,7 +65,6 @@ final class LayerIndex implements AutoCloseable {
   static final int FORMAT = 1;
   private static final byte[] NEXT_LAYER_ID = "next-layer-id".getBytes(StandardCharsets.US_ASCII);
   private static final byte[] FORMAT_KEY = "format".getBytes(StandardCharsets.US_ASCII);
-  static final int VERSION_KEY_SIZE = 32 + Key.SIZE + 8;
 
   /** Where a version's blob is. */
   record Ref(long layerId, long offset, int length, int flags) {
@@ -69,7 +79,47 @@ final class LayerIndex implements AutoCloseable {
 
   /** A registered layer file. */
   record LayerInfo(
-      long layerId, LayerFile.Kind kind, Lsn lsnFrom, Lsn lsnTo, long size, String fileName) {}
+      long layerId,
+      LayerFile.Kind kind,
+      Lsn lsnFrom,
+      Lsn lsnTo,
+      long size,
+      String fileName,
+      int level) {
+    /** The registry entry of an open layer file. */
+    static LayerInfo of(LayerFile.Reader r, long size) {
+      LayerFile.Header h = r.header();
+      return new LayerInfo(
+          h.layerId(),
+          h.kind(),
+          h.lsnFrom(),
+          h.lsnTo(),
+          size,
+          r.path().getFileName().toString(),
+          h.level());
+    }
+
+    boolean isL0Delta() {
+      return kind == LayerFile.Kind.DELTA && level == 0;
+    }
+  }
+
+  /** A layer file to register, with the versions it holds. */
+  record NewLayer(LayerInfo info, List<LayerFile.IndexEntry> entries) {}
+
+  /**
+   * What one maintenance step changes in a timeline's index, committed in one synced batch: layers
+   * (and their versions) added, versions removed, layers unregistered (their files are deleted
+   * after the commit). A version both added and removed stays added.
+   */
+  record Changes(
+      List<NewLayer> added, List<VersionRef> removedVersions, List<Long> removedLayers) {}
+
+  /** A version of a key: where it is in the index. */
+  record VersionRef(Key key, Lsn lsn) {}
+
+  /** One version as a scan sees it. */
+  record Entry(Key key, Lsn lsn, Ref ref) {}
 
   /** Durable per-timeline state. */
   record TimelineState(Lsn diskConsistentLsn, Lsn prevRecordLsn, Lsn remoteConsistentLsn) {}
@@ -177,33 +227,6 @@ final class LayerIndex implements AutoCloseable {
     return idx;
   }
 
-  static byte[] timelinePrefix(TenantId t, TimelineId tl) {
-    return ByteBuffer.allocate(32).put(t.toBytes()).put(tl.toBytes()).array();
-  }
-
-  static byte[] versionKey(TenantId t, TimelineId tl, Key key, Lsn lsn) {
-    byte[] b = new byte[VERSION_KEY_SIZE];
-    System.arraycopy(t.toBytes(), 0, b, 0, 16);
-    System.arraycopy(tl.toBytes(), 0, b, 16, 16);
-    key.writeTo(b, 32);
-    ByteBuffer.wrap(b).putLong(32 + Key.SIZE, lsn.value());
-    return b;
-  }
-
-  static byte[] encodeRef(Ref r) {
-    return ByteBuffer.allocate(21)
-        .putLong(r.layerId())
-        .putLong(r.offset())
-        .putInt(r.length())
-        .put((byte) r.flags())
-        .array();
-  }
-
-  static Ref decodeRef(byte[] v) {
-    ByteBuffer b = ByteBuffer.wrap(v);
-    return new Ref(b.getLong(), b.getLong(), b.getInt(), b.get() & 0xFF);
-  }
-
   /** Long-lived work that walks versions; close it. Not thread-safe. */
   final class Cursor implements AutoCloseable {
     private final RocksIterator it;
@@ -305,7 +328,8 @@ final class LayerIndex implements AutoCloseable {
     }
   }
 
-  private void enter() {
+  /** Enters a use of the native handles: fails once closed (see {@link #lifecycle}). */
+  void enter() {
     lifecycle.readLock().lock();
     if (closed) {
       lifecycle.readLock().unlock();
@@ -313,7 +337,7 @@ final class LayerIndex implements AutoCloseable {
     }
   }
 
-  private void exit() {
+  void exit() {
     lifecycle.readLock().unlock();
   }
 
@@ -439,31 +463,6 @@ final class LayerIndex implements AutoCloseable {
     }
   }
 
-  private static byte[] encodeState(TimelineState s) {
-    return ByteBuffer.allocate(25)
-        .put((byte) 1)
-        .putLong(s.diskConsistentLsn().value())
-        .putLong(s.prevRecordLsn().value())
-        .putLong(s.remoteConsistentLsn().value())
-        .array();
-  }
-
-  static byte[] layerKey(TenantId t, TimelineId tl, long id) {
-    return ByteBuffer.allocate(40).put(timelinePrefix(t, tl)).putLong(id).array();
-  }
-
-  private static byte[] encodeLayer(LayerInfo i) {
-    byte[] name = i.fileName().getBytes(StandardCharsets.UTF_8);
-    return ByteBuffer.allocate(1 + 24 + 2 + name.length)
-        .put((byte) i.kind().code)
-        .putLong(i.lsnFrom().value())
-        .putLong(i.lsnTo().value())
-        .putLong(i.size())
-        .putShort((short) name.length)
-        .put(name)
-        .array();
-  }
-
   /** The registered layers of a timeline, by id. */
   List<LayerInfo> layers(TenantId t, TimelineId tl) {
     enter();
@@ -471,24 +470,50 @@ final class LayerIndex implements AutoCloseable {
       byte[] prefix = timelinePrefix(t, tl);
       List<LayerInfo> out = new ArrayList<>();
       try (RocksIterator it = db.newIterator(layers, read)) {
-        for (it.seek(prefix); it.isValid(); it.next()) {
-          byte[] k = it.key();
-          if (!Arrays.equals(k, 0, 32, prefix, 0, 32)) {
-            break;
-          }
-          long id = ByteBuffer.wrap(k).getLong(32);
-          ByteBuffer v = ByteBuffer.wrap(it.value());
-          LayerFile.Kind kind = LayerFile.Kind.of(v.get());
-          Lsn from = Lsn.of(v.getLong());
-          Lsn to = Lsn.of(v.getLong());
-          long size = v.getLong();
-          byte[] name = new byte[Short.toUnsignedInt(v.getShort())];
-          v.get(name);
-          out.add(
-              new LayerInfo(id, kind, from, to, size, new String(name, StandardCharsets.UTF_8)));
-        }
+        collectLayers(it, prefix, out);
       }
       return out;
+    } finally {
+      exit();
+    }
+  }
+
+  static void collectLayers(RocksIterator it, byte[] prefix, List<LayerInfo> out) {
+    for (it.seek(prefix); it.isValid(); it.next()) {
+      byte[] k = it.key();
+      if (!Arrays.equals(k, 0, 32, prefix, 0, 32)) {
+        break;
+      }
+      out.add(decodeLayer(k, it.value()));
+    }
+  }
+
+  /** A consistent view of one timeline's index for a maintenance pass; close it. */
+  IndexSnapshot snapshot(TenantId t, TimelineId tl) {
+    enter();
+    try {
+      return new IndexSnapshot(this, db, versions, layers, timelinePrefix(t, tl));
+    } finally {
+      exit();
+    }
+  }
+
+  /** Commits one maintenance step of a timeline ({@link Changes}) in one synced batch. */
+  void commit(TenantId t, TimelineId tl, Changes changes) throws RocksDBException {
+    enter();
+    try {
+      try (WriteBatch batch = new WriteBatch()) {
+        for (VersionRef v : changes.removedVersions()) {
+          batch.delete(versions, versionKey(t, tl, v.key(), v.lsn()));
+        }
+        for (NewLayer l : changes.added()) {
+          addLayer(batch, t, tl, l.info(), l.entries());
+        }
+        for (long id : changes.removedLayers()) {
+          batch.delete(layers, layerKey(t, tl, id));
+        }
+        synced(() -> db.write(sync, batch));
+      }
     } finally {
       exit();
     }

@@ -232,13 +232,10 @@ public final class LayerStore implements AutoCloseable {
         index.registerLayer(
             md.tenant(),
             md.timeline(),
-            new LayerIndex.LayerInfo(
-                h.layerId(),
-                h.kind(),
-                h.lsnFrom(),
-                h.lsnTo(),
-                Files.size(f),
-                f.getFileName().toString()),
+            // In id order (layerFiles sorts by name, which starts with the id): a version that a
+            // later layer holds too (an image at a delta's LSN, a compacted copy) ends up naming
+            // the later layer, as it did before the index was lost.
+            LayerIndex.LayerInfo.of(r, Files.size(f)),
             entries);
         index.reserveLayerIdsUpTo(h.layerId());
         opened.add(r);
@@ -425,6 +422,45 @@ public final class LayerStore implements AutoCloseable {
             Lsn.INVALID);
     Lsn prev = lsn.equals(pos.last()) ? pos.prev() : Lsn.INVALID;
     return createTimeline(md, new LayerIndex.TimelineState(lsn, prev, Lsn.INVALID), anc);
+  }
+
+  /**
+   * GC of one timeline, now, on the calling thread: raises its cutoff to {@code wanted}, capped by
+   * its disk-consistent LSN, the branch points of its children (they read it there) and the LSNs
+   * readers pinned ({@link Timeline#pin}); never lowers it; then removes what no read at or above
+   * the cutoff needs. Branch creation is serialized with the cap (both hold this store's monitor),
+   * so a child is never created below a cutoff being set.
+   *
+   * @throws LayerStoreException UNKNOWN_TIMELINE, or IO
+   */
+  public GcResult gc(TenantId tenant, TimelineId id, Lsn wanted) {
+    Timeline t = timeline(tenant, id);
+    Lsn cutoff;
+    synchronized (this) {
+      Lsn cap = Lsn.min(wanted, t.diskConsistentLsn());
+      for (Timeline c : timelines(tenant)) {
+        if (id.equals(c.metadata().ancestor())) {
+          cap = Lsn.min(cap, c.metadata().ancestorLsn());
+        }
+      }
+      Lsn floor = t.metadata().ancestor() != null ? t.metadata().ancestorLsn() : t.startLsn();
+      if (!cap.isAfter(floor)) {
+        cutoff = t.gcCutoff();
+        if (!cutoff.isValid()) {
+          return new GcResult(cutoff, 0, 0, 0);
+        }
+      } else {
+        try {
+          cutoff = t.raiseGcCutoff(cap);
+        } catch (IOException e) {
+          throw new LayerStoreException(
+              LayerStoreException.Kind.IO,
+              "cannot record the GC cutoff of " + t + ": " + e.getMessage(),
+              e);
+        }
+      }
+    }
+    return t.collectGarbage(cutoff);
   }
 
   private Timeline createTimeline(

@@ -46,7 +46,16 @@ public final class Timeline implements TimelineWriter {
   /** The last ingested record: its end, and its start (the next record's xl_prev). */
   public record RecordPosition(Lsn last, Lsn prev) {}
 
-  private final TimelineMetadata metadata;
+  /** Replaced (durably first) when GC raises the cutoff; the rest of it never changes. */
+  private volatile TimelineMetadata metadata;
+
+  /** Held by one maintenance pass (compaction or GC) at a time. */
+  private final java.util.concurrent.locks.ReentrantLock maintenance =
+      new java.util.concurrent.locks.ReentrantLock();
+
+  private final Compaction compaction;
+  private final LsnPins pins = new LsnPins();
+  private final GarbageCollection gc;
   private final Path dir;
   private final LayerIndex index;
   private final LayerDisk disk;
@@ -77,6 +86,8 @@ public final class Timeline implements TimelineWriter {
     this.disk = disk;
     this.layers = new TimelineLayers(metadata.tenant(), metadata.timeline(), dir, index, config);
     this.flushFailures = new FlushFailures(metadata.tenant() + "/" + metadata.timeline());
+    this.compaction = new Compaction(this, layers, index, disk);
+    this.gc = new GarbageCollection(this, layers, index);
     this.position = new RecordPosition(state.diskConsistentLsn(), state.prevRecordLsn());
     this.diskConsistentLsn = state.diskConsistentLsn();
     this.remoteConsistentLsn = state.remoteConsistentLsn();
@@ -295,9 +306,9 @@ public final class Timeline implements TimelineWriter {
     LayerIndex.LayerInfo info;
     try {
       entries = LayerFile.Writer.write(path, h, disk, l::writeTo);
-      info =
-          new LayerIndex.LayerInfo(id, LayerFile.Kind.DELTA, l.from(), to, Files.size(path), name);
-      layers.addReader(id, LayerFile.Reader.open(path));
+      LayerFile.Reader reader = LayerFile.Reader.open(path);
+      layers.addReader(id, reader);
+      info = LayerIndex.LayerInfo.of(reader, Files.size(path));
     } catch (IOException | RuntimeException e) {
       // Nothing refers to the file (recovery would delete it): gone now, so that a retry starts
       // from the same directory. Not on a failed fsync (an Error): that stops the process as is.
@@ -370,6 +381,109 @@ public final class Timeline implements TimelineWriter {
     return String.format(Locale.ROOT, "%016x__%016X-%016X.layer", id, from.value(), to.value());
   }
 
+  // ---------------------------------------------------------------- maintenance
+
+  /**
+   * Compacts now, on the calling thread (blocking I/O and page reconstruction): creates image
+   * layers where they are due, then merges the L0 layers into L1 layers once there are {@code
+   * compactionThreshold} ({@link Compaction}). Waits for another maintenance pass of this timeline.
+   */
+  public CompactionResult compact(CompactionSettings settings, ImageSource images) {
+    checkUsable();
+    maintenance.lock();
+    try {
+      checkUsable();
+      // Images first: they count the delta layers over each partition, which a merge of L0
+      // layers into L1 layers makes fewer.
+      return compaction.createImages(settings, images).plus(compaction.compactL0(settings));
+    } catch (IOException | RocksDBException e) {
+      throw new LayerStoreException(
+          LayerStoreException.Kind.IO, "cannot compact " + this + ": " + e.getMessage(), e);
+    } finally {
+      maintenance.unlock();
+    }
+  }
+
+  /**
+   * Raises the GC cutoff to {@code cutoff} (durably, first) and removes what no read at or above it
+   * needs. The caller ({@link LayerStore#gc}) has capped it by the branch points of the children
+   * and the disk-consistent LSN.
+   */
+  GcResult collectGarbage(Lsn cutoff) {
+    checkUsable();
+    maintenance.lock();
+    try {
+      checkUsable();
+      return gc.collect(cutoff);
+    } catch (IOException | RocksDBException e) {
+      throw new LayerStoreException(
+          LayerStoreException.Kind.IO,
+          "cannot collect garbage of " + this + ": " + e.getMessage(),
+          e);
+    } finally {
+      maintenance.unlock();
+    }
+  }
+
+  /**
+   * Holds {@code lsn} readable until the returned handle is closed: GC keeps its cutoff at or below
+   * it (for a basebackup or a read-only compute at that LSN).
+   *
+   * @throws LayerStoreException INVALID_LSN when it is below the GC cutoff already
+   */
+  public AutoCloseable pin(Lsn lsn) {
+    return pins.pin(lsn, () -> metadata.gcCutoff(), this::toString);
+  }
+
+  /**
+   * Raises the GC cutoff to {@code wanted} capped by the pins (durably first; reads below it are
+   * refused from then on), never lowering it.
+   *
+   * @return the cutoff now in force
+   */
+  Lsn raiseGcCutoff(Lsn wanted) throws IOException {
+    synchronized (pins) {
+      Lsn target = Lsn.min(wanted, pins.lowest());
+      Lsn old = metadata.gcCutoff();
+      if (old.isValid() && !target.isAfter(old)) {
+        return old;
+      }
+      setGcCutoff(target);
+      return target;
+    }
+  }
+
+  private void setGcCutoff(Lsn cutoff) throws IOException {
+    TimelineMetadata m = metadata;
+    TimelineMetadata raised =
+        new TimelineMetadata(
+            m.tenant(),
+            m.timeline(),
+            m.ancestor(),
+            m.ancestorLsn(),
+            m.initdbLsn(),
+            m.systemId(),
+            m.pgVersion(),
+            cutoff);
+    raised.write(dir);
+    metadata = raised;
+  }
+
+  @Override
+  public Lsn gcCutoff() {
+    return metadata.gcCutoff();
+  }
+
+  @Override
+  public int l0Layers() {
+    return layers.stats().l0();
+  }
+
+  /** This timeline's own layer files by level. */
+  public LayerStats layerStats() {
+    return layers.stats();
+  }
+
   // ---------------------------------------------------------------- reading
 
   @Override
@@ -405,6 +519,7 @@ public final class Timeline implements TimelineWriter {
    * while the visitor returns true.
    */
   private void visit(Key key, Lsn lsn, BiPredicate<Lsn, Value> visitor) {
+    checkAboveGcCutoff(lsn);
     Lsn at = lsn;
     for (Timeline t = this; t != null; ) {
       t.checkUsable();
@@ -416,6 +531,16 @@ public final class Timeline implements TimelineWriter {
         at = Lsn.min(at, t.metadata.ancestorLsn());
       }
       t = a;
+    }
+  }
+
+  /** GC may have removed versions that a read below the cutoff would need: refused. */
+  private void checkAboveGcCutoff(Lsn lsn) {
+    Lsn cutoff = metadata.gcCutoff();
+    if (cutoff.isValid() && lsn.isBefore(cutoff)) {
+      throw new LayerStoreException(
+          LayerStoreException.Kind.INVALID_LSN,
+          "LSN " + lsn + " of timeline " + this + " is below its GC cutoff " + cutoff);
     }
   }
 

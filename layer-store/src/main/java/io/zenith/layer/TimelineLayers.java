@@ -176,6 +176,70 @@ final class TimelineLayers {
     }
   }
 
+  /** The open reader of a registered layer file, or null. */
+  LayerFile.Reader reader(long layerId) {
+    return readers.get(layerId);
+  }
+
+  /** The headers of the registered layer files (their ids, kinds, levels, ranges). */
+  List<LayerFile.Header> headers() {
+    return readers.values().stream().map(LayerFile.Reader::header).toList();
+  }
+
+  /** Counts and bytes of the registered layer files by level. */
+  LayerStats stats() {
+    int l0 = 0;
+    int l1 = 0;
+    int images = 0;
+    long bytes = 0;
+    for (LayerFile.Reader r : readers.values()) {
+      LayerFile.Header h = r.header();
+      if (h.kind() == LayerFile.Kind.IMAGE) {
+        images++;
+      } else if (h.level() == 0) {
+        l0++;
+      } else {
+        l1++;
+      }
+      bytes += r.size();
+    }
+    return new LayerStats(l0, l1, images, bytes);
+  }
+
+  /**
+   * Closes and deletes layer files that the index no longer names (committed before this call). The
+   * readers are removed under the write lock: a reader that collected versions before the commit
+   * holds the read lock until it has read them, and one that starts after it sees the new index.
+   * The files are deleted after the lock; a crash before that leaves unregistered files, which the
+   * next start deletes.
+   *
+   * @return the bytes freed
+   */
+  long retire(java.util.Collection<Long> layerIds) throws IOException {
+    List<LayerFile.Reader> gone = new ArrayList<>();
+    lock.writeLock().lock();
+    try {
+      for (long id : layerIds) {
+        LayerFile.Reader r = readers.remove(id);
+        if (r != null) {
+          gone.add(r);
+        }
+      }
+    } finally {
+      lock.writeLock().unlock();
+    }
+    long bytes = 0;
+    for (LayerFile.Reader r : gone) {
+      r.close();
+      bytes += r.size();
+      Files.deleteIfExists(r.path());
+    }
+    if (!gone.isEmpty()) {
+      io.zenith.wal.DurableFiles.fsyncDirectory(dir);
+    }
+    return bytes;
+  }
+
   // ---------------------------------------------------------------- reading (any thread)
 
   /** Visits this timeline's own versions; false when the visitor stopped. */

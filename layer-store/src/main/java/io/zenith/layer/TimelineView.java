@@ -42,6 +42,9 @@ public interface TimelineView {
   /** Everything up to this LSN is in remote storage. */
   Lsn remoteConsistentLsn();
 
+  /** Reads below this LSN are refused: GC may have removed what they need. INVALID: none yet. */
+  Lsn gcCutoff();
+
   /** Why the timeline cannot be used, if it cannot (a corrupt file found on start). */
   Optional<String> brokenReason();
 

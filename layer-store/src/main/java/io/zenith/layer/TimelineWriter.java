@@ -32,6 +32,12 @@ public interface TimelineWriter extends TimelineView {
   /** Frozen layers waiting to be flushed (for backpressure). */
   int frozenCount();
 
+  /**
+   * The flushed L0 delta layers not yet compacted: the flush stage stops flushing (and so ingest
+   * slows down) while compaction lags this far behind.
+   */
+  int l0Layers();
+
   /** Bytes in the open layer (for metrics and backpressure). */
   long openLayerBytes();
 

@@ -27,8 +27,10 @@ import reactor.core.publisher.Mono;
  *   <li><b>Demand and bounds:</b> those of {@link ReplicationClient#startReplication}: the socket
  *       is read while the caller's stream has demand (plus the client's read-ahead).
  *   <li><b>Cancel and errors:</b> a refused system id fails with the exception {@link SystemCheck}
- *       threw, a failed step with its error; cancel or any end closes the connection after {@link
- *       Session#released} (closing never fails).
+ *       threw, a failed step with its error, {@code IDENTIFY_SYSTEM} or the slot's creation
+ *       unanswered within the connect timeout with a {@link java.util.concurrent.TimeoutException};
+ *       cancel or any end closes the connection after {@link Session#released} (closing never
+ *       fails).
  *   <li><b>Order:</b> connected, identify, check, slot, stream, released.
  * </ul>
  *
@@ -94,11 +96,16 @@ public record WalSenderFollower(
         ReplicationClient.connect(connect, replication).doOnNext(connected),
         c ->
             c.identifySystem()
+                // A server that accepted but never answers (stopped, wedged) must not hold the
+                // follower forever: the handshake has the connect timeout's bound too.
+                .timeout(connect.connectTimeout())
                 .flatMap(
                     id -> {
                       check.check(id);
                       Mono<?> created =
-                          slot == null ? Mono.empty() : c.createPhysicalSlot(slot, true);
+                          slot == null
+                              ? Mono.empty()
+                              : c.createPhysicalSlot(slot, true).timeout(connect.connectTimeout());
                       return created.then(
                           Mono.defer(() -> session.stream(new Connection(c, id, slot))));
                     }),

@@ -1,0 +1,340 @@
+package io.zenith.layer;
+
+import io.zenith.wal.DurableFiles;
+import io.zenith.wal.Lsn;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.rocksdb.RocksDBException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import reactor.core.scheduler.Schedulers;
+
+/**
+ * The compaction of one timeline's own layers: L0 delta layers merged into key-partitioned L1
+ * layers, and key partitions materialized as image layers. Each step writes new layer files
+ * durably, commits them to the index in one synced batch (their versions, and the registry minus
+ * the layers they replace), and only then retires the replaced files ({@link
+ * TimelineLayers#retire}). A crash before the commit leaves unregistered new files, one after it
+ * unregistered old ones: the next start deletes unregistered files either way, so no index entry
+ * ever names a missing file.
+ *
+ * <p>Works on an {@link IndexSnapshot}: flushes that commit meanwhile add layers it does not see,
+ * and never touch the versions it moves. Other maintenance (GC) must not run at the same time: the
+ * caller holds the timeline's maintenance lock. Not thread-safe.
+ */
+final class Compaction {
+  private static final Logger log = LoggerFactory.getLogger(Compaction.class);
+
+  private final Timeline timeline;
+  private final TimelineLayers layers;
+  private final LayerIndex index;
+  private final LayerDisk disk;
+
+  Compaction(Timeline timeline, TimelineLayers layers, LayerIndex index, LayerDisk disk) {
+    this.timeline = timeline;
+    this.layers = layers;
+    this.index = index;
+    this.disk = disk;
+  }
+
+  /** Merges the L0 delta layers into L1 layers once there are {@code compactionThreshold}. */
+  CompactionResult compactL0(CompactionSettings settings) throws IOException, RocksDBException {
+    List<LayerIndex.NewLayer> written = new ArrayList<>();
+    List<LayerIndex.LayerInfo> l0;
+    try (IndexSnapshot snap = index.snapshot(timeline.tenant(), timeline.id())) {
+      l0 =
+          snap.layers().stream()
+              .filter(LayerIndex.LayerInfo::isL0Delta)
+              .sorted(Comparator.comparing(LayerIndex.LayerInfo::lsnFrom))
+              .toList();
+      if (l0.size() < settings.compactionThreshold()) {
+        return CompactionResult.NOTHING;
+      }
+      Set<Long> ids = new HashSet<>();
+      l0.forEach(l -> ids.add(l.layerId()));
+      Lsn from = l0.getFirst().lsnFrom();
+      Lsn to = l0.stream().map(LayerIndex.LayerInfo::lsnTo).max(Lsn::compareTo).orElseThrow();
+      List<KeyRange> partitions = partitionByBytes(snap, ids, settings.targetSize());
+      try {
+        for (KeyRange range : partitions) {
+          written.add(writeL1(snap, ids, range, from, to));
+        }
+      } catch (IOException | RuntimeException e) {
+        abandon(written);
+        throw e;
+      }
+    }
+    List<Long> replaced = l0.stream().map(LayerIndex.LayerInfo::layerId).toList();
+    commit(written, List.of(), replaced);
+    long freed = layers.retire(replaced);
+    log.info(
+        "compacted {} L0 layers of {} into {} L1 layers ({} bytes freed)",
+        l0.size(),
+        timeline,
+        written.size(),
+        freed);
+    return new CompactionResult(l0.size(), written.size(), 0, 0, replaced.size(), freed);
+  }
+
+  /**
+   * Key ranges of about {@code target} bytes of the live versions of layers {@code ids}, cut
+   * between keys, together covering every key.
+   */
+  private static List<KeyRange> partitionByBytes(IndexSnapshot snap, Set<Long> ids, long target)
+      throws IOException {
+    List<Key> starts = new ArrayList<>();
+    long[] bytes = {0};
+    Key[] last = {null};
+    snap.forEachVersion(
+        e -> {
+          if (!ids.contains(e.ref().layerId())) {
+            return;
+          }
+          if (starts.isEmpty() || (bytes[0] >= target && !e.key().equals(last[0]))) {
+            starts.add(starts.isEmpty() ? Key.MIN : e.key());
+            bytes[0] = 0;
+          }
+          bytes[0] += e.ref().length();
+          last[0] = e.key();
+        });
+    return ranges(starts);
+  }
+
+  private static List<KeyRange> ranges(List<Key> starts) {
+    List<KeyRange> out = new ArrayList<>(starts.size());
+    for (int i = 0; i < starts.size(); i++) {
+      out.add(new KeyRange(starts.get(i), i + 1 < starts.size() ? starts.get(i + 1) : Key.MAX));
+    }
+    return out;
+  }
+
+  /** Writes the live versions of layers {@code ids} in {@code range} as one L1 layer file. */
+  private LayerIndex.NewLayer writeL1(
+      IndexSnapshot snap, Set<Long> ids, KeyRange range, Lsn from, Lsn to)
+      throws IOException, RocksDBException {
+    long id = index.allocateLayerId();
+    LayerFile.Header h =
+        new LayerFile.Header(
+            LayerFile.Kind.DELTA, timeline.tenant(), timeline.id(), range, from, to, id, 1);
+    return writeLayer(
+        h,
+        w ->
+            snap.forEachVersion(
+                range,
+                e -> {
+                  if (ids.contains(e.ref().layerId())) {
+                    LayerFile.Reader r = layers.reader(e.ref().layerId());
+                    if (r == null) {
+                      throw new LayerStoreException(
+                          LayerStoreException.Kind.CORRUPT_FILE,
+                          "the index of "
+                              + timeline
+                              + " names layer "
+                              + e.ref().layerId()
+                              + ", which is not open");
+                    }
+                    w.addBlob(
+                        e.key(),
+                        e.lsn(),
+                        r.readBlob(e.ref().offset(), e.ref().length()),
+                        e.ref().flags());
+                  }
+                }));
+  }
+
+  /**
+   * Materializes, at the disk-consistent LSN, each key partition (about {@code targetSize} of
+   * pages) whose versions since its last image lie in {@code imageCreationThreshold} or more delta
+   * layers: that many layers is what a read of the partition's pages may have to visit.
+   */
+  CompactionResult createImages(CompactionSettings settings, ImageSource source)
+      throws IOException, RocksDBException {
+    Lsn at = timeline.diskConsistentLsn();
+    Map<Long, LayerFile.Header> headers = new HashMap<>();
+    layers.headers().forEach(h -> headers.put(h.layerId(), h));
+    int written = 0;
+    long pages = 0;
+    try (IndexSnapshot snap = index.snapshot(timeline.tenant(), timeline.id())) {
+      for (KeyRange range : partitionByKeys(snap, settings.keysPerImageLayer())) {
+        Lsn lastImage = lastImage(headers.values(), range);
+        if (!lastImage.isBefore(at)) {
+          continue;
+        }
+        List<Key> keys = new ArrayList<>();
+        Set<Long> deltas = new HashSet<>();
+        snap.forEachVersion(
+            range,
+            e -> {
+              if (e.lsn().isAfter(at)) {
+                return;
+              }
+              if (keys.isEmpty() || !keys.getLast().equals(e.key())) {
+                keys.add(e.key());
+              }
+              LayerFile.Header h = headers.get(e.ref().layerId());
+              if (e.lsn().isAfter(lastImage) && h != null && h.kind() == LayerFile.Kind.DELTA) {
+                deltas.add(h.layerId());
+              }
+            });
+        if (deltas.size() < settings.imageCreationThreshold()) {
+          continue;
+        }
+        long[] n = {0};
+        long started = System.nanoTime();
+        LayerIndex.NewLayer image = writeImage(range, at, keys, source, settings, n);
+        commit(List.of(image), List.of(), List.of());
+        written++;
+        pages += n[0];
+        log.info(
+            "created image layer {} of {} at {}: {} pages of {} keys ({} delta layers) in {} ms",
+            image.info().fileName(),
+            timeline,
+            at,
+            n[0],
+            keys.size(),
+            deltas.size(),
+            (System.nanoTime() - started) / 1_000_000);
+      }
+    }
+    return new CompactionResult(0, 0, written, pages, 0, 0);
+  }
+
+  /** The LSN of the newest image layer over {@code range}, INVALID if none. */
+  static Lsn lastImage(java.util.Collection<LayerFile.Header> headers, KeyRange range) {
+    Lsn last = Lsn.INVALID;
+    for (LayerFile.Header h : headers) {
+      if (h.kind() == LayerFile.Kind.IMAGE && h.keys().overlaps(range)) {
+        last = Lsn.max(last, h.lsnTo());
+      }
+    }
+    return last;
+  }
+
+  /** Key ranges of {@code keysPer} keys each, together covering every key. */
+  private static List<KeyRange> partitionByKeys(IndexSnapshot snap, int keysPer)
+      throws IOException {
+    List<Key> starts = new ArrayList<>();
+    long[] count = {0};
+    Key[] last = {null};
+    snap.forEachVersion(
+        e -> {
+          if (e.key().equals(last[0])) {
+            return;
+          }
+          if (count[0] % keysPer == 0) {
+            starts.add(starts.isEmpty() ? Key.MIN : e.key());
+          }
+          count[0]++;
+          last[0] = e.key();
+        });
+    return ranges(starts);
+  }
+
+  private LayerIndex.NewLayer writeImage(
+      KeyRange range,
+      Lsn at,
+      List<Key> keys,
+      ImageSource source,
+      CompactionSettings settings,
+      long[] pages)
+      throws IOException, RocksDBException {
+    long id = index.allocateLayerId();
+    LayerFile.Header h =
+        new LayerFile.Header(
+            LayerFile.Kind.IMAGE,
+            timeline.tenant(),
+            timeline.id(),
+            range,
+            Lsn.of(at.value() - 1),
+            at,
+            id,
+            1);
+    // Pages are materialized a few at once (WAL redo is the cost) and written in key order; at
+    // most twice the parallelism of them are in memory.
+    int parallel = settings.imageParallelism();
+    Iterable<Materialized> images =
+        Flux.fromIterable(keys)
+            .flatMapSequential(
+                k ->
+                    Mono.fromCallable(() -> materialize(k, at, source))
+                        .subscribeOn(Schedulers.boundedElastic()),
+                parallel,
+                1)
+            .toIterable(parallel * 2);
+    return writeLayer(
+        h,
+        w -> {
+          for (Materialized m : images) {
+            if (m.bytes() != null) {
+              w.add(m.key(), at, new Value.Image(m.bytes()));
+              pages[0]++;
+            }
+          }
+        });
+  }
+
+  /** A key's image, or null bytes when it needs none. */
+  private record Materialized(Key key, byte[] bytes) {}
+
+  /**
+   * Skips keys that gain nothing from an image: deleted at {@code at} (a tombstone is a base
+   * already), or whose newest version is already an image.
+   */
+  private Materialized materialize(Key key, Lsn at, ImageSource source) {
+    List<Version> history = timeline.history(key, at);
+    if (history.isEmpty()
+        || history.getFirst().value().isTombstone()
+        || history.getFirst().value() instanceof Value.Image) {
+      return new Materialized(key, null);
+    }
+    return new Materialized(key, source.image(timeline, key, at));
+  }
+
+  /** Writes a new layer file durably and opens it; on failure, deletes what it wrote. */
+  private LayerIndex.NewLayer writeLayer(LayerFile.Header h, LayerFile.Writer.Source content)
+      throws IOException {
+    String name = Timeline.layerFileName(h.layerId(), h.lsnFrom(), h.lsnTo());
+    Path path = timeline.dir().resolve(name);
+    try {
+      List<LayerFile.IndexEntry> entries = LayerFile.Writer.write(path, h, disk, content);
+      LayerFile.Reader r = LayerFile.Reader.open(path);
+      layers.addReader(h.layerId(), r);
+      return new LayerIndex.NewLayer(LayerIndex.LayerInfo.of(r, Files.size(path)), entries);
+    } catch (IOException | RuntimeException e) {
+      layers.closeReader(h.layerId());
+      Files.deleteIfExists(path);
+      Files.deleteIfExists(path.resolveSibling(name + DurableFiles.TEMP_SUFFIX));
+      throw e;
+    }
+  }
+
+  /** Deletes layers written by a step that failed before its commit (nothing names them). */
+  private void abandon(List<LayerIndex.NewLayer> written) throws IOException {
+    for (LayerIndex.NewLayer l : written) {
+      layers.closeReader(l.info().layerId());
+      Files.deleteIfExists(timeline.dir().resolve(l.info().fileName()));
+    }
+  }
+
+  private void commit(
+      List<LayerIndex.NewLayer> added, List<LayerIndex.VersionRef> removed, List<Long> retired)
+      throws IOException, RocksDBException {
+    try {
+      index.commit(
+          timeline.tenant(), timeline.id(), new LayerIndex.Changes(added, removed, retired));
+    } catch (RocksDBException | RuntimeException e) {
+      abandon(added);
+      throw e;
+    }
+  }
+}
