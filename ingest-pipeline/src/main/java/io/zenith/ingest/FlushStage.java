@@ -23,6 +23,8 @@ import reactor.util.retry.Retry;
  *       stage gets no demand, and the stages before it stop in turn.
  *   <li><b>Bound:</b> at most {@code maxFrozenLayers} items waiting and one being flushed, so the
  *       timeline holds at most {@code maxFrozenLayers + 1} frozen layers (and the open one).
+ *   <li><b>Compaction:</b> each flushed layer triggers the {@link CompactionStage}; each request
+ *       first passes its gate, which holds it while compaction lags (too many L0 layers).
  *   <li><b>Full disk:</b> a flush that fails with {@link LayerStoreException.Kind#NO_SPACE} changed
  *       nothing and is retried after {@link IngestPipeline#RETRY_MIN}, doubling up to {@link
  *       IngestPipeline#RETRY_MAX} (no jitter), on the flush thread, until it works or the pipeline
@@ -40,18 +42,25 @@ final class FlushStage {
   private final int maxFrozenLayers;
   private final Timer flushTimer;
   private final Mono<Void> closing;
+  private final CompactionStage compaction;
 
+  /**
+   * @param compaction the stage after this one: triggered after each flushed layer, and its gate
+   *     passed before each request is flushed; null for none
+   */
   FlushStage(
       TimelineWriter timeline,
       Scheduler flushThread,
       int maxFrozenLayers,
       Timer flushTimer,
-      Mono<Void> closing) {
+      Mono<Void> closing,
+      CompactionStage compaction) {
     this.timeline = timeline;
     this.flushThread = flushThread;
     this.maxFrozenLayers = maxFrozenLayers;
     this.flushTimer = flushTimer;
     this.closing = closing;
+    this.compaction = compaction;
   }
 
   /** Flushes for each request; completes after the last one's flush. */
@@ -60,7 +69,8 @@ final class FlushStage {
         .limitRate(maxFrozenLayers, 1)
         .concatMap(
             r ->
-                flushUpTo(r.upTo(), progress)
+                (compaction == null ? Mono.<Void>empty() : compaction.gate())
+                    .then(flushUpTo(r.upTo(), progress))
                     .doOnSuccess(v -> r.checkpoints().forEach(CheckpointRequest::complete))
                     .doOnError(e -> r.checkpoints().forEach(c -> c.fail(e))),
             0)
@@ -91,6 +101,9 @@ final class FlushStage {
     }
     flushTimer.record(Duration.ofNanos(System.nanoTime() - t0));
     progress.report(timeline.lastRecordLsn(), timeline.diskConsistentLsn());
+    if (compaction != null) {
+      compaction.trigger();
+    }
     return true;
   }
 

@@ -6,12 +6,17 @@ import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Tags;
 import io.micrometer.core.instrument.Timer;
+import io.zenith.layer.CompactionResult;
+import io.zenith.layer.CompactionSettings;
+import io.zenith.layer.ImageSource;
 import io.zenith.layer.LayerStoreException;
+import io.zenith.layer.Timeline;
 import io.zenith.layer.TimelineWriter;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.WalRecordAssembler;
 import java.nio.ByteBuffer;
 import java.time.Duration;
+import java.util.function.Supplier;
 import org.reactivestreams.Publisher;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -33,8 +38,16 @@ import reactor.core.scheduler.Schedulers;
  * ingest thread:  publishOn queue (prefetch) ──▶ ingest ──▶ freeze (a filter)
  *                                                              │ a frozen layer, when it froze one
  *                                                              ▼
- * flush thread:   limitRate(maxFrozenLayers, 1) ──▶ concatMap(flush one, 0) ──▶ disk-consistent LSN
+ * flush thread:   limitRate(maxFrozenLayers, 1) ──▶ concatMap(gate, flush one, 0) ──▶ disk-consistent LSN
+ *                                                        ▲            │ each flushed layer
+ *                                                        │ L0 ≥ stall  ▼ (latest-wins trigger)
+ * compaction thread:                                     └── compaction pass (images, L0 → L1)
  * </pre>
+ *
+ * <p><b>Compaction</b> (when a {@link Compactor} is given): a pass after each flush, on its own
+ * thread ({@link CompactionStage}); while the timeline has twice {@code compaction_threshold} L0
+ * layers, the flush stage waits for a pass before it flushes more, so ingest slows to compaction's
+ * pace (counted in {@code zenith.compaction.stalls}).
  *
  * <p><b>Backpressure is demand:</b> the flush stage requests one frozen layer per layer it takes,
  * with at most {@code maxFrozenLayers} waiting; the freeze stage, a filter, requests records only
@@ -85,6 +98,23 @@ public final class IngestPipeline implements AutoCloseable {
     }
   }
 
+  /**
+   * What the compaction stage runs after each flush.
+   *
+   * @param stallL0 L0 layers at which flushes wait for a pass
+   * @param pass one compaction pass (blocking)
+   */
+  public record Compactor(int stallL0, Supplier<CompactionResult> pass) {
+    /**
+     * {@code timeline.compact(settings, images)}, with flushes waiting at twice {@code
+     * compaction_threshold} L0 layers.
+     */
+    public static Compactor of(Timeline timeline, CompactionSettings settings, ImageSource images) {
+      return new Compactor(
+          2 * settings.compactionThreshold(), () -> timeline.compact(settings, images));
+    }
+  }
+
   /** Receives the write position (last ingested record end) and the durable position. */
   @FunctionalInterface
   public interface Progress {
@@ -99,6 +129,7 @@ public final class IngestPipeline implements AutoCloseable {
   private final Counter records;
   private final Counter bytes;
   private final FlushStage flush;
+  private final CompactionStage compaction;
 
   /** First wait before a failed (full disk) flush is retried; doubles up to {@link #RETRY_MAX}. */
   static final Duration RETRY_MIN = Duration.ofSeconds(1);
@@ -115,6 +146,18 @@ public final class IngestPipeline implements AutoCloseable {
 
   public IngestPipeline(
       TimelineWriter timeline, WalIngest ingest, Options options, MeterRegistry meters) {
+    this(timeline, ingest, options, meters, null);
+  }
+
+  /**
+   * @param compactor compaction after each flush; null for none
+   */
+  public IngestPipeline(
+      TimelineWriter timeline,
+      WalIngest ingest,
+      Options options,
+      MeterRegistry meters,
+      Compactor compactor) {
     this.timeline = timeline;
     this.ingest = ingest;
     this.options = options;
@@ -139,9 +182,15 @@ public final class IngestPipeline implements AutoCloseable {
             .tags(tags)
             .description("layer flushes")
             .register(meters);
+    this.compaction = compactor == null ? null : compactionStage(timeline, compactor, tags, meters);
     this.flush =
         new FlushStage(
-            timeline, flushThread, options.maxFrozenLayers(), flushTimer, closing.asMono());
+            timeline,
+            flushThread,
+            options.maxFrozenLayers(),
+            flushTimer,
+            closing.asMono(),
+            compaction);
     Gauge.builder("zenith.timeline.last_record_lsn", timeline, t -> t.lastRecordLsn().value())
         .tags(tags)
         .register(meters);
@@ -173,6 +222,28 @@ public final class IngestPipeline implements AutoCloseable {
         .baseUnit("bytes")
         .register(meters);
     log.debug("ingest pipeline for {} created", name);
+  }
+
+  private static CompactionStage compactionStage(
+      TimelineWriter timeline, Compactor c, Tags tags, MeterRegistry meters) {
+    Gauge.builder("zenith.compaction.l0_layers", timeline, TimelineWriter::l0Layers)
+        .tags(tags)
+        .description(
+            "flushed L0 delta layers not yet compacted (flushes wait at twice the threshold)")
+        .register(meters);
+    return new CompactionStage(
+        timeline,
+        c.pass(),
+        c.stallL0(),
+        Schedulers.newSingle("compact-" + timeline.id().toString().substring(0, 8)),
+        Timer.builder("zenith.compaction.duration")
+            .tags(tags)
+            .description("compaction passes of the ingest pipeline")
+            .register(meters),
+        Counter.builder("zenith.compaction.stalls")
+            .tags(tags)
+            .description("flushes held because compaction lagged (too many L0 layers)")
+            .register(meters));
   }
 
   /**
@@ -249,5 +320,8 @@ public final class IngestPipeline implements AutoCloseable {
     closing.tryEmitEmpty();
     ingestThread.disposeGracefully().timeout(Duration.ofMinutes(1)).onErrorComplete().block();
     flushThread.disposeGracefully().timeout(Duration.ofMinutes(1)).onErrorComplete().block();
+    if (compaction != null) {
+      compaction.stop();
+    }
   }
 }

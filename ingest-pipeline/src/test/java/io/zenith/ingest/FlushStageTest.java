@@ -66,7 +66,12 @@ class FlushStageTest {
 
   private FlushStage stage() {
     return new FlushStage(
-        t.timeline, flushThread, MAX_FROZEN, Timer.builder("f").register(meters), closing.asMono());
+        t.timeline,
+        flushThread,
+        MAX_FROZEN,
+        Timer.builder("f").register(meters),
+        closing.asMono(),
+        null);
   }
 
   /** Ingests a record and freezes it into a layer of its own, as the freeze stage would. */
