@@ -57,7 +57,7 @@ public final class Settings {
   }
 
   private static final Pattern BYTES = Pattern.compile("(\\d+)\\s*(B|kB|KiB|MB|MiB|GB|GiB)?");
-  private static final Pattern DURATION = Pattern.compile("(\\d+)\\s*(ms|s|m|h)");
+  private static final Pattern DURATION = Pattern.compile("(\\d+)\\s*(ms|s|m|h|d)");
 
   /** A positive size ("256MiB", "8kB", "4096"); kB, MB and GB are binary, as in PostgreSQL. */
   public static long bytes(String key, String value) {
@@ -94,17 +94,28 @@ public final class Settings {
 
   /** A positive duration ("10s", "5m", "250ms", "1h"). */
   public static Duration duration(String key, String value) {
-    Matcher m = DURATION.matcher(value.trim().toLowerCase(Locale.ROOT));
-    if (!m.matches() || Long.parseLong(m.group(1)) == 0) {
+    Duration d = durationOrZero(key, value);
+    if (d.isZero()) {
       throw new IllegalArgumentException(
           key + " = \"" + value + "\" is not a duration (e.g. 10s, 5m)");
+    }
+    return d;
+  }
+
+  /** Like {@link #duration}, and "0s" (or 0 of any unit) is zero: for "never" or "none". */
+  public static Duration durationOrZero(String key, String value) {
+    Matcher m = DURATION.matcher(value.trim().toLowerCase(Locale.ROOT));
+    if (!m.matches()) {
+      throw new IllegalArgumentException(
+          key + " = \"" + value + "\" is not a duration (e.g. 10s, 5m, 7d)");
     }
     long n = Long.parseLong(m.group(1));
     return switch (m.group(2)) {
       case "ms" -> Duration.ofMillis(n);
       case "s" -> Duration.ofSeconds(n);
       case "m" -> Duration.ofMinutes(n);
-      default -> Duration.ofHours(n);
+      case "h" -> Duration.ofHours(n);
+      default -> Duration.ofDays(n);
     };
   }
 }

@@ -78,5 +78,32 @@ public final class ApiModel {
       String state,
       String brokenReason,
       String flushError,
-      WalReceiverInfo walReceiver) {}
+      WalReceiverInfo walReceiver,
+      String gcCutoff,
+      LayerCounts layers) {}
+
+  /**
+   * A timeline's own layer files.
+   *
+   * @param bytes their size on disk
+   */
+  public record LayerCounts(int l0, int l1, int image, long bytes) {}
+
+  /** What a compaction pass did ({@code POST …/compact}). */
+  public record CompactionInfo(
+      int l0Merged,
+      int l1Written,
+      int imageLayers,
+      long imagePages,
+      int layersRemoved,
+      long bytesRemoved,
+      TimelineInfo timeline) {}
+
+  /** What a GC pass did ({@code POST …/do_gc}). */
+  public record GcInfo(
+      String cutoff,
+      long versionsRemoved,
+      int layersRemoved,
+      long bytesRemoved,
+      TimelineInfo timeline) {}
 }

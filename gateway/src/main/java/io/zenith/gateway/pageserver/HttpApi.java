@@ -38,6 +38,10 @@ public final class HttpApi {
 
     ApiModel.TimelineInfo checkpoint(TenantId tenant, TimelineId timeline);
 
+    ApiModel.CompactionInfo compact(TenantId tenant, TimelineId timeline);
+
+    ApiModel.GcInfo gc(TenantId tenant, TimelineId timeline);
+
     ApiModel.TimelineInfo startWalReceiver(
         TenantId tenant, TimelineId timeline, ApiModel.WalSource source);
 
@@ -105,6 +109,26 @@ public final class HttpApi {
                             200,
                             () ->
                                 ops.checkpoint(
+                                    tenantId(req.param("tenant")),
+                                    timelineId(req.param("timeline")))))
+                .post(
+                    "/v1/tenant/{tenant}/timeline/{timeline}/compact",
+                    (req, res) ->
+                        api.json(
+                            res,
+                            200,
+                            () ->
+                                ops.compact(
+                                    tenantId(req.param("tenant")),
+                                    timelineId(req.param("timeline")))))
+                .post(
+                    "/v1/tenant/{tenant}/timeline/{timeline}/do_gc",
+                    (req, res) ->
+                        api.json(
+                            res,
+                            200,
+                            () ->
+                                ops.gc(
                                     tenantId(req.param("tenant")),
                                     timelineId(req.param("timeline")))))
                 .put(

@@ -10,7 +10,10 @@ import io.zenith.ingest.keys.Catalog;
 import io.zenith.ingest.keys.KeySpace;
 import io.zenith.ingest.pg.PageLayout;
 import io.zenith.ingest.pg.PgControl;
+import io.zenith.layer.CompactionResult;
+import io.zenith.layer.GcResult;
 import io.zenith.layer.LayerDisk;
+import io.zenith.layer.LayerStats;
 import io.zenith.layer.LayerStore;
 import io.zenith.layer.LayerStoreException;
 import io.zenith.layer.Timeline;
@@ -44,6 +47,7 @@ import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Scheduler;
 import reactor.core.scheduler.Schedulers;
@@ -80,6 +84,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
   private final WalRedoManager redo;
   private final PageReconstructor pages;
   private final Map<String, WalReceiver> receivers = new ConcurrentHashMap<>();
+  private final HistoryMaintenance history;
   private DisposableServer http;
   private PgWireServer pg;
 
@@ -110,6 +115,8 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
       throw e;
     }
     this.pages = new PageReconstructor(PageReconstructor.using(redo), config.pageCacheBytes());
+    this.history =
+        new HistoryMaintenance(store, config, pages::page, (t, time) -> Lsn.INVALID, meters);
   }
 
   /**
@@ -156,6 +163,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
                   ps::handleQuery)
               .block(Duration.ofSeconds(30));
       ps.resumeWalSources();
+      ps.history.start();
       log.info(
           "pageserver {} serving HTTP on {} and libpq on {}",
           config.id(),
@@ -310,7 +318,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
   }
 
   private void startReceiver(Timeline t, ApiModel.WalSource source) {
-    WalReceiver r = new WalReceiver(t, source, pages, meters);
+    WalReceiver r = new WalReceiver(t, source, pages, meters, history.compactor(t));
     receivers.put(key(t.tenant(), t.id()), r);
     r.start();
   }
@@ -378,7 +386,43 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
         t.brokenReason().isPresent() ? "broken" : "active",
         t.brokenReason().orElse(null),
         t.flushFailure().orElse(null),
-        r == null ? null : r.info());
+        r == null ? null : r.info(),
+        t.gcCutoff().isValid() ? t.gcCutoff().toString() : null,
+        layerCounts(t));
+  }
+
+  private static ApiModel.LayerCounts layerCounts(TimelineView t) {
+    if (!(t instanceof Timeline tl)) {
+      return null;
+    }
+    LayerStats s = tl.layerStats();
+    return new ApiModel.LayerCounts(s.l0(), s.l1(), s.images(), s.bytes());
+  }
+
+  @Override
+  public ApiModel.CompactionInfo compact(TenantId tenant, TimelineId id) {
+    Timeline t = store.timeline(tenant, id);
+    CompactionResult r = history.compact(t);
+    return new ApiModel.CompactionInfo(
+        r.l0Merged(),
+        r.l1Written(),
+        r.imageLayers(),
+        r.imagePages(),
+        r.layersRemoved(),
+        r.bytesRemoved(),
+        info(t, false));
+  }
+
+  @Override
+  public ApiModel.GcInfo gc(TenantId tenant, TimelineId id) {
+    Timeline t = store.timeline(tenant, id);
+    GcResult r = history.gc(t);
+    return new ApiModel.GcInfo(
+        r.cutoff().isValid() ? r.cutoff().toString() : null,
+        r.versionsRemoved(),
+        r.layersRemoved(),
+        r.bytesRemoved(),
+        info(t, false));
   }
 
   @Override
@@ -439,21 +483,35 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
                 .dataChecksumVersion()
             != 0;
     log.info("basebackup of {} at {} for connection {}", t, lsn, session.id());
+    // GC keeps its cutoff at or below the LSN while the backup streams (refused if already above).
+    AutoCloseable pin = t instanceof Timeline tl ? tl.pin(lsn) : () -> {};
     return new QueryResponse.CopyOut(
-        Basebackup.stream(
-                t,
-                lsn,
-                pages,
-                (page, blk) -> {
-                  if (checksums) {
-                    PageChecksum.set(page, blk);
-                  }
-                })
+        Flux.using(
+                () -> pin,
+                p ->
+                    Basebackup.stream(
+                        t,
+                        lsn,
+                        pages,
+                        (page, blk) -> {
+                          if (checksums) {
+                            PageChecksum.set(page, blk);
+                          }
+                        }),
+                Pageserver::unpin)
             .subscribeOn(blocking)
             .concatMapIterable(Pageserver::slices, 1),
         true,
         0,
         "COPY 0");
+  }
+
+  private static void unpin(AutoCloseable pin) {
+    try {
+      pin.close();
+    } catch (Exception e) {
+      throw new IllegalStateException("cannot release a pinned LSN", e);
+    }
   }
 
   /** Largest CopyData message of a basebackup (clients bound message sizes; psql does not). */
@@ -494,6 +552,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
 
   @Override
   public synchronized void close() {
+    history.close();
     receivers.values().forEach(WalReceiver::stop);
     receivers.clear();
     if (http != null) {

@@ -3,12 +3,15 @@ package io.zenith.gateway.pageserver;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import com.fasterxml.jackson.dataformat.toml.TomlMapper;
 import io.zenith.gateway.config.Settings;
+import io.zenith.layer.CompactionSettings;
 import io.zenith.layer.LayerStoreConfig;
+import io.zenith.wal.TenantId;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Map;
 
 /**
  * The pageserver's settings, from {@code pageserver.toml} in its data directory. Every key is
@@ -25,6 +28,18 @@ import java.time.Duration;
  * walredo_processes = 2                # WAL-redo processes per tenant
  * walredo_timeout = "10s"              # one redo request
  * data_checksums = true                # as the computes' initdb (scratch clusters match it)
+ *
+ * # the history's lifecycle (Neon's names); each may be overridden per tenant below
+ * compaction_target_size = "128MiB"    # L1 delta and image layer files aim at this size
+ * compaction_threshold = 10            # merge L0 layers into L1 layers once this many exist
+ * image_creation_threshold = 3         # image of a key partition once this many deltas cover it
+ * compaction_period = "20s"            # compact every timeline this often (also after flushes)
+ * gc_horizon = "64MiB"                 # keep this much WAL's worth of history ...
+ * pitr_interval = "7d"                 # ... and all of this long (whichever keeps more)
+ * gc_period = "1h"                     # collect garbage this often ("0s": never on its own)
+ *
+ * [tenant."0123456789abcdef0123456789abcdef"]
+ * gc_horizon = "1GiB"                  # this tenant keeps more
  * </pre>
  */
 public record PageserverConfig(
@@ -37,7 +52,31 @@ public record PageserverConfig(
     @JsonProperty("page_cache_size") String pageCacheSize,
     @JsonProperty("walredo_processes") Integer walredoProcesses,
     @JsonProperty("walredo_timeout") String walredoTimeout,
-    @JsonProperty("data_checksums") Boolean dataChecksums) {
+    @JsonProperty("data_checksums") Boolean dataChecksums,
+    @JsonProperty("compaction_target_size") String compactionTargetSize,
+    @JsonProperty("compaction_threshold") Integer compactionThreshold,
+    @JsonProperty("image_creation_threshold") Integer imageCreationThreshold,
+    @JsonProperty("compaction_period") String compactionPeriod,
+    @JsonProperty("gc_horizon") String gcHorizon,
+    @JsonProperty("pitr_interval") String pitrInterval,
+    @JsonProperty("gc_period") String gcPeriod,
+    @JsonProperty("tenant") Map<String, TenantOverrides> tenant) {
+
+  /** A tenant's own values of the history settings; unset ones come from the pageserver's. */
+  public record TenantOverrides(
+      @JsonProperty("compaction_target_size") String compactionTargetSize,
+      @JsonProperty("compaction_threshold") Integer compactionThreshold,
+      @JsonProperty("image_creation_threshold") Integer imageCreationThreshold,
+      @JsonProperty("gc_horizon") String gcHorizon,
+      @JsonProperty("pitr_interval") String pitrInterval) {}
+
+  /**
+   * A tenant's history settings in force.
+   *
+   * @param gcHorizon bytes of WAL behind the last record that GC keeps readable
+   * @param pitrInterval how far back in time GC keeps everything readable (zero: no such limit)
+   */
+  public record History(CompactionSettings compaction, long gcHorizon, Duration pitrInterval) {}
 
   public static final String FILE_NAME = "pageserver.toml";
 
@@ -54,6 +93,69 @@ public record PageserverConfig(
           "10s",
           true);
 
+  /** The settings before the history's: those take their defaults. */
+  public PageserverConfig(
+      String listenHttp,
+      String listenPg,
+      String id,
+      String checkpointDistance,
+      String checkpointTimeout,
+      String waitLsnTimeout,
+      String pageCacheSize,
+      Integer walredoProcesses,
+      String walredoTimeout,
+      Boolean dataChecksums) {
+    this(
+        listenHttp,
+        listenPg,
+        id,
+        checkpointDistance,
+        checkpointTimeout,
+        waitLsnTimeout,
+        pageCacheSize,
+        walredoProcesses,
+        walredoTimeout,
+        dataChecksums,
+        "128MiB",
+        10,
+        3,
+        "20s",
+        "64MiB",
+        "7d",
+        "1h",
+        Map.of());
+  }
+
+  /** These history settings (for every tenant without overrides) instead of the current ones. */
+  public PageserverConfig withHistory(
+      String compactionTargetSize,
+      int compactionThreshold,
+      int imageCreationThreshold,
+      String compactionPeriod,
+      String gcHorizon,
+      String pitrInterval,
+      String gcPeriod) {
+    return new PageserverConfig(
+        listenHttp,
+        listenPg,
+        id,
+        checkpointDistance,
+        checkpointTimeout,
+        waitLsnTimeout,
+        pageCacheSize,
+        walredoProcesses,
+        walredoTimeout,
+        dataChecksums,
+        compactionTargetSize,
+        compactionThreshold,
+        imageCreationThreshold,
+        compactionPeriod,
+        gcHorizon,
+        pitrInterval,
+        gcPeriod,
+        tenant);
+  }
+
   /** Fills unset values from {@link #DEFAULT}. */
   public PageserverConfig withDefaults() {
     PageserverConfig d = DEFAULT;
@@ -67,7 +169,15 @@ public record PageserverConfig(
         pageCacheSize != null ? pageCacheSize : d.pageCacheSize,
         walredoProcesses != null ? walredoProcesses : d.walredoProcesses,
         walredoTimeout != null ? walredoTimeout : d.walredoTimeout,
-        dataChecksums != null ? dataChecksums : d.dataChecksums);
+        dataChecksums != null ? dataChecksums : d.dataChecksums,
+        compactionTargetSize != null ? compactionTargetSize : d.compactionTargetSize,
+        compactionThreshold != null ? compactionThreshold : d.compactionThreshold,
+        imageCreationThreshold != null ? imageCreationThreshold : d.imageCreationThreshold,
+        compactionPeriod != null ? compactionPeriod : d.compactionPeriod,
+        gcHorizon != null ? gcHorizon : d.gcHorizon,
+        pitrInterval != null ? pitrInterval : d.pitrInterval,
+        gcPeriod != null ? gcPeriod : d.gcPeriod,
+        tenant != null ? tenant : d.tenant);
   }
 
   /**
@@ -102,7 +212,70 @@ public record PageserverConfig(
       throw new IllegalArgumentException(
           "walredo_processes must be between 1 and 64, got " + walredoProcesses);
     }
+    positive("compaction_period", duration("compaction_period", compactionPeriod));
+    Settings.durationOrZero("gc_period", gcPeriod);
+    history(null);
+    for (Map.Entry<String, TenantOverrides> e : tenant.entrySet()) {
+      TenantId id;
+      try {
+        id = TenantId.parse(e.getKey());
+      } catch (IllegalArgumentException bad) {
+        throw new IllegalArgumentException(
+            "[tenant.\"" + e.getKey() + "\"]: not a tenant id (32 hex digits)");
+      }
+      try {
+        history(id);
+      } catch (IllegalArgumentException bad) {
+        throw new IllegalArgumentException("[tenant.\"" + e.getKey() + "\"]: " + bad.getMessage());
+      }
+    }
     return this;
+  }
+
+  private static Duration positive(String key, Duration d) {
+    if (d.isZero() || d.isNegative()) {
+      throw new IllegalArgumentException(key + " must be positive, got " + d);
+    }
+    return d;
+  }
+
+  /**
+   * The history settings of {@code tenant} (the pageserver's own for null): its overrides where it
+   * has them.
+   *
+   * @throws IllegalArgumentException naming the first bad setting
+   */
+  public History history(TenantId tenant) {
+    TenantOverrides o = tenant == null ? null : this.tenant.get(tenant.toString());
+    if (o == null) {
+      o = new TenantOverrides(null, null, null, null, null);
+    }
+    String target =
+        o.compactionTargetSize() != null ? o.compactionTargetSize() : compactionTargetSize;
+    int threshold = o.compactionThreshold() != null ? o.compactionThreshold() : compactionThreshold;
+    int images =
+        o.imageCreationThreshold() != null ? o.imageCreationThreshold() : imageCreationThreshold;
+    String horizon = o.gcHorizon() != null ? o.gcHorizon() : gcHorizon;
+    String pitr = o.pitrInterval() != null ? o.pitrInterval() : pitrInterval;
+    CompactionSettings c;
+    try {
+      c =
+          new CompactionSettings(
+              bytes("compaction_target_size", target), threshold, images, walredoProcesses);
+    } catch (IllegalArgumentException e) {
+      throw new IllegalArgumentException(e.getMessage() + " (compaction settings)");
+    }
+    Duration p = Settings.durationOrZero("pitr_interval", pitr);
+    return new History(c, bytes("gc_horizon", horizon), p);
+  }
+
+  public Duration compactionPeriodDuration() {
+    return duration("compaction_period", compactionPeriod);
+  }
+
+  /** Zero: GC runs only when asked ({@code do_gc}). */
+  public Duration gcPeriodDuration() {
+    return Settings.durationOrZero("gc_period", gcPeriod);
   }
 
   public InetSocketAddress httpAddress() {

@@ -108,9 +108,17 @@ final class WalReceiver {
   /** One IDENTIFY_SYSTEM connection per safekeeper, opened on the first probe. */
   private final Map<Endpoint, Mono<ReplicationClient>> probes = new ConcurrentHashMap<>();
 
+  /** What the ingest pipeline runs after its flushes. */
+  private final IngestPipeline.Compactor compactor;
+
   WalReceiver(
-      Timeline timeline, ApiModel.WalSource source, PageReconstructor pages, MeterRegistry meters) {
+      Timeline timeline,
+      ApiModel.WalSource source,
+      PageReconstructor pages,
+      MeterRegistry meters,
+      IngestPipeline.Compactor compactor) {
     this.timeline = timeline;
+    this.compactor = compactor;
     this.source = source;
     this.pages = pages;
     this.meters = meters;
@@ -442,7 +450,7 @@ final class WalReceiver {
     int segmentSize = PgControl.parse(control).walSegmentSize();
     WalIngest ingest = new WalIngest(timeline, pages::page);
     IngestPipeline pipeline =
-        new IngestPipeline(timeline, ingest, IngestPipeline.Options.DEFAULT, meters);
+        new IngestPipeline(timeline, ingest, IngestPipeline.Options.DEFAULT, meters, compactor);
     current = pipeline;
     log.info("streaming WAL of {} from {} at {}", timeline, e, start);
     received = start;

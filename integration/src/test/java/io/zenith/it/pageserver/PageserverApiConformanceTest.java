@@ -46,6 +46,8 @@ class PageserverApiConformanceTest {
   private static final String TIMELINE = "/v1/tenant/{tenant_id}/timeline/{timeline_id}";
   private static final String CHECKPOINT = TIMELINE + "/checkpoint";
   private static final String WAL_SOURCE = TIMELINE + "/wal_source";
+  private static final String COMPACT = TIMELINE + "/compact";
+  private static final String DO_GC = TIMELINE + "/do_gc";
   private static final String METRICS = "/metrics";
 
   @TempDir static Path data;
@@ -225,6 +227,24 @@ class PageserverApiConformanceTest {
               call(CHECKPOINT, "POST", tl(tenant, TimelineId.generate()) + "/checkpoint", null)
                   .status())
           .isEqualTo(404);
+
+      // Compaction and GC on request: their answers, and the timeline's layers after them.
+      JsonNode compacted = call(COMPACT, "POST", path + "/compact", null).json();
+      assertThat(compacted.path("timeline").path("layers").path("l0").asInt())
+          .as("below compaction_threshold nothing merges: %s", compacted)
+          .isPositive();
+      JsonNode gc = call(DO_GC, "POST", path + "/do_gc", null).json();
+      assertThat(gc.path("versions_removed").asLong()).isNotNegative();
+      assertThat(call(TIMELINE, "GET", path, null).json().path("layers").path("bytes").asLong())
+          .isPositive();
+      for (String op : List.of("/compact", "/do_gc")) {
+        String template = op.equals("/compact") ? COMPACT : DO_GC;
+        assertThat(call(template, "POST", "/v1/tenant/" + tenant + "/timeline/x" + op, null))
+            .extracting(HttpJson.Response::status)
+            .isEqualTo(400);
+        assertThat(call(template, "POST", tl(tenant, TimelineId.generate()) + op, null).status())
+            .isEqualTo(404);
+      }
 
       // A basebackup after the inserts rebuilds pages through WAL redo.
       Path tar = Files.createTempFile(data, "bb", ".tar");

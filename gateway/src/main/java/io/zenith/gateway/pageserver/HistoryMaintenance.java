@@ -1,0 +1,154 @@
+package io.zenith.gateway.pageserver;
+
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Tags;
+import io.zenith.ingest.IngestPipeline;
+import io.zenith.layer.CompactionResult;
+import io.zenith.layer.GcResult;
+import io.zenith.layer.ImageSource;
+import io.zenith.layer.LayerStore;
+import io.zenith.layer.Timeline;
+import io.zenith.wal.Lsn;
+import io.zenith.wal.TenantId;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Consumer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import reactor.core.Disposable;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import reactor.core.scheduler.Scheduler;
+import reactor.core.scheduler.Schedulers;
+
+/**
+ * The lifecycle of the pageserver's history: compaction of every timeline every {@code
+ * compaction_period} (the ingest pipeline also compacts after its flushes), GC every {@code
+ * gc_period}, and both on request. The GC cutoff of a timeline is {@code min(last_record_lsn −
+ * gc_horizon, the LSN after the last commit before now − pitr_interval)}, which the layer store
+ * caps further by the children's branch points and pinned LSNs ({@link LayerStore#gc}).
+ *
+ * <p>Threads: the periodic passes run on one thread of their own, one timeline after the other;
+ * requests run on the caller's (blocking) thread. A timeline's passes are serialized by the
+ * timeline itself. A failing timeline is logged and skipped; the others go on. Thread-safe.
+ */
+final class HistoryMaintenance implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(HistoryMaintenance.class);
+
+  /** The LSN after the last commit at or before a time; INVALID when none is known. */
+  @FunctionalInterface
+  interface CommitLsns {
+    Lsn lastCommitAtOrBefore(Timeline timeline, Instant time);
+  }
+
+  private final LayerStore store;
+  private final PageserverConfig config;
+  private final ImageSource images;
+  private final CommitLsns commits;
+  private final MeterRegistry meters;
+  private final Scheduler thread = Schedulers.newSingle("history");
+  private final List<Disposable> loops = new ArrayList<>();
+
+  HistoryMaintenance(
+      LayerStore store,
+      PageserverConfig config,
+      ImageSource images,
+      CommitLsns commits,
+      MeterRegistry meters) {
+    this.store = store;
+    this.config = config;
+    this.images = images;
+    this.commits = commits;
+    this.meters = meters;
+  }
+
+  /** Starts the periodic passes ({@code gc_period} 0: GC only on request). */
+  void start() {
+    loops.add(every(config.compactionPeriodDuration(), this::compact));
+    Duration gc = config.gcPeriodDuration();
+    if (!gc.isZero()) {
+      loops.add(every(gc, this::gc));
+    }
+  }
+
+  private Disposable every(Duration period, Consumer<Timeline> pass) {
+    return Flux.interval(period, period, thread)
+        .onBackpressureDrop()
+        .concatMap(tick -> Mono.fromRunnable(() -> forEachTimeline(pass)), 0)
+        .subscribe();
+  }
+
+  private void forEachTimeline(Consumer<Timeline> pass) {
+    for (TenantId tenant : store.tenants()) {
+      for (Timeline t : store.timelines(tenant)) {
+        if (t.brokenReason().isPresent()) {
+          continue;
+        }
+        try {
+          pass.accept(t);
+        } catch (RuntimeException e) {
+          log.warn("history upkeep of {} failed (tried again next period): {}", t, e.getMessage());
+        }
+      }
+    }
+  }
+
+  /** What the ingest pipeline of {@code t} runs after each flush. */
+  IngestPipeline.Compactor compactor(Timeline t) {
+    return IngestPipeline.Compactor.of(t, config.history(t.tenant()).compaction(), images);
+  }
+
+  /** Compacts {@code t} now, on the calling thread. */
+  CompactionResult compact(Timeline t) {
+    long t0 = System.nanoTime();
+    CompactionResult r = t.compact(config.history(t.tenant()).compaction(), images);
+    Tags tags = tags(t);
+    meters.counter("zenith.compaction.image_layers", tags).increment(r.imageLayers());
+    meters.counter("zenith.compaction.image_pages", tags).increment(r.imagePages());
+    meters.counter("zenith.compaction.l0_merged", tags).increment(r.l0Merged());
+    meters.counter("zenith.compaction.layers_removed", tags).increment(r.layersRemoved());
+    if (r.imageLayers() > 0) {
+      meters
+          .timer("zenith.compaction.image_creation", tags)
+          .record(Duration.ofNanos(System.nanoTime() - t0));
+    }
+    return r;
+  }
+
+  /** Collects garbage of {@code t} now, on the calling thread, at the cutoff its settings give. */
+  GcResult gc(Timeline t) {
+    GcResult r = store.gc(t.tenant(), t.id(), wantedCutoff(t));
+    Tags tags = tags(t);
+    meters.counter("zenith.gc.versions_removed", tags).increment(r.versionsRemoved());
+    meters.counter("zenith.gc.layers_removed", tags).increment(r.layersRemoved());
+    meters.counter("zenith.gc.bytes_removed", tags).increment(r.bytesRemoved());
+    return r;
+  }
+
+  /**
+   * {@code min(last_record_lsn − gc_horizon, the LSN after the last commit before now −
+   * pitr_interval)}; with no commit that old known, nothing newer than the timeline's start.
+   */
+  Lsn wantedCutoff(Timeline t) {
+    PageserverConfig.History h = config.history(t.tenant());
+    long last = t.lastRecordLsn().value();
+    Lsn byHorizon = Lsn.of(Math.max(0, last - h.gcHorizon()));
+    if (h.pitrInterval().isZero()) {
+      return byHorizon;
+    }
+    Lsn byTime = commits.lastCommitAtOrBefore(t, Instant.now().minus(h.pitrInterval()));
+    return byTime.isValid() ? Lsn.min(byHorizon, byTime) : Lsn.INVALID;
+  }
+
+  private static Tags tags(Timeline t) {
+    return Tags.of("tenant", t.tenant().toString(), "timeline", t.id().toString());
+  }
+
+  @Override
+  public void close() {
+    loops.forEach(Disposable::dispose);
+    thread.disposeGracefully().timeout(Duration.ofMinutes(1)).onErrorComplete().block();
+  }
+}
