@@ -187,7 +187,9 @@ public final class SafekeeperTimeline implements AutoCloseable {
         c.compute(),
         c.stoppedComputeTerm(),
         intake.stateName(),
-        intake.lastError());
+        intake.lastError(),
+        state.oldestLsn(),
+        state.removedBytes());
   }
 
   // ------------------------------------------------------------------ elections
