@@ -193,7 +193,10 @@ public final class Safekeepers {
               d0.maxReplicationWriteLag(),
               d0.maxReplicationFlushLag(),
               d0.maxReplicationApplyLag(),
-              peers)
+              peers,
+              // The local pageserver (safekeepers listen on loopback): its feedback alone moves
+              // the retention horizon and the lag limits (ADR 0007).
+              SafekeeperSettings.Pageserver.LOCAL)
           .validate()
           .write(d);
     }

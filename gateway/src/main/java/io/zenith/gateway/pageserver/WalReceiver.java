@@ -46,8 +46,9 @@ import reactor.util.retry.Retry;
  *   <li><b>From safekeepers</b> (their libpq WAL service, ADR 0005): asks each for IDENTIFY_SYSTEM
  *       (its position is its commit LSN) and streams committed WAL from the one with the highest;
  *       the startup options name the timeline. Reports write / flush / apply = ingested /
- *       disk-consistent / remote-consistent LSN (DESIGN.md §4), which the safekeepers' lag limits
- *       hold the compute against. Every {@link #SWITCH_CHECK} it asks the others again and switches
+ *       disk-consistent LSN / durable position (DESIGN.md §4, ADR 0007: disk-consistent until
+ *       remote storage exists), which the safekeepers' lag limits hold the compute against and
+ *       their retention follows. Every {@link #SWITCH_CHECK} it asks the others again and switches
  *       when the current one's commit LSN lags the best other one's by more than {@link
  *       #SWITCH_LAG}, or nothing arrived for {@link #STALL} while it has nothing more and another
  *       has. Nothing beyond a commit LSN is ever served, so nothing ingested is truncated later.
@@ -456,12 +457,11 @@ final class WalReceiver {
     received = start;
     receivedAtNanos = System.nanoTime();
     boolean safekeeper = e.safekeeperId() != null;
-    // Only disk_consistent_lsn is durable here (remote_consistent_lsn for safekeepers, whose
-    // retention follows it): reporting the start as flushed would let the source drop WAL this
-    // pageserver must re-read after a crash.
+    // Only disk_consistent_lsn is durable here: reporting the start as flushed would let the
+    // source drop WAL this pageserver must re-read after a crash. Apply is the durable position
+    // (ADR 0007), which the safekeepers' retention follows.
     Lsn durable = timeline.diskConsistentLsn();
-    Progress initial =
-        new Progress(start, durable, safekeeper ? timeline.remoteConsistentLsn() : durable);
+    Progress initial = new Progress(start, durable, durablePosition(durable));
     // A switch ends the WAL (takeUntilOther passes demand through unchanged), then fails the
     // stream so that the receiver reconnects to the best safekeeper.
     AtomicReference<String> switchReason = new AtomicReference<>();
@@ -499,8 +499,7 @@ final class WalReceiver {
                 segmentSize,
                 timeline.metadata().systemId(),
                 (written, flushed) ->
-                    client.reportProgress(
-                        written, flushed, safekeeper ? timeline.remoteConsistentLsn() : flushed)),
+                    client.reportProgress(written, flushed, durablePosition(flushed))),
         p ->
             Mono.fromRunnable(
                     () -> {
@@ -508,6 +507,16 @@ final class WalReceiver {
                       current = null;
                     })
                 .subscribeOn(Schedulers.boundedElastic()));
+  }
+
+  /**
+   * The pageserver's durable position, reported as {@code apply} (ADR 0007): the LSN below which it
+   * never needs WAL again, even after a restart. Without remote storage that is the disk-consistent
+   * LSN (it rebuilds from its own layer files); with remote storage (issue 12) it becomes the
+   * remote-consistent LSN, and the safekeepers' retention follows without a change there.
+   */
+  private static Lsn durablePosition(Lsn diskConsistent) {
+    return diskConsistent;
   }
 
   /** Makes everything received durable; completes when it is (at once if not streaming). */

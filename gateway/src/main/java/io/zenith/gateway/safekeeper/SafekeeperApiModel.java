@@ -63,6 +63,8 @@ public final class SafekeeperApiModel {
       String writeLsn,
       String commitLsn,
       String ackLsn,
+      String oldestLsn,
+      long removedBytes,
       PageserverPositions pageserver,
       LagLimitsJson lagLimits,
       @Nullable ComputeJson compute,
@@ -130,6 +132,8 @@ public final class SafekeeperApiModel {
         s.writeLsn().toString(),
         s.commitLsn().toString(),
         s.ackLsn().toString(),
+        s.oldestLsn().toString(),
+        s.removedBytes(),
         new PageserverPositions(
             ps.writeLsn().toString(), ps.flushLsn().toString(), ps.applyLsn().toString()),
         limits(s.lagLimits()),
@@ -179,7 +183,9 @@ public final class SafekeeperApiModel {
         c == null ? null : new ComputeSource(c.term(), c.host(), c.port(), c.user()),
         i.stoppedComputeTerm(),
         i.intake(),
-        i.intakeError());
+        i.intakeError(),
+        Lsn.parse(i.oldestLsn()),
+        i.removedBytes());
   }
 
   public static VoteResponse voteResponse(VoteInfo v) {

@@ -3,15 +3,18 @@ package io.zenith.gateway.safekeeper;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import com.fasterxml.jackson.dataformat.toml.TomlMapper;
 import io.zenith.gateway.config.Settings;
+import io.zenith.replication.safekeeper.PageserverSource;
 import io.zenith.replication.safekeeper.SafekeeperConfig;
 import io.zenith.wal.DurableFiles;
 import io.zenith.wal.log.ControlFile.LagLimits;
 import java.io.IOException;
+import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
@@ -31,6 +34,10 @@ import org.jspecify.annotations.Nullable;
  * max_replication_flush_lag = "10GiB"
  * max_replication_apply_lag = "0"
  *
+ * [pageserver]                           # whose status updates are the pageserver's feedback
+ * application_name = "pageserver"        # (lag limits, WAL retention; ADR 0007): this
+ * addresses = ["127.0.0.1", "::1"]       # application_name from one of these IP addresses
+ *
  * [[peers]]                              # the other safekeepers; quorum = majority of all
  * id = 2
  * http = "127.0.0.1:7677"
@@ -46,9 +53,70 @@ public record SafekeeperSettings(
     @JsonProperty("max_replication_write_lag") String maxReplicationWriteLag,
     @JsonProperty("max_replication_flush_lag") String maxReplicationFlushLag,
     @JsonProperty("max_replication_apply_lag") String maxReplicationApplyLag,
-    @JsonProperty("peers") List<Peer> peers) {
+    @JsonProperty("peers") List<Peer> peers,
+    @JsonProperty("pageserver") @Nullable Pageserver pageserver) {
 
   public static final String FILE_NAME = "safekeeper.toml";
+
+  /** The settings with the default {@code [pageserver]} ({@link Pageserver#LOCAL}). */
+  public SafekeeperSettings(
+      Integer id,
+      String listenHttp,
+      String listenPg,
+      String maxReplicationWriteLag,
+      String maxReplicationFlushLag,
+      String maxReplicationApplyLag,
+      List<Peer> peers) {
+    this(
+        id,
+        listenHttp,
+        listenPg,
+        maxReplicationWriteLag,
+        maxReplicationFlushLag,
+        maxReplicationApplyLag,
+        peers,
+        Pageserver.LOCAL);
+  }
+
+  /**
+   * Which connections are the pageserver's (until authentication exists, issue 14): its {@code
+   * application_name} and the IP addresses (literals, no names) it connects from.
+   */
+  public record Pageserver(
+      @JsonProperty("application_name") String applicationName,
+      @JsonProperty("addresses") List<String> addresses) {
+
+    /** The pageserver on this machine: {@link PageserverSource#LOCAL}. */
+    public static final Pageserver LOCAL =
+        new Pageserver(
+            PageserverSource.LOCAL.applicationName(),
+            PageserverSource.LOCAL.addresses().stream().map(InetAddress::getHostAddress).toList());
+
+    /**
+     * The core's view.
+     *
+     * @throws IllegalArgumentException naming the bad value
+     */
+    public PageserverSource source() {
+      if (applicationName == null || applicationName.isEmpty()) {
+        throw new IllegalArgumentException("pageserver.application_name must not be empty");
+      }
+      if (addresses == null || addresses.isEmpty()) {
+        throw new IllegalArgumentException(
+            "pageserver.addresses must name at least one IP address");
+      }
+      List<InetAddress> ips = new ArrayList<>();
+      for (String a : addresses) {
+        try {
+          ips.add(InetAddress.ofLiteral(a));
+        } catch (IllegalArgumentException | NullPointerException e) {
+          throw new IllegalArgumentException(
+              "pageserver.addresses: \"" + a + "\" is not an IP address");
+        }
+      }
+      return new PageserverSource(applicationName, ips);
+    }
+  }
 
   /** Another safekeeper of the same set. */
   public record Peer(
@@ -68,12 +136,19 @@ public record SafekeeperSettings(
   /**
    * Defaults: safekeeper 1 alone, Neon's ports, and Neon's compute defaults for the lag limits
    * (docs/decisions/0005-safekeeper-process.md): the write lag bounds what a pageserver must
-   * re-receive, the flush lag is far above a checkpoint distance, the apply lag (remote storage) is
-   * off until remote storage reports.
+   * re-receive, the flush lag is far above a checkpoint distance, the apply lag (the pageserver's
+   * durable position, ADR 0007) is off; the pageserver is the local one.
    */
   public static final SafekeeperSettings DEFAULT =
       new SafekeeperSettings(
-          1, "127.0.0.1:7676", "127.0.0.1:5454", "15MiB", "10GiB", "0", List.of());
+          1,
+          "127.0.0.1:7676",
+          "127.0.0.1:5454",
+          "15MiB",
+          "10GiB",
+          "0",
+          List.of(),
+          Pageserver.LOCAL);
 
   public SafekeeperSettings {
     peers = peers == null ? null : List.copyOf(peers);
@@ -89,7 +164,8 @@ public record SafekeeperSettings(
         maxReplicationWriteLag != null ? maxReplicationWriteLag : d.maxReplicationWriteLag,
         maxReplicationFlushLag != null ? maxReplicationFlushLag : d.maxReplicationFlushLag,
         maxReplicationApplyLag != null ? maxReplicationApplyLag : d.maxReplicationApplyLag,
-        peers != null ? peers : d.peers);
+        peers != null ? peers : d.peers,
+        pageserver != null ? pageserver : d.pageserver);
   }
 
   /**
@@ -125,6 +201,7 @@ public record SafekeeperSettings(
     Settings.address("listen_http", listenHttp);
     Settings.address("listen_pg", listenPg);
     lagLimits();
+    pageserverSource();
     Set<Integer> ids = new HashSet<>(Set.of(id));
     for (Peer p : peers) {
       if (p == null || p.id() == null || p.http() == null || p.pg() == null) {
@@ -159,9 +236,15 @@ public record SafekeeperSettings(
         Settings.bytesOrZero("max_replication_apply_lag", maxReplicationApplyLag));
   }
 
+  /** Which connections are the pageserver's ({@link Pageserver#LOCAL} when not set). */
+  public PageserverSource pageserverSource() {
+    return (pageserver == null ? Pageserver.LOCAL : pageserver).source();
+  }
+
   /** The core's settings: this id, peers + 1 members. */
   public SafekeeperConfig coreConfig() {
-    return new SafekeeperConfig(id, peers.size() + 1, lagLimits(), Duration.ofSeconds(5));
+    return new SafekeeperConfig(
+        id, peers.size() + 1, lagLimits(), Duration.ofSeconds(5), pageserverSource());
   }
 
   /** The peer with {@code id}, if configured. */
@@ -182,6 +265,19 @@ public record SafekeeperSettings(
         maxReplicationWriteLag,
         maxReplicationFlushLag,
         maxReplicationApplyLag,
-        peers);
+        peers,
+        pageserver);
+  }
+
+  public SafekeeperSettings withPageserver(Pageserver p) {
+    return new SafekeeperSettings(
+        id,
+        listenHttp,
+        listenPg,
+        maxReplicationWriteLag,
+        maxReplicationFlushLag,
+        maxReplicationApplyLag,
+        peers,
+        p);
   }
 }

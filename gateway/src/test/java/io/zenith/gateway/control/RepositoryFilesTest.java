@@ -96,6 +96,12 @@ class RepositoryFilesTest {
           .containsExactlyElementsOf(
               java.util.stream.IntStream.rangeClosed(1, 3).filter(i -> i != self).boxed().toList());
       assertThat(s.coreConfig().members()).isEqualTo(3);
+      // The file names the local pageserver: its feedback alone moves retention (ADR 0007).
+      assertThat(s.pageserver())
+          .isEqualTo(io.zenith.gateway.safekeeper.SafekeeperSettings.Pageserver.LOCAL);
+      assertThat(java.nio.file.Files.readString(dir.resolve("sk" + id).resolve("safekeeper.toml")))
+          .contains("application_name")
+          .contains("127.0.0.1");
     }
   }
 

@@ -3,10 +3,13 @@ package io.zenith.gateway.safekeeper;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.zenith.replication.safekeeper.PageserverSource;
 import io.zenith.wal.log.ControlFile.LagLimits;
 import java.io.IOException;
+import java.net.InetAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -28,6 +31,7 @@ class SafekeeperSettingsTest {
     assertThat(s.lagLimits()).isEqualTo(new LagLimits(15L << 20, 10L << 30, 0));
     assertThat(s.httpAddress().getPort()).isEqualTo(7676);
     assertThat(s.pgAddress().getPort()).isEqualTo(5454);
+    assertThat(s.coreConfig().pageserver()).isEqualTo(PageserverSource.LOCAL);
   }
 
   @Test
@@ -41,6 +45,10 @@ class SafekeeperSettingsTest {
             max_replication_write_lag = "1MiB"
             max_replication_flush_lag = "0"
             max_replication_apply_lag = "4096"
+
+            [pageserver]
+            application_name = "ps-main"
+            addresses = ["10.0.0.7", "fd00::7"]
 
             [[peers]]
             id = 1
@@ -59,6 +67,11 @@ class SafekeeperSettingsTest {
     assertThat(s.coreConfig().name()).isEqualTo("sk_2");
     assertThat(s.peer(3).pgAddress().getPort()).isEqualTo(5456);
     assertThat(s.peer(2)).isNull();
+    assertThat(s.coreConfig().pageserver())
+        .isEqualTo(
+            new PageserverSource(
+                "ps-main",
+                List.of(InetAddress.ofLiteral("10.0.0.7"), InetAddress.ofLiteral("fd00::7"))));
     // What the control plane writes reads back the same.
     Path other = dir.resolve("copy");
     Files.createDirectories(other);
@@ -82,5 +95,15 @@ class SafekeeperSettingsTest {
         .hasMessageEndingWith("safekeeper id 1 is used twice (this safekeeper's id is 1)");
     assertThatThrownBy(() -> load("[[peers]]\nid = 2\nhttp = \"127.0.0.1:1\"\n"))
         .hasMessageEndingWith("every [[peers]] entry needs id, http and pg");
+    assertThatThrownBy(
+            () -> load("[pageserver]\napplication_name = \"ps\"\naddresses = [\"ps.local\"]\n"))
+        .hasMessageEndingWith(
+            "safekeeper.toml: pageserver.addresses: \"ps.local\" is not an IP address");
+    assertThatThrownBy(() -> load("[pageserver]\napplication_name = \"ps\"\naddresses = []\n"))
+        .hasMessageEndingWith("pageserver.addresses must name at least one IP address");
+    assertThatThrownBy(() -> load("[pageserver]\naddresses = [\"127.0.0.1\"]\n"))
+        .hasMessageEndingWith("pageserver.application_name must not be empty");
+    assertThatThrownBy(() -> load("[pageserver]\nname = \"ps\"\n"))
+        .hasMessageContaining("unknown setting");
   }
 }

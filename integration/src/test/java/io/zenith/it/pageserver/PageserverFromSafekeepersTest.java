@@ -133,16 +133,21 @@ class PageserverFromSafekeepersTest {
             .isLessThanOrEqualTo(maxCommit(q, rest));
         assertThat(timeline.lastRecordLsn()).isGreaterThanOrEqualTo(Lsn.min(end2, flush));
         // The safekeepers know only what the pageserver holds durably, also after it resumed
-        // elsewhere at its last record: nothing is in remote storage, so retention keeps all.
+        // elsewhere at its last record: its durable position (apply) is its disk_consistent_lsn
+        // without remote storage (ADR 0007), and retention keeps the WAL from there on.
         for (int id : rest) {
-          SafekeeperApiModel.PageserverPositions p = q.info(id).pageserver();
+          SafekeeperApiModel.TimelineInfo info = q.info(id);
+          SafekeeperApiModel.PageserverPositions p = info.pageserver();
           assertThat(Lsn.parse(p.flushLsn()))
               .as("safekeeper %d's view of the pageserver's flush LSN", id)
               .isLessThanOrEqualTo(timeline.diskConsistentLsn());
-          // (A safekeeper's timeline starts with the pageserver at its start LSN.)
           assertThat(Lsn.parse(p.applyLsn()))
-              .as("safekeeper %d's view of the pageserver's remote_consistent_lsn", id)
-              .isEqualTo(Lsn.max(start, timeline.remoteConsistentLsn()));
+              .as("safekeeper %d's view of the pageserver's durable position", id)
+              .isLessThanOrEqualTo(timeline.diskConsistentLsn())
+              .isLessThanOrEqualTo(Lsn.parse(p.flushLsn()));
+          assertThat(Lsn.parse(info.oldestLsn()))
+              .as("safekeeper %d holds the WAL from the pageserver's durable position on", id)
+              .isLessThanOrEqualTo(Lsn.parse(p.applyLsn()));
         }
 
         // A compute from a basebackup at that LSN sees every committed row.

@@ -63,11 +63,19 @@ final class PageserverHarness {
 
   /** Imports the template cluster as a new root timeline (creating the tenant if needed). */
   static void importTimeline(Path dataDir, TenantId tenant, TimelineId timeline) {
+    importTimeline(dataDir, tenant, timeline, Template.CLUSTER);
+  }
+
+  /**
+   * Imports {@code source} (an initdb'ed cluster, e.g. with other WAL segments) as a new root
+   * timeline (creating the tenant if needed).
+   */
+  static void importTimeline(Path dataDir, TenantId tenant, TimelineId timeline, PgCluster source) {
     try (LayerStore store = LayerStore.open(dataDir, LayerStoreConfig.DEFAULT)) {
       if (!store.tenants().contains(tenant)) {
         store.createTenant(tenant);
       }
-      DatadirImport.run(store, tenant, timeline, Template.CLUSTER.dataDir());
+      DatadirImport.run(store, tenant, timeline, source.dataDir());
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }

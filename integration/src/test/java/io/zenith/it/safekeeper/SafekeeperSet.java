@@ -154,6 +154,13 @@ public final class SafekeeperSet implements AutoCloseable {
     return settings.get(id - 1);
   }
 
+  /** Changes the settings of safekeeper {@code id} from its next start on (before the first). */
+  public SafekeeperSet configure(
+      int id, java.util.function.UnaryOperator<SafekeeperSettings> change) {
+    settings.set(id - 1, change.apply(settings.get(id - 1)).validate());
+    return this;
+  }
+
   /**
    * Starts safekeeper {@code id} (writing its {@code safekeeper.toml} the first time); an OS
    * process is started once its API answers.

@@ -284,6 +284,14 @@ public final class Safekeeper implements AutoCloseable {
         .tags(tags)
         .description("WAL flushed but not acknowledged because the pageserver lags")
         .register(meters);
+    Gauge.builder("safekeeper_oldest_lsn", t, x -> (double) x.oldestLsn().value())
+        .tags(tags)
+        .description("Oldest LSN held: retention removed the WAL below it")
+        .register(meters);
+    Gauge.builder("safekeeper_wal_removed_bytes", t, x -> (double) x.status().removedBytes())
+        .tags(tags)
+        .description("Bytes of WAL segment files retention removed")
+        .register(meters);
     Gauge.builder("safekeeper_term", t, x -> (double) x.status().promisedTerm())
         .tags(tags)
         .description("The term this safekeeper promised")

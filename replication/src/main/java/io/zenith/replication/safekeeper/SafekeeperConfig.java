@@ -10,9 +10,14 @@ import java.time.Duration;
  * @param members how many safekeepers there are (this one included); a quorum is a majority
  * @param defaultLagLimits lag limits of timelines created without their own
  * @param reconnectMax longest wait between attempts to reach a compute
+ * @param pageserver which connections are the pageserver's (only their feedback counts)
  */
 public record SafekeeperConfig(
-    int id, int members, LagLimits defaultLagLimits, Duration reconnectMax) {
+    int id,
+    int members,
+    LagLimits defaultLagLimits,
+    Duration reconnectMax,
+    PageserverSource pageserver) {
 
   public SafekeeperConfig {
     if (id < 1) {
@@ -25,7 +30,8 @@ public record SafekeeperConfig(
 
   /** Defaults for safekeeper {@code id} of {@code members}. */
   public static SafekeeperConfig of(int id, int members) {
-    return new SafekeeperConfig(id, members, LagLimits.NONE, Duration.ofSeconds(5));
+    return new SafekeeperConfig(
+        id, members, LagLimits.NONE, Duration.ofSeconds(5), PageserverSource.LOCAL);
   }
 
   /** The replication slot and {@code application_name} it uses on computes: {@code sk_<id>}. */
@@ -43,6 +49,10 @@ public record SafekeeperConfig(
   }
 
   public SafekeeperConfig withDefaultLagLimits(LagLimits l) {
-    return new SafekeeperConfig(id, members, l, reconnectMax);
+    return new SafekeeperConfig(id, members, l, reconnectMax, pageserver);
+  }
+
+  public SafekeeperConfig withPageserver(PageserverSource p) {
+    return new SafekeeperConfig(id, members, defaultLagLimits, reconnectMax, p);
   }
 }

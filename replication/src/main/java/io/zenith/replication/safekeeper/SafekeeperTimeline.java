@@ -187,7 +187,9 @@ public final class SafekeeperTimeline implements AutoCloseable {
         c.compute(),
         c.stoppedComputeTerm(),
         intake.stateName(),
-        intake.lastError());
+        intake.lastError(),
+        state.oldestLsn(),
+        state.removedBytes());
   }
 
   // ------------------------------------------------------------------ elections
@@ -273,7 +275,10 @@ public final class SafekeeperTimeline implements AutoCloseable {
     return Map.copyOf(state.peers());
   }
 
-  /** Positions a pageserver reported (received, durable, in remote storage). */
+  /**
+   * Positions the pageserver reported (received, disk-consistent, durable position: ADR 0007);
+   * callers pass only the configured pageserver's feedback (and peers' views of it).
+   */
   public void onPageserverFeedback(PageserverFeedback f) {
     if (state.mergePageserver(f)) {
       intake.reportAck();

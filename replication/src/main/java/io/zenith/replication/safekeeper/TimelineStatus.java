@@ -28,6 +28,9 @@ import org.jspecify.annotations.Nullable;
  * @param intake how pulling from the compute goes: {@code idle}, {@code connecting}, {@code
  *     streaming}, {@code failed}, {@code behind} (the compute no longer has the WAL it needs)
  * @param intakeError the last error of the intake, if any
+ * @param oldestLsn the oldest LSN it still holds (retention removed the segments below it, or the
+ *     timeline starts there): reads below it are refused
+ * @param removedBytes bytes of WAL segment files retention removed from this timeline
  */
 public record TimelineStatus(
     int safekeeperId,
@@ -43,7 +46,9 @@ public record TimelineStatus(
     @Nullable ComputeSource compute,
     long stoppedComputeTerm,
     String intake,
-    @Nullable String intakeError) {
+    @Nullable String intakeError,
+    Lsn oldestLsn,
+    long removedBytes) {
 
   public TimelineStatus {
     history = List.copyOf(history);

@@ -221,7 +221,9 @@ class SafekeeperAdoptionTest {
             compute,
             0,
             "streaming",
-            null));
+            null,
+            START,
+            0));
     a.maintain();
     TimelineStatus s = a.status();
     assertThat(s.flushLsn()).isEqualTo(fork);
@@ -246,7 +248,9 @@ class SafekeeperAdoptionTest {
         compute,
         stoppedComputeTerm,
         compute == null ? "idle" : "failed",
-        null);
+        null,
+        START,
+        0);
   }
 
   /**

@@ -129,7 +129,9 @@ class SafekeeperLearnTest {
         null,
         0,
         "idle",
-        null);
+        null,
+        id.startLsn(),
+        0);
   }
 
   private static Identity identity(long systemId) {

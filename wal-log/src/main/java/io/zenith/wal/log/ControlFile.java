@@ -98,7 +98,11 @@ public record ControlFile(
    */
   public record Positions(Lsn commitLsn, Lsn peerHorizonLsn, Lsn backupLsn, Lsn recoveryStart) {}
 
-  /** What the pageserver last reported: received, durable in its layer store, in remote storage. */
+  /**
+   * What the pageserver last reported: received, flushed to its layer files ({@code
+   * disk_consistent_lsn}), and its durable position (the LSN below which it never needs WAL again:
+   * ADR 0007), which bounds WAL retention.
+   */
   public record PageserverFeedback(Lsn writeLsn, Lsn flushLsn, Lsn applyLsn) {
     /** Each position the newer of the two. */
     public PageserverFeedback max(PageserverFeedback o) {

@@ -20,8 +20,10 @@ import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.OptionalLong;
 import java.util.TreeMap;
 import java.util.stream.Stream;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The segment files of one {@link WalLog} directory: their names ({@code .partial} while being
@@ -122,6 +124,7 @@ final class SegmentFiles {
         throw new IOException("cannot create WAL segment " + partial + ": " + e.getMessage(), e);
       }
       Files.move(tmp, partial, StandardCopyOption.ATOMIC_MOVE);
+      changes++;
       dirDirty = true;
     }
     ch = FileChannel.open(partial, StandardOpenOption.READ, StandardOpenOption.WRITE);
@@ -179,21 +182,55 @@ final class SegmentFiles {
     }
   }
 
-  /** Deletes the segments before segment {@code keepFrom} that are not being written. */
+  /**
+   * Deletes the segments before segment {@code keepFrom} that are not being written, oldest first,
+   * fsyncing the directory after each (so that a crash leaves a contiguous run of segments), and
+   * never the last segment on disk. Stops at the first segment it must keep.
+   */
   int deleteBefore(long keepFrom) throws IOException {
+    List<Long> segs = onDisk();
     int removed = 0;
-    for (Long s : onDisk()) {
-      if (s < keepFrom && !open.containsKey(s)) {
-        delete(s);
-        removed++;
+    for (int i = 0; i < segs.size() - 1; i++) {
+      long s = segs.get(i);
+      if (s >= keepFrom || open.containsKey(s)) {
+        break;
       }
+      delete(s);
+      Fsync.directory(dir);
+      removed++;
     }
     return removed;
   }
 
+  /**
+   * The number of the oldest segment on disk, if any. Cached: readers and upkeep ask for it often,
+   * and every creation or deletion of a segment goes through this class, which counts them in
+   * {@link #changes} after the file operation; a value found under an older count is found again.
+   * May run on any thread.
+   */
+  OptionalLong oldest() {
+    long v = changes;
+    Oldest o = oldest;
+    if (o == null || o.changes() != v) {
+      List<Long> segs = onDisk();
+      o = new Oldest(v, segs.isEmpty() ? OptionalLong.empty() : OptionalLong.of(segs.getFirst()));
+      oldest = o;
+    }
+    return o.segment();
+  }
+
+  /** The oldest segment as found when {@link #changes} was {@code changes}. */
+  private record Oldest(long changes, OptionalLong segment) {}
+
+  private volatile @Nullable Oldest oldest;
+
+  /** Segments created or deleted so far; written under the log's lock, after the file operation. */
+  private volatile long changes;
+
   private void delete(long seg) throws IOException {
     Files.deleteIfExists(path(seg, false));
     Files.deleteIfExists(path(seg, true));
+    changes++;
   }
 
   /** Segments the WAL continues past are complete: a crash may have left them {@code .partial}. */

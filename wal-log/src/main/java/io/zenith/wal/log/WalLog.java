@@ -14,8 +14,8 @@ import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.util.List;
 import java.util.Optional;
+import java.util.OptionalLong;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Supplier;
 import java.util.stream.Stream;
@@ -373,7 +373,13 @@ public final class WalLog implements AutoCloseable {
   }
 
   /**
-   * Deletes whole segments that end at or before {@code horizon} (retention). Durable on return.
+   * Deletes whole segments that end at or before {@code horizon} (retention), oldest first, each
+   * deletion durable (the directory fsynced) before the next: a crash midway leaves the log a
+   * contiguous run of segments from a later one on, which {@link #open} takes as it is (the oldest
+   * held LSN is the start of the oldest segment on disk). Never deletes the segment holding the end
+   * of the durable WAL, a segment being written, or the last segment on disk, so the log always
+   * knows where it starts once it holds WAL. The caller makes sure that the position it recovers
+   * from at the next open ({@link #open}'s {@code recoverFrom}) is not in a deleted segment.
    *
    * @return how many segments were removed
    */
@@ -381,11 +387,8 @@ public final class WalLog implements AutoCloseable {
     lock.lock();
     try {
       checkNoFsyncFailure();
-      int removed = files.deleteBefore(horizon.value() / segmentSize);
-      if (removed > 0) {
-        Fsync.directory(dir);
-      }
-      return removed;
+      long keepFrom = Lsn.min(horizon, flushRecordEnd).value() / segmentSize;
+      return files.deleteBefore(keepFrom);
     } catch (FsyncFailedException e) {
       throw fsyncFailed(e);
     } finally {
@@ -395,8 +398,8 @@ public final class WalLog implements AutoCloseable {
 
   /** The oldest LSN still held (start of the oldest segment), if any. */
   public Optional<Lsn> oldestLsn() {
-    List<Long> segs = files.onDisk();
-    return segs.isEmpty() ? Optional.empty() : Optional.of(Lsn.of(segs.getFirst() * segmentSize));
+    OptionalLong seg = files.oldest();
+    return seg.isEmpty() ? Optional.empty() : Optional.of(Lsn.of(seg.getAsLong() * segmentSize));
   }
 
   // ---------------------------------------------------------------- reading

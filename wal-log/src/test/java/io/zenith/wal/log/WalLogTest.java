@@ -173,6 +173,67 @@ class WalLogTest {
   }
 
   @Test
+  void retentionNeverRemovesTheSegmentOfTheDurableEndNorTheLastOne() throws IOException {
+    SyntheticWal wal = threeSegments();
+    try (WalLog log = open(wal)) {
+      appendAll(log, wal.startLsn(), wal.bytes(), 5);
+      log.flush();
+      // A horizon beyond everything held (a confused caller) still leaves the WAL's own end.
+      assertThat(log.removeSegmentsBefore(Lsn.MAX)).isEqualTo(2);
+      assertThat(files()).containsExactly("000000010000000000000003.partial");
+      assertThat(log.oldestLsn()).contains(Lsn.of(3L * wal.segmentSize()));
+      assertThat(log.removeSegmentsBefore(Lsn.MAX)).isZero();
+    }
+    // A horizon at the durable end keeps the segment that holds it.
+    SyntheticWal two = SyntheticWal.small();
+    Random r = new Random(6);
+    while (two.position().segmentNumber(two.segmentSize()) < 2) {
+      two.append(10, 0, 1, r.nextInt(20_000));
+    }
+    Path other = dir.resolve("other");
+    try (WalLog log = WalLog.open(other, two.segmentSize(), two.systemId(), two.startLsn())) {
+      appendAll(log, two.startLsn(), two.bytes(), 7);
+      log.flush();
+      assertThat(log.removeSegmentsBefore(log.flushRecordEnd())).isEqualTo(1);
+      assertThat(log.oldestLsn()).contains(Lsn.of(2L * two.segmentSize()));
+    }
+  }
+
+  @Test
+  void aRestartAfterAPartialRemovalHoldsTheRestAndReadsItByteForByte() throws IOException {
+    SyntheticWal wal = threeSegments();
+    byte[] bytes = wal.bytes();
+    Lsn third = Lsn.of(3L * wal.segmentSize());
+    try (WalLog log = open(wal)) {
+      appendAll(log, wal.startLsn(), bytes, 8);
+      log.flush();
+    }
+    // A crash after the first of two deletions: segment 1 is gone, 2 and 3 remain.
+    Files.delete(dir.resolve("000000010000000000000001"));
+    Lsn recoverFrom =
+        wal.records().stream()
+            .map(SyntheticWal.Written::lsn)
+            .filter(l -> !l.isBefore(third))
+            .findFirst()
+            .orElseThrow();
+    try (WalLog log = WalLog.open(dir, wal.segmentSize(), wal.systemId(), recoverFrom)) {
+      assertThat(log.flushRecordEnd()).isEqualTo(wal.position());
+      Lsn second = Lsn.of(2L * wal.segmentSize());
+      assertThat(log.oldestLsn()).contains(second);
+      int off = (int) second.minus(wal.startLsn());
+      assertThat(digest(readAll(log, second, log.flushLsn())))
+          .isEqualTo(digest(Arrays.copyOfRange(bytes, off, bytes.length)));
+      // Reading below what is held fails naming the missing segment.
+      assertThatThrownBy(() -> readAll(log, wal.startLsn(), second))
+          .hasMessageContaining("000000010000000000000001")
+          .hasMessageContaining("is not in");
+      // The deletion goes on where it stopped.
+      assertThat(log.removeSegmentsBefore(third)).isEqualTo(1);
+      assertThat(files()).containsExactly("000000010000000000000003.partial");
+    }
+  }
+
+  @Test
   void tailFollowsFlushesUpToTheLimit() throws IOException {
     SyntheticWal wal = threeSegments();
     byte[] bytes = wal.bytes();

@@ -140,6 +140,17 @@ public final class TimelineState {
     return Lsn.max(start, wal.oldestLsn().orElse(start));
   }
 
+  /**
+   * Bytes of WAL segment files retention removed: from the segment of the timeline's start LSN up
+   * to the oldest held. Derived from the files (they are what is durable), so it survives restarts.
+   */
+  public long removedBytes() {
+    int seg = identity().segmentSize();
+    long first = identity().startLsn().value() / seg;
+    long oldest = oldestLsn().value() / seg;
+    return Math.max(0, oldest - first) * seg;
+  }
+
   public Lsn commitLsn() {
     return commitLsn;
   }

@@ -5,6 +5,7 @@ import io.zenith.replication.pgwire.PgServerException;
 import io.zenith.replication.pgwire.ReplicationMessage.StandbyMessage;
 import io.zenith.replication.pgwire.ReplicationMessage.StandbyStatusUpdate;
 import io.zenith.replication.pgwire.SqlState;
+import io.zenith.replication.safekeeper.PageserverSource;
 import io.zenith.replication.safekeeper.Safekeeper;
 import io.zenith.replication.safekeeper.SafekeeperTimeline;
 import io.zenith.replication.server.PgSession;
@@ -29,6 +30,8 @@ import java.util.Map;
 import java.util.function.Supplier;
 import org.jspecify.annotations.Nullable;
 import org.reactivestreams.Publisher;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Scheduler;
 
@@ -42,11 +45,13 @@ import reactor.core.scheduler.Scheduler;
  * a malformed one is refused at startup with a FATAL ErrorResponse (28000, 3D000, 22023 / 42601 /
  * 42704). {@code -c zenith.peer_id=<id> -c zenith.up_to=X/Y} marks a peer: it is served flushed WAL
  * up to {@code up_to}, and the stream ends there. Everybody else is served committed WAL, tailing.
- * The standby status updates of a session with {@code application_name} {@value
- * #PAGESERVER_APPLICATION} are the pageserver's feedback ({@link
- * SafekeeperTimeline#onPageserverFeedback}: write/flush/apply = received / durable / in remote
- * storage), which the lag limits hold the compute's acknowledgements against and retention keeps
- * WAL for; other clients' (standbys, {@code pg_receivewal}) are ignored.
+ * The standby status updates of a session the configuration names as the pageserver's ({@link
+ * io.zenith.replication.safekeeper.PageserverSource}: its {@code application_name} and source
+ * address) are the pageserver's feedback ({@link SafekeeperTimeline#onPageserverFeedback}:
+ * write/flush/apply = received / disk-consistent / durable position, ADR 0007), which the lag
+ * limits hold the compute's acknowledgements against and retention keeps WAL for; other clients'
+ * (standbys, {@code pg_receivewal}) are ignored, and a session that claims the pageserver's
+ * application name from another address is logged at WARN.
  *
  * <p>Errors mirror PostgreSQL's walsender: a start point ahead of the WAL (for peers: an end point)
  * is XX000 "requested starting point … is ahead of the WAL flush position of this server …"; one
@@ -56,6 +61,8 @@ import reactor.core.scheduler.Scheduler;
  * WAL is read on {@code readers}.
  */
 public final class WalService implements QueryHandler {
+  private static final Logger log = LoggerFactory.getLogger(WalService.class);
+
   /** Startup option names (inside {@code options}): what peers and pageservers send. */
   public static final String TENANT = "zenith.tenant_id";
 
@@ -68,7 +75,7 @@ public final class WalService implements QueryHandler {
    * reports positions too, but theirs must neither release the lag limits nor let retention drop
    * WAL a pageserver still needs.
    */
-  public static final String PAGESERVER_APPLICATION = "pageserver";
+  public static final String PAGESERVER_APPLICATION = PageserverSource.DEFAULT_APPLICATION_NAME;
 
   private final Safekeeper sk;
   private final Scheduler readers;
@@ -98,8 +105,8 @@ public final class WalService implements QueryHandler {
    * @param timeline the timeline
    * @param peerId a peer's id, null for pageservers and standbys
    * @param upTo where a peer's stream ends, null for the others
-   * @param pageserver whether the session is a pageserver's ({@code application_name} {@link
-   *     #PAGESERVER_APPLICATION}): only its status updates are pageserver feedback
+   * @param pageserver whether the session is the pageserver's (the configured {@link
+   *     PageserverSource}): only its status updates are pageserver feedback
    */
   record Target(
       SafekeeperTimeline timeline,
@@ -156,8 +163,33 @@ public final class WalService implements QueryHandler {
                     fatal(
                         SqlState.INVALID_CATALOG_NAME,
                         "timeline " + tenant + "/" + timeline + " does not exist on " + context));
-    return new Target(
-        t, peer, upTo, peer == null && PAGESERVER_APPLICATION.equals(session.applicationName()));
+    return new Target(t, peer, upTo, peer == null && isPageserver(session));
+  }
+
+  /** Whether {@code session} is the configured pageserver's. */
+  private boolean isPageserver(PgSession session) {
+    return sk.config().pageserver().matches(session.applicationName(), session.remoteAddress());
+  }
+
+  /**
+   * Logs a stream whose session claims the pageserver's application name from an address the
+   * configuration does not name: its feedback is ignored, which an operator who moved the
+   * pageserver must hear about.
+   */
+  private void warnIfImpostor(PgSession session, Target target) {
+    PageserverSource ps = sk.config().pageserver();
+    if (!target.pageserver()
+        && !target.peer()
+        && ps.applicationName().equals(session.applicationName())) {
+      log.warn(
+          "[{} {}] {}: application_name {} but not from the pageserver's addresses {}: its status"
+              + " updates are ignored",
+          session.id(),
+          session.remoteAddress(),
+          context,
+          session.applicationName(),
+          ps.addresses());
+    }
   }
 
   private static int peerId(String s) {
@@ -287,7 +319,10 @@ public final class WalService implements QueryHandler {
               throw error(SqlState.FEATURE_NOT_SUPPORTED, context + " has no replication slots");
           case DropReplicationSlot c ->
               throw error(SqlState.FEATURE_NOT_SUPPORTED, context + " has no replication slots");
-          case StartReplication c -> start(target, c);
+          case StartReplication c -> {
+            warnIfImpostor(session, target);
+            yield start(target, c);
+          }
         };
     return Mono.just(response);
   }
@@ -350,7 +385,10 @@ public final class WalService implements QueryHandler {
     return c.stream(wal, walEnd, target.pageserver() ? m -> onFeedback(t, m) : m -> {});
   }
 
-  /** A pageserver's positions: write/flush/apply = received / durable / in remote storage. */
+  /**
+   * The pageserver's positions: write/flush/apply = received / disk-consistent / durable position
+   * (ADR 0007: the LSN below which it never needs WAL again, even after a restart).
+   */
   private static void onFeedback(SafekeeperTimeline t, StandbyMessage m) {
     if (m instanceof StandbyStatusUpdate u) {
       t.onPageserverFeedback(new PageserverFeedback(u.write(), u.flush(), u.apply()));

@@ -51,7 +51,9 @@ class GossipTest {
         null,
         0,
         "idle",
-        null);
+        null,
+        START,
+        0);
   }
 
   @Test

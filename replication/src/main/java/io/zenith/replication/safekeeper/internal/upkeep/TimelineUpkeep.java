@@ -22,7 +22,7 @@ import org.slf4j.LoggerFactory;
  * TimelineConsensus#adopt}), follows what peers know of the compute (through {@link
  * TimelineIntake}), writes the positions that bound recovery work to the control file (at most
  * every {@link #PERSIST_EVERY}) and removes WAL segments nobody needs any more (retention below the
- * commit LSN, the pageserver's remote-consistent LSN and every peer's flush LSN).
+ * commit LSN, the pageserver's durable position and every peer's flush LSN: ADR 0007).
  *
  * <p>Thread-safety: thread-safe; {@link #maintain} blocks (adoptions copy WAL) and is called by one
  * upkeep thread at a time (the safekeeper's upkeep scheduler); writing positions holds the
@@ -169,16 +169,48 @@ public final class TimelineUpkeep {
   }
 
   /**
-   * Retention: segments below what is committed, what the pageserver has in remote storage, and
-   * what every peer holds (so that none needs it to catch up) are not needed any more.
+   * Retention (ADR 0007): whole segments below the horizon are not needed any more, oldest first.
+   * The horizon is the lowest of what is committed (WAL above it may still be truncated by an
+   * election), the pageserver's durable position (the {@code apply} of its feedback: it never needs
+   * WAL below it again, even after a restart) and every peer's flush LSN (none needs it to catch
+   * up). Before the first segment goes, the control file's recovery start (where the next open
+   * scans from) is moved to the durable end of the WAL, above the horizon, so a restart never scans
+   * from a deleted segment; the files themselves say what is held (a crash midway leaves a
+   * contiguous run).
    */
   private void removeOldSegments() throws IOException {
-    Lsn horizon = Lsn.min(state.commitLsn(), state.pageserver().applyLsn());
-    horizon = Lsn.min(horizon, peerHorizon());
+    Lsn horizon = retentionHorizon();
+    int seg = state.identity().segmentSize();
+    long keepFrom = horizon.value() / seg;
+    if (state.oldestLsn().value() / seg >= keepFrom) {
+      return;
+    }
+    state.lock().lock();
+    try {
+      if (state.closed()) {
+        return;
+      }
+      if (state.control().positions().recoveryStart().value() / seg < keepFrom) {
+        persistPositions();
+      }
+    } finally {
+      state.lock().unlock();
+    }
     int removed = state.wal().removeSegmentsBefore(horizon);
     if (removed > 0) {
-      log.info("{}: removed {} WAL segments below {}", state, removed, horizon);
+      log.info(
+          "{}: removed {} WAL segments below the retention horizon {}; the oldest LSN held is {}",
+          state,
+          removed,
+          horizon,
+          state.oldestLsn());
     }
+  }
+
+  /** min(commit LSN, the pageserver's durable position, every peer's flush LSN). */
+  private Lsn retentionHorizon() {
+    Lsn horizon = Lsn.min(state.commitLsn(), state.pageserver().applyLsn());
+    return Lsn.min(horizon, peerHorizon());
   }
 
   /** The lowest flush LSN among peers (a peer never heard of counts as at the timeline start). */
