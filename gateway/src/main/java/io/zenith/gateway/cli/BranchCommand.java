@@ -67,14 +67,24 @@ final class BranchCommand implements Callable<Integer> {
       name = "list",
       mixinStandardHelpOptions = true,
       description =
-          "Show the branches as a tree: each with the LSN it was branched at and its latest LSN.")
+          "Show the branches as a tree: each with the LSN it was branched at, its latest LSN, its"
+              + " GC cutoff (no read below it), the size of its own layer files and their"
+              + " counts (L0 deltas / L1 deltas / images).")
   static final class ListBranches implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
     @Override
     public Integer call() {
       Repository repo = Repository.open();
-      Table t = new Table("BRANCH", "BRANCHED AT", "LATEST LSN", "TIMELINE");
+      Table t =
+          new Table(
+              "BRANCH",
+              "BRANCHED AT",
+              "LATEST LSN",
+              "GC CUTOFF",
+              "ON DISK",
+              "L0/L1/IMAGE",
+              "TIMELINE");
       for (BranchOps.Node n : new BranchOps(repo).tree()) {
         StringBuilder prefix = new StringBuilder();
         for (int i = 1; i < n.ancestorsLast().size(); i++) {
@@ -87,6 +97,15 @@ final class BranchCommand implements Callable<Integer> {
             prefix + n.name(),
             n.info().ancestorLsn() == null ? "" : n.info().ancestorLsn(),
             n.info().lastRecordLsn(),
+            n.info().gcCutoff() == null ? "" : n.info().gcCutoff(),
+            n.info().layers() == null ? "" : Cli.bytes(n.info().layers().bytes()),
+            n.info().layers() == null
+                ? ""
+                : n.info().layers().l0()
+                    + "/"
+                    + n.info().layers().l1()
+                    + "/"
+                    + n.info().layers().image(),
             n.info().timelineId());
       }
       t.print(spec.commandLine().getOut());

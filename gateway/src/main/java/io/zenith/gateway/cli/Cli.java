@@ -74,6 +74,19 @@ final class Cli {
     return new BranchAt(branch, Optional.of(lsn(cmd, lsn)));
   }
 
+  /** A size as pg_size_pretty prints it: bytes, kB, MB, GB (binary units). */
+  static String bytes(long n) {
+    String[] units = {"bytes", "kB", "MB", "GB", "TB"};
+    double v = n;
+    int u = 0;
+    // pg_size_pretty switches unit at 10240 of the smaller one: "9216 kB", then "10 MB".
+    while (u < units.length - 1 && Math.abs(v) >= 10 * 1024) {
+      v /= 1024;
+      u++;
+    }
+    return Math.round(v) + " " + units[u];
+  }
+
   static Lsn lsn(CommandLine cmd, String text) {
     try {
       return Lsn.parse(text);

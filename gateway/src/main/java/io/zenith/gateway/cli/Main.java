@@ -41,6 +41,7 @@ import picocli.CommandLine.Command;
       BranchCommand.class,
       ExportCommand.class,
       TenantCommand.class,
+      TimelineCommand.class,
       LayerCommand.class,
       WalCommand.class,
       CommandLine.HelpCommand.class

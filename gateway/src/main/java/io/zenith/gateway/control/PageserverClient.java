@@ -81,6 +81,22 @@ public final class PageserverClient {
         new TypeReference<>() {});
   }
 
+  public ApiModel.CompactionInfo compact(TenantId tenant, TimelineId timeline) {
+    return call(
+        HttpMethod.POST,
+        "/v1/tenant/" + tenant + "/timeline/" + timeline + "/compact",
+        null,
+        new TypeReference<>() {});
+  }
+
+  public ApiModel.GcInfo gc(TenantId tenant, TimelineId timeline) {
+    return call(
+        HttpMethod.POST,
+        "/v1/tenant/" + tenant + "/timeline/" + timeline + "/do_gc",
+        null,
+        new TypeReference<>() {});
+  }
+
   public ApiModel.TimelineInfo setWalSource(
       TenantId tenant, TimelineId timeline, ApiModel.WalSource source) {
     return call(

@@ -77,7 +77,19 @@ class RegressionSuiteFidelityTest {
           "max_wal_senders", "4",
           "max_replication_slots", "4");
 
-  private static final Path ARTIFACTS = Path.of("target/pg-regress");
+  /** Where this run's artifacts go. */
+  Path artifacts() {
+    return Path.of("target/pg-regress");
+  }
+
+  /**
+   * The pageserver's settings: layers frozen every 4 MiB, so that flushed layers are on the path;
+   * the history lifecycle at its defaults (a run this short compacts little and collects nothing).
+   */
+  PageserverConfig pageserverConfig() {
+    return new PageserverConfig(
+        "127.0.0.1:0", "127.0.0.1:0", "test", "4MiB", "10m", "60s", "256MiB", 2, "30s", true);
+  }
 
   @TempDir static Path data;
   private Path work;
@@ -112,7 +124,7 @@ class RegressionSuiteFidelityTest {
               schedule,
               MAX_CONNECTIONS,
               work.resolve("vanilla"),
-              ARTIFACTS.resolve("vanilla"));
+              artifacts().resolve("vanilla"));
     }
     System.out.printf(
         "vanilla: %d tests in %d s, failed: %s%n",
@@ -124,10 +136,7 @@ class RegressionSuiteFidelityTest {
       importLsn = DatadirImport.run(store, TENANT, MAIN, initdb.dataDir()).lsn();
       initdbConf = Files.readString(initdb.dataDir().resolve("postgresql.conf"));
     }
-    PageserverConfig cfg =
-        new PageserverConfig(
-            "127.0.0.1:0", "127.0.0.1:0", "test", "4MiB", "10m", "60s", "256MiB", 2, "30s", true);
-    ps = Pageserver.start(data.resolve("ps"), cfg.validate());
+    ps = Pageserver.start(data.resolve("ps"), pageserverConfig().validate());
 
     compute = fromBasebackup(null);
     compute
@@ -151,7 +160,7 @@ class RegressionSuiteFidelityTest {
             schedule,
             MAX_CONNECTIONS,
             work.resolve("zenith"),
-            ARTIFACTS.resolve("zenith"));
+            artifacts().resolve("zenith"));
     System.out.printf(
         "zenith: %d tests in %d s, failed: %s%n",
         zenith.outcomes().size(), zenith.took().toSeconds(), zenith.failed());
@@ -179,7 +188,7 @@ class RegressionSuiteFidelityTest {
   void stop() throws IOException, InterruptedException {
     if (compute != null && Boolean.getBoolean("zenith.regress.keepCompute")) {
       // for investigations: -Dzenith.regress.keepCompute=true keeps the data directory and WAL
-      Path keep = ARTIFACTS.resolve("compute").toAbsolutePath();
+      Path keep = artifacts().resolve("compute").toAbsolutePath();
       PgCluster.deleteTree(keep);
       new ProcessBuilder("cp", "-a", compute.dataDir().toString(), keep.toString())
           .inheritIO()
@@ -228,7 +237,7 @@ class RegressionSuiteFidelityTest {
         .as(
             "regression tests failing on the compute but not (the same way) on vanilla; diffs in"
                 + " %s",
-            ARTIFACTS.toAbsolutePath())
+            artifacts().toAbsolutePath())
         .isEmpty();
   }
 
@@ -260,24 +269,24 @@ class RegressionSuiteFidelityTest {
       c.vmBitsNotInWal.forEach(v -> sb.append("VM bits not in WAL: ").append(v).append('\n'));
       c.oneSidedWithoutWal.forEach(
           v -> sb.append("one side only, not WAL-logged: ").append(v).append('\n'));
-      Files.createDirectories(ARTIFACTS.resolve("mismatches"));
+      Files.createDirectories(artifacts().resolve("mismatches"));
       int saved = 0;
       for (DataDirComparison.Mismatch m : c.mismatches) {
         sb.append(m).append('\n');
         if (saved++ < 200 && m.block() >= 0) {
           byte[][] pages = c.pages(m);
           String base = m.file().replace('/', '_') + "_" + m.block();
-          Files.write(ARTIFACTS.resolve("mismatches/" + base + ".basebackup"), pages[0]);
-          Files.write(ARTIFACTS.resolve("mismatches/" + base + ".compute"), pages[1]);
+          Files.write(artifacts().resolve("mismatches/" + base + ".basebackup"), pages[0]);
+          Files.write(artifacts().resolve("mismatches/" + base + ".compute"), pages[1]);
         }
       }
-      Files.writeString(ARTIFACTS.resolve("comparison.txt"), sb);
+      Files.writeString(artifacts().resolve("comparison.txt"), sb);
       System.out.print(report);
       c.mismatches.stream().limit(50).forEach(m -> System.out.println("  " + m));
       assertThat(c.mismatches)
           .as(
               "pages differing after masking, of %d compared (report in %s)",
-              c.pagesCompared, ARTIFACTS.resolve("comparison.txt").toAbsolutePath())
+              c.pagesCompared, artifacts().resolve("comparison.txt").toAbsolutePath())
           .isEmpty();
       assertThat(c.pagesCompared).isGreaterThan(10_000);
     }

@@ -1,0 +1,134 @@
+package io.zenith.it.pageserver;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.zenith.gateway.pageserver.ApiModel;
+import io.zenith.gateway.pageserver.Pageserver;
+import io.zenith.gateway.pageserver.PageserverConfig;
+import io.zenith.layer.LayerStoreException;
+import io.zenith.layer.Timeline;
+import io.zenith.pg.testing.PgCluster;
+import io.zenith.replication.testing.PgWal;
+import io.zenith.wal.Lsn;
+import io.zenith.wal.TenantId;
+import io.zenith.wal.TimelineId;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The history survives what it must (issue 11): a real PostgreSQL 15 compute writes through the
+ * pageserver while snapshots (row checksums) are recorded at several LSNs; after compaction (image
+ * layers, L0 merge) and GC with a small horizon, read-only computes from basebackups at the
+ * snapshots inside the horizon see exactly the rows of their snapshot, a branch made at an old LSN
+ * before GC still works (GC kept what its branch point needs), and a basebackup below the cutoff is
+ * refused with a message naming the cutoff.
+ */
+class HistoryLifecycleTest {
+  @TempDir Path data;
+
+  /** A checksum of every row of t, and their count. */
+  private static final String SNAPSHOT =
+      "select count(*) || ':' || coalesce(sum(hashtext(t::text)), 0) from t";
+
+  private static PageserverConfig config() {
+    // Compaction and GC only when asked (the periods are long), so that the test decides when.
+    return PageserverHarness.config("1MiB", "60s", 2)
+        .withHistory("1MiB", 3, 2, "1h", "6MiB", "0s", "0s")
+        .validate();
+  }
+
+  @Test
+  void snapshotsInsideTheHorizonAndAnOldBranchSurviveCompactionAndGc() throws Exception {
+    TenantId tenant = TenantId.generate();
+    TimelineId main = TimelineId.generate();
+    TimelineId old = TimelineId.generate();
+    PageserverHarness.importTimeline(data, tenant, main);
+    Map<Lsn, String> snapshots = new LinkedHashMap<>();
+    String oldSnapshot;
+    try (Pageserver ps = Pageserver.start(data, config())) {
+      Timeline t = ps.store().timeline(tenant, main);
+      try (PgCluster compute = PageserverHarness.compute(ps, tenant, main, null, true)) {
+        PageserverHarness.stream(ps, tenant, main, compute);
+        compute.sql("create table t (id int primary key, v text)");
+        for (int round = 0; round < 8; round++) {
+          // New rows and updates of old ones: pages with images, records, and both.
+          compute.sql(
+              "insert into t select i, repeat(md5(i::text), 8) from generate_series("
+                  + (round * 5000 + 1)
+                  + ", "
+                  + (round + 1) * 5000
+                  + ") i; update t set v = md5(v) where id % 7 = "
+                  + round);
+          Lsn at = PgWal.lsn(compute, "pg_current_wal_insert_lsn()");
+          snapshots.put(at, compute.sql(SNAPSHOT).trim());
+          if (round == 1) {
+            awaitIngested(t, at);
+            ps.store().branch(tenant, old, main, java.util.Optional.of(at));
+          }
+        }
+        awaitIngested(t, PgWal.lsn(compute, "pg_current_wal_insert_lsn()"));
+        ps.checkpoint(tenant, main);
+
+        ApiModel.CompactionInfo c = ps.compact(tenant, main);
+        assertThat(c.imageLayers()).as("%s", c).isPositive();
+        assertThat(c.l0Merged()).as("%s", c).isPositive();
+        ApiModel.GcInfo gc = ps.gc(tenant, main);
+        Lsn cutoff = Lsn.parse(gc.cutoff());
+        assertThat(cutoff)
+            .as("capped by the branch point of %s", old)
+            .isEqualTo(ps.store().timeline(tenant, old).metadata().ancestorLsn());
+        assertThat(gc.versionsRemoved()).isPositive();
+        oldSnapshot = snapshotOn(ps, tenant, old, null);
+        assertThat(cutoff).isLessThan(Lsn.of(t.lastRecordLsn().value() - (6 << 20)));
+      }
+    }
+    // Read-only computes at each snapshot inside the horizon see exactly its rows.
+    try (Pageserver ps = Pageserver.start(data, config())) {
+      Timeline t = ps.store().timeline(tenant, main);
+      Lsn cutoff = t.gcCutoff();
+      int inside = 0;
+      for (Map.Entry<Lsn, String> s : snapshots.entrySet()) {
+        if (s.getKey().isBefore(cutoff)) {
+          continue;
+        }
+        inside++;
+        assertThat(snapshotOn(ps, tenant, main, s.getKey().toString()))
+            .as("rows at %s", s.getKey())
+            .isEqualTo(s.getValue());
+      }
+      assertThat(inside).isGreaterThanOrEqualTo(2);
+      assertThat(snapshotOn(ps, tenant, old, null)).isEqualTo(oldSnapshot);
+
+      // A basebackup below the cutoff is refused with the cutoff named.
+      Lsn below = Lsn.of(cutoff.value() - 8).align();
+      Path tar = Files.createTempFile(data, "bb", ".tar");
+      PageserverHarness.Run r = PageserverHarness.basebackup(ps, tenant, main, below.toString(), tar);
+      assertThat(r.exit()).isNotZero();
+      assertThat(r.output()).contains("below its GC cutoff " + cutoff);
+      assertThatThrownBy(
+              () -> ps.store().branch(tenant, TimelineId.generate(), main, java.util.Optional.of(below)))
+          .isInstanceOf(LayerStoreException.class)
+          .hasMessageContaining("below the GC cutoff " + cutoff);
+    }
+  }
+
+  private static void awaitIngested(Timeline t, Lsn at) {
+    PgWal.await(
+        Duration.ofSeconds(60),
+        "the pageserver to ingest " + at,
+        () -> !t.lastRecordLsn().isBefore(at));
+  }
+
+  /** The snapshot of t that a read-only compute from a basebackup at {@code lsn} sees. */
+  private static String snapshotOn(Pageserver ps, TenantId tenant, TimelineId tl, String lsn) {
+    try (PgCluster ro = PageserverHarness.compute(ps, tenant, tl, lsn, false)) {
+      return ro.sql(SNAPSHOT).trim();
+    }
+  }
+}

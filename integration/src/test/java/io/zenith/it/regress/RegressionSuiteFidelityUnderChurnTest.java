@@ -1,0 +1,26 @@
+package io.zenith.it.regress;
+
+import io.zenith.gateway.pageserver.PageserverConfig;
+import java.nio.file.Path;
+
+/**
+ * The redo-fidelity acceptance test with the history churning (issue 11): layers frozen every MiB,
+ * image layers once two delta layers cover a partition, L0 layers merged once there are three,
+ * compaction every 2 s and GC every 3 s with a 16 MiB horizon and no PITR window. Image layers are
+ * materialized by WAL redo while the suite runs and GC removes what they replace, so a page built
+ * wrongly into an image, or a version GC drops too early, shows up as a mismatch against the
+ * compute's own files or in {@code pg_amcheck}. Artifacts go to {@code target/pg-regress-churn/}.
+ */
+class RegressionSuiteFidelityUnderChurnTest extends RegressionSuiteFidelityTest {
+  @Override
+  Path artifacts() {
+    return Path.of("target/pg-regress-churn");
+  }
+
+  @Override
+  PageserverConfig pageserverConfig() {
+    return new PageserverConfig(
+            "127.0.0.1:0", "127.0.0.1:0", "test", "1MiB", "10m", "60s", "256MiB", 2, "30s", true)
+        .withHistory("8MiB", 3, 2, "2s", "16MiB", "0s", "3s");
+  }
+}
