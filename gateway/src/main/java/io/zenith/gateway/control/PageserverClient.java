@@ -3,12 +3,16 @@ package io.zenith.gateway.control;
 import com.fasterxml.jackson.core.type.TypeReference;
 import io.netty.handler.codec.http.HttpMethod;
 import io.zenith.gateway.http.JsonHttpClient;
+import io.zenith.gateway.http.Timestamps;
 import io.zenith.gateway.pageserver.ApiModel;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
 import java.net.InetSocketAddress;
+import java.net.URLEncoder;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.List;
 import org.jspecify.annotations.Nullable;
 
@@ -77,6 +81,21 @@ public final class PageserverClient {
     return call(
         HttpMethod.POST,
         "/v1/tenant/" + tenant + "/timeline/" + timeline + "/checkpoint",
+        null,
+        new TypeReference<>() {});
+  }
+
+  /** Where the timeline shows its state at {@code time} ({@code lsn_by_timestamp}). */
+  public ApiModel.LsnByTimestamp lsnByTimestamp(
+      TenantId tenant, TimelineId timeline, Instant time) {
+    return call(
+        HttpMethod.GET,
+        "/v1/tenant/"
+            + tenant
+            + "/timeline/"
+            + timeline
+            + "/lsn_by_timestamp?timestamp="
+            + URLEncoder.encode(Timestamps.format(time), StandardCharsets.UTF_8),
         null,
         new TypeReference<>() {});
   }

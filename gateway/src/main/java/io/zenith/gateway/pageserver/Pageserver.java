@@ -7,6 +7,7 @@ import io.netty.buffer.Unpooled;
 import io.zenith.gateway.cli.Main;
 import io.zenith.gateway.http.ApiException;
 import io.zenith.ingest.keys.Catalog;
+import io.zenith.ingest.keys.CommitTimestamps;
 import io.zenith.ingest.keys.KeySpace;
 import io.zenith.ingest.pg.PageLayout;
 import io.zenith.ingest.pg.PgControl;
@@ -38,6 +39,7 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -254,6 +256,12 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
               + lsn
               + ": it points into a WAL page header, not at a record boundary");
     }
+  }
+
+  @Override
+  public ApiModel.LsnByTimestamp lsnByTimestamp(TenantId tenant, TimelineId id, Instant time) {
+    return ApiModel.LsnByTimestamp.of(
+        CommitTimestamps.lsnByTimestamp(store.timeline(tenant, id), time));
   }
 
   @Override
