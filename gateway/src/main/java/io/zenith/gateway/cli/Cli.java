@@ -6,7 +6,8 @@ import io.zenith.gateway.control.ControlPlaneException;
 import io.zenith.gateway.control.PointInTime;
 import io.zenith.gateway.control.Repository;
 import io.zenith.gateway.control.ServiceProcess;
-import io.zenith.gateway.http.Timestamps;
+import io.zenith.gateway.http.ApiException;
+import io.zenith.gateway.http.Json;
 import io.zenith.replication.client.PgConnectOptions;
 import io.zenith.replication.client.PgConnection;
 import io.zenith.wal.Lsn;
@@ -98,8 +99,8 @@ final class Cli {
   /** A time (ISO-8601 with a zone); a malformed one is a usage error (exit 2). */
   static Instant time(CommandLine cmd, String text) {
     try {
-      return Timestamps.parse(text);
-    } catch (IllegalArgumentException e) {
+      return Json.timestamp(text);
+    } catch (ApiException e) {
       throw new CommandLine.ParameterException(cmd, e.getMessage());
     }
   }

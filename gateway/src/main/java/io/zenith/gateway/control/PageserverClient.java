@@ -3,7 +3,6 @@ package io.zenith.gateway.control;
 import com.fasterxml.jackson.core.type.TypeReference;
 import io.netty.handler.codec.http.HttpMethod;
 import io.zenith.gateway.http.JsonHttpClient;
-import io.zenith.gateway.http.Timestamps;
 import io.zenith.gateway.pageserver.ApiModel;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.TenantId;
@@ -95,7 +94,7 @@ public final class PageserverClient {
             + "/timeline/"
             + timeline
             + "/lsn_by_timestamp?timestamp="
-            + URLEncoder.encode(Timestamps.format(time), StandardCharsets.UTF_8),
+            + URLEncoder.encode(time.toString(), StandardCharsets.UTF_8),
         null,
         new TypeReference<>() {});
   }

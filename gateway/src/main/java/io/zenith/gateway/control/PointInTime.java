@@ -1,7 +1,6 @@
 package io.zenith.gateway.control;
 
 import io.zenith.gateway.http.JsonHttpClient;
-import io.zenith.gateway.http.Timestamps;
 import io.zenith.gateway.pageserver.ApiModel;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.TimelineId;
@@ -25,7 +24,7 @@ public final class PointInTime {
    */
   public static Lsn resolve(Repository repo, String branch, Instant time, String what) {
     TimelineId timeline = repo.branches().get(branch);
-    String cannot = "cannot " + what + " " + branch + " at " + Timestamps.format(time) + ": ";
+    String cannot = "cannot " + what + " " + branch + " at " + time + ": ";
     ApiModel.LsnByTimestamp r;
     try {
       r = repo.pageserver().lsnByTimestamp(repo.config().tenant(), timeline, time);

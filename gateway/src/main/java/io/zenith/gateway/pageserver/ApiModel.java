@@ -3,7 +3,6 @@ package io.zenith.gateway.pageserver;
 import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.zenith.gateway.http.Json;
-import io.zenith.gateway.http.Timestamps;
 import io.zenith.ingest.keys.CommitTimestamps;
 import java.util.List;
 
@@ -93,7 +92,7 @@ public final class ApiModel {
     }
 
     private static String time(CommitTimestamps.Commit c) {
-      return Timestamps.format(c.time());
+      return c.time().toString();
     }
   }
 

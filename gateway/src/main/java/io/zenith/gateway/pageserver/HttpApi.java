@@ -4,7 +4,6 @@ import io.netty.handler.codec.http.QueryStringDecoder;
 import io.zenith.gateway.http.ApiException;
 import io.zenith.gateway.http.Json;
 import io.zenith.gateway.http.JsonApiServer;
-import io.zenith.gateway.http.Timestamps;
 import io.zenith.layer.LayerStoreException;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
@@ -164,15 +163,11 @@ public final class HttpApi {
       throw ApiException.badRequest(
           values.isEmpty()
               ? "query parameter 'timestamp' is required (ISO-8601 with a zone, e.g. "
-                  + Timestamps.EXAMPLE
+                  + Json.TIMESTAMP_EXAMPLE
                   + ")"
               : "query parameter 'timestamp' is given " + values.size() + " times");
     }
-    try {
-      return Timestamps.parse(values.getFirst());
-    } catch (IllegalArgumentException e) {
-      throw ApiException.badRequest(e.getMessage());
-    }
+    return Json.timestamp(values.getFirst());
   }
 
   /** The status a layer-store condition deserves. */
