@@ -235,7 +235,10 @@ public final class IngestPipeline implements AutoCloseable {
         timeline,
         c.pass(),
         c.stallL0(),
-        Schedulers.newSingle("compact-" + timeline.id().toString().substring(0, 8)),
+        // One thread that may block (a pass waits for page reconstruction): not a newSingle one,
+        // whose threads Reactor marks non-blocking.
+        Schedulers.newBoundedElastic(
+            1, Integer.MAX_VALUE, "compact-" + timeline.id().toString().substring(0, 8)),
         Timer.builder("zenith.compaction.duration")
             .tags(tags)
             .description("compaction passes of the ingest pipeline")

@@ -1,6 +1,7 @@
 package io.zenith.ingest;
 
 import io.zenith.ingest.keys.Catalog;
+import io.zenith.ingest.keys.CommitTimestamps;
 import io.zenith.ingest.keys.KeySpace;
 import io.zenith.ingest.keys.KeySpace.Slru;
 import io.zenith.ingest.pg.CheckPointData;
@@ -205,6 +206,8 @@ public final class WalIngest {
       case XactRecord.Commit c -> {
         int xid = c.prepared() ? c.twophaseXid() : r.xid();
         setStatus(xid, c.subxacts(), SlruLayout.XACT_COMMITTED);
+        // One small image per commit maps times to LSNs (CommitTimestamps); aborts show nothing.
+        put(KeySpace.COMMIT_TIMESTAMP, CommitTimestamps.encode(c.xactTime().micros()));
         c.rels().forEach(relations::dropRelation);
         if (c.prepared()) {
           put(KeySpace.twoPhase(xid), Value.TOMBSTONE);

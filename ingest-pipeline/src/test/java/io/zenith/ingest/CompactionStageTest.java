@@ -31,7 +31,9 @@ import reactor.test.StepVerifier;
  */
 class CompactionStageTest {
   private static final int STALL = 3;
-  private static final CompactionSettings MERGE_AT_2 = new CompactionSettings(1 << 20, 2, 1000, 1);
+
+  /** Merges at 2 L0 layers; images at 1 delta layer (none needed: the keys hold images). */
+  private static final CompactionSettings MERGE_AT_2 = new CompactionSettings(1 << 20, 2, 1, 2);
 
   @TempDir Path dir;
   private SyntheticTimeline t;
@@ -69,7 +71,7 @@ class CompactionStageTest {
               return pass.get();
             },
             STALL,
-            Schedulers.newSingle("compact-test"),
+            Schedulers.newBoundedElastic(1, Integer.MAX_VALUE, "compact-test"),
             Timer.builder("c").register(meters),
             Counter.builder("s").register(meters));
     return stage;

@@ -9,13 +9,16 @@ import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Parameters;
 
-/** {@code zenith branch <new> [<ancestor>[@<lsn>]]} and {@code zenith branch list}. */
+/** {@code zenith branch <new> [<ancestor>[@<lsn>|@<time>]]} and {@code zenith branch list}. */
 @Command(
     name = "branch",
     mixinStandardHelpOptions = true,
     description = {
       "Create branch <new> of <ancestor> (default main) at <lsn> (default: its latest LSN): a"
           + " copy-on-write timeline, created instantly whatever the database size.",
+      "Instead of an LSN, a time (ISO-8601 with a zone, e.g. main@2026-12-06T10:00:00Z) branches"
+          + " after the last commit at or before it: the branch sees exactly the transactions"
+          + " committed by then.",
       "`zenith branch list` shows the branches as a tree."
     },
     subcommands = {BranchCommand.ListBranches.class})
@@ -32,8 +35,9 @@ final class BranchCommand implements Callable<Integer> {
   @Parameters(
       index = "1",
       arity = "0..1",
-      paramLabel = "<ancestor>[@<lsn>]",
-      description = "Branch to branch from, and where (default: main at its latest LSN).")
+      paramLabel = "<ancestor>[@<lsn>|@<time>]",
+      description =
+          "Branch to branch from, and where: an LSN or a time (default: main at its latest LSN).")
   String from;
 
   @Override
@@ -45,11 +49,12 @@ final class BranchCommand implements Callable<Integer> {
     PrintWriter out = spec.commandLine().getOut();
     Cli.BranchAt at =
         from == null
-            ? new Cli.BranchAt(Branches.DEFAULT_BRANCH, java.util.Optional.empty())
+            ? new Cli.BranchAt(Branches.DEFAULT_BRANCH)
             : Cli.branchAt(spec.commandLine(), from, "ancestor");
     return Cli.underLock(
         repo -> {
-          BranchOps.Created c = new BranchOps(repo).create(name, at.branch(), at.lsn());
+          BranchOps.Created c =
+              new BranchOps(repo).create(name, at.branch(), at.resolve(repo, "branch"));
           out.println(
               "created branch "
                   + c.name()

@@ -3,13 +3,17 @@ package io.zenith.gateway.cli;
 import io.zenith.gateway.control.ComputeNode;
 import io.zenith.gateway.control.Computes;
 import io.zenith.gateway.control.ControlPlaneException;
+import io.zenith.gateway.control.PointInTime;
 import io.zenith.gateway.control.Repository;
 import io.zenith.gateway.control.ServiceProcess;
+import io.zenith.gateway.http.ApiException;
+import io.zenith.gateway.http.Json;
 import io.zenith.replication.client.PgConnectOptions;
 import io.zenith.replication.client.PgConnection;
 import io.zenith.wal.Lsn;
 import java.io.PrintWriter;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.Optional;
 import picocli.CommandLine;
 
@@ -57,21 +61,48 @@ final class Cli {
     }
   }
 
-  /** {@code <branch>[@<lsn>]}. */
-  record BranchAt(String branch, Optional<Lsn> lsn) {}
+  /** {@code <branch>[@<lsn>|@<time>]}: at most one of {@code lsn} and {@code time}. */
+  record BranchAt(String branch, Optional<Lsn> lsn, Optional<Instant> time) {
+    BranchAt(String branch) {
+      this(branch, Optional.empty(), Optional.empty());
+    }
 
-  /** Parses {@code <branch>[@<lsn>]}; a malformed LSN is a usage error (exit 2). */
+    /** The LSN: as given, or the one the pageserver finds for the time (under the lock). */
+    Optional<Lsn> resolve(Repository repo, String what) {
+      return time.isPresent()
+          ? Optional.of(PointInTime.resolve(repo, branch, time.get(), what))
+          : lsn;
+    }
+  }
+
+  /**
+   * Parses {@code <branch>[@<lsn>]} or {@code <branch>@<time>} (ISO-8601 with a zone: it starts
+   * with four digits and a dash, which no LSN does); a malformed LSN or time is a usage error (exit
+   * 2).
+   */
   static BranchAt branchAt(CommandLine cmd, String text, String what) {
     int at = text.indexOf('@');
     if (at < 0) {
-      return new BranchAt(text, Optional.empty());
+      return new BranchAt(text);
     }
     String branch = text.substring(0, at);
-    String lsn = text.substring(at + 1);
+    String point = text.substring(at + 1);
     if (branch.isEmpty()) {
       throw new CommandLine.ParameterException(cmd, what + " '" + text + "' has no branch name");
     }
-    return new BranchAt(branch, Optional.of(lsn(cmd, lsn)));
+    if (point.matches("\\d{4}-.*")) {
+      return new BranchAt(branch, Optional.empty(), Optional.of(time(cmd, point)));
+    }
+    return new BranchAt(branch, Optional.of(lsn(cmd, point)), Optional.empty());
+  }
+
+  /** A time (ISO-8601 with a zone); a malformed one is a usage error (exit 2). */
+  static Instant time(CommandLine cmd, String text) {
+    try {
+      return Json.timestamp(text);
+    } catch (ApiException e) {
+      throw new CommandLine.ParameterException(cmd, e.getMessage());
+    }
   }
 
   /** A size as pg_size_pretty prints it: bytes, kB, MB, GB (binary units). */

@@ -22,7 +22,10 @@ import picocli.CommandLine.Parameters;
 final class ExportCommand implements Callable<Integer> {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-  @Parameters(index = "0", paramLabel = "<branch>[@<lsn>]", description = "What to export.")
+  @Parameters(
+      index = "0",
+      paramLabel = "<branch>[@<lsn>|@<time>]",
+      description = "What to export: a branch, at an LSN or a time (default: its latest LSN).")
   String what;
 
   @Parameters(index = "1", paramLabel = "<dir>", description = "The new data directory.")
@@ -34,7 +37,8 @@ final class ExportCommand implements Callable<Integer> {
     PrintWriter out = spec.commandLine().getOut();
     Cli.BranchAt at = Cli.branchAt(spec.commandLine(), what, "branch");
     Repository repo = Repository.open();
-    Lsn lsn = Cli.computes(repo, spec.commandLine()).export(at.branch(), at.lsn(), dir);
+    Lsn lsn =
+        Cli.computes(repo, spec.commandLine()).export(at.branch(), at.resolve(repo, "export"), dir);
     Path abs = dir.toAbsolutePath().normalize();
     out.println(
         "exported branch "

@@ -133,6 +133,7 @@ final class LayerCommand extends CommandGroup {
               + Integer.toUnsignedString(k.field3());
       case KeySpace.TWO_PHASE -> "twophase " + String.format("%08X", k.field2());
       case KeySpace.CONTROL -> k.field6() == 0 ? "pg_control" : "checkpoint";
+      case KeySpace.COMMIT_TIME -> "commit time";
       default -> "unknown key space " + k.field1();
     };
   }

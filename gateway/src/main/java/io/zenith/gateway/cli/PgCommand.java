@@ -3,9 +3,11 @@ package io.zenith.gateway.cli;
 import io.zenith.gateway.control.ComputeNode;
 import io.zenith.gateway.control.Computes;
 import io.zenith.gateway.control.ControlPlaneException;
+import io.zenith.gateway.control.PointInTime;
 import io.zenith.gateway.control.Repository;
 import io.zenith.wal.Lsn;
 import java.io.PrintWriter;
+import java.time.Instant;
 import java.util.List;
 import java.util.Optional;
 import java.util.OptionalLong;
@@ -75,6 +77,8 @@ final class PgCommand extends CommandGroup {
       description = {
         "Create a compute node on a branch: the branch's primary (read-write, one running per"
             + " branch), or with --lsn a read-only compute that sees the branch as of that LSN.",
+        "--at TIME is --lsn of the last commit at or before TIME (ISO-8601 with a zone): the"
+            + " compute sees exactly the transactions committed by then.",
         "Nothing runs until `zenith pg start`."
       })
   static final class Create extends Named {
@@ -92,6 +96,14 @@ final class PgCommand extends CommandGroup {
     String lsn;
 
     @Option(
+        names = "--at",
+        paramLabel = "TIME",
+        description =
+            "Read-only as of this time (e.g. 2026-12-06T10:00:00Z): at the LSN after the last"
+                + " commit at or before it.")
+    String time;
+
+    @Option(
         names = "--port",
         paramLabel = "PORT",
         description = "TCP port (default: the first free one from compute_port_base).")
@@ -100,13 +112,24 @@ final class PgCommand extends CommandGroup {
     @Override
     public Integer call() throws Exception {
       PrintWriter out = spec.commandLine().getOut();
+      if (lsn != null && time != null) {
+        throw new CommandLine.ParameterException(
+            spec.commandLine(), "--lsn and --at cannot be used together");
+      }
       Optional<Lsn> at =
           lsn == null ? Optional.empty() : Optional.of(Cli.lsn(spec.commandLine(), lsn));
+      Optional<Instant> when =
+          time == null ? Optional.empty() : Optional.of(Cli.time(spec.commandLine(), time));
       return Cli.underLock(
           repo -> {
+            Optional<Lsn> pinned =
+                when.isPresent()
+                    ? Optional.of(
+                        PointInTime.resolve(repo, branch, when.get(), "create a compute on"))
+                    : at;
             ComputeNode n =
                 Cli.computes(repo, spec.commandLine())
-                    .create(name, branch, at, Optional.ofNullable(port));
+                    .create(name, branch, pinned, Optional.ofNullable(port));
             out.println(
                 "created compute "
                     + n.spec().name()

@@ -8,7 +8,10 @@ import io.zenith.wal.Lsn;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
 import java.net.InetSocketAddress;
+import java.net.URLEncoder;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.List;
 import org.jspecify.annotations.Nullable;
 
@@ -93,6 +96,21 @@ public final class PageserverClient {
     return call(
         HttpMethod.POST,
         "/v1/tenant/" + tenant + "/timeline/" + timeline + "/do_gc",
+        null,
+        new TypeReference<>() {});
+  }
+
+  /** Where the timeline shows its state at {@code time} ({@code lsn_by_timestamp}). */
+  public ApiModel.LsnByTimestamp lsnByTimestamp(
+      TenantId tenant, TimelineId timeline, Instant time) {
+    return call(
+        HttpMethod.GET,
+        "/v1/tenant/"
+            + tenant
+            + "/timeline/"
+            + timeline
+            + "/lsn_by_timestamp?timestamp="
+            + URLEncoder.encode(time.toString(), StandardCharsets.UTF_8),
         null,
         new TypeReference<>() {});
   }

@@ -18,6 +18,11 @@ import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.time.Instant;
+import java.time.OffsetDateTime;
+import java.time.ZoneOffset;
+import java.time.format.DateTimeFormatter;
+import java.time.format.DateTimeParseException;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Locale;
@@ -198,5 +203,38 @@ public final class Json {
     } catch (IllegalArgumentException e) {
       throw ApiException.badRequest("field '" + field + "': " + e.getMessage());
     }
+  }
+
+  /** What the error messages show as the expected form of a time. */
+  public static final String TIMESTAMP_EXAMPLE = "2026-12-06T10:00:00Z";
+
+  /**
+   * A wall-clock time as the APIs and the CLI take it: ISO-8601 with a zone ({@code
+   * 2026-12-06T10:00:00Z}, {@code 2026-12-06T11:00:00.5+01:00}), from 1970 on (a negative Unix time
+   * is a mistake, not a point in a database's history) up to the year 9999. Answers print times as
+   * {@link Instant#toString()} (UTC).
+   *
+   * @throws ApiException 400 with a one-line message naming the text and what is expected
+   */
+  public static Instant timestamp(String text) {
+    Instant t;
+    try {
+      t = OffsetDateTime.parse(text, DateTimeFormatter.ISO_OFFSET_DATE_TIME).toInstant();
+    } catch (DateTimeParseException e) {
+      throw ApiException.badRequest(
+          "invalid timestamp \""
+              + text
+              + "\": expected ISO-8601 with a zone, e.g. "
+              + TIMESTAMP_EXAMPLE
+              + " or 2026-12-06T11:00:00+01:00");
+    }
+    if (t.isBefore(Instant.EPOCH)) {
+      throw ApiException.badRequest(
+          "invalid timestamp \"" + text + "\": before 1970-01-01T00:00:00Z");
+    }
+    if (t.atOffset(ZoneOffset.UTC).getYear() > 9999) {
+      throw ApiException.badRequest("invalid timestamp \"" + text + "\": after the year 9999");
+    }
+    return t;
   }
 }

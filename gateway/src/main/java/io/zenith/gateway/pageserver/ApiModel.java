@@ -3,6 +3,7 @@ package io.zenith.gateway.pageserver;
 import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.zenith.gateway.http.Json;
+import io.zenith.ingest.keys.CommitTimestamps;
 import java.util.List;
 
 /**
@@ -63,6 +64,37 @@ public final class ApiModel {
    */
   public record WalReceiverInfo(
       String host, int port, Integer safekeeperId, String state, String lastError) {}
+
+  /**
+   * Where a timeline shows its state at a time ({@code GET …/lsn_by_timestamp}): {@code kind} is
+   * {@code present} ({@code lsn} shows exactly the commits up to the time; {@code commit_time} is
+   * the last of them), {@code past} (before the first commit, at {@code commit_time}; {@code lsn}
+   * is the earliest readable), {@code future} (after the last commit, at {@code lsn} and {@code
+   * commit_time}), {@code below_gc_cutoff} ({@code lsn} is the cutoff) or {@code nodata} (no commit
+   * at all; {@code lsn} is the start).
+   */
+  public record LsnByTimestamp(
+      String kind, String lsn, @JsonInclude(JsonInclude.Include.NON_NULL) String commitTime) {
+
+    public static LsnByTimestamp of(CommitTimestamps.Result r) {
+      return switch (r) {
+        case CommitTimestamps.Found f ->
+            new LsnByTimestamp("present", f.lsn().toString(), time(f.commit()));
+        case CommitTimestamps.BeforeStart b ->
+            new LsnByTimestamp("past", b.start().toString(), time(b.firstCommit()));
+        case CommitTimestamps.AfterEnd a ->
+            new LsnByTimestamp("future", a.lastCommit().lsn().toString(), time(a.lastCommit()));
+        case CommitTimestamps.BelowGcCutoff c ->
+            new LsnByTimestamp("below_gc_cutoff", c.cutoff().toString(), null);
+        case CommitTimestamps.NoCommits n ->
+            new LsnByTimestamp("nodata", n.start().toString(), null);
+      };
+    }
+
+    private static String time(CommitTimestamps.Commit c) {
+      return c.time().toString();
+    }
+  }
 
   public record TimelineInfo(
       String tenantId,

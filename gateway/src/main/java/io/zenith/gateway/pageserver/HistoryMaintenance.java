@@ -48,7 +48,10 @@ final class HistoryMaintenance implements AutoCloseable {
   private final ImageSource images;
   private final CommitLsns commits;
   private final MeterRegistry meters;
-  private final Scheduler thread = Schedulers.newSingle("history");
+
+  /** One thread that may block (passes wait for page reconstruction), unlike newSingle's. */
+  private final Scheduler thread = Schedulers.newBoundedElastic(1, Integer.MAX_VALUE, "history");
+
   private final List<Disposable> loops = new ArrayList<>();
 
   HistoryMaintenance(

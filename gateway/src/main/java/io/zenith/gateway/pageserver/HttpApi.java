@@ -1,5 +1,6 @@
 package io.zenith.gateway.pageserver;
 
+import io.netty.handler.codec.http.QueryStringDecoder;
 import io.zenith.gateway.http.ApiException;
 import io.zenith.gateway.http.Json;
 import io.zenith.gateway.http.JsonApiServer;
@@ -7,6 +8,7 @@ import io.zenith.layer.LayerStoreException;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
 import java.net.InetSocketAddress;
+import java.time.Instant;
 import java.util.List;
 import java.util.Optional;
 import java.util.regex.Pattern;
@@ -41,6 +43,8 @@ public final class HttpApi {
     ApiModel.CompactionInfo compact(TenantId tenant, TimelineId timeline);
 
     ApiModel.GcInfo gc(TenantId tenant, TimelineId timeline);
+
+    ApiModel.LsnByTimestamp lsnByTimestamp(TenantId tenant, TimelineId timeline, Instant time);
 
     ApiModel.TimelineInfo startWalReceiver(
         TenantId tenant, TimelineId timeline, ApiModel.WalSource source);
@@ -101,6 +105,17 @@ public final class HttpApi {
                                     tenantId(req.param("tenant")),
                                     timelineId(req.param("timeline")),
                                     true)))
+                .get(
+                    "/v1/tenant/{tenant}/timeline/{timeline}/lsn_by_timestamp",
+                    (req, res) ->
+                        api.json(
+                            res,
+                            200,
+                            () ->
+                                ops.lsnByTimestamp(
+                                    tenantId(req.param("tenant")),
+                                    timelineId(req.param("timeline")),
+                                    timestamp(req.uri()))))
                 .post(
                     "/v1/tenant/{tenant}/timeline/{timeline}/checkpoint",
                     (req, res) ->
@@ -162,6 +177,21 @@ public final class HttpApi {
 
   static TimelineId timelineId(String s) {
     return Json.timelineId(s);
+  }
+
+  /** The {@code timestamp} query parameter of {@code uri}: one, ISO-8601 with a zone. */
+  static Instant timestamp(String uri) {
+    List<String> values =
+        new QueryStringDecoder(uri).parameters().getOrDefault("timestamp", List.of());
+    if (values.size() != 1) {
+      throw ApiException.badRequest(
+          values.isEmpty()
+              ? "query parameter 'timestamp' is required (ISO-8601 with a zone, e.g. "
+                  + Json.TIMESTAMP_EXAMPLE
+                  + ")"
+              : "query parameter 'timestamp' is given " + values.size() + " times");
+    }
+    return Json.timestamp(values.getFirst());
   }
 
   /** The status a layer-store condition deserves. */

@@ -7,6 +7,7 @@ import io.netty.buffer.Unpooled;
 import io.zenith.gateway.cli.Main;
 import io.zenith.gateway.http.ApiException;
 import io.zenith.ingest.keys.Catalog;
+import io.zenith.ingest.keys.CommitTimestamps;
 import io.zenith.ingest.keys.KeySpace;
 import io.zenith.ingest.pg.PageLayout;
 import io.zenith.ingest.pg.PgControl;
@@ -41,6 +42,7 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -116,7 +118,15 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
     }
     this.pages = new PageReconstructor(PageReconstructor.using(redo), config.pageCacheBytes());
     this.history =
-        new HistoryMaintenance(store, config, pages::page, (t, time) -> Lsn.INVALID, meters);
+        new HistoryMaintenance(
+            store,
+            config,
+            pages::page,
+            (t, time) ->
+                CommitTimestamps.lastCommitAtOrBefore(t, time)
+                    .map(CommitTimestamps.Commit::lsn)
+                    .orElse(Lsn.INVALID),
+            meters);
   }
 
   /**
@@ -262,6 +272,12 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
               + lsn
               + ": it points into a WAL page header, not at a record boundary");
     }
+  }
+
+  @Override
+  public ApiModel.LsnByTimestamp lsnByTimestamp(TenantId tenant, TimelineId id, Instant time) {
+    return ApiModel.LsnByTimestamp.of(
+        CommitTimestamps.lsnByTimestamp(store.timeline(tenant, id), time));
   }
 
   @Override

@@ -20,6 +20,7 @@ import io.zenith.wal.RelTag;
  * 04 xid 0 0 0 0                two-phase state file (pg_twophase/XXXXXXXX)
  * 05 0 0 0 0 0                  pg_control (8 KiB, as PostgreSQL writes it)
  * 05 0 0 0 0 1                  the current CheckPoint struct (88 bytes)
+ * 06 0 0 0 0 0                  commit time: one version per commit record (i64 TimestampTz)
  * </pre>
  */
 public final class KeySpace {
@@ -31,12 +32,19 @@ public final class KeySpace {
   public static final int RELMAP = 0x03;
   public static final int TWO_PHASE = 0x04;
   public static final int CONTROL = 0x05;
+  public static final int COMMIT_TIME = 0x06;
 
   /** Field 6 of the size key of a relation fork or SLRU segment. */
   public static final int SIZE_BLOCK = 0xFFFFFFFF;
 
   public static final Key CONTROL_FILE = new Key(CONTROL, 0, 0, 0, 0, 0);
   public static final Key CHECKPOINT = new Key(CONTROL, 0, 0, 0, 0, 1);
+
+  /**
+   * The commit time of the last commit: a version at the end LSN of every commit record, its value
+   * the record's commit time ({@link CommitTimestamps}). Its versions map times to LSNs.
+   */
+  public static final Key COMMIT_TIMESTAMP = new Key(COMMIT_TIME, 0, 0, 0, 0, 0);
 
   /** PostgreSQL's SLRUs that the pageserver keeps. */
   public enum Slru {

@@ -108,11 +108,14 @@ class HistoryLifecycleTest {
       // A basebackup below the cutoff is refused with the cutoff named.
       Lsn below = Lsn.of(cutoff.value() - 8).align();
       Path tar = Files.createTempFile(data, "bb", ".tar");
-      PageserverHarness.Run r = PageserverHarness.basebackup(ps, tenant, main, below.toString(), tar);
+      PageserverHarness.Run r =
+          PageserverHarness.basebackup(ps, tenant, main, below.toString(), tar);
       assertThat(r.exit()).isNotZero();
       assertThat(r.output()).contains("below its GC cutoff " + cutoff);
       assertThatThrownBy(
-              () -> ps.store().branch(tenant, TimelineId.generate(), main, java.util.Optional.of(below)))
+              () ->
+                  ps.store()
+                      .branch(tenant, TimelineId.generate(), main, java.util.Optional.of(below)))
           .isInstanceOf(LayerStoreException.class)
           .hasMessageContaining("below the GC cutoff " + cutoff);
     }

@@ -48,6 +48,7 @@ class PageserverApiConformanceTest {
   private static final String WAL_SOURCE = TIMELINE + "/wal_source";
   private static final String COMPACT = TIMELINE + "/compact";
   private static final String DO_GC = TIMELINE + "/do_gc";
+  private static final String LSN_BY_TIMESTAMP = TIMELINE + "/lsn_by_timestamp";
   private static final String METRICS = "/metrics";
 
   @TempDir static Path data;
@@ -345,6 +346,33 @@ class PageserverApiConformanceTest {
       spec.validateComponent("Error", r.json());
       assertThat(r.error()).isEqualTo("no such endpoint: " + req[0] + " " + req[1]);
     }
+  }
+
+  @Test
+  @Order(5)
+  void lsnByTimestamp() {
+    String path = tl(tenant, main) + "/lsn_by_timestamp?timestamp=";
+    // main has commits from the compute of walSourceCheckpointAndMetrics
+    JsonNode future = call(LSN_BY_TIMESTAMP, "GET", path + "2999-01-01T00:00:00Z", null).json();
+    assertThat(future.path("kind").asText()).isEqualTo("future");
+    String lastCommit = future.path("commit_time").asText();
+    JsonNode present = call(LSN_BY_TIMESTAMP, "GET", path + lastCommit, null).json();
+    assertThat(present.path("kind").asText()).isEqualTo("present");
+    assertThat(present.path("lsn").asText()).isEqualTo(future.path("lsn").asText());
+    JsonNode past = call(LSN_BY_TIMESTAMP, "GET", path + "2000-01-01T00:00:00Z", null).json();
+    assertThat(past.path("kind").asText()).isEqualTo("past");
+    assertThat(past.path("lsn").asText())
+        .isEqualTo(
+            call(TIMELINE, "GET", tl(tenant, main), null).json().path("initdb_lsn").asText());
+    assertThat(call(LSN_BY_TIMESTAMP, "GET", path + "never", null).status()).isEqualTo(400);
+    assertThat(
+            call(
+                    LSN_BY_TIMESTAMP,
+                    "GET",
+                    tl(tenant, TimelineId.generate()) + "/lsn_by_timestamp?timestamp=" + lastCommit,
+                    null)
+                .status())
+        .isEqualTo(404);
   }
 
   @Test

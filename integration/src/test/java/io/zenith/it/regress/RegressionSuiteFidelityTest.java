@@ -58,8 +58,8 @@ import org.junit.jupiter.api.io.TempDir;
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class RegressionSuiteFidelityTest {
-  private static final TenantId TENANT = TenantId.generate();
-  private static final TimelineId MAIN = TimelineId.generate();
+  static final TenantId TENANT = TenantId.generate();
+  static final TimelineId MAIN = TimelineId.generate();
   private static final int MAX_CONNECTIONS = 2;
 
   /**
@@ -93,7 +93,7 @@ class RegressionSuiteFidelityTest {
 
   @TempDir static Path data;
   private Path work;
-  private Pageserver ps;
+  Pageserver ps;
   private String initdbConf;
   private PgRegressSuite suite;
   private PgRegressSuite.Result vanilla;

@@ -1,7 +1,12 @@
 package io.zenith.it.regress;
 
+import static org.assertj.core.api.Assertions.assertThat;
+
 import io.zenith.gateway.pageserver.PageserverConfig;
+import io.zenith.layer.LayerStats;
+import io.zenith.layer.Timeline;
 import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
 
 /**
  * The redo-fidelity acceptance test with the history churning (issue 11): layers frozen every MiB,
@@ -22,5 +27,17 @@ class RegressionSuiteFidelityUnderChurnTest extends RegressionSuiteFidelityTest 
     return new PageserverConfig(
             "127.0.0.1:0", "127.0.0.1:0", "test", "1MiB", "10m", "60s", "256MiB", 2, "30s", true)
         .withHistory("8MiB", 3, 2, "2s", "16MiB", "0s", "3s");
+  }
+
+  /** The churn happened: without it the comparisons above would prove nothing new. */
+  @Test
+  void imageLayersWereCreatedL0LayersMergedAndGarbageCollected() {
+    Timeline t = ps.store().timeline(TENANT, MAIN);
+    LayerStats s = t.layerStats();
+    assertThat(s.images()).as("image layers: %s", s).isPositive();
+    assertThat(s.l1()).as("L1 layers: %s", s).isPositive();
+    assertThat(t.gcCutoff().isValid()).as("a GC cutoff was set").isTrue();
+    String metrics = ps.scrapeMetrics();
+    assertThat(metrics).containsPattern("zenith_gc_versions_removed_total\\{[^}]*\\} [1-9]");
   }
 }
