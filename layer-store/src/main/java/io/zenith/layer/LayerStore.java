@@ -17,6 +17,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import org.rocksdb.RocksDBException;
 import org.slf4j.Logger;
@@ -131,6 +132,7 @@ public final class LayerStore implements AutoCloseable {
         if (!Files.isDirectory(tls)) {
           continue;
         }
+        TimelineDeletion.finishPending(index, tenant, tls);
         try (Stream<Path> s = Files.list(tls)) {
           for (Path dir : s.sorted().toList()) {
             Timeline t = loadTimeline(tenant, dir, rebuild);
@@ -436,6 +438,16 @@ public final class LayerStore implements AutoCloseable {
           "timeline " + md.timeline() + " already exists in tenant " + md.tenant());
     }
     Path dir = tenantDir(md.tenant()).resolve("timelines").resolve(md.timeline().toString());
+    if (Files.exists(TimelineDeletion.markedDir(dir))) {
+      throw new LayerStoreException(
+          LayerStoreException.Kind.ALREADY_EXISTS,
+          "timeline "
+              + md.timeline()
+              + " of tenant "
+              + md.tenant()
+              + " is being deleted; its deletion finishes when it is deleted again or at the"
+              + " next start");
+    }
     try {
       DurableFiles.createDirectories(dir);
       md.write(dir);
@@ -450,6 +462,90 @@ public final class LayerStore implements AutoCloseable {
     t.setAncestor(ancestor);
     m.put(md.timeline(), t);
     return t;
+  }
+
+  /**
+   * Deletes a timeline and returns its space, crash-safely ({@link TimelineDeletion}): it is closed
+   * (readers in progress and later ones fail with UNKNOWN_TIMELINE "was deleted"; waiters for an
+   * LSN fail), its directory is renamed as the durable deletion mark, then its index entries and
+   * its files are deleted. A crash after the mark finishes the deletion at the next {@link #open};
+   * one before it leaves the timeline whole. The timeline's writer (ingest and flush) must have
+   * stopped: see {@link #deleteTimeline(TenantId, TimelineId, Runnable)}. Deleting a timeline whose
+   * deletion an I/O error interrupted finishes it.
+   *
+   * @throws LayerStoreException UNKNOWN_TENANT / UNKNOWN_TIMELINE; HAS_CHILDREN naming the child
+   *     timelines, which must be deleted first; IO if a step fails (the deletion is then pending)
+   */
+  public void deleteTimeline(TenantId tenant, TimelineId id) {
+    deleteTimeline(tenant, id, () -> {}, step -> {});
+  }
+
+  /**
+   * {@link #deleteTimeline(TenantId, TimelineId)}, running {@code stopWriter} (which stops the
+   * timeline's ingest and flushes, and returns once they stopped) after the checks passed and
+   * before the timeline closes: a refused deletion leaves the writer running.
+   */
+  public void deleteTimeline(TenantId tenant, TimelineId id, Runnable stopWriter) {
+    deleteTimeline(tenant, id, stopWriter, step -> {});
+  }
+
+  /** The deletion, calling {@code after} after each step (tests stop it there: a "crash"). */
+  synchronized void deleteTimeline(
+      TenantId tenant,
+      TimelineId id,
+      Runnable stopWriter,
+      java.util.function.Consumer<TimelineDeletion.Step> after) {
+    Map<TimelineId, Timeline> m = tenantTimelines(tenant);
+    Path dir = tenantDir(tenant).resolve("timelines").resolve(id.toString());
+    Path marked = TimelineDeletion.markedDir(dir);
+    Timeline t = m.get(id);
+    try {
+      if (t == null) {
+        if (!Files.exists(marked)) {
+          throw new LayerStoreException(
+              LayerStoreException.Kind.UNKNOWN_TIMELINE,
+              "timeline " + id + " not found in tenant " + tenant);
+        }
+        // An earlier deletion stopped after its mark (an I/O error): finish it.
+        TimelineDeletion.finish(index, tenant, id, marked, after);
+        return;
+      }
+      List<TimelineId> children =
+          m.values().stream()
+              .filter(c -> c.metadata().ancestorId().filter(id::equals).isPresent())
+              .map(Timeline::id)
+              .sorted()
+              .toList();
+      if (!children.isEmpty()) {
+        throw new LayerStoreException(
+            LayerStoreException.Kind.HAS_CHILDREN,
+            "timeline "
+                + id
+                + " of tenant "
+                + tenant
+                + " has child timelines "
+                + children.stream().map(Object::toString).collect(Collectors.joining(", "))
+                + ": delete them first");
+      }
+      stopWriter.run();
+      t.delete();
+      after.accept(TimelineDeletion.Step.CLOSED);
+      TimelineDeletion.mark(dir);
+      m.remove(id);
+      after.accept(TimelineDeletion.Step.MARKED);
+      TimelineDeletion.finish(index, tenant, id, marked, after);
+    } catch (IOException | RocksDBException e) {
+      throw new LayerStoreException(
+          LayerStoreException.Kind.IO,
+          "cannot delete timeline "
+              + id
+              + " of tenant "
+              + tenant
+              + ": "
+              + e.getMessage()
+              + (Files.exists(marked) ? " (deleting it again, or a restart, finishes it)" : ""),
+          e);
+    }
   }
 
   /** Closes every timeline (dropping unflushed versions) and the index. */

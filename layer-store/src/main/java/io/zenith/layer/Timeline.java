@@ -64,6 +64,9 @@ public final class Timeline implements TimelineWriter {
   private volatile String broken;
   private volatile boolean closed;
 
+  /** Set before {@link #closed}: a closed timeline that was deleted says so to its readers. */
+  private volatile boolean deleted;
+
   Timeline(
       TimelineMetadata metadata,
       Path dir,
@@ -142,6 +145,11 @@ public final class Timeline implements TimelineWriter {
   }
 
   private void checkUsable() {
+    if (deleted) {
+      throw new LayerStoreException(
+          LayerStoreException.Kind.UNKNOWN_TIMELINE,
+          "timeline " + id() + " of tenant " + tenant() + " was deleted");
+    }
     if (closed) {
       throw new LayerStoreException(
           LayerStoreException.Kind.IO, "timeline " + tenant() + "/" + id() + " is closed");
@@ -408,7 +416,16 @@ public final class Timeline implements TimelineWriter {
     Lsn at = lsn;
     for (Timeline t = this; t != null; ) {
       t.checkUsable();
-      if (!t.layers.visitOwn(key, at, visitor)) {
+      boolean more;
+      try {
+        more = t.layers.visitOwn(key, at, visitor);
+      } catch (LayerStoreException e) {
+        t.checkUsable(); // a deletion under this read is the cause, not a missing layer
+        throw e;
+      }
+      // Closed (deleted) while this read waited for the layers: what it saw may be partial.
+      t.checkUsable();
+      if (!more) {
         return;
       }
       Timeline a = t.ancestor;
@@ -427,6 +444,7 @@ public final class Timeline implements TimelineWriter {
       for (Timeline t = this; t != null; t = t.ancestor) {
         t.checkUsable();
         Key c = t.layers.ownCeilingKey(cur);
+        t.checkUsable(); // as in visit: a deletion may have emptied what it looked at
         if (c != null && (candidate == null || c.compareTo(candidate) < 0)) {
           candidate = c;
         }
@@ -440,6 +458,15 @@ public final class Timeline implements TimelineWriter {
       cur = candidate.next();
     }
     return Optional.empty();
+  }
+
+  /**
+   * Closes the timeline for its deletion: readers then fail with UNKNOWN_TIMELINE "was deleted"
+   * (those in progress too, once they are past the layers they hold), not with a missing layer.
+   */
+  void delete() {
+    deleted = true;
+    close();
   }
 
   /** Closes files; unflushed versions are dropped (the WAL is ingested again after a restart). */
