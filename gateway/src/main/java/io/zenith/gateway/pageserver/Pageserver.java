@@ -277,6 +277,16 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
     return info(t, false);
   }
 
+  /**
+   * Deletes a timeline: once the store's checks pass (it exists, no child branches from it), its
+   * WAL receiver stops (its ingest and flushes with it), then the store deletes it crash-safely.
+   */
+  @Override
+  public synchronized ApiModel.TimelineDeleted deleteTimeline(TenantId tenant, TimelineId id) {
+    store.deleteTimeline(tenant, id, () -> stopReceiver(key(tenant, id)));
+    return new ApiModel.TimelineDeleted(tenant.toString(), id.toString());
+  }
+
   @Override
   public synchronized ApiModel.TimelineInfo startWalReceiver(
       TenantId tenant, TimelineId id, ApiModel.WalSource source) {
