@@ -284,6 +284,11 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
   @Override
   public synchronized ApiModel.TimelineDeleted deleteTimeline(TenantId tenant, TimelineId id) {
     store.deleteTimeline(tenant, id, () -> stopReceiver(key(tenant, id)));
+    // Its ingest series would otherwise be scraped until the timeline object is collected.
+    meters.getMeters().stream()
+        .filter(m -> id.toString().equals(m.getId().getTag("timeline")))
+        .filter(m -> tenant.toString().equals(m.getId().getTag("tenant")))
+        .forEach(meters::remove);
     return new ApiModel.TimelineDeleted(tenant.toString(), id.toString());
   }
 

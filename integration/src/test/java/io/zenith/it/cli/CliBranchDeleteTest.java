@@ -135,6 +135,7 @@ class CliBranchDeleteTest {
     long branchBytes = bytesUnder(timelineDir);
     assertThat(branchBytes).isGreaterThan(4L << 20);
     long before = bytesUnder(pageserver);
+    assertThat(metrics()).contains("timeline=\"" + timeline + "\"");
     for (int id = 1; id <= 3; id++) {
       assertThat(named(z.repo.resolve("safekeepers/sk" + id), timeline))
           .as("safekeeper %d holds the branch's WAL", id)
@@ -152,6 +153,7 @@ class CliBranchDeleteTest {
         .isEqualTo("warning: compute 'c1' (stopped) was on branch 'b1' and cannot start again\n");
 
     assertThat(timelineDir).doesNotExist();
+    assertThat(metrics()).as("its ingest series").doesNotContain(timeline);
     long after = bytesUnder(pageserver);
     assertThat(before - after)
         .as("bytes returned (before %d, after %d, branch %d)", before, after, branchBytes)
@@ -182,6 +184,24 @@ class CliBranchDeleteTest {
     assertThat(z.sql(mainPort, "SELECT count(*) FROM m")).isEqualTo("1001");
     z.ok("branch", "b2");
     assertThat(branchNames()).containsExactly("main", "b2");
+  }
+
+  /** The pageserver's Prometheus text. */
+  private String metrics() {
+    try (java.net.http.HttpClient c = java.net.http.HttpClient.newHttpClient()) {
+      return c.send(
+              java.net.http.HttpRequest.newBuilder(
+                      java.net.URI.create("http://127.0.0.1:" + z.httpPort + "/metrics"))
+                  .timeout(Duration.ofSeconds(30))
+                  .build(),
+              java.net.http.HttpResponse.BodyHandlers.ofString())
+          .body();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
   }
 
   @Test
