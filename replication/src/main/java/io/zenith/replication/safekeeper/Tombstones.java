@@ -87,21 +87,18 @@ final class Tombstones {
   }
 
   /**
-   * Deletes a timeline directory, deepest first, then fsyncs its parent. A file written into it
-   * meanwhile (a last control-file write racing the close) makes the directory non-empty: it is
-   * walked again.
+   * Deletes a timeline directory, deepest first, then fsyncs its parent. A file written or removed
+   * in it meanwhile (a last control-file write or segment removal racing the close) makes the walk
+   * fail: it is walked again.
    */
   static void deleteTree(Path dir) throws IOException {
-    for (int attempt = 1; ; attempt++) {
+    for (int attempt = 1; Files.exists(dir); attempt++) {
       try (Stream<Path> s = Files.walk(dir)) {
         for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
           Files.deleteIfExists(p);
         }
         DurableFiles.fsyncDirectory(dir.getParent());
-        return;
-      } catch (NoSuchFileException e) {
-        return;
-      } catch (DirectoryNotEmptyException e) {
+      } catch (NoSuchFileException | DirectoryNotEmptyException e) {
         if (attempt == 3) {
           throw e;
         }
