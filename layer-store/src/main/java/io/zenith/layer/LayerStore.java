@@ -17,7 +17,6 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import org.rocksdb.RocksDBException;
 import org.slf4j.Logger;
@@ -495,57 +494,14 @@ public final class LayerStore implements AutoCloseable {
       TimelineId id,
       Runnable stopWriter,
       java.util.function.Consumer<TimelineDeletion.Step> after) {
-    Map<TimelineId, Timeline> m = tenantTimelines(tenant);
-    Path dir = tenantDir(tenant).resolve("timelines").resolve(id.toString());
-    Path marked = TimelineDeletion.markedDir(dir);
-    Timeline t = m.get(id);
-    try {
-      if (t == null) {
-        if (!Files.exists(marked)) {
-          throw new LayerStoreException(
-              LayerStoreException.Kind.UNKNOWN_TIMELINE,
-              "timeline " + id + " not found in tenant " + tenant);
-        }
-        // An earlier deletion stopped after its mark (an I/O error): finish it.
-        TimelineDeletion.finish(index, tenant, id, marked, after);
-        return;
-      }
-      List<TimelineId> children =
-          m.values().stream()
-              .filter(c -> c.metadata().ancestorId().filter(id::equals).isPresent())
-              .map(Timeline::id)
-              .sorted()
-              .toList();
-      if (!children.isEmpty()) {
-        throw new LayerStoreException(
-            LayerStoreException.Kind.HAS_CHILDREN,
-            "timeline "
-                + id
-                + " of tenant "
-                + tenant
-                + " has child timelines "
-                + children.stream().map(Object::toString).collect(Collectors.joining(", "))
-                + ": delete them first");
-      }
-      stopWriter.run();
-      t.delete();
-      after.accept(TimelineDeletion.Step.CLOSED);
-      TimelineDeletion.mark(dir);
-      m.remove(id);
-      after.accept(TimelineDeletion.Step.MARKED);
-      TimelineDeletion.finish(index, tenant, id, marked, after);
-    } catch (IOException | RocksDBException e) {
-      throw new LayerStoreException(
-          LayerStoreException.Kind.IO,
-          "cannot delete timeline "
-              + id
-              + " of tenant "
-              + tenant
-              + ": "
-              + e.getMessage()
-              + (Files.exists(marked) ? " (deleting it again, or a restart, finishes it)" : ""),
-          e);
-    }
+    TimelineDeletion.delete(
+        index,
+        tenantTimelines(tenant),
+        tenantDir(tenant).resolve("timelines"),
+        tenant,
+        id,
+        stopWriter,
+        after);
   }
 
   /** Closes every timeline (dropping unflushed versions) and the index. */

@@ -9,7 +9,9 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.Comparator;
 import java.util.List;
+import java.util.Map;
 import java.util.function.Consumer;
+import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import org.rocksdb.RocksDBException;
 import org.slf4j.Logger;
@@ -56,6 +58,70 @@ final class TimelineDeletion {
     Files.move(timelineDir, marked, StandardCopyOption.ATOMIC_MOVE);
     DurableFiles.fsyncDirectory(timelineDir.getParent());
     return marked;
+  }
+
+  /**
+   * The whole deletion (the store's lock held): checks (unknown, children), {@code stopWriter}, the
+   * close, the mark, then {@link #finish}; a timeline whose mark exists without it is finished.
+   */
+  static void delete(
+      LayerIndex index,
+      Map<TimelineId, Timeline> m,
+      Path timelinesDir,
+      TenantId tenant,
+      TimelineId id,
+      Runnable stopWriter,
+      Consumer<Step> after) {
+    Path dir = timelinesDir.resolve(id.toString());
+    Path marked = markedDir(dir);
+    Timeline t = m.get(id);
+    try {
+      if (t == null) {
+        if (!Files.exists(marked)) {
+          throw new LayerStoreException(
+              LayerStoreException.Kind.UNKNOWN_TIMELINE,
+              "timeline " + id + " not found in tenant " + tenant);
+        }
+        // An earlier deletion stopped after its mark (an I/O error): finish it.
+        finish(index, tenant, id, marked, after);
+        return;
+      }
+      List<TimelineId> children =
+          m.values().stream()
+              .filter(c -> c.metadata().ancestorId().filter(id::equals).isPresent())
+              .map(Timeline::id)
+              .sorted()
+              .toList();
+      if (!children.isEmpty()) {
+        throw new LayerStoreException(
+            LayerStoreException.Kind.HAS_CHILDREN,
+            "timeline "
+                + id
+                + " of tenant "
+                + tenant
+                + " has child timelines "
+                + children.stream().map(Object::toString).collect(Collectors.joining(", "))
+                + ": delete them first");
+      }
+      stopWriter.run();
+      t.delete();
+      after.accept(Step.CLOSED);
+      mark(dir);
+      m.remove(id);
+      after.accept(Step.MARKED);
+      finish(index, tenant, id, marked, after);
+    } catch (IOException | RocksDBException e) {
+      throw new LayerStoreException(
+          LayerStoreException.Kind.IO,
+          "cannot delete timeline "
+              + id
+              + " of tenant "
+              + tenant
+              + ": "
+              + e.getMessage()
+              + (Files.exists(marked) ? " (deleting it again, or a restart, finishes it)" : ""),
+          e);
+    }
   }
 
   /** The steps after the mark: index entries, files, directory. Repeatable. */
