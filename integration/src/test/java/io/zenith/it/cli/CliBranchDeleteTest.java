@@ -186,6 +186,23 @@ class CliBranchDeleteTest {
     assertThat(branchNames()).containsExactly("main", "b2");
   }
 
+  @Test
+  @Order(3)
+  void aSafekeeperThatDoesNotAnswerStopsTheDeletionBeforeAnythingIsDeleted() {
+    z.ok("safekeeper", "stop", "2");
+    try {
+      assertThat(z.fails(1, "branch", "delete", "b2"))
+          .startsWith("zenith branch delete: error: ")
+          .contains("safekeeper 2")
+          .contains("zenith safekeeper start 2");
+      assertThat(branchNames()).as("nothing deleted").containsExactly("main", "b2");
+    } finally {
+      z.ok("safekeeper", "start", "2");
+    }
+    assertThat(z.ok("branch", "delete", "b2").out()).startsWith("deleted branch b2 (timeline ");
+    assertThat(branchNames()).containsExactly("main");
+  }
+
   /** The pageserver's Prometheus text. */
   private String metrics() {
     try (java.net.http.HttpClient c = java.net.http.HttpClient.newHttpClient()) {
@@ -205,7 +222,7 @@ class CliBranchDeleteTest {
   }
 
   @Test
-  @Order(3)
+  @Order(4)
   void helpSaysWhatIsRefused() {
     ByteArrayOutputStream out = new ByteArrayOutputStream();
     ByteArrayOutputStream err = new ByteArrayOutputStream();
