@@ -56,7 +56,11 @@ class SafekeeperDeletionGossipTest {
   }
 
   private boolean refusedBy(int sk, Identity id) {
-    return logged.list.stream()
+    List<ILoggingEvent> events;
+    synchronized (logged) { // the appender appends under its own lock, from gossip threads
+      events = List.copyOf(logged.list);
+    }
+    return events.stream()
         .map(ILoggingEvent::getFormattedMessage)
         .anyMatch(
             m ->
