@@ -303,7 +303,7 @@ final class Compaction {
   /** Writes a new layer file durably and opens it; on failure, deletes what it wrote. */
   private LayerIndex.NewLayer writeLayer(LayerFile.Header h, LayerFile.Writer.Source content)
       throws IOException {
-    String name = Timeline.layerFileName(h.layerId(), h.lsnFrom(), h.lsnTo());
+    String name = TimelineFiles.layerFileName(h.layerId(), h.lsnFrom(), h.lsnTo());
     Path path = timeline.dir().resolve(name);
     try {
       List<LayerFile.IndexEntry> entries = LayerFile.Writer.write(path, h, disk, content);

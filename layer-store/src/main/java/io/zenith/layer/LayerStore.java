@@ -131,6 +131,7 @@ public final class LayerStore implements AutoCloseable {
         if (!Files.isDirectory(tls)) {
           continue;
         }
+        TimelineDeletion.finishPending(index, tenant, tls);
         try (Stream<Path> s = Files.list(tls)) {
           for (Path dir : s.sorted().toList()) {
             Timeline t = loadTimeline(tenant, dir, rebuild);
@@ -264,7 +265,7 @@ public final class LayerStore implements AutoCloseable {
 
   private static List<Path> layerFiles(Path dir) throws IOException {
     try (Stream<Path> s = Files.list(dir)) {
-      return s.filter(p -> p.getFileName().toString().endsWith(Timeline.DurableFilesSuffix.LAYER))
+      return s.filter(p -> p.getFileName().toString().endsWith(TimelineFiles.LAYER))
           .sorted(Comparator.comparing(p -> p.getFileName().toString()))
           .toList();
     }
@@ -274,8 +275,7 @@ public final class LayerStore implements AutoCloseable {
     try (Stream<Path> s = Files.list(dir)) {
       for (Path f : s.toList()) {
         String n = f.getFileName().toString();
-        if (n.endsWith(DurableFiles.TEMP_SUFFIX)
-            || n.endsWith(Timeline.DurableFilesSuffix.EPHEMERAL)) {
+        if (n.endsWith(DurableFiles.TEMP_SUFFIX) || n.endsWith(TimelineFiles.EPHEMERAL)) {
           Files.delete(f);
         }
       }
@@ -472,6 +472,16 @@ public final class LayerStore implements AutoCloseable {
           "timeline " + md.timeline() + " already exists in tenant " + md.tenant());
     }
     Path dir = tenantDir(md.tenant()).resolve("timelines").resolve(md.timeline().toString());
+    if (Files.exists(TimelineDeletion.markedDir(dir))) {
+      throw new LayerStoreException(
+          LayerStoreException.Kind.ALREADY_EXISTS,
+          "timeline "
+              + md.timeline()
+              + " of tenant "
+              + md.tenant()
+              + " is being deleted; its deletion finishes when it is deleted again or at the"
+              + " next start");
+    }
     try {
       DurableFiles.createDirectories(dir);
       md.write(dir);
@@ -486,6 +496,47 @@ public final class LayerStore implements AutoCloseable {
     t.setAncestor(ancestor);
     m.put(md.timeline(), t);
     return t;
+  }
+
+  /**
+   * Deletes a timeline and returns its space, crash-safely ({@link TimelineDeletion}): it is closed
+   * (readers in progress and later ones fail with UNKNOWN_TIMELINE "was deleted"; waiters for an
+   * LSN fail), its directory is renamed as the durable deletion mark, then its index entries and
+   * its files are deleted. A crash after the mark finishes the deletion at the next {@link #open};
+   * one before it leaves the timeline whole. The timeline's writer (ingest and flush) must have
+   * stopped: see {@link #deleteTimeline(TenantId, TimelineId, Runnable)}. Deleting a timeline whose
+   * deletion an I/O error interrupted finishes it.
+   *
+   * @throws LayerStoreException UNKNOWN_TENANT / UNKNOWN_TIMELINE; HAS_CHILDREN naming the child
+   *     timelines, which must be deleted first; IO if a step fails (the deletion is then pending)
+   */
+  public void deleteTimeline(TenantId tenant, TimelineId id) {
+    deleteTimeline(tenant, id, () -> {}, step -> {});
+  }
+
+  /**
+   * {@link #deleteTimeline(TenantId, TimelineId)}, running {@code stopWriter} (which stops the
+   * timeline's ingest and flushes, and returns once they stopped) after the checks passed and
+   * before the timeline closes: a refused deletion leaves the writer running.
+   */
+  public void deleteTimeline(TenantId tenant, TimelineId id, Runnable stopWriter) {
+    deleteTimeline(tenant, id, stopWriter, step -> {});
+  }
+
+  /** The deletion, calling {@code after} after each step (tests stop it there: a "crash"). */
+  synchronized void deleteTimeline(
+      TenantId tenant,
+      TimelineId id,
+      Runnable stopWriter,
+      java.util.function.Consumer<TimelineDeletion.Step> after) {
+    TimelineDeletion.delete(
+        index,
+        tenantTimelines(tenant),
+        tenantDir(tenant).resolve("timelines"),
+        tenant,
+        id,
+        stopWriter,
+        after);
   }
 
   /** Closes every timeline (dropping unflushed versions) and the index. */

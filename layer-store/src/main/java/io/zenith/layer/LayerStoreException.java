@@ -14,6 +14,8 @@ public final class LayerStoreException extends RuntimeException {
     UNKNOWN_TENANT,
     UNKNOWN_TIMELINE,
     ALREADY_EXISTS,
+    /** A timeline cannot be deleted while child timelines branch from it. */
+    HAS_CHILDREN,
     /** A branch point or read LSN outside what the timeline holds. */
     INVALID_LSN,
     /** Waiting for an LSN the timeline has not received took too long. */

@@ -30,6 +30,27 @@ final class LsnPins {
     };
   }
 
+  /** Makes a GC cutoff durable. */
+  @FunctionalInterface
+  interface CutoffWriter {
+    void write(Lsn cutoff) throws java.io.IOException;
+  }
+
+  /**
+   * Raises the cutoff from {@code current} to {@code wanted} capped by the lowest pin, under the
+   * monitor (so no pin below it is granted meanwhile); never lowers it.
+   *
+   * @return the cutoff in force afterwards
+   */
+  synchronized Lsn raise(Lsn wanted, Lsn current, CutoffWriter write) throws java.io.IOException {
+    Lsn target = Lsn.min(wanted, lowest());
+    if (current.isValid() && !target.isAfter(current)) {
+      return current;
+    }
+    write.write(target);
+    return target;
+  }
+
   /** The lowest pinned LSN, or {@link Lsn#MAX}. Call it under this object's monitor. */
   Lsn lowest() {
     return pins.values().stream().min(Lsn::compareTo).orElse(Lsn.MAX);

@@ -10,7 +10,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Locale;
 import java.util.Optional;
 import java.util.function.BiPredicate;
 import org.rocksdb.RocksDBException;
@@ -72,6 +71,9 @@ public final class Timeline implements TimelineWriter {
   private volatile Lsn remoteConsistentLsn;
   private volatile String broken;
   private volatile boolean closed;
+
+  /** Set before {@link #closed}: a closed timeline that was deleted says so to its readers. */
+  private volatile boolean deleted;
 
   Timeline(
       TimelineMetadata metadata,
@@ -153,6 +155,11 @@ public final class Timeline implements TimelineWriter {
   }
 
   private void checkUsable() {
+    if (deleted) {
+      throw new LayerStoreException(
+          LayerStoreException.Kind.UNKNOWN_TIMELINE,
+          "timeline " + id() + " of tenant " + tenant() + " was deleted");
+    }
     if (closed) {
       throw new LayerStoreException(
           LayerStoreException.Kind.IO, "timeline " + tenant() + "/" + id() + " is closed");
@@ -298,7 +305,7 @@ public final class Timeline implements TimelineWriter {
       l.setLayerId(index.allocateLayerId());
     }
     long id = l.layerId();
-    String name = layerFileName(id, l.from(), to);
+    String name = TimelineFiles.layerFileName(id, l.from(), to);
     Path path = dir.resolve(name);
     LayerFile.Header h =
         new LayerFile.Header(LayerFile.Kind.DELTA, tenant(), id(), l.keyRange(), l.from(), to, id);
@@ -377,10 +384,6 @@ public final class Timeline implements TimelineWriter {
         tenant(), id(), new LayerIndex.TimelineState(diskConsistentLsn, Lsn.INVALID, lsn));
   }
 
-  static String layerFileName(long id, Lsn from, Lsn to) {
-    return String.format(Locale.ROOT, "%016x__%016X-%016X.layer", id, from.value(), to.value());
-  }
-
   // ---------------------------------------------------------------- maintenance
 
   /**
@@ -389,37 +392,36 @@ public final class Timeline implements TimelineWriter {
    * compactionThreshold} ({@link Compaction}). Waits for another maintenance pass of this timeline.
    */
   public CompactionResult compact(CompactionSettings settings, ImageSource images) {
-    checkUsable();
-    maintenance.lock();
-    try {
-      checkUsable();
-      // Images first: they count the delta layers over each partition, which a merge of L0
-      // layers into L1 layers makes fewer.
-      return compaction.createImages(settings, images).plus(compaction.compactL0(settings));
-    } catch (IOException | RocksDBException e) {
-      throw new LayerStoreException(
-          LayerStoreException.Kind.IO, "cannot compact " + this + ": " + e.getMessage(), e);
-    } finally {
-      maintenance.unlock();
-    }
+    // Images first: they count the delta layers over each partition, which a merge of L0 layers
+    // into L1 layers makes fewer.
+    return maintained(
+        "compact",
+        () -> compaction.createImages(settings, images).plus(compaction.compactL0(settings)));
   }
 
   /**
-   * Raises the GC cutoff to {@code cutoff} (durably, first) and removes what no read at or above it
-   * needs. The caller ({@link LayerStore#gc}) has capped it by the branch points of the children
-   * and the disk-consistent LSN.
+   * Removes what no read at or above {@code cutoff} needs; the cutoff is in force already ({@link
+   * #raiseGcCutoff}, through {@link LayerStore#gc}).
    */
   GcResult collectGarbage(Lsn cutoff) {
+    return maintained("collect garbage of", () -> gc.collect(cutoff));
+  }
+
+  /** A pass that may fail with I/O or RocksDB errors. */
+  private interface Pass<T> {
+    T run() throws IOException, RocksDBException;
+  }
+
+  /** Runs {@code pass} holding the maintenance lock: one compaction or GC at a time. */
+  private <T> T maintained(String what, Pass<T> pass) {
     checkUsable();
     maintenance.lock();
     try {
       checkUsable();
-      return gc.collect(cutoff);
+      return pass.run();
     } catch (IOException | RocksDBException e) {
       throw new LayerStoreException(
-          LayerStoreException.Kind.IO,
-          "cannot collect garbage of " + this + ": " + e.getMessage(),
-          e);
+          LayerStoreException.Kind.IO, "cannot " + what + " " + this + ": " + e.getMessage(), e);
     } finally {
       maintenance.unlock();
     }
@@ -436,37 +438,20 @@ public final class Timeline implements TimelineWriter {
   }
 
   /**
-   * Raises the GC cutoff to {@code wanted} capped by the pins (durably first; reads below it are
-   * refused from then on), never lowering it.
+   * Raises the GC cutoff to {@code wanted} capped by the pins, durably before it returns (reads
+   * below it are refused from then on); never lowers it.
    *
    * @return the cutoff now in force
    */
   Lsn raiseGcCutoff(Lsn wanted) throws IOException {
-    synchronized (pins) {
-      Lsn target = Lsn.min(wanted, pins.lowest());
-      Lsn old = metadata.gcCutoff();
-      if (old.isValid() && !target.isAfter(old)) {
-        return old;
-      }
-      setGcCutoff(target);
-      return target;
-    }
-  }
-
-  private void setGcCutoff(Lsn cutoff) throws IOException {
-    TimelineMetadata m = metadata;
-    TimelineMetadata raised =
-        new TimelineMetadata(
-            m.tenant(),
-            m.timeline(),
-            m.ancestor(),
-            m.ancestorLsn(),
-            m.initdbLsn(),
-            m.systemId(),
-            m.pgVersion(),
-            cutoff);
-    raised.write(dir);
-    metadata = raised;
+    return pins.raise(
+        wanted,
+        metadata.gcCutoff(),
+        cutoff -> {
+          TimelineMetadata raised = metadata.withGcCutoff(cutoff);
+          raised.write(dir);
+          metadata = raised;
+        });
   }
 
   @Override
@@ -523,7 +508,16 @@ public final class Timeline implements TimelineWriter {
     Lsn at = lsn;
     for (Timeline t = this; t != null; ) {
       t.checkUsable();
-      if (!t.layers.visitOwn(key, at, visitor)) {
+      boolean more;
+      try {
+        more = t.layers.visitOwn(key, at, visitor);
+      } catch (LayerStoreException e) {
+        t.checkUsable(); // a deletion under this read is the cause, not a missing layer
+        throw e;
+      }
+      // Closed (deleted) while this read waited for the layers: what it saw may be partial.
+      t.checkUsable();
+      if (!more) {
         return;
       }
       Timeline a = t.ancestor;
@@ -552,6 +546,7 @@ public final class Timeline implements TimelineWriter {
       for (Timeline t = this; t != null; t = t.ancestor) {
         t.checkUsable();
         Key c = t.layers.ownCeilingKey(cur);
+        t.checkUsable(); // as in visit: a deletion may have emptied what it looked at
         if (c != null && (candidate == null || c.compareTo(candidate) < 0)) {
           candidate = c;
         }
@@ -565,6 +560,15 @@ public final class Timeline implements TimelineWriter {
       cur = candidate.next();
     }
     return Optional.empty();
+  }
+
+  /**
+   * Closes the timeline for its deletion: readers then fail with UNKNOWN_TIMELINE "was deleted"
+   * (those in progress too, once they are past the layers they hold), not with a missing layer.
+   */
+  void delete() {
+    deleted = true;
+    close();
   }
 
   /** Closes files; unflushed versions are dropped (the WAL is ingested again after a restart). */
@@ -582,13 +586,5 @@ public final class Timeline implements TimelineWriter {
   @Override
   public String toString() {
     return tenant() + "/" + id();
-  }
-
-  /** File suffixes of the timeline directory, defined in one place. */
-  static final class DurableFilesSuffix {
-    static final String EPHEMERAL = ".ephemeral";
-    static final String LAYER = ".layer";
-
-    private DurableFilesSuffix() {}
   }
 }

@@ -79,8 +79,7 @@ final class TimelineLayers {
   }
 
   private Path nextEphemeralFile() {
-    return dir.resolve(
-        "ephemeral-" + ephemeralSeq.incrementAndGet() + Timeline.DurableFilesSuffix.EPHEMERAL);
+    return dir.resolve("ephemeral-" + ephemeralSeq.incrementAndGet() + TimelineFiles.EPHEMERAL);
   }
 
   /** True when the open layer should be frozen: big enough, or old enough and not empty. */

@@ -44,6 +44,12 @@ public record TimelineMetadata(
   static final int FORMAT_VERSION = 1;
   static final int SIZE = 96;
 
+  /** This metadata with another GC cutoff. */
+  TimelineMetadata withGcCutoff(Lsn cutoff) {
+    return new TimelineMetadata(
+        tenant, timeline, ancestor, ancestorLsn, initdbLsn, systemId, pgVersion, cutoff);
+  }
+
   public Optional<TimelineId> ancestorId() {
     return Optional.ofNullable(ancestor);
   }

@@ -48,7 +48,7 @@ class LayerStoreFsyncFailureTest {
   }
 
   private static boolean isLayerTemp(Path p) {
-    return p.getFileName().toString().endsWith(Timeline.DurableFilesSuffix.LAYER + ".tmp");
+    return p.getFileName().toString().endsWith(TimelineFiles.LAYER + ".tmp");
   }
 
   @Test

@@ -294,7 +294,7 @@ class LayerStoreTest {
       Timeline t = root(s);
       new Workload(t, START).ingest(500, 10, new Random(1));
       t.checkpoint();
-      stray = t.dir().resolve(Timeline.layerFileName(999, Lsn.of(1), Lsn.of(2)));
+      stray = t.dir().resolve(TimelineFiles.layerFileName(999, Lsn.of(1), Lsn.of(2)));
       try (Stream<Path> files = Files.list(t.dir())) {
         Files.copy(
             files.filter(p -> p.toString().endsWith(".layer")).findFirst().orElseThrow(), stray);

@@ -9,7 +9,10 @@ import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Parameters;
 
-/** {@code zenith branch <new> [<ancestor>[@<lsn>|@<time>]]} and {@code zenith branch list}. */
+/**
+ * {@code zenith branch <new> [<ancestor>[@<lsn>|@<time>]]}, {@code zenith branch list} and {@code
+ * zenith branch delete <name>}.
+ */
 @Command(
     name = "branch",
     mixinStandardHelpOptions = true,
@@ -19,9 +22,10 @@ import picocli.CommandLine.Parameters;
       "Instead of an LSN, a time (ISO-8601 with a zone, e.g. main@2026-12-06T10:00:00Z) branches"
           + " after the last commit at or before it: the branch sees exactly the transactions"
           + " committed by then.",
-      "`zenith branch list` shows the branches as a tree."
+      "`zenith branch list` shows the branches as a tree; `zenith branch delete <name>` deletes"
+          + " one."
     },
-    subcommands = {BranchCommand.ListBranches.class})
+    subcommands = {BranchCommand.ListBranches.class, BranchCommand.DeleteBranch.class})
 final class BranchCommand implements Callable<Integer> {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
@@ -115,6 +119,54 @@ final class BranchCommand implements Callable<Integer> {
       }
       t.print(spec.commandLine().getOut());
       return 0;
+    }
+  }
+
+  @Command(
+      name = "delete",
+      mixinStandardHelpOptions = true,
+      description = {
+        "Delete branch <name>: its timeline on the pageserver (returning its space) and on every"
+            + " safekeeper (each keeps a tombstone, so the timeline never comes back), then its"
+            + " name.",
+        "Refused while other branches branch from it or a compute runs on it. Every safekeeper"
+            + " must be running. A deletion that stopped midway is finished by running it again."
+      })
+  static final class DeleteBranch implements Callable<Integer> {
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "<name>", description = "The branch to delete.")
+    String name;
+
+    @Override
+    @SuppressWarnings("try")
+    public Integer call() throws Exception {
+      PrintWriter out = spec.commandLine().getOut();
+      PrintWriter err = spec.commandLine().getErr();
+      return Cli.underLock(
+          repo -> {
+            BranchOps.Deleted d = new BranchOps(repo).delete(name);
+            for (String c : d.strandedComputes()) {
+              err.println(
+                  "warning: compute '"
+                      + c
+                      + "' (stopped) was on branch '"
+                      + d.name()
+                      + "' and cannot start again");
+            }
+            out.println(
+                "deleted branch "
+                    + d.name()
+                    + " (timeline "
+                    + d.timeline()
+                    + ") on the pageserver"
+                    + (d.safekeepers().isEmpty()
+                        ? ""
+                        : " and safekeepers "
+                            + d.safekeepers().stream()
+                                .map(String::valueOf)
+                                .collect(java.util.stream.Collectors.joining(", "))));
+          });
     }
   }
 }

@@ -2,6 +2,7 @@ package io.zenith.gateway.control;
 
 import io.zenith.gateway.http.JsonHttpClient;
 import io.zenith.gateway.pageserver.ApiModel;
+import io.zenith.gateway.safekeeper.SafekeeperClient;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
@@ -16,7 +17,8 @@ import java.util.Optional;
 /**
  * Branches: {@code zenith branch <new> [<ancestor>[@<lsn>]]} creates a timeline on the pageserver
  * (metadata only, any database size) and names it; {@link #tree()} describes every timeline of the
- * tenant with its branch point, for {@code zenith branch list}. Blocking; not thread-safe.
+ * tenant with its branch point, for {@code zenith branch list}; {@link #delete} deletes a branch
+ * everywhere. Blocking; not thread-safe.
  */
 public final class BranchOps {
   private final Repository repo;
@@ -56,6 +58,112 @@ public final class BranchOps {
     }
     repo.saveBranches(branches.with(name, id));
     return new Created(name, id, ancestor, Lsn.parse(info.ancestorLsn()));
+  }
+
+  /**
+   * What a deletion did: the branch and its timeline, the safekeepers it was deleted on, and the
+   * stopped computes that were on it (they cannot start again).
+   */
+  public record Deleted(
+      String name, TimelineId timeline, List<Integer> safekeepers, List<String> strandedComputes) {}
+
+  /**
+   * Deletes branch {@code name}: refused while other timelines branch from it or a compute runs on
+   * it. Otherwise its timeline is deleted on the pageserver (which returns its space), then on
+   * every safekeeper (each keeps a tombstone, so gossip never brings it back), and last the name.
+   * Every safekeeper must answer before anything is deleted. A deletion that stopped midway (a
+   * service failed) is finished by running it again: a timeline already gone from the pageserver or
+   * never on a safekeeper is not an error then.
+   */
+  public Deleted delete(String name) throws IOException {
+    Branches branches = repo.branches();
+    TimelineId id = branches.get(name);
+    TenantId tenant = repo.config().tenant();
+    PageserverClient ps = repo.pageserver();
+    List<String> children = new ArrayList<>();
+    try {
+      for (ApiModel.TimelineInfo t : ps.timelines(tenant)) {
+        if (id.toString().equals(t.ancestorTimelineId())) {
+          children.add(
+              branches
+                  .nameOf(TimelineId.parse(t.timelineId()))
+                  .orElse("(unnamed timeline " + t.timelineId() + ")"));
+        }
+      }
+    } catch (JsonHttpClient.ApiError e) {
+      throw new ControlPlaneException("the pageserver: " + e.getMessage());
+    }
+    if (!children.isEmpty()) {
+      children.sort(null);
+      throw new ControlPlaneException(
+          "cannot delete branch '"
+              + name
+              + "': branch"
+              + (children.size() == 1 ? " " : "es ")
+              + String.join(", ", children)
+              + (children.size() == 1 ? " branches" : " branch")
+              + " from it; delete "
+              + (children.size() == 1 ? "it" : "them")
+              + " first");
+    }
+    List<ComputeNode> onBranch =
+        repo.computes().stream().filter(c -> c.spec().timeline().equals(id)).toList();
+    List<String> running =
+        onBranch.stream().filter(ComputeNode::running).map(c -> c.spec().name()).toList();
+    if (!running.isEmpty()) {
+      throw new ControlPlaneException(
+          "cannot delete branch '"
+              + name
+              + "': compute"
+              + (running.size() == 1 ? " " : "s ")
+              + String.join(", ", running)
+              + (running.size() == 1 ? " runs" : " run")
+              + " on it; stop "
+              + (running.size() == 1 ? "it" : "them")
+              + " with `zenith pg stop "
+              + running.get(0)
+              + "`");
+    }
+    Safekeepers sks = repo.safekeepers();
+    List<SafekeeperClient> clients = new ArrayList<>();
+    for (RepoConfig.SafekeeperAddresses a : sks.all()) {
+      SafekeeperClient c = sks.client(a.id());
+      c.status(); // all of them answer, or nothing is deleted
+      clients.add(c);
+    }
+    try {
+      ps.deleteTimeline(tenant, id);
+    } catch (JsonHttpClient.ApiError e) {
+      if (e.status() != 404) {
+        throw new ControlPlaneException(
+            "cannot delete branch '" + name + "' on the pageserver: " + e.getMessage());
+      }
+      // Gone already: an earlier deletion stopped after the pageserver's part.
+    }
+    List<Integer> deletedOn = new ArrayList<>();
+    for (SafekeeperClient c : clients) {
+      try {
+        c.deleteTimeline(tenant, id);
+        deletedOn.add(c.id());
+      } catch (JsonHttpClient.ApiError e) {
+        if (e.status() != 404) {
+          throw new ControlPlaneException(
+              "cannot delete branch '"
+                  + name
+                  + "' on safekeeper "
+                  + c.id()
+                  + ": "
+                  + e.getMessage()
+                  + " (run `zenith branch delete "
+                  + name
+                  + "` again to finish)");
+        }
+        // Never there: no primary ever ran on the branch.
+      }
+    }
+    repo.saveBranches(branches.without(name));
+    return new Deleted(
+        name, id, deletedOn, onBranch.stream().map(c -> c.spec().name()).sorted().toList());
   }
 
   /** One line of the branch tree. */

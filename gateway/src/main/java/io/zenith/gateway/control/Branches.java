@@ -44,8 +44,9 @@ public record Branches(Map<String, TimelineId> byName) {
               + name
               + "': use 1 to 63 letters, digits, '_', '.' and '-', not starting with '.' or '-'");
     }
-    if (name.equals("list")) {
-      throw new ControlPlaneException("'list' cannot be a branch name (it is a subcommand)");
+    if (name.equals("list") || name.equals("delete")) {
+      throw new ControlPlaneException(
+          "'" + name + "' cannot be a branch name (it is a subcommand of `zenith branch`)");
     }
     return name;
   }
@@ -75,6 +76,13 @@ public record Branches(Map<String, TimelineId> byName) {
   public Branches with(String name, TimelineId timeline) {
     Map<String, TimelineId> m = new TreeMap<>(byName);
     m.put(name, timeline);
+    return new Branches(m);
+  }
+
+  /** A copy without branch {@code name}. */
+  public Branches without(String name) {
+    Map<String, TimelineId> m = new TreeMap<>(byName);
+    m.remove(name);
     return new Branches(m);
   }
 

@@ -76,6 +76,15 @@ public final class PageserverClient {
         HttpMethod.POST, "/v1/tenant/" + tenant + "/timeline", request, new TypeReference<>() {});
   }
 
+  /** Deletes a timeline (409 while child timelines branch from it, 404 for an unknown one). */
+  public ApiModel.TimelineDeleted deleteTimeline(TenantId tenant, TimelineId timeline) {
+    return call(
+        HttpMethod.DELETE,
+        "/v1/tenant/" + tenant + "/timeline/" + timeline,
+        null,
+        new TypeReference<>() {});
+  }
+
   public ApiModel.TimelineInfo checkpoint(TenantId tenant, TimelineId timeline) {
     return call(
         HttpMethod.POST,

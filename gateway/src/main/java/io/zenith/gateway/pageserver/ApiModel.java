@@ -22,6 +22,9 @@ public final class ApiModel {
 
   public record TenantCreateRequest(String newTenantId) {}
 
+  /** The answer to a timeline's deletion. */
+  public record TimelineDeleted(String tenantId, String timelineId) {}
+
   public record TimelineCreateRequest(
       String newTimelineId, String ancestorTimelineId, String ancestorStartLsn) {}
 

@@ -46,6 +46,9 @@ public final class HttpApi {
 
     ApiModel.LsnByTimestamp lsnByTimestamp(TenantId tenant, TimelineId timeline, Instant time);
 
+    /** Stops the timeline's WAL receiver and deletes it (refused while it has children). */
+    ApiModel.TimelineDeleted deleteTimeline(TenantId tenant, TimelineId timeline);
+
     ApiModel.TimelineInfo startWalReceiver(
         TenantId tenant, TimelineId timeline, ApiModel.WalSource source);
 
@@ -116,6 +119,16 @@ public final class HttpApi {
                                     tenantId(req.param("tenant")),
                                     timelineId(req.param("timeline")),
                                     timestamp(req.uri()))))
+                .delete(
+                    "/v1/tenant/{tenant}/timeline/{timeline}",
+                    (req, res) ->
+                        api.json(
+                            res,
+                            200,
+                            () ->
+                                ops.deleteTimeline(
+                                    tenantId(req.param("tenant")),
+                                    timelineId(req.param("timeline")))))
                 .post(
                     "/v1/tenant/{tenant}/timeline/{timeline}/checkpoint",
                     (req, res) ->
@@ -202,7 +215,7 @@ public final class HttpApi {
     int status =
         switch (e.kind()) {
           case UNKNOWN_TENANT, UNKNOWN_TIMELINE -> 404;
-          case ALREADY_EXISTS -> 409;
+          case ALREADY_EXISTS, HAS_CHILDREN -> 409;
           case INVALID_LSN -> 400;
           case LSN_TIMEOUT -> 504;
           case NO_SPACE -> 507;

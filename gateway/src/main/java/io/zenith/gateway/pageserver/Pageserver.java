@@ -3,7 +3,6 @@ package io.zenith.gateway.pageserver;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
-import io.netty.buffer.Unpooled;
 import io.zenith.gateway.cli.Main;
 import io.zenith.gateway.http.ApiException;
 import io.zenith.ingest.keys.Catalog;
@@ -19,15 +18,11 @@ import io.zenith.layer.LayerStore;
 import io.zenith.layer.LayerStoreException;
 import io.zenith.layer.Timeline;
 import io.zenith.layer.TimelineView;
-import io.zenith.page.Basebackup;
-import io.zenith.page.PageChecksum;
 import io.zenith.page.PageReconstructor;
 import io.zenith.page.redo.WalRedoConfig;
 import io.zenith.page.redo.WalRedoManager;
 import io.zenith.pg.PgDistribution;
 import io.zenith.replication.client.StreamMetrics;
-import io.zenith.replication.pgwire.PgNotice;
-import io.zenith.replication.pgwire.SqlState;
 import io.zenith.replication.server.PgSession;
 import io.zenith.replication.server.PgWireServer;
 import io.zenith.replication.server.PgWireServerOptions;
@@ -49,7 +44,6 @@ import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Scheduler;
 import reactor.core.scheduler.Schedulers;
@@ -87,6 +81,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
   private final PageReconstructor pages;
   private final Map<String, WalReceiver> receivers = new ConcurrentHashMap<>();
   private final HistoryMaintenance history;
+  private final LibpqCommands libpq;
   private DisposableServer http;
   private PgWireServer pg;
 
@@ -127,6 +122,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
                     .map(CommitTimestamps.Commit::lsn)
                     .orElse(Lsn.INVALID),
             meters);
+    this.libpq = new LibpqCommands(store, pages, config, blocking);
   }
 
   /**
@@ -301,6 +297,21 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
     return info(t, false);
   }
 
+  /**
+   * Deletes a timeline: once the store's checks pass (it exists, no child branches from it), its
+   * WAL receiver stops (its ingest and flushes with it), then the store deletes it crash-safely.
+   */
+  @Override
+  public synchronized ApiModel.TimelineDeleted deleteTimeline(TenantId tenant, TimelineId id) {
+    store.deleteTimeline(tenant, id, () -> stopReceiver(key(tenant, id)));
+    // Its ingest series would otherwise be scraped until the timeline object is collected.
+    meters.getMeters().stream()
+        .filter(m -> id.toString().equals(m.getId().getTag("timeline")))
+        .filter(m -> tenant.toString().equals(m.getId().getTag("tenant")))
+        .forEach(meters::remove);
+    return new ApiModel.TimelineDeleted(tenant.toString(), id.toString());
+  }
+
   @Override
   public synchronized ApiModel.TimelineInfo startWalReceiver(
       TenantId tenant, TimelineId id, ApiModel.WalSource source) {
@@ -448,114 +459,9 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
 
   // ---------------------------------------------------------------- libpq
 
-  /** {@code basebackup <tenant> <timeline> [<lsn>]}; anything else is a syntax error. */
+  /** The libpq endpoint's commands ({@link LibpqCommands}). */
   Mono<QueryResponse> handleQuery(PgSession session, String sql) {
-    String[] words = sql.trim().replaceAll(";$", "").trim().split("\\s+");
-    if (words.length == 0 || !words[0].equalsIgnoreCase("basebackup")) {
-      return Mono.just(
-          new QueryResponse.Error(
-              PgNotice.error(SqlState.SYNTAX_ERROR, "unknown command: " + sql.trim())));
-    }
-    if (words.length < 3 || words.length > 4) {
-      return Mono.just(error("22023", "usage: basebackup <tenant_id> <timeline_id> [<lsn>]"));
-    }
-    TenantId tenant;
-    TimelineId id;
-    Optional<Lsn> at;
-    try {
-      tenant = TenantId.parse(words[1]);
-      id = TimelineId.parse(words[2]);
-      at = words.length == 4 ? Optional.of(Lsn.parse(words[3])) : Optional.empty();
-    } catch (IllegalArgumentException e) {
-      return Mono.just(error("22023", e.getMessage()));
-    }
-    return Mono.fromCallable(() -> store.timeline(tenant, id))
-        .subscribeOn(blocking)
-        .flatMap(
-            t -> {
-              Lsn lsn = at.orElse(t.lastRecordLsn());
-              if (lsn.isBefore(t.startLsn())) {
-                return Mono.just(
-                    error(
-                        "22023",
-                        "LSN "
-                            + lsn
-                            + " is before the start of timeline "
-                            + id
-                            + " ("
-                            + t.startLsn()
-                            + ")"));
-              }
-              return t.waitForLsn(lsn, config.waitLsnTimeoutDuration())
-                  .then(Mono.fromCallable(() -> basebackup(session, t, lsn)).subscribeOn(blocking));
-            })
-        .onErrorResume(
-            LayerStoreException.class, e -> Mono.just(error(sqlState(e), e.getMessage())));
-  }
-
-  private QueryResponse basebackup(PgSession session, TimelineView t, Lsn lsn) {
-    boolean checksums =
-        PgControl.parse(Catalog.image(t, KeySpace.CONTROL_FILE, lsn).orElseThrow())
-                .dataChecksumVersion()
-            != 0;
-    log.info("basebackup of {} at {} for connection {}", t, lsn, session.id());
-    // GC keeps its cutoff at or below the LSN while the backup streams (refused if already above).
-    AutoCloseable pin = t instanceof Timeline tl ? tl.pin(lsn) : () -> {};
-    return new QueryResponse.CopyOut(
-        Flux.using(
-                () -> pin,
-                p ->
-                    Basebackup.stream(
-                        t,
-                        lsn,
-                        pages,
-                        (page, blk) -> {
-                          if (checksums) {
-                            PageChecksum.set(page, blk);
-                          }
-                        }),
-                Pageserver::unpin)
-            .subscribeOn(blocking)
-            .concatMapIterable(Pageserver::slices, 1),
-        true,
-        0,
-        "COPY 0");
-  }
-
-  private static void unpin(AutoCloseable pin) {
-    try {
-      pin.close();
-    } catch (Exception e) {
-      throw new IllegalStateException("cannot release a pinned LSN", e);
-    }
-  }
-
-  /** Largest CopyData message of a basebackup (clients bound message sizes; psql does not). */
-  static final int MAX_COPY_DATA = 256 * 1024;
-
-  /** A basebackup step (a WAL segment is 16 MiB) as CopyData-sized buffers sharing its memory. */
-  static List<io.netty.buffer.ByteBuf> slices(java.nio.ByteBuffer b) {
-    if (b.remaining() <= MAX_COPY_DATA) {
-      return List.of(Unpooled.wrappedBuffer(b));
-    }
-    List<io.netty.buffer.ByteBuf> out = new java.util.ArrayList<>();
-    for (int off = b.position(); off < b.limit(); off += MAX_COPY_DATA) {
-      out.add(Unpooled.wrappedBuffer(b.slice(off, Math.min(MAX_COPY_DATA, b.limit() - off))));
-    }
-    return out;
-  }
-
-  private static String sqlState(LayerStoreException e) {
-    return switch (e.kind()) {
-      case UNKNOWN_TENANT, UNKNOWN_TIMELINE -> SqlState.UNDEFINED_OBJECT;
-      case INVALID_LSN -> "22023";
-      case LSN_TIMEOUT -> SqlState.QUERY_CANCELED;
-      default -> SqlState.INTERNAL_ERROR;
-    };
-  }
-
-  private static QueryResponse error(String sqlState, String message) {
-    return new QueryResponse.Error(PgNotice.error(sqlState, message));
+    return libpq.handleQuery(session, sql);
   }
 
   static String toJson(Object o) {

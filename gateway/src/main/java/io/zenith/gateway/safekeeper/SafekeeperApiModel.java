@@ -75,6 +75,11 @@ public final class SafekeeperApiModel {
 
   public record VoteRequest(Long term) {}
 
+  /**
+   * The answer to a timeline's deletion; {@code deletedNow} false if it had been deleted before.
+   */
+  public record TimelineDeleted(String tenantId, String timelineId, boolean deletedNow) {}
+
   /** {@code DELETE …/compute}: the term whose compute has stopped. */
   public record ComputeStopRequest(Long term) {}
 

@@ -191,6 +191,15 @@ public final class SafekeeperClient {
         new TypeReference<>() {});
   }
 
+  /**
+   * Deletes the timeline here, leaving a tombstone; a timeline deleted before is not an error.
+   *
+   * @throws JsonHttpClient.ApiError 404 for a timeline that was never here
+   */
+  public SafekeeperApiModel.TimelineDeleted deleteTimeline(TenantId tenant, TimelineId timeline) {
+    return http.call(HttpMethod.DELETE, path(tenant, timeline), null, new TypeReference<>() {});
+  }
+
   public TimelineInfo setLagLimits(TenantId tenant, TimelineId timeline, LagLimits limits) {
     return http.call(
         HttpMethod.PUT,

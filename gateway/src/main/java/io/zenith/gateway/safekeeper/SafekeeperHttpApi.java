@@ -35,10 +35,10 @@ import reactor.netty.http.server.HttpServerRequest;
 
 /**
  * The safekeeper's HTTP API ({@code docs/api/safekeeper.yaml}): its timelines (create, list,
- * status), elections (vote, adopt), the compute of a term (set, stopped), lag limits, the statuses
- * peers gossip ({@code GET /v1/timeline}), and {@code /metrics}. Work runs on a blocking scheduler
- * (votes and adoptions wait for intakes to stop and copy WAL); errors are {@code {"error": "..."}}
- * with the status of the {@link SafekeeperException.Kind}.
+ * status, delete), elections (vote, adopt), the compute of a term (set, stopped), lag limits, the
+ * statuses peers gossip ({@code GET /v1/timeline}), and {@code /metrics}. Work runs on a blocking
+ * scheduler (votes and adoptions wait for intakes to stop and copy WAL); errors are {@code
+ * {"error": "..."}} with the status of the {@link SafekeeperException.Kind}.
  */
 public final class SafekeeperHttpApi {
   private static final Pattern SYSTEM_ID = Pattern.compile("[0-9]{1,20}");
@@ -74,6 +74,7 @@ public final class SafekeeperHttpApi {
                             201,
                             b -> create(tenant(req), b)))
                 .get(timeline, (req, res) -> api.json(res, 200, () -> info(timeline(req))))
+                .delete(timeline, (req, res) -> api.json(res, 200, () -> delete(req)))
                 .post(
                     timeline + "/vote",
                     (req, res) ->
@@ -241,6 +242,13 @@ public final class SafekeeperHttpApi {
     return info(t);
   }
 
+  private SafekeeperApiModel.TimelineDeleted delete(HttpServerRequest req) throws IOException {
+    TenantId tenant = tenant(req);
+    TimelineId id = Json.timelineId(req.param("timeline"));
+    boolean now = sk.delete(tenant, id);
+    return new SafekeeperApiModel.TimelineDeleted(tenant.toString(), id.toString(), now);
+  }
+
   private static TenantId tenant(HttpServerRequest req) {
     return Json.tenantId(req.param("tenant"));
   }
@@ -256,6 +264,7 @@ public final class SafekeeperHttpApi {
           new ApiException(
               switch (e.kind()) {
                 case NOT_FOUND -> 404;
+                case DELETED -> 410;
                 case ALREADY_EXISTS, TERM_CONFLICT, UNSAFE -> 409;
                 case INVALID -> 400;
                 case IO -> 500;

@@ -111,6 +111,7 @@ class CliQuickStartTest {
             List.of("pg", "show"),
             List.of("branch"),
             List.of("branch", "list"),
+            List.of("branch", "delete"),
             List.of("export"),
             List.of("tenant", "list"),
             List.of("layer", "dump"))) {

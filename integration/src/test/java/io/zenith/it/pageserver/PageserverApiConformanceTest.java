@@ -348,6 +348,57 @@ class PageserverApiConformanceTest {
     }
   }
 
+  /** The branches of {@link #timelinesAndBranches}: main ← branch ← latest. */
+  @Test
+  @Order(5)
+  void deletion() {
+    String base = "/v1/tenant/" + tenant + "/timeline";
+    JsonNode all = call(TIMELINES, "GET", base, null).json();
+    String branch = null;
+    String latest = null;
+    for (JsonNode t : all) {
+      if (main.toString().equals(t.path("ancestor_timeline_id").asText())) {
+        branch = t.path("timeline_id").asText();
+      }
+    }
+    for (JsonNode t : all) {
+      if (t.path("ancestor_timeline_id").asText().equals(branch)) {
+        latest = t.path("timeline_id").asText();
+      }
+    }
+    assertThat(branch).isNotNull();
+    assertThat(latest).isNotNull();
+
+    HttpJson.Response refused = call(TIMELINE, "DELETE", base + "/" + branch, null);
+    assertThat(refused.status()).isEqualTo(409);
+    assertThat(refused.error())
+        .isEqualTo(
+            "timeline "
+                + branch
+                + " of tenant "
+                + tenant
+                + " has child timelines "
+                + latest
+                + ": delete them first");
+    assertThat(call(TIMELINE, "DELETE", base + "/xyz", null).status()).isEqualTo(400);
+    assertThat(call(TIMELINE, "DELETE", tl(tenant, TimelineId.generate()), null).status())
+        .isEqualTo(404);
+
+    HttpJson.Response deleted = call(TIMELINE, "DELETE", base + "/" + latest, null);
+    assertThat(deleted.status()).as(deleted.toString()).isEqualTo(200);
+    assertThat(deleted.json().path("timeline_id").asText()).isEqualTo(latest);
+    assertThat(deleted.json().path("tenant_id").asText()).isEqualTo(tenant.toString());
+    assertThat(call(TIMELINE, "GET", base + "/" + latest, null).status()).isEqualTo(404);
+    assertThat(call(TIMELINE, "DELETE", base + "/" + latest, null).status()).isEqualTo(404);
+    assertThat(call(TIMELINE, "DELETE", base + "/" + branch, null).status()).isEqualTo(200);
+    assertThat(call(TIMELINES, "GET", base, null).json().findValuesAsText("timeline_id"))
+        .containsExactly(main.toString());
+    assertThat(data.resolve("tenants/" + tenant + "/timelines/" + branch)).doesNotExist();
+    // main is untouched
+    assertThat(call(TIMELINE, "GET", tl(tenant, main), null).json().path("state").asText())
+        .isEqualTo("active");
+  }
+
   @Test
   @Order(5)
   void lsnByTimestamp() {

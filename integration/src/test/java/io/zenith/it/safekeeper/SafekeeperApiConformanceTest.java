@@ -326,6 +326,48 @@ class SafekeeperApiConformanceTest {
   }
 
   @Test
+  @Order(6)
+  void aDeletedTimelineIsGoneForGood() {
+    TimelineId gone = TimelineId.generate();
+    String base = "/v1/tenant/" + tenant + "/timeline";
+    assertThat(call(TIMELINES, "POST", base, createBody(gone)).status()).isEqualTo(201);
+    String path = base + "/" + gone;
+    HttpJson.Response d = call(TIMELINE, "DELETE", path, null);
+    assertThat(d.status()).as(d.toString()).isEqualTo(200);
+    assertThat(d.json().path("timeline_id").asText()).isEqualTo(gone.toString());
+    assertThat(d.json().path("deleted_now").asBoolean()).isTrue();
+    HttpJson.Response again = call(TIMELINE, "DELETE", path, null);
+    assertThat(again.status()).isEqualTo(200);
+    assertThat(again.json().path("deleted_now").asBoolean()).as("idempotent").isFalse();
+    assertThat(call(TIMELINE, "DELETE", base + "/" + TimelineId.generate(), null).status())
+        .isEqualTo(404);
+    assertThat(call(TIMELINE, "DELETE", "/v1/tenant/x/timeline/y", null).status()).isEqualTo(400);
+
+    HttpJson.Response get = call(TIMELINE, "GET", path, null);
+    assertThat(get.status()).isEqualTo(410);
+    assertThat(get.error())
+        .isEqualTo(
+            "timeline "
+                + tenant
+                + "/"
+                + gone
+                + " was deleted on safekeeper 1 (a deleted timeline's id is never used again)");
+    assertThat(call(TIMELINES, "POST", base, createBody(gone)).status()).isEqualTo(410);
+    for (String[] req :
+        List.of(
+            new String[] {VOTE, "POST", "/vote"},
+            new String[] {ADOPT, "POST", "/adopt"},
+            new String[] {COMPUTE, "PUT", "/compute"},
+            new String[] {COMPUTE, "DELETE", "/compute"},
+            new String[] {CONFIG, "PUT", "/config"})) {
+      HttpJson.Response r = call(req[0], req[1], path + req[2], "{}");
+      assertThat(r.status()).as(r.toString()).isEqualTo(410);
+    }
+    assertThat(call(ALL, "GET", ALL, null).json().findValuesAsText("timeline_id"))
+        .doesNotContain(gone.toString());
+  }
+
+  @Test
   @Order(99)
   void everyAnswerTheSpecListsWasSeen() {
     Set<String> expected =

@@ -358,6 +358,51 @@ class SafekeeperWalServiceTest {
     }
   }
 
+  /**
+   * Deleting the timeline on one safekeeper while a reader streams from it: the stream ends, a new
+   * connection naming the timeline is refused with 3D000 "was deleted", and the compute commits on
+   * with the other two.
+   */
+  @Test
+  void aDeletedTimelineEndsItsStreamsAndRefusesConnections() throws Exception {
+    Lsn end = writeRows(1, 2_000);
+    Lsn start = q.identity.startLsn();
+    ReplicationClient reader = ReplicationClient.connect(options(1).build()).block(ComputeQuorum.T);
+    AtomicReference<Lsn> received = new AtomicReference<>(start);
+    java.util.concurrent.CompletableFuture<String> ended =
+        new java.util.concurrent.CompletableFuture<>();
+    Disposable stream =
+        reader
+            .startReplication(null, start, 0)
+            .subscribe(
+                ch -> received.set(ch.end()),
+                e -> ended.complete("failed: " + e.getMessage()),
+                () -> ended.complete("completed"));
+    try {
+      PgWal.await(ComputeQuorum.T, "WAL up to " + end, () -> !received.get().isBefore(end));
+
+      SafekeeperApiModel.TimelineDeleted d =
+          q.sks.client(1).deleteTimeline(q.tenant(), q.timeline());
+      assertThat(d.deletedNow()).isTrue();
+
+      assertThat(ended.get(ComputeQuorum.T.toSeconds(), TimeUnit.SECONDS))
+          .as("the stream of the deleted timeline ends")
+          .isNotNull();
+      PgServerException e = refused(options(1).build());
+      assertThat(e.sqlState()).isEqualTo("3D000");
+      assertThat(e.notice().message())
+          .isEqualTo(
+              "timeline " + q.tenant() + "/" + q.timeline() + " was deleted on safekeeper 1");
+
+      q.compute.sql("insert into t select i, 'y' from generate_series(2001, 3000) i");
+      Lsn more = q.lastRecordEnd();
+      q.awaitCommit(more, 2, 3);
+    } finally {
+      stream.dispose();
+      reader.close().block(ComputeQuorum.T);
+    }
+  }
+
   @Test
   void badConnectionsGetPreciseErrorsWhileAnotherStreamGoesOn() throws Exception {
     Lsn end = writeRows(1, 5_000);

@@ -36,7 +36,9 @@ import reactor.core.scheduler.Schedulers;
  * safekeeper.control}), with their upkeep: every {@code upkeepInterval} each timeline persists its
  * positions, catches up from peers and learns its compute ({@link SafekeeperTimeline#maintain}).
  * Timelines are created by the control plane ({@link #create}) or learned from a peer's gossip
- * ({@link #onPeerStatus}), through the same durable path; creations are serialized. Thread-safe.
+ * ({@link #onPeerStatus}), through the same durable path; creations are serialized. A deleted
+ * timeline ({@link #delete}) leaves a durable tombstone ({@link Tombstones}): it is never created
+ * again, from the control plane or from gossip, and connections naming it are refused. Thread-safe.
  */
 public final class Safekeeper implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Safekeeper.class);
@@ -47,6 +49,7 @@ public final class Safekeeper implements AutoCloseable {
   private final SegmentAllocator disk;
   private final MeterRegistry meters;
   private final Map<String, SafekeeperTimeline> timelines = new ConcurrentHashMap<>();
+  private final Tombstones tombstones;
 
   /** Peer statuses refused (an identity that differs from the one held), by peer and timeline. */
   private final Map<String, String> refused = new ConcurrentHashMap<>();
@@ -65,8 +68,10 @@ public final class Safekeeper implements AutoCloseable {
       WalFetcher fetcher,
       SegmentAllocator disk,
       MeterRegistry meters,
-      Duration upkeepInterval) {
+      Duration upkeepInterval,
+      Tombstones tombstones) {
     this.config = config;
+    this.tombstones = tombstones;
     this.dataDir = dataDir;
     this.fetcher = fetcher;
     this.disk = disk;
@@ -105,7 +110,10 @@ public final class Safekeeper implements AutoCloseable {
       Duration upkeepInterval)
       throws IOException {
     DurableFiles.createDirectories(dataDir);
-    Safekeeper sk = new Safekeeper(config, dataDir, fetcher, disk, meters, upkeepInterval);
+    // Deletions a crash interrupted are finished before any timeline is opened.
+    Tombstones tombstones = Tombstones.load(dataDir);
+    Safekeeper sk =
+        new Safekeeper(config, dataDir, fetcher, disk, meters, upkeepInterval, tombstones);
     try {
       for (Path tenantDir : list(dataDir)) {
         for (Path tlDir : list(tenantDir)) {
@@ -203,6 +211,16 @@ public final class Safekeeper implements AutoCloseable {
       if (closed) {
         return null;
       }
+      if (tombstones.isDeleted(id.tenant(), id.timeline())) {
+        refuse(
+            peer,
+            "timeline "
+                + key(id.tenant(), id.timeline())
+                + " of safekeeper "
+                + peer.safekeeperId()
+                + " not learned: it was deleted here");
+        return null;
+      }
       if (!WalFormat.isValidSegmentSize(id.segmentSize()) || !id.startLsn().isValid()) {
         refuse(
             peer,
@@ -240,6 +258,9 @@ public final class Safekeeper implements AutoCloseable {
   private void checkNew(Identity identity) {
     if (closed) {
       throw new SafekeeperException(Kind.CLOSED, "safekeeper " + config.id() + " is closed");
+    }
+    if (tombstones.isDeleted(identity.tenant(), identity.timeline())) {
+      throw deleted(identity.tenant(), identity.timeline());
     }
     if (timelines.containsKey(key(identity.tenant(), identity.timeline()))) {
       throw new SafekeeperException(
@@ -298,13 +319,70 @@ public final class Safekeeper implements AutoCloseable {
         .register(meters);
   }
 
-  /** The timeline, or NOT_FOUND. */
+  /** The timeline, or NOT_FOUND (DELETED if it was deleted here). */
   public SafekeeperTimeline timeline(TenantId tenant, TimelineId timeline) {
     return find(tenant, timeline)
         .orElseThrow(
             () ->
-                new SafekeeperException(
-                    Kind.NOT_FOUND, "timeline " + tenant + "/" + timeline + " is not here"));
+                tombstones.isDeleted(tenant, timeline)
+                    ? deleted(tenant, timeline)
+                    : new SafekeeperException(
+                        Kind.NOT_FOUND, "timeline " + tenant + "/" + timeline + " is not here"));
+  }
+
+  private SafekeeperException deleted(TenantId tenant, TimelineId timeline) {
+    return new SafekeeperException(
+        Kind.DELETED,
+        "timeline "
+            + tenant
+            + "/"
+            + timeline
+            + " was deleted on safekeeper "
+            + config.id()
+            + " (a deleted timeline's id is never used again)");
+  }
+
+  /** Whether the timeline was deleted here (its tombstone exists). */
+  public boolean isDeleted(TenantId tenant, TimelineId timeline) {
+    return tombstones.isDeleted(tenant, timeline);
+  }
+
+  /**
+   * Deletes a timeline: its tombstone first (durable), so that from then on nothing creates it
+   * again (gossip, the control plane) and connections naming it are refused; then it stops pulling
+   * from its compute and closes, and its WAL and control file are deleted. A crash after the
+   * tombstone finishes the deletion at the next start.
+   *
+   * @return true if deleted now, false if it had been deleted before (deleting is idempotent)
+   * @throws SafekeeperException NOT_FOUND if it was never here
+   */
+  public boolean delete(TenantId tenant, TimelineId timeline) throws IOException {
+    SafekeeperTimeline t;
+    synchronized (timelines) {
+      t = timelines.get(key(tenant, timeline));
+      if (t == null) {
+        if (tombstones.isDeleted(tenant, timeline)) {
+          return false;
+        }
+        throw new SafekeeperException(
+            Kind.NOT_FOUND, "timeline " + tenant + "/" + timeline + " is not here");
+      }
+      tombstones.add(tenant, timeline);
+      timelines.remove(key(tenant, timeline));
+    }
+    try {
+      t.close();
+    } catch (IOException | RuntimeException e) {
+      log.warn("{}: close before deletion failed (deleting it anyway): {}", t, e.getMessage());
+    }
+    Tags tags = Tags.of("tenant_id", tenant.toString(), "timeline_id", timeline.toString());
+    meters.find("safekeeper_flush_lsn").tags(tags).meters().forEach(meters::remove);
+    meters.find("safekeeper_commit_lsn").tags(tags).meters().forEach(meters::remove);
+    meters.find("safekeeper_ack_held_back_bytes").tags(tags).meters().forEach(meters::remove);
+    meters.find("safekeeper_term").tags(tags).meters().forEach(meters::remove);
+    Tombstones.deleteTree(t.dir());
+    log.info("safekeeper {}: deleted timeline {}/{}", config.id(), tenant, timeline);
+    return true;
   }
 
   public Optional<SafekeeperTimeline> find(TenantId tenant, TimelineId timeline) {

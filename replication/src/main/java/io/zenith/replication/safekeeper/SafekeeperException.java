@@ -12,6 +12,8 @@ public final class SafekeeperException extends RuntimeException {
     NOT_FOUND,
     /** The timeline exists already. */
     ALREADY_EXISTS,
+    /** The timeline was deleted here: its id is never used again. */
+    DELETED,
     /** A request that cannot be valid (bad history, LSN out of range). */
     INVALID,
     /** The request's term is stale or the safekeeper is not (yet) in it. */

@@ -162,7 +162,14 @@ public final class WalService implements QueryHandler {
                 () ->
                     fatal(
                         SqlState.INVALID_CATALOG_NAME,
-                        "timeline " + tenant + "/" + timeline + " does not exist on " + context));
+                        "timeline "
+                            + tenant
+                            + "/"
+                            + timeline
+                            + (sk.isDeleted(tenant, timeline)
+                                ? " was deleted on "
+                                : " does not exist on ")
+                            + context));
     return new Target(t, peer, upTo, peer == null && isPageserver(session));
   }
 

@@ -1,0 +1,160 @@
+package io.zenith.gateway.pageserver;
+
+import io.netty.buffer.Unpooled;
+import io.zenith.ingest.keys.Catalog;
+import io.zenith.ingest.keys.KeySpace;
+import io.zenith.ingest.pg.PgControl;
+import io.zenith.layer.LayerStore;
+import io.zenith.layer.LayerStoreException;
+import io.zenith.layer.Timeline;
+import io.zenith.layer.TimelineView;
+import io.zenith.page.Basebackup;
+import io.zenith.page.PageChecksum;
+import io.zenith.page.PageReconstructor;
+import io.zenith.replication.pgwire.PgNotice;
+import io.zenith.replication.pgwire.SqlState;
+import io.zenith.replication.server.PgSession;
+import io.zenith.replication.server.QueryResponse;
+import io.zenith.wal.Lsn;
+import io.zenith.wal.TenantId;
+import io.zenith.wal.TimelineId;
+import java.util.List;
+import java.util.Optional;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import reactor.core.scheduler.Scheduler;
+
+/**
+ * The pageserver's libpq commands: {@code basebackup <tenant> <timeline> [<lsn>]}, streamed as
+ * CopyOut; anything else is a syntax error. Errors are ErrorResponses with a SQLSTATE. Store reads
+ * and the backup itself run on the blocking scheduler, never on the connection's event loop; the
+ * backup's LSN is pinned while it streams, so GC never removes what it reads. Thread-safe.
+ */
+final class LibpqCommands {
+  private static final Logger log = LoggerFactory.getLogger(LibpqCommands.class);
+
+  private final LayerStore store;
+  private final PageReconstructor pages;
+  private final PageserverConfig config;
+  private final Scheduler blocking;
+
+  LibpqCommands(
+      LayerStore store, PageReconstructor pages, PageserverConfig config, Scheduler blocking) {
+    this.store = store;
+    this.pages = pages;
+    this.config = config;
+    this.blocking = blocking;
+  }
+
+  /** {@code basebackup <tenant> <timeline> [<lsn>]}; anything else is a syntax error. */
+  Mono<QueryResponse> handleQuery(PgSession session, String sql) {
+    String[] words = sql.trim().replaceAll(";$", "").trim().split("\\s+");
+    if (words.length == 0 || !words[0].equalsIgnoreCase("basebackup")) {
+      return Mono.just(
+          new QueryResponse.Error(
+              PgNotice.error(SqlState.SYNTAX_ERROR, "unknown command: " + sql.trim())));
+    }
+    if (words.length < 3 || words.length > 4) {
+      return Mono.just(error("22023", "usage: basebackup <tenant_id> <timeline_id> [<lsn>]"));
+    }
+    TenantId tenant;
+    TimelineId id;
+    Optional<Lsn> at;
+    try {
+      tenant = TenantId.parse(words[1]);
+      id = TimelineId.parse(words[2]);
+      at = words.length == 4 ? Optional.of(Lsn.parse(words[3])) : Optional.empty();
+    } catch (IllegalArgumentException e) {
+      return Mono.just(error("22023", e.getMessage()));
+    }
+    return Mono.fromCallable(() -> store.timeline(tenant, id))
+        .subscribeOn(blocking)
+        .flatMap(
+            t -> {
+              Lsn lsn = at.orElse(t.lastRecordLsn());
+              if (lsn.isBefore(t.startLsn())) {
+                return Mono.just(
+                    error(
+                        "22023",
+                        "LSN "
+                            + lsn
+                            + " is before the start of timeline "
+                            + id
+                            + " ("
+                            + t.startLsn()
+                            + ")"));
+              }
+              return t.waitForLsn(lsn, config.waitLsnTimeoutDuration())
+                  .then(Mono.fromCallable(() -> basebackup(session, t, lsn)).subscribeOn(blocking));
+            })
+        .onErrorResume(
+            LayerStoreException.class, e -> Mono.just(error(sqlState(e), e.getMessage())));
+  }
+
+  private QueryResponse basebackup(PgSession session, TimelineView t, Lsn lsn) {
+    boolean checksums =
+        PgControl.parse(Catalog.image(t, KeySpace.CONTROL_FILE, lsn).orElseThrow())
+                .dataChecksumVersion()
+            != 0;
+    log.info("basebackup of {} at {} for connection {}", t, lsn, session.id());
+    // GC keeps its cutoff at or below the LSN while the backup streams (refused if already above).
+    AutoCloseable pin = t instanceof Timeline tl ? tl.pin(lsn) : () -> {};
+    return new QueryResponse.CopyOut(
+        Flux.using(
+                () -> pin,
+                p ->
+                    Basebackup.stream(
+                        t,
+                        lsn,
+                        pages,
+                        (page, blk) -> {
+                          if (checksums) {
+                            PageChecksum.set(page, blk);
+                          }
+                        }),
+                LibpqCommands::unpin)
+            .subscribeOn(blocking)
+            .concatMapIterable(LibpqCommands::slices, 1),
+        true,
+        0,
+        "COPY 0");
+  }
+
+  private static void unpin(AutoCloseable pin) {
+    try {
+      pin.close();
+    } catch (Exception e) {
+      throw new IllegalStateException("cannot release a pinned LSN", e);
+    }
+  }
+
+  /** Largest CopyData message of a basebackup (clients bound message sizes; psql does not). */
+  static final int MAX_COPY_DATA = 256 * 1024;
+
+  /** A basebackup step (a WAL segment is 16 MiB) as CopyData-sized buffers sharing its memory. */
+  static List<io.netty.buffer.ByteBuf> slices(java.nio.ByteBuffer b) {
+    if (b.remaining() <= MAX_COPY_DATA) {
+      return List.of(Unpooled.wrappedBuffer(b));
+    }
+    List<io.netty.buffer.ByteBuf> out = new java.util.ArrayList<>();
+    for (int off = b.position(); off < b.limit(); off += MAX_COPY_DATA) {
+      out.add(Unpooled.wrappedBuffer(b.slice(off, Math.min(MAX_COPY_DATA, b.limit() - off))));
+    }
+    return out;
+  }
+
+  private static String sqlState(LayerStoreException e) {
+    return switch (e.kind()) {
+      case UNKNOWN_TENANT, UNKNOWN_TIMELINE -> SqlState.UNDEFINED_OBJECT;
+      case INVALID_LSN -> "22023";
+      case LSN_TIMEOUT -> SqlState.QUERY_CANCELED;
+      default -> SqlState.INTERNAL_ERROR;
+    };
+  }
+
+  private static QueryResponse error(String sqlState, String message) {
+    return new QueryResponse.Error(PgNotice.error(sqlState, message));
+  }
+}
