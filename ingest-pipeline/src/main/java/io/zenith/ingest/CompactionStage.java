@@ -53,6 +53,7 @@ final class CompactionStage {
   private final Sinks.Many<Boolean> passes = Sinks.many().multicast().directBestEffort();
 
   private final Disposable running;
+  private volatile boolean stopping;
 
   CompactionStage(
       TimelineWriter timeline,
@@ -108,12 +109,20 @@ final class CompactionStage {
       }
       return true;
     } catch (RuntimeException e) {
-      log.warn("compaction of {} failed (the next flush tries again): {}", timeline, e.toString());
+      if (stopping) {
+        // stop() interrupted it: what it wrote but did not commit is deleted at the next start
+        log.info("compaction of {} stopped with its pipeline: {}", timeline, e.toString());
+      } else {
+        log.warn(
+            "compaction of {} failed (the next flush tries again): {}", timeline, e.toString());
+      }
       return false;
     }
   }
 
+  /** Ends the triggers and interrupts a pass in progress (its reads are interrupt-safe). */
   void stop() {
+    stopping = true;
     running.dispose();
     thread.disposeGracefully().timeout(Duration.ofMinutes(1)).onErrorComplete().block();
   }

@@ -25,7 +25,16 @@ final class InMemoryLayer {
   record Entry(long offset, int length, int flags) {}
 
   private final Path file;
+
+  /** The single writer's channel. */
   private final FileChannel ch;
+
+  /**
+   * Readers' own: an interrupt of a reader's thread (a cancelled basebackup or compaction) closes
+   * the channel it reads, which must never be the writer's.
+   */
+  private final ReadOnlyFile reads;
+
   private final Lsn from;
   private final ConcurrentSkipListMap<VersionKey, Entry> index = new ConcurrentSkipListMap<>();
   private final long createdNanos = System.nanoTime();
@@ -44,9 +53,15 @@ final class InMemoryLayer {
     this.file = file;
     this.from = from;
     this.to = from;
-    this.ch =
-        FileChannel.open(
-            file, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ, StandardOpenOption.WRITE);
+    this.ch = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+    ReadOnlyFile r;
+    try {
+      r = new ReadOnlyFile(file);
+    } catch (IOException e) {
+      ch.close();
+      throw e;
+    }
+    this.reads = r;
   }
 
   /** Versions here have LSNs above this. */
@@ -136,24 +151,22 @@ final class InMemoryLayer {
   }
 
   Value read(Entry e) throws IOException {
-    ByteBuffer b = ByteBuffer.allocate(e.length());
-    while (b.hasRemaining()) {
-      if (ch.read(b, e.offset() + b.position()) < 0) {
-        throw new IOException("ephemeral file " + file + " is shorter than its index");
-      }
+    return Value.decode(bytes(e));
+  }
+
+  private byte[] bytes(Entry e) throws IOException {
+    ByteBuffer b = reads.read(e.offset(), e.length());
+    if (b == null) {
+      throw new IOException("ephemeral file " + file + " is shorter than its index");
     }
-    return Value.decode(b.array());
+    return b.array();
   }
 
   /** Writes every version, in order, to a layer file writer. */
   void writeTo(LayerFile.Writer w) throws IOException {
     for (Map.Entry<VersionKey, Entry> e : index.entrySet()) {
       Entry en = e.getValue();
-      ByteBuffer b = ByteBuffer.allocate(en.length());
-      while (b.hasRemaining()) {
-        ch.read(b, en.offset() + b.position());
-      }
-      w.add(e.getKey().key(), Lsn.of(e.getKey().lsn()), b.array(), en.flags());
+      w.add(e.getKey().key(), Lsn.of(e.getKey().lsn()), bytes(en), en.flags());
     }
   }
 
@@ -167,6 +180,7 @@ final class InMemoryLayer {
 
   void delete() {
     try {
+      reads.close();
       ch.close();
       Files.deleteIfExists(file);
     } catch (IOException e) {

@@ -9,7 +9,6 @@ import java.io.Serial;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.zip.CRC32C;
@@ -355,17 +354,20 @@ public final class LayerFile {
    */
   public static final class Reader implements AutoCloseable {
     private final Path path;
-    private final FileChannel ch;
+
+    /** Survives interrupts of the threads reading it (compaction tasks get cancelled). */
+    private final ReadOnlyFile file;
+
     private final Header header;
     private final long indexOffset;
     private final long entryCount;
     private final int indexCrc;
     private final long size;
 
-    private Reader(Path path, FileChannel ch) throws IOException {
+    private Reader(Path path, ReadOnlyFile file) throws IOException {
       this.path = path;
-      this.ch = ch;
-      this.size = ch.size();
+      this.file = file;
+      this.size = file.size();
       if (size < HEADER_SIZE + FOOTER_SIZE) {
         throw corrupt("it is " + size + " bytes, shorter than a header and a footer");
       }
@@ -420,29 +422,23 @@ public final class LayerFile {
      * @throws LayerStoreException CORRUPT_FILE naming the file, or IO
      */
     public static Reader open(Path path) {
-      FileChannel ch = null;
+      ReadOnlyFile f = null;
       try {
-        ch = FileChannel.open(path, StandardOpenOption.READ);
-        return new Reader(path, ch);
+        f = new ReadOnlyFile(path);
+        return new Reader(path, f);
       } catch (IOException e) {
-        closeQuietly(ch);
+        if (f != null) {
+          f.close();
+        }
         throw new LayerStoreException(
             LayerStoreException.Kind.IO,
             "cannot read layer file " + path + ": " + e.getMessage(),
             e);
       } catch (RuntimeException e) {
-        closeQuietly(ch);
-        throw e;
-      }
-    }
-
-    private static void closeQuietly(FileChannel ch) {
-      if (ch != null) {
-        try {
-          ch.close();
-        } catch (IOException ignored) {
-          // nothing to lose on a read-only channel
+        if (f != null) {
+          f.close();
         }
+        throw e;
       }
     }
 
@@ -560,14 +556,10 @@ public final class LayerFile {
     }
 
     private ByteBuffer read(long offset, int length) throws IOException {
-      ByteBuffer b = ByteBuffer.allocate(length);
-      while (b.hasRemaining()) {
-        int n = ch.read(b, offset + b.position());
-        if (n < 0) {
-          throw corrupt("unexpected end of file at " + (offset + b.position()));
-        }
+      ByteBuffer b = file.read(offset, length);
+      if (b == null) {
+        throw corrupt("unexpected end of file at or after " + offset);
       }
-      b.flip();
       return b;
     }
 
@@ -578,7 +570,7 @@ public final class LayerFile {
 
     @Override
     public void close() {
-      closeQuietly(ch);
+      file.close();
     }
   }
 }

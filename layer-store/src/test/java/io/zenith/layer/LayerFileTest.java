@@ -68,6 +68,31 @@ class LayerFileTest {
   }
 
   @Test
+  void anInterruptedReaderDoesNotCloseTheFileForTheOthers() throws Exception {
+    List<V> versions = sample();
+    Path f = write(versions);
+    try (LayerFile.Reader r = LayerFile.Reader.open(f)) {
+      LayerFile.IndexEntry e = r.readIndex().get(5);
+      // A FileChannel read by an interrupted thread throws and closes the channel for everyone.
+      Throwable[] seen = new Throwable[1];
+      Thread t =
+          new Thread(
+              () -> {
+                Thread.currentThread().interrupt();
+                try {
+                  r.readValue(e.offset(), e.length());
+                } catch (RuntimeException x) {
+                  seen[0] = x;
+                }
+              });
+      t.start();
+      t.join();
+      assertThat(seen[0]).as("the interrupted reader gets the error").isNotNull();
+      assertThat(r.readValue(e.offset(), e.length())).isEqualTo(versions.get(5).value());
+    }
+  }
+
+  @Test
   void roundTripsEveryVersion() throws IOException {
     List<V> versions = sample();
     Path f = write(versions);

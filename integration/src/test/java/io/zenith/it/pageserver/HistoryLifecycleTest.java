@@ -75,9 +75,11 @@ class HistoryLifecycleTest {
         awaitIngested(t, PgWal.lsn(compute, "pg_current_wal_insert_lsn()"));
         ps.checkpoint(tenant, main);
 
+        // The ingest pipeline compacts after its flushes already; this pass does what is left.
         ApiModel.CompactionInfo c = ps.compact(tenant, main);
-        assertThat(c.imageLayers()).as("%s", c).isPositive();
-        assertThat(c.l0Merged()).as("%s", c).isPositive();
+        assertThat(c.timeline().layers().image()).as("%s", c).isPositive();
+        assertThat(c.timeline().layers().l1()).as("%s", c).isPositive();
+        assertThat(c.timeline().layers().l0()).as("%s", c).isLessThan(3);
         ApiModel.GcInfo gc = ps.gc(tenant, main);
         Lsn cutoff = Lsn.parse(gc.cutoff());
         assertThat(cutoff)
