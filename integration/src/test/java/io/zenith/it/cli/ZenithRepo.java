@@ -3,11 +3,11 @@ package io.zenith.it.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.zenith.it.support.TestPorts;
 import io.zenith.pg.PgDistribution;
 import java.io.File;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -77,30 +77,12 @@ final class ZenithRepo implements AutoCloseable {
   }
 
   static int freePort() {
-    try (ServerSocket s = new ServerSocket(0)) {
-      return s.getLocalPort();
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
-    }
+    return TestPorts.free();
   }
 
   /** A port with {@code count - 1} free ones after it, from the range below the ephemeral ports. */
   private static int freeBase(int count) {
-    for (int attempt = 0; attempt < 100; attempt++) {
-      int base = 20000 + (int) (Math.random() * 10000);
-      boolean ok = true;
-      for (int p = base; p < base + count && ok; p++) {
-        try (ServerSocket s = new ServerSocket(p)) {
-          ok = s.isBound();
-        } catch (IOException e) {
-          ok = false;
-        }
-      }
-      if (ok) {
-        return base;
-      }
-    }
-    throw new IllegalStateException("no free port range");
+    return TestPorts.freeRange(count);
   }
 
   /** {@code zenith init} with this repository's ports and the default number of safekeepers. */

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import io.zenith.gateway.safekeeper.SafekeeperClient;
 import io.zenith.gateway.safekeeper.SafekeeperProcess;
 import io.zenith.gateway.safekeeper.SafekeeperSettings;
+import io.zenith.it.support.TestPorts;
 import io.zenith.replication.safekeeper.Election;
 import io.zenith.replication.testing.PgWal;
 import io.zenith.wal.TenantId;
@@ -14,7 +15,6 @@ import java.io.File;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
-import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -134,12 +134,9 @@ public final class SafekeeperSet implements AutoCloseable {
     return root.resolve("zenith");
   }
 
+  /** A port for a server a test starts (and may restart): {@link TestPorts#free}. */
   static int freePort() {
-    try (ServerSocket s = new ServerSocket(0)) {
-      return s.getLocalPort();
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
-    }
+    return TestPorts.free();
   }
 
   public int size() {
