@@ -8,9 +8,7 @@ import io.micrometer.core.instrument.Tags;
 import io.micrometer.core.instrument.Timer;
 import io.zenith.layer.CompactionResult;
 import io.zenith.layer.CompactionSettings;
-import io.zenith.layer.ImageSource;
 import io.zenith.layer.LayerStoreException;
-import io.zenith.layer.Timeline;
 import io.zenith.layer.TimelineWriter;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.WalRecordAssembler;
@@ -106,12 +104,11 @@ public final class IngestPipeline implements AutoCloseable {
    */
   public record Compactor(int stallL0, Supplier<CompactionResult> pass) {
     /**
-     * {@code timeline.compact(settings, images)}, with flushes waiting at twice {@code
-     * compaction_threshold} L0 layers.
+     * {@code pass} (a {@code Timeline.compact} with {@code settings}), with flushes waiting at
+     * twice {@code compaction_threshold} L0 layers.
      */
-    public static Compactor of(Timeline timeline, CompactionSettings settings, ImageSource images) {
-      return new Compactor(
-          2 * settings.compactionThreshold(), () -> timeline.compact(settings, images));
+    public static Compactor of(CompactionSettings settings, Supplier<CompactionResult> pass) {
+      return new Compactor(2 * settings.compactionThreshold(), pass);
     }
   }
 

@@ -133,20 +133,12 @@ final class Compaction {
                 range,
                 e -> {
                   if (ids.contains(e.ref().layerId())) {
-                    LayerFile.Reader r = layers.reader(e.ref().layerId());
-                    if (r == null) {
-                      throw new LayerStoreException(
-                          LayerStoreException.Kind.CORRUPT_FILE,
-                          "the index of "
-                              + timeline
-                              + " names layer "
-                              + e.ref().layerId()
-                              + ", which is not open");
-                    }
                     w.addBlob(
                         e.key(),
                         e.lsn(),
-                        r.readBlob(e.ref().offset(), e.ref().length()),
+                        layers
+                            .reader(e.ref().layerId())
+                            .readBlob(e.ref().offset(), e.ref().length()),
                         e.ref().flags());
                   }
                 }));

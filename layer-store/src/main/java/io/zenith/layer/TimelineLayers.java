@@ -175,9 +175,19 @@ final class TimelineLayers {
     }
   }
 
-  /** The open reader of a registered layer file, or null. */
+  /**
+   * The open reader of a layer file the index names.
+   *
+   * @throws LayerStoreException CORRUPT_FILE when it is not open (the index names a missing file)
+   */
   LayerFile.Reader reader(long layerId) {
-    return readers.get(layerId);
+    LayerFile.Reader r = readers.get(layerId);
+    if (r == null) {
+      throw new LayerStoreException(
+          LayerStoreException.Kind.CORRUPT_FILE,
+          "the index of " + tenant + "/" + id + " names layer " + layerId + ", which is not open");
+    }
+    return r;
   }
 
   /** The headers of the registered layer files (their ids, kinds, levels, ranges). */
@@ -295,19 +305,7 @@ final class TimelineLayers {
   }
 
   private Value readRef(LayerIndex.Ref ref) {
-    LayerFile.Reader r = readers.get(ref.layerId());
-    if (r == null) {
-      throw new LayerStoreException(
-          LayerStoreException.Kind.CORRUPT_FILE,
-          "the index of "
-              + tenant
-              + "/"
-              + id
-              + " names layer "
-              + ref.layerId()
-              + ", which is not open");
-    }
-    return r.readValue(ref.offset(), ref.length());
+    return reader(ref.layerId()).readValue(ref.offset(), ref.length());
   }
 
   /** The smallest key at or after {@code from} with a version of this timeline's own, or null. */

@@ -1,9 +1,11 @@
 package io.zenith.gateway.cli;
 
 import io.zenith.gateway.control.ControlPlaneException;
+import io.zenith.gateway.control.PageserverClient;
 import io.zenith.gateway.control.Repository;
 import io.zenith.gateway.http.JsonHttpClient;
 import io.zenith.gateway.pageserver.ApiModel;
+import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
 import java.io.PrintWriter;
 import java.util.concurrent.Callable;
@@ -19,9 +21,24 @@ import picocli.CommandLine.Parameters;
     subcommands = {TimelineCommand.Compact.class, TimelineCommand.Gc.class})
 final class TimelineCommand extends CommandGroup {
 
-  /** The branch's timeline on the pageserver, by name. */
-  static TimelineId timelineOf(Repository repo, String branch) {
-    return repo.branches().get(branch);
+  /** A pageserver call on a timeline. */
+  @FunctionalInterface
+  interface TimelineCall<T> {
+    T on(PageserverClient pageserver, TenantId tenant, TimelineId timeline);
+  }
+
+  /**
+   * {@code call} on {@code branch}'s timeline; an unknown branch or the pageserver's refusal is one
+   * line naming what could not be done ({@code what}).
+   */
+  static <T> T onBranch(String branch, String what, TimelineCall<T> call) {
+    Repository repo = Repository.open();
+    TimelineId id = repo.branches().get(branch);
+    try {
+      return call.on(repo.pageserver(), repo.config().tenant(), id);
+    } catch (JsonHttpClient.ApiError e) {
+      throw new ControlPlaneException("cannot " + what + " " + branch + ": " + e.getMessage());
+    }
   }
 
   @Command(
@@ -39,14 +56,7 @@ final class TimelineCommand extends CommandGroup {
 
     @Override
     public Integer call() {
-      Repository repo = Repository.open();
-      TimelineId id = timelineOf(repo, branch);
-      ApiModel.CompactionInfo r;
-      try {
-        r = repo.pageserver().compact(repo.config().tenant(), id);
-      } catch (JsonHttpClient.ApiError e) {
-        throw new ControlPlaneException("cannot compact " + branch + ": " + e.getMessage());
-      }
+      ApiModel.CompactionInfo r = onBranch(branch, "compact", PageserverClient::compact);
       PrintWriter out = spec.commandLine().getOut();
       out.printf(
           "compacted %s: %d image layers (%d pages), %d L0 layers merged into %d L1 layers,"
@@ -77,15 +87,7 @@ final class TimelineCommand extends CommandGroup {
 
     @Override
     public Integer call() {
-      Repository repo = Repository.open();
-      TimelineId id = timelineOf(repo, branch);
-      ApiModel.GcInfo r;
-      try {
-        r = repo.pageserver().gc(repo.config().tenant(), id);
-      } catch (JsonHttpClient.ApiError e) {
-        throw new ControlPlaneException(
-            "cannot collect garbage of " + branch + ": " + e.getMessage());
-      }
+      ApiModel.GcInfo r = onBranch(branch, "collect garbage of", PageserverClient::gc);
       spec.commandLine()
           .getOut()
           .printf(

@@ -98,9 +98,12 @@ final class HistoryMaintenance implements AutoCloseable {
     }
   }
 
-  /** What the ingest pipeline of {@code t} runs after each flush. */
+  /**
+   * What the ingest pipeline of {@code t} runs after each flush: {@link #compact}, so that its
+   * passes count in the same metrics as the periodic and requested ones.
+   */
   IngestPipeline.Compactor compactor(Timeline t) {
-    return IngestPipeline.Compactor.of(t, config.history(t.tenant()).compaction(), images);
+    return IngestPipeline.Compactor.of(config.history(t.tenant()).compaction(), () -> compact(t));
   }
 
   /** Compacts {@code t} now, on the calling thread. */

@@ -72,17 +72,12 @@ final class ZenithRepo implements AutoCloseable {
     repo = root.resolve(".zenith");
     httpPort = freePort();
     pgPort = freePort();
-    computePortBase = freeBase(8);
-    safekeeperPortBase = freeBase(2 * 7);
+    computePortBase = TestPorts.freeRange(8);
+    safekeeperPortBase = TestPorts.freeRange(2 * 7);
   }
 
   static int freePort() {
     return TestPorts.free();
-  }
-
-  /** A port with {@code count - 1} free ones after it, from the range below the ephemeral ports. */
-  private static int freeBase(int count) {
-    return TestPorts.freeRange(count);
   }
 
   /** {@code zenith init} with this repository's ports and the default number of safekeepers. */
