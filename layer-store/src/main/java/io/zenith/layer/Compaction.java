@@ -68,6 +68,9 @@ final class Compaction {
       try {
         for (KeyRange range : partitions) {
           written.add(writeL1(snap, ids, range, from, to));
+          if (written.size() == 1) {
+            Seams.reached(Seams.Seam.L1_WRITTEN);
+          }
         }
       } catch (IOException | RuntimeException e) {
         abandon(written);
@@ -76,6 +79,7 @@ final class Compaction {
     }
     List<Long> replaced = l0.stream().map(LayerIndex.LayerInfo::layerId).toList();
     commit(written, List.of(), replaced);
+    Seams.reached(Seams.Seam.L0_REPLACED);
     long freed = layers.retire(replaced);
     log.info(
         "compacted {} L0 layers of {} into {} L1 layers ({} bytes freed)",
@@ -184,7 +188,9 @@ final class Compaction {
         long[] n = {0};
         long started = System.nanoTime();
         LayerIndex.NewLayer image = writeImage(range, at, keys, source, settings, n);
+        Seams.reached(Seams.Seam.IMAGE_WRITTEN);
         commit(List.of(image), List.of(), List.of());
+        Seams.reached(Seams.Seam.IMAGE_COMMITTED);
         written++;
         pages += n[0];
         log.info(

@@ -80,6 +80,7 @@ final class GarbageCollection {
     if (!dead.isEmpty()) {
       index.commit(
           timeline.tenant(), timeline.id(), new LayerIndex.Changes(List.of(), List.of(), dead));
+      Seams.reached(Seams.Seam.GC_LAYERS_UNREGISTERED);
       freed = layers.retire(dead);
     }
     log.info(
@@ -136,6 +137,7 @@ final class GarbageCollection {
       throw new IOException("cannot remove versions of " + timeline + ": " + e.getMessage(), e);
     }
     removable.clear();
+    Seams.reached(Seams.Seam.GC_VERSIONS_REMOVED);
     return n;
   }
 }

@@ -36,11 +36,13 @@ import org.slf4j.LoggerFactory;
  * {@code *.tmp}, fsync, rename, fsync the directory; (2) commit its index entries, its registry
  * entry and the timeline's new disk-consistent LSN in one synced RocksDB batch — the commit point;
  * (3) delete the ephemeral file. Recovery on {@link #open}: (1) a {@code *.tmp} is deleted; (2) a
- * layer file without a registry entry was never committed: it is deleted, and its WAL is ingested
- * again from the disk-consistent LSN; (3) ephemeral files are deleted. If RocksDB is missing or
- * cannot be opened, it is rebuilt from every layer file's own index, the layer id counter moves
- * past the ids of the files, and each timeline's disk-consistent LSN becomes the end of its newest
- * layer (WAL after it that stored no versions is ingested again).
+ * layer file without a registry entry is deleted: a flush's was never committed (its WAL is
+ * ingested again from the disk-consistent LSN), a compaction's was never committed (its source
+ * layers still serve) or one was retired by compaction or GC before a crash ({@link Seams}); (3)
+ * ephemeral files are deleted. If RocksDB is missing or cannot be opened, it is rebuilt from every
+ * layer file's own index, the layer id counter moves past the ids of the files, and each timeline's
+ * disk-consistent LSN becomes the end of its newest layer (WAL after it that stored no versions is
+ * ingested again).
  *
  * <p><b>Full disk:</b> a flush whose layer file cannot get its bytes ({@link LayerDisk}) deletes
  * its temporary file and fails with {@link LayerStoreException.Kind#NO_SPACE}, leaving the store as
@@ -203,9 +205,9 @@ public final class LayerStore implements AutoCloseable {
     }
     for (Path f : layerFiles(dir)) {
       if (!registered.contains(f.getFileName().toString())) {
-        log.info(
-            "deleting {}: written but never committed before a crash; its WAL will be ingested again",
-            f);
+        // Written by a flush or a compaction that crashed before its commit (its WAL or its
+        // source layers still hold the versions), or retired by one that crashed after it.
+        log.info("deleting {}: a crash left it behind, and the index does not name it", f);
         Files.delete(f);
       }
     }
@@ -452,6 +454,7 @@ public final class LayerStore implements AutoCloseable {
       } else {
         try {
           cutoff = t.raiseGcCutoff(cap);
+          Seams.reached(Seams.Seam.GC_CUTOFF_RECORDED);
         } catch (IOException e) {
           throw new LayerStoreException(
               LayerStoreException.Kind.IO,

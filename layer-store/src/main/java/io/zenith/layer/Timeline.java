@@ -469,6 +469,16 @@ public final class Timeline implements TimelineWriter {
     return layers.stats();
   }
 
+  /**
+   * This timeline's own layer files as the index registers them (committed), oldest first.
+   *
+   * @throws LayerStoreException IO if the index cannot be read
+   */
+  public List<LayerFileInfo> layerFiles() {
+    checkUsable();
+    return index.layers(tenant(), id()).stream().map(LayerFileInfo::of).toList();
+  }
+
   // ---------------------------------------------------------------- reading
 
   @Override

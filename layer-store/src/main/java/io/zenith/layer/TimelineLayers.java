@@ -238,10 +238,14 @@ final class TimelineLayers {
       lock.writeLock().unlock();
     }
     long bytes = 0;
-    for (LayerFile.Reader r : gone) {
+    for (int i = 0; i < gone.size(); i++) {
+      LayerFile.Reader r = gone.get(i);
       r.close();
       bytes += r.size();
       Files.deleteIfExists(r.path());
+      if (i == 0 && gone.size() > 1) {
+        Seams.reached(Seams.Seam.RETIRING);
+      }
     }
     if (!gone.isEmpty()) {
       io.zenith.wal.DurableFiles.fsyncDirectory(dir);

@@ -77,8 +77,9 @@ final class BranchCommand implements Callable<Integer> {
       mixinStandardHelpOptions = true,
       description =
           "Show the branches as a tree: each with the LSN it was branched at, its latest LSN, its"
-              + " GC cutoff (no read below it), the size of its own layer files and their"
-              + " counts (L0 deltas / L1 deltas / images).")
+              + " GC cutoff (no read below it), the start of its point-in-time window (the"
+              + " earliest time it can be branched or read at), the size of its own layer files"
+              + " and their counts (L0 deltas / L1 deltas / images).")
   static final class ListBranches implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
@@ -91,6 +92,7 @@ final class BranchCommand implements Callable<Integer> {
               "BRANCHED AT",
               "LATEST LSN",
               "GC CUTOFF",
+              "PITR START",
               "ON DISK",
               "L0/L1/IMAGE",
               "TIMELINE");
@@ -107,6 +109,7 @@ final class BranchCommand implements Callable<Integer> {
             n.info().ancestorLsn() == null ? "" : n.info().ancestorLsn(),
             n.info().lastRecordLsn(),
             n.info().gcCutoff() == null ? "" : n.info().gcCutoff(),
+            pitrStart(n.info().pitrStart()),
             n.info().layers() == null ? "" : Cli.bytes(n.info().layers().bytes()),
             n.info().layers() == null
                 ? ""
@@ -119,6 +122,17 @@ final class BranchCommand implements Callable<Integer> {
       }
       t.print(spec.commandLine().getOut());
       return 0;
+    }
+
+    /** To the second, as people read it: {@code 2026-12-06 10:00:00Z}. */
+    private static String pitrStart(String iso) {
+      if (iso == null) {
+        return "";
+      }
+      return java.time.Instant.parse(iso)
+          .truncatedTo(java.time.temporal.ChronoUnit.SECONDS)
+          .toString()
+          .replace('T', ' ');
     }
   }
 

@@ -109,6 +109,15 @@ public final class PageserverClient {
         new TypeReference<>() {});
   }
 
+  /** The timeline's own registered layer files ({@code GET …/layer}). */
+  public ApiModel.LayerList layers(TenantId tenant, TimelineId timeline) {
+    return call(
+        HttpMethod.GET,
+        "/v1/tenant/" + tenant + "/timeline/" + timeline + "/layer",
+        null,
+        new TypeReference<>() {});
+  }
+
   /** Where the timeline shows its state at {@code time} ({@code lsn_by_timestamp}). */
   public ApiModel.LsnByTimestamp lsnByTimestamp(
       TenantId tenant, TimelineId timeline, Instant time) {

@@ -115,6 +115,7 @@ public final class ApiModel {
       String flushError,
       WalReceiverInfo walReceiver,
       String gcCutoff,
+      String pitrStart,
       LayerCounts layers) {}
 
   /**
@@ -123,6 +124,18 @@ public final class ApiModel {
    * @param bytes their size on disk
    */
   public record LayerCounts(int l0, int l1, int image, long bytes) {}
+
+  /** A timeline's own layer files ({@code GET …/layer}), oldest first. */
+  public record LayerList(String tenantId, String timelineId, List<LayerFileEntry> layers) {}
+
+  /**
+   * One registered layer file.
+   *
+   * @param kind {@code delta} or {@code image}
+   * @param level 0 (a flushed delta layer) or 1 (compacted delta, or image)
+   */
+  public record LayerFileEntry(
+      String fileName, String kind, int level, String lsnStart, String lsnEnd, long size) {}
 
   /** What a compaction pass did ({@code POST …/compact}). */
   public record CompactionInfo(

@@ -44,6 +44,9 @@ public final class HttpApi {
 
     ApiModel.GcInfo gc(TenantId tenant, TimelineId timeline);
 
+    /** The timeline's own layer files as its index registers them. */
+    ApiModel.LayerList layers(TenantId tenant, TimelineId timeline);
+
     ApiModel.LsnByTimestamp lsnByTimestamp(TenantId tenant, TimelineId timeline, Instant time);
 
     /** Stops the timeline's WAL receiver and deletes it (refused while it has children). */
@@ -127,6 +130,16 @@ public final class HttpApi {
                             200,
                             () ->
                                 ops.deleteTimeline(
+                                    tenantId(req.param("tenant")),
+                                    timelineId(req.param("timeline")))))
+                .get(
+                    "/v1/tenant/{tenant}/timeline/{timeline}/layer",
+                    (req, res) ->
+                        api.json(
+                            res,
+                            200,
+                            () ->
+                                ops.layers(
                                     tenantId(req.param("tenant")),
                                     timelineId(req.param("timeline")))))
                 .post(

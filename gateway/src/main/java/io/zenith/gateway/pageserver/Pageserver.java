@@ -39,6 +39,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
@@ -415,7 +416,21 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
         t.flushFailure().orElse(null),
         r == null ? null : r.info(),
         t.gcCutoff().isValid() ? t.gcCutoff().toString() : null,
+        pitrStart(t),
         layerCounts(t));
+  }
+
+  /** A broken timeline's history cannot be searched: null, as without commits. */
+  private static String pitrStart(TimelineView t) {
+    if (t.brokenReason().isPresent()) {
+      return null;
+    }
+    try {
+      return CommitTimestamps.pitrStart(t).map(c -> c.time().toString()).orElse(null);
+    } catch (LayerStoreException e) {
+      // deleted or failing under the listing: the rest of the detail still says what it can
+      return null;
+    }
   }
 
   private static ApiModel.LayerCounts layerCounts(TimelineView t) {
@@ -450,6 +465,24 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
         r.layersRemoved(),
         r.bytesRemoved(),
         info(t, false));
+  }
+
+  @Override
+  public ApiModel.LayerList layers(TenantId tenant, TimelineId id) {
+    Timeline t = store.timeline(tenant, id);
+    List<ApiModel.LayerFileEntry> files =
+        t.layerFiles().stream()
+            .map(
+                f ->
+                    new ApiModel.LayerFileEntry(
+                        f.fileName(),
+                        f.kind().name().toLowerCase(Locale.ROOT),
+                        f.level(),
+                        f.lsnFrom().toString(),
+                        f.lsnTo().toString(),
+                        f.size()))
+            .toList();
+    return new ApiModel.LayerList(tenant.toString(), id.toString(), files);
   }
 
   @Override

@@ -124,6 +124,22 @@ public final class CommitTimestamps {
     return search(t, toPgMicros(time)).found();
   }
 
+  /**
+   * The commit whose time is the start of the timeline's point-in-time window: the earliest time
+   * whose state it can still show (branches, read-only computes and exports at a time). That is the
+   * last commit at or below the GC cutoff (the state at the cutoff is the state after it), or the
+   * first commit of the history when nothing was collected below it. Empty without commits.
+   */
+  public static Optional<Commit> pitrStart(TimelineView t) {
+    return switch (lsnByTimestamp(t, Instant.MIN)) {
+      case NoCommits n -> Optional.empty();
+      case BeforeStart b -> Optional.of(b.firstCommit());
+      case BelowGcCutoff c -> newest(t, c.cutoff());
+      case Found f -> Optional.of(f.commit());
+      case AfterEnd a -> Optional.of(a.lastCommit());
+    };
+  }
+
   /** Where the timeline's history shows the state at {@code time}, under its own GC cutoff. */
   public static Result lsnByTimestamp(TimelineView t, Instant time) {
     return lsnByTimestamp(t, time, t.metadata().gcCutoff());

@@ -196,4 +196,22 @@ class CommitTimestampsTest {
     // GC's pitr_interval search ignores the cutoff
     assertThat(CommitTimestamps.lastCommitAtOrBefore(main, at(1.5))).contains(c1);
   }
+
+  @Test
+  void thePitrWindowStartsAtTheFirstCommitThenAtTheLastOneAtOrBelowTheGcCutoff() {
+    assertThat(CommitTimestamps.pitrStart(main)).as("no commit yet").isEmpty();
+    Commit c1 = commit(main, 0x0200_0000L, 1);
+    Commit c2 = commit(main, 0x0200_1000L, 2);
+    commit(main, 0x0300_0000L, 3);
+    assertThat(CommitTimestamps.pitrStart(main)).contains(c1);
+    main.checkpoint();
+    Lsn cutoff = store.gc(TENANT, MAIN, Lsn.of(0x0280_0000L)).cutoff();
+    assertThat(cutoff).isEqualTo(Lsn.of(0x0280_0000L));
+    assertThat(CommitTimestamps.pitrStart(main))
+        .as("the state at the cutoff is the state after c2")
+        .contains(c2);
+    assertThat(CommitTimestamps.lsnByTimestamp(main, c2.time()))
+        .as("and the window's start can be shown")
+        .isEqualTo(new Found(cutoff, c2));
+  }
 }

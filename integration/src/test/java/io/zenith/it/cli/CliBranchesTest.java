@@ -108,12 +108,20 @@ class CliBranchesTest {
     List<String> tree = z.ok("branch", "list").lines();
     assertThat(tree).hasSize(5);
     assertThat(tree.get(0))
-        .matches("BRANCH +BRANCHED AT +LATEST LSN +GC CUTOFF +ON DISK +L0/L1/IMAGE +TIMELINE");
-    // No GC ran yet (gc_period is an hour): the cutoff column is empty. Each branch's own layer
-    // files: main has the import's and its flushes', the branches what they wrote (maybe none).
-    String own = " +\\d+ (bytes|kB|MB|GB) +\\d+/\\d+/\\d+ +[0-9a-f]{32}";
+        .matches(
+            "BRANCH +BRANCHED AT +LATEST LSN +GC CUTOFF +PITR START +ON DISK +L0/L1/IMAGE"
+                + " +TIMELINE");
+    // No GC ran yet (gc_period is an hour): the cutoff column is empty, and the point-in-time
+    // window starts at main's first commit, for the branches too (their history below the branch
+    // point is main's). Each branch's own layer files: main has the import's and its flushes', the
+    // branches what they wrote (maybe none).
+    String pitr = " +\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ";
+    String own = pitr + " +\\d+ (bytes|kB|MB|GB) +\\d+/\\d+/\\d+ +[0-9a-f]{32}";
     assertThat(tree.get(1))
-        .matches("main +\\d+/[0-9A-F]+ +\\d+ (kB|MB) +\\d+/\\d+/\\d+ +[0-9a-f]{32}");
+        .matches("main +\\d+/[0-9A-F]+" + pitr + " +\\d+ (kB|MB) +\\d+/\\d+/\\d+ +[0-9a-f]{32}");
+    String mainStart =
+        tree.get(1).replaceAll(".*(\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ).*", "$1");
+    assertThat(tree.subList(2, 5)).allMatch(row -> row.contains(mainStart));
     assertThat(tree.get(2)).matches("├─ b1 +" + lsnAfter100 + " +\\d+/[0-9A-F]+" + own);
     assertThat(tree.get(3)).matches("│  └─ b1x +\\d+/[0-9A-F]+ +\\d+/[0-9A-F]+" + own);
     assertThat(tree.get(4)).matches("└─ b2 +\\d+/[0-9A-F]+ +\\d+/[0-9A-F]+" + own);

@@ -340,7 +340,11 @@ final class ZenithRepo implements AutoCloseable {
   void setPageserverOption(String key, String value) throws IOException {
     Path f = repo.resolve("pageserver/pageserver.toml");
     String text = Files.readString(f);
-    text = text.replaceAll("(?m)^" + Pattern.quote(key) + " = .*$", key + " = " + value);
+    Pattern setting = Pattern.compile("(?m)^" + Pattern.quote(key) + " = .*$");
+    if (!setting.matcher(text).find()) {
+      throw new IllegalArgumentException(f + " has no line for " + key + ":\n" + text);
+    }
+    text = setting.matcher(text).replaceAll(Matcher.quoteReplacement(key + " = " + value));
     Files.writeString(f, text);
   }
 

@@ -48,6 +48,7 @@ class PageserverApiConformanceTest {
   private static final String WAL_SOURCE = TIMELINE + "/wal_source";
   private static final String COMPACT = TIMELINE + "/compact";
   private static final String DO_GC = TIMELINE + "/do_gc";
+  private static final String LAYER = TIMELINE + "/layer";
   private static final String LSN_BY_TIMESTAMP = TIMELINE + "/lsn_by_timestamp";
   private static final String METRICS = "/metrics";
 
@@ -246,6 +247,32 @@ class PageserverApiConformanceTest {
         assertThat(call(template, "POST", tl(tenant, TimelineId.generate()) + op, null).status())
             .isEqualTo(404);
       }
+
+      // The layer files: as many as the timeline's counts say, each in its directory.
+      JsonNode layers = call(LAYER, "GET", path + "/layer", null).json();
+      JsonNode counts = call(TIMELINE, "GET", path, null).json().path("layers");
+      assertThat(layers.path("layers").size())
+          .as("%s against %s", layers, counts)
+          .isEqualTo(
+              counts.path("l0").asInt() + counts.path("l1").asInt() + counts.path("image").asInt())
+          .isPositive();
+      for (JsonNode f : layers.path("layers")) {
+        assertThat(
+                data.resolve(
+                    "tenants/"
+                        + tenant
+                        + "/timelines/"
+                        + main
+                        + "/"
+                        + f.path("file_name").asText()))
+            .isRegularFile();
+        assertThat(f.path("kind").asText()).isIn("delta", "image");
+        assertThat(f.path("size").asLong()).isPositive();
+      }
+      assertThat(call(LAYER, "GET", "/v1/tenant/" + tenant + "/timeline/x/layer", null).status())
+          .isEqualTo(400);
+      assertThat(call(LAYER, "GET", tl(tenant, TimelineId.generate()) + "/layer", null).status())
+          .isEqualTo(404);
 
       // A basebackup after the inserts rebuilds pages through WAL redo.
       Path tar = Files.createTempFile(data, "bb", ".tar");

@@ -52,12 +52,12 @@ import java.util.stream.Stream;
  * pg_xact}, {@code pg_multixact/offsets}, {@code members}; a zero page only one side has at the end
  * is not a difference) and the two-phase state files. Not thread-safe.
  */
-final class DataDirComparison {
+public final class DataDirComparison {
   private static final Pattern REL_FILE =
       Pattern.compile("(\\d+)(?:_(fsm|vm|init))?(?:\\.(\\d+))?");
 
   /** One page (or file) that differs. */
-  record Mismatch(String file, int block, PageKind kind, String detail) {
+  public record Mismatch(String file, int block, PageKind kind, String detail) {
     @Override
     public String toString() {
       return file + " block " + block + " (" + kind + "): " + detail;
@@ -65,16 +65,17 @@ final class DataDirComparison {
   }
 
   /** A sequence's {@code seqincrement} and {@code seqcycle}. */
-  record Sequence(long increment, boolean cycle) {}
+  public record Sequence(long increment, boolean cycle) {}
 
   /** What the comparison knows besides the two directories. */
-  record Facts(Map<String, Sequence> sequences, java.util.Set<String> vmPagesImagedWithoutBits) {}
+  public record Facts(
+      Map<String, Sequence> sequences, java.util.Set<String> vmPagesImagedWithoutBits) {}
 
   final Map<PageKind, Integer> comparedByKind = new EnumMap<>(PageKind.class);
-  final List<Mismatch> mismatches = new ArrayList<>();
+  public final List<Mismatch> mismatches = new ArrayList<>();
   final List<String> vmBitsNotInWal = new ArrayList<>();
   final List<String> oneSidedWithoutWal = new ArrayList<>();
-  int pagesCompared;
+  public int pagesCompared;
   int slruPagesCompared;
   int filesCompared;
   int zeroTailPages;
@@ -98,7 +99,7 @@ final class DataDirComparison {
    *     visibility-map pages ({@code base/<db>/<relfilenode>_vm#<block>}) whose latest full-page
    *     image in the compute's WAL left the bitmap out ({@link VmImageHoles})
    */
-  static DataDirComparison compare(Path compute, Path rebuilt, Facts facts) {
+  public static DataDirComparison compare(Path compute, Path rebuilt, Facts facts) {
     DataDirComparison c = new DataDirComparison(compute, rebuilt, facts);
     try {
       TreeSet<String> dirs = new TreeSet<>();
