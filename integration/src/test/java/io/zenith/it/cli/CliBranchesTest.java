@@ -32,8 +32,7 @@ class CliBranchesTest {
     z.init();
     z.ok("start");
     z.ok("pg", "create", "main");
-    z.ok("pg", "start", "main");
-    mainPort = z.port("main");
+    mainPort = z.start("main");
     z.sql(mainPort, "CREATE TABLE b(i int); INSERT INTO b SELECT generate_series(1, 100)");
     lsnAfter100 = z.sql(mainPort, "SELECT pg_current_wal_insert_lsn()");
     z.sql(mainPort, "INSERT INTO b SELECT generate_series(101, 100100)");
@@ -54,8 +53,7 @@ class CliBranchesTest {
             "created branch b1 from main at " + lsnAfter100 + " \\(timeline [0-9a-f]{32}\\)\n");
     assertThat(z.ok("pg", "create", "c1", "--branch", "b1").out())
         .startsWith("created compute c1 on branch b1 (primary), port ");
-    z.ok("pg", "start", "c1");
-    int c1 = z.port("c1");
+    int c1 = z.start("c1");
     assertThat(z.sql(c1, "SELECT count(*) FROM b")).isEqualTo("100");
     // writes on the branch are invisible on main, and the other way round
     z.sql(c1, "INSERT INTO b VALUES (-1)");
@@ -64,8 +62,7 @@ class CliBranchesTest {
     assertThat(z.sql(mainPort, "SELECT count(*), min(i) FROM b")).isEqualTo("100101|-2");
     // and after both computes are rebuilt from the pageserver
     z.ok("pg", "stop", "c1");
-    z.ok("pg", "start", "c1");
-    assertThat(z.sql(z.port("c1"), "SELECT count(*), min(i) FROM b")).isEqualTo("101|-1");
+    assertThat(z.sql(z.start("c1"), "SELECT count(*), min(i) FROM b")).isEqualTo("101|-1");
     // a compute in a traversable repository keeps its files there
     assertThat(Path.of(z.show("c1").get("datadir"))).startsWith(z.repo.resolve("computes/c1"));
   }

@@ -8,9 +8,6 @@ import io.zenith.wal.Lsn;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
-import java.util.ArrayList;
-import java.util.HashSet;
-import java.util.List;
 import java.util.Set;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -189,9 +186,10 @@ class CliPageserverKillTest {
     assertThat(bank.errors()).as("errors the clients saw").isEmpty();
 
     Set<BankWorkload.TransferId> acknowledged = bank.acknowledged();
-    BankWorkload.Snapshot own = read(z, z.port("main"));
+    BankWorkload.Snapshot own =
+        BankWorkload.read(BankWorkload.factory("127.0.0.1", z.port("main"), "postgres"));
     assertThat(own.total()).as("the compute's total").isEqualTo(bank.expectedTotal());
-    assertThat(missing(acknowledged, own.transfers()))
+    assertThat(BankWorkload.missing(acknowledged, own.transfers()))
         .as("acknowledged transfers the compute does not have")
         .isEmpty();
 
@@ -204,12 +202,13 @@ class CliPageserverKillTest {
     z.ok("pg", "stop", "main", "--destroy");
     z.ok("pg", "create", "main");
     log.info("rebuilt compute: {}", z.ok("pg", "start", "main").out().strip());
-    BankWorkload.Snapshot rebuilt = read(z, z.port("main"));
+    BankWorkload.Snapshot rebuilt =
+        BankWorkload.read(BankWorkload.factory("127.0.0.1", z.port("main"), "postgres"));
     assertThat(rebuilt.total()).as("the rebuilt compute's total").isEqualTo(bank.expectedTotal());
-    assertThat(missing(acknowledged, rebuilt.transfers()))
+    assertThat(BankWorkload.missing(acknowledged, rebuilt.transfers()))
         .as("acknowledged transfers the rebuilt compute does not have")
         .isEmpty();
-    assertThat(missing(own.transfers(), rebuilt.transfers()))
+    assertThat(BankWorkload.missing(own.transfers(), rebuilt.transfers()))
         .as("transfers of the old compute the rebuilt one does not have")
         .isEmpty();
     assertThat(rebuilt.transfers().size())
@@ -219,44 +218,6 @@ class CliPageserverKillTest {
         "{} transfers on the old and on the rebuilt compute ({} acknowledged)",
         own.transfers().size(),
         acknowledged.size());
-  }
-
-  /**
-   * What the compute at {@code port} holds, through psql: {@link BankWorkload#read} maps each row
-   * through R2DBC, which with the tests' paranoid leak detection took 80 s for 100 000 transfers.
-   */
-  private static BankWorkload.Snapshot read(ZenithRepo z, int port) {
-    long total = Long.parseLong(z.sql(port, "select sum(balance) from bank"));
-    Set<BankWorkload.TransferId> transfers = new HashSet<>();
-    for (String line : z.sql(port, "select client || ' ' || seq from transfers").split("\n")) {
-      if (!line.isEmpty()) {
-        int space = line.indexOf(' ');
-        transfers.add(
-            new BankWorkload.TransferId(
-                Integer.parseInt(line.substring(0, space)),
-                Integer.parseInt(line.substring(space + 1))));
-      }
-    }
-    return new BankWorkload.Snapshot(total, transfers);
-  }
-
-  /**
-   * Up to 20 of the elements of {@code expected} that {@code actual} lacks, and how many more: a
-   * hash lookup each (AssertJ's {@code containsAll} scans {@code actual} for every element, minutes
-   * for tens of thousands of transfers), and a failure message of bounded size.
-   */
-  private static <T> List<String> missing(Set<T> expected, Set<T> actual) {
-    List<String> out = new ArrayList<>();
-    long count = 0;
-    for (T t : expected) {
-      if (!actual.contains(t) && ++count <= 20) {
-        out.add(String.valueOf(t));
-      }
-    }
-    if (count > 20) {
-      out.add("... " + (count - 20) + " more");
-    }
-    return out;
   }
 
   /** Logs transfers since the last sample and where the safekeepers and the pageserver are. */

@@ -50,8 +50,7 @@ class CliTimestampsTest {
     z.init();
     z.ok("start");
     z.ok("pg", "create", "main");
-    z.ok("pg", "start", "main");
-    int main = z.port("main");
+    int main = z.start("main");
     z.sql(main, "CREATE TABLE r(i int)");
     for (int i = 0; i <= ROWS; i++) {
       if (i > 0) {
@@ -102,8 +101,7 @@ class CliTimestampsTest {
       String ro = "ro" + i;
       assertThat(z.ok("pg", "create", ro, "--at", t.toString()).out())
           .startsWith("created compute " + ro + " on branch main (read-only at " + lsn + "), ");
-      z.ok("pg", "start", ro);
-      assertThat(z.sql(z.port(ro), "SELECT count(*), coalesce(max(i), 0) FROM r"))
+      assertThat(z.sql(z.start(ro), "SELECT count(*), coalesce(max(i), 0) FROM r"))
           .as("rows committed by %s", t)
           .isEqualTo(i + "|" + i);
       z.ok("pg", "stop", ro, "--destroy");
@@ -115,8 +113,7 @@ class CliTimestampsTest {
     }
     // a branch at a time sees the same rows once it has a compute of its own
     z.ok("pg", "create", "c2", "--branch", "at2");
-    z.ok("pg", "start", "c2");
-    assertThat(z.sql(z.port("c2"), "SELECT count(*) FROM r")).isEqualTo("2");
+    assertThat(z.sql(z.start("c2"), "SELECT count(*) FROM r")).isEqualTo("2");
     // and its own history answers for times before its branch point from main's commits
     String c2Timeline = z.show("c2").get("timeline");
     HttpJson.Response onBranch =

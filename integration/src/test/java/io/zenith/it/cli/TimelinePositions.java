@@ -10,6 +10,7 @@ import io.zenith.wal.TimelineId;
 import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -29,6 +30,9 @@ final class TimelinePositions {
   private final TimelineId timeline;
   private final PageserverClient pageserver;
   private final List<SafekeeperClient> safekeepers = new ArrayList<>();
+
+  /** What a safekeeper has of the timeline: durable on its disk, and known to be committed. */
+  record Safekeeper(Lsn flush, Lsn commit) {}
 
   /** What the pageserver has of the timeline: ingested, and durable in layer files. */
   record Pageserver(Lsn lastRecord, Lsn diskConsistent) {}
@@ -58,6 +62,20 @@ final class TimelinePositions {
       }
     }
     return Optional.ofNullable(max);
+  }
+
+  /** The positions of each safekeeper that answers, by id. */
+  Map<Integer, Safekeeper> safekeepers() {
+    Map<Integer, Safekeeper> m = new HashMap<>();
+    for (int i = 0; i < safekeepers.size(); i++) {
+      try {
+        var t = safekeepers.get(i).timeline(tenant, timeline);
+        m.put(i + 1, new Safekeeper(Lsn.parse(t.flushLsn()), Lsn.parse(t.commitLsn())));
+      } catch (RuntimeException e) {
+        // not running (killed, restarting): left out
+      }
+    }
+    return m;
   }
 
   /** The pageserver's positions; empty if it does not answer. */
