@@ -54,7 +54,7 @@ test: deps check-java
 # directly and through the zenith CLI (ending with a compute rebuilt from the pageserver).
 # The soak and pageserver-crash runs (issue 9), through the zenith CLI: pgbench tpcb-like at scale
 # 20, 8 clients, for SOAK_SECONDS with 1 and with 3 safekeepers and the default settings (`make
-# test` runs 45 s at scale 5 with a 4MiB checkpoint_distance); the pageserver SIGKILLed and
+# test` runs 45 s at scale 5 with a 4MiB checkpoint_distance, 3 safekeepers); the pageserver SIGKILLed and
 # restarted PSKILL_CYCLES times under the bank workload (3 in `make test`).
 CHAOS_SECONDS ?= 150
 SOAK_SECONDS ?= 600
@@ -63,7 +63,7 @@ test-long: deps check-java
 	$(MVN) -pl gateway,integration -am verify \
 	  -Dtest='SafekeeperChaosTest,CliBankChaosTest,CliSoakTest,CliPageserverKillTest' \
 	  -Dsurefire.failIfNoSpecifiedTests=false -Dzenith.chaos.seconds=$(CHAOS_SECONDS) \
-	  -Dzenith.soak.seconds=$(SOAK_SECONDS) -Dzenith.soak.scale=20 \
+	  -Dzenith.soak.seconds=$(SOAK_SECONDS) -Dzenith.soak.scale=20 -Dzenith.soak.safekeepers=1,3 \
 	  -Dzenith.soak.checkpoint.distance=default -Dzenith.pskill.cycles=$(PSKILL_CYCLES)
 
 # Installs whatever of DEB_PACKAGES is missing (apt-get update first; needs root or sudo), then
