@@ -63,7 +63,65 @@ final class BoundedStorageBench {
     }
   }
 
+  /** What the Zenith side measured. */
+  record ZenithSide(List<Sample> samples, Lsn start, String pgbench, long afterInit) {}
+
+  /** What the vanilla side measured. */
+  record VanillaSide(String pgbench, long afterInit, long end, long endWithWal) {}
+
+  /**
+   * Both sides, Zenith first; {@code -Dzenith.bench.history.storage.only=zenith|vanilla} runs one
+   * (the other's table row is then missing).
+   */
   void run() throws Exception {
+    String only = System.getProperty("zenith.bench.history.storage.only", "");
+    ZenithSide z = only.equals("vanilla") ? null : zenith();
+    if (z != null) {
+      // printed before the vanilla run: a failure there must not lose these numbers
+      print(z.samples(), z.start());
+    }
+    VanillaSide v = only.equals("zenith") ? null : vanilla();
+    System.out.println();
+    System.out.println(
+        "| scale "
+            + scale
+            + ", 8 clients, "
+            + duration.toSeconds()
+            + " s | TPS | transactions | size after pgbench -i | size at the end | ratio to"
+            + " vanilla |");
+    System.out.println("|---|---:|---:|---:|---:|---:|");
+    if (v != null) {
+      System.out.printf(
+          Locale.ROOT,
+          "| vanilla PostgreSQL 15, data directory without pg_wal (with pg_wal: %s) | %.0f | %s |"
+              + " %s | %s | 1.00 |%n",
+          mib(v.endWithWal()),
+          PgbenchComparison.parse(v.pgbench()).tps(),
+          tx(v.pgbench()),
+          mib(v.afterInit()),
+          mib(v.end()));
+    }
+    if (z != null) {
+      Sample last = lastOf(z.samples(), "end of run");
+      Sample fin = z.samples().getLast();
+      double base = v == null ? Double.NaN : v.end();
+      System.out.printf(
+          Locale.ROOT,
+          "| Zenith pageserver directory, end of run | %.0f | %s | %s | %s | %.2f |%n",
+          PgbenchComparison.parse(z.pgbench()).tps(),
+          tx(z.pgbench()),
+          mib(z.afterInit()),
+          mib(last.pageserverDir()),
+          last.pageserverDir() / base);
+      System.out.printf(
+          Locale.ROOT,
+          "| Zenith pageserver directory, after do_gc + compact + do_gc | | | | %s | %.2f |%n",
+          mib(fin.pageserverDir()),
+          fin.pageserverDir() / base);
+    }
+  }
+
+  private ZenithSide zenith() throws Exception {
     List<Sample> samples = new ArrayList<>();
     String zenithRun;
     long zenithAfterInit;
@@ -164,6 +222,10 @@ final class BoundedStorageBench {
       }
     }
 
+    return new ZenithSide(samples, startLsn, zenithRun, zenithAfterInit);
+  }
+
+  private VanillaSide vanilla() throws Exception {
     System.out.println("storage: vanilla part starts; " + HistoryBench.uptime());
     String vanillaRun;
     long vanillaAfterInit;
@@ -173,50 +235,32 @@ final class BoundedStorageBench {
       c.configure(PgbenchComparison.SETTINGS).configure(Map.of("synchronous_commit", "on")).start();
       BenchMain.pgbench(c, List.of("-i", "-s", Integer.toString(scale), "-q"));
       vanillaAfterInit = ZenithProcesses.sizeOf(c.dataDir(), "pg_wal");
+      // not BenchMain.pgbench: PgCluster bounds a program at 5 minutes
       vanillaRun =
-          BenchMain.pgbench(
-              c, List.of("-c", "8", "-j", "2", "-n", "-T", Long.toString(duration.toSeconds())));
+          ZenithProcesses.BenchProcess.run(
+              List.of(
+                  c.distribution().bin("pgbench").toString(),
+                  "-c",
+                  "8",
+                  "-j",
+                  "2",
+                  "-n",
+                  "-T",
+                  Long.toString(duration.toSeconds()),
+                  "-h",
+                  "127.0.0.1",
+                  "-p",
+                  Integer.toString(c.port()),
+                  "-U",
+                  "postgres",
+                  "postgres"),
+              duration.plusMinutes(10));
       c.sql("CHECKPOINT");
       vanillaEnd = ZenithProcesses.sizeOf(c.dataDir(), "pg_wal");
       vanillaEndWithWal = ZenithProcesses.sizeOf(c.dataDir());
     }
 
-    print(samples, startLsn);
-    PgbenchComparison.Run zr = PgbenchComparison.parse(zenithRun);
-    PgbenchComparison.Run vr = PgbenchComparison.parse(vanillaRun);
-    Sample last = samples.get(samples.indexOf(lastOf(samples, "end of run")));
-    Sample fin = samples.getLast();
-    System.out.println();
-    System.out.println(
-        "| scale "
-            + scale
-            + ", 8 clients, "
-            + duration.toSeconds()
-            + " s | TPS | transactions | size after pgbench -i | size at the end | ratio to"
-            + " vanilla |");
-    System.out.println("|---|---:|---:|---:|---:|---:|");
-    System.out.printf(
-        Locale.ROOT,
-        "| vanilla PostgreSQL 15, data directory without pg_wal (with pg_wal: %s) | %.0f | %s |"
-            + " %s | %s | 1.00 |%n",
-        mib(vanillaEndWithWal),
-        vr.tps(),
-        tx(vanillaRun),
-        mib(vanillaAfterInit),
-        mib(vanillaEnd));
-    System.out.printf(
-        Locale.ROOT,
-        "| Zenith pageserver directory, end of run | %.0f | %s | %s | %s | %.2f |%n",
-        zr.tps(),
-        tx(zenithRun),
-        mib(zenithAfterInit),
-        mib(last.pageserverDir()),
-        last.pageserverDir() / (double) vanillaEnd);
-    System.out.printf(
-        Locale.ROOT,
-        "| Zenith pageserver directory, after do_gc + compact + do_gc | | | | %s | %.2f |%n",
-        mib(fin.pageserverDir()),
-        fin.pageserverDir() / (double) vanillaEnd);
+    return new VanillaSide(vanillaRun, vanillaAfterInit, vanillaEnd, vanillaEndWithWal);
   }
 
   /** What takes the space: {@code du} of every file and directory up to three levels down. */
