@@ -9,6 +9,8 @@ import io.zenith.it.support.Basebackups;
 import io.zenith.layer.Key;
 import io.zenith.layer.LayerStore;
 import io.zenith.layer.Timeline;
+import io.zenith.page.Basebackup;
+import io.zenith.page.PageChecksum;
 import io.zenith.page.PageReconstructor;
 import io.zenith.page.redo.WalRedoConfig;
 import io.zenith.page.redo.WalRedoManager;
@@ -61,7 +63,8 @@ final class LifecycleSpeedBench {
       long tarBytes,
       double basebackupSeconds,
       double startSeconds,
-      long[] getPageNanos) {}
+      long[] getPageNanos,
+      double inProcessSeconds) {}
 
   /**
    * {@code pgbench -i -s scale}, then {@code runSeconds} of tpcb-like; measures with compaction
@@ -164,13 +167,14 @@ final class LifecycleSpeedBench {
       z.ok("pg", "stop", "main");
     }
     long[] nanos = new long[0];
+    double[] inProcess = {0};
     if (getPage) {
       // the layer store is opened in this process (the pageserver stopped: one owner at a time)
       z.ok("pageserver", "stop");
-      nanos = getPages(z.pageserverDir(), tenant, timeline);
+      nanos = getPages(z.pageserverDir(), tenant, timeline, basebackup ? inProcess : null);
       z.ok("pageserver", "start");
     }
-    return new Side(name, layers, tarBytes, bbSeconds, startSeconds, nanos);
+    return new Side(name, layers, tarBytes, bbSeconds, startSeconds, nanos, inProcess[0]);
   }
 
   /**
@@ -178,7 +182,8 @@ final class LifecycleSpeedBench {
    * (pgbench's tables and indexes), page cache off; one pass to warm the OS cache and start the
    * redo process, one measured. Returns each page's time, sorted.
    */
-  static long[] getPages(Path pageserverDir, TenantId tenant, TimelineId timeline) {
+  static long[] getPages(
+      Path pageserverDir, TenantId tenant, TimelineId timeline, double[] basebackupSeconds) {
     PageserverConfig config = PageserverConfig.load(pageserverDir);
     try (LayerStore store = LayerStore.open(pageserverDir, config.layerStoreConfig());
         WalRedoManager redo =
@@ -210,6 +215,22 @@ final class LifecycleSpeedBench {
         nanos[i] = System.nanoTime() - t0;
       }
       java.util.Arrays.sort(nanos);
+      if (basebackupSeconds != null) {
+        // the basebackup's tar generated here, without libpq, psql or the pageserver's threads:
+        // what page reconstruction alone costs (page cache off, checksums set as the server does)
+        long b0 = System.nanoTime();
+        long bytes =
+            Basebackup.stream(t, lsn, pages, PageChecksum::set)
+                .map(java.nio.ByteBuffer::remaining)
+                .reduce(0L, Long::sum)
+                .block(Duration.ofMinutes(30));
+        basebackupSeconds[0] = secondsSince(b0);
+        System.out.printf(
+            Locale.ROOT,
+            "speed: basebackup generated in-process: %.0f MB in %.1f s%n",
+            bytes / 1e6,
+            basebackupSeconds[0]);
+      }
       System.out.printf(
           Locale.ROOT,
           "speed: GetPage of %d of %d user pages at %s: p50 %.0f µs, p99 %.0f µs%n",
@@ -285,14 +306,14 @@ final class LifecycleSpeedBench {
       System.out.println();
       System.out.println(
           "| basebackup | layers L0 / L1 / image | tar | fetch time | fetch speed | speed ratio to"
-              + " before | compute start (`zenith pg start`) |");
-      System.out.println("|---|---:|---:|---:|---:|---:|---:|");
+              + " before | compute start (`zenith pg start`) | tar generated in-process |");
+      System.out.println("|---|---:|---:|---:|---:|---:|---:|---:|");
       for (Side s : sides) {
         double mbs = s.tarBytes() / 1e6 / s.basebackupSeconds();
         double beforeMbs = before.tarBytes() / 1e6 / before.basebackupSeconds();
         System.out.printf(
             Locale.ROOT,
-            "| %s | %d / %d / %d | %.0f MB | %.1f s | %.0f MB/s | %.2f | %.1f s |%n",
+            "| %s | %d / %d / %d | %.0f MB | %.1f s | %.0f MB/s | %.2f | %.1f s | %s |%n",
             s.name(),
             s.layers().l0(),
             s.layers().l1(),
@@ -301,7 +322,14 @@ final class LifecycleSpeedBench {
             s.basebackupSeconds(),
             mbs,
             mbs / beforeMbs,
-            s.startSeconds());
+            s.startSeconds(),
+            s.inProcessSeconds() > 0
+                ? String.format(
+                    Locale.ROOT,
+                    "%.1f s (%.0f MB/s)",
+                    s.inProcessSeconds(),
+                    s.tarBytes() / 1e6 / s.inProcessSeconds())
+                : "not measured");
       }
     }
   }
