@@ -94,8 +94,9 @@ format: check-java
 	$(MVN) spotless:apply
 
 # JMH stage benchmarks and reference tools on the same machine (not part of `make test`).
-# `make bench BENCH="decode redo pageserver safekeeper pgbench durability basebackup"` picks
-# sections (default: all).
+# `make bench BENCH="decode redo pageserver safekeeper pgbench durability basebackup history"`
+# picks sections (default: all); `history` is issue 11's (about 45 minutes), one part of it with
+# `history-storage`, `history-getpage`, `history-basebackup` or `history-ingest`.
 # Prints a Markdown table; docs/benchmarks.md records the latest one with its method.
 bench: deps check-java
 	$(MVN) -q -DskipTests -pl integration -am package dependency:build-classpath \

@@ -35,14 +35,23 @@ public final class BenchMain {
 
   /**
    * Runs the sections named in {@code args} (all when none): {@code decode}, {@code redo}, {@code
-   * pageserver}, {@code safekeeper}, {@code pgbench}, {@code durability}, {@code basebackup}.
+   * pageserver}, {@code safekeeper}, {@code pgbench}, {@code durability}, {@code basebackup},
+   * {@code history} (issue 11's parts, or one of them as {@code history-<part>}, see {@link
+   * HistoryBench}).
    */
   public static void main(String[] args) throws Exception {
     Path root = Path.of(System.getProperty("zenith.project.root", "."));
     java.util.Set<String> sections =
         args.length == 0
             ? java.util.Set.of(
-                "decode", "redo", "pageserver", "safekeeper", "pgbench", "durability", "basebackup")
+                "decode",
+                "redo",
+                "pageserver",
+                "safekeeper",
+                "pgbench",
+                "durability",
+                "basebackup",
+                "history")
             : java.util.Set.of(args);
     if (sections.contains("decode")) {
       decode(root);
@@ -90,6 +99,15 @@ public final class BenchMain {
       for (int scale : new int[] {7, 70}) {
         System.out.println(PgbenchComparison.basebackupAndStart(scratch, scale));
       }
+    }
+    java.util.Set<String> history = new java.util.HashSet<>();
+    for (String part : HistoryBench.PARTS) {
+      if (sections.contains("history") || sections.contains("history-" + part)) {
+        history.add(part);
+      }
+    }
+    if (!history.isEmpty()) {
+      HistoryBench.run(root, scratch, history);
     }
     deleteTree(scratch);
   }
