@@ -8,15 +8,12 @@ import io.zenith.it.regress.DataDirComparison;
 import io.zenith.layer.Seams;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
-import java.io.File;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
@@ -92,7 +89,7 @@ class CliMaintenanceCrashTest {
 
     CliSoakTest.PgbenchResult init = CliSoakTest.pgbench(z, port, T, "init", "-i", "-q", "-s", "2");
     assertThat(init.exit()).as(init.output()).isZero();
-    Process pgbench = startPgbench(z, port);
+    Process pgbench = CliSoakTest.startPgbench(z, port, "run", "-c", "2", "-T", "1800");
     Instant restarted;
     try {
       // One start per seam: each start (with the next seam armed) first repairs what the last
@@ -119,7 +116,7 @@ class CliMaintenanceCrashTest {
             secs(System.nanoTime() - t0));
         after = "the crash at " + seam.settingName();
         assertThat(pgbench.isAlive())
-            .as("pgbench runs on (log: %s)", Files.readString(pgbenchLog(z)))
+            .as("pgbench runs on (log: %s)", Files.readString(CliSoakTest.pgbenchLog(z, "run")))
             .isTrue();
       }
       restarted = Instant.now();
@@ -130,7 +127,7 @@ class CliMaintenanceCrashTest {
       pgbench.destroy();
       pgbench.waitFor();
     }
-    String pgbenchOut = Files.readString(pgbenchLog(z));
+    String pgbenchOut = Files.readString(CliSoakTest.pgbenchLog(z, "run"));
     assertThat(pgbenchOut).as("pgbench's output").doesNotContain("ERROR", "FATAL");
 
     z.ok("timeline", "compact", "main");
@@ -282,34 +279,5 @@ class CliMaintenanceCrashTest {
     } finally {
       ZenithRepo.deleteTree(out.getParent());
     }
-  }
-
-  private static Process startPgbench(ZenithRepo z, int port) throws IOException {
-    List<String> cmd =
-        new ArrayList<>(
-            List.of(
-                z.pg.bin("pgbench").toString(),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                Integer.toString(port),
-                "-U",
-                "postgres",
-                "-c",
-                "2",
-                "-T",
-                "1800",
-                "postgres"));
-    ProcessBuilder pb =
-        new ProcessBuilder(cmd)
-            .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
-            .redirectErrorStream(true)
-            .redirectOutput(pgbenchLog(z).toFile());
-    pb.environment().put("PGCONNECT_TIMEOUT", "10");
-    return pb.start();
-  }
-
-  private static Path pgbenchLog(ZenithRepo z) {
-    return z.repo.resolve("pgbench-run.log");
   }
 }

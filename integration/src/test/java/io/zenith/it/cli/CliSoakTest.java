@@ -320,6 +320,19 @@ class CliSoakTest {
   static PgbenchResult pgbench(
       ZenithRepo z, int port, Duration timeout, String name, String... args)
       throws IOException, InterruptedException {
+    Path out = pgbenchLog(z, name);
+    Process p = startPgbench(z, port, name, args);
+    if (!p.waitFor(timeout.toSeconds(), TimeUnit.SECONDS)) {
+      p.destroyForcibly();
+      throw new AssertionError(
+          "pgbench " + String.join(" ", args) + " timed out\n" + Files.readString(out));
+    }
+    return new PgbenchResult(p.exitValue(), Files.readString(out));
+  }
+
+  /** Starts pgbench as {@link #pgbench} does, without waiting for it. */
+  static Process startPgbench(ZenithRepo z, int port, String name, String... args)
+      throws IOException {
     List<String> cmd =
         new ArrayList<>(
             List.of(
@@ -332,20 +345,18 @@ class CliSoakTest {
                 "postgres"));
     cmd.addAll(List.of(args));
     cmd.add("postgres");
-    Path out = z.repo.resolve("pgbench-" + name + ".log");
     ProcessBuilder pb =
         new ProcessBuilder(cmd)
             .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
             .redirectErrorStream(true)
-            .redirectOutput(out.toFile());
+            .redirectOutput(pgbenchLog(z, name).toFile());
     pb.environment().put("PGCONNECT_TIMEOUT", "10");
-    Process p = pb.start();
-    if (!p.waitFor(timeout.toSeconds(), TimeUnit.SECONDS)) {
-      p.destroyForcibly();
-      throw new AssertionError(
-          "pgbench " + String.join(" ", args) + " timed out\n" + Files.readString(out));
-    }
-    return new PgbenchResult(p.exitValue(), Files.readString(out));
+    return pb.start();
+  }
+
+  /** Where {@link #pgbench} and {@link #startPgbench} write pgbench's output. */
+  static Path pgbenchLog(ZenithRepo z, String name) {
+    return z.repo.resolve("pgbench-" + name + ".log");
   }
 
   /** How many layers the pageserver's log says it flushed (over its restarts: the log appends). */
