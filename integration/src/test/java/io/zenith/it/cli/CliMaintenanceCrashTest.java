@@ -175,8 +175,14 @@ class CliMaintenanceCrashTest {
     try {
       assertFilesAreTheIndexedOnes(http, tenant, timeline, dir, restarted, "after " + after);
     } catch (RuntimeException | AssertionError e) {
-      if (ZenithRepo.sh("kill -0 " + pid) == 0) {
-        throw e;
+      // A killed process stops answering before it is gone: until its parent reaps it, kill -0
+      // still finds it. One that is still there after 10 s did not die.
+      long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+      while (ZenithRepo.sh("kill -0 " + pid) == 0) {
+        if (System.nanoTime() > deadline) {
+          throw e;
+        }
+        Thread.sleep(200);
       }
       log.info(
           "after {}: the pageserver died at its seam before the check; the next one covers it",
