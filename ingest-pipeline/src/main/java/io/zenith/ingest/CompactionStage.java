@@ -5,6 +5,7 @@ import io.micrometer.core.instrument.Timer;
 import io.zenith.layer.CompactionResult;
 import io.zenith.layer.TimelineWriter;
 import java.time.Duration;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -49,8 +50,15 @@ final class CompactionStage {
   private final Counter stalls;
   private final Sinks.Many<Boolean> triggers = Sinks.many().multicast().directBestEffort();
 
-  /** Each finished pass: true if it worked. Gates subscribe before they trigger the pass. */
-  private final Sinks.Many<Boolean> passes = Sinks.many().multicast().directBestEffort();
+  /**
+   * The number of the last finished pass (however it went). Replays the latest to each new
+   * subscriber: a multicast sink only adds a subscriber after its {@code onSubscribe}, so a pass
+   * that failed at once could finish in between and a gate would wait for a pass that never comes
+   * (its flush is what would trigger the next one).
+   */
+  private final Sinks.Many<Long> passes = Sinks.many().replay().latest();
+
+  private final AtomicLong finished = new AtomicLong();
 
   private final Disposable running;
   private volatile boolean stopping;
@@ -73,7 +81,7 @@ final class CompactionStage {
             .asFlux()
             .onBackpressureLatest()
             .concatMap(t -> Mono.fromCallable(this::runPass).subscribeOn(thread), 0)
-            .subscribe(passes::tryEmitNext);
+            .subscribe(worked -> passes.tryEmitNext(finished.incrementAndGet()));
   }
 
   /** Asks for a pass (after a flush). Never blocks. */
@@ -94,8 +102,10 @@ final class CompactionStage {
             return Mono.empty();
           }
           stalls.increment();
-          // Subscribed before the trigger, so the pass it starts cannot be missed.
-          return passes.asFlux().next().doOnSubscribe(s -> trigger()).then();
+          // Read before the trigger: any pass finishing after this point opens the gate, even
+          // one that finished before the subscription below was registered (the replay).
+          long seen = finished.get();
+          return passes.asFlux().filter(n -> n > seen).next().doOnSubscribe(s -> trigger()).then();
         });
   }
 

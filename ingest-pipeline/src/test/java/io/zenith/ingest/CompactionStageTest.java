@@ -142,4 +142,20 @@ class CompactionStageTest {
     assertThat(t.timeline.l0Layers()).isGreaterThanOrEqualTo(STALL);
     assertThat(passes.get()).isEqualTo(1);
   }
+
+  /**
+   * A pass that ends at once can finish between the gate's trigger and the moment its subscription
+   * is registered; the gate must still open (it once waited forever, and ingest with it).
+   */
+  @Test
+  void aGateNeverMissesAPassThatFinishesWhileItSubscribes() {
+    CompactionStage s = stage(() -> CompactionResult.NOTHING);
+    for (int i = 0; i < STALL; i++) {
+      flushOneLayer();
+    }
+    for (int i = 0; i < 500; i++) {
+      StepVerifier.create(s.gate()).expectComplete().verify(Duration.ofSeconds(10));
+    }
+    assertThat(passes.get()).isGreaterThanOrEqualTo(500);
+  }
 }
