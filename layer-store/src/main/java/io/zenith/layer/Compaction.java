@@ -49,10 +49,8 @@ final class Compaction {
 
   /** Merges the L0 delta layers into L1 layers once there are {@code compactionThreshold}. */
   CompactionResult compactL0(CompactionSettings settings) throws IOException, RocksDBException {
-    List<LayerIndex.NewLayer> written = new ArrayList<>();
-    List<LayerIndex.LayerInfo> l0;
     try (IndexSnapshot snap = index.snapshot(timeline.tenant(), timeline.id())) {
-      l0 =
+      List<LayerIndex.LayerInfo> l0 =
           snap.layers().stream()
               .filter(LayerIndex.LayerInfo::isL0Delta)
               .sorted(Comparator.comparing(LayerIndex.LayerInfo::lsnFrom))
@@ -60,34 +58,92 @@ final class Compaction {
       if (l0.size() < settings.compactionThreshold()) {
         return CompactionResult.NOTHING;
       }
-      Set<Long> ids = new HashSet<>();
-      l0.forEach(l -> ids.add(l.layerId()));
-      Lsn from = l0.getFirst().lsnFrom();
-      Lsn to = l0.stream().map(LayerIndex.LayerInfo::lsnTo).max(Lsn::compareTo).orElseThrow();
-      List<KeyRange> partitions = partitionByBytes(snap, ids, settings.targetSize());
-      try {
-        for (KeyRange range : partitions) {
-          written.add(writeL1(snap, ids, range, from, to));
-          if (written.size() == 1) {
-            Seams.reached(Seams.Seam.L1_WRITTEN);
-          }
-        }
-      } catch (IOException | RuntimeException e) {
-        abandon(written);
-        throw e;
-      }
+      CompactionResult r = merge(snap, l0, settings);
+      log.info(
+          "compacted {} L0 layers of {} into {} L1 layers ({} bytes freed)",
+          l0.size(),
+          timeline,
+          r.l1Written(),
+          r.bytesRemoved());
+      return new CompactionResult(
+          l0.size(), r.l1Written(), 0, 0, 0, r.layersRemoved(), r.bytesRemoved());
     }
-    List<Long> replaced = l0.stream().map(LayerIndex.LayerInfo::layerId).toList();
+  }
+
+  /**
+   * Rewrites the delta layers (L0 or L1) of which GC has left less than half alive: their live
+   * versions are merged into new L1 layers and the files retired. GC deletes a file only when none
+   * of its versions is needed any more, and an L0 layer covers every key, so without this a layer
+   * that still holds a few pages nobody has written since would keep its whole size until the next
+   * L0 merge (every {@code compactionThreshold} flushes) or for ever (an L1 layer).
+   *
+   * @param liveBytes per layer, the bytes of the versions the last GC kept; layers not in it (new
+   *     since) are alive
+   */
+  CompactionResult rewriteMostlyDead(Map<Long, Long> liveBytes, CompactionSettings settings)
+      throws IOException, RocksDBException {
+    if (liveBytes.isEmpty()) {
+      return CompactionResult.NOTHING;
+    }
+    try (IndexSnapshot snap = index.snapshot(timeline.tenant(), timeline.id())) {
+      List<LayerIndex.LayerInfo> dead =
+          snap.layers().stream()
+              .filter(l -> l.kind() == LayerFile.Kind.DELTA)
+              .filter(l -> mostlyDead(l, liveBytes.get(l.layerId()), settings))
+              .sorted(Comparator.comparing(LayerIndex.LayerInfo::lsnFrom))
+              .toList();
+      if (dead.isEmpty()) {
+        return CompactionResult.NOTHING;
+      }
+      CompactionResult r = merge(snap, dead, settings);
+      log.info(
+          "rewrote {} mostly dead delta layers of {} into {} L1 layers ({} bytes freed)",
+          dead.size(),
+          timeline,
+          r.l1Written(),
+          r.bytesRemoved());
+      return new CompactionResult(
+          0, r.l1Written(), 0, 0, dead.size(), r.layersRemoved(), r.bytesRemoved());
+    }
+  }
+
+  /**
+   * Less than half of the file alive, and at least an eighth of {@code compaction_target_size} (at
+   * most 1 MiB) dead: for less, a rewrite costs more I/O than it returns.
+   */
+  static boolean mostlyDead(LayerIndex.LayerInfo l, Long live, CompactionSettings settings) {
+    long minDead = Math.min(1L << 20, settings.targetSize() / 8);
+    return live != null && live * 2 < l.size() && l.size() - live >= minDead;
+  }
+
+  /**
+   * Writes the live versions of {@code merged} (delta layers) as L1 layers cut by key ranges of
+   * about {@code targetSize}, commits them in place of {@code merged}, and retires those.
+   */
+  private CompactionResult merge(
+      IndexSnapshot snap, List<LayerIndex.LayerInfo> merged, CompactionSettings settings)
+      throws IOException, RocksDBException {
+    List<LayerIndex.NewLayer> written = new ArrayList<>();
+    Set<Long> ids = new HashSet<>();
+    merged.forEach(l -> ids.add(l.layerId()));
+    Lsn from = merged.stream().map(LayerIndex.LayerInfo::lsnFrom).min(Lsn::compareTo).orElseThrow();
+    Lsn to = merged.stream().map(LayerIndex.LayerInfo::lsnTo).max(Lsn::compareTo).orElseThrow();
+    try {
+      for (KeyRange range : partitionByBytes(snap, ids, settings.targetSize())) {
+        written.add(writeL1(snap, ids, range, from, to));
+        if (written.size() == 1) {
+          Seams.reached(Seams.Seam.L1_WRITTEN);
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      abandon(written);
+      throw e;
+    }
+    List<Long> replaced = merged.stream().map(LayerIndex.LayerInfo::layerId).toList();
     commit(written, List.of(), replaced);
     Seams.reached(Seams.Seam.L0_REPLACED);
     long freed = layers.retire(replaced);
-    log.info(
-        "compacted {} L0 layers of {} into {} L1 layers ({} bytes freed)",
-        l0.size(),
-        timeline,
-        written.size(),
-        freed);
-    return new CompactionResult(l0.size(), written.size(), 0, 0, replaced.size(), freed);
+    return new CompactionResult(0, written.size(), 0, 0, 0, replaced.size(), freed);
   }
 
   /**
@@ -204,7 +260,7 @@ final class Compaction {
             (System.nanoTime() - started) / 1_000_000);
       }
     }
-    return new CompactionResult(0, 0, written, pages, 0, 0);
+    return new CompactionResult(0, 0, written, pages, 0, 0, 0);
   }
 
   /** The LSN of the newest image layer over {@code range}, INVALID if none. */

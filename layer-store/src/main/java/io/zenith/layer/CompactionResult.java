@@ -7,6 +7,8 @@ package io.zenith.layer;
  * @param l1Written L1 delta layers written
  * @param imageLayers image layers written
  * @param imagePages pages materialized into them
+ * @param rewritten delta layers rewritten because GC had left them mostly dead (their live versions
+ *     are in the {@code l1Written} layers)
  * @param layersRemoved layer files deleted because nothing names them any more
  * @param bytesRemoved their size
  */
@@ -15,9 +17,10 @@ public record CompactionResult(
     int l1Written,
     int imageLayers,
     long imagePages,
+    int rewritten,
     int layersRemoved,
     long bytesRemoved) {
-  public static final CompactionResult NOTHING = new CompactionResult(0, 0, 0, 0, 0, 0);
+  public static final CompactionResult NOTHING = new CompactionResult(0, 0, 0, 0, 0, 0, 0);
 
   public boolean didSomething() {
     return !equals(NOTHING);
@@ -29,6 +32,7 @@ public record CompactionResult(
         l1Written + o.l1Written,
         imageLayers + o.imageLayers,
         imagePages + o.imagePages,
+        rewritten + o.rewritten,
         layersRemoved + o.layersRemoved,
         bytesRemoved + o.bytesRemoved);
   }

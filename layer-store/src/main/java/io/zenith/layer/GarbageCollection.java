@@ -36,6 +36,9 @@ final class GarbageCollection {
   private final TimelineLayers layers;
   private final LayerIndex index;
 
+  /** Per registered layer, the bytes of its versions the last pass kept (maintenance lock). */
+  private Map<Long, Long> liveBytes = Map.of();
+
   GarbageCollection(Timeline timeline, TimelineLayers layers, LayerIndex index) {
     this.timeline = timeline;
     this.layers = layers;
@@ -45,6 +48,7 @@ final class GarbageCollection {
   /** Removes what reads at or above {@code cutoff} do not need. */
   GcResult collect(Lsn cutoff) throws IOException, RocksDBException {
     Map<Long, Long> live = new HashMap<>();
+    Map<Long, Long> bytes = new HashMap<>();
     List<LayerIndex.VersionRef> removable = new ArrayList<>();
     List<LayerIndex.Entry> key = new ArrayList<>();
     long removed = 0;
@@ -55,7 +59,7 @@ final class GarbageCollection {
       snap.forEachVersion(
           e -> {
             if (!key.isEmpty() && !key.getFirst().key().equals(e.key())) {
-              sweepKey(key, cutoff, removable, live);
+              sweepKey(key, cutoff, removable, live, bytes);
               key.clear();
               if (removable.size() >= BATCH) {
                 count[0] += removeVersions(removable);
@@ -64,18 +68,22 @@ final class GarbageCollection {
             key.add(e);
           });
       if (!key.isEmpty()) {
-        sweepKey(key, cutoff, removable, live);
+        sweepKey(key, cutoff, removable, live, bytes);
       }
       removed = count[0] + removeVersions(removable);
     }
     // Only layers registered in the snapshot, and wholly below the cutoff: one that a flush
     // committed since has versions the snapshot did not see.
     List<Long> dead = new ArrayList<>();
+    Map<Long, Long> kept = new HashMap<>();
     for (LayerIndex.LayerInfo l : registered) {
+      kept.put(l.layerId(), bytes.getOrDefault(l.layerId(), 0L));
       if (live.getOrDefault(l.layerId(), 0L) == 0 && !l.lsnTo().isAfter(cutoff)) {
         dead.add(l.layerId());
       }
     }
+    dead.forEach(kept::remove);
+    liveBytes = kept;
     long freed = 0;
     if (!dead.isEmpty()) {
       index.commit(
@@ -94,15 +102,27 @@ final class GarbageCollection {
   }
 
   /**
+   * Per layer registered at the last pass and not deleted by it, the bytes of its versions the pass
+   * kept: what {@link Compaction#rewriteMostlyDead} decides on. Versions die only by GC (an image
+   * taking over a delta's ref at its LSN aside, which this overestimates as alive), so the figure
+   * stays right until the next pass; layers written since are not in it.
+   */
+  Map<Long, Long> liveBytes() {
+    return liveBytes;
+  }
+
+  /**
    * One key's versions (ascending LSN): those below its newest base at or below the cutoff are
-   * removable; the rest count as live in their layers. A key without such a base keeps everything
-   * (its history starts at a zero page, or continues in the ancestor).
+   * removable; the rest count as live in their layers ({@code live} versions, {@code bytes} of
+   * blobs). A key without such a base keeps everything (its history starts at a zero page, or
+   * continues in the ancestor).
    */
   static void sweepKey(
       List<LayerIndex.Entry> versions,
       Lsn cutoff,
       List<LayerIndex.VersionRef> removable,
-      Map<Long, Long> live) {
+      Map<Long, Long> live,
+      Map<Long, Long> bytes) {
     int base = -1;
     for (int i = 0; i < versions.size(); i++) {
       LayerIndex.Entry e = versions.get(i);
@@ -119,6 +139,7 @@ final class GarbageCollection {
         removable.add(new LayerIndex.VersionRef(e.key(), e.lsn()));
       } else {
         live.merge(e.ref().layerId(), 1L, Long::sum);
+        bytes.merge(e.ref().layerId(), (long) e.ref().length(), Long::sum);
       }
     }
   }

@@ -6,7 +6,7 @@ import java.time.Duration;
  * Settings of a layer store.
  *
  * @param checkpointDistance freeze the open in-memory layer once it holds this many bytes of values
- *     (default 256 MiB)
+ *     (default 32 MiB)
  * @param checkpointTimeout freeze it once it is this old and not empty (default 10 minutes), so
  *     that an idle timeline becomes durable and its WAL can be released
  * @param blockCacheBytes RocksDB block cache (default 64 MiB)
@@ -15,7 +15,7 @@ public record LayerStoreConfig(
     long checkpointDistance, Duration checkpointTimeout, long blockCacheBytes) {
 
   public static final LayerStoreConfig DEFAULT =
-      new LayerStoreConfig(256L << 20, Duration.ofMinutes(10), 64L << 20);
+      new LayerStoreConfig(32L << 20, Duration.ofMinutes(10), 64L << 20);
 
   public LayerStoreConfig {
     if (checkpointDistance <= 0 || blockCacheBytes <= 0) {

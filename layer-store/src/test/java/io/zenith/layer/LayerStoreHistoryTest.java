@@ -184,6 +184,60 @@ class LayerStoreHistoryTest {
     }
   }
 
+  /**
+   * GC deletes a file only when none of its versions is needed; an L0 layer of which only a few
+   * pages are still needed is rewritten by the next compaction instead, so its dead space comes
+   * back without waiting for {@code compaction_threshold} L0 layers.
+   */
+  @Test
+  void compactionRewritesTheLayersGcLeftMostlyDead() throws IOException {
+    // Never merges L0 layers nor creates images by count: what it does here is the rewrite. The
+    // smallest target size, so that the few KiB these layers hold are worth rewriting.
+    CompactionSettings rewriteOnly = new CompactionSettings(8192, 1000, 1000, 2);
+    Workload w;
+    Lsn cutoff;
+    Lsn end;
+    try (LayerStore s = LayerStore.open(data, SMALL)) {
+      Timeline t = root(s);
+      w = new Workload(t, START);
+      Random r = new Random(5);
+      w.ingest(3000, KEYS, r);
+      t.checkpoint();
+      // A quarter of the keys are not written again: their old versions stay needed.
+      cutoff = w.ingest(3000, KEYS * 3 / 4, r);
+      t.checkpoint();
+      end = w.ingest(200, KEYS, r);
+      t.checkpoint();
+      int l0Before = t.layerStats().l0();
+      assertThat(t.compact(rewriteOnly, MODEL).didSomething())
+          .as("nothing to rewrite before a GC")
+          .isFalse();
+
+      GcResult gc = s.gc(TENANT, MAIN, cutoff);
+      assertThat(gc.versionsRemoved()).isPositive();
+      long bytesBefore = layerBytes(t.dir());
+      CompactionResult c = t.compact(rewriteOnly, MODEL);
+      assertThat(c.rewritten()).isPositive();
+      assertThat(c.l0Merged()).isZero();
+      assertThat(c.l1Written()).isPositive();
+      assertThat(t.layerStats().l0()).isEqualTo(l0Before - gc.layersRemoved() - c.rewritten());
+      assertThat(layerBytes(t.dir()))
+          .as("the rewrite returns space")
+          .isLessThan(bytesBefore - c.bytesRemoved() / 2);
+      assertPages(t, w, cutoff, end, 20);
+      assertThat(t.compact(rewriteOnly, MODEL).rewritten())
+          .as("what was rewritten is alive")
+          .isZero();
+    }
+    try (LayerStore s = LayerStore.open(data, SMALL)) {
+      assertPages(s.timeline(TENANT, MAIN), w, cutoff, end, 10);
+    }
+    LayerStoreTest.deleteTree(data.resolve("index"));
+    try (LayerStore s = LayerStore.open(data, SMALL)) {
+      assertPages(s.timeline(TENANT, MAIN), w, cutoff, end, 10);
+    }
+  }
+
   @Test
   void gcStopsAtAChildsBranchPointAndAtPinnedLsns() throws Exception {
     try (LayerStore s = LayerStore.open(data, SMALL)) {

@@ -24,11 +24,16 @@ import reactor.core.scheduler.Scheduler;
 import reactor.core.scheduler.Schedulers;
 
 /**
- * The lifecycle of the pageserver's history: compaction of every timeline every {@code
- * compaction_period} (the ingest pipeline also compacts after its flushes), GC every {@code
- * gc_period}, and both on request. The GC cutoff of a timeline is {@code min(last_record_lsn −
- * gc_horizon, the LSN after the last commit before now − pitr_interval)}, which the layer store
- * caps further by the children's branch points and pinned LSNs ({@link LayerStore#gc}).
+ * The lifecycle of the pageserver's history: the upkeep of every timeline every {@code
+ * compaction_period} and after each flush of its ingest pipeline, GC every {@code gc_period}, and
+ * both on request. The GC cutoff of a timeline is {@code min(last_record_lsn − gc_horizon, the LSN
+ * after the last commit before now − pitr_interval)}, which the layer store caps further by the
+ * children's branch points and pinned LSNs ({@link LayerStore#gc}).
+ *
+ * <p>The upkeep is GC when the cutoff can move by a checkpoint distance or more since the last pass
+ * ({@link #gcDue}), then compaction (which rewrites the delta layers that GC left mostly dead). So
+ * GC follows the WAL as the flushes do, not only the clock: space comes back within a few flushes
+ * of a version becoming unreadable, however fast the WAL comes (ADR 0010).
  *
  * <p>Threads: the periodic passes run on one thread of their own, one timeline after the other;
  * requests run on the caller's (blocking) thread. A timeline's passes are serialized by the
@@ -69,7 +74,7 @@ final class HistoryMaintenance implements AutoCloseable {
 
   /** Starts the periodic passes ({@code gc_period} 0: GC only on request). */
   void start() {
-    loops.add(every(config.compactionPeriodDuration(), this::compact));
+    loops.add(every(config.compactionPeriodDuration(), this::upkeep));
     Duration gc = config.gcPeriodDuration();
     if (!gc.isZero()) {
       loops.add(every(gc, this::gc));
@@ -99,11 +104,38 @@ final class HistoryMaintenance implements AutoCloseable {
   }
 
   /**
-   * What the ingest pipeline of {@code t} runs after each flush: {@link #compact}, so that its
+   * What the ingest pipeline of {@code t} runs after each flush: {@link #upkeep}, so that its
    * passes count in the same metrics as the periodic and requested ones.
    */
   IngestPipeline.Compactor compactor(Timeline t) {
-    return IngestPipeline.Compactor.of(config.history(t.tenant()).compaction(), () -> compact(t));
+    return IngestPipeline.Compactor.of(config.history(t.tenant()).compaction(), () -> upkeep(t));
+  }
+
+  /** GC of {@code t} if it is due by volume ({@link #gcDue}), then compaction. */
+  CompactionResult upkeep(Timeline t) {
+    if (gcDue(t)) {
+      gc(t);
+    }
+    return compact(t);
+  }
+
+  /**
+   * GC runs on its own ({@code gc_period} not 0) and the cutoff it could set now, capped by the
+   * durable position as {@link LayerStore#gc} caps it, is a checkpoint distance or more above the
+   * current one: about once per flush while the WAL moves, never while it does not (a pass scans
+   * the timeline's whole index).
+   */
+  boolean gcDue(Timeline t) {
+    if (config.gcPeriodDuration().isZero()) {
+      return false;
+    }
+    Lsn could = Lsn.min(wantedCutoff(t), t.diskConsistentLsn());
+    if (!could.isValid()) {
+      return false;
+    }
+    Lsn now = t.gcCutoff();
+    long from = now.isValid() ? now.value() : t.startLsn().value();
+    return could.value() - from >= config.layerStoreConfig().checkpointDistance();
   }
 
   /** Compacts {@code t} now, on the calling thread. */
@@ -114,6 +146,7 @@ final class HistoryMaintenance implements AutoCloseable {
     meters.counter("zenith.compaction.image_layers", tags).increment(r.imageLayers());
     meters.counter("zenith.compaction.image_pages", tags).increment(r.imagePages());
     meters.counter("zenith.compaction.l0_merged", tags).increment(r.l0Merged());
+    meters.counter("zenith.compaction.layers_rewritten", tags).increment(r.rewritten());
     meters.counter("zenith.compaction.layers_removed", tags).increment(r.layersRemoved());
     if (r.imageLayers() > 0) {
       meters

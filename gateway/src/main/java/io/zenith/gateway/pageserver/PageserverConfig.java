@@ -21,7 +21,7 @@ import java.util.Map;
  * listen_http = "127.0.0.1:9898"       # management API and /metrics
  * listen_pg = "127.0.0.1:64000"        # libpq endpoint (basebackup)
  * id = "pageserver-1"
- * checkpoint_distance = "256MiB"       # freeze the in-memory layer at this size
+ * checkpoint_distance = "32MiB"        # freeze the in-memory layer at this size (ADR 0010)
  * checkpoint_timeout = "10m"           # ... or at this age
  * wait_lsn_timeout = "60s"             # how long a read waits for WAL it has not received
  * page_cache_size = "256MiB"           # materialized pages
@@ -36,7 +36,8 @@ import java.util.Map;
  * compaction_period = "20s"            # compact every timeline this often (also after flushes)
  * gc_horizon = "64MiB"                 # keep this much WAL's worth of history ...
  * pitr_interval = "7d"                 # ... and all of this long (whichever keeps more)
- * gc_period = "1h"                     # collect garbage this often ("0s": never on its own)
+ * gc_period = "1h"                     # collect garbage this often, and whenever the cutoff
+ *                                      # can move by checkpoint_distance ("0s": never on its own)
  *
  * [tenant."0123456789abcdef0123456789abcdef"]
  * gc_horizon = "1GiB"                  # this tenant keeps more
@@ -85,7 +86,7 @@ public record PageserverConfig(
           "127.0.0.1:9898",
           "127.0.0.1:64000",
           "pageserver",
-          "256MiB",
+          "32MiB",
           "10m",
           "60s",
           "256MiB",
