@@ -71,11 +71,12 @@ final class Compaction {
   }
 
   /**
-   * Rewrites the delta layers (L0 or L1) of which GC has left less than half alive: their live
+   * Rewrites the layers (L0, L1 or image) of which GC has left less than half alive: their live
    * versions are merged into new L1 layers and the files retired. GC deletes a file only when none
    * of its versions is needed any more, and an L0 layer covers every key, so without this a layer
    * that still holds a few pages nobody has written since would keep its whole size until the next
-   * L0 merge (every {@code compactionThreshold} flushes) or for ever (an L1 layer).
+   * L0 merge (every {@code compactionThreshold} flushes) or for ever (an L1 or an image layer: a
+   * newer image of its partition leaves out the pages already images in it, which keep it alive).
    *
    * @param liveBytes per layer, the bytes of the versions the last GC kept; layers not in it (new
    *     since) are alive
@@ -88,7 +89,6 @@ final class Compaction {
     try (IndexSnapshot snap = index.snapshot(timeline.tenant(), timeline.id())) {
       List<LayerIndex.LayerInfo> dead =
           snap.layers().stream()
-              .filter(l -> l.kind() == LayerFile.Kind.DELTA)
               .filter(l -> mostlyDead(l, liveBytes.get(l.layerId()), settings))
               .sorted(Comparator.comparing(LayerIndex.LayerInfo::lsnFrom))
               .toList();

@@ -388,9 +388,9 @@ public final class Timeline implements TimelineWriter {
 
   /**
    * Compacts now, on the calling thread (blocking I/O and page reconstruction): creates image
-   * layers where they are due, rewrites the delta layers the last GC left mostly dead, then merges
-   * the L0 layers into L1 layers once there are {@code compactionThreshold} ({@link Compaction}).
-   * Waits for another maintenance pass of this timeline.
+   * layers where they are due, rewrites the layers the last GC left mostly dead, then merges the L0
+   * layers into L1 layers once there are {@code compactionThreshold} ({@link Compaction}). Waits
+   * for another maintenance pass of this timeline.
    */
   public CompactionResult compact(CompactionSettings settings, ImageSource images) {
     // Images first: they count the delta layers over each partition, which a merge of L0 layers

@@ -123,6 +123,96 @@ class HistoryLifecycleTest {
     }
   }
 
+  /**
+   * ADR 0010: with {@code gc_period} an hour and nobody asking, GC still follows the WAL (it runs
+   * once its cutoff can move by a checkpoint distance) and the compaction after it rewrites what GC
+   * left mostly dead. So a timeline written on and on keeps its cutoff near the horizon, and its
+   * layer files stay within issue 11's bound, in miniature: 1.5× the compute's own data directory
+   * without {@code pg_wal}.
+   */
+  @Test
+  void gcFollowsTheWalWithoutBeingAskedAndTheLayersStayBounded() throws Exception {
+    TenantId tenant = TenantId.generate();
+    TimelineId main = TimelineId.generate();
+    PageserverHarness.importTimeline(data, tenant, main);
+    PageserverConfig config =
+        PageserverHarness.config("1MiB", "60s", 2)
+            .withHistory("1MiB", 3, 2, "1h", "4MiB", "0s", "1h")
+            .validate();
+    try (Pageserver ps = Pageserver.start(data, config)) {
+      Timeline t = ps.store().timeline(tenant, main);
+      try (PgCluster compute = PageserverHarness.compute(ps, tenant, main, null, true)) {
+        PageserverHarness.stream(ps, tenant, main, compute);
+        compute.sql(
+            "create table t (id int primary key, v text); insert into t select i, md5(i::text)"
+                + " from generate_series(1, 20000) i");
+        Lsn start = PgWal.lsn(compute, "pg_current_wal_insert_lsn()");
+        Lsn written = start;
+        // The same rows over and over: every version older than the horizon becomes garbage.
+        while (written.minus(start) < 32 << 20) {
+          compute.sql("update t set v = md5(v)");
+          written = PgWal.lsn(compute, "pg_current_wal_insert_lsn()");
+        }
+        Lsn end = written;
+        String rows = compute.sql(SNAPSHOT).trim();
+        compute.sql("checkpoint");
+        awaitIngested(t, end);
+        PgWal.await(
+            Duration.ofSeconds(60),
+            "GC to cut off within 4 MiB + a few checkpoint distances of " + end,
+            () -> t.gcCutoff().isValid() && end.minus(t.gcCutoff()) < 12 << 20);
+        assertThat(t.gcCutoff()).isGreaterThan(start);
+        String metrics = metrics(ps);
+        String tl = main.toString();
+        assertThat(
+                PageserverApiConformanceTest.sample(
+                    metrics, "zenith_gc_versions_removed_total", tl))
+            .isPositive();
+        assertThat(
+                PageserverApiConformanceTest.sample(
+                    metrics, "zenith_compaction_layers_rewritten_total", tl))
+            .isPositive();
+        long layerBytes = t.layerFiles().stream().mapToLong(f -> f.size()).sum();
+        long computeBytes = bytesWithoutPgWal(compute.dataDir());
+        assertThat(layerBytes)
+            .as(
+                "layer files after %s MiB of WAL (%s) against the compute's %s bytes",
+                end.minus(start) >> 20, t.layerStats(), computeBytes)
+            .isLessThanOrEqualTo(computeBytes * 3 / 2);
+        assertThat(snapshotOn(ps, tenant, main, null)).isEqualTo(rows);
+      }
+    }
+  }
+
+  private static String metrics(Pageserver ps) throws Exception {
+    try (java.net.http.HttpClient c = java.net.http.HttpClient.newHttpClient()) {
+      return c.send(
+              java.net.http.HttpRequest.newBuilder(
+                      java.net.URI.create("http://127.0.0.1:" + ps.httpPort() + "/metrics"))
+                  .timeout(Duration.ofSeconds(10))
+                  .build(),
+              java.net.http.HttpResponse.BodyHandlers.ofString())
+          .body();
+    }
+  }
+
+  /** What {@code du} counts of a data directory, {@code pg_wal} left out (as issue 11 does). */
+  private static long bytesWithoutPgWal(Path dir) throws java.io.IOException {
+    try (java.util.stream.Stream<Path> files = Files.walk(dir)) {
+      return files
+          .filter(p -> !dir.relativize(p).startsWith("pg_wal") && Files.isRegularFile(p))
+          .mapToLong(
+              p -> {
+                try {
+                  return Files.size(p);
+                } catch (java.io.IOException e) {
+                  return 0; // a file the compute removed meanwhile
+                }
+              })
+          .sum();
+    }
+  }
+
   private static void awaitIngested(Timeline t, Lsn at) {
     PgWal.await(
         Duration.ofSeconds(60),

@@ -348,7 +348,7 @@ class PageserverApiConformanceTest {
   }
 
   /** The value of the first sample of {@code name} whose labels contain {@code label}. */
-  private static double sample(String body, String name, String label) {
+  static double sample(String body, String name, String label) {
     for (String line : body.split("\n")) {
       if ((line.startsWith(name + "{") || line.startsWith(name + " ")) && line.contains(label)) {
         return Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1));
