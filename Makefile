@@ -97,11 +97,14 @@ format: check-java
 # `make bench BENCH="decode redo pageserver safekeeper pgbench durability basebackup history"`
 # picks sections (default: all); `history` is issue 11's (about 45 minutes), one part of it with
 # `history-storage`, `history-getpage`, `history-basebackup` or `history-ingest`.
+# `BENCH=basebackup-speed` (only when named) splits the basebackup of a compacted database into its
+# parts (in-process generation, libpq, the CLI's fetch, compute start); see BasebackupSpeedBench.
+# BENCH_OPTS passes -D settings to the benchmark's JVM.
 # Prints a Markdown table; docs/benchmarks.md records the latest one with its method.
 bench: deps check-java
 	$(MVN) -q -DskipTests -pl integration -am package dependency:build-classpath \
 	  -Dmdep.outputFile=target/classpath.txt -Dmdep.includeScope=test
-	$(JAVA_HOME)/bin/java --enable-native-access=ALL-UNNAMED -Xmx4g -Dzenith.project.root=$(CURDIR) \
+	$(JAVA_HOME)/bin/java --enable-native-access=ALL-UNNAMED -Xmx4g -Dzenith.project.root=$(CURDIR) $(BENCH_OPTS) \
 	  -cp integration/target/test-classes:integration/target/classes:$$(cat integration/target/classpath.txt) \
 	  io.zenith.it.bench.BenchMain $(BENCH)
 

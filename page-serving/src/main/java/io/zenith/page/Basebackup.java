@@ -3,9 +3,7 @@ package io.zenith.page;
 import io.zenith.ingest.keys.Catalog;
 import io.zenith.ingest.keys.KeySpace;
 import io.zenith.ingest.pg.CheckPointData;
-import io.zenith.ingest.pg.PageLayout;
 import io.zenith.ingest.pg.PgControl;
-import io.zenith.ingest.pg.SlruLayout;
 import io.zenith.layer.Timeline;
 import io.zenith.layer.TimelineView;
 import io.zenith.wal.ForkNumber;
@@ -13,23 +11,14 @@ import io.zenith.wal.Lsn;
 import io.zenith.wal.RelTag;
 import io.zenith.wal.WalFormat;
 import io.zenith.wal.WalSegmentName;
-import java.io.ByteArrayOutputStream;
-import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Deque;
-import java.util.HashSet;
 import java.util.List;
-import java.util.Locale;
-import java.util.Set;
 import java.util.zip.CRC32C;
-import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
-import org.apache.commons.compress.archivers.tar.TarArchiveOutputStream;
 import reactor.core.publisher.Flux;
+import reactor.core.scheduler.Scheduler;
+import reactor.core.scheduler.Schedulers;
 
 /**
  * A complete PostgreSQL 15 data directory as of an LSN, as a tar stream (DESIGN §7): standard
@@ -39,9 +28,10 @@ import reactor.core.publisher.Flux;
  * checkpoint record at the LSN, so that stock PostgreSQL starts without redo and writes its next
  * record right after it. Configuration files are the control plane's to add.
  *
- * <p>The stream is produced on demand, one step (a file, or 32 pages of a relation) per request, so
- * memory stays bounded whatever the database size. Blocking: subscribe on a scheduler that may
- * block (page reconstruction reads the index and runs WAL redo).
+ * <p>The stream is produced in parts (a file, or 32 pages of a relation), in order, at most a
+ * bounded window of parts ahead of demand ({@link Reading}), so memory stays bounded whatever the
+ * database size. Blocking: subscribe on a scheduler that may block (page reconstruction reads the
+ * index and runs WAL redo). Stateless and thread-safe; each stream has one subscriber.
  */
 public final class Basebackup {
   private Basebackup() {}
@@ -77,8 +67,8 @@ public final class Basebackup {
           "pg_wal/archive_status",
           "pg_xact");
 
-  private static final int PAGES_PER_STEP = 32;
-  private static final int CHUNK = 256 * 1024;
+  /** Pages of a relation read as one part of the tar. */
+  static final int PAGES_PER_STEP = 32;
 
   /** Where the synthesized checkpoint goes and what it says. */
   public record Checkpoint(
@@ -131,21 +121,49 @@ public final class Basebackup {
     return new Checkpoint(at, prev, cp, control.toBytes(), segmentSize, control.systemId());
   }
 
-  /** The tar stream of the data directory of {@code t} at {@code lsn}. */
+  /**
+   * How a basebackup reads its pages: up to {@code window} parts of the tar (a file, or {@value
+   * #PAGES_PER_STEP} pages of a relation) are read ahead of the tar's consumer, the page batches
+   * among them on {@code readers}, which may block and whose threads bound how many are
+   * reconstructed at once. The parts still go out in order. Memory: about {@code window} × 256 KiB
+   * (a part is at most {@value #PAGES_PER_STEP} pages) besides the one WAL segment.
+   */
+  public record Reading(Scheduler readers, int window) {
+    public Reading {
+      if (window < 1) {
+        throw new IllegalArgumentException("window must be at least 1, got " + window);
+      }
+    }
+
+    /**
+     * One part at a time on the subscribing thread, read only when asked for: no read-ahead, no
+     * other threads.
+     */
+    public static Reading sequential() {
+      return new Reading(Schedulers.immediate(), 1);
+    }
+  }
+
+  /**
+   * The tar stream of the data directory of {@code t} at {@code lsn}, each page read only when the
+   * stream is asked for it ({@link Reading#sequential()}).
+   */
   public static Flux<ByteBuffer> stream(
       TimelineView t, Lsn lsn, PageReconstructor pages, PageFinisher finisher) {
-    return Flux.generate(
-        () -> new Writer(t, lsn, pages, finisher),
-        (w, sink) -> {
-          ByteBuffer b = w.next();
-          if (b == null) {
-            sink.complete();
-          } else {
-            sink.next(b);
-          }
-          return w;
-        },
-        Writer::close);
+    return stream(t, lsn, pages, finisher, Reading.sequential());
+  }
+
+  /**
+   * The tar stream of the data directory of {@code t} at {@code lsn}, its pages read ahead as
+   * {@code reading} says. Subscribe on a scheduler that may block: the plan (which files, how many
+   * pages) reads the index on the subscribing thread, and so do the small files. Pages are read
+   * through {@link PageReconstructor#pageForScan} (the page cache is read, not filled: a basebackup
+   * would evict what GetPage needs). Chunks are at most 256 KiB except a WAL segment's (16 MiB). An
+   * error reading any part fails the stream; cancelling it cancels the reads under way.
+   */
+  public static Flux<ByteBuffer> stream(
+      TimelineView t, Lsn lsn, PageReconstructor pages, PageFinisher finisher, Reading reading) {
+    return BasebackupWriter.stream(t, lsn, pages, finisher, reading);
   }
 
   /** The relative path of a relation fork's segment file. */
@@ -255,202 +273,5 @@ public final class Basebackup {
         .order(ByteOrder.LITTLE_ENDIAN)
         .putInt(WalFormat.RECORD_CRC_OFFSET, (int) crc.getValue());
     return rec;
-  }
-
-  /** Produces the tar in steps; not thread-safe (one subscriber). */
-  private static final class Writer {
-    private final TimelineView t;
-    private final Lsn lsn;
-    private final PageReconstructor pages;
-    private final PageFinisher finisher;
-    private final ByteArrayOutputStream buf = new ByteArrayOutputStream(CHUNK + 64 * 1024);
-    private final TarArchiveOutputStream tar;
-    private final Deque<Step> steps = new ArrayDeque<>();
-    private boolean finished;
-
-    @FunctionalInterface
-    private interface Step {
-      /** Does some work; returns true when done (false: call again). */
-      boolean run() throws IOException;
-    }
-
-    Writer(TimelineView t, Lsn lsn, PageReconstructor pages, PageFinisher finisher) {
-      this.t = t;
-      this.lsn = lsn;
-      this.pages = pages;
-      this.finisher = finisher;
-      this.tar = new TarArchiveOutputStream(buf);
-      tar.setLongFileMode(TarArchiveOutputStream.LONGFILE_POSIX);
-      tar.setBigNumberMode(TarArchiveOutputStream.BIGNUMBER_POSIX);
-      plan();
-    }
-
-    private void plan() {
-      Checkpoint cp = checkpointAt(t, lsn);
-      for (String d : DIRECTORIES) {
-        steps.add(() -> dir(d));
-      }
-      steps.add(() -> file("PG_VERSION", "15\n".getBytes(StandardCharsets.US_ASCII)));
-      steps.add(() -> file("global/pg_control", cp.controlFile()));
-      steps.add(
-          () ->
-              file(
-                  "global/pg_filenode.map",
-                  Catalog.image(t, KeySpace.relmap(RelTag.GLOBAL_TABLESPACE, 0), lsn)
-                      .orElseThrow()));
-      for (KeySpace.Slru slru : KeySpace.Slru.values()) {
-        for (int[] seg : Catalog.slruSegments(t, slru, lsn)) {
-          steps.add(() -> slruSegment(slru, seg[0], seg[1]));
-        }
-      }
-      for (int xid : Catalog.twoPhaseXids(t, lsn)) {
-        steps.add(
-            () ->
-                file(
-                    String.format(Locale.ROOT, "pg_twophase/%08X", xid),
-                    Catalog.image(t, KeySpace.twoPhase(xid), lsn).orElseThrow()));
-      }
-      for (Catalog.Database db : Catalog.databases(t, lsn)) {
-        if (db.spcOid() != RelTag.DEFAULT_TABLESPACE) {
-          throw new IllegalStateException(
-              "database "
-                  + db.dbOid()
-                  + " is in tablespace "
-                  + db.spcOid()
-                  + "; Zenith does not support tablespaces");
-        }
-        String d = "base/" + Integer.toUnsignedString(db.dbOid());
-        steps.add(() -> dir(d));
-        steps.add(
-            () ->
-                file(
-                    d + "/PG_VERSION",
-                    Catalog.image(t, KeySpace.dbDir(db.spcOid(), db.dbOid()), lsn).orElseThrow()));
-        Catalog.image(t, KeySpace.relmap(db.spcOid(), db.dbOid()), lsn)
-            .ifPresent(map -> steps.add(() -> file(d + "/pg_filenode.map", map)));
-      }
-      List<Catalog.RelFork> rels = Catalog.relations(t, KeySpace.ALL_RELATIONS, lsn);
-      Set<RelTag> unlogged = new HashSet<>();
-      for (Catalog.RelFork rf : rels) {
-        if (rf.fork() == ForkNumber.INIT) {
-          unlogged.add(rf.rel());
-        }
-      }
-      for (Catalog.RelFork rf : rels) {
-        if (unlogged.contains(rf.rel())) {
-          // No recovery runs on the compute: reset unlogged relations here, as PostgreSQL would.
-          if (rf.fork() == ForkNumber.INIT) {
-            planRelation(rf.rel(), ForkNumber.INIT, ForkNumber.INIT, rf.blocks());
-            planRelation(rf.rel(), ForkNumber.INIT, ForkNumber.MAIN, rf.blocks());
-          }
-          continue;
-        }
-        planRelation(rf.rel(), rf.fork(), rf.fork(), rf.blocks());
-      }
-      for (WalFile f : checkpointSegments(cp)) {
-        steps.add(() -> file("pg_wal/" + f.name(), f.bytes()));
-      }
-    }
-
-    /** Writes fork {@code source}'s pages as the files of fork {@code target}. */
-    private void planRelation(RelTag rel, ForkNumber source, ForkNumber target, int blocks) {
-      int segments =
-          Math.max(
-              1,
-              (int)
-                  ((Integer.toUnsignedLong(blocks) + PageLayout.RELSEG_SIZE - 1)
-                      / PageLayout.RELSEG_SIZE));
-      for (int segno = 0; segno < segments; segno++) {
-        int first = segno * PageLayout.RELSEG_SIZE;
-        int count = (int) Math.min(PageLayout.RELSEG_SIZE, Integer.toUnsignedLong(blocks) - first);
-        String path = relationPath(rel, target, segno);
-        int[] done = {-1};
-        steps.add(
-            () -> {
-              if (done[0] < 0) {
-                TarArchiveEntry e = new TarArchiveEntry(path);
-                e.setSize((long) count * PageLayout.BLCKSZ);
-                e.setMode(0600);
-                tar.putArchiveEntry(e);
-                done[0] = 0;
-              }
-              int until = Math.min(count, done[0] + PAGES_PER_STEP);
-              for (int i = done[0]; i < until; i++) {
-                int blk = first + i;
-                byte[] page = pages.page(t, KeySpace.relBlock(rel, source, blk), lsn);
-                finisher.finish(page, blk);
-                tar.write(page);
-              }
-              done[0] = until;
-              if (until == count) {
-                tar.closeArchiveEntry();
-                return true;
-              }
-              return false;
-            });
-      }
-    }
-
-    private boolean slruSegment(KeySpace.Slru slru, int segno, int pagesInSegment)
-        throws IOException {
-      TarArchiveEntry e = new TarArchiveEntry(slru.dir() + "/" + SlruLayout.segmentFileName(segno));
-      e.setSize((long) pagesInSegment * PageLayout.BLCKSZ);
-      e.setMode(0600);
-      tar.putArchiveEntry(e);
-      for (int blk = 0; blk < pagesInSegment; blk++) {
-        tar.write(pages.page(t, KeySpace.slruBlock(slru, segno, blk), lsn));
-      }
-      tar.closeArchiveEntry();
-      return true;
-    }
-
-    private boolean dir(String name) throws IOException {
-      TarArchiveEntry e = new TarArchiveEntry(name + "/");
-      e.setMode(040700);
-      tar.putArchiveEntry(e);
-      tar.closeArchiveEntry();
-      return true;
-    }
-
-    private boolean file(String name, byte[] content) throws IOException {
-      TarArchiveEntry e = new TarArchiveEntry(name);
-      e.setSize(content.length);
-      e.setMode(0600);
-      tar.putArchiveEntry(e);
-      tar.write(content);
-      tar.closeArchiveEntry();
-      return true;
-    }
-
-    /** The next chunk of the tar, or null at its end. */
-    ByteBuffer next() {
-      try {
-        while (buf.size() < CHUNK && !steps.isEmpty()) {
-          if (steps.peekFirst().run()) {
-            steps.removeFirst();
-          }
-        }
-        if (steps.isEmpty() && !finished) {
-          tar.finish();
-          finished = true;
-        }
-      } catch (IOException e) {
-        throw new UncheckedIOException(e);
-      }
-      if (buf.size() == 0) {
-        return null;
-      }
-      ByteBuffer out = ByteBuffer.wrap(buf.toByteArray());
-      buf.reset();
-      return out;
-    }
-
-    void close() {
-      try {
-        tar.close();
-      } catch (IOException e) {
-        // closing an in-memory stream loses nothing
-      }
-    }
   }
 }

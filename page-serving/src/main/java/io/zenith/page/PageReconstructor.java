@@ -85,6 +85,19 @@ public final class PageReconstructor {
 
   /** The page of {@code key} as of {@code lsn}; a zero page if it has no version yet. */
   public byte[] page(TimelineView timeline, Key key, Lsn lsn) {
+    return page(timeline, key, lsn, true);
+  }
+
+  /**
+   * As {@link #page}, for a scan that reads each page once (a basebackup): the cache is read but
+   * not filled, so a scan of a database larger than the cache does not evict the pages that GetPage
+   * reads again (and skips the copy and the insertion per page).
+   */
+  public byte[] pageForScan(TimelineView timeline, Key key, Lsn lsn) {
+    return page(timeline, key, lsn, false);
+  }
+
+  private byte[] page(TimelineView timeline, Key key, Lsn lsn, boolean fill) {
     List<Version> history = timeline.history(key, lsn);
     if (history.isEmpty()) {
       return new byte[PageLayout.BLCKSZ];
@@ -150,7 +163,7 @@ public final class PageReconstructor {
     if (page == null) {
       page = new byte[PageLayout.BLCKSZ];
     }
-    if (cache != null) {
+    if (cache != null && fill) {
       cache.put(
           new CacheKey(timeline.tenant(), timeline.id(), key, history.getFirst().lsn().value()),
           page.clone());

@@ -28,13 +28,18 @@ import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
@@ -45,6 +50,10 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.api.io.TempDir;
+import reactor.core.publisher.Flux;
+import reactor.core.scheduler.Scheduler;
+import reactor.core.scheduler.Schedulers;
+import reactor.test.StepVerifier;
 
 /**
  * The pageserver's reason to exist, in one test class: a real cluster's data directory is imported,
@@ -317,6 +326,133 @@ class BasebackupTest {
       assertThat(past.sql("SELECT count(*), sum(v) FROM t").trim()).isEqualTo(midpointCount);
       assertThat(past.sql("SELECT count(*) FROM pg_class WHERE relname = 'h'").trim())
           .isEqualTo("0");
+    }
+  }
+
+  @Test
+  void readingAheadInParallelGivesTheSameTarAsReadingOnDemand() throws IOException {
+    Scheduler readers = Schedulers.newBoundedElastic(3, 100, "test-read");
+    try {
+      Map<String, String> onDemand = entryDigests(Basebackup.Reading.sequential());
+      Map<String, String> ahead = entryDigests(new Basebackup.Reading(readers, 5));
+      assertThat(onDemand.size()).isGreaterThan(100);
+      // the same entries in the same order; pg_control and the WAL segment carry the time
+      assertThat(List.copyOf(ahead.keySet())).isEqualTo(List.copyOf(onDemand.keySet()));
+      onDemand.keySet().removeIf(n -> n.equals("global/pg_control") || n.startsWith("pg_wal/"));
+      for (Map.Entry<String, String> e : onDemand.entrySet()) {
+        assertThat(ahead.get(e.getKey())).as(e.getKey()).isEqualTo(e.getValue());
+      }
+    } finally {
+      readers.dispose();
+    }
+  }
+
+  @Test
+  void readsAheadOfDemandOnlyAsFarAsTheWindow() {
+    Scheduler readers = Schedulers.newBoundedElastic(2, 100, "test-read");
+    AtomicInteger read = new AtomicInteger();
+    int window = 3;
+    try {
+      Flux<ByteBuffer> tar =
+          Basebackup.stream(
+              timeline,
+              timeline.lastRecordLsn(),
+              pages,
+              (page, blk) -> read.incrementAndGet(),
+              new Basebackup.Reading(readers, window));
+      // the window, one part held by the chunking, and the parts of the chunk held for demand
+      int bound = (window + 3) * 32;
+      StepVerifier.create(tar, 0)
+          .then(() -> awaitAtLeast(read, 1))
+          .then(() -> pause(Duration.ofMillis(300)))
+          .then(() -> assertThat(read.get()).isLessThanOrEqualTo(bound))
+          .thenRequest(1)
+          .expectNextCount(1)
+          .then(() -> pause(Duration.ofMillis(300)))
+          .then(() -> assertThat(read.get()).isLessThanOrEqualTo(bound + 32))
+          .thenCancel()
+          .verify(Duration.ofMinutes(1));
+    } finally {
+      readers.dispose();
+    }
+  }
+
+  @Test
+  void aPageThatCannotBeReadFailsTheStream() {
+    Scheduler readers = Schedulers.newBoundedElastic(2, 100, "test-read");
+    AtomicInteger read = new AtomicInteger();
+    try {
+      StepVerifier.create(
+              Basebackup.stream(
+                  timeline,
+                  timeline.lastRecordLsn(),
+                  pages,
+                  (page, blk) -> {
+                    if (read.incrementAndGet() == 200) {
+                      throw new IllegalStateException("page 200 is broken");
+                    }
+                  },
+                  new Basebackup.Reading(readers, 4)))
+          .thenConsumeWhile(b -> true)
+          .expectErrorMessage("page 200 is broken")
+          .verify(Duration.ofMinutes(1));
+    } finally {
+      readers.dispose();
+    }
+  }
+
+  private static void awaitAtLeast(AtomicInteger n, int at) {
+    long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+    while (n.get() < at) {
+      if (System.nanoTime() > deadline) {
+        throw new AssertionError("only " + n.get() + " pages read ahead, expected " + at);
+      }
+      pause(Duration.ofMillis(10));
+    }
+  }
+
+  /** Real-time pacing: the test is about what happens (nothing) while no demand comes. */
+  private static void pause(Duration d) {
+    try {
+      Thread.sleep(d.toMillis());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new AssertionError(e);
+    }
+  }
+
+  /** Entry name → size and SHA-256 of its content, in tar order. */
+  private Map<String, String> entryDigests(Basebackup.Reading reading) throws IOException {
+    List<ByteBuffer> chunks =
+        Basebackup.stream(
+                timeline,
+                timeline.lastRecordLsn(),
+                pages,
+                (page, blk) -> PageChecksum.set(page, blk),
+                reading)
+            .collectList()
+            .block(Duration.ofMinutes(5));
+    List<InputStream> parts = new ArrayList<>();
+    for (ByteBuffer b : chunks) {
+      parts.add(new ByteArrayInputStream(b.array(), b.arrayOffset() + b.position(), b.remaining()));
+    }
+    Map<String, String> out = new LinkedHashMap<>();
+    try (TarArchiveInputStream tar =
+        new TarArchiveInputStream(new SequenceInputStream(Collections.enumeration(parts)))) {
+      TarArchiveEntry e;
+      while ((e = tar.getNextEntry()) != null) {
+        byte[] content = tar.readAllBytes();
+        out.put(e.getName(), content.length + " " + sha256(content));
+      }
+    }
+    return out;
+  }
+
+  private static String sha256(byte[] b) {
+    try {
+      return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(b));
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
     }
   }
 

@@ -29,7 +29,8 @@ import reactor.core.scheduler.Scheduler;
 /**
  * The pageserver's libpq commands: {@code basebackup <tenant> <timeline> [<lsn>]}, streamed as
  * CopyOut; anything else is a syntax error. Errors are ErrorResponses with a SQLSTATE. Store reads
- * and the backup itself run on the blocking scheduler, never on the connection's event loop; the
+ * and the backup itself run on the blocking scheduler, never on the connection's event loop, its
+ * pages reconstructed ahead of the client in the window {@link Basebackup.Reading} bounds; the
  * backup's LSN is pinned while it streams, so GC never removes what it reads. Thread-safe.
  */
 final class LibpqCommands {
@@ -39,13 +40,19 @@ final class LibpqCommands {
   private final PageReconstructor pages;
   private final PageserverConfig config;
   private final Scheduler blocking;
+  private final Basebackup.Reading reading;
 
   LibpqCommands(
-      LayerStore store, PageReconstructor pages, PageserverConfig config, Scheduler blocking) {
+      LayerStore store,
+      PageReconstructor pages,
+      PageserverConfig config,
+      Scheduler blocking,
+      Basebackup.Reading reading) {
     this.store = store;
     this.pages = pages;
     this.config = config;
     this.blocking = blocking;
+    this.reading = reading;
   }
 
   /** {@code basebackup <tenant> <timeline> [<lsn>]}; anything else is a syntax error. */
@@ -113,7 +120,8 @@ final class LibpqCommands {
                           if (checksums) {
                             PageChecksum.set(page, blk);
                           }
-                        }),
+                        },
+                        reading),
                 LibpqCommands::unpin)
             .subscribeOn(blocking)
             .concatMapIterable(LibpqCommands::slices, 1),

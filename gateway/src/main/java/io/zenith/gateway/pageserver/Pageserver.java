@@ -18,6 +18,7 @@ import io.zenith.layer.LayerStore;
 import io.zenith.layer.LayerStoreException;
 import io.zenith.layer.Timeline;
 import io.zenith.layer.TimelineView;
+import io.zenith.page.Basebackup;
 import io.zenith.page.PageReconstructor;
 import io.zenith.page.redo.WalRedoConfig;
 import io.zenith.page.redo.WalRedoManager;
@@ -78,6 +79,14 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
   private final PrometheusMeterRegistry meters =
       new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
   private final Scheduler blocking = Schedulers.newBoundedElastic(8, 10_000, "pageserver-io");
+
+  /**
+   * Where basebackups reconstruct their pages, shared by all of them so that concurrent backups
+   * together use at most this many threads (the cores, or the WAL-redo processes when there are
+   * more: pages that need redo wait for a process, not a core).
+   */
+  private final Scheduler basebackupReaders;
+
   private final WalRedoManager redo;
   private final PageReconstructor pages;
   private final Map<String, WalReceiver> receivers = new ConcurrentHashMap<>();
@@ -123,7 +132,16 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
                     .map(CommitTimestamps.Commit::lsn)
                     .orElse(Lsn.INVALID),
             meters);
-    this.libpq = new LibpqCommands(store, pages, config, blocking);
+    int readers = Math.max(Runtime.getRuntime().availableProcessors(), config.walredoProcesses());
+    this.basebackupReaders = Schedulers.newBoundedElastic(readers, 10_000, "basebackup-read");
+    this.libpq =
+        new LibpqCommands(
+            store,
+            pages,
+            config,
+            blocking,
+            // a window of 4 parts per reader keeps every reader busy while the client drains
+            new Basebackup.Reading(basebackupReaders, 4 * readers));
   }
 
   /**
@@ -530,6 +548,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
     redo.close();
     store.close();
     blocking.dispose();
+    basebackupReaders.dispose();
     try {
       lock.close();
     } catch (IOException e) {

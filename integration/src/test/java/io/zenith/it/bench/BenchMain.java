@@ -37,7 +37,7 @@ public final class BenchMain {
    * Runs the sections named in {@code args} (all when none): {@code decode}, {@code redo}, {@code
    * pageserver}, {@code safekeeper}, {@code pgbench}, {@code durability}, {@code basebackup},
    * {@code history} (issue 11's parts, or one of them as {@code history-<part>}, see {@link
-   * HistoryBench}).
+   * HistoryBench}); {@code basebackup-speed} ({@link BasebackupSpeedBench}) runs only when named.
    */
   public static void main(String[] args) throws Exception {
     Path root = Path.of(System.getProperty("zenith.project.root", "."));
@@ -99,6 +99,9 @@ public final class BenchMain {
       for (int scale : new int[] {7, 70}) {
         System.out.println(PgbenchComparison.basebackupAndStart(scratch, scale));
       }
+    }
+    if (sections.contains("basebackup-speed")) {
+      new BasebackupSpeedBench(root, scratch).run();
     }
     java.util.Set<String> history = new java.util.HashSet<>();
     for (String part : HistoryBench.PARTS) {

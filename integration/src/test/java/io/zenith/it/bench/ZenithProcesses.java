@@ -33,13 +33,20 @@ final class ZenithProcesses implements AutoCloseable {
 
   final Path root;
   final Path repo;
-  final int httpPort = TestPorts.free();
-  final int pgPort = TestPorts.free();
-  final int computePortBase = TestPorts.freeRange(8);
-  final int safekeeperPortBase = TestPorts.freeRange(2 * 3);
+  final int httpPort;
+  final int pgPort;
+  final int computePortBase;
+  final int safekeeperPortBase;
   final PgDistribution pg = PgDistribution.detect();
   private final Path launcher;
   private final int safekeepers;
+  private final boolean keep;
+
+  /** The jar commands run ({@code ZENITH_JAR}); null: the launcher's default. */
+  private Path jar;
+
+  /** Options for the JVMs of later commands ({@code ZENITH_JAVA_OPTS}); empty: none. */
+  private String javaOpts = "";
 
   /**
    * {@code zenith init --safekeepers n} in a new directory under {@code scratch}, then {@code
@@ -51,6 +58,11 @@ final class ZenithProcesses implements AutoCloseable {
     this.safekeepers = safekeepers;
     this.root = Files.createTempDirectory(scratch, "zenith-");
     this.repo = root.resolve(".zenith");
+    this.httpPort = TestPorts.free();
+    this.pgPort = TestPorts.free();
+    this.computePortBase = TestPorts.freeRange(8);
+    this.safekeeperPortBase = TestPorts.freeRange(2 * 3);
+    this.keep = false;
     ok(
         "init",
         "--pageserver-http",
@@ -73,6 +85,41 @@ final class ZenithProcesses implements AutoCloseable {
     Files.writeString(toml, text);
   }
 
+  /**
+   * A repository an earlier run left in {@code root} (with {@code .zenith} in it), with the ports
+   * it was made with; {@link #close} stops its processes and keeps its files.
+   */
+  ZenithProcesses(Path projectRoot, Path root, int safekeepers) throws IOException {
+    this.launcher = projectRoot.toAbsolutePath().resolve("zenith");
+    this.safekeepers = safekeepers;
+    this.root = root;
+    this.repo = root.resolve(".zenith");
+    this.keep = true;
+    String cfg = Files.readString(repo.resolve("config.toml"));
+    this.httpPort = port(cfg, "(?m)^listen_http = \"127.0.0.1:(\\d+)\"");
+    this.pgPort = port(cfg, "(?m)^listen_pg = \"127.0.0.1:(\\d+)\"");
+    this.computePortBase = port(cfg, "(?m)^compute_port_base = (\\d+)");
+    this.safekeeperPortBase =
+        port(cfg, "(?m)^\\[\\[safekeepers]]\\s+id = 1\\s+listen_http = \"127.0.0.1:(\\d+)\"");
+  }
+
+  private static int port(String config, String regex) {
+    Matcher m = Pattern.compile(regex).matcher(config);
+    if (!m.find()) {
+      throw new IllegalStateException("config.toml has no match for " + regex);
+    }
+    return Integer.parseInt(m.group(1));
+  }
+
+  /**
+   * Later commands run {@code jar} ({@code ZENITH_JAR}; null: the launcher's default) with {@code
+   * javaOpts} ({@code ZENITH_JAVA_OPTS}; a server started by a command inherits them).
+   */
+  void useJar(Path jar, String javaOpts) {
+    this.jar = jar;
+    this.javaOpts = javaOpts;
+  }
+
   /** Runs {@code ./zenith args...}; fails unless it exits 0. Returns its stdout. */
   String ok(String... args) {
     List<String> cmd = new ArrayList<>(List.of(launcher.toString()));
@@ -87,6 +134,12 @@ final class ZenithProcesses implements AutoCloseable {
                 .redirectErrorStream(true)
                 .redirectOutput(out.toFile());
         pb.environment().put("ZENITH_REPO_DIR", repo.toString());
+        if (jar != null) {
+          pb.environment().put("ZENITH_JAR", jar.toString());
+        }
+        if (!javaOpts.isEmpty()) {
+          pb.environment().put("ZENITH_JAVA_OPTS", javaOpts);
+        }
         Process p = pb.start();
         if (!p.waitFor(COMMAND.toSeconds(), TimeUnit.SECONDS)) {
           p.destroyForcibly();
@@ -215,6 +268,9 @@ final class ZenithProcesses implements AutoCloseable {
       ok("stop");
     } catch (RuntimeException e) {
       System.err.println("zenith stop failed: " + e.getMessage());
+    }
+    if (keep) {
+      return;
     }
     Path computes = repo.resolve("computes");
     try {
