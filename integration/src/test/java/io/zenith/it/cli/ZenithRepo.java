@@ -188,14 +188,20 @@ final class ZenithRepo implements AutoCloseable {
    * {@code pg show} of {@link #port}: every command is a JVM start, about a second of CPU.
    */
   int start(String compute) {
-    Result r = ok("pg", "start", compute);
+    return portIn(ok("pg", "start", compute), compute);
+  }
+
+  /** The port that the output {@code started} of {@code zenith pg start compute} names. */
+  static int portIn(Result started, String compute) {
     Matcher m =
         Pattern.compile(
                 "(?m)^compute "
                     + Pattern.quote(compute)
                     + " is running .*: psql postgresql://postgres@127\\.0\\.0\\.1:(\\d+)/postgres$")
-            .matcher(r.out());
-    assertThat(m.find()).as("pg start %s printed its connection string\n%s", compute, r).isTrue();
+            .matcher(started.out());
+    assertThat(m.find())
+        .as("pg start %s printed its connection string\n%s", compute, started)
+        .isTrue();
     return Integer.parseInt(m.group(1));
   }
 
