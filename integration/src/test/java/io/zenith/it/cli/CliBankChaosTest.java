@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.r2dbc.postgresql.PostgresqlConnectionFactory;
 import io.zenith.it.support.BankWorkload;
+import io.zenith.replication.testing.NettyLeakCheck;
 import io.zenith.replication.testing.PgWal;
 import io.zenith.wal.Lsn;
 import java.io.IOException;
@@ -18,6 +19,7 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -36,6 +38,7 @@ import org.slf4j.LoggerFactory;
  * holds every transfer whose COMMIT returned and the same total.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+@ExtendWith(NettyLeakCheck.Sampled.class)
 class CliBankChaosTest {
   private static final Logger log = LoggerFactory.getLogger(CliBankChaosTest.class);
   private static final Duration RUN = Duration.ofSeconds(Long.getLong("zenith.chaos.seconds", 0));
@@ -52,13 +55,16 @@ class CliBankChaosTest {
    */
   private TimelinePositions positions;
 
+  /** The compute's port (it is not restarted until the chaos is over). */
+  private int port;
+
   @BeforeAll
   void init() throws IOException {
     z = new ZenithRepo(false);
     z.init(3);
     z.ok("start");
     z.ok("pg", "create", "main");
-    z.ok("pg", "start", "main");
+    port = z.start("main");
     positions = new TimelinePositions(z, 3, "main");
   }
 
@@ -78,8 +84,6 @@ class CliBankChaosTest {
   @Test
   void acknowledgedTransfersSurviveSafekeeperKillsAndAComputeRebuiltFromThePageserver()
       throws Exception {
-    // the compute is not restarted until the chaos is over: its port, once (`pg show` is a JVM)
-    int port = z.port("main");
     PostgresqlConnectionFactory factory = BankWorkload.factory("127.0.0.1", port, "postgres");
     BankWorkload bank = BankWorkload.create(factory, 100, 1_000);
     List<String> stalls;
@@ -137,11 +141,12 @@ class CliBankChaosTest {
 
     z.ok("pg", "stop", "main", "--destroy");
     z.ok("pg", "create", "main");
-    String started = z.ok("pg", "start", "main").out();
+    ZenithRepo.Result started = z.ok("pg", "start", "main");
     assertThat(z.show("main").get("term")).isNotEqualTo("1");
-    log.info("rebuilt compute: {}", started);
+    log.info("rebuilt compute: {}", started.out());
     BankWorkload.Snapshot s =
-        BankWorkload.read(BankWorkload.factory("127.0.0.1", z.port("main"), "postgres"));
+        BankWorkload.read(
+            BankWorkload.factory("127.0.0.1", ZenithRepo.portIn(started, "main"), "postgres"));
     assertThat(s.total()).isEqualTo(bank.expectedTotal());
     assertThat(BankWorkload.missing(bank.acknowledged(), s.transfers()))
         .as("acknowledged transfers the compute does not have")

@@ -37,14 +37,16 @@ class CliBranchDeleteTest {
   private ZenithRepo z;
   private int mainPort;
 
+  /** Compute c1's port, from its start in the first test. */
+  private int c1Port;
+
   @BeforeAll
   void setUp() throws IOException {
     z = new ZenithRepo(true);
     z.init(3);
     z.ok("start");
     z.ok("pg", "create", "main");
-    z.ok("pg", "start", "main");
-    mainPort = z.port("main");
+    mainPort = z.start("main");
     z.sql(mainPort, "CREATE TABLE m(i int); INSERT INTO m SELECT generate_series(1, 1000)");
   }
 
@@ -85,7 +87,7 @@ class CliBranchDeleteTest {
   void unknownBranchesBranchesWithChildrenAndRunningComputesAreRefused() {
     z.ok("branch", "b1");
     z.ok("pg", "create", "c1", "--branch", "b1");
-    z.ok("pg", "start", "c1");
+    c1Port = z.start("c1");
     z.ok("branch", "b1x", "b1");
 
     assertThat(z.fails(1, "branch", "delete", "nosuch"))
@@ -120,7 +122,7 @@ class CliBranchDeleteTest {
   @Test
   @Order(2)
   void aDeletedBranchIsGoneEverywhereAndItsSpaceIsReturned() {
-    int c1 = z.port("c1");
+    int c1 = c1Port;
     // Data of the branch's own: several MiB of layers (or in-memory layers' files) of b1 alone.
     z.sql(
         c1,

@@ -38,6 +38,10 @@ class CliCrashRecoveryTest {
       Pattern.compile("streaming WAL of [0-9a-f]{32}/([0-9a-f]{32}) from \\S+ at (\\S+)");
 
   private ZenithRepo z;
+
+  /** Compute main's port, from its first start. */
+  private int mainPort;
+
   private String mainTimeline;
   private long committedRows;
 
@@ -49,7 +53,7 @@ class CliCrashRecoveryTest {
     z.setPageserverOption("checkpoint_distance", "'4MiB'");
     z.ok("start");
     z.ok("pg", "create", "main");
-    z.ok("pg", "start", "main");
+    mainPort = z.start("main");
     mainTimeline = z.show("main").get("timeline");
   }
 
@@ -63,7 +67,7 @@ class CliCrashRecoveryTest {
   @Test
   @Order(1)
   void killingThePageserverDuringABulkLoadLosesNoCommittedRow() throws Exception {
-    int port = z.port("main");
+    int port = mainPort;
     z.sql(port, "CREATE TABLE load(i int, pad text)");
     StringBuilder script = new StringBuilder();
     for (int k = 0; k < BATCHES; k++) {
@@ -144,8 +148,7 @@ class CliCrashRecoveryTest {
 
     z.ok("pg", "stop", "main", "--destroy");
     z.ok("pg", "create", "main");
-    z.ok("pg", "start", "main");
-    assertThat(z.sql(z.port("main"), "SELECT count(*), count(DISTINCT i) FROM load"))
+    assertThat(z.sql(z.start("main"), "SELECT count(*), count(DISTINCT i) FROM load"))
         .isEqualTo(committedRows + "|" + committedRows);
   }
 
@@ -162,8 +165,7 @@ class CliCrashRecoveryTest {
     assertThat(z.pageserverLog().substring(logLength))
         .contains("rebuilt the index of ")
         .contains("/" + mainTimeline + " from ");
-    z.ok("pg", "start", "main");
-    assertThat(z.sql(z.port("main"), "SELECT count(*), sum(i) FROM load"))
+    assertThat(z.sql(z.start("main"), "SELECT count(*), sum(i) FROM load"))
         .isEqualTo(committedRows + "|" + (committedRows * (committedRows + 1) / 2));
   }
 

@@ -52,8 +52,7 @@ class CliDirectoryLockTest {
     z.init(1);
     z.ok("start");
     z.ok("pg", "create", "main");
-    z.ok("pg", "start", "main");
-    int port = z.port("main");
+    int port = z.start("main");
     z.sql(port, "CREATE TABLE t(id int PRIMARY KEY, v text)");
     z.sql(port, "INSERT INTO t SELECT g, 'before' FROM generate_series(1, 1000) g");
     // the safekeeper and the pageserver go idle: their files stop changing
@@ -245,8 +244,7 @@ class CliDirectoryLockTest {
   @Test
   @Order(5)
   void theFirstInstancesServeOn() {
-    z.ok("pg", "start", "main");
-    assertThat(z.sql(z.port("main"), "SELECT count(*), min(v), max(v) FROM t"))
+    assertThat(z.sql(z.start("main"), "SELECT count(*), min(v), max(v) FROM t"))
         .isEqualTo("1000|before|before");
     z.ok("pg", "stop", "main");
   }

@@ -6,6 +6,7 @@ import io.zenith.gateway.control.PageserverClient;
 import io.zenith.gateway.pageserver.ApiModel;
 import io.zenith.it.regress.DataDirComparison;
 import io.zenith.layer.Seams;
+import io.zenith.replication.testing.NettyLeakCheck;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
 import java.io.IOException;
@@ -20,6 +21,7 @@ import java.util.TreeSet;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -41,6 +43,7 @@ import org.slf4j.LoggerFactory;
  * error, images and L1 layers exist, and every page of every relation of the stopped compute equals
  * the one the pageserver exports at the compute's final LSN.
  */
+@ExtendWith(NettyLeakCheck.Sampled.class)
 class CliMaintenanceCrashTest {
   private static final Logger log = LoggerFactory.getLogger(CliMaintenanceCrashTest.class);
   private static final Duration T = Duration.ofSeconds(120);
@@ -78,8 +81,7 @@ class CliMaintenanceCrashTest {
     }
     z.ok("start");
     z.ok("pg", "create", "main");
-    z.ok("pg", "start", "main");
-    int port = z.port("main");
+    int port = z.start("main");
     Map<String, String> shown = z.show("main");
     TenantId tenant = TenantId.parse(shown.get("tenant"));
     TimelineId timeline = TimelineId.parse(shown.get("timeline"));

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.r2dbc.postgresql.PostgresqlConnectionFactory;
 import io.zenith.it.support.BankWorkload;
+import io.zenith.replication.testing.NettyLeakCheck;
 import io.zenith.wal.Lsn;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -13,6 +14,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -35,6 +37,7 @@ import org.slf4j.LoggerFactory;
  * acknowledged transfer, and so does a compute rebuilt from the pageserver alone ({@code pg stop
  * --destroy}, {@code pg create}, {@code pg start}).
  */
+@ExtendWith(NettyLeakCheck.Sampled.class)
 class CliPageserverKillTest {
   private static final Logger log = LoggerFactory.getLogger(CliPageserverKillTest.class);
   private static final int CYCLES = Integer.getInteger("zenith.pskill.cycles", 3);
@@ -76,13 +79,12 @@ class CliPageserverKillTest {
     z.setPageserverOption("checkpoint_distance", "'1MiB'");
     String started = z.ok("start").lines().get(0);
     z.ok("pg", "create", "main");
-    z.ok("pg", "start", "main");
+    int port = z.start("main");
     TimelinePositions positions = new TimelinePositions(z, 3, "main");
     log.info("{}", started);
     log.info(
         "set up in {} s; {} kill cycles", (System.nanoTime() - setUp) / 1_000_000 / 1000.0, CYCLES);
-    PostgresqlConnectionFactory factory =
-        BankWorkload.factory("127.0.0.1", z.port("main"), "postgres");
+    PostgresqlConnectionFactory factory = BankWorkload.factory("127.0.0.1", port, "postgres");
     BankWorkload bank = BankWorkload.create(factory, 100, 1_000);
     ScheduledExecutorService sampler =
         Executors.newSingleThreadScheduledExecutor(
@@ -187,7 +189,7 @@ class CliPageserverKillTest {
 
     Set<BankWorkload.TransferId> acknowledged = bank.acknowledged();
     BankWorkload.Snapshot own =
-        BankWorkload.read(BankWorkload.factory("127.0.0.1", z.port("main"), "postgres"));
+        BankWorkload.read(BankWorkload.factory("127.0.0.1", port, "postgres"));
     assertThat(own.total()).as("the compute's total").isEqualTo(bank.expectedTotal());
     assertThat(BankWorkload.missing(acknowledged, own.transfers()))
         .as("acknowledged transfers the compute does not have")
@@ -201,9 +203,11 @@ class CliPageserverKillTest {
         caughtUp.toMillis() / 1000.0);
     z.ok("pg", "stop", "main", "--destroy");
     z.ok("pg", "create", "main");
-    log.info("rebuilt compute: {}", z.ok("pg", "start", "main").out().strip());
+    ZenithRepo.Result rebuiltStart = z.ok("pg", "start", "main");
+    log.info("rebuilt compute: {}", rebuiltStart.out().strip());
     BankWorkload.Snapshot rebuilt =
-        BankWorkload.read(BankWorkload.factory("127.0.0.1", z.port("main"), "postgres"));
+        BankWorkload.read(
+            BankWorkload.factory("127.0.0.1", ZenithRepo.portIn(rebuiltStart, "main"), "postgres"));
     assertThat(rebuilt.total()).as("the rebuilt compute's total").isEqualTo(bank.expectedTotal());
     assertThat(BankWorkload.missing(acknowledged, rebuilt.transfers()))
         .as("acknowledged transfers the rebuilt compute does not have")

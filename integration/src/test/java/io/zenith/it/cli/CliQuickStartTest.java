@@ -160,8 +160,7 @@ class CliQuickStartTest {
         .isEqualTo("stopped compute main\ndestroyed compute main\n");
     assertThat(z.ok("pg", "list").lines()).containsExactly("NODE  ADDRESS  BRANCH  LSN  STATUS");
     z.ok("pg", "create", "main");
-    z.ok("pg", "start", "main");
-    assertThat(z.sql(z.port("main"), "SELECT count(*), sum(id) FROM t")).isEqualTo("1000|500500");
+    assertThat(z.sql(z.start("main"), "SELECT count(*), sum(id) FROM t")).isEqualTo("1000|500500");
   }
 
   @Test

@@ -129,7 +129,8 @@ class CliSafekeepersTest {
   @Order(3)
   void aPrimaryIsElectedAndCommitsWithAMajority() throws Exception {
     z.ok("pg", "create", "main");
-    String started = z.ok("pg", "start", "main").out();
+    ZenithRepo.Result startedMain = z.ok("pg", "start", "main");
+    String started = startedMain.out();
     assertThat(started)
         .containsPattern(
             "electing a term of branch main among safekeepers 1, 2, 3 \\(majority 2\\) \\.\\.\\."
@@ -145,7 +146,7 @@ class CliSafekeepersTest {
         .contains("fsync = off")
         .contains("max_slot_wal_keep_size = 1GB")
         .doesNotContain("'pageserver'");
-    int port = z.port("main");
+    int port = ZenithRepo.portIn(startedMain, "main");
     z.sql(port, "CREATE TABLE t(id int PRIMARY KEY, v text)");
     z.sql(port, "INSERT INTO t SELECT g, 'three' FROM generate_series(1, 100) g");
     assertThat(
@@ -215,10 +216,12 @@ class CliSafekeepersTest {
       assertThat(t.term()).isEqualTo(1);
     }
     z.ok("pg", "create", "main");
-    assertThat(z.ok("pg", "start", "main").out()).contains("term 2");
+    ZenithRepo.Result started = z.ok("pg", "start", "main");
+    assertThat(started.out()).contains("term 2");
     assertThat(z.show("main")).containsEntry("term", "2");
-    assertThat(z.sql(z.port("main"), "SELECT count(*), sum(id) FROM t")).isEqualTo("300|45150");
-    z.sql(z.port("main"), "INSERT INTO t VALUES (301, 'term 2')");
+    int port = ZenithRepo.portIn(started, "main");
+    assertThat(z.sql(port, "SELECT count(*), sum(id) FROM t")).isEqualTo("300|45150");
+    z.sql(port, "INSERT INTO t VALUES (301, 'term 2')");
     List<String> status = z.ok("status").lines();
     assertThat(status)
         .anyMatch(l -> l.matches("main +127\\.0\\.0\\.1:\\d+ +main +\\S+ +running +2"));
@@ -269,8 +272,7 @@ class CliSafekeepersTest {
   @Order(6)
   void stopStopsComputesThenThePageserverThenTheSafekeepers() {
     z.ok("start");
-    z.ok("pg", "start", "main");
-    assertThat(z.sql(z.port("main"), "SELECT count(*) FROM t")).isEqualTo("301");
+    assertThat(z.sql(z.start("main"), "SELECT count(*) FROM t")).isEqualTo("301");
     ZenithRepo.Result stop = z.ok("stop");
     assertThat(stop.err()).isEmpty();
     assertThat(stop.lines())

@@ -2,6 +2,7 @@ package io.zenith.it.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.zenith.replication.testing.NettyLeakCheck;
 import io.zenith.wal.Lsn;
 import java.io.File;
 import java.io.IOException;
@@ -20,6 +21,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.IntStream;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 import org.slf4j.Logger;
@@ -49,6 +51,7 @@ import org.slf4j.LoggerFactory;
  * and the same {@code pgbench_history} as the old one, which satisfy tpcb's invariant (every total
  * equals the sum of the history's deltas).
  */
+@ExtendWith(NettyLeakCheck.Sampled.class)
 class CliSoakTest {
   private static final Logger log = LoggerFactory.getLogger(CliSoakTest.class);
   private static final long SECONDS = Long.getLong("zenith.soak.seconds", 45);
@@ -108,8 +111,7 @@ class CliSoakTest {
     }
     z.ok("start");
     z.ok("pg", "create", "main");
-    z.ok("pg", "start", "main");
-    int port = z.port("main");
+    int port = z.start("main");
     TimelinePositions positions = new TimelinePositions(z, safekeepers, "main");
     log.info(
         "{} safekeeper(s), checkpoint_distance {}, pgbench scale {}, {} s; set up in {} s",
@@ -230,9 +232,9 @@ class CliSoakTest {
     assertThat(Long.parseLong(f[4])).as("transactions in pgbench_history").isPositive();
     z.ok("pg", "stop", "main", "--destroy");
     z.ok("pg", "create", "main");
-    String started = z.ok("pg", "start", "main").out();
-    log.info("rebuilt compute: {}", started.strip());
-    String rebuilt = z.sql(z.port("main"), BALANCES);
+    ZenithRepo.Result started = z.ok("pg", "start", "main");
+    log.info("rebuilt compute: {}", started.out().strip());
+    String rebuilt = z.sql(ZenithRepo.portIn(started, "main"), BALANCES);
     log.info("balances (accounts, branches, tellers, history delta, history rows): {}", old);
     assertThat(rebuilt).as("the rebuilt compute's balances").isEqualTo(old);
   }

@@ -12,6 +12,7 @@ import io.zenith.layer.LayerStoreConfig;
 import io.zenith.layer.Timeline;
 import io.zenith.pg.PgDistribution;
 import io.zenith.pg.testing.PgCluster;
+import io.zenith.replication.testing.NettyLeakCheck;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
@@ -31,6 +32,7 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -57,6 +59,7 @@ import org.junit.jupiter.api.io.TempDir;
  * directory and WAL there.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+@ExtendWith(NettyLeakCheck.Sampled.class)
 class RegressionSuiteFidelityTest {
   static final TenantId TENANT = TenantId.generate();
   static final TimelineId MAIN = TimelineId.generate();

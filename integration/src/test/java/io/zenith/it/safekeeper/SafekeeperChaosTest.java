@@ -11,6 +11,7 @@ import io.zenith.it.support.BankWorkload.TransferId;
 import io.zenith.it.wal.DumpedRecord;
 import io.zenith.it.wal.PgWaldump;
 import io.zenith.pg.testing.PgCluster;
+import io.zenith.replication.testing.NettyLeakCheck;
 import io.zenith.replication.testing.PgWal;
 import io.zenith.wal.Lsn;
 import java.nio.file.Path;
@@ -21,6 +22,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -40,6 +42,7 @@ import org.slf4j.LoggerFactory;
  * pg_waldump}, reading a safekeeper's segment files, finds the commit record of every acknowledged
  * transfer's transaction below the commit LSN.
  */
+@ExtendWith(NettyLeakCheck.Sampled.class)
 class SafekeeperChaosTest {
   private static final Logger log = LoggerFactory.getLogger(SafekeeperChaosTest.class);
   private static final Duration RUN = Duration.ofSeconds(Long.getLong("zenith.chaos.seconds", 20));
