@@ -121,13 +121,19 @@ class LayerStoreHistoryTest {
           .isFalse();
     }
     // What compaction committed survives a restart, and an index rebuilt from the files.
+    assertPagesAfterRestartAndRebuild(w, START.plus(64), end);
+  }
+
+  /** The pages in [from, upTo] after a restart, and again after an index rebuilt from the files. */
+  private void assertPagesAfterRestartAndRebuild(Workload w, Lsn from, Lsn upTo)
+      throws IOException {
     try (LayerStore s = LayerStore.open(data, SMALL)) {
-      assertPages(s.timeline(TENANT, MAIN), w, START.plus(64), end, 10);
+      assertPages(s.timeline(TENANT, MAIN), w, from, upTo, 10);
     }
     LayerStoreTest.deleteTree(data.resolve("index"));
     try (LayerStore s = LayerStore.open(data, SMALL)) {
       assertThat(s.rebuiltIndex()).isTrue();
-      assertPages(s.timeline(TENANT, MAIN), w, START.plus(64), end, 10);
+      assertPages(s.timeline(TENANT, MAIN), w, from, upTo, 10);
     }
   }
 
@@ -229,13 +235,7 @@ class LayerStoreHistoryTest {
           .as("what was rewritten is alive")
           .isZero();
     }
-    try (LayerStore s = LayerStore.open(data, SMALL)) {
-      assertPages(s.timeline(TENANT, MAIN), w, cutoff, end, 10);
-    }
-    LayerStoreTest.deleteTree(data.resolve("index"));
-    try (LayerStore s = LayerStore.open(data, SMALL)) {
-      assertPages(s.timeline(TENANT, MAIN), w, cutoff, end, 10);
-    }
+    assertPagesAfterRestartAndRebuild(w, cutoff, end);
   }
 
   @Test

@@ -143,12 +143,10 @@ final class BasebackupSpeedBench {
         new ZenithProcesses(
             projectRoot, keep == null ? scratch : keep, 1, LifecycleSpeedBench.NO_COMPACTION);
     try {
-      z.ok("start");
-      z.ok("pg", "create", "main");
-      z.ok("pg", "start", "main");
-      int port = z.port("main");
-      TenantId tenant = z.tenant("main");
-      TimelineId timeline = z.timeline("main");
+      ZenithProcesses.Main main = z.startMain();
+      int port = main.port();
+      TenantId tenant = main.tenant();
+      TimelineId timeline = main.timeline();
       long t0 = System.nanoTime();
       z.pgbench(port, Duration.ofMinutes(30), "-i", "-q", "-s", Integer.toString(scale));
       System.out.printf(

@@ -130,12 +130,10 @@ final class BoundedStorageBench {
     try (ZenithProcesses z =
         new ZenithProcesses(
             projectRoot, scratch, 1, Map.of("gc_horizon", "'64MiB'", "pitr_interval", "'0s'"))) {
-      z.ok("start");
-      z.ok("pg", "create", "main");
-      z.ok("pg", "start", "main");
-      int port = z.port("main");
-      TenantId tenant = z.tenant("main");
-      TimelineId timeline = z.timeline("main");
+      ZenithProcesses.Main main = z.startMain();
+      int port = main.port();
+      TenantId tenant = main.tenant();
+      TimelineId timeline = main.timeline();
       startLsn = Lsn.parse(z.sql(port, "SELECT pg_current_wal_insert_lsn()"));
       z.pgbench(port, Duration.ofMinutes(30), "-i", "-q", "-s", Integer.toString(scale));
       zenithAfterInit = ZenithProcesses.sizeOf(z.pageserverDir());

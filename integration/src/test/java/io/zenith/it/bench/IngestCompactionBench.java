@@ -55,12 +55,10 @@ final class IngestCompactionBench {
               .replaceAll("(?m)^max_replication_write_lag = .*$", "max_replication_write_lag = '0'")
               .replaceAll(
                   "(?m)^max_replication_flush_lag = .*$", "max_replication_flush_lag = '0'"));
-      z.ok("start");
-      z.ok("pg", "create", "main");
-      z.ok("pg", "start", "main");
-      int port = z.port("main");
-      TenantId tenant = z.tenant("main");
-      TimelineId timeline = z.timeline("main");
+      ZenithProcesses.Main main = z.startMain();
+      int port = main.port();
+      TenantId tenant = main.tenant();
+      TimelineId timeline = main.timeline();
       z.ok("pageserver", "stop");
       long t0 = System.nanoTime();
       z.pgbench(port, Duration.ofMinutes(60), "-i", "-q", "-s", Integer.toString(scale));

@@ -76,12 +76,10 @@ final class LifecycleSpeedBench {
     long dbBytes;
     String compactLine;
     try (ZenithProcesses z = new ZenithProcesses(projectRoot, scratch, 1, NO_COMPACTION)) {
-      z.ok("start");
-      z.ok("pg", "create", "main");
-      z.ok("pg", "start", "main");
-      int port = z.port("main");
-      TenantId tenant = z.tenant("main");
-      TimelineId timeline = z.timeline("main");
+      ZenithProcesses.Main main = z.startMain();
+      int port = main.port();
+      TenantId tenant = main.tenant();
+      TimelineId timeline = main.timeline();
       long t0 = System.nanoTime();
       z.pgbench(port, Duration.ofMinutes(60), "-i", "-q", "-s", Integer.toString(scale));
       System.out.printf(

@@ -174,6 +174,17 @@ final class ZenithProcesses implements AutoCloseable {
     return m;
   }
 
+  /** Compute {@code main}'s port and its branch's ids. */
+  record Main(int port, TenantId tenant, TimelineId timeline) {}
+
+  /** {@code start}, {@code pg create main}, {@code pg start main}: what every part begins with. */
+  Main startMain() {
+    ok("start");
+    ok("pg", "create", "main");
+    ok("pg", "start", "main");
+    return new Main(port("main"), tenant("main"), timeline("main"));
+  }
+
   int port(String compute) {
     String address = show(compute).get("address");
     return Integer.parseInt(address.substring(address.lastIndexOf(':') + 1));
