@@ -59,6 +59,12 @@ public final class Timeline implements TimelineWriter {
   private final LayerIndex index;
   private final LayerDisk disk;
   private final TimelineLayers layers;
+
+  /** For tests of the layer list's locking. */
+  TimelineLayers layers() {
+    return layers;
+  }
+
   private final LsnWaiters waiters = new LsnWaiters();
   private final FlushFailures flushFailures;
 

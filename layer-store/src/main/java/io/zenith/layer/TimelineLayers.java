@@ -40,8 +40,12 @@ final class TimelineLayers {
   /** Guarded by lock (write to change; read to look). Newest last. */
   private final ArrayDeque<InMemoryLayer> frozen = new ArrayDeque<>();
 
-  /** Guarded by lock. */
-  private InMemoryLayer open;
+  /**
+   * Changed under the write lock; volatile so that the ingest thread can look at it without the
+   * lock ({@link #freezeIfDue} once per record, {@link #openLayer}) while a checkpoint on another
+   * thread freezes it.
+   */
+  private volatile InMemoryLayer open;
 
   TimelineLayers(
       TenantId tenant, TimelineId id, Path dir, LayerIndex index, LayerStoreConfig config) {
@@ -99,6 +103,12 @@ final class TimelineLayers {
   boolean freezeIfDue(
       boolean force, Supplier<Timeline.RecordPosition> position, Supplier<Lsn> diskConsistentLsn)
       throws IOException {
+    if (!force && !freezeDue()) {
+      // The ingest thread asks after every record. Taking the write lock each time made it wait
+      // for every read in flight (image creation, basebackups), and a waiting writer holds up the
+      // readers that come after it: ingest slowed down to the readers' pace.
+      return false;
+    }
     lock.writeLock().lock();
     try {
       InMemoryLayer l = open;

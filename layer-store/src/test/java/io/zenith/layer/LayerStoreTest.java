@@ -116,6 +116,51 @@ class LayerStoreTest {
     }
   }
 
+  /**
+   * The ingest thread asks whether to freeze after every record; when nothing is due, that must not
+   * wait for reads in flight (it took the write lock each time, and ingest went at the pace of
+   * image creation and basebackups).
+   */
+  @Test
+  void aRecordThatNeedsNoFreezeDoesNotWaitForReaders() throws Exception {
+    try (LayerStore s = LayerStore.open(data, LayerStoreConfig.DEFAULT)) {
+      Timeline t = root(s);
+      Workload w = new Workload(t, START);
+      Lsn end = w.ingest(10, 4, new Random(7));
+      java.util.concurrent.CountDownLatch reading = new java.util.concurrent.CountDownLatch(1);
+      java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+      Thread reader =
+          Thread.ofPlatform()
+              .start(
+                  () ->
+                      t.layers()
+                          .visitOwn(
+                              block(0),
+                              end,
+                              (at, v) -> {
+                                reading.countDown();
+                                try {
+                                  release.await();
+                                } catch (InterruptedException e) {
+                                  Thread.currentThread().interrupt();
+                                }
+                                return false;
+                              }));
+      try {
+        assertThat(reading.await(10, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
+        Boolean froze =
+            reactor.core.publisher.Mono.fromCallable(() -> t.freezeIfDue(false))
+                .subscribeOn(reactor.core.scheduler.Schedulers.boundedElastic())
+                .block(Duration.ofSeconds(5));
+        assertThat(froze).isFalse();
+      } finally {
+        release.countDown();
+        reader.join();
+      }
+      assertThat(t.freezeIfDue(true)).as("a forced freeze still happens").isTrue();
+    }
+  }
+
   @Test
   void historyIsRightAcrossOpenFrozenAndFlushedLayers() {
     try (LayerStore s = LayerStore.open(data, SMALL)) {
