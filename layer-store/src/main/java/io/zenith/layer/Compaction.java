@@ -97,7 +97,7 @@ final class Compaction {
       }
       CompactionResult r = merge(snap, dead, settings);
       log.info(
-          "rewrote {} mostly dead delta layers of {} into {} L1 layers ({} bytes freed)",
+          "rewrote {} mostly dead layers of {} into {} L1 layers ({} bytes freed)",
           dead.size(),
           timeline,
           r.l1Written(),
@@ -117,8 +117,8 @@ final class Compaction {
   }
 
   /**
-   * Writes the live versions of {@code merged} (delta layers) as L1 layers cut by key ranges of
-   * about {@code targetSize}, commits them in place of {@code merged}, and retires those.
+   * Writes the live versions of {@code merged} (delta or image layers) as L1 layers cut by key
+   * ranges of about {@code targetSize}, commits them in place of {@code merged}, and retires those.
    */
   private CompactionResult merge(
       IndexSnapshot snap, List<LayerIndex.LayerInfo> merged, CompactionSettings settings)

@@ -7,8 +7,8 @@ package io.zenith.layer;
  * @param l1Written L1 delta layers written
  * @param imageLayers image layers written
  * @param imagePages pages materialized into them
- * @param rewritten delta layers rewritten because GC had left them mostly dead (their live versions
- *     are in the {@code l1Written} layers)
+ * @param rewritten layers rewritten because GC had left them mostly dead (their live versions are
+ *     in the {@code l1Written} layers)
  * @param layersRemoved layer files deleted because nothing names them any more
  * @param bytesRemoved their size
  */

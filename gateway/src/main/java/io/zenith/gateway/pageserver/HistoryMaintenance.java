@@ -31,9 +31,9 @@ import reactor.core.scheduler.Schedulers;
  * children's branch points and pinned LSNs ({@link LayerStore#gc}).
  *
  * <p>The upkeep is GC when the cutoff can move by a checkpoint distance or more since the last pass
- * ({@link #gcDue}), then compaction (which rewrites the delta layers that GC left mostly dead). So
- * GC follows the WAL as the flushes do, not only the clock: space comes back within a few flushes
- * of a version becoming unreadable, however fast the WAL comes (ADR 0010).
+ * ({@link #gcDue}), then compaction (which rewrites the layers that GC left mostly dead). So GC
+ * follows the WAL as the flushes do, not only the clock: space comes back within a few flushes of a
+ * version becoming unreadable, however fast the WAL comes (ADR 0010).
  *
  * <p>Threads: the periodic passes run on one thread of their own, one timeline after the other;
  * requests run on the caller's (blocking) thread. A timeline's passes are serialized by the
