@@ -33,7 +33,7 @@ import org.slf4j.LoggerFactory;
  * transactions from 8 clients ({@code -c 8 -j 2 -P 5}) for {@code -Dzenith.soak.seconds}. Sustained
  * writes are what the suite lacked before issue 9: past the safekeepers' {@code
  * max_replication_write_lag} (15 MiB) and the pageserver's {@code checkpoint_distance} (256 MiB by
- * default) the safekeeper's WAL sender stopped feeding the pageserver and every commit waited
+ * default then) the safekeeper's WAL sender stopped feeding the pageserver and every commit waited
  * forever.
  *
  * <p>{@code make test} runs 45 s at scale 5 with {@code checkpoint_distance = "4MiB"} (so the
