@@ -1,10 +1,8 @@
 package io.zenith.layer;
 
-import io.zenith.wal.DurableFiles;
 import io.zenith.wal.Lsn;
 import java.io.IOException;
 import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HashMap;
@@ -357,19 +355,7 @@ final class Compaction {
   /** Writes a new layer file durably and opens it; on failure, deletes what it wrote. */
   private LayerIndex.NewLayer writeLayer(LayerFile.Header h, LayerFile.Writer.Source content)
       throws IOException {
-    String name = TimelineFiles.layerFileName(h.layerId(), h.lsnFrom(), h.lsnTo());
-    Path path = timeline.dir().resolve(name);
-    try {
-      List<LayerFile.IndexEntry> entries = LayerFile.Writer.write(path, h, disk, content);
-      LayerFile.Reader r = LayerFile.Reader.open(path);
-      layers.addReader(h.layerId(), r);
-      return new LayerIndex.NewLayer(LayerIndex.LayerInfo.of(r, Files.size(path)), entries);
-    } catch (IOException | RuntimeException e) {
-      layers.closeReader(h.layerId());
-      Files.deleteIfExists(path);
-      Files.deleteIfExists(path.resolveSibling(name + DurableFiles.TEMP_SUFFIX));
-      throw e;
-    }
+    return layers.write(h, disk, content);
   }
 
   /** Deletes layers written by a step that failed before its commit (nothing names them). */

@@ -1,11 +1,9 @@
 package io.zenith.layer;
 
-import io.zenith.wal.DurableFiles;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -311,27 +309,11 @@ public final class Timeline implements TimelineWriter {
       l.setLayerId(index.allocateLayerId());
     }
     long id = l.layerId();
-    String name = TimelineFiles.layerFileName(id, l.from(), to);
-    Path path = dir.resolve(name);
     LayerFile.Header h =
         new LayerFile.Header(LayerFile.Kind.DELTA, tenant(), id(), l.keyRange(), l.from(), to, id);
-    List<LayerFile.IndexEntry> entries;
-    LayerIndex.LayerInfo info;
+    LayerIndex.NewLayer written = layers.write(h, disk, l::writeTo);
     try {
-      entries = LayerFile.Writer.write(path, h, disk, l::writeTo);
-      LayerFile.Reader reader = LayerFile.Reader.open(path);
-      layers.addReader(id, reader);
-      info = LayerIndex.LayerInfo.of(reader, Files.size(path));
-    } catch (IOException | RuntimeException e) {
-      // Nothing refers to the file (recovery would delete it): gone now, so that a retry starts
-      // from the same directory. Not on a failed fsync (an Error): that stops the process as is.
-      layers.closeReader(id);
-      deleteQuietly(path);
-      deleteQuietly(path.resolveSibling(name + DurableFiles.TEMP_SUFFIX));
-      throw e;
-    }
-    try {
-      index.commitLayer(tenant(), id(), info, entries, state);
+      index.commitLayer(tenant(), id(), written.info(), written.entries(), state);
     } catch (RocksDBException | RuntimeException e) {
       // Whether the batch is in RocksDB is for its recovery to say: the file stays (a restart
       // deletes it if it is not registered; a retry writes it again under the same name).
@@ -340,21 +322,13 @@ public final class Timeline implements TimelineWriter {
     }
     log.info(
         "flushed layer {} of {}/{}: {} versions, {} bytes, LSN {}..{}",
-        name,
+        written.info().fileName(),
         tenant(),
         id(),
-        entries.size(),
-        info.size(),
+        written.entries().size(),
+        written.info().size(),
         l.from(),
         to);
-  }
-
-  private static void deleteQuietly(Path f) {
-    try {
-      Files.deleteIfExists(f);
-    } catch (IOException e) {
-      log.warn("cannot delete {} (it is deleted at the next start): {}", f, e.getMessage());
-    }
   }
 
   private LayerStoreException flushFailed(Exception e, String why) {

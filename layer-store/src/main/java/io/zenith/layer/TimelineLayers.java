@@ -186,6 +186,38 @@ final class TimelineLayers {
   }
 
   /**
+   * Writes a layer file durably into this timeline's directory and opens it (not registered: the
+   * caller commits it). On failure, deletes what it wrote, so that a retry starts from the same
+   * directory; a file it cannot delete is deleted at the next start, which keeps no unregistered
+   * file. Not on a failed fsync (an Error): that stops the process as is.
+   */
+  LayerIndex.NewLayer write(LayerFile.Header h, LayerDisk disk, LayerFile.Writer.Source content)
+      throws IOException {
+    String name = TimelineFiles.layerFileName(h.layerId(), h.lsnFrom(), h.lsnTo());
+    Path path = dir.resolve(name);
+    try {
+      List<LayerFile.IndexEntry> entries = LayerFile.Writer.write(path, h, disk, content);
+      LayerFile.Reader r = LayerFile.Reader.open(path);
+      addReader(h.layerId(), r);
+      return new LayerIndex.NewLayer(LayerIndex.LayerInfo.of(r, Files.size(path)), entries);
+    } catch (IOException | RuntimeException e) {
+      closeReader(h.layerId());
+      deleteQuietly(path);
+      deleteQuietly(path.resolveSibling(name + io.zenith.wal.DurableFiles.TEMP_SUFFIX));
+      throw e;
+    }
+  }
+
+  private static void deleteQuietly(Path f) {
+    try {
+      Files.deleteIfExists(f);
+    } catch (IOException e) {
+      org.slf4j.LoggerFactory.getLogger(TimelineLayers.class)
+          .warn("cannot delete {} (it is deleted at the next start): {}", f, e.getMessage());
+    }
+  }
+
+  /**
    * The open reader of a layer file the index names.
    *
    * @throws LayerStoreException CORRUPT_FILE when it is not open (the index names a missing file)
