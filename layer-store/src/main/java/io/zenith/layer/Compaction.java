@@ -184,8 +184,9 @@ final class Compaction {
     LayerFile.Header h =
         new LayerFile.Header(
             LayerFile.Kind.DELTA, timeline.tenant(), timeline.id(), range, from, to, id, 1);
-    return writeLayer(
+    return layers.write(
         h,
+        disk,
         w ->
             snap.forEachVersion(
                 range,
@@ -323,8 +324,9 @@ final class Compaction {
                 parallel,
                 1)
             .toIterable(parallel * 2);
-    return writeLayer(
+    return layers.write(
         h,
+        disk,
         w -> {
           for (Materialized m : images) {
             if (m.bytes() != null) {
@@ -350,12 +352,6 @@ final class Compaction {
       return new Materialized(key, null);
     }
     return new Materialized(key, source.image(timeline, key, at));
-  }
-
-  /** Writes a new layer file durably and opens it; on failure, deletes what it wrote. */
-  private LayerIndex.NewLayer writeLayer(LayerFile.Header h, LayerFile.Writer.Source content)
-      throws IOException {
-    return layers.write(h, disk, content);
   }
 
   /** Deletes layers written by a step that failed before its commit (nothing names them). */

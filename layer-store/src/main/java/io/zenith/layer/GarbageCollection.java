@@ -47,8 +47,8 @@ final class GarbageCollection {
 
   /** Removes what reads at or above {@code cutoff} do not need. */
   GcResult collect(Lsn cutoff) throws IOException, RocksDBException {
+    // Per layer, the bytes of its versions that stay; a layer absent has none left.
     Map<Long, Long> live = new HashMap<>();
-    Map<Long, Long> bytes = new HashMap<>();
     List<LayerIndex.VersionRef> removable = new ArrayList<>();
     List<LayerIndex.Entry> key = new ArrayList<>();
     long removed = 0;
@@ -59,7 +59,7 @@ final class GarbageCollection {
       snap.forEachVersion(
           e -> {
             if (!key.isEmpty() && !key.getFirst().key().equals(e.key())) {
-              sweepKey(key, cutoff, removable, live, bytes);
+              sweepKey(key, cutoff, removable, live);
               key.clear();
               if (removable.size() >= BATCH) {
                 count[0] += removeVersions(removable);
@@ -68,7 +68,7 @@ final class GarbageCollection {
             key.add(e);
           });
       if (!key.isEmpty()) {
-        sweepKey(key, cutoff, removable, live, bytes);
+        sweepKey(key, cutoff, removable, live);
       }
       removed = count[0] + removeVersions(removable);
     }
@@ -77,12 +77,12 @@ final class GarbageCollection {
     List<Long> dead = new ArrayList<>();
     Map<Long, Long> kept = new HashMap<>();
     for (LayerIndex.LayerInfo l : registered) {
-      kept.put(l.layerId(), bytes.getOrDefault(l.layerId(), 0L));
-      if (live.getOrDefault(l.layerId(), 0L) == 0 && !l.lsnTo().isAfter(cutoff)) {
+      if (!live.containsKey(l.layerId()) && !l.lsnTo().isAfter(cutoff)) {
         dead.add(l.layerId());
+      } else {
+        kept.put(l.layerId(), live.getOrDefault(l.layerId(), 0L));
       }
     }
-    dead.forEach(kept::remove);
     liveBytes = kept;
     long freed = 0;
     if (!dead.isEmpty()) {
@@ -113,16 +113,15 @@ final class GarbageCollection {
 
   /**
    * One key's versions (ascending LSN): those below its newest base at or below the cutoff are
-   * removable; the rest count as live in their layers ({@code live} versions, {@code bytes} of
-   * blobs). A key without such a base keeps everything (its history starts at a zero page, or
-   * continues in the ancestor).
+   * removable; the rest count as live in their layers ({@code live}: the bytes of their blobs). A
+   * key without such a base keeps everything (its history starts at a zero page, or continues in
+   * the ancestor).
    */
   static void sweepKey(
       List<LayerIndex.Entry> versions,
       Lsn cutoff,
       List<LayerIndex.VersionRef> removable,
-      Map<Long, Long> live,
-      Map<Long, Long> bytes) {
+      Map<Long, Long> live) {
     int base = -1;
     for (int i = 0; i < versions.size(); i++) {
       LayerIndex.Entry e = versions.get(i);
@@ -138,8 +137,7 @@ final class GarbageCollection {
       if (i < base) {
         removable.add(new LayerIndex.VersionRef(e.key(), e.lsn()));
       } else {
-        live.merge(e.ref().layerId(), 1L, Long::sum);
-        bytes.merge(e.ref().layerId(), (long) e.ref().length(), Long::sum);
+        live.merge(e.ref().layerId(), (long) e.ref().length(), Long::sum);
       }
     }
   }

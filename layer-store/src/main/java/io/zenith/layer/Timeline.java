@@ -57,12 +57,6 @@ public final class Timeline implements TimelineWriter {
   private final LayerIndex index;
   private final LayerDisk disk;
   private final TimelineLayers layers;
-
-  /** For tests of the layer list's locking. */
-  TimelineLayers layers() {
-    return layers;
-  }
-
   private final LsnWaiters waiters = new LsnWaiters();
   private final FlushFailures flushFailures;
 
@@ -179,6 +173,11 @@ public final class Timeline implements TimelineWriter {
   /** The timeline's directory (its layer files, metadata, and files of the layers above). */
   public Path dir() {
     return dir;
+  }
+
+  /** For tests of the layer list's locking. */
+  TimelineLayers layers() {
+    return layers;
   }
 
   void addReader(long layerId, LayerFile.Reader r) {

@@ -1,5 +1,6 @@
 package io.zenith.layer;
 
+import io.zenith.wal.DurableFiles;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
@@ -16,6 +17,8 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.function.BiPredicate;
 import java.util.function.Supplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The layers of one timeline (not its ancestors'): the open in-memory layer, the frozen ones
@@ -28,6 +31,8 @@ import java.util.function.Supplier;
  * without the lock, since only it replaces it.
  */
 final class TimelineLayers {
+  private static final Logger log = LoggerFactory.getLogger(TimelineLayers.class);
+
   private final TenantId tenant;
   private final TimelineId id;
   private final Path dir;
@@ -203,7 +208,7 @@ final class TimelineLayers {
     } catch (IOException | RuntimeException e) {
       closeReader(h.layerId());
       deleteQuietly(path);
-      deleteQuietly(path.resolveSibling(name + io.zenith.wal.DurableFiles.TEMP_SUFFIX));
+      deleteQuietly(path.resolveSibling(name + DurableFiles.TEMP_SUFFIX));
       throw e;
     }
   }
@@ -212,8 +217,7 @@ final class TimelineLayers {
     try {
       Files.deleteIfExists(f);
     } catch (IOException e) {
-      org.slf4j.LoggerFactory.getLogger(TimelineLayers.class)
-          .warn("cannot delete {} (it is deleted at the next start): {}", f, e.getMessage());
+      log.warn("cannot delete {} (it is deleted at the next start): {}", f, e.getMessage());
     }
   }
 
