@@ -7,17 +7,18 @@ JAVA_HOME ?= $(lastword $(sort $(wildcard /usr/lib/jvm/temurin-2[5-9]*)))
 export JAVA_HOME
 MVN := ./mvnw -B -ntp
 
-# Debian packages the build and the tests need (PostgreSQL 15 server, its headers for the PGXS
-# extension, a C toolchain, what the Maven Wrapper uses to download Maven, bzip2 for PostgreSQL's
-# source tarball).
-DEB_PACKAGES := postgresql-15 postgresql-server-dev-15 build-essential curl unzip ca-certificates bzip2
+# Debian packages the build and a compute need (PostgreSQL 15 server, its headers for the PGXS
+# extension, a C toolchain, what the Maven Wrapper uses to download Maven): `make run` installs
+# these. The tests also need bzip2 for PostgreSQL's source tarball (the regression suite).
+DEB_RUN_PACKAGES := postgresql-15 postgresql-server-dev-15 build-essential curl unzip ca-certificates
+DEB_PACKAGES := $(DEB_RUN_PACKAGES) bzip2
 
 # PostgreSQL 15's regression suite (from Debian's source package) and its C modules, for the
 # redo-fidelity test (integration/pg-regress/fetch-suite.sh). Gitignored; the test reads it from
 # here unless ZENITH_PG_REGRESS_DIR names another <cache>/current.
 PG_REGRESS_CACHE ?= $(CURDIR)/.cache/pg-regress
 
-.PHONY: all build run test test-long deps check-java format bench clean
+.PHONY: all build run test test-long deps deps-run check-java format bench clean
 
 all: build
 
@@ -25,12 +26,14 @@ build: check-java
 	$(MVN) -DskipTests package
 	@echo "built gateway/target/zenith.jar; try ./zenith --help"
 
-# Build, create the repository if there is none (./.zenith or $ZENITH_REPO_DIR; one safekeeper),
-# start the pageserver and the safekeepers, create and start compute `main`, and print how to
-# connect.
-run: check-java
+# Install the Debian packages the build and a compute need if any is missing, build, create the
+# repository if there is none (./.zenith or $ZENITH_REPO_DIR; one safekeeper; ZENITH_INIT_OPTS
+# passes options to `zenith init`, e.g. other ports), start the pageserver and the safekeepers,
+# create and start compute `main`, and print how to connect.
+ZENITH_INIT_OPTS ?=
+run: deps-run check-java
 	$(MVN) -q -DskipTests -pl gateway -am package
-	@if [ ! -f "$${ZENITH_REPO_DIR:-.zenith}/config.toml" ]; then ./zenith init; fi
+	@if [ ! -f "$${ZENITH_REPO_DIR:-.zenith}/config.toml" ]; then ./zenith init $(ZENITH_INIT_OPTS); fi
 	@./zenith start
 	@./zenith pg show main >/dev/null 2>&1 || ./zenith pg create main
 	@if ./zenith pg show main | grep -qx 'status: running'; then \
@@ -70,21 +73,32 @@ test-long: deps check-java
 # fetches and builds PostgreSQL's regression suite into PG_REGRESS_CACHE unless it is there already
 # (adding deb-src entries needs root or sudo once; the download and build do not).
 deps:
-	@missing=""; \
-	for p in $(DEB_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then sudo=""; \
-	  elif command -v sudo >/dev/null; then sudo="sudo"; \
-	  else echo "make deps: missing Debian packages:$$missing (run as root or install them)" >&2; exit 1; fi; \
-	  echo "make deps: installing$$missing"; \
-	  $$sudo mkdir -p /etc/postgresql-common/createcluster.d; \
-	  echo "create_main_cluster = false" | $$sudo tee /etc/postgresql-common/createcluster.d/zenith.conf >/dev/null; \
-	  $$sudo apt-get update -q; \
-	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
-	fi
+	@$(call install-debs,$(DEB_PACKAGES))
 	@integration/pg-regress/fetch-suite.sh "$(PG_REGRESS_CACHE)"
+
+# What `make run` needs: DEB_RUN_PACKAGES, not the regression suite.
+deps-run:
+	@$(call install-debs,$(DEB_RUN_PACKAGES))
+
+# $(call install-debs,packages): installs those of the Debian packages that are missing, as root or
+# through sudo; says which and fails when it can do neither. PostgreSQL's packaging is told not to
+# create a cluster of its own (Zenith's computes are the clusters).
+define install-debs
+missing=""; \
+for p in $(1); do \
+  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+done; \
+if [ -n "$$missing" ]; then \
+  if [ "$$(id -u)" = 0 ]; then sudo=""; \
+  elif command -v sudo >/dev/null; then sudo="sudo"; \
+  else echo "make: missing Debian packages:$$missing (run as root or install them)" >&2; exit 1; fi; \
+  echo "make: installing$$missing"; \
+  $$sudo mkdir -p /etc/postgresql-common/createcluster.d; \
+  echo "create_main_cluster = false" | $$sudo tee /etc/postgresql-common/createcluster.d/zenith.conf >/dev/null; \
+  $$sudo apt-get update -q; \
+  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+fi
+endef
 
 check-java:
 	@[ -n "$(JAVA_HOME)" ] && [ -x "$(JAVA_HOME)/bin/java" ] || { \

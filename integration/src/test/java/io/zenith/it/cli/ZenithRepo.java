@@ -102,7 +102,7 @@ final class ZenithRepo implements AutoCloseable {
     return ok(args.toArray(String[]::new));
   }
 
-  private List<String> initArgs() {
+  List<String> initArgs() {
     return new ArrayList<>(
         List.of(
             "init",
