@@ -22,7 +22,7 @@ PG_REGRESS_CACHE ?= $(CURDIR)/.cache/pg-regress
 
 all: build
 
-build: check-java
+build: deps-run check-java
 	$(MVN) -DskipTests package
 	@echo "built gateway/target/zenith.jar; try ./zenith --help"
 
