@@ -17,6 +17,7 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.stream.Stream;
@@ -25,9 +26,11 @@ import java.util.stream.Stream;
  * The scratch PostgreSQL cluster WAL-redo processes run on: the {@code zenith_walredo} module
  * extracted from the classpath, and a template data directory (initdb once, with the computes'
  * {@code --data-checksums} and {@code wal_log_hints}; the loop function created with the module's
- * absolute path; {@code pg_resetwal -l} to WAL position {@code FFFF0000/0} so that no page LSN of a
- * compute is ever beyond the scratch cluster's WAL). Each process gets its own copy of the template
- * ({@link #newProcessDirectory}), since a data directory takes one backend at a time.
+ * name, found through {@code dynamic_library_path}; {@code pg_resetwal -l} to WAL position {@code
+ * FFFF0000/0} so that no page LSN of a compute is ever beyond the scratch cluster's WAL), copied
+ * from the {@link TemplateCache} when an earlier cluster built the same one. Each process gets its
+ * own copy of the template ({@link #newProcessDirectory}), since a data directory takes one backend
+ * at a time.
  *
  * <p>Layout under the root (a fresh directory in the given parent, deleted by {@link #close}):
  * {@code lib/zenith_walredo.so}, {@code template/}, {@code p-<n>/data} per process. When the JVM
@@ -50,19 +53,28 @@ public final class ScratchCluster implements AutoCloseable {
   private final boolean dataChecksums;
   private final boolean walLogHints;
   private final AtomicLong processDirs = new AtomicLong();
+  private final Optional<TemplateCache> cache;
+  private volatile boolean fromCache;
 
-  private ScratchCluster(PgDistribution pg, Path root, boolean dataChecksums, boolean walLogHints) {
+  private ScratchCluster(
+      PgDistribution pg,
+      Path root,
+      boolean dataChecksums,
+      boolean walLogHints,
+      Optional<TemplateCache> cache) {
     this.pg = pg;
     this.root = root;
     this.library = root.resolve("lib").resolve("zenith_walredo.so");
     this.template = root.resolve("template");
     this.dataChecksums = dataChecksums;
     this.walLogHints = walLogHints;
+    this.cache = cache;
   }
 
   /**
-   * Creates the scratch root in {@code parent} and the template cluster in it (a second or two:
-   * initdb, one single-user run, pg_resetwal).
+   * Creates the scratch root in {@code parent} and the template cluster in it: a copy of the one in
+   * {@code parent}'s {@link TemplateCache} when there is one, else built (a second or two: initdb,
+   * one single-user run, pg_resetwal) and published there.
    *
    * @throws WalRedoException of kind {@code START_FAILED} when a step fails, with its output
    */
@@ -75,7 +87,9 @@ public final class ScratchCluster implements AutoCloseable {
     } catch (IOException e) {
       throw startFailed("cannot create a scratch directory in " + parent + ": " + e, e);
     }
-    ScratchCluster c = new ScratchCluster(pg, root, dataChecksums, walLogHints);
+    // before build() gives the root to PostgreSQL's user: the cache must be this process's own
+    ScratchCluster c =
+        new ScratchCluster(pg, root, dataChecksums, walLogHints, TemplateCache.in(parent, root));
     try {
       c.build();
       return c;
@@ -94,6 +108,11 @@ public final class ScratchCluster implements AutoCloseable {
       extractLibrary();
     } catch (IOException e) {
       throw startFailed("cannot prepare " + root + ": " + e, e);
+    }
+    String key = TemplateCache.key(pg, recipe());
+    if (cache.isPresent() && cache.get().copyTo(key, template)) {
+      fromCache = true;
+      return;
     }
     List<String> initdb =
         new ArrayList<>(
@@ -114,24 +133,60 @@ public final class ScratchCluster implements AutoCloseable {
       initdb.add("--data-checksums");
     }
     run("initdb", initdb, null);
-    appendSettings();
-    // One command per line (single-user mode). Dropping the template databases leaves a third of
-    // the files to copy for each process; the backend only ever connects to "postgres".
-    String sql =
-        "CREATE FUNCTION zenith_walredo_loop() RETURNS void AS '"
-            + library.toString().replace("'", "''")
-            + "', 'zenith_walredo_loop' LANGUAGE C;\n"
-            + "UPDATE pg_database SET datistemplate = false"
-            + " WHERE datname IN ('template0', 'template1');\n"
-            + "DROP DATABASE template0;\n"
-            + "DROP DATABASE template1;\n";
-    String out = run("postgres", List.of("--single", "-D", template.toString(), "postgres"), sql);
+    try {
+      Files.writeString(template.resolve("postgresql.conf"), settings(), StandardOpenOption.APPEND);
+    } catch (IOException e) {
+      throw startFailed("cannot configure the scratch template: " + e, e);
+    }
+    List<String> single = new ArrayList<>(List.of("--single"));
+    single.addAll(backendOptions());
+    single.addAll(List.of("-D", template.toString(), "postgres"));
+    String out = run("postgres", single, TEMPLATE_SQL);
     if (out.contains("ERROR:") || out.contains("FATAL:")) {
       throw startFailed(
           "cannot create the zenith_walredo_loop function in the scratch template: " + out.strip(),
           null);
     }
     run("pg_resetwal", List.of("-l", FAR_FUTURE_WAL_SEGMENT, "-D", template.toString()), null);
+    cache.ifPresent(tc -> tc.publish(key, template));
+  }
+
+  /**
+   * One command per line (single-user mode). The module is named without a path: {@link
+   * #backendOptions()} tells each backend where this cluster's copy is, so the template is the same
+   * for every scratch root and can be cached. Dropping the template databases leaves a third of the
+   * files to copy for each process; the backend only ever connects to "postgres".
+   */
+  private static final String TEMPLATE_SQL =
+      "CREATE FUNCTION zenith_walredo_loop() RETURNS void AS 'zenith_walredo',"
+          + " 'zenith_walredo_loop' LANGUAGE C;\n"
+          + "UPDATE pg_database SET datistemplate = false"
+          + " WHERE datname IN ('template0', 'template1');\n"
+          + "DROP DATABASE template0;\n"
+          + "DROP DATABASE template1;\n";
+
+  /** What the template's bytes depend on besides the binaries: the cache key's input. */
+  private String recipe() {
+    return "scratch template v1\nchecksums="
+        + dataChecksums
+        + "\n"
+        + settings()
+        + TEMPLATE_SQL
+        + "resetwal "
+        + FAR_FUTURE_WAL_SEGMENT;
+  }
+
+  /**
+   * The command-line options of every backend on this cluster (before {@code -D}): where to find
+   * the module the loop function names.
+   */
+  List<String> backendOptions() {
+    return List.of("-c", "dynamic_library_path=" + library.getParent());
+  }
+
+  /** Whether the template was copied from the {@link TemplateCache} rather than built. */
+  boolean fromCache() {
+    return fromCache;
   }
 
   private void extractLibrary() throws IOException {
@@ -148,29 +203,23 @@ public final class ScratchCluster implements AutoCloseable {
     Files.setPosixFilePermissions(library, PosixFilePermissions.fromString("rwxr-xr-x"));
   }
 
-  private void appendSettings() {
-    String conf =
-        "\n# zenith_walredo scratch cluster\n"
-            + "wal_log_hints = "
-            + (walLogHints ? "on" : "off")
-            + "\n"
-            + "fsync = off\n"
-            + "shared_buffers = 32MB\n"
-            + "max_connections = 5\n"
-            + "max_wal_senders = 0\n"
-            + "max_prepared_transactions = 0\n"
-            + "autovacuum = off\n"
-            + "huge_pages = off\n"
-            // DSM segments as files in pg_dynshmem: a killed process leaves nothing in /dev/shm
-            + "dynamic_shared_memory_type = mmap\n"
-            + "log_checkpoints = off\n"
-            + "logging_collector = off\n"
-            + "log_min_messages = warning\n";
-    try {
-      Files.writeString(template.resolve("postgresql.conf"), conf, StandardOpenOption.APPEND);
-    } catch (IOException e) {
-      throw startFailed("cannot configure the scratch template: " + e, e);
-    }
+  private String settings() {
+    return "\n# zenith_walredo scratch cluster\n"
+        + "wal_log_hints = "
+        + (walLogHints ? "on" : "off")
+        + "\n"
+        + "fsync = off\n"
+        + "shared_buffers = 32MB\n"
+        + "max_connections = 5\n"
+        + "max_wal_senders = 0\n"
+        + "max_prepared_transactions = 0\n"
+        + "autovacuum = off\n"
+        + "huge_pages = off\n"
+        // DSM segments as files in pg_dynshmem: a killed process leaves nothing in /dev/shm
+        + "dynamic_shared_memory_type = mmap\n"
+        + "log_checkpoints = off\n"
+        + "logging_collector = off\n"
+        + "log_min_messages = warning\n";
   }
 
   /** Runs a PostgreSQL program as the right OS user; returns stdout and stderr together. */
@@ -221,35 +270,40 @@ public final class ScratchCluster implements AutoCloseable {
     pg.createOwnedDirectory(dir);
     Path data = dir.resolve("data");
     try {
-      Files.walkFileTree(
-          template,
-          new SimpleFileVisitor<>() {
-            @Override
-            public FileVisitResult preVisitDirectory(Path d, BasicFileAttributes attrs)
-                throws IOException {
-              Files.copy(
-                  d,
-                  data.resolve(template.relativize(d).toString()),
-                  StandardCopyOption.COPY_ATTRIBUTES,
-                  LinkOption.NOFOLLOW_LINKS);
-              return FileVisitResult.CONTINUE;
-            }
-
-            @Override
-            public FileVisitResult visitFile(Path f, BasicFileAttributes attrs) throws IOException {
-              Files.copy(
-                  f,
-                  data.resolve(template.relativize(f).toString()),
-                  StandardCopyOption.COPY_ATTRIBUTES,
-                  LinkOption.NOFOLLOW_LINKS);
-              return FileVisitResult.CONTINUE;
-            }
-          });
+      copyTree(template, data);
     } catch (IOException e) {
       deleteTree(dir);
       throw startFailed("cannot copy the scratch template to " + data + ": " + e, e);
     }
     return dir;
+  }
+
+  /** Copies {@code from} to {@code to} (which must not exist) with owners and modes. */
+  static void copyTree(Path from, Path to) throws IOException {
+    Files.walkFileTree(
+        from,
+        new SimpleFileVisitor<>() {
+          @Override
+          public FileVisitResult preVisitDirectory(Path d, BasicFileAttributes attrs)
+              throws IOException {
+            Files.copy(
+                d,
+                to.resolve(from.relativize(d).toString()),
+                StandardCopyOption.COPY_ATTRIBUTES,
+                LinkOption.NOFOLLOW_LINKS);
+            return FileVisitResult.CONTINUE;
+          }
+
+          @Override
+          public FileVisitResult visitFile(Path f, BasicFileAttributes attrs) throws IOException {
+            Files.copy(
+                f,
+                to.resolve(from.relativize(f).toString()),
+                StandardCopyOption.COPY_ATTRIBUTES,
+                LinkOption.NOFOLLOW_LINKS);
+            return FileVisitResult.CONTINUE;
+          }
+        });
   }
 
   public PgDistribution distribution() {
@@ -261,7 +315,7 @@ public final class ScratchCluster implements AutoCloseable {
     return root;
   }
 
-  /** The extracted module, as the loop function names it. */
+  /** The extracted module, which {@link #backendOptions()} lets the loop function find. */
   public Path library() {
     return library;
   }

@@ -92,10 +92,11 @@ public final class WalRedoProcess implements AutoCloseable {
     PgDistribution pg = scratch.distribution();
     Process process;
     try {
+      List<String> args = new java.util.ArrayList<>(List.of("--single"));
+      args.addAll(scratch.backendOptions());
+      args.addAll(List.of("-D", dir.resolve("data").toString(), "postgres"));
       ProcessBuilder pb =
-          pg.processBuilder(
-                  "postgres", List.of("--single", "-D", dir.resolve("data").toString(), "postgres"))
-              .redirectError(dir.resolve("postgres.log").toFile());
+          pg.processBuilder("postgres", args).redirectError(dir.resolve("postgres.log").toFile());
       pb.environment().put("LC_ALL", "C");
       process = pb.start();
     } catch (IOException e) {

@@ -12,6 +12,7 @@ import io.zenith.wal.WalRecord;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -353,6 +354,57 @@ class WalRedoManagerTest {
     assertThat(dir).doesNotExist();
     assertThat(index.matches(apply(index.request()))).isTrue();
     assertThat(starts()).isEqualTo(2);
+  }
+
+  @Test
+  void aSecondClusterCopiesTheCachedTemplateAndRedoesTheSame() throws IOException {
+    Path parent = Files.createTempDirectory("zenith-template-cache-");
+    Files.setPosixFilePermissions(parent, PosixFilePermissions.fromString("rwxr-xr-x"));
+    ScratchCluster first = null;
+    ScratchCluster second = null;
+    ScratchCluster third = null;
+    try {
+      first = ScratchCluster.create(w.cluster.distribution(), parent, true, true);
+      assertThat(first.fromCache()).isFalse();
+      Path cache = parent.resolve(TemplateCache.DIR);
+      assertThat(Files.getPosixFilePermissions(cache))
+          .isEqualTo(PosixFilePermissions.fromString("rwx------"));
+      second = ScratchCluster.create(w.cluster.distribution(), parent, true, true);
+      assertThat(second.fromCache()).isTrue();
+      // the copied template knows nothing of the first cluster: it goes away, the second redoes
+      first.close();
+      first = null;
+      try (WalRedoManager m = WalRedoManager.start(second, config(), new SimpleMeterRegistry())) {
+        assertThat(heap.matches(m.apply(TENANT, heap.request()).block(Duration.ofSeconds(60))))
+            .isTrue();
+      }
+      // an entry that does not name its key is not used: the next cluster builds its own
+      List<Path> entries;
+      try (var s = Files.list(cache)) {
+        entries = s.toList();
+      }
+      assertThat(entries).hasSize(1);
+      Files.writeString(entries.getFirst().resolve(TemplateCache.READY), "something else\n");
+      third = ScratchCluster.create(w.cluster.distribution(), parent, true, true);
+      assertThat(third.fromCache()).isFalse();
+      // ... and publishes it in place of the damaged one
+      try (ScratchCluster fourth =
+          ScratchCluster.create(w.cluster.distribution(), parent, true, true)) {
+        assertThat(fourth.fromCache()).isTrue();
+      }
+      // another configuration is another template
+      try (ScratchCluster other =
+          ScratchCluster.create(w.cluster.distribution(), parent, true, false)) {
+        assertThat(other.fromCache()).isFalse();
+      }
+    } finally {
+      for (ScratchCluster c : Arrays.asList(first, second, third)) {
+        if (c != null) {
+          c.close();
+        }
+      }
+      ScratchCluster.deleteTree(parent);
+    }
   }
 
   @Test
