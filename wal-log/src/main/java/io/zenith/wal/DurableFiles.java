@@ -62,6 +62,33 @@ public final class DurableFiles {
         });
   }
 
+  /**
+   * Durable on return, as {@link #write(Path, byte[])}, and {@code target} only ever readable by
+   * this user (0600 from its creation as a temp file: a key is never readable by others, not even
+   * for a moment).
+   */
+  public static void writeOwnerOnly(Path target, byte[] content) throws IOException {
+    Path tmp = target.resolveSibling(target.getFileName() + TEMP_SUFFIX);
+    Files.deleteIfExists(tmp);
+    try (FileChannel ch =
+        FileChannel.open(
+            tmp,
+            java.util.Set.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE),
+            java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                java.nio.file.attribute.PosixFilePermissions.fromString("rw-------")))) {
+      java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(content);
+      while (b.hasRemaining()) {
+        ch.write(b);
+      }
+      Fsync.force(ch, tmp);
+    } catch (IOException | RuntimeException e) {
+      Files.deleteIfExists(tmp);
+      throw e;
+    }
+    Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    fsyncDirectory(target.toAbsolutePath().getParent());
+  }
+
   /** Makes a directory's entries (creations, renames, deletions) durable ({@link Fsync}). */
   public static void fsyncDirectory(Path dir) throws IOException {
     Fsync.directory(dir);
