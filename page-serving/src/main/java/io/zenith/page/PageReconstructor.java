@@ -108,7 +108,7 @@ public final class PageReconstructor {
           o,
           Timer.builder("zenith.getpage.duration")
               .tag("outcome", o.tag)
-              .description("GetPage: one page as of an LSN (cache, layers, WAL redo)")
+              .description("GetPage requests: one page as of an LSN (cache, layers, WAL redo)")
               .publishPercentileHistogram()
               .register(meters));
     }
@@ -122,9 +122,21 @@ public final class PageReconstructor {
                 .build();
   }
 
-  /** The page of {@code key} as of {@code lsn}; a zero page if it has no version yet. */
-  @SuppressWarnings("try")
+  /**
+   * The page of {@code key} as of {@code lsn}; a zero page if it has no version yet. For the
+   * pageserver's own reads (ingest, image creation): not counted as GetPage.
+   */
   public byte[] page(TimelineView timeline, Key key, Lsn lsn) {
+    return page(timeline, key, lsn, true, new Outcome[1]);
+  }
+
+  /**
+   * A GetPage request of a compute: {@link #page}, timed in {@code zenith.getpage.duration} by
+   * outcome, with the timeline's ids in the log lines it causes. The pagestream endpoint calls
+   * this.
+   */
+  @SuppressWarnings("try")
+  public byte[] getPage(TimelineView timeline, Key key, Lsn lsn) {
     long t0 = System.nanoTime();
     Outcome[] outcome = {Outcome.ERROR};
     try (LogContext.Scope s = LogContext.scope(timeline.tenant(), timeline.id())) {

@@ -1,6 +1,5 @@
 package io.zenith.gateway.http;
 
-import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Metrics;
 import io.micrometer.core.instrument.binder.jvm.ClassLoaderMetrics;
 import io.micrometer.core.instrument.binder.jvm.JvmGcMetrics;
@@ -8,6 +7,7 @@ import io.micrometer.core.instrument.binder.jvm.JvmMemoryMetrics;
 import io.micrometer.core.instrument.binder.jvm.JvmThreadMetrics;
 import io.micrometer.core.instrument.binder.system.ProcessorMetrics;
 import io.micrometer.core.instrument.binder.system.UptimeMetrics;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Function;
@@ -21,15 +21,15 @@ import java.util.regex.Pattern;
  * <p>Thread-safe.
  */
 public final class ProcessMeters implements AutoCloseable {
-  private final MeterRegistry registry;
+  private final PrometheusMeterRegistry registry;
   private final JvmGcMetrics gc = new JvmGcMetrics();
 
-  private ProcessMeters(MeterRegistry registry) {
+  private ProcessMeters(PrometheusMeterRegistry registry) {
     this.registry = registry;
   }
 
   /** Binds the JVM's metrics to {@code registry} and makes it receive the HTTP server's. */
-  public static ProcessMeters bind(MeterRegistry registry) {
+  public static ProcessMeters bind(PrometheusMeterRegistry registry) {
     ProcessMeters p = new ProcessMeters(registry);
     new JvmMemoryMetrics().bindTo(registry);
     p.gc.bindTo(registry);
@@ -50,7 +50,7 @@ public final class ProcessMeters implements AutoCloseable {
 
   private static final Pattern ID = Pattern.compile("[0-9a-f]{32}");
   private static final Pattern NUMBER = Pattern.compile("[0-9]+");
-  private static final Pattern WORD = Pattern.compile("[a-z_]{1,32}");
+  private static final Pattern WORD = Pattern.compile("[a-z][a-z0-9_]{0,31}");
 
   /** Distinct {@code uri} tag values kept; later unseen paths are tagged {@code other}. */
   static final int MAX_URI_TAGS = 64;

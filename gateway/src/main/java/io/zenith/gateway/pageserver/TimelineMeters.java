@@ -1,8 +1,8 @@
 package io.zenith.gateway.pageserver;
 
 import io.micrometer.core.instrument.Gauge;
-import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Tags;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.zenith.ingest.keys.Catalog;
 import io.zenith.ingest.keys.KeySpace;
 import io.zenith.ingest.pg.PageLayout;
@@ -28,10 +28,10 @@ final class TimelineMeters {
   static final Duration LOGICAL_SIZE_TTL = Duration.ofSeconds(15);
 
   private final LayerStore store;
-  private final MeterRegistry meters;
+  private final PrometheusMeterRegistry meters;
   private final Set<Timeline> registered = ConcurrentHashMap.newKeySet();
 
-  TimelineMeters(LayerStore store, MeterRegistry meters) {
+  TimelineMeters(LayerStore store, PrometheusMeterRegistry meters) {
     this.store = store;
     this.meters = meters;
   }
