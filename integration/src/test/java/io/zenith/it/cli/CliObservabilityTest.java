@@ -182,6 +182,25 @@ class CliObservabilityTest {
     assertThat(rows).isGreaterThan(30);
   }
 
+  @Test
+  @Order(3)
+  void aBadLogFormatIsRefusedWithOneLine() throws IOException {
+    Path dir = Files.createDirectories(z.root.resolve("bad-log-format"));
+    ZenithRepo.Result usage =
+        z.run("pageserver", "run", "-D", dir.toString(), "--log-format", "xml");
+    assertThat(usage.exit()).as("%s", usage).isEqualTo(2);
+    assertThat(usage.err()).contains("log format 'xml' is not one of: text, json");
+
+    Files.writeString(dir.resolve("pageserver.toml"), "log_format = \"xml\"\n");
+    ZenithRepo.Result bad = z.run("pageserver", "run", "-D", dir.toString());
+    assertThat(bad.exit()).as("%s", bad).isEqualTo(1);
+    assertThat(bad.err().lines().toList())
+        .singleElement()
+        .asString()
+        .startsWith("zenith pageserver run: error: ")
+        .contains("log format 'xml' is not one of: text, json");
+  }
+
   /** The metric names in the dashboard's PromQL expressions. */
   private static Set<String> dashboardMetrics() throws IOException {
     JsonNode d = JSON.readTree(ROOT.resolve("docs/grafana/zenith.json").toFile());
