@@ -10,6 +10,7 @@ import io.zenith.layer.CompactionResult;
 import io.zenith.layer.CompactionSettings;
 import io.zenith.layer.LayerStoreException;
 import io.zenith.layer.TimelineWriter;
+import io.zenith.wal.LogContext;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.WalRecordAssembler;
 import java.nio.ByteBuffer;
@@ -159,8 +160,17 @@ public final class IngestPipeline implements AutoCloseable {
     this.ingest = ingest;
     this.options = options;
     String name = timeline.tenant() + "/" + timeline.id();
-    this.ingestThread = Schedulers.newSingle("ingest-" + timeline.id().toString().substring(0, 8));
-    this.flushThread = Schedulers.newSingle("flush-" + timeline.id().toString().substring(0, 8));
+    // Every task on the timeline's own threads logs with its ids (LogContext).
+    this.ingestThread =
+        LogContext.scheduler(
+            Schedulers.newSingle("ingest-" + timeline.id().toString().substring(0, 8)),
+            timeline.tenant(),
+            timeline.id());
+    this.flushThread =
+        LogContext.scheduler(
+            Schedulers.newSingle("flush-" + timeline.id().toString().substring(0, 8)),
+            timeline.tenant(),
+            timeline.id());
     Tags tags =
         Tags.of("tenant", timeline.tenant().toString(), "timeline", timeline.id().toString());
     this.records =
@@ -234,8 +244,11 @@ public final class IngestPipeline implements AutoCloseable {
         c.stallL0(),
         // One thread that may block (a pass waits for page reconstruction): not a newSingle one,
         // whose threads Reactor marks non-blocking.
-        Schedulers.newBoundedElastic(
-            1, Integer.MAX_VALUE, "compact-" + timeline.id().toString().substring(0, 8)),
+        LogContext.scheduler(
+            Schedulers.newBoundedElastic(
+                1, Integer.MAX_VALUE, "compact-" + timeline.id().toString().substring(0, 8)),
+            timeline.tenant(),
+            timeline.id()),
         Timer.builder("zenith.compaction.duration")
             .tags(tags)
             .description("compaction passes of the ingest pipeline")

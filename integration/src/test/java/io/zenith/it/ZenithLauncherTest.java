@@ -40,4 +40,35 @@ class ZenithLauncherTest {
     assertThat(p.exitValue()).as(output).isZero();
     assertThat(output).contains("Usage: zenith").containsPattern("(?m)^\\s+wal\\s");
   }
+
+  /**
+   * The shaded jar keeps what its dependencies' licences ask for: their NOTICE files merged into
+   * META-INF/NOTICE, their LICENSE files appended to META-INF/LICENSE after Zenith's own Apache-2.0
+   * text (the repository's LICENSE).
+   */
+  @Test
+  void jarCarriesTheLicenceAndTheDependenciesNotices() throws IOException {
+    Path root = Path.of(System.getProperty("zenith.project.root", ".")).toAbsolutePath();
+    Path jar = root.resolve("gateway/target/zenith.jar");
+    assumeTrue(Files.isRegularFile(jar), () -> jar + " has not been built; skipping");
+    String licence = Files.readString(root.resolve("LICENSE"));
+    assertThat(licence).contains("Apache License", "Version 2.0, January 2004");
+    try (java.util.jar.JarFile j = new java.util.jar.JarFile(jar.toFile())) {
+      String jarLicence = entry(j, "META-INF/LICENSE");
+      String notice = entry(j, "META-INF/NOTICE");
+      assertThat(jarLicence).startsWith(licence);
+      assertThat(notice)
+          .startsWith("\nZenith\n")
+          .contains("Apache Commons Compress", "The Netty Project", "Jackson", "Micrometer")
+          .doesNotContain("Zenith\nCopyright 2006");
+    }
+  }
+
+  private static String entry(java.util.jar.JarFile j, String name) throws IOException {
+    java.util.jar.JarEntry e = j.getJarEntry(name);
+    assertThat(e).as(name).isNotNull();
+    try (java.io.InputStream in = j.getInputStream(e)) {
+      return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+    }
+  }
 }

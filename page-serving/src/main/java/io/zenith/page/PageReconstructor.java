@@ -2,6 +2,9 @@ package io.zenith.page;
 
 import com.github.benmanes.caffeine.cache.Cache;
 import com.github.benmanes.caffeine.cache.Caffeine;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Timer;
+import io.micrometer.core.instrument.composite.CompositeMeterRegistry;
 import io.zenith.ingest.keys.KeySpace;
 import io.zenith.ingest.pg.PageLayout;
 import io.zenith.layer.Key;
@@ -11,6 +14,7 @@ import io.zenith.layer.Version;
 import io.zenith.page.redo.RedoRequest;
 import io.zenith.page.redo.WalRedoManager;
 import io.zenith.wal.ForkNumber;
+import io.zenith.wal.LogContext;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.RecordHeader;
 import io.zenith.wal.RelTag;
@@ -19,6 +23,7 @@ import io.zenith.wal.TimelineId;
 import io.zenith.wal.WalRecord;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 
 /**
  * Rebuilds a page as of an LSN from its versions: the newest base (image, will-init record,
@@ -66,13 +71,47 @@ public final class PageReconstructor {
 
   private record CacheKey(TenantId tenant, TimelineId timeline, Key key, long lsn) {}
 
+  /** How a GetPage was answered: the tag {@code outcome} of {@code zenith.getpage.duration}. */
+  private enum Outcome {
+    /** from the cache, nothing replayed */
+    CACHE,
+    /** from the layers' versions without WAL redo (an image, patches) */
+    LAYERS,
+    /** WAL redo ran */
+    REDO,
+    /** failed */
+    ERROR;
+
+    final String tag = name().toLowerCase(java.util.Locale.ROOT);
+  }
+
   private final Redo redo;
   private final Cache<CacheKey, byte[]> cache;
+  private final java.util.EnumMap<Outcome, Timer> getPage = new java.util.EnumMap<>(Outcome.class);
 
   /**
+   * Without metrics.
+   *
    * @param cacheBytes memory for materialized pages (8 KiB each); 0 disables the cache
    */
   public PageReconstructor(Redo redo, long cacheBytes) {
+    this(redo, cacheBytes, new CompositeMeterRegistry());
+  }
+
+  /**
+   * @param cacheBytes memory for materialized pages (8 KiB each); 0 disables the cache
+   * @param meters where {@code zenith.getpage.duration} (a histogram by outcome) goes
+   */
+  public PageReconstructor(Redo redo, long cacheBytes, MeterRegistry meters) {
+    for (Outcome o : Outcome.values()) {
+      getPage.put(
+          o,
+          Timer.builder("zenith.getpage.duration")
+              .tag("outcome", o.tag)
+              .description("GetPage requests: one page as of an LSN (cache, layers, WAL redo)")
+              .publishPercentileHistogram()
+              .register(meters));
+    }
     this.redo = redo;
     this.cache =
         cacheBytes <= 0
@@ -83,9 +122,28 @@ public final class PageReconstructor {
                 .build();
   }
 
-  /** The page of {@code key} as of {@code lsn}; a zero page if it has no version yet. */
+  /**
+   * The page of {@code key} as of {@code lsn}; a zero page if it has no version yet. For the
+   * pageserver's own reads (ingest, image creation): not counted as GetPage.
+   */
   public byte[] page(TimelineView timeline, Key key, Lsn lsn) {
-    return page(timeline, key, lsn, true);
+    return page(timeline, key, lsn, true, new Outcome[1]);
+  }
+
+  /**
+   * A GetPage request of a compute: {@link #page}, timed in {@code zenith.getpage.duration} by
+   * outcome, with the timeline's ids in the log lines it causes. The pagestream endpoint calls
+   * this.
+   */
+  @SuppressWarnings("try")
+  public byte[] getPage(TimelineView timeline, Key key, Lsn lsn) {
+    long t0 = System.nanoTime();
+    Outcome[] outcome = {Outcome.ERROR};
+    try (LogContext.Scope s = LogContext.scope(timeline.tenant(), timeline.id())) {
+      return page(timeline, key, lsn, true, outcome);
+    } finally {
+      getPage.get(outcome[0]).record(System.nanoTime() - t0, TimeUnit.NANOSECONDS);
+    }
   }
 
   /**
@@ -93,15 +151,23 @@ public final class PageReconstructor {
    * not filled, so a scan of a database larger than the cache does not evict the pages that GetPage
    * reads again (and skips the copy and the insertion per page).
    */
+  @SuppressWarnings("try")
   public byte[] pageForScan(TimelineView timeline, Key key, Lsn lsn) {
-    return page(timeline, key, lsn, false);
+    try (LogContext.Scope s = LogContext.scope(timeline.tenant(), timeline.id())) {
+      return page(timeline, key, lsn, false, new Outcome[1]);
+    }
   }
 
-  private byte[] page(TimelineView timeline, Key key, Lsn lsn, boolean fill) {
+  /**
+   * @param outcome receives how the page was answered (unchanged if this throws)
+   */
+  private byte[] page(TimelineView timeline, Key key, Lsn lsn, boolean fill, Outcome[] outcome) {
     List<Version> history = timeline.history(key, lsn);
     if (history.isEmpty()) {
+      outcome[0] = Outcome.LAYERS;
       return new byte[PageLayout.BLCKSZ];
     }
+    Outcome answered = Outcome.LAYERS;
     byte[] page = null;
     int next = history.size() - 1;
     for (int i = 0; cache != null && i < history.size(); i++) {
@@ -111,6 +177,7 @@ public final class PageReconstructor {
       if (cached != null) {
         page = cached.clone();
         next = i - 1;
+        answered = next < 0 ? Outcome.CACHE : Outcome.LAYERS;
         break;
       }
     }
@@ -138,6 +205,7 @@ public final class PageReconstructor {
           ends.add(v.lsn());
         }
         case Value.Patch p -> {
+          answered = batch.isEmpty() ? answered : Outcome.REDO;
           page = flushRedo(timeline, key, page, batch, ends);
           if (page == null) {
             page = new byte[PageLayout.BLCKSZ];
@@ -159,6 +227,7 @@ public final class PageReconstructor {
         }
       }
     }
+    answered = batch.isEmpty() ? answered : Outcome.REDO;
     page = flushRedo(timeline, key, page, batch, ends);
     if (page == null) {
       page = new byte[PageLayout.BLCKSZ];
@@ -168,6 +237,7 @@ public final class PageReconstructor {
           new CacheKey(timeline.tenant(), timeline.id(), key, history.getFirst().lsn().value()),
           page.clone());
     }
+    outcome[0] = answered;
     return page;
   }
 

@@ -6,7 +6,10 @@ import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.zenith.ingest.DatadirImport;
 import io.zenith.ingest.IngestPipeline;
 import io.zenith.ingest.WalIngest;
+import io.zenith.ingest.keys.Catalog;
+import io.zenith.ingest.keys.KeySpace;
 import io.zenith.ingest.pg.PgControl;
+import io.zenith.layer.Key;
 import io.zenith.layer.LayerStore;
 import io.zenith.layer.LayerStoreConfig;
 import io.zenith.layer.Timeline;
@@ -210,6 +213,36 @@ class BasebackupTest {
 
   private static final Pattern REL_FILE =
       Pattern.compile("(\\d+)(?:_(fsm|vm|init))?(?:\\.(\\d+))?");
+
+  @Test
+  void getPageIsTimedByOutcomeWhileThePageserversOwnReadsAreNot() {
+    SimpleMeterRegistry meters = new SimpleMeterRegistry();
+    PageReconstructor timed =
+        new PageReconstructor(PageReconstructor.using(redo), 64L << 20, meters);
+    Lsn at = timeline.lastRecordLsn();
+    Catalog.RelFork rel =
+        Catalog.relations(timeline, KeySpace.ALL_RELATIONS, at).stream()
+            .filter(r -> r.fork() == ForkNumber.MAIN && r.blocks() > 0)
+            .findFirst()
+            .orElseThrow();
+    Key key = KeySpace.relBlock(rel.rel(), rel.fork(), 0);
+
+    byte[] internal = timed.page(timeline, key, at);
+    assertThat(meters.find("zenith.getpage.duration").timers())
+        .allSatisfy(t -> assertThat(t.count()).isZero());
+    byte[] first = timed.getPage(timeline, key, at);
+    byte[] second = timed.getPage(timeline, key, at);
+
+    assertThat(first).isEqualTo(internal).isEqualTo(second);
+    // the internal read filled the cache: both requests are answered from it
+    assertThat(meters.get("zenith.getpage.duration").tag("outcome", "cache").timer().count())
+        .isEqualTo(2);
+    assertThat(
+            meters.find("zenith.getpage.duration").timers().stream()
+                .mapToLong(io.micrometer.core.instrument.Timer::count)
+                .sum())
+        .isEqualTo(2);
+  }
 
   @Test
   void everyPageOfEveryRelationEqualsTheClustersOwn() throws IOException {

@@ -8,6 +8,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Function;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -126,14 +127,22 @@ final class Foreground {
 
   /**
    * A server's {@code run} command: a failed fsync stops the process ({@link #stopOnFailedFsync}),
-   * the configuration in {@code dataDir} is loaded ({@link #load}), the server started, its banner
-   * printed, and then it runs until SIGTERM/SIGINT ({@link #untilStopped}).
+   * the configuration in {@code dataDir} is loaded ({@link #load}), logging configured by {@code
+   * logging} and the configuration's {@code log_format}, the server started, its banner printed,
+   * and then it runs until SIGTERM/SIGINT ({@link #untilStopped}).
    */
   static <C, S extends AutoCloseable> int run(
-      String server, Path dataDir, Loader<C> loader, Starter<C, S> starter, Banner<C, S> banner)
+      String server,
+      Path dataDir,
+      Loader<C> loader,
+      LogOptions logging,
+      Function<C, String> logFormat,
+      Starter<C, S> starter,
+      Banner<C, S> banner)
       throws Exception {
     stopOnFailedFsync();
     C config = load(server, dataDir, loader);
+    logging.apply(logFormat.apply(config));
     S started = starter.start(dataDir, config);
     return untilStopped(started, banner.of(config, started));
   }

@@ -11,6 +11,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -33,6 +34,8 @@ final class PageserverRunCommand implements Callable<Integer> {
       description = "Pageserver data directory (pageserver.toml, layer files, index).")
   Path dataDir;
 
+  @Mixin LogOptions logging = new LogOptions();
+
   /**
    * Test only: {@code <seam>[:<n>]} SIGKILLs this process the {@code n}-th time (default first) a
    * maintenance pass reaches {@code seam} ({@link Seams.Seam#settingName()}, e.g. {@code
@@ -47,6 +50,8 @@ final class PageserverRunCommand implements Callable<Integer> {
         "pageserver",
         dataDir,
         PageserverConfig::load,
+        logging,
+        PageserverConfig::logFormat,
         Pageserver::start,
         (config, ps) ->
             String.format(

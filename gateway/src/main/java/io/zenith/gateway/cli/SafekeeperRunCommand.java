@@ -5,6 +5,7 @@ import io.zenith.gateway.safekeeper.SafekeeperSettings;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -26,12 +27,16 @@ final class SafekeeperRunCommand implements Callable<Integer> {
       description = "Safekeeper data directory (safekeeper.toml, one directory per timeline).")
   Path dataDir;
 
+  @Mixin LogOptions logging = new LogOptions();
+
   @Override
   public Integer call() throws Exception {
     return Foreground.run(
         "safekeeper",
         dataDir,
         SafekeeperSettings::load,
+        logging,
+        SafekeeperSettings::logFormat,
         SafekeeperProcess::start,
         (settings, sk) ->
             String.format(

@@ -23,10 +23,12 @@ import org.jspecify.annotations.Nullable;
 /**
  * One of the repository's servers as a background OS process: {@code zenith <kind> run -D <dir>}
  * (the pageserver, a safekeeper), started through {@code setsid} (its own session: a terminal's
- * Ctrl-C does not reach it) with the same {@code java} and jar as the running CLI, output appended
- * to {@code <kind>.log} in its directory, its pid in {@code <kind>.pid}. Start waits until the
- * server's API answers; stop is SIGTERM, then SIGKILL after a bound. Not thread-safe (one CLI
- * command at a time per repository: the repository lock).
+ * Ctrl-C does not reach it) with the same {@code java} and jar as the running CLI. It logs to
+ * {@code <kind>.log} in its directory itself ({@code --log-file}: rotated by size, {@code
+ * LogOutput}); its stdout and stderr (the banner, a startup error, whatever the JVM prints) are
+ * appended to {@code <kind>.out}; its pid is in {@code <kind>.pid}. Start waits until the server's
+ * API answers; stop is SIGTERM, then SIGKILL after a bound. Not thread-safe (one CLI command at a
+ * time per repository: the repository lock).
  */
 public final class ServiceProcess {
   private static final Duration START_TIMEOUT = Duration.ofSeconds(90);
@@ -85,6 +87,11 @@ public final class ServiceProcess {
     return dir.resolve(kind + ".log");
   }
 
+  /** Where the process's stdout and stderr go: what it prints before (or instead of) logging. */
+  public Path outFile() {
+    return dir.resolve(kind + ".out");
+  }
+
   public Path pidFile() {
     return dir.resolve(kind + ".pid");
   }
@@ -132,16 +139,18 @@ public final class ServiceProcess {
     List<String> cmd = new ArrayList<>(List.of("setsid"));
     cmd.addAll(javaCommand(javaOptsVariable));
     cmd.addAll(List.of(kind, "run", "-D", dir.toAbsolutePath().toString()));
+    cmd.addAll(List.of("--log-file", logFile().toAbsolutePath().toString()));
     ProcessBuilder pb =
         new ProcessBuilder(cmd)
             .directory(dir.toFile())
             .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
-            .redirectOutput(ProcessBuilder.Redirect.appendTo(logFile().toFile()))
+            .redirectOutput(ProcessBuilder.Redirect.appendTo(outFile().toFile()))
             .redirectErrorStream(true);
     if (pgOsUser != null) {
       pb.environment().put("ZENITH_PG_OS_USER", pgOsUser);
     }
-    long logStart = logSize();
+    long outStart = size(outFile());
+    long logStart = size(logFile());
     Process p;
     try {
       p = pb.start();
@@ -158,8 +167,10 @@ public final class ServiceProcess {
                 + " exited during startup (exit "
                 + p.exitValue()
                 + "): "
-                + lastLogLine(logStart)
+                + lastProblem(outStart, logStart)
                 + " (see "
+                + outFile()
+                + " and "
                 + logFile()
                 + ")");
       }
@@ -281,17 +292,30 @@ public final class ServiceProcess {
     return cmd;
   }
 
-  private long logSize() {
+  private static long size(Path file) {
     try {
-      return Files.exists(logFile()) ? Files.size(logFile()) : 0;
+      return Files.exists(file) ? Files.size(file) : 0;
     } catch (IOException e) {
       return 0;
     }
   }
 
-  /** The last non-empty line the process wrote to the log since {@code from}. */
-  private String lastLogLine(long from) {
-    try (RandomAccessFile f = new RandomAccessFile(logFile().toFile(), "r")) {
+  /**
+   * What a process that exited during startup said: its last error line on stderr (the one-line
+   * {@code error:} of its command), else in its log.
+   */
+  private String lastProblem(long outFrom, long logFrom) {
+    String out = lastLine(outFile(), outFrom);
+    String said = out.isEmpty() ? lastLine(logFile(), logFrom) : out;
+    return said.isEmpty() ? "no output" : said;
+  }
+
+  /**
+   * The last error line {@code file} got since {@code from}, else its last non-empty line; empty
+   * when it got none.
+   */
+  private static String lastLine(Path file, long from) {
+    try (RandomAccessFile f = new RandomAccessFile(file.toFile(), "r")) {
       long len = f.length();
       long start = Math.max(from, len - 64 * 1024);
       byte[] b = new byte[(int) (len - start)];
@@ -305,9 +329,9 @@ public final class ServiceProcess {
           return l.strip();
         }
       }
-      return lines.isEmpty() ? "no output" : lines.get(lines.size() - 1).strip();
+      return lines.isEmpty() ? "" : lines.get(lines.size() - 1).strip();
     } catch (IOException e) {
-      return "no log";
+      return "";
     }
   }
 

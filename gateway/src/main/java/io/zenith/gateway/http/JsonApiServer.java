@@ -51,6 +51,8 @@ public final class JsonApiServer {
   /** Binds {@code routes}, then {@code GET /metrics}, then the 404 fallback. */
   public DisposableServer bind(InetSocketAddress address, Consumer<HttpServerRoutes> routes) {
     return HttpServer.create()
+        // reactor.netty.http.server.* in the global registry (ProcessMeters), uri tags bounded
+        .metrics(true, ProcessMeters.uriTags())
         .host(address.getHostString())
         .port(address.getPort())
         .route(

@@ -8,6 +8,7 @@ import io.zenith.layer.GcResult;
 import io.zenith.layer.ImageSource;
 import io.zenith.layer.LayerStore;
 import io.zenith.layer.Timeline;
+import io.zenith.wal.LogContext;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.TenantId;
 import java.time.Duration;
@@ -88,16 +89,20 @@ final class HistoryMaintenance implements AutoCloseable {
         .subscribe();
   }
 
+  @SuppressWarnings("try")
   private void forEachTimeline(Consumer<Timeline> pass) {
     for (TenantId tenant : store.tenants()) {
       for (Timeline t : store.timelines(tenant)) {
         if (t.brokenReason().isPresent()) {
           continue;
         }
-        try {
-          pass.accept(t);
-        } catch (RuntimeException e) {
-          log.warn("history upkeep of {} failed (tried again next period): {}", t, e.getMessage());
+        try (LogContext.Scope s = LogContext.scope(t.tenant(), t.id())) {
+          try {
+            pass.accept(t);
+          } catch (RuntimeException e) {
+            log.warn(
+                "history upkeep of {} failed (tried again next period): {}", t, e.getMessage());
+          }
         }
       }
     }
@@ -139,9 +144,13 @@ final class HistoryMaintenance implements AutoCloseable {
   }
 
   /** Compacts {@code t} now, on the calling thread. */
+  @SuppressWarnings("try")
   CompactionResult compact(Timeline t) {
     long t0 = System.nanoTime();
-    CompactionResult r = t.compact(config.history(t.tenant()).compaction(), images);
+    CompactionResult r;
+    try (LogContext.Scope s = LogContext.scope(t.tenant(), t.id())) {
+      r = t.compact(config.history(t.tenant()).compaction(), images);
+    }
     Tags tags = tags(t);
     meters.counter("zenith.compaction.image_layers", tags).increment(r.imageLayers());
     meters.counter("zenith.compaction.image_pages", tags).increment(r.imagePages());
@@ -157,8 +166,12 @@ final class HistoryMaintenance implements AutoCloseable {
   }
 
   /** Collects garbage of {@code t} now, on the calling thread, at the cutoff its settings give. */
+  @SuppressWarnings("try")
   GcResult gc(Timeline t) {
-    GcResult r = store.gc(t.tenant(), t.id(), wantedCutoff(t));
+    GcResult r;
+    try (LogContext.Scope s = LogContext.scope(t.tenant(), t.id())) {
+      r = store.gc(t.tenant(), t.id(), wantedCutoff(t));
+    }
     Tags tags = tags(t);
     meters.counter("zenith.gc.versions_removed", tags).increment(r.versionsRemoved());
     meters.counter("zenith.gc.layers_removed", tags).increment(r.layersRemoved());

@@ -1,5 +1,7 @@
 package io.zenith.gateway.pageserver;
 
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Timer;
 import io.netty.buffer.Unpooled;
 import io.zenith.ingest.keys.Catalog;
 import io.zenith.ingest.keys.KeySpace;
@@ -15,15 +17,18 @@ import io.zenith.replication.pgwire.PgNotice;
 import io.zenith.replication.pgwire.SqlState;
 import io.zenith.replication.server.PgSession;
 import io.zenith.replication.server.QueryResponse;
+import io.zenith.wal.LogContext;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
+import reactor.core.publisher.SignalType;
 import reactor.core.scheduler.Scheduler;
 
 /**
@@ -41,13 +46,16 @@ final class LibpqCommands {
   private final PageserverConfig config;
   private final Scheduler blocking;
   private final Basebackup.Reading reading;
+  private final MeterRegistry meters;
 
   LibpqCommands(
       LayerStore store,
       PageReconstructor pages,
       PageserverConfig config,
       Scheduler blocking,
-      Basebackup.Reading reading) {
+      Basebackup.Reading reading,
+      MeterRegistry meters) {
+    this.meters = meters;
     this.store = store;
     this.pages = pages;
     this.config = config;
@@ -100,12 +108,16 @@ final class LibpqCommands {
             LayerStoreException.class, e -> Mono.just(error(sqlState(e), e.getMessage())));
   }
 
+  @SuppressWarnings("try")
   private QueryResponse basebackup(PgSession session, TimelineView t, Lsn lsn) {
     boolean checksums =
         PgControl.parse(Catalog.image(t, KeySpace.CONTROL_FILE, lsn).orElseThrow())
                 .dataChecksumVersion()
             != 0;
-    log.info("basebackup of {} at {} for connection {}", t, lsn, session.id());
+    try (LogContext.Scope s = LogContext.scope(t.tenant(), t.id())) {
+      log.info("basebackup of {} at {} for connection {}", t, lsn, session.id());
+    }
+    long t0 = System.nanoTime();
     // GC keeps its cutoff at or below the LSN while the backup streams (refused if already above).
     AutoCloseable pin = t instanceof Timeline tl ? tl.pin(lsn) : () -> {};
     return new QueryResponse.CopyOut(
@@ -123,11 +135,29 @@ final class LibpqCommands {
                         },
                         reading),
                 LibpqCommands::unpin)
-            .subscribeOn(blocking)
+            // its log lines (on the blocking scheduler) name the timeline
+            .subscribeOn(LogContext.scheduler(blocking, t.tenant(), t.id()))
+            .doFinally(signal -> recordBasebackup(signal, t0))
             .concatMapIterable(LibpqCommands::slices, 1),
         true,
         0,
         "COPY 0");
+  }
+
+  /** From the command to the end of the stream, by how it ended: ok, error, cancelled. */
+  private void recordBasebackup(SignalType signal, long t0) {
+    String outcome =
+        switch (signal) {
+          case ON_COMPLETE -> "ok";
+          case ON_ERROR -> "error";
+          default -> "cancelled";
+        };
+    Timer.builder("zenith.basebackup.duration")
+        .tag("outcome", outcome)
+        .description("basebackups, from the command to the last byte sent (or the failure)")
+        .publishPercentileHistogram()
+        .register(meters)
+        .record(System.nanoTime() - t0, TimeUnit.NANOSECONDS);
   }
 
   private static void unpin(AutoCloseable pin) {

@@ -5,6 +5,7 @@ import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.zenith.gateway.cli.Main;
 import io.zenith.gateway.http.ApiException;
+import io.zenith.gateway.http.ProcessMeters;
 import io.zenith.ingest.keys.Catalog;
 import io.zenith.ingest.keys.CommitTimestamps;
 import io.zenith.ingest.keys.KeySpace;
@@ -92,6 +93,8 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
   private final Map<String, WalReceiver> receivers = new ConcurrentHashMap<>();
   private final HistoryMaintenance history;
   private final LibpqCommands libpq;
+  private final TimelineMeters timelineMeters;
+  private final ProcessMeters processMeters;
   private DisposableServer http;
   private PgWireServer pg;
 
@@ -121,7 +124,8 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
       closeLock(lock, e);
       throw e;
     }
-    this.pages = new PageReconstructor(PageReconstructor.using(redo), config.pageCacheBytes());
+    this.pages =
+        new PageReconstructor(PageReconstructor.using(redo), config.pageCacheBytes(), meters);
     this.history =
         new HistoryMaintenance(
             store,
@@ -132,6 +136,8 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
                     .map(CommitTimestamps.Commit::lsn)
                     .orElse(Lsn.INVALID),
             meters);
+    this.timelineMeters = new TimelineMeters(store, meters);
+    this.processMeters = ProcessMeters.bind(meters);
     int readers = Math.max(Runtime.getRuntime().availableProcessors(), config.walredoProcesses());
     this.basebackupReaders = Schedulers.newBoundedElastic(readers, 10_000, "basebackup-read");
     this.libpq =
@@ -141,7 +147,8 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
             config,
             blocking,
             // a window of 4 parts per reader keeps every reader busy while the client drains
-            new Basebackup.Reading(basebackupReaders, 4 * readers));
+            new Basebackup.Reading(basebackupReaders, 4 * readers),
+            meters);
   }
 
   /**
@@ -505,6 +512,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
 
   @Override
   public String scrapeMetrics() {
+    timelineMeters.refresh();
     return meters.scrape();
   }
 
@@ -545,6 +553,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
         }
       }
     }
+    processMeters.close();
     redo.close();
     store.close();
     blocking.dispose();

@@ -2,6 +2,7 @@ package io.zenith.gateway.pageserver;
 
 import com.fasterxml.jackson.annotation.JsonProperty;
 import com.fasterxml.jackson.dataformat.toml.TomlMapper;
+import io.zenith.gateway.config.LogOutput;
 import io.zenith.gateway.config.Settings;
 import io.zenith.layer.CompactionSettings;
 import io.zenith.layer.LayerStoreConfig;
@@ -28,6 +29,7 @@ import java.util.Map;
  * walredo_processes = 2                # WAL-redo processes per tenant
  * walredo_timeout = "10s"              # one redo request
  * data_checksums = true                # as the computes' initdb (scratch clusters match it)
+ * log_format = "text"                  # or "json": one object per line (--log-format overrides)
  *
  * # the history's lifecycle (Neon's names); each may be overridden per tenant below
  * compaction_target_size = "128MiB"    # L1 delta and image layer files aim at this size
@@ -61,7 +63,8 @@ public record PageserverConfig(
     @JsonProperty("gc_horizon") String gcHorizon,
     @JsonProperty("pitr_interval") String pitrInterval,
     @JsonProperty("gc_period") String gcPeriod,
-    @JsonProperty("tenant") Map<String, TenantOverrides> tenant) {
+    @JsonProperty("tenant") Map<String, TenantOverrides> tenant,
+    @JsonProperty("log_format") String logFormat) {
 
   /** A tenant's own values of the history settings; unset ones come from the pageserver's. */
   public record TenantOverrides(
@@ -124,7 +127,8 @@ public record PageserverConfig(
         "64MiB",
         "7d",
         "1h",
-        Map.of());
+        Map.of(),
+        "text");
   }
 
   /** These history settings (for every tenant without overrides) instead of the current ones. */
@@ -154,7 +158,8 @@ public record PageserverConfig(
         gcHorizon,
         pitrInterval,
         gcPeriod,
-        tenant);
+        tenant,
+        logFormat);
   }
 
   /** Fills unset values from {@link #DEFAULT}. */
@@ -178,7 +183,8 @@ public record PageserverConfig(
         gcHorizon != null ? gcHorizon : d.gcHorizon,
         pitrInterval != null ? pitrInterval : d.pitrInterval,
         gcPeriod != null ? gcPeriod : d.gcPeriod,
-        tenant != null ? tenant : d.tenant);
+        tenant != null ? tenant : d.tenant,
+        logFormat != null ? logFormat : d.logFormat);
   }
 
   /**
@@ -202,6 +208,7 @@ public record PageserverConfig(
 
   /** Checks every value parses; throws IllegalArgumentException naming the first bad one. */
   public PageserverConfig validate() {
+    LogOutput.Format.parse(logFormat);
     address("listen_http", listenHttp);
     address("listen_pg", listenPg);
     bytes("checkpoint_distance", checkpointDistance);

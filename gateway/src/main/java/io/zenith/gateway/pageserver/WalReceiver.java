@@ -1,5 +1,6 @@
 package io.zenith.gateway.pageserver;
 
+import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.zenith.ingest.IngestPipeline;
 import io.zenith.ingest.WalIngest;
@@ -17,6 +18,7 @@ import io.zenith.replication.client.WalChunk;
 import io.zenith.replication.client.WalSenderFollower;
 import io.zenith.replication.safekeeper.serving.WalService;
 import io.zenith.wal.FsyncFailedException;
+import io.zenith.wal.LogContext;
 import io.zenith.wal.Lsn;
 import java.time.Duration;
 import java.util.Comparator;
@@ -98,6 +100,7 @@ final class WalReceiver {
   private final AtomicReference<State> state = new AtomicReference<>(State.CONNECTING);
   private volatile String lastError;
   private volatile Disposable running;
+  private volatile @Nullable Gauge lag;
   private volatile IngestPipeline current;
   private volatile ReplicationClient client;
   private final reactor.core.publisher.Sinks.Empty<Void> terminated =
@@ -162,7 +165,23 @@ final class WalReceiver {
         lastError);
   }
 
+  /** This timeline's ids in the log lines written on shared (network, retry) threads. */
+  private LogContext.Scope logContext() {
+    return LogContext.scope(timeline.tenant(), timeline.id());
+  }
+
+  @SuppressWarnings("try")
   void start() {
+    // WAL received but not yet ingested: the ingest stage's queue and the WAL in flight to it.
+    lag =
+        Gauge.builder(
+                "zenith.ingest.lag_bytes",
+                this,
+                r -> Math.max(0, r.received.minus(r.timeline.lastRecordLsn())))
+            .tags("tenant", timeline.tenant().toString(), "timeline", timeline.id().toString())
+            .baseUnit("bytes")
+            .description("WAL received from the source but not yet ingested")
+            .register(meters);
     running =
         Mono.defer(this::streamOnce)
             .repeat()
@@ -175,11 +194,13 @@ final class WalReceiver {
                         s -> {
                           state.set(State.FAILED);
                           lastError = s.failure().getMessage();
-                          log.warn(
-                              "WAL receiver of {} from {} failed, retrying: {}",
-                              timeline,
-                              endpoint,
-                              lastError);
+                          try (LogContext.Scope c = logContext()) {
+                            log.warn(
+                                "WAL receiver of {} from {} failed, retrying: {}",
+                                timeline,
+                                endpoint,
+                                lastError);
+                          }
                         }))
             .doFinally(s -> terminated.tryEmitEmpty())
             .subscribe();
@@ -441,6 +462,7 @@ final class WalReceiver {
     return "";
   }
 
+  @SuppressWarnings("try")
   private Mono<Void> stream(WalSenderFollower.Connection connection, Endpoint e) {
     ReplicationClient client = connection.client();
     Lsn start = timeline.lastRecordLsn();
@@ -453,7 +475,9 @@ final class WalReceiver {
     IngestPipeline pipeline =
         new IngestPipeline(timeline, ingest, IngestPipeline.Options.DEFAULT, meters, compactor);
     current = pipeline;
-    log.info("streaming WAL of {} from {} at {}", timeline, e, start);
+    try (LogContext.Scope c = logContext()) {
+      log.info("streaming WAL of {} from {} at {}", timeline, e, start);
+    }
     received = start;
     receivedAtNanos = System.nanoTime();
     boolean safekeeper = e.safekeeperId() != null;
@@ -548,5 +572,9 @@ final class WalReceiver {
       p.close();
     }
     state.set(State.STOPPED);
+    Gauge g = lag;
+    if (g != null) {
+      meters.remove(g);
+    }
   }
 }

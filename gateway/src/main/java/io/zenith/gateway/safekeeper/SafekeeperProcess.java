@@ -3,6 +3,7 @@ package io.zenith.gateway.safekeeper;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.zenith.gateway.cli.Main;
+import io.zenith.gateway.http.ProcessMeters;
 import io.zenith.replication.safekeeper.Safekeeper;
 import io.zenith.replication.safekeeper.SafekeeperConfig;
 import io.zenith.replication.safekeeper.peers.Gossip;
@@ -52,6 +53,7 @@ public final class SafekeeperProcess implements AutoCloseable {
   private final SafekeeperSettings settings;
   private final DirectoryLock lock;
   private final PrometheusMeterRegistry meters;
+  private final ProcessMeters processMeters;
 
   /** HTTP work and gossip calls; votes and adoptions block here for seconds. */
   private final Scheduler blocking = Schedulers.newBoundedElastic(8, 10_000, "safekeeper-io");
@@ -75,6 +77,7 @@ public final class SafekeeperProcess implements AutoCloseable {
     this.settings = settings;
     this.lock = lock;
     this.meters = meters;
+    this.processMeters = ProcessMeters.bind(meters);
     this.sk = sk;
   }
 
@@ -203,6 +206,7 @@ public final class SafekeeperProcess implements AutoCloseable {
     sk.close();
     blocking.dispose();
     walReaders.dispose();
+    processMeters.close();
     meters.close();
     try {
       lock.close();

@@ -2,6 +2,7 @@ package io.zenith.gateway.safekeeper;
 
 import com.fasterxml.jackson.annotation.JsonProperty;
 import com.fasterxml.jackson.dataformat.toml.TomlMapper;
+import io.zenith.gateway.config.LogOutput;
 import io.zenith.gateway.config.Settings;
 import io.zenith.replication.safekeeper.PageserverSource;
 import io.zenith.replication.safekeeper.SafekeeperConfig;
@@ -28,6 +29,7 @@ import org.jspecify.annotations.Nullable;
  * id = 1                                 # this safekeeper's id: slot and application name sk_1
  * listen_http = "127.0.0.1:7676"         # management API, peer gossip, /metrics
  * listen_pg = "127.0.0.1:5454"           # libpq: WAL for pageservers and peers
+ * log_format = "text"                    # or "json": one object per line (--log-format overrides)
  * # Lag limits of timelines created without their own (sizes; "0" = no limit): how far the
  * # pageserver's write / flush / apply positions may trail before acknowledgements wait.
  * max_replication_write_lag = "15MiB"
@@ -54,9 +56,32 @@ public record SafekeeperSettings(
     @JsonProperty("max_replication_flush_lag") String maxReplicationFlushLag,
     @JsonProperty("max_replication_apply_lag") String maxReplicationApplyLag,
     @JsonProperty("peers") List<Peer> peers,
-    @JsonProperty("pageserver") @Nullable Pageserver pageserver) {
+    @JsonProperty("pageserver") @Nullable Pageserver pageserver,
+    @JsonProperty("log_format") @Nullable String logFormat) {
 
   public static final String FILE_NAME = "safekeeper.toml";
+
+  /** The settings with text logs. */
+  public SafekeeperSettings(
+      Integer id,
+      String listenHttp,
+      String listenPg,
+      String maxReplicationWriteLag,
+      String maxReplicationFlushLag,
+      String maxReplicationApplyLag,
+      List<Peer> peers,
+      @Nullable Pageserver pageserver) {
+    this(
+        id,
+        listenHttp,
+        listenPg,
+        maxReplicationWriteLag,
+        maxReplicationFlushLag,
+        maxReplicationApplyLag,
+        peers,
+        pageserver,
+        "text");
+  }
 
   /** The settings with the default {@code [pageserver]} ({@link Pageserver#LOCAL}). */
   public SafekeeperSettings(
@@ -165,7 +190,8 @@ public record SafekeeperSettings(
         maxReplicationFlushLag != null ? maxReplicationFlushLag : d.maxReplicationFlushLag,
         maxReplicationApplyLag != null ? maxReplicationApplyLag : d.maxReplicationApplyLag,
         peers != null ? peers : d.peers,
-        pageserver != null ? pageserver : d.pageserver);
+        pageserver != null ? pageserver : d.pageserver,
+        logFormat != null ? logFormat : d.logFormat);
   }
 
   /**
@@ -195,6 +221,9 @@ public record SafekeeperSettings(
 
   /** Checks every value; throws IllegalArgumentException naming the first bad one. */
   public SafekeeperSettings validate() {
+    if (logFormat != null) {
+      LogOutput.Format.parse(logFormat);
+    }
     if (id < 1) {
       throw new IllegalArgumentException("id must be at least 1, got " + id);
     }
@@ -266,7 +295,8 @@ public record SafekeeperSettings(
         maxReplicationFlushLag,
         maxReplicationApplyLag,
         peers,
-        pageserver);
+        pageserver,
+        logFormat);
   }
 
   public SafekeeperSettings withPageserver(Pageserver p) {
@@ -278,6 +308,7 @@ public record SafekeeperSettings(
         maxReplicationFlushLag,
         maxReplicationApplyLag,
         peers,
-        p);
+        p,
+        logFormat);
   }
 }

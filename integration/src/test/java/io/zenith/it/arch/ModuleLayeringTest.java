@@ -133,6 +133,8 @@ class ModuleLayeringTest {
           "io.netty",
           "com.fasterxml.jackson",
           "io.micrometer.prometheusmetrics",
+          // where and how a process logs (LogOutput) is its wiring, as its command line is
+          "ch.qos.logback",
           "java.net");
 
   /** Gateway classes that are the gateway's own business yet need nothing to do it. */

@@ -340,7 +340,7 @@ final class ZenithRepo implements AutoCloseable {
         continue;
       }
       try (Stream<Path> walk = Files.walk(dir)) {
-        for (Path log : walk.filter(f -> f.toString().endsWith(".log")).toList()) {
+        for (Path log : walk.filter(f -> f.toString().matches(".*\\.(log|out)")).toList()) {
           Path to = target.resolve(dir.relativize(log).toString().replace('/', '_'));
           Files.createDirectories(target);
           Files.copy(log, to, StandardCopyOption.REPLACE_EXISTING);

@@ -8,6 +8,7 @@ import io.zenith.replication.safekeeper.internal.serving.TimelineReads;
 import io.zenith.replication.safekeeper.internal.upkeep.TimelineUpkeep;
 import io.zenith.replication.server.WalPiece;
 import io.zenith.wal.DurableFiles;
+import io.zenith.wal.LogContext;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.log.ControlFile;
 import io.zenith.wal.log.ControlFile.ComputeSource;
@@ -199,8 +200,11 @@ public final class SafekeeperTimeline implements AutoCloseable {
    * the promise is durable before this returns, the compute of the old term is no longer read, and
    * the answer reports the WAL held after flushing what was received.
    */
+  @SuppressWarnings("try")
   public VoteResponse vote(long term) throws IOException {
-    return consensus.vote(term);
+    try (LogContext.Scope s = logContext()) {
+      return consensus.vote(term);
+    }
   }
 
   /**
@@ -215,9 +219,12 @@ public final class SafekeeperTimeline implements AutoCloseable {
    * @throws SafekeeperException TERM_CONFLICT for a stale term, UNSAFE if the common point is below
    *     the commit LSN, INVALID for an impossible history, IO if the donor cannot serve the WAL
    */
+  @SuppressWarnings("try")
   public TimelineStatus adopt(long term, List<TermEntry> history, Lsn upTo, int donorId)
       throws IOException {
-    consensus.adopt(term, history, upTo, donorId);
+    try (LogContext.Scope s = logContext()) {
+      consensus.adopt(term, history, upTo, donorId);
+    }
     return status();
   }
 
@@ -227,8 +234,11 @@ public final class SafekeeperTimeline implements AutoCloseable {
    * Starts pulling from the compute of {@code source.term()}, which must be the term promised here
    * and the term of this log's WAL (the election ended here), and not a term whose compute stopped.
    */
+  @SuppressWarnings("try")
   public void setCompute(ComputeSource source) throws IOException {
-    intake.setCompute(source);
+    try (LogContext.Scope s = logContext()) {
+      intake.setCompute(source);
+    }
   }
 
   /**
@@ -241,8 +251,11 @@ public final class SafekeeperTimeline implements AutoCloseable {
    * @throws SafekeeperException TERM_CONFLICT when the compute here belongs to another term (a
    *     stale stop must not disturb a newer compute)
    */
+  @SuppressWarnings("try")
   public void stopCompute(long term) throws IOException {
-    intake.stopCompute(term);
+    try (LogContext.Scope s = logContext()) {
+      intake.stopCompute(term);
+    }
   }
 
   /**
@@ -307,7 +320,7 @@ public final class SafekeeperTimeline implements AutoCloseable {
    * readers}; the stream's contract is {@link TimelineReads#readCommitted}'s.
    */
   public Flux<WalPiece> readCommitted(Lsn from, Scheduler readers) {
-    return reads.readCommitted(from, readers);
+    return reads.readCommitted(from, logContext(readers));
   }
 
   /**
@@ -315,7 +328,7 @@ public final class SafekeeperTimeline implements AutoCloseable {
    * last complete durable record: for peers copying it.
    */
   public Flux<WalPiece> readFlushed(Lsn from, Lsn upTo, Scheduler readers) {
-    return reads.readFlushed(from, upTo, readers);
+    return reads.readFlushed(from, upTo, logContext(readers));
   }
 
   // ------------------------------------------------------------------ upkeep
@@ -325,8 +338,23 @@ public final class SafekeeperTimeline implements AutoCloseable {
    * that bound recovery work, joins the current term by catching up from the most advanced peer,
    * learns the current term's compute from peers (and that a compute has stopped).
    */
+  @SuppressWarnings("try")
   public void maintain() {
-    upkeep.maintain();
+    try (LogContext.Scope s = logContext()) {
+      upkeep.maintain();
+    }
+  }
+
+  /** This timeline's ids in the log lines of work entering here ({@link LogContext}). */
+  private LogContext.Scope logContext() {
+    Identity id = identity();
+    return LogContext.scope(id.tenant(), id.timeline());
+  }
+
+  /** {@code readers} with this timeline's ids in the log lines of its tasks. */
+  private Scheduler logContext(Scheduler readers) {
+    Identity id = identity();
+    return LogContext.scheduler(readers, id.tenant(), id.timeline());
   }
 
   /** Stops pulling, writes its positions and closes the log. */

@@ -4,6 +4,7 @@ import io.zenith.replication.safekeeper.SafekeeperException;
 import io.zenith.replication.safekeeper.SafekeeperException.Kind;
 import io.zenith.replication.safekeeper.TimelineStatus;
 import io.zenith.replication.safekeeper.internal.TimelineState;
+import io.zenith.wal.LogContext;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.log.ControlFile;
 import io.zenith.wal.log.ControlFile.ComputeSource;
@@ -41,7 +42,12 @@ public final class TimelineIntake {
 
   public TimelineIntake(TimelineState state) {
     this.state = state;
-    this.io = Schedulers.newSingle("sk-" + state.identity().timeline().toString().substring(0, 8));
+    // every task of the timeline's intake thread logs with its ids
+    this.io =
+        LogContext.scheduler(
+            Schedulers.newSingle("sk-" + state.identity().timeline().toString().substring(0, 8)),
+            state.identity().tenant(),
+            state.identity().timeline());
   }
 
   /** The intake's state for {@link TimelineStatus#intakeState()}: {@code idle} when none runs. */
