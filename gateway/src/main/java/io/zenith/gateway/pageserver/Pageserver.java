@@ -141,7 +141,8 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
             config,
             blocking,
             // a window of 4 parts per reader keeps every reader busy while the client drains
-            new Basebackup.Reading(basebackupReaders, 4 * readers));
+            new Basebackup.Reading(basebackupReaders, 4 * readers),
+            meters);
   }
 
   /**
