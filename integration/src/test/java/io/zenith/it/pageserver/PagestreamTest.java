@@ -143,7 +143,8 @@ class PagestreamTest {
       List<Path> dirs = new ArrayList<>();
       dirs.add(own.resolve("global"));
       try (Stream<Path> s = Files.list(own.resolve("base"))) {
-        s.forEach(dirs::add);
+        s.filter(p -> p.getFileName().toString().matches("\\d+"))
+            .forEach(dirs::add); // not pgsql_tmp
       }
       for (Path dir : dirs) {
         boolean global = dir.getFileName().toString().equals("global");
@@ -319,7 +320,7 @@ class PagestreamTest {
           // one good request first: its answer comes before the error
           raw.copyData(good);
           raw.copyData(bad);
-          assertThat(raw.next()).isEqualTo('d');
+          assertThat(raw.next()).as("%s", raw.lastError()).isEqualTo('d');
           assertThat(raw.next()).isEqualTo('E');
           assertThat(raw.lastError()).startsWith("FATAL 08P01");
           assertThat(raw.closed()).isTrue();
@@ -408,7 +409,7 @@ class PagestreamTest {
     Pattern relationFile = Pattern.compile("(global|base/\\d+)/\\d+(_(fsm|vm|init))?(\\.\\d+)?");
     Map<String, String> expected = new java.util.TreeMap<>(fullEntries);
     expected.keySet().removeIf(n -> relationFile.matcher(n).matches());
-    assertThat(expected.size()).isLessThan(fullEntries.size() - 1000);
+    assertThat(expected.size()).isLessThan(fullEntries.size() / 10);
     assertThat(slimEntries.keySet()).isEqualTo(expected.keySet());
     assertThat(slimEntries)
         .containsKeys(
