@@ -428,7 +428,7 @@ class PagestreamTest {
         PageserverHarness.psql(
             ps, "basebackup " + env.tenant() + " " + env.main() + " --slim --slim", null);
     assertThat(r.exit()).isNotZero();
-    assertThat(r.output()).contains("usage: basebackup");
+    assertThat(r.output()).contains("invalid LSN \"--slim\"");
   }
 
   /** Entry name → SHA-256 of its content (directories: "dir"). */
