@@ -40,7 +40,6 @@ public final class PagestreamClient implements AutoCloseable {
   private final DataOutputStream out;
   private final Object sendLock = new Object();
   private final Object receiveLock = new Object();
-  private boolean serverDone;
 
   private PagestreamClient(Socket socket) throws IOException {
     this.socket = socket;
@@ -100,6 +99,9 @@ public final class PagestreamClient implements AutoCloseable {
             byte[] pw = (password + "\0").getBytes(StandardCharsets.UTF_8);
             write('p', pw);
             out.flush();
+          } else if (code == 3) {
+            throw new PagestreamException(
+                null, "the server asks for a password and none was given");
           } else if (code != 0) {
             throw new PagestreamException(null, "authentication method " + code + " not supported");
           }
@@ -191,10 +193,7 @@ public final class PagestreamClient implements AutoCloseable {
         }
         case 'N' -> {}
         case 'E' -> throw m.error();
-        case 'c' -> {
-          serverDone = true;
-          throw new PagestreamException(null, "the server ended the stream");
-        }
+        case 'c' -> throw new PagestreamException(null, "the server ended the stream");
         default -> throw unexpected(m);
       }
     }
@@ -231,15 +230,7 @@ public final class PagestreamClient implements AutoCloseable {
       if (m.type() == 'Z') {
         return;
       }
-      if (m.type() == 'c') {
-        serverDone = true;
-      }
     }
-  }
-
-  /** Whether the server sent CopyDone (it ends the stream only after the client's). */
-  boolean serverDone() {
-    return serverDone;
   }
 
   private void write(char type, byte[] body) throws IOException {
