@@ -163,7 +163,20 @@ public final class Basebackup {
    */
   public static Flux<ByteBuffer> stream(
       TimelineView t, Lsn lsn, PageReconstructor pages, PageFinisher finisher, Reading reading) {
-    return BasebackupWriter.stream(t, lsn, pages, finisher, reading);
+    return BasebackupWriter.stream(t, lsn, pages, finisher, reading, true);
+  }
+
+  /**
+   * The slim basebackup of {@code t} at {@code lsn}: everything {@link #stream(TimelineView, Lsn,
+   * PageReconstructor, PageFinisher, Reading)} puts in the tar except relation files (directories,
+   * {@code PG_VERSION} files, {@code pg_control}, relation maps, SLRU segments, two-phase files,
+   * the WAL segment with the checkpoint). For a compute whose relation files are read through
+   * pagestream (issue 13): whoever serves them resets unlogged relations to their init fork, as the
+   * full tar does. Same threads, bounds and errors as the full stream.
+   */
+  public static Flux<ByteBuffer> streamSlim(
+      TimelineView t, Lsn lsn, PageReconstructor pages, Reading reading) {
+    return BasebackupWriter.stream(t, lsn, pages, (page, blk) -> {}, reading, false);
   }
 
   /** The relative path of a relation fork's segment file. */

@@ -57,10 +57,11 @@ final class BasebackupWriter {
       Lsn lsn,
       PageReconstructor pages,
       Basebackup.PageFinisher finisher,
-      Basebackup.Reading reading) {
+      Basebackup.Reading reading,
+      boolean relations) {
     return Flux.defer(
         () -> {
-          List<Part> parts = plan(t, lsn, pages, finisher);
+          List<Part> parts = plan(t, lsn, pages, finisher, relations);
           Assembler tar = new Assembler();
           return Flux.fromIterable(parts)
               .flatMapSequential(
@@ -73,7 +74,11 @@ final class BasebackupWriter {
   }
 
   private static List<Part> plan(
-      TimelineView t, Lsn lsn, PageReconstructor pages, Basebackup.PageFinisher finisher) {
+      TimelineView t,
+      Lsn lsn,
+      PageReconstructor pages,
+      Basebackup.PageFinisher finisher,
+      boolean withRelations) {
     List<Part> parts = new ArrayList<>();
     Basebackup.Checkpoint cp = Basebackup.checkpointAt(t, lsn);
     for (String d : Basebackup.DIRECTORIES) {
@@ -125,7 +130,8 @@ final class BasebackupWriter {
       Catalog.image(t, KeySpace.relmap(db.spcOid(), db.dbOid()), lsn)
           .ifPresent(map -> parts.add(file(d + "/pg_filenode.map", () -> map)));
     }
-    List<Catalog.RelFork> rels = Catalog.relations(t, KeySpace.ALL_RELATIONS, lsn);
+    List<Catalog.RelFork> rels =
+        withRelations ? Catalog.relations(t, KeySpace.ALL_RELATIONS, lsn) : List.of();
     Set<RelTag> unlogged = new HashSet<>();
     for (Catalog.RelFork rf : rels) {
       if (rf.fork() == ForkNumber.INIT) {

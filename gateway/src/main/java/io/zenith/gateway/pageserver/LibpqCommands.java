@@ -32,11 +32,13 @@ import reactor.core.publisher.SignalType;
 import reactor.core.scheduler.Scheduler;
 
 /**
- * The pageserver's libpq commands: {@code basebackup <tenant> <timeline> [<lsn>]}, streamed as
- * CopyOut; anything else is a syntax error. Errors are ErrorResponses with a SQLSTATE. Store reads
- * and the backup itself run on the blocking scheduler, never on the connection's event loop, its
- * pages reconstructed ahead of the client in the window {@link Basebackup.Reading} bounds; the
- * backup's LSN is pinned while it streams, so GC never removes what it reads. Thread-safe.
+ * The pageserver's libpq commands: {@code basebackup <tenant> <timeline> [<lsn>] [--slim]},
+ * streamed as CopyOut (slim: without relation files, {@link Basebackup#streamSlim}), and {@code
+ * pagestream <tenant> <timeline>} ({@link PagestreamSession}, CopyBoth); anything else is a syntax
+ * error. Errors are ErrorResponses with a SQLSTATE. Store reads and the backup itself run on the
+ * blocking scheduler, never on the connection's event loop, its pages reconstructed ahead of the
+ * client in the window {@link Basebackup.Reading} bounds; the backup's LSN is pinned while it
+ * streams, so GC never removes what it reads. Thread-safe.
  */
 final class LibpqCommands {
   private static final Logger log = LoggerFactory.getLogger(LibpqCommands.class);
@@ -47,6 +49,7 @@ final class LibpqCommands {
   private final Scheduler blocking;
   private final Basebackup.Reading reading;
   private final MeterRegistry meters;
+  private final PagestreamSession pagestream;
 
   LibpqCommands(
       LayerStore store,
@@ -61,18 +64,31 @@ final class LibpqCommands {
     this.config = config;
     this.blocking = blocking;
     this.reading = reading;
+    this.pagestream =
+        new PagestreamSession(pages, blocking, config.waitLsnTimeoutDuration(), meters);
   }
 
-  /** {@code basebackup <tenant> <timeline> [<lsn>]}; anything else is a syntax error. */
+  /**
+   * {@code basebackup <tenant> <timeline> [<lsn>]} or {@code pagestream <tenant> <timeline>};
+   * anything else is a syntax error.
+   */
   Mono<QueryResponse> handleQuery(PgSession session, String sql) {
     String[] words = sql.trim().replaceAll(";$", "").trim().split("\\s+");
+    if (words.length > 0 && words[0].equalsIgnoreCase("pagestream")) {
+      return pagestream(session, words);
+    }
     if (words.length == 0 || !words[0].equalsIgnoreCase("basebackup")) {
       return Mono.just(
           new QueryResponse.Error(
               PgNotice.error(SqlState.SYNTAX_ERROR, "unknown command: " + sql.trim())));
     }
+    boolean slim = words[words.length - 1].equals("--slim");
+    if (slim) {
+      words = java.util.Arrays.copyOf(words, words.length - 1);
+    }
     if (words.length < 3 || words.length > 4) {
-      return Mono.just(error("22023", "usage: basebackup <tenant_id> <timeline_id> [<lsn>]"));
+      return Mono.just(
+          error("22023", "usage: basebackup <tenant_id> <timeline_id> [<lsn>] [--slim]"));
     }
     TenantId tenant;
     TimelineId id;
@@ -102,20 +118,41 @@ final class LibpqCommands {
                             + ")"));
               }
               return t.waitForLsn(lsn, config.waitLsnTimeoutDuration())
-                  .then(Mono.fromCallable(() -> basebackup(session, t, lsn)).subscribeOn(blocking));
+                  .then(
+                      Mono.fromCallable(() -> basebackup(session, t, lsn, slim))
+                          .subscribeOn(blocking));
             })
         .onErrorResume(
             LayerStoreException.class, e -> Mono.just(error(sqlState(e), e.getMessage())));
   }
 
+  private Mono<QueryResponse> pagestream(PgSession session, String[] words) {
+    if (words.length != 3) {
+      return Mono.just(error("22023", "usage: pagestream <tenant_id> <timeline_id>"));
+    }
+    TenantId tenant;
+    TimelineId id;
+    try {
+      tenant = TenantId.parse(words[1]);
+      id = TimelineId.parse(words[2]);
+    } catch (IllegalArgumentException e) {
+      return Mono.just(error("22023", e.getMessage()));
+    }
+    return Mono.fromCallable(() -> pagestream.start(session, store.timeline(tenant, id)))
+        .subscribeOn(blocking)
+        .onErrorResume(
+            LayerStoreException.class, e -> Mono.just(error(sqlState(e), e.getMessage())));
+  }
+
   @SuppressWarnings("try")
-  private QueryResponse basebackup(PgSession session, TimelineView t, Lsn lsn) {
+  private QueryResponse basebackup(PgSession session, TimelineView t, Lsn lsn, boolean slim) {
     boolean checksums =
         PgControl.parse(Catalog.image(t, KeySpace.CONTROL_FILE, lsn).orElseThrow())
                 .dataChecksumVersion()
             != 0;
     try (LogContext.Scope s = LogContext.scope(t.tenant(), t.id())) {
-      log.info("basebackup of {} at {} for connection {}", t, lsn, session.id());
+      log.info(
+          "{}basebackup of {} at {} for connection {}", slim ? "slim " : "", t, lsn, session.id());
     }
     long t0 = System.nanoTime();
     // GC keeps its cutoff at or below the LSN while the backup streams (refused if already above).
@@ -124,16 +161,18 @@ final class LibpqCommands {
         Flux.using(
                 () -> pin,
                 p ->
-                    Basebackup.stream(
-                        t,
-                        lsn,
-                        pages,
-                        (page, blk) -> {
-                          if (checksums) {
-                            PageChecksum.set(page, blk);
-                          }
-                        },
-                        reading),
+                    slim
+                        ? Basebackup.streamSlim(t, lsn, pages, reading)
+                        : Basebackup.stream(
+                            t,
+                            lsn,
+                            pages,
+                            (page, blk) -> {
+                              if (checksums) {
+                                PageChecksum.set(page, blk);
+                              }
+                            },
+                            reading),
                 LibpqCommands::unpin)
             // its log lines (on the blocking scheduler) name the timeline
             .subscribeOn(LogContext.scheduler(blocking, t.tenant(), t.id()))

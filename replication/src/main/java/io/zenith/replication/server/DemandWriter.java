@@ -2,6 +2,7 @@ package io.zenith.replication.server;
 
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.util.ReferenceCountUtil;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.jspecify.annotations.Nullable;
 import org.reactivestreams.Publisher;
 import org.reactivestreams.Subscription;
@@ -21,8 +22,9 @@ import reactor.util.context.Context;
  * takes each; items that arrive after the end are released here, and so are items an operator of
  * the source discards when cancelled (the discard hook in {@link #currentContext()}).
  *
- * <p>Signals may come from any thread; all work hops to the event loop, in order. Not thread-safe
- * otherwise: confined to the channel's event loop.
+ * <p>Signals may come from any thread; all work hops to the event loop, in the order of the signals
+ * (an inline signal on the loop waits behind queued ones). Not thread-safe otherwise: confined to
+ * the channel's event loop.
  */
 abstract class DemandWriter<T> implements CoreSubscriber<T> {
   private static final Logger log = LoggerFactory.getLogger(DemandWriter.class);
@@ -33,6 +35,7 @@ abstract class DemandWriter<T> implements CoreSubscriber<T> {
   private @Nullable Subscription subscription;
   private boolean requested;
   private boolean done;
+  private final AtomicInteger queuedSignals = new AtomicInteger();
 
   DemandWriter(ChannelHandlerContext ctx) {
     this.ctx = ctx;
@@ -63,7 +66,7 @@ abstract class DemandWriter<T> implements CoreSubscriber<T> {
 
   @Override
   public final void onSubscribe(Subscription s) {
-    onLoop(
+    signal(
         () -> {
           subscription = s;
           if (done) {
@@ -85,7 +88,7 @@ abstract class DemandWriter<T> implements CoreSubscriber<T> {
 
   @Override
   public final void onNext(T item) {
-    onLoop(
+    signal(
         () -> {
           requested = false;
           if (done) {
@@ -117,7 +120,7 @@ abstract class DemandWriter<T> implements CoreSubscriber<T> {
   }
 
   private void end(Runnable then) {
-    onLoop(
+    signal(
         () -> {
           if (!done) {
             done = true;
@@ -150,6 +153,26 @@ abstract class DemandWriter<T> implements CoreSubscriber<T> {
 
   final void onLoop(Runnable r) {
     onLoop(ctx, r);
+  }
+
+  /**
+   * Runs a signal of the source on the event loop in the order the source gave them: inline only if
+   * called there and no earlier signal (from another thread) still waits in the loop's queue. A
+   * source whose items come from other threads may end on the event loop itself (a CopyBoth handler
+   * fails on a client message): run at once, its error would overtake the items queued before it.
+   */
+  private void signal(Runnable r) {
+    if (ctx.executor().inEventLoop() && queuedSignals.get() == 0) {
+      r.run();
+      return;
+    }
+    queuedSignals.incrementAndGet();
+    ctx.executor()
+        .execute(
+            () -> {
+              queuedSignals.decrementAndGet();
+              r.run();
+            });
   }
 
   /** Runs {@code r} on the channel's event loop: now if called there, else queued in order. */

@@ -13,6 +13,7 @@ import java.util.Collections;
 import java.util.List;
 import java.util.Objects;
 import java.util.function.Consumer;
+import java.util.function.Function;
 import java.util.function.Supplier;
 import org.jspecify.annotations.Nullable;
 import org.reactivestreams.Publisher;
@@ -24,6 +25,7 @@ public sealed interface QueryResponse
         QueryResponse.Command,
         QueryResponse.Error,
         QueryResponse.CopyOut,
+        QueryResponse.CopyBoth,
         QueryResponse.Replication {
 
   /**
@@ -96,6 +98,37 @@ public sealed interface QueryResponse
       if (columns < 0 || columns > Short.MAX_VALUE) {
         throw new IllegalArgumentException("columns out of range: " + columns);
       }
+    }
+  }
+
+  /**
+   * A CopyBoth exchange of binary payloads (a request/response sub-protocol such as the
+   * pageserver's pagestream): CopyBothResponse, then the client's CopyData payloads go to the
+   * handler and each buffer it emits goes out as one CopyData.
+   *
+   * <ul>
+   *   <li><b>Demand:</b> the server reads the client only while {@code exchange}'s inbound flux has
+   *       outstanding demand (beyond it, at most one socket read of messages is buffered), and asks
+   *       for one outbound buffer at a time while the channel is writable. So a handler that bounds
+   *       its own concurrency (e.g. {@code flatMapSequential(…, n, 1)}) bounds the connection's
+   *       memory, and a client that stops reading stops being read.
+   *   <li><b>Ownership:</b> inbound arrays are the handler's; outbound buffers become the server's,
+   *       as for {@link CopyOut}.
+   *   <li><b>Thread:</b> inbound payloads are emitted on the connection's event loop: the handler
+   *       must not block there.
+   *   <li><b>Ending:</b> the client's CopyDone completes the inbound flux; when the outbound
+   *       publisher completes, the server sends CopyDone and, once the client's CopyDone has come,
+   *       CommandComplete {@code COPY 0} and ReadyForQuery. An outbound failure with a FATAL {@link
+   *       io.zenith.replication.pgwire.PgServerException} sends that notice and closes the
+   *       connection; any other failure is an ErrorResponse (its SQLSTATE, else XX000) and the
+   *       session goes on. A client that disconnects cancels the exchange.
+   * </ul>
+   *
+   * @param exchange given the client's payloads, the server's
+   */
+  record CopyBoth(Function<Flux<byte[]>, Publisher<ByteBuf>> exchange) implements QueryResponse {
+    public CopyBoth {
+      Objects.requireNonNull(exchange);
     }
   }
 

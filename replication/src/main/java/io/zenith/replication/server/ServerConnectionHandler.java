@@ -1,6 +1,5 @@
 package io.zenith.replication.server;
 
-import io.netty.buffer.ByteBuf;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
@@ -20,7 +19,6 @@ import io.zenith.replication.pgwire.BackendMessage.NegotiateProtocolVersion;
 import io.zenith.replication.pgwire.BackendMessage.ParameterStatus;
 import io.zenith.replication.pgwire.BackendMessage.ReadyForQuery;
 import io.zenith.replication.pgwire.BackendMessage.RowDescription;
-import io.zenith.replication.pgwire.BackendMessageEncoder;
 import io.zenith.replication.pgwire.CopyData;
 import io.zenith.replication.pgwire.CopyDone;
 import io.zenith.replication.pgwire.FrontendMessage;
@@ -63,7 +61,8 @@ import reactor.core.publisher.Mono;
  * <p><b>Writes:</b> rows and tags are written as they are produced; a CopyOut or replication stream
  * is pulled one item at a time while the channel is writable ({@link DemandWriter}). While a
  * replication stream runs, the client's messages are read at once and go to it ({@link
- * WalSenderStream}).
+ * WalSenderStream}); while a CopyBoth stream runs, as fast as it takes them ({@link
+ * CopyBothStream}).
  *
  * <p>Not thread-safe: confined to the channel's event loop; results from handlers on other threads
  * hop there.
@@ -145,7 +144,7 @@ final class ServerConnectionHandler extends ChannelInboundHandlerAdapter {
     if (state == State.CLOSING) {
       return;
     }
-    WalSenderStream stream = streamReadingClient();
+    ClientMessageReader stream = streamReadingClient();
     if (stream != null && pending.isEmpty()) {
       toStream(stream, m);
       updateReading();
@@ -155,7 +154,7 @@ final class ServerConnectionHandler extends ChannelInboundHandlerAdapter {
     processPending();
   }
 
-  private void toStream(WalSenderStream stream, FrontendMessage m) {
+  private void toStream(ClientMessageReader stream, FrontendMessage m) {
     try {
       stream.onClientMessage(m);
     } catch (RuntimeException e) {
@@ -165,9 +164,9 @@ final class ServerConnectionHandler extends ChannelInboundHandlerAdapter {
     }
   }
 
-  /** The replication stream that takes the client's messages now, if any. */
-  private @Nullable WalSenderStream streamReadingClient() {
-    return writer instanceof WalSenderStream w && w.readsClientMessages() ? w : null;
+  /** The stream (replication, CopyBoth) that takes the client's messages now, if any. */
+  private @Nullable ClientMessageReader streamReadingClient() {
+    return writer instanceof ClientMessageReader r && r.readsClientMessages() ? r : null;
   }
 
   private void processPending() {
@@ -183,14 +182,16 @@ final class ServerConnectionHandler extends ChannelInboundHandlerAdapter {
     updateReading();
   }
 
-  private void updateReading() {
+  /** Reads while idle, or while a stream in progress wants the client's messages. Event loop. */
+  void updateReading() {
     if (!started) {
       return;
     }
+    ClientMessageReader r = streamReadingClient();
     ctx()
         .channel()
         .config()
-        .setAutoRead(state != State.CLOSING && (!busy || streamReadingClient() != null));
+        .setAutoRead(state != State.CLOSING && (!busy || r != null && r.wantsClientMessages()));
   }
 
   private void handle(FrontendMessage m) {
@@ -407,7 +408,7 @@ final class ServerConnectionHandler extends ChannelInboundHandlerAdapter {
         int format = copyOut.binary() ? 1 : 0;
         c.writeAndFlush(
             new CopyOutResponse(format, Collections.nCopies(copyOut.columns(), format)));
-        CopyOutWriter w = new CopyOutWriter(copyOut.commandTag());
+        CopyOutWriter w = new CopyOutWriter(c, this, copyOut.commandTag());
         writer = w;
         w.pull(copyOut.data());
       }
@@ -421,13 +422,23 @@ final class ServerConnectionHandler extends ChannelInboundHandlerAdapter {
         WalSenderStream w = new WalSenderStream(c, this, options, replication);
         writer = w;
         w.start();
-        // Messages that came in the same socket read as the command belong to the stream.
-        while (!pending.isEmpty() && streamReadingClient() == w && state != State.CLOSING) {
-          toStream(w, pending.poll());
-        }
-        updateReading();
+        drainPendingInto(w);
+      }
+      case QueryResponse.CopyBoth copyBoth -> {
+        CopyBothStream w = new CopyBothStream(c, this, copyBoth);
+        writer = w;
+        w.start();
+        drainPendingInto(w);
       }
     }
+  }
+
+  /** Messages that came in the same socket read as the command belong to its stream. */
+  private void drainPendingInto(ClientMessageReader w) {
+    while (!pending.isEmpty() && streamReadingClient() == w && state != State.CLOSING) {
+      toStream(w, pending.poll());
+    }
+    updateReading();
   }
 
   /**
@@ -541,50 +552,5 @@ final class ServerConnectionHandler extends ChannelInboundHandlerAdapter {
     }
     log.debug("[{}] connection closed", context);
     ctx.fireChannelInactive();
-  }
-
-  /** Writes a CopyOut payload: each buffer as a CopyData message (header, then the buffer). */
-  private final class CopyOutWriter extends DemandWriter<ByteBuf> {
-    private final String tag;
-    private long buffers;
-    private long bytes;
-
-    CopyOutWriter(String tag) {
-      super(ctx());
-      this.tag = tag;
-    }
-
-    @Override
-    void write(ByteBuf buf) {
-      int n = buf.readableBytes();
-      ByteBuf header = ctx.alloc().buffer(5);
-      BackendMessageEncoder.copyDataHeader(header, n);
-      ctx.write(header);
-      ctx.writeAndFlush(buf);
-      buffers++;
-      bytes += n;
-    }
-
-    @Override
-    void sourceFailed(Throwable t) {
-      log.warn("[{}] COPY stream failed after {} bytes", context, bytes, t);
-      ctx.write(new ErrorResponse(errorNotice(t, "COPY failed: ")));
-      finishQuery();
-    }
-
-    @Override
-    void sourceCompleted() {
-      log.debug("[{}] COPY done: {} buffers, {} bytes", context, buffers, bytes);
-      ctx.write(CopyDone.INSTANCE);
-      ctx.write(new CommandComplete(tag));
-      finishQuery();
-    }
-
-    @Override
-    void sessionClosed() {
-      if (cancel()) {
-        log.debug("[{}] COPY cancelled after {} bytes: connection closed", context, bytes);
-      }
-    }
   }
 }

@@ -45,7 +45,7 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Not thread-safe: confined to the channel's event loop.
  */
-final class WalSenderStream extends DemandWriter<WalPiece> {
+final class WalSenderStream extends DemandWriter<WalPiece> implements ClientMessageReader {
   private static final Logger log = LoggerFactory.getLogger(WalSenderStream.class);
   private static final int INT8_OID = 20;
 
@@ -90,7 +90,8 @@ final class WalSenderStream extends DemandWriter<WalPiece> {
   }
 
   /** Whether client messages go to this stream now (until the client's CopyDone). */
-  boolean readsClientMessages() {
+  @Override
+  public boolean readsClientMessages() {
     return !finished && !clientDone;
   }
 
@@ -195,7 +196,8 @@ final class WalSenderStream extends DemandWriter<WalPiece> {
   // ---- the client ----
 
   /** A message from the client while the stream runs. */
-  void onClientMessage(FrontendMessage m) {
+  @Override
+  public void onClientMessage(FrontendMessage m) {
     lastReceivedNanos = System.nanoTime();
     waitingForReply = false;
     switch (m) {
