@@ -85,14 +85,14 @@ final class BranchCommand implements Callable<Integer> {
 
     @CommandLine.Option(
         names = "--json",
-        description = "Print a JSON array, one object per branch (fields: docs/cli.md).")
+        description = "Print one JSON object per branch and line (fields: docs/cli.md).")
     boolean json;
 
     @Override
     public Integer call() throws Exception {
       Repository repo = Repository.open();
       if (json) {
-        JsonOutput.print(
+        JsonOutput.printLines(
             spec.commandLine().getOut(),
             JsonOutput.branches(new BranchOps(repo).tree(), repo.branches()));
         return 0;

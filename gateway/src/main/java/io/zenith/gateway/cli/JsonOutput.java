@@ -14,9 +14,10 @@ import java.util.Map;
 import java.util.OptionalLong;
 
 /**
- * What {@code --json} prints ({@code status}, {@code pg list}, {@code branch list}): records whose
- * fields, in snake_case, are the documented, stable names of docs/cli.md; every field is always
- * present ({@code null} when it has no value). Stateless, so thread-safe.
+ * What {@code --json} prints ({@code status}, {@code pg list}, {@code branch list}): one JSON
+ * object per line, records whose fields, in snake_case, are the documented, stable names of
+ * docs/cli.md; every field is always present ({@code null} when it has no value). Stateless, so
+ * thread-safe.
  */
 final class JsonOutput {
   private JsonOutput() {}
@@ -125,9 +126,17 @@ final class JsonOutput {
     return out;
   }
 
-  /** Pretty-printed, then a line break. */
+  /** One object on one line ({@code status --json}). */
   static void print(PrintWriter out, Object value) throws IOException {
-    out.println(Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsString(value));
+    out.println(Json.MAPPER.writeValueAsString(value));
+    out.flush();
+  }
+
+  /** One object per line, JSON Lines ({@code pg list --json}, {@code branch list --json}). */
+  static void printLines(PrintWriter out, List<?> values) throws IOException {
+    for (Object v : values) {
+      out.println(Json.MAPPER.writeValueAsString(v));
+    }
     out.flush();
   }
 }

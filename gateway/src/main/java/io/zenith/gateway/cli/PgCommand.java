@@ -231,14 +231,16 @@ final class PgCommand extends CommandGroup {
   static final class ListNodes implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-    @Option(names = "--json", description = "Print a JSON array, one object per compute.")
+    @Option(
+        names = "--json",
+        description = "Print one JSON object per compute and line (fields: docs/cli.md).")
     boolean json;
 
     @Override
     public Integer call() throws Exception {
       List<ComputeNode> nodes = Repository.open().computes();
       if (json) {
-        JsonOutput.print(spec.commandLine().getOut(), JsonOutput.computes(nodes));
+        JsonOutput.printLines(spec.commandLine().getOut(), JsonOutput.computes(nodes));
       } else {
         listTable(nodes, false).print(spec.commandLine().getOut());
       }

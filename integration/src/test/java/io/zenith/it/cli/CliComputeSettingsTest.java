@@ -30,7 +30,7 @@ class CliComputeSettingsTest {
   private ZenithRepo z;
 
   @BeforeAll
-  void init() {
+  void init() throws IOException {
     z = new ZenithRepo(false);
     z.init();
   }
