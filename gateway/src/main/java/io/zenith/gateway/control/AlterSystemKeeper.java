@@ -20,13 +20,13 @@ final class AlterSystemKeeper {
   private AlterSystemKeeper() {}
 
   /**
-   * Reads the {@code postgresql.auto.conf} of {@code node}'s data directory, if there is one, into
-   * its {@code node.toml}; returns the node as it is now. Lines that are not entries are dropped
-   * with a warning on {@code err}.
+   * Moves the {@code postgresql.auto.conf} of a stopped {@code node}'s data directory, if there is
+   * one, into its {@code node.toml} (the file is deleted once kept); returns the node as it is now.
+   * Lines that are not entries are dropped with a warning on {@code err}.
    */
   static ComputeNode keep(Repository repo, ComputeNode node, PrintWriter err) throws IOException {
     Path auto = node.pgdata().resolve(ComputeConfig.AUTO_CONF);
-    if (!Files.isRegularFile(auto)) {
+    if (node.running() || !Files.isRegularFile(auto)) {
       return node;
     }
     ComputeSettings.AutoConf read =
@@ -40,7 +40,11 @@ final class AlterSystemKeeper {
               + " that is not a setting: "
               + bad.replaceAll("\\p{Cntrl}", "?"));
     }
-    return save(repo, node, read.settings());
+    ComputeNode kept = save(repo, node, read.settings());
+    // Kept once: a later `pg config` change must not be undone by reading this file again at the
+    // next start (the data directory holds nothing else of value; the start rebuilds it).
+    Files.delete(auto);
+    return kept;
   }
 
   /**

@@ -2,10 +2,9 @@ package io.zenith.gateway.control;
 
 import io.zenith.pg.PgDistribution;
 import java.util.ArrayList;
-import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 import java.util.Set;
 import java.util.SortedMap;
 import java.util.TreeMap;
@@ -130,48 +129,44 @@ public final class ComputeSettings {
   }
 
   /**
-   * Checks that every name of {@code names} is a setting this PostgreSQL knows ({@code postgres
-   * --describe-config}), or an extension's ({@code ext.name}, which PostgreSQL accepts as a
-   * placeholder), and that it can be set in a configuration file (not {@code internal}).
+   * Checks that every name of {@code names} may be set: not owned, and a setting this PostgreSQL
+   * lists in {@code postgres --describe-config} (which leaves out those fixed when it was built,
+   * such as {@code block_size}), or an extension's ({@code ext.name}, which PostgreSQL accepts as a
+   * placeholder).
    */
   static void checkKnown(PgDistribution pg, Iterable<String> names) {
-    Map<String, String> contexts = null;
+    Set<String> known = null;
     for (String name : names) {
       checkSettable(name);
       if (name.contains(".")) {
         continue;
       }
-      if (contexts == null) {
-        contexts = describeConfig(pg);
+      if (known == null) {
+        known = describeConfig(pg);
       }
-      String context = contexts.get(name);
-      if (context == null) {
+      if (!known.contains(name)) {
         throw new ControlPlaneException(
             "unknown setting '" + name + "' (see `postgres --describe-config`)");
-      }
-      if (context.equals("internal")) {
-        throw new ControlPlaneException(
-            "setting '" + name + "' is fixed when PostgreSQL is built and cannot be set");
       }
     }
   }
 
-  /** Setting name → context (postmaster, sighup, user, internal, …). */
-  private static Map<String, String> describeConfig(PgDistribution pg) {
+  /** The names of the settings a configuration file may set. */
+  private static Set<String> describeConfig(PgDistribution pg) {
     PgPrograms.RunResult r = PgPrograms.run(pg, "postgres", List.of("--describe-config"));
     if (r.exit() != 0) {
       throw new ControlPlaneException(
           "cannot list PostgreSQL's settings: postgres --describe-config: "
               + PgPrograms.lastProblem(r.output()));
     }
-    Map<String, String> m = new HashMap<>();
+    Set<String> names = new HashSet<>();
     for (String line : r.output().lines().toList()) {
       String[] f = line.split("\t", -1);
-      if (f.length > 1) {
-        m.put(f[0].toLowerCase(Locale.ROOT), f[1]);
+      if (f.length > 1 && !f[1].equals("internal")) {
+        names.add(f[0].toLowerCase(Locale.ROOT));
       }
     }
-    return m;
+    return names;
   }
 
   /**
