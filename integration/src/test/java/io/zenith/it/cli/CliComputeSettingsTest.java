@@ -125,11 +125,15 @@ class CliComputeSettingsTest {
     int port = z.start("main");
     checkSettings(port);
     assertThat(twoPhaseCommit(port, 1)).isEqualTo("1|1");
+    // a transaction prepared before the stop is still prepared after the start
+    z.sql(port, "BEGIN; INSERT INTO tpc VALUES (100); PREPARE TRANSACTION 'across'");
 
     z.ok("pg", "stop", "main");
     port = z.start("main");
     checkSettings(port);
-    assertThat(twoPhaseCommit(port, 2)).isEqualTo("2|3");
+    assertThat(z.sql(port, "SELECT gid FROM pg_prepared_xacts")).isEqualTo("across");
+    z.sql(port, "COMMIT PREPARED 'across'");
+    assertThat(twoPhaseCommit(port, 2)).isEqualTo("3|103");
   }
 
   /** What {@code settingsReachPostgresAndSurviveARestart} set is in effect, extension included. */
