@@ -83,9 +83,20 @@ final class BranchCommand implements Callable<Integer> {
   static final class ListBranches implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
+    @CommandLine.Option(
+        names = "--json",
+        description = "Print one JSON object per branch and line (fields: docs/cli.md).")
+    boolean json;
+
     @Override
-    public Integer call() {
+    public Integer call() throws Exception {
       Repository repo = Repository.open();
+      if (json) {
+        JsonOutput.printLines(
+            spec.commandLine().getOut(),
+            JsonOutput.branches(new BranchOps(repo).tree(), repo.branches()));
+        return 0;
+      }
       Table t =
           new Table(
               "BRANCH",

@@ -160,17 +160,50 @@ public final class Main implements Runnable {
     spec.commandLine().usage(spec.commandLine().getOut());
   }
 
-  /** Zenith's version: the jar's, or "dev" when run from classes. */
+  /** Zenith's version as the build stamped it (zenith-version.properties), else "dev". */
   public static String version() {
-    String v = Main.class.getPackage().getImplementationVersion();
-    return v == null ? "dev" : v;
+    return BuildInfo.VALUES.getProperty("version", "dev");
   }
 
-  /** The version of the jar (from its manifest), or "dev" when run from classes. */
+  /**
+   * The git commit Zenith was built from (12 hex digits), or "unknown": built without a git
+   * repository (a source tarball), or run from unfiltered classes.
+   */
+  public static String commit() {
+    return BuildInfo.VALUES.getProperty("commit", "unknown");
+  }
+
+  /**
+   * zenith-version.properties (the version, filtered by Maven) and zenith-commit.properties (the
+   * commit, written by gateway/src/main/build/git-commit.sh), read once; a value the build did not
+   * fill in is left out.
+   */
+  private static final class BuildInfo {
+    static final java.util.Properties VALUES = load();
+
+    private static java.util.Properties load() {
+      java.util.Properties p = new java.util.Properties();
+      for (String file : new String[] {"/zenith-version.properties", "/zenith-commit.properties"}) {
+        try (var in = Main.class.getResourceAsStream(file)) {
+          if (in != null) {
+            p.load(in);
+          }
+        } catch (IOException e) {
+          // no version information: "dev", "unknown"
+        }
+      }
+      p.entrySet()
+          .removeIf(
+              e -> e.getValue().toString().isBlank() || e.getValue().toString().startsWith("${"));
+      return p;
+    }
+  }
+
+  /** {@code zenith <version> (git <commit>, PostgreSQL 15)}. */
   static final class Version implements CommandLine.IVersionProvider {
     @Override
     public String[] getVersion() {
-      return new String[] {"zenith " + version() + " (PostgreSQL 15)"};
+      return new String[] {"zenith " + version() + " (git " + commit() + ", PostgreSQL 15)"};
     }
   }
 }

@@ -1,6 +1,7 @@
 package io.zenith.gateway.cli;
 
 import io.zenith.gateway.control.ComputeNode;
+import io.zenith.gateway.control.ComputeSettings;
 import io.zenith.gateway.control.Computes;
 import io.zenith.gateway.control.ControlPlaneException;
 import io.zenith.gateway.control.PointInTime;
@@ -27,7 +28,8 @@ import picocli.CommandLine.Parameters;
       PgCommand.Start.class,
       PgCommand.Stop.class,
       PgCommand.ListNodes.class,
-      PgCommand.Show.class
+      PgCommand.Show.class,
+      PgConfigCommand.class
     })
 final class PgCommand extends CommandGroup {
   /** NODE ADDRESS BRANCH LSN STATUS, and TERM ({@link #term}) when {@code withTerm}. */
@@ -109,6 +111,15 @@ final class PgCommand extends CommandGroup {
         description = "TCP port (default: the first free one from compute_port_base).")
     Integer port;
 
+    @Option(
+        names = "--config",
+        paramLabel = "NAME=VALUE",
+        description =
+            "A PostgreSQL setting of the compute (repeatable), written into its postgresql.conf"
+                + " at every start, e.g. --config max_prepared_transactions=10. Settings the"
+                + " control plane owns (ports, replication, fsync) are refused.")
+    List<String> config = List.of();
+
     @Override
     public Integer call() throws Exception {
       PrintWriter out = spec.commandLine().getOut();
@@ -120,6 +131,7 @@ final class PgCommand extends CommandGroup {
           lsn == null ? Optional.empty() : Optional.of(Cli.lsn(spec.commandLine(), lsn));
       Optional<Instant> when =
           time == null ? Optional.empty() : Optional.of(Cli.time(spec.commandLine(), time));
+      List<ComputeSettings.Setting> settings = PgConfigCommand.parse(spec.commandLine(), config);
       return Cli.underLock(
           repo -> {
             Optional<Lsn> pinned =
@@ -129,7 +141,7 @@ final class PgCommand extends CommandGroup {
                     : at;
             ComputeNode n =
                 Cli.computes(repo, spec.commandLine())
-                    .create(name, branch, pinned, Optional.ofNullable(port));
+                    .create(name, branch, pinned, Optional.ofNullable(port), settings);
             out.println(
                 "created compute "
                     + n.spec().name()
@@ -219,9 +231,19 @@ final class PgCommand extends CommandGroup {
   static final class ListNodes implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
+    @Option(
+        names = "--json",
+        description = "Print one JSON object per compute and line (fields: docs/cli.md).")
+    boolean json;
+
     @Override
-    public Integer call() {
-      listTable(Repository.open().computes(), false).print(spec.commandLine().getOut());
+    public Integer call() throws Exception {
+      List<ComputeNode> nodes = Repository.open().computes();
+      if (json) {
+        JsonOutput.printLines(spec.commandLine().getOut(), JsonOutput.computes(nodes));
+      } else {
+        listTable(nodes, false).print(spec.commandLine().getOut());
+      }
       return 0;
     }
   }
@@ -232,9 +254,10 @@ final class PgCommand extends CommandGroup {
       description = "Show one compute, one `key: value` per line.")
   static final class Show extends Named {
     @Override
-    public Integer call() {
+    public Integer call() throws Exception {
       PrintWriter out = spec.commandLine().getOut();
-      ComputeNode n = Repository.open().compute(name);
+      Repository repo = Repository.open();
+      ComputeNode n = repo.compute(name);
       boolean running = n.running();
       out.println("node: " + n.spec().name());
       out.println("tenant: " + n.spec().tenantId());
@@ -247,6 +270,10 @@ final class PgCommand extends CommandGroup {
       out.println("status: " + (running ? "running" : "stopped"));
       out.println("datadir: " + n.pgdata());
       out.println("log: " + n.logFile());
+      out.println("settings: " + PgConfigCommand.inline(n.spec().settings()));
+      out.println(
+          "alter system: "
+              + PgConfigCommand.inline(Cli.computes(repo, spec.commandLine()).alterSystem(n)));
       return 0;
     }
   }

@@ -10,7 +10,12 @@ import io.zenith.wal.TimelineId;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.Collections;
+import java.util.Locale;
+import java.util.Map;
 import java.util.Optional;
+import java.util.SortedMap;
+import java.util.TreeMap;
 import java.util.regex.Pattern;
 
 /**
@@ -25,9 +30,15 @@ import java.util.regex.Pattern;
  * branch = "main"
  * lsn = "0/16B3748"      # only for a read-only compute
  * port = 55432
+ *
+ * [settings]           # `pg create --config`, `pg config --set`: into postgresql.conf
+ * "max_prepared_transactions" = "10"
+ *
+ * [alter_system]       # ALTER SYSTEM of the last run: back into postgresql.auto.conf
+ * "work_mem" = "64MB"
  * </pre>
  *
- * Immutable and thread-safe.
+ * Settings are keyed by lower-case name, sorted. Immutable and thread-safe.
  */
 public record ComputeSpec(
     @JsonProperty("name") String name,
@@ -35,10 +46,43 @@ public record ComputeSpec(
     @JsonProperty("timeline_id") String timelineId,
     @JsonProperty("branch") String branch,
     @JsonProperty("lsn") String lsn,
-    @JsonProperty("port") int port) {
+    @JsonProperty("port") int port,
+    @JsonProperty("settings") SortedMap<String, String> settings,
+    @JsonProperty("alter_system") SortedMap<String, String> alterSystem) {
 
   public static final String FILE_NAME = "node.toml";
   private static final Pattern NAME = Pattern.compile("[a-z0-9_][a-z0-9_-]{0,62}");
+
+  public ComputeSpec {
+    settings = settings == null ? emptyMap() : copy(settings);
+    alterSystem = alterSystem == null ? emptyMap() : copy(alterSystem);
+  }
+
+  /** A spec without settings. */
+  public ComputeSpec(
+      String name, String tenantId, String timelineId, String branch, String lsn, int port) {
+    this(name, tenantId, timelineId, branch, lsn, port, null, null);
+  }
+
+  /** This spec with other settings ({@code pg config}). */
+  public ComputeSpec withSettings(SortedMap<String, String> s) {
+    return new ComputeSpec(name, tenantId, timelineId, branch, lsn, port, s, alterSystem);
+  }
+
+  /** This spec with what ALTER SYSTEM set on the compute's last run. */
+  public ComputeSpec withAlterSystem(SortedMap<String, String> s) {
+    return new ComputeSpec(name, tenantId, timelineId, branch, lsn, port, settings, s);
+  }
+
+  private static SortedMap<String, String> emptyMap() {
+    return Collections.unmodifiableSortedMap(new TreeMap<>());
+  }
+
+  private static SortedMap<String, String> copy(Map<String, String> m) {
+    SortedMap<String, String> t = new TreeMap<>();
+    m.forEach((k, v) -> t.put(k.toLowerCase(Locale.ROOT), v));
+    return Collections.unmodifiableSortedMap(t);
+  }
 
   /** Checks a compute name; returns it. */
   public static String checkName(String name) {
@@ -78,7 +122,12 @@ public record ComputeSpec(
       s.tenant();
       s.timeline();
       s.pinnedLsn();
+      // a hand-edited [settings] must not override what the control plane writes
+      s.settings().forEach((k, v) -> ComputeSettings.parse(k + "=" + v));
+      s.settings().keySet().forEach(ComputeSettings::checkSettable);
       return s;
+    } catch (ControlPlaneException e) {
+      throw new ControlPlaneException("cannot use " + file + ": " + e.getMessage());
     } catch (IOException | IllegalArgumentException e) {
       throw new ControlPlaneException("cannot read " + file + ": " + e.getMessage());
     }
@@ -99,7 +148,26 @@ public record ComputeSpec(
             + (lsn == null ? "" : "lsn = \"" + lsn + "\"    # read-only at this LSN\n")
             + "port = "
             + port
-            + "\n";
+            + "\n"
+            + table(
+                "settings",
+                "`zenith pg config`: written into postgresql.conf at every start",
+                settings)
+            + table(
+                "alter_system",
+                "ALTER SYSTEM of the last run: restored into postgresql.auto.conf at every start",
+                alterSystem);
     DurableFiles.write(file, text.getBytes(StandardCharsets.UTF_8));
+  }
+
+  private static String table(String name, String comment, SortedMap<String, String> m) {
+    if (m.isEmpty()) {
+      return "";
+    }
+    StringBuilder sb = new StringBuilder("\n[").append(name).append("]    # ").append(comment);
+    m.forEach(
+        (k, v) ->
+            sb.append('\n').append(RepoConfig.quote(k)).append(" = ").append(RepoConfig.quote(v)));
+    return sb.append('\n').toString();
   }
 }

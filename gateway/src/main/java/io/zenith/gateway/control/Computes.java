@@ -17,6 +17,8 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Optional;
 import java.util.OptionalLong;
+import java.util.SortedMap;
+import java.util.TreeMap;
 
 /**
  * Compute nodes, the façade the CLI uses: create, start (a primary: an election among the
@@ -50,10 +52,21 @@ public final class Computes {
     this.err = err;
   }
 
-  /** Creates a compute on {@code branch}: a primary, or read-only at {@code lsn}. */
-  public ComputeNode create(String name, String branch, Optional<Lsn> lsn, Optional<Integer> port)
+  /**
+   * Creates a compute on {@code branch}: a primary, or read-only at {@code lsn}, with PostgreSQL
+   * {@code settings} (checked by {@link ComputeSettings#parse}).
+   */
+  public ComputeNode create(
+      String name,
+      String branch,
+      Optional<Lsn> lsn,
+      Optional<Integer> port,
+      List<ComputeSettings.Setting> settings)
       throws IOException {
     ComputeSpec.checkName(name);
+    SortedMap<String, String> s = new TreeMap<>();
+    settings.forEach(x -> s.put(x.name(), x.value()));
+    ComputeSettings.checkKnown(repo.pg(), s.keySet());
     if (repo.findCompute(name).isPresent()) {
       throw new ControlPlaneException(
           "compute '" + name + "' already exists (see `zenith pg list`)");
@@ -80,7 +93,9 @@ public final class Computes {
             timeline.toString(),
             branch,
             lsn.map(Lsn::toString).orElse(null),
-            p);
+            p,
+            s,
+            null);
     ComputeNode node = repo.node(spec);
     Files.createDirectories(repo.computesDir());
     if (!Files.exists(node.nodeDir())) {
@@ -91,10 +106,60 @@ public final class Computes {
     return node;
   }
 
+  /**
+   * Changes a stopped compute's settings: {@code set} (each also replaces what ALTER SYSTEM set for
+   * that name, which would override it), then {@code unset} (from both). A running compute's
+   * settings change through ALTER SYSTEM: they are written into its files at start.
+   */
+  public ComputeNode configure(
+      ComputeNode node, List<ComputeSettings.Setting> set, List<String> unset) throws IOException {
+    if (node.running()) {
+      throw new ControlPlaneException(
+          "compute '"
+              + node.spec().name()
+              + "' is running: change its settings with ALTER SYSTEM, or stop it first with"
+              + " `zenith pg stop "
+              + node.spec().name()
+              + "`");
+    }
+    node = AlterSystemKeeper.keep(repo, node, err);
+    SortedMap<String, String> settings = new TreeMap<>(node.spec().settings());
+    SortedMap<String, String> altered = new TreeMap<>(node.spec().alterSystem());
+    set.forEach(x -> settings.put(x.name(), x.value()));
+    ComputeSettings.checkKnown(repo.pg(), set.stream().map(ComputeSettings.Setting::name).toList());
+    set.forEach(x -> altered.remove(x.name()));
+    for (String name : unset) {
+      ComputeSettings.checkSettable(name);
+      if (settings.remove(name) == null && altered.remove(name) == null) {
+        throw new ControlPlaneException(
+            "compute '" + node.spec().name() + "' has no setting '" + name + "'");
+      }
+      altered.remove(name);
+    }
+    ComputeSpec spec = node.spec().withSettings(settings).withAlterSystem(altered);
+    spec.write(node.nodeDir().resolve(ComputeSpec.FILE_NAME));
+    return repo.node(spec);
+  }
+
+  /**
+   * What ALTER SYSTEM set on a compute: the live {@code postgresql.auto.conf} of a running one,
+   * else what its last run left in {@code node.toml}.
+   */
+  public SortedMap<String, String> alterSystem(ComputeNode node) throws IOException {
+    Path auto = node.pgdata().resolve(ComputeConfig.AUTO_CONF);
+    if (node.running() && Files.isReadable(auto)) {
+      return ComputeSettings.parseAutoConf(Files.readString(auto)).settings();
+    }
+    return node.spec().alterSystem();
+  }
+
   /** Starts a compute from a fresh basebackup; returns the LSN it starts at. */
   public Lsn start(ComputeNode node) throws IOException {
-    ComputeSpec spec = node.spec();
     PageserverClient ps = repo.pageserver();
+    // ALTER SYSTEM of a run that ended without `zenith pg stop` (a crash, pg_ctl by hand)
+    node = AlterSystemKeeper.keep(repo, node, err);
+    node = AlterSystemKeeper.restorable(repo, node, err);
+    ComputeSpec spec = node.spec();
     ApiModel.TimelineInfo info = checkStartable(node, ps);
     Safekeepers sks = repo.safekeepers();
     boolean viaSafekeepers = spec.primary() && !sks.none();
@@ -135,6 +200,9 @@ public final class Computes {
               + PgPrograms.lastProblem(node.logFile(), logFrom, r.output())
               + " (see "
               + node.logFile()
+              + (spec.settings().isEmpty() && spec.alterSystem().isEmpty()
+                  ? ""
+                  : "; its settings: `zenith pg config " + spec.name() + "`")
               + ")");
     }
     if (elected != null) {
@@ -247,6 +315,8 @@ public final class Computes {
     if (spec.primary() && !onSafekeepers) {
       new PageserverStandby(repo, out, err).detach(spec);
     }
+    // the data directory is rebuilt at the next start: keep what ALTER SYSTEM set (ADR 0012)
+    AlterSystemKeeper.keep(repo, node, err);
     return true;
   }
 

@@ -107,10 +107,16 @@ final class PgPrograms {
                 (int) Math.min(from, all.length),
                 all.length - (int) Math.min(from, all.length),
                 StandardCharsets.UTF_8);
+        String previous = null;
         for (String l : fresh.lines().toList()) {
           if (l.contains("FATAL:") || l.contains("PANIC:") || l.contains("ERROR:")) {
             found = l.strip();
+            // "configuration file … contains errors" follows the lines (LOG) that say which
+            if (l.contains("contains errors") && previous != null && previous.contains("LOG:")) {
+              found = previous.substring(previous.indexOf("LOG:") + 4).strip() + "; " + found;
+            }
           }
+          previous = l;
         }
       }
     } catch (IOException e) {

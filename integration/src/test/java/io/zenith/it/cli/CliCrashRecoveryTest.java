@@ -120,7 +120,7 @@ class CliCrashRecoveryTest {
       assertThat(committed(out)).as("commits while the pageserver is down").isEqualTo(during);
       assertThat(during).isLessThan(BATCHES);
       assertThat(load.isAlive()).isTrue();
-      assertThat(z.ok("status").out())
+      assertThat(z.status(3).out())
           .contains("pageserver:  stopped")
           .contains("safekeepers: none (the pageserver is each primary's synchronous standby)");
 

@@ -2,6 +2,7 @@ package io.zenith.it.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.ServerSocket;
@@ -109,6 +110,7 @@ class CliQuickStartTest {
             List.of("pg", "stop"),
             List.of("pg", "list"),
             List.of("pg", "show"),
+            List.of("pg", "config"),
             List.of("branch"),
             List.of("branch", "list"),
             List.of("branch", "delete"),
@@ -165,7 +167,7 @@ class CliQuickStartTest {
 
   @Test
   @Order(4)
-  void listShowAndStatusFormats() {
+  void listShowAndStatusFormats() throws IOException {
     z.ok("pg", "create", "spare", "--port", Integer.toString(z.computePortBase + 5));
     List<String> list = z.ok("pg", "list").lines();
     assertThat(list).hasSize(3);
@@ -191,14 +193,18 @@ class CliQuickStartTest {
             "address",
             "status",
             "datadir",
-            "log");
+            "log",
+            "settings",
+            "alter system");
     assertThat(show)
         .containsEntry("node", "main")
         .containsEntry("branch", "main")
         .containsEntry("mode", "primary")
         .containsEntry("term", "2") // the second start of a primary on main
         .containsEntry("address", "127.0.0.1:" + z.computePortBase)
-        .containsEntry("status", "running");
+        .containsEntry("status", "running")
+        .containsEntry("settings", "-")
+        .containsEntry("alter system", "-");
     assertThat(show.get("tenant")).matches("[0-9a-f]{32}");
     assertThat(show.get("timeline")).matches("[0-9a-f]{32}");
     assertThat(show.get("lsn")).matches("\\d+/[0-9A-F]+");
@@ -218,10 +224,120 @@ class CliQuickStartTest {
                 + z.pgPort);
     assertThat(status.get(3)).isEqualTo("computes:    1 running, 1 stopped");
 
+    jsonFormats(show);
+
     List<String> tenants = z.ok("tenant", "list").lines();
     assertThat(tenants.get(0)).matches("TENANT {28}TIMELINES {2}DEFAULT");
     assertThat(tenants.get(1)).matches(show.get("tenant") + " {2}1 {10}\\*");
     z.ok("pg", "stop", "spare", "--destroy");
+  }
+
+  /** {@code --json} of pg list, status and branch list: the fields docs/cli.md names. */
+  private void jsonFormats(Map<String, String> show) {
+    List<JsonNode> list = jsonLines(z.ok("pg", "list", "--json"));
+    assertThat(list).hasSize(2);
+    JsonNode main = list.get(0);
+    assertThat(fieldNames(main))
+        .containsExactly(
+            "name",
+            "tenant_id",
+            "timeline_id",
+            "branch",
+            "mode",
+            "lsn",
+            "address",
+            "port",
+            "status",
+            "pid",
+            "term",
+            "settings");
+    assertThat(main.get("name").asText()).isEqualTo("main");
+    assertThat(main.get("tenant_id").asText()).isEqualTo(show.get("tenant"));
+    assertThat(main.get("timeline_id").asText()).isEqualTo(show.get("timeline"));
+    assertThat(main.get("mode").asText()).isEqualTo("primary");
+    assertThat(main.get("lsn").asText()).matches("\\d+/[0-9A-F]+");
+    assertThat(main.get("port").asInt()).isEqualTo(z.computePortBase);
+    assertThat(main.get("status").asText()).isEqualTo("running");
+    assertThat(main.get("pid").isIntegralNumber()).isTrue();
+    assertThat(main.get("term").asLong()).isEqualTo(2);
+    assertThat(main.get("settings").isObject()).isTrue();
+    JsonNode spare = list.get(1);
+    assertThat(spare.get("status").asText()).isEqualTo("stopped");
+    assertThat(spare.get("lsn").isNull()).isTrue();
+    assertThat(spare.get("pid").isNull()).isTrue();
+    assertThat(spare.get("term").isNull()).isTrue();
+
+    ZenithRepo.Result statusJson = z.run("status", "--json");
+    assertThat(statusJson.exit()).as("%s", statusJson).isZero();
+    List<JsonNode> statusLines = jsonLines(statusJson);
+    assertThat(statusLines).hasSize(1);
+    JsonNode status = statusLines.get(0);
+    assertThat(fieldNames(status))
+        .containsExactly(
+            "repository",
+            "tenant_id",
+            "all_running",
+            "pageserver",
+            "quorum",
+            "safekeepers",
+            "computes");
+    assertThat(status.get("repository").asText()).isEqualTo(z.repo.toString());
+    assertThat(status.get("all_running").asBoolean()).isTrue();
+    assertThat(status.get("pageserver").get("status").asText()).isEqualTo("running");
+    assertThat(status.get("pageserver").get("listen_http").asText())
+        .isEqualTo("127.0.0.1:" + z.httpPort);
+    assertThat(status.get("quorum").asInt()).isEqualTo(1);
+    JsonNode sk = status.get("safekeepers").get(0);
+    assertThat(fieldNames(sk))
+        .containsExactly("id", "listen_http", "listen_pg", "status", "pid", "timelines");
+    assertThat(sk.get("status").asText()).isEqualTo("running");
+    assertThat(fieldNames(sk.get("timelines").get(0)))
+        .containsExactly("branch", "timeline_id", "term", "flush_lsn", "commit_lsn");
+    assertThat(sk.get("timelines").get(0).get("branch").asText()).isEqualTo("main");
+    assertThat(status.get("computes")).hasSize(2);
+
+    List<JsonNode> branches = jsonLines(z.ok("branch", "list", "--json"));
+    assertThat(branches).hasSize(1);
+    assertThat(fieldNames(branches.get(0)))
+        .containsExactly(
+            "name",
+            "timeline_id",
+            "ancestor",
+            "ancestor_timeline_id",
+            "ancestor_lsn",
+            "last_record_lsn",
+            "gc_cutoff",
+            "pitr_start",
+            "state",
+            "layers");
+    assertThat(branches.get(0).get("name").asText()).isEqualTo("main");
+    assertThat(branches.get(0).get("timeline_id").asText()).isEqualTo(show.get("timeline"));
+    assertThat(branches.get(0).get("ancestor").isNull()).isTrue();
+    assertThat(branches.get(0).get("layers").get("bytes").asLong()).isPositive();
+  }
+
+  private static final com.fasterxml.jackson.databind.ObjectMapper JSON =
+      new com.fasterxml.jackson.databind.ObjectMapper();
+
+  /** Each line of the output as a JSON object. */
+  private static List<JsonNode> jsonLines(ZenithRepo.Result r) {
+    List<JsonNode> out = new java.util.ArrayList<>();
+    for (String line : r.lines()) {
+      try {
+        JsonNode n = JSON.readTree(line);
+        assertThat(n.isObject()).as("a JSON object per line: %s", line).isTrue();
+        out.add(n);
+      } catch (IOException e) {
+        throw new AssertionError("not JSON: " + line + "\n" + r, e);
+      }
+    }
+    return out;
+  }
+
+  private static List<String> fieldNames(JsonNode n) {
+    List<String> names = new java.util.ArrayList<>();
+    n.fieldNames().forEachRemaining(names::add);
+    return names;
   }
 
   @Test
@@ -312,6 +428,18 @@ class CliQuickStartTest {
         .containsExactly("stopped compute main", "stopped the pageserver", "stopped safekeeper 1");
     assertThat(z.show("main")).containsEntry("status", "stopped").containsEntry("lsn", "latest");
     assertThat(z.pageserverPid()).isEmpty();
+    // as pg_ctl status: 3 when a configured server is not running
+    assertThat(z.status(3).out()).contains("pageserver:  stopped");
+    ZenithRepo.Result json = z.run("status", "--json");
+    assertThat(json.exit()).as("%s", json).isEqualTo(3);
+    assertThat(json.out()).contains("\"all_running\":false").hasLineCount(1);
+  }
+
+  @Test
+  @Order(8)
+  void versionNamesTheBuildsCommit() {
+    assertThat(z.ok("--version").out())
+        .matches("zenith \\d+\\.\\d+\\.\\d+\\S* \\(git ([0-9a-f]{12}|unknown), PostgreSQL 15\\)\n");
   }
 
   /** Every non-empty cell starts exactly where its column's header starts. */

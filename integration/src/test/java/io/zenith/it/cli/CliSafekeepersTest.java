@@ -172,7 +172,7 @@ class CliSafekeepersTest {
     // one of three down: the other two are a majority
     assertThat(z.ok("safekeeper", "stop", "1").out()).isEqualTo("stopped safekeeper 1\n");
     z.sql(port, "INSERT INTO t SELECT g, 'two' FROM generate_series(101, 200) g");
-    assertThat(z.ok("status").out()).contains("safekeepers: 2 of 3 running (commits need 2)");
+    assertThat(z.status(3).out()).contains("safekeepers: 2 of 3 running (commits need 2)");
 
     // two of three down: a commit waits, without an error ...
     z.ok("safekeeper", "stop", "2");
@@ -285,6 +285,6 @@ class CliSafekeepersTest {
     for (int id = 1; id <= 3; id++) {
       assertThat(z.safekeeperPid(id)).isEmpty();
     }
-    assertThat(z.ok("status").out()).contains("safekeepers: 0 of 3 running (commits need 2)");
+    assertThat(z.status(3).out()).contains("safekeepers: 0 of 3 running (commits need 2)");
   }
 }

@@ -181,6 +181,16 @@ final class ZenithRepo implements AutoCloseable {
     return r;
   }
 
+  /**
+   * {@code zenith status}, which must exit with {@code exit}: 0 when the pageserver and every
+   * safekeeper run, 3 when one is down.
+   */
+  Result status(int exit) {
+    Result r = run("status");
+    assertThat(r.exit()).as("zenith status\n%s", r).isEqualTo(exit);
+    return r;
+  }
+
   /** Runs a command that must fail with exit {@code exit} and one line on stderr; returns it. */
   String fails(int exit, String... args) {
     Result r = run(args);
