@@ -69,6 +69,8 @@ final class PgCommand extends CommandGroup {
 
     @Parameters(index = "0", paramLabel = "<name>", description = "Name of the compute.")
     String name;
+
+    @CommandLine.Mixin TenantOption tenant;
   }
 
   @Command(
@@ -125,11 +127,17 @@ final class PgCommand extends CommandGroup {
             Optional<Lsn> pinned =
                 when.isPresent()
                     ? Optional.of(
-                        PointInTime.resolve(repo, branch, when.get(), "create a compute on"))
+                        PointInTime.resolve(
+                            repo,
+                            tenant.resolve(repo).id(),
+                            branch,
+                            when.get(),
+                            "create a compute on"))
                     : at;
             ComputeNode n =
                 Cli.computes(repo, spec.commandLine())
-                    .create(name, branch, pinned, Optional.ofNullable(port));
+                    .create(
+                        name, tenant.resolve(repo).id(), branch, pinned, Optional.ofNullable(port));
             out.println(
                 "created compute "
                     + n.spec().name()
@@ -160,7 +168,7 @@ final class PgCommand extends CommandGroup {
       PrintWriter out = spec.commandLine().getOut();
       return Cli.underLock(
           repo -> {
-            ComputeNode n = repo.compute(name);
+            ComputeNode n = tenant.compute(repo, name);
             Lsn lsn = Cli.computes(repo, spec.commandLine()).start(n);
             out.println(
                 "compute "
@@ -195,7 +203,7 @@ final class PgCommand extends CommandGroup {
       PrintWriter out = spec.commandLine().getOut();
       return Cli.underLock(
           repo -> {
-            ComputeNode n = repo.compute(name);
+            ComputeNode n = tenant.compute(repo, name);
             Computes computes = Cli.computes(repo, spec.commandLine());
             boolean wasRunning = computes.stop(n);
             if (!wasRunning && !destroy) {
@@ -215,13 +223,17 @@ final class PgCommand extends CommandGroup {
   @Command(
       name = "list",
       mixinStandardHelpOptions = true,
-      description = "List the computes: NODE ADDRESS BRANCH LSN STATUS.")
+      description = "List the computes of a tenant: NODE ADDRESS BRANCH LSN STATUS.")
   static final class ListNodes implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
+    @CommandLine.Mixin TenantOption tenant;
+
     @Override
     public Integer call() {
-      listTable(Repository.open().computes(), false).print(spec.commandLine().getOut());
+      Repository repo = Repository.open();
+      listTable(repo.computes().stream().filter(n -> tenant.owns(repo, n)).toList(), false)
+          .print(spec.commandLine().getOut());
       return 0;
     }
   }
@@ -234,7 +246,7 @@ final class PgCommand extends CommandGroup {
     @Override
     public Integer call() {
       PrintWriter out = spec.commandLine().getOut();
-      ComputeNode n = Repository.open().compute(name);
+      ComputeNode n = tenant.compute(Repository.open(), name);
       boolean running = n.running();
       out.println("node: " + n.spec().name());
       out.println("tenant: " + n.spec().tenantId());

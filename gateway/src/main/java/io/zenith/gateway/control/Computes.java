@@ -50,20 +50,32 @@ public final class Computes {
     this.err = err;
   }
 
-  /** Creates a compute on {@code branch}: a primary, or read-only at {@code lsn}. */
+  /**
+   * Creates a compute on {@code branch} of the first tenant: a primary, or read-only at {@code
+   * lsn}.
+   */
   public ComputeNode create(String name, String branch, Optional<Lsn> lsn, Optional<Integer> port)
+      throws IOException {
+    return create(name, repo.config().tenant(), branch, lsn, port);
+  }
+
+  /**
+   * Creates a compute on {@code branch} of {@code tenant}: a primary, or read-only at {@code lsn}.
+   * Compute names and ports are unique in the repository, whatever the tenant.
+   */
+  public ComputeNode create(
+      String name, TenantId tenant, String branch, Optional<Lsn> lsn, Optional<Integer> port)
       throws IOException {
     ComputeSpec.checkName(name);
     if (repo.findCompute(name).isPresent()) {
       throw new ControlPlaneException(
           "compute '" + name + "' already exists (see `zenith pg list`)");
     }
-    TimelineId timeline = repo.branches().get(branch);
+    TimelineId timeline = repo.branches(tenant).get(branch);
     if (lsn.isPresent()) {
       PageserverClient ps = repo.pageserver();
       if (ps.isUp()) {
-        ps.checkLsnOnTimeline(
-            repo.config().tenant(), branch, timeline, lsn.get(), "create a compute on");
+        ps.checkLsnOnTimeline(tenant, branch, timeline, lsn.get(), "create a compute on");
       } else {
         out.println(
             "note: the pageserver is not running, so LSN "
@@ -76,7 +88,7 @@ public final class Computes {
     ComputeSpec spec =
         new ComputeSpec(
             name,
-            repo.config().defaultTenantId(),
+            tenant.toString(),
             timeline.toString(),
             branch,
             lsn.map(Lsn::toString).orElse(null),

@@ -5,6 +5,7 @@ import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.zenith.gateway.cli.Main;
 import io.zenith.gateway.http.ApiException;
+import io.zenith.ingest.DatadirImport;
 import io.zenith.ingest.keys.Catalog;
 import io.zenith.ingest.keys.CommitTimestamps;
 import io.zenith.ingest.keys.KeySpace;
@@ -237,11 +238,41 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
         .toList();
   }
 
+  /**
+   * Creates a tenant, with a root timeline made by a fresh initdb ({@link RootTimeline}) when
+   * {@code root} is given; a failed initdb or import deletes the tenant again.
+   */
   @Override
-  public ApiModel.TenantInfo createTenant(Optional<TenantId> id) {
+  public ApiModel.TenantInfo createTenant(Optional<TenantId> id, Optional<TimelineId> root) {
     TenantId t = id.orElseGet(TenantId::generate);
     store.createTenant(t);
-    return new ApiModel.TenantInfo(t.toString(), 0);
+    if (root.isEmpty()) {
+      return new ApiModel.TenantInfo(t.toString(), 0);
+    }
+    try {
+      DatadirImport.Result r = RootTimeline.create(PgDistribution.detect(), store, t, root.get());
+      log.info("created tenant {} with root timeline {} at {}", t, root.get(), r.lsn());
+    } catch (IOException | RuntimeException e) {
+      deleteTenant(t);
+      if (e instanceof RootTimeline.InitdbException || e instanceof DatadirImport.ImportException) {
+        throw new ApiException(500, "cannot create tenant " + t + ": " + e.getMessage());
+      }
+      throw e instanceof IOException io ? new UncheckedIOException(io) : (RuntimeException) e;
+    }
+    return new ApiModel.TenantInfo(t.toString(), 1);
+  }
+
+  /**
+   * Deletes a tenant: the WAL receiver of each of its timelines stops, then the store deletes it
+   * crash-safely (a durable mark first), and its metric series go.
+   */
+  @Override
+  public synchronized ApiModel.TenantDeleted deleteTenant(TenantId tenant) {
+    store.deleteTenant(tenant, id -> stopReceiver(key(tenant, id)));
+    meters.getMeters().stream()
+        .filter(m -> tenant.toString().equals(m.getId().getTag("tenant")))
+        .forEach(meters::remove);
+    return new ApiModel.TenantDeleted(tenant.toString());
   }
 
   @Override
