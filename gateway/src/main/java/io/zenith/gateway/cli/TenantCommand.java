@@ -86,7 +86,9 @@ final class TenantCommand extends CommandGroup {
   static final class ListTenants implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-    @Option(names = "--json", description = "Print a JSON array instead of a table.")
+    @Option(
+        names = "--json",
+        description = "One JSON object per tenant and line instead of a table.")
     boolean json;
 
     @Override
@@ -95,21 +97,18 @@ final class TenantCommand extends CommandGroup {
       List<TenantOps.Listed> all = new TenantOps(repo).list();
       PrintWriter out = spec.commandLine().getOut();
       if (json) {
-        out.println(
-            Json.MAPPER
-                .writerWithDefaultPrettyPrinter()
-                .writeValueAsString(
-                    all.stream()
-                        .map(
-                            l ->
-                                new JsonTenant(
-                                    l.name(),
-                                    l.id().toString(),
-                                    l.first(),
-                                    l.branches(),
-                                    l.computes(),
-                                    l.running()))
-                        .toList()));
+        // One object per line, as every --json output of the CLI.
+        for (TenantOps.Listed l : all) {
+          out.println(
+              Json.MAPPER.writeValueAsString(
+                  new JsonTenant(
+                      l.name(),
+                      l.id().toString(),
+                      l.first(),
+                      l.branches(),
+                      l.computes(),
+                      l.running())));
+        }
         return 0;
       }
       Table t = new Table("NAME", "TENANT", "BRANCHES", "COMPUTES", "DEFAULT");

@@ -279,8 +279,13 @@ public final class Computes {
    * LSN.
    */
   public Lsn export(String branch, Optional<Lsn> at, Path target) throws IOException {
-    TimelineId timeline = repo.branches().get(branch);
-    TenantId tenant = repo.config().tenant();
+    return export(repo.config().tenant(), branch, at, target);
+  }
+
+  /** {@link #export(String, Optional, Path)} of a branch of {@code tenant}. */
+  public Lsn export(TenantId tenant, String branch, Optional<Lsn> at, Path target)
+      throws IOException {
+    TimelineId timeline = repo.branches(tenant).get(branch);
     Path dir = target.toAbsolutePath().normalize();
     if (Files.exists(dir)) {
       try (var s = Files.list(dir)) {

@@ -131,14 +131,21 @@ class CliTenantsTest {
     assertThat(z.fails(1, "pg", "stop", "a1", "--tenant", "beta"))
         .isEqualTo("zenith pg stop: error: compute 'a1' belongs to tenant default, not to beta");
 
-    JsonNode json = parse(z.ok("tenant", "list", "--json").out());
+    List<JsonNode> json =
+        z.ok("tenant", "list", "--json").lines().stream().map(CliTenantsTest::parse).toList();
     assertThat(json).hasSize(2);
-    assertThat(json.get(1).path("name").asText()).isEqualTo("beta");
-    assertThat(json.get(1).path("tenant_id").asText()).isEqualTo(beta);
-    assertThat(json.get(1).path("default").asBoolean()).isFalse();
-    assertThat(json.get(1).path("computes").toString()).isEqualTo("[\"b1\"]");
-    assertThat(json.get(1).path("running_computes").asInt()).isEqualTo(1);
-    assertThat(json.get(0).path("default").asBoolean()).isTrue();
+    assertThat(json.get(0).toString())
+        .isEqualTo(
+            "{\"name\":\"default\",\"tenant_id\":\""
+                + first
+                + "\",\"default\":true,\"branches\":[\"main\"],\"computes\":[\"a1\"],"
+                + "\"running_computes\":1}");
+    assertThat(json.get(1).toString())
+        .isEqualTo(
+            "{\"name\":\"beta\",\"tenant_id\":\""
+                + beta
+                + "\",\"default\":false,\"branches\":[\"dev\",\"main\"],\"computes\":[\"b1\"],"
+                + "\"running_computes\":1}");
   }
 
   @Test
