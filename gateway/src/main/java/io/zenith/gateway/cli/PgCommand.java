@@ -6,6 +6,7 @@ import io.zenith.gateway.control.ControlPlaneException;
 import io.zenith.gateway.control.PointInTime;
 import io.zenith.gateway.control.Repository;
 import io.zenith.wal.Lsn;
+import io.zenith.wal.TenantId;
 import java.io.PrintWriter;
 import java.time.Instant;
 import java.util.List;
@@ -124,20 +125,15 @@ final class PgCommand extends CommandGroup {
           time == null ? Optional.empty() : Optional.of(Cli.time(spec.commandLine(), time));
       return Cli.underLock(
           repo -> {
+            TenantId t = tenant.resolve(repo).id();
             Optional<Lsn> pinned =
                 when.isPresent()
                     ? Optional.of(
-                        PointInTime.resolve(
-                            repo,
-                            tenant.resolve(repo).id(),
-                            branch,
-                            when.get(),
-                            "create a compute on"))
+                        PointInTime.resolve(repo, t, branch, when.get(), "create a compute on"))
                     : at;
             ComputeNode n =
                 Cli.computes(repo, spec.commandLine())
-                    .create(
-                        name, tenant.resolve(repo).id(), branch, pinned, Optional.ofNullable(port));
+                    .create(name, t, branch, pinned, Optional.ofNullable(port));
             out.println(
                 "created compute "
                     + n.spec().name()
@@ -232,7 +228,8 @@ final class PgCommand extends CommandGroup {
     @Override
     public Integer call() {
       Repository repo = Repository.open();
-      listTable(repo.computes().stream().filter(n -> tenant.owns(repo, n)).toList(), false)
+      TenantId t = tenant.resolve(repo).id();
+      listTable(repo.computes().stream().filter(n -> n.spec().tenant().equals(t)).toList(), false)
           .print(spec.commandLine().getOut());
       return 0;
     }

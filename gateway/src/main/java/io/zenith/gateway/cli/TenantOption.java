@@ -40,9 +40,4 @@ final class TenantOption {
     }
     return n;
   }
-
-  /** Whether {@code n} belongs to the tenant (the first one when none was named). */
-  boolean owns(Repository repo, ComputeNode n) {
-    return n.spec().tenant().equals(resolve(repo).id());
-  }
 }

@@ -5,7 +5,6 @@ import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.zenith.gateway.cli.Main;
 import io.zenith.gateway.http.ApiException;
-import io.zenith.ingest.DatadirImport;
 import io.zenith.ingest.keys.Catalog;
 import io.zenith.ingest.keys.CommitTimestamps;
 import io.zenith.ingest.keys.KeySpace;
@@ -249,16 +248,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
     if (root.isEmpty()) {
       return new ApiModel.TenantInfo(t.toString(), 0);
     }
-    try {
-      DatadirImport.Result r = RootTimeline.create(PgDistribution.detect(), store, t, root.get());
-      log.info("created tenant {} with root timeline {} at {}", t, root.get(), r.lsn());
-    } catch (IOException | RuntimeException e) {
-      deleteTenant(t);
-      if (e instanceof RootTimeline.InitdbException || e instanceof DatadirImport.ImportException) {
-        throw new ApiException(500, "cannot create tenant " + t + ": " + e.getMessage());
-      }
-      throw e instanceof IOException io ? new UncheckedIOException(io) : (RuntimeException) e;
-    }
+    RootTimeline.createOrUndo(store, t, root.get(), () -> deleteTenant(t));
     return new ApiModel.TenantInfo(t.toString(), 1);
   }
 

@@ -1,5 +1,6 @@
 package io.zenith.gateway.pageserver;
 
+import io.zenith.gateway.http.ApiException;
 import io.zenith.ingest.DatadirImport;
 import io.zenith.layer.LayerStore;
 import io.zenith.pg.PgDistribution;
@@ -17,6 +18,8 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * How a tenant's root timeline comes to be, the one path that {@code zenith init} (the first
@@ -27,6 +30,8 @@ import java.util.stream.Stream;
  * stateless, so thread-safe.
  */
 public final class RootTimeline {
+  private static final Logger log = LoggerFactory.getLogger(RootTimeline.class);
+
   private RootTimeline() {}
 
   /** How long initdb may take before it is killed. */
@@ -124,6 +129,30 @@ public final class RootTimeline {
       throws IOException {
     try (Initdb db = initdb(pg)) {
       return importInto(store, tenant, timeline, db);
+    }
+  }
+
+  /**
+   * {@link #create} for {@code POST /v1/tenant} with a root timeline, in the tenant {@code tenant}
+   * just created: on any failure {@code undo} deletes the tenant again, and a failed initdb or
+   * import is a 500 naming the tenant.
+   */
+  static DatadirImport.Result createOrUndo(
+      LayerStore store, TenantId tenant, TimelineId root, Runnable undo) {
+    try {
+      DatadirImport.Result r = create(PgDistribution.detect(), store, tenant, root);
+      log.info("created tenant {} with root timeline {} at {}", tenant, root, r.lsn());
+      return r;
+    } catch (IOException | RuntimeException e) {
+      try {
+        undo.run();
+      } catch (RuntimeException d) {
+        e.addSuppressed(d);
+      }
+      if (e instanceof InitdbException || e instanceof DatadirImport.ImportException) {
+        throw new ApiException(500, "cannot create tenant " + tenant + ": " + e.getMessage());
+      }
+      throw e instanceof IOException io ? new UncheckedIOException(io) : (RuntimeException) e;
     }
   }
 

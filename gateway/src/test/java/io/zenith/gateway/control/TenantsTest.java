@@ -10,7 +10,9 @@ import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** {@code tenants.toml}: names, resolution by name or id, the file's absence, durable round trip. */
+/**
+ * {@code tenants.toml}: names, resolution by name or id, the file's absence, durable round trip.
+ */
 class TenantsTest {
   @TempDir Path dir;
 

@@ -128,6 +128,11 @@ class CliTenantsTest {
     List<String> bList = z.ok("pg", "list", "--tenant", "beta").lines();
     assertThat(bList).hasSize(2);
     assertThat(bList.get(1)).startsWith("b1 ");
+    assertThat(z.ok("timeline", "gc", "dev", "--tenant", "beta").out()).startsWith("GC of dev: ");
+    assertThat(z.fails(1, "timeline", "gc", "dev"))
+        .isEqualTo("zenith timeline gc: error: unknown branch 'dev' (branches: main)");
+    assertThat(z.fails(1, "export", "main", z.root.resolve("x").toString(), "--tenant", "nosuch"))
+        .startsWith("zenith export: error: unknown tenant 'nosuch'");
     assertThat(z.fails(1, "pg", "stop", "a1", "--tenant", "beta"))
         .isEqualTo("zenith pg stop: error: compute 'a1' belongs to tenant default, not to beta");
 
