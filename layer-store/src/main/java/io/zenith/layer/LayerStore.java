@@ -118,6 +118,7 @@ public final class LayerStore implements AutoCloseable {
   }
 
   private void load(boolean rebuild) throws IOException, RocksDBException {
+    TenantDeletion.finishPending(index, dataDir.resolve("tenants"));
     try (Stream<Path> ts = Files.list(dataDir.resolve("tenants"))) {
       for (Path tdir : ts.sorted().toList()) {
         TenantId tenant;
@@ -306,6 +307,14 @@ public final class LayerStore implements AutoCloseable {
     if (tenants.containsKey(tenant)) {
       throw new LayerStoreException(
           LayerStoreException.Kind.ALREADY_EXISTS, "tenant " + tenant + " already exists");
+    }
+    if (Files.exists(TenantDeletion.markedDir(tenantDir(tenant)))) {
+      throw new LayerStoreException(
+          LayerStoreException.Kind.ALREADY_EXISTS,
+          "tenant "
+              + tenant
+              + " is being deleted; its deletion finishes when it is deleted again or at the next"
+              + " start");
     }
     try {
       DurableFiles.createDirectories(tenantDir(tenant).resolve("timelines"));
@@ -540,6 +549,27 @@ public final class LayerStore implements AutoCloseable {
         id,
         stopWriter,
         after);
+  }
+
+  /**
+   * Deletes a tenant with all its timelines and returns their space, crash-safely ({@link
+   * TenantDeletion}): {@code stopWriter} runs for each timeline (it stops the timeline's ingest and
+   * flushes and returns once they stopped), each closes (readers fail with UNKNOWN_TIMELINE "was
+   * deleted"), the tenant's directory is renamed as the durable deletion mark, then the index
+   * entries and files go. A crash after the mark finishes the deletion at the next {@link #open};
+   * one before it leaves the tenant whole. Deleting a tenant whose deletion an I/O error
+   * interrupted finishes it.
+   *
+   * @throws LayerStoreException UNKNOWN_TENANT; IO if a step fails (the deletion is then pending)
+   */
+  public void deleteTenant(TenantId tenant, java.util.function.Consumer<TimelineId> stopWriter) {
+    deleteTenant(tenant, stopWriter, () -> {});
+  }
+
+  /** The deletion, calling {@code afterMark} after the mark (tests stop it there: a "crash"). */
+  synchronized void deleteTenant(
+      TenantId tenant, java.util.function.Consumer<TimelineId> stopWriter, Runnable afterMark) {
+    TenantDeletion.delete(index, tenants, tenantDir(tenant), tenant, stopWriter, afterMark);
   }
 
   /** Closes every timeline (dropping unflushed versions) and the index. */

@@ -3,6 +3,7 @@ package io.zenith.gateway.cli;
 import io.zenith.gateway.control.BranchOps;
 import io.zenith.gateway.control.Branches;
 import io.zenith.gateway.control.Repository;
+import io.zenith.wal.TenantId;
 import java.io.PrintWriter;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
@@ -36,6 +37,8 @@ final class BranchCommand implements Callable<Integer> {
       description = "Name of the new branch.")
   String name;
 
+  @CommandLine.Mixin TenantOption tenant;
+
   @Parameters(
       index = "1",
       arity = "0..1",
@@ -57,8 +60,9 @@ final class BranchCommand implements Callable<Integer> {
             : Cli.branchAt(spec.commandLine(), from, "ancestor");
     return Cli.underLock(
         repo -> {
+          TenantId t = tenant.resolve(repo).id();
           BranchOps.Created c =
-              new BranchOps(repo).create(name, at.branch(), at.resolve(repo, "branch"));
+              new BranchOps(repo, t).create(name, at.branch(), at.resolve(repo, t, "branch"));
           out.println(
               "created branch "
                   + c.name()
@@ -88,13 +92,16 @@ final class BranchCommand implements Callable<Integer> {
         description = "Print one JSON object per branch and line (fields: docs/cli.md).")
     boolean json;
 
+    @CommandLine.Mixin TenantOption tenant;
+
     @Override
     public Integer call() throws Exception {
       Repository repo = Repository.open();
+      TenantId tenantId = tenant.resolve(repo).id();
       if (json) {
         JsonOutput.printLines(
             spec.commandLine().getOut(),
-            JsonOutput.branches(new BranchOps(repo).tree(), repo.branches()));
+            JsonOutput.branches(new BranchOps(repo, tenantId).tree(), repo.branches(tenantId)));
         return 0;
       }
       Table t =
@@ -107,7 +114,7 @@ final class BranchCommand implements Callable<Integer> {
               "ON DISK",
               "L0/L1/IMAGE",
               "TIMELINE");
-      for (BranchOps.Node n : new BranchOps(repo).tree()) {
+      for (BranchOps.Node n : new BranchOps(repo, tenantId).tree()) {
         StringBuilder prefix = new StringBuilder();
         for (int i = 1; i < n.ancestorsLast().size(); i++) {
           prefix.append(n.ancestorsLast().get(i) ? "   " : "│  ");
@@ -163,6 +170,8 @@ final class BranchCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "<name>", description = "The branch to delete.")
     String name;
 
+    @CommandLine.Mixin TenantOption tenant;
+
     @Override
     @SuppressWarnings("try")
     public Integer call() throws Exception {
@@ -170,7 +179,7 @@ final class BranchCommand implements Callable<Integer> {
       PrintWriter err = spec.commandLine().getErr();
       return Cli.underLock(
           repo -> {
-            BranchOps.Deleted d = new BranchOps(repo).delete(name);
+            BranchOps.Deleted d = new BranchOps(repo, tenant.resolve(repo).id()).delete(name);
             for (String c : d.strandedComputes()) {
               err.println(
                   "warning: compute '"

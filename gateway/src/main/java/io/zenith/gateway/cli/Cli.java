@@ -11,6 +11,7 @@ import io.zenith.gateway.http.Json;
 import io.zenith.replication.client.PgConnectOptions;
 import io.zenith.replication.client.PgConnection;
 import io.zenith.wal.Lsn;
+import io.zenith.wal.TenantId;
 import java.io.PrintWriter;
 import java.time.Duration;
 import java.time.Instant;
@@ -69,8 +70,13 @@ final class Cli {
 
     /** The LSN: as given, or the one the pageserver finds for the time (under the lock). */
     Optional<Lsn> resolve(Repository repo, String what) {
+      return resolve(repo, repo.config().tenant(), what);
+    }
+
+    /** The LSN on {@code branch} of {@code tenant}. */
+    Optional<Lsn> resolve(Repository repo, TenantId tenant, String what) {
       return time.isPresent()
-          ? Optional.of(PointInTime.resolve(repo, branch, time.get(), what))
+          ? Optional.of(PointInTime.resolve(repo, tenant, branch, time.get(), what))
           : lsn;
     }
   }

@@ -2,6 +2,7 @@ package io.zenith.gateway.cli;
 
 import io.zenith.gateway.control.Repository;
 import io.zenith.wal.Lsn;
+import io.zenith.wal.TenantId;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
@@ -31,14 +32,18 @@ final class ExportCommand implements Callable<Integer> {
   @Parameters(index = "1", paramLabel = "<dir>", description = "The new data directory.")
   Path dir;
 
+  @CommandLine.Mixin TenantOption tenant;
+
   @Override
   public Integer call() throws Exception {
     Foreground.injectFailedFsyncForTests();
     PrintWriter out = spec.commandLine().getOut();
     Cli.BranchAt at = Cli.branchAt(spec.commandLine(), what, "branch");
     Repository repo = Repository.open();
+    TenantId t = tenant.resolve(repo).id();
     Lsn lsn =
-        Cli.computes(repo, spec.commandLine()).export(at.branch(), at.resolve(repo, "export"), dir);
+        Cli.computes(repo, spec.commandLine())
+            .export(t, at.branch(), at.resolve(repo, t, "export"), dir);
     Path abs = dir.toAbsolutePath().normalize();
     out.println(
         "exported branch "

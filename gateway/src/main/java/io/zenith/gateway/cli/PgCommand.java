@@ -7,6 +7,7 @@ import io.zenith.gateway.control.ControlPlaneException;
 import io.zenith.gateway.control.PointInTime;
 import io.zenith.gateway.control.Repository;
 import io.zenith.wal.Lsn;
+import io.zenith.wal.TenantId;
 import java.io.PrintWriter;
 import java.time.Instant;
 import java.util.List;
@@ -71,6 +72,8 @@ final class PgCommand extends CommandGroup {
 
     @Parameters(index = "0", paramLabel = "<name>", description = "Name of the compute.")
     String name;
+
+    @CommandLine.Mixin TenantOption tenant;
   }
 
   @Command(
@@ -134,14 +137,15 @@ final class PgCommand extends CommandGroup {
       List<ComputeSettings.Setting> settings = PgConfigCommand.parse(spec.commandLine(), config);
       return Cli.underLock(
           repo -> {
+            TenantId t = tenant.resolve(repo).id();
             Optional<Lsn> pinned =
                 when.isPresent()
                     ? Optional.of(
-                        PointInTime.resolve(repo, branch, when.get(), "create a compute on"))
+                        PointInTime.resolve(repo, t, branch, when.get(), "create a compute on"))
                     : at;
             ComputeNode n =
                 Cli.computes(repo, spec.commandLine())
-                    .create(name, branch, pinned, Optional.ofNullable(port), settings);
+                    .create(name, t, branch, pinned, Optional.ofNullable(port), settings);
             out.println(
                 "created compute "
                     + n.spec().name()
@@ -172,7 +176,7 @@ final class PgCommand extends CommandGroup {
       PrintWriter out = spec.commandLine().getOut();
       return Cli.underLock(
           repo -> {
-            ComputeNode n = repo.compute(name);
+            ComputeNode n = tenant.compute(repo, name);
             Lsn lsn = Cli.computes(repo, spec.commandLine()).start(n);
             out.println(
                 "compute "
@@ -207,7 +211,7 @@ final class PgCommand extends CommandGroup {
       PrintWriter out = spec.commandLine().getOut();
       return Cli.underLock(
           repo -> {
-            ComputeNode n = repo.compute(name);
+            ComputeNode n = tenant.compute(repo, name);
             Computes computes = Cli.computes(repo, spec.commandLine());
             boolean wasRunning = computes.stop(n);
             if (!wasRunning && !destroy) {
@@ -227,7 +231,7 @@ final class PgCommand extends CommandGroup {
   @Command(
       name = "list",
       mixinStandardHelpOptions = true,
-      description = "List the computes: NODE ADDRESS BRANCH LSN STATUS.")
+      description = "List the computes of a tenant: NODE ADDRESS BRANCH LSN STATUS.")
   static final class ListNodes implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
@@ -236,9 +240,14 @@ final class PgCommand extends CommandGroup {
         description = "Print one JSON object per compute and line (fields: docs/cli.md).")
     boolean json;
 
+    @CommandLine.Mixin TenantOption tenant;
+
     @Override
     public Integer call() throws Exception {
-      List<ComputeNode> nodes = Repository.open().computes();
+      Repository repo = Repository.open();
+      TenantId t = tenant.resolve(repo).id();
+      List<ComputeNode> nodes =
+          repo.computes().stream().filter(n -> n.spec().tenant().equals(t)).toList();
       if (json) {
         JsonOutput.printLines(spec.commandLine().getOut(), JsonOutput.computes(nodes));
       } else {
@@ -257,7 +266,7 @@ final class PgCommand extends CommandGroup {
     public Integer call() throws Exception {
       PrintWriter out = spec.commandLine().getOut();
       Repository repo = Repository.open();
-      ComputeNode n = repo.compute(name);
+      ComputeNode n = tenant.compute(repo, name);
       boolean running = n.running();
       out.println("node: " + n.spec().name());
       out.println("tenant: " + n.spec().tenantId());

@@ -1,43 +1,176 @@
 package io.zenith.gateway.cli;
 
-import io.zenith.gateway.control.ControlPlaneException;
+import com.fasterxml.jackson.annotation.JsonProperty;
 import io.zenith.gateway.control.Repository;
-import io.zenith.gateway.http.JsonHttpClient;
-import io.zenith.gateway.pageserver.ApiModel;
+import io.zenith.gateway.control.TenantOps;
+import java.io.PrintWriter;
+import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
 
-/** {@code zenith tenant list}. */
+/** {@code zenith tenant create|list|delete}. */
 @Command(
     name = "tenant",
     mixinStandardHelpOptions = true,
-    description = "Tenants of the pageserver.",
-    subcommands = {TenantCommand.ListTenants.class})
+    description = {
+      "Tenants: independent databases on one pageserver and its safekeepers, each with its own"
+          + " branches and computes.",
+      "Branch and pg commands act on the repository's first tenant unless given --tenant NAME|ID."
+    },
+    subcommands = {
+      TenantCommand.Create.class,
+      TenantCommand.ListTenants.class,
+      TenantCommand.Delete.class
+    })
 final class TenantCommand extends CommandGroup {
+  @Command(
+      name = "create",
+      mixinStandardHelpOptions = true,
+      description =
+          "Create a tenant: the pageserver runs a fresh initdb and imports it as the tenant's"
+              + " branch main (as `zenith init` does for the first tenant). The pageserver must"
+              + " be running.")
+  static final class Create implements Callable<Integer> {
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Option(
+        names = "--name",
+        paramLabel = "NAME",
+        description =
+            "Name of the tenant, unique in the repository (default: tenant- and the first 8"
+                + " characters of its id).")
+    String name;
+
+    @Override
+    public Integer call() throws Exception {
+      PrintWriter out = spec.commandLine().getOut();
+      return Cli.underLock(
+          repo -> {
+            TenantOps.Created c = new TenantOps(repo).create(Optional.ofNullable(name));
+            out.println(
+                "created tenant "
+                    + c.name()
+                    + " ("
+                    + c.tenant()
+                    + ") with branch main (timeline "
+                    + c.main()
+                    + "); use it with --tenant "
+                    + c.name());
+          });
+    }
+  }
+
+  /** A tenant in {@code tenant list --json}. */
+  record JsonTenant(
+      @JsonProperty("name") String name,
+      @JsonProperty("tenant_id") String tenantId,
+      @JsonProperty("default") boolean first,
+      @JsonProperty("branches") List<String> branches,
+      @JsonProperty("computes") List<String> computes,
+      @JsonProperty("running_computes") int running) {}
+
   @Command(
       name = "list",
       mixinStandardHelpOptions = true,
-      description = "List the pageserver's tenants; the repository's default one is marked.")
+      description = {
+        "List the tenants: NAME TENANT BRANCHES COMPUTES (running/all) DEFAULT (* marks the one"
+            + " commands use without --tenant).",
+        "A tenant the pageserver has without a name (a creation cut short) is listed as"
+            + " (unnamed)."
+      })
   static final class ListTenants implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
+    @Option(
+        names = "--json",
+        description = "One JSON object per tenant and line instead of a table.")
+    boolean json;
+
     @Override
-    public Integer call() {
+    public Integer call() throws Exception {
       Repository repo = Repository.open();
-      Table t = new Table("TENANT", "TIMELINES", "DEFAULT");
-      try {
-        for (ApiModel.TenantInfo i : repo.pageserver().tenants()) {
-          t.row(
-              i.id(),
-              Integer.toString(i.timelines()),
-              i.id().equals(repo.config().defaultTenantId()) ? "*" : "");
-        }
-      } catch (JsonHttpClient.ApiError e) {
-        throw new ControlPlaneException("the pageserver: " + e.getMessage());
+      List<TenantOps.Listed> all = new TenantOps(repo).list();
+      PrintWriter out = spec.commandLine().getOut();
+      if (json) {
+        JsonOutput.printLines(
+            out,
+            all.stream()
+                .map(
+                    l ->
+                        new JsonTenant(
+                            l.name(),
+                            l.id().toString(),
+                            l.first(),
+                            l.branches(),
+                            l.computes(),
+                            l.running()))
+                .toList());
+        return 0;
       }
-      t.print(spec.commandLine().getOut());
+      Table t = new Table("NAME", "TENANT", "BRANCHES", "COMPUTES", "DEFAULT");
+      for (TenantOps.Listed l : all) {
+        t.row(
+            l.name() == null ? "(unnamed)" : l.name(),
+            l.id().toString(),
+            Integer.toString(l.branches().size()),
+            l.running() + "/" + l.computes().size(),
+            l.first() ? "*" : "");
+      }
+      t.print(out);
       return 0;
+    }
+  }
+
+  @Command(
+      name = "delete",
+      mixinStandardHelpOptions = true,
+      description = {
+        "Delete a tenant everywhere: its computes (data directories and node.toml), its data on"
+            + " the pageserver (crash-safe: a durable mark first) and its timelines on every"
+            + " safekeeper (each keeps a tombstone), then its branch names and its name.",
+        "Refused while a compute of it runs, unless --stop-computes; the repository's first"
+            + " tenant cannot be deleted. Every safekeeper must be running. A deletion that"
+            + " stopped midway is finished by running it again."
+      })
+  static final class Delete implements Callable<Integer> {
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "NAME|ID", description = "The tenant to delete.")
+    String tenant;
+
+    @Option(names = "--stop-computes", description = "Stop its running computes first.")
+    boolean stopComputes;
+
+    @Override
+    public Integer call() throws Exception {
+      PrintWriter out = spec.commandLine().getOut();
+      PrintWriter err = spec.commandLine().getErr();
+      return Cli.underLock(
+          repo -> {
+            TenantOps.Deleted d = new TenantOps(repo).delete(tenant, stopComputes, out, err);
+            for (String c : d.stoppedComputes()) {
+              out.println("stopped compute " + c);
+            }
+            for (String c : d.destroyedComputes()) {
+              out.println("destroyed compute " + c);
+            }
+            out.println(
+                "deleted tenant "
+                    + d.name()
+                    + " ("
+                    + d.tenant()
+                    + ") on the pageserver"
+                    + (d.safekeepers().isEmpty()
+                        ? ""
+                        : " and safekeepers "
+                            + d.safekeepers().stream()
+                                .map(String::valueOf)
+                                .collect(java.util.stream.Collectors.joining(", "))));
+          });
     }
   }
 }

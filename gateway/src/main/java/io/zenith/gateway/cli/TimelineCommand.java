@@ -31,11 +31,13 @@ final class TimelineCommand extends CommandGroup {
    * {@code call} on {@code branch}'s timeline; an unknown branch or the pageserver's refusal is one
    * line naming what could not be done ({@code what}).
    */
-  static <T> T onBranch(String branch, String what, TimelineCall<T> call) {
+  static <T> T onBranch(
+      String branch, TenantOption tenantOption, String what, TimelineCall<T> call) {
     Repository repo = Repository.open();
-    TimelineId id = repo.branches().get(branch);
+    TenantId tenant = tenantOption.resolve(repo).id();
+    TimelineId id = repo.branches(tenant).get(branch);
     try {
-      return call.on(repo.pageserver(), repo.config().tenant(), id);
+      return call.on(repo.pageserver(), tenant, id);
     } catch (JsonHttpClient.ApiError e) {
       throw new ControlPlaneException("cannot " + what + " " + branch + ": " + e.getMessage());
     }
@@ -54,9 +56,11 @@ final class TimelineCommand extends CommandGroup {
     @Parameters(index = "0", paramLabel = "<branch>", description = "The branch (e.g. main).")
     String branch;
 
+    @CommandLine.Mixin TenantOption tenant;
+
     @Override
     public Integer call() {
-      ApiModel.CompactionInfo r = onBranch(branch, "compact", PageserverClient::compact);
+      ApiModel.CompactionInfo r = onBranch(branch, tenant, "compact", PageserverClient::compact);
       PrintWriter out = spec.commandLine().getOut();
       out.printf(
           "compacted %s: %d image layers (%d pages), %d L0 layers merged into %d L1 layers,"
@@ -85,9 +89,11 @@ final class TimelineCommand extends CommandGroup {
     @Parameters(index = "0", paramLabel = "<branch>", description = "The branch (e.g. main).")
     String branch;
 
+    @CommandLine.Mixin TenantOption tenant;
+
     @Override
     public Integer call() {
-      ApiModel.GcInfo r = onBranch(branch, "collect garbage of", PageserverClient::gc);
+      ApiModel.GcInfo r = onBranch(branch, tenant, "collect garbage of", PageserverClient::gc);
       spec.commandLine()
           .getOut()
           .printf(

@@ -22,9 +22,17 @@ import java.util.Optional;
  */
 public final class BranchOps {
   private final Repository repo;
+  private final TenantId tenant;
 
+  /** Branches of the repository's first tenant. */
   public BranchOps(Repository repo) {
+    this(repo, repo.config().tenant());
+  }
+
+  /** Branches of {@code tenant}. */
+  public BranchOps(Repository repo, TenantId tenant) {
     this.repo = repo;
+    this.tenant = tenant;
   }
 
   /** What a new branch is. */
@@ -33,13 +41,12 @@ public final class BranchOps {
   /** Creates branch {@code name} of {@code ancestor} at {@code at} (its latest LSN if empty). */
   public Created create(String name, String ancestor, Optional<Lsn> at) throws IOException {
     Branches.checkName(name);
-    Branches branches = repo.branches();
+    Branches branches = repo.branches(tenant);
     if (branches.find(name).isPresent()) {
       throw new ControlPlaneException(
           "branch '" + name + "' already exists (see `zenith branch list`)");
     }
     TimelineId ancestorId = branches.get(ancestor);
-    TenantId tenant = repo.config().tenant();
     PageserverClient ps = repo.pageserver();
     if (at.isPresent()) {
       ps.checkLsnOnTimeline(tenant, ancestor, ancestorId, at.get(), "branch");
@@ -56,7 +63,7 @@ public final class BranchOps {
       throw new ControlPlaneException(
           "cannot branch " + ancestor + at.map(l -> " at " + l).orElse("") + ": " + e.getMessage());
     }
-    repo.saveBranches(branches.with(name, id));
+    repo.saveBranches(tenant, branches.with(name, id));
     return new Created(name, id, ancestor, Lsn.parse(info.ancestorLsn()));
   }
 
@@ -76,9 +83,8 @@ public final class BranchOps {
    * never on a safekeeper is not an error then.
    */
   public Deleted delete(String name) throws IOException {
-    Branches branches = repo.branches();
+    Branches branches = repo.branches(tenant);
     TimelineId id = branches.get(name);
-    TenantId tenant = repo.config().tenant();
     PageserverClient ps = repo.pageserver();
     List<String> children = new ArrayList<>();
     try {
@@ -107,7 +113,9 @@ public final class BranchOps {
               + " first");
     }
     List<ComputeNode> onBranch =
-        repo.computes().stream().filter(c -> c.spec().timeline().equals(id)).toList();
+        repo.computes().stream()
+            .filter(c -> c.spec().tenant().equals(tenant) && c.spec().timeline().equals(id))
+            .toList();
     List<String> running =
         onBranch.stream().filter(ComputeNode::running).map(c -> c.spec().name()).toList();
     if (!running.isEmpty()) {
@@ -161,7 +169,7 @@ public final class BranchOps {
         // Never there: no primary ever ran on the branch.
       }
     }
-    repo.saveBranches(branches.without(name));
+    repo.saveBranches(tenant, branches.without(name));
     return new Deleted(
         name, id, deletedOn, onBranch.stream().map(c -> c.spec().name()).sorted().toList());
   }
@@ -174,15 +182,15 @@ public final class BranchOps {
       List<Boolean> ancestorsLast,
       ApiModel.TimelineInfo info) {}
 
-  /** Every timeline of the default tenant, depth-first from the roots, children by branch LSN. */
+  /** Every timeline of the tenant, depth-first from the roots, children by branch LSN. */
   public List<Node> tree() {
     List<ApiModel.TimelineInfo> all;
     try {
-      all = repo.pageserver().timelines(repo.config().tenant());
+      all = repo.pageserver().timelines(tenant);
     } catch (JsonHttpClient.ApiError e) {
       throw new ControlPlaneException("the pageserver: " + e.getMessage());
     }
-    Branches names = repo.branches();
+    Branches names = repo.branches(tenant);
     Map<String, List<ApiModel.TimelineInfo>> children = new HashMap<>();
     List<ApiModel.TimelineInfo> roots = new ArrayList<>();
     java.util.Set<String> ids = new java.util.HashSet<>();

@@ -53,11 +53,22 @@ public final class Computes {
   }
 
   /**
-   * Creates a compute on {@code branch}: a primary, or read-only at {@code lsn}, with PostgreSQL
-   * {@code settings} (checked by {@link ComputeSettings#parse}).
+   * Creates a compute on {@code branch} of the first tenant: a primary, or read-only at {@code
+   * lsn}, with no settings of its own.
+   */
+  public ComputeNode create(String name, String branch, Optional<Lsn> lsn, Optional<Integer> port)
+      throws IOException {
+    return create(name, repo.config().tenant(), branch, lsn, port, List.of());
+  }
+
+  /**
+   * Creates a compute on {@code branch} of {@code tenant}: a primary, or read-only at {@code lsn},
+   * with PostgreSQL {@code settings} (checked by {@link ComputeSettings#parse}). Compute names and
+   * ports are unique in the repository, whatever the tenant.
    */
   public ComputeNode create(
       String name,
+      TenantId tenant,
       String branch,
       Optional<Lsn> lsn,
       Optional<Integer> port,
@@ -71,12 +82,11 @@ public final class Computes {
       throw new ControlPlaneException(
           "compute '" + name + "' already exists (see `zenith pg list`)");
     }
-    TimelineId timeline = repo.branches().get(branch);
+    TimelineId timeline = repo.branches(tenant).get(branch);
     if (lsn.isPresent()) {
       PageserverClient ps = repo.pageserver();
       if (ps.isUp()) {
-        ps.checkLsnOnTimeline(
-            repo.config().tenant(), branch, timeline, lsn.get(), "create a compute on");
+        ps.checkLsnOnTimeline(tenant, branch, timeline, lsn.get(), "create a compute on");
       } else {
         out.println(
             "note: the pageserver is not running, so LSN "
@@ -89,7 +99,7 @@ public final class Computes {
     ComputeSpec spec =
         new ComputeSpec(
             name,
-            repo.config().defaultTenantId(),
+            tenant.toString(),
             timeline.toString(),
             branch,
             lsn.map(Lsn::toString).orElse(null),
@@ -337,8 +347,13 @@ public final class Computes {
    * LSN.
    */
   public Lsn export(String branch, Optional<Lsn> at, Path target) throws IOException {
-    TimelineId timeline = repo.branches().get(branch);
-    TenantId tenant = repo.config().tenant();
+    return export(repo.config().tenant(), branch, at, target);
+  }
+
+  /** {@link #export(String, Optional, Path)} of a branch of {@code tenant}. */
+  public Lsn export(TenantId tenant, String branch, Optional<Lsn> at, Path target)
+      throws IOException {
+    TimelineId timeline = repo.branches(tenant).get(branch);
     Path dir = target.toAbsolutePath().normalize();
     if (Files.exists(dir)) {
       try (var s = Files.list(dir)) {

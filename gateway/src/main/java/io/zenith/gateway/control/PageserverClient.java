@@ -58,6 +58,16 @@ public final class PageserverClient {
     return call(HttpMethod.GET, "/v1/tenant", null, new TypeReference<>() {});
   }
 
+  /** Creates a tenant (with a root timeline from a fresh initdb when the request names one). */
+  public ApiModel.TenantInfo createTenant(ApiModel.TenantCreateRequest request) {
+    return call(HttpMethod.POST, "/v1/tenant", request, new TypeReference<>() {});
+  }
+
+  /** Deletes a tenant with all its timelines (404 for an unknown one). */
+  public ApiModel.TenantDeleted deleteTenant(TenantId tenant) {
+    return call(HttpMethod.DELETE, "/v1/tenant/" + tenant, null, new TypeReference<>() {});
+  }
+
   public List<ApiModel.TimelineInfo> timelines(TenantId tenant) {
     return call(
         HttpMethod.GET, "/v1/tenant/" + tenant + "/timeline", null, new TypeReference<>() {});

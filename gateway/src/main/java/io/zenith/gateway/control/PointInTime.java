@@ -3,6 +3,7 @@ package io.zenith.gateway.control;
 import io.zenith.gateway.http.JsonHttpClient;
 import io.zenith.gateway.pageserver.ApiModel;
 import io.zenith.wal.Lsn;
+import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
 import java.time.Instant;
 
@@ -23,11 +24,17 @@ public final class PointInTime {
    *     branch's first commit, after its last one, below its GC cutoff, or the branch has no commit
    */
   public static Lsn resolve(Repository repo, String branch, Instant time, String what) {
-    TimelineId timeline = repo.branches().get(branch);
+    return resolve(repo, repo.config().tenant(), branch, time, what);
+  }
+
+  /** {@link #resolve(Repository, String, Instant, String)} for a branch of {@code tenant}. */
+  public static Lsn resolve(
+      Repository repo, TenantId tenant, String branch, Instant time, String what) {
+    TimelineId timeline = repo.branches(tenant).get(branch);
     String cannot = "cannot " + what + " " + branch + " at " + time + ": ";
     ApiModel.LsnByTimestamp r;
     try {
-      r = repo.pageserver().lsnByTimestamp(repo.config().tenant(), timeline, time);
+      r = repo.pageserver().lsnByTimestamp(tenant, timeline, time);
     } catch (JsonHttpClient.ApiError e) {
       throw new ControlPlaneException(cannot + e.getMessage());
     }

@@ -2,6 +2,7 @@ package io.zenith.gateway.control;
 
 import io.zenith.gateway.pageserver.Pageserver;
 import io.zenith.gateway.pageserver.PageserverConfig;
+import io.zenith.gateway.pageserver.RootTimeline;
 import io.zenith.ingest.DatadirImport;
 import io.zenith.layer.LayerStore;
 import io.zenith.pg.PgDistribution;
@@ -144,7 +145,6 @@ public final class RepoInit {
       PgDistribution pg,
       PrintWriter out)
       throws IOException {
-    Path initdbDir = null;
     boolean ok = false;
     try {
       Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
@@ -182,38 +182,19 @@ public final class RepoInit {
               + ") ...");
       out.flush();
       long t0 = System.nanoTime();
-      initdbDir = Files.createTempDirectory("zenith-initdb-");
-      pg.createOwnedDirectory(initdbDir);
-      Path data = initdbDir.resolve("data");
-      PgPrograms.RunResult r =
-          PgPrograms.run(
-              pg,
-              "initdb",
-              List.of(
-                  "-D",
-                  data.toString(),
-                  "--data-checksums",
-                  "-U",
-                  "postgres",
-                  "-A",
-                  "trust",
-                  "-E",
-                  "UTF8",
-                  "--locale=C"));
-      if (r.exit() != 0) {
-        out.println(" failed");
-        throw new ControlPlaneException("initdb failed: " + PgPrograms.lastProblem(r.output()));
-      }
-      out.printf(Locale.ROOT, " done in %.1f s%n", (System.nanoTime() - t0) / 1e9);
-
-      out.print("importing it into the pageserver as branch main ...");
-      out.flush();
-      t0 = System.nanoTime();
       DatadirImport.Result imported;
-      try (DirectoryLock psLock = DirectoryLock.acquire(psDir, Pageserver.LOCK_FILE);
-          LayerStore store = LayerStore.open(psDir, psConfig.layerStoreConfig())) {
-        store.createTenant(tenant);
-        imported = DatadirImport.run(store, tenant, main, data);
+      // The same initdb and import as every later tenant's (RootTimeline), here into the layer
+      // store directly: the pageserver does not run during init.
+      try (RootTimeline.Initdb db = initdb(pg, out)) {
+        out.printf(Locale.ROOT, " done in %.1f s%n", (System.nanoTime() - t0) / 1e9);
+        out.print("importing it into the pageserver as branch main ...");
+        out.flush();
+        t0 = System.nanoTime();
+        try (DirectoryLock psLock = DirectoryLock.acquire(psDir, Pageserver.LOCK_FILE);
+            LayerStore store = LayerStore.open(psDir, psConfig.layerStoreConfig())) {
+          store.createTenant(tenant);
+          imported = RootTimeline.importInto(store, tenant, main, db);
+        }
       }
       out.printf(
           Locale.ROOT,
@@ -224,6 +205,7 @@ public final class RepoInit {
           (System.nanoTime() - t0) / 1e9);
 
       new Branches(Map.of(Branches.DEFAULT_BRANCH, main)).write(dir);
+      new Tenants(Map.of(Tenants.FIRST_TENANT, tenant)).write(dir);
       RepoConfig config =
           new RepoConfig(
               tenant.toString(),
@@ -238,12 +220,19 @@ public final class RepoInit {
       ok = true;
       return Repository.open(dir);
     } finally {
-      if (initdbDir != null) {
-        Basebackups.deleteTree(initdbDir);
-      }
       if (!ok && created) {
         Basebackups.deleteTree(dir);
       }
+    }
+  }
+
+  /** initdb, its failure a {@link ControlPlaneException} (after " failed" on the progress line). */
+  private static RootTimeline.Initdb initdb(PgDistribution pg, PrintWriter out) throws IOException {
+    try {
+      return RootTimeline.initdb(pg);
+    } catch (RootTimeline.InitdbException e) {
+      out.println(" failed");
+      throw new ControlPlaneException(e.getMessage());
     }
   }
 

@@ -3,6 +3,8 @@ package io.zenith.gateway.control;
 import io.zenith.gateway.pageserver.PageserverConfig;
 import io.zenith.pg.PgDistribution;
 import io.zenith.wal.DirectoryLock;
+import io.zenith.wal.DurableFiles;
+import io.zenith.wal.TenantId;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -14,13 +16,16 @@ import java.util.List;
 import java.util.Optional;
 import java.util.Set;
 import java.util.stream.Stream;
+import org.jspecify.annotations.Nullable;
 
 /**
  * A local Zenith repository: {@code ./.zenith} or {@code $ZENITH_REPO_DIR}.
  *
  * <pre>
  * config.toml              default tenant, pageserver addresses, compute ports, PostgreSQL's user
- * branches.toml            branch name → timeline id
+ * tenants.toml             tenant name → tenant id (absent: the first tenant alone, "default")
+ * branches.toml            branch name → timeline id of the first tenant (default_tenant_id)
+ * tenants/&lt;id&gt;/branches.toml the same for each later tenant
  * pageserver/              the pageserver's data directory: pageserver.toml, layer files, index/,
  *                          pageserver.log, pageserver.pid
  * safekeepers/sk&lt;id&gt;/       each safekeeper's data directory: safekeeper.toml, timelines,
@@ -138,12 +143,50 @@ public final class Repository {
     }
   }
 
+  /** The branches of the repository's first tenant. */
   public Branches branches() {
-    return Branches.load(dir);
+    return branches(config.tenant());
   }
 
-  void saveBranches(Branches b) throws IOException {
-    b.write(dir);
+  /** The branches of {@code tenant}. */
+  public Branches branches(TenantId tenant) {
+    return Branches.load(branchesDir(tenant));
+  }
+
+  void saveBranches(TenantId tenant, Branches b) throws IOException {
+    Path d = branchesDir(tenant);
+    if (!Files.isDirectory(d)) {
+      DurableFiles.createDirectories(d);
+    }
+    b.write(d);
+  }
+
+  /** Where a tenant's {@code branches.toml} is: the repository for the first tenant. */
+  Path branchesDir(TenantId tenant) {
+    return tenant.equals(config.tenant()) ? dir : dir.resolve("tenants").resolve(tenant.toString());
+  }
+
+  // ---------------------------------------------------------------- tenants
+
+  public Tenants tenants() {
+    return Tenants.load(dir, config.tenant());
+  }
+
+  void saveTenants(Tenants t) throws IOException {
+    t.write(dir);
+  }
+
+  /**
+   * The tenant a command acts on: the one named (by name or id) by {@code nameOrId}, the
+   * repository's first tenant when null; a clear error for an unknown one.
+   */
+  public Tenants.Ref tenant(@Nullable String nameOrId) {
+    Tenants all = tenants();
+    if (nameOrId == null) {
+      TenantId first = config.tenant();
+      return new Tenants.Ref(all.nameOf(first).orElse(Tenants.FIRST_TENANT), first);
+    }
+    return all.resolve(nameOrId);
   }
 
   // ---------------------------------------------------------------- computes

@@ -20,7 +20,11 @@ public final class ApiModel {
 
   public record TenantInfo(String id, int timelines) {}
 
-  public record TenantCreateRequest(String newTenantId) {}
+  /** A new tenant: its id (generated if absent) and, if given, the id of its root timeline. */
+  public record TenantCreateRequest(String newTenantId, String rootTimelineId) {}
+
+  /** The answer to a tenant's deletion. */
+  public record TenantDeleted(String tenantId) {}
 
   /** The answer to a timeline's deletion. */
   public record TimelineDeleted(String tenantId, String timelineId) {}

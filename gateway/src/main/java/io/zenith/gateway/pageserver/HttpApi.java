@@ -30,7 +30,11 @@ public final class HttpApi {
 
     List<ApiModel.TenantInfo> tenants();
 
-    ApiModel.TenantInfo createTenant(Optional<TenantId> id);
+    /** Creates a tenant; with {@code root}, a root timeline from a fresh initdb in it. */
+    ApiModel.TenantInfo createTenant(Optional<TenantId> id, Optional<TimelineId> root);
+
+    /** Stops the WAL receivers of the tenant's timelines and deletes it with all of them. */
+    ApiModel.TenantDeleted deleteTenant(TenantId tenant);
 
     List<ApiModel.TimelineInfo> timelines(TenantId tenant);
 
@@ -86,7 +90,13 @@ public final class HttpApi {
                             201,
                             b ->
                                 ops.createTenant(
-                                    Optional.ofNullable(b.newTenantId()).map(HttpApi::tenantId))))
+                                    Optional.ofNullable(b.newTenantId()).map(HttpApi::tenantId),
+                                    Optional.ofNullable(b.rootTimelineId())
+                                        .map(HttpApi::timelineId))))
+                .delete(
+                    "/v1/tenant/{tenant}",
+                    (req, res) ->
+                        api.json(res, 200, () -> ops.deleteTenant(tenantId(req.param("tenant")))))
                 .get(
                     "/v1/tenant/{tenant}/timeline",
                     (req, res) ->

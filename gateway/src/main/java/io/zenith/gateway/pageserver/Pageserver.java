@@ -244,11 +244,32 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
         .toList();
   }
 
+  /**
+   * Creates a tenant, with a root timeline made by a fresh initdb ({@link RootTimeline}) when
+   * {@code root} is given; a failed initdb or import deletes the tenant again.
+   */
   @Override
-  public ApiModel.TenantInfo createTenant(Optional<TenantId> id) {
+  public ApiModel.TenantInfo createTenant(Optional<TenantId> id, Optional<TimelineId> root) {
     TenantId t = id.orElseGet(TenantId::generate);
     store.createTenant(t);
-    return new ApiModel.TenantInfo(t.toString(), 0);
+    if (root.isEmpty()) {
+      return new ApiModel.TenantInfo(t.toString(), 0);
+    }
+    RootTimeline.createOrUndo(store, t, root.get(), () -> deleteTenant(t));
+    return new ApiModel.TenantInfo(t.toString(), 1);
+  }
+
+  /**
+   * Deletes a tenant: the WAL receiver of each of its timelines stops, then the store deletes it
+   * crash-safely (a durable mark first), and its metric series go.
+   */
+  @Override
+  public synchronized ApiModel.TenantDeleted deleteTenant(TenantId tenant) {
+    store.deleteTenant(tenant, id -> stopReceiver(key(tenant, id)));
+    meters.getMeters().stream()
+        .filter(m -> tenant.toString().equals(m.getId().getTag("tenant")))
+        .forEach(meters::remove);
+    return new ApiModel.TenantDeleted(tenant.toString());
   }
 
   @Override

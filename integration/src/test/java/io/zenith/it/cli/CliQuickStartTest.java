@@ -116,6 +116,8 @@ class CliQuickStartTest {
             List.of("branch", "delete"),
             List.of("export"),
             List.of("tenant", "list"),
+            List.of("tenant", "create"),
+            List.of("tenant", "delete"),
             List.of("layer", "dump"))) {
       String[] args = Stream.concat(cmd.stream(), Stream.of("--help")).toArray(String[]::new);
       java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
@@ -227,8 +229,9 @@ class CliQuickStartTest {
     jsonFormats(show);
 
     List<String> tenants = z.ok("tenant", "list").lines();
-    assertThat(tenants.get(0)).matches("TENANT {28}TIMELINES {2}DEFAULT");
-    assertThat(tenants.get(1)).matches(show.get("tenant") + " {2}1 {10}\\*");
+    assertThat(tenants.get(0)).matches("NAME {5}TENANT {28}BRANCHES {2}COMPUTES {2}DEFAULT");
+    assertThat(tenants.get(1)).matches("default  " + show.get("tenant") + "  1 {9}1/2 {7}\\*");
+    assertThat(tenants).hasSize(2);
     z.ok("pg", "stop", "spare", "--destroy");
   }
 

@@ -67,12 +67,14 @@ class MakeRunTest {
       assertThat(port).isEqualTo(Integer.toString(z.computePortBase));
 
       List<String> blocks = quickStartBlocks(Files.readString(clone.resolve("README.md")));
-      assertThat(blocks).as("the README's quick start").hasSizeGreaterThanOrEqualTo(3);
+      // make run; the rebuilt compute; a second tenant; branches and the past (which ends with
+      // `./zenith stop`); then three safekeepers, which need another repository (not run here)
+      assertThat(blocks).as("the README's quick start").hasSize(5);
       assertThat(blocks.get(0).strip()).isEqualTo("make run");
+      assertThat(blocks.get(4)).contains("safekeeper stop 2");
       String exportTo = z.root.resolve("main-pgdata").toString();
       List<String> outputs = new ArrayList<>();
-      // the rebuilt compute, then branches and the past (which ends with `./zenith stop`)
-      for (String block : blocks.subList(1, 3)) {
+      for (String block : blocks.subList(1, 4)) {
         String script = block.replace("55432", port).replace("/tmp/main-pgdata", exportTo);
         ZenithRepo.Result r =
             run(clone, env, BLOCK_MINUTES, "bash", "-eo", "pipefail", "-c", script);
@@ -82,7 +84,8 @@ class MakeRunTest {
       assertThat(outputs.get(0))
           .as("rows survive the rebuilt compute")
           .containsPattern("(?m)^ +1000$");
-      assertThat(outputs.get(1)).contains("b1");
+      assertThat(outputs.get(1)).contains("other");
+      assertThat(outputs.get(2)).contains("b1");
       assertThat(Path.of(exportTo, "PG_VERSION")).exists();
     }
   }

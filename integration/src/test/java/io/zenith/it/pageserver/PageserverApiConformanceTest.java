@@ -42,6 +42,7 @@ import org.junit.jupiter.api.io.TempDir;
 class PageserverApiConformanceTest {
   private static final String STATUS = "/v1/status";
   private static final String TENANTS = "/v1/tenant";
+  private static final String TENANT = "/v1/tenant/{tenant_id}";
   private static final String TIMELINES = "/v1/tenant/{tenant_id}/timeline";
   private static final String TIMELINE = "/v1/tenant/{tenant_id}/timeline/{timeline_id}";
   private static final String CHECKPOINT = TIMELINE + "/checkpoint";
@@ -451,6 +452,71 @@ class PageserverApiConformanceTest {
                     null)
                 .status())
         .isEqualTo(404);
+  }
+
+  /**
+   * A tenant created with a root timeline (the pageserver's own initdb) holds it; neither tenant's
+   * ids reach the other's timelines; deleting it removes it and leaves the first tenant whole.
+   */
+  @Test
+  @Order(6)
+  void tenantWithARootTimelineIsIsolatedAndDeleted() {
+    TenantId other = TenantId.generate();
+    TimelineId root = TimelineId.generate();
+    HttpJson.Response created =
+        call(
+            TENANTS,
+            "POST",
+            TENANTS,
+            "{\"new_tenant_id\": \"" + other + "\", \"root_timeline_id\": \"" + root + "\"}");
+    assertThat(created.status()).as(created.toString()).isEqualTo(201);
+    assertThat(created.json().path("id").asText()).isEqualTo(other.toString());
+    assertThat(created.json().path("timelines").asInt()).isEqualTo(1);
+    JsonNode rootInfo = call(TIMELINE, "GET", tl(other, root), null).json();
+    assertThat(
+            rootInfo.path("ancestor_timeline_id").isMissingNode()
+                || rootInfo.path("ancestor_timeline_id").isNull())
+        .as(rootInfo.toString())
+        .isTrue();
+    assertThat(rootInfo.path("initdb_lsn").asText())
+        .isEqualTo(rootInfo.path("last_record_lsn").asText());
+    assertThat(call(TENANTS, "POST", TENANTS, "{\"root_timeline_id\": \"xyz\"}").status())
+        .isEqualTo(400);
+
+    // One tenant's id with the other's timeline id: not found, whichever way round.
+    HttpJson.Response crossed = call(TIMELINE, "GET", tl(tenant, root), null);
+    assertThat(crossed.status()).isEqualTo(404);
+    assertThat(crossed.error()).isEqualTo("timeline " + root + " not found in tenant " + tenant);
+    assertThat(call(TIMELINE, "GET", tl(other, main), null).status()).isEqualTo(404);
+    HttpJson.Response branchAcross =
+        call(
+            TIMELINES,
+            "POST",
+            "/v1/tenant/" + tenant + "/timeline",
+            "{\"new_timeline_id\": \""
+                + TimelineId.generate()
+                + "\", \"ancestor_timeline_id\": \""
+                + root
+                + "\"}");
+    assertThat(branchAcross.status()).isEqualTo(404);
+    assertThat(branchAcross.error())
+        .isEqualTo("timeline " + root + " not found in tenant " + tenant);
+
+    assertThat(call(TENANT, "DELETE", "/v1/tenant/xyz", null).status()).isEqualTo(400);
+    HttpJson.Response deleted = call(TENANT, "DELETE", "/v1/tenant/" + other, null);
+    assertThat(deleted.status()).as(deleted.toString()).isEqualTo(200);
+    assertThat(deleted.json().path("tenant_id").asText()).isEqualTo(other.toString());
+    assertThat(data.resolve("tenants/" + other)).doesNotExist();
+    assertThat(call(TIMELINES, "GET", "/v1/tenant/" + other + "/timeline", null).status())
+        .isEqualTo(404);
+    HttpJson.Response again = call(TENANT, "DELETE", "/v1/tenant/" + other, null);
+    assertThat(again.status()).isEqualTo(404);
+    assertThat(again.error()).isEqualTo("tenant " + other + " not found");
+    assertThat(call(TENANTS, "GET", TENANTS, null).json().findValuesAsText("id"))
+        .contains(tenant.toString())
+        .doesNotContain(other.toString());
+    assertThat(call(TIMELINE, "GET", tl(tenant, main), null).json().path("state").asText())
+        .isEqualTo("active");
   }
 
   @Test
