@@ -1,4 +1,4 @@
-package io.zenith.gateway.auth;
+package io.zenith.replication.auth;
 
 import com.nimbusds.jose.JOSEException;
 import com.nimbusds.jose.JWSAlgorithm;

@@ -1,4 +1,4 @@
-package io.zenith.gateway.auth;
+package io.zenith.replication.auth;
 
 import io.zenith.wal.DurableFiles;
 import java.io.IOException;

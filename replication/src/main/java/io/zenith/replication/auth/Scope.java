@@ -1,4 +1,4 @@
-package io.zenith.gateway.auth;
+package io.zenith.replication.auth;
 
 import java.util.Arrays;
 import java.util.Optional;

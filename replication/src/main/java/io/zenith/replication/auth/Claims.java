@@ -1,4 +1,4 @@
-package io.zenith.gateway.auth;
+package io.zenith.replication.auth;
 
 import io.zenith.wal.TenantId;
 import java.util.Objects;

@@ -1,4 +1,4 @@
-package io.zenith.gateway.auth;
+package io.zenith.replication.auth;
 
 /**
  * A request refused for its credentials. Its message is one line for the client and the log, and

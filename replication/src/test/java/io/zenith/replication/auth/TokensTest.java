@@ -1,4 +1,4 @@
-package io.zenith.gateway.auth;
+package io.zenith.replication.auth;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
