@@ -33,13 +33,27 @@ public final class DurableFiles {
 
   /** Durable on return: content, name and directory entry are fsynced. */
   public static void write(Path target, Writer writer) throws IOException {
+    write(target, writer, false);
+  }
+
+  private static void write(Path target, Writer writer, boolean ownerOnly) throws IOException {
     Path tmp = target.resolveSibling(target.getFileName() + TEMP_SUFFIX);
+    if (ownerOnly) {
+      // a leftover temp file keeps its modes: only a new one is created 0600
+      Files.deleteIfExists(tmp);
+    }
     try (FileChannel ch =
-        FileChannel.open(
-            tmp,
-            StandardOpenOption.CREATE,
-            StandardOpenOption.TRUNCATE_EXISTING,
-            StandardOpenOption.WRITE)) {
+        ownerOnly
+            ? FileChannel.open(
+                tmp,
+                java.util.Set.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE),
+                java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                    java.nio.file.attribute.PosixFilePermissions.fromString("rw-------")))
+            : FileChannel.open(
+                tmp,
+                StandardOpenOption.CREATE,
+                StandardOpenOption.TRUNCATE_EXISTING,
+                StandardOpenOption.WRITE)) {
       writer.write(ch);
       Fsync.force(ch, tmp);
     } catch (IOException | RuntimeException e) {
@@ -52,14 +66,16 @@ public final class DurableFiles {
 
   /** Durable on return. */
   public static void write(Path target, byte[] content) throws IOException {
-    write(
-        target,
-        ch -> {
-          java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(content);
-          while (b.hasRemaining()) {
-            ch.write(b);
-          }
-        });
+    write(target, bytes(content), false);
+  }
+
+  private static Writer bytes(byte[] content) {
+    return ch -> {
+      java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(content);
+      while (b.hasRemaining()) {
+        ch.write(b);
+      }
+    };
   }
 
   /**
@@ -68,25 +84,7 @@ public final class DurableFiles {
    * for a moment).
    */
   public static void writeOwnerOnly(Path target, byte[] content) throws IOException {
-    Path tmp = target.resolveSibling(target.getFileName() + TEMP_SUFFIX);
-    Files.deleteIfExists(tmp);
-    try (FileChannel ch =
-        FileChannel.open(
-            tmp,
-            java.util.Set.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE),
-            java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
-                java.nio.file.attribute.PosixFilePermissions.fromString("rw-------")))) {
-      java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(content);
-      while (b.hasRemaining()) {
-        ch.write(b);
-      }
-      Fsync.force(ch, tmp);
-    } catch (IOException | RuntimeException e) {
-      Files.deleteIfExists(tmp);
-      throw e;
-    }
-    Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-    fsyncDirectory(target.toAbsolutePath().getParent());
+    write(target, bytes(content), true);
   }
 
   /** Makes a directory's entries (creations, renames, deletions) durable ({@link Fsync}). */
