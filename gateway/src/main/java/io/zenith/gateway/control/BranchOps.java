@@ -122,23 +122,13 @@ public final class BranchOps {
       throw new ControlPlaneException(
           "cannot delete branch '"
               + name
-              + "': compute"
-              + (running.size() == 1 ? " " : "s ")
-              + String.join(", ", running)
-              + (running.size() == 1 ? " runs" : " run")
-              + " on it; stop "
-              + (running.size() == 1 ? "it" : "them")
+              + "': "
+              + Computes.runOnIt(running)
               + " with `zenith pg stop "
               + running.get(0)
               + "`");
     }
-    Safekeepers sks = repo.safekeepers();
-    List<SafekeeperClient> clients = new ArrayList<>();
-    for (RepoConfig.SafekeeperAddresses a : sks.all()) {
-      SafekeeperClient c = sks.client(a.id());
-      c.status(); // all of them answer, or nothing is deleted
-      clients.add(c);
-    }
+    List<SafekeeperClient> clients = repo.safekeepers().allAnswering();
     try {
       ps.deleteTimeline(tenant, id);
     } catch (JsonHttpClient.ApiError e) {

@@ -384,4 +384,18 @@ public final class Computes {
     DurableFiles.syncTree(dir);
     return lsn;
   }
+
+  /**
+   * "compute a runs on it; stop it" or "computes a, b run on it; stop them": why a branch or a
+   * tenant cannot be deleted yet, for {@code running} (not empty) compute names.
+   */
+  static String runOnIt(List<String> running) {
+    boolean one = running.size() == 1;
+    return "compute"
+        + (one ? " " : "s ")
+        + String.join(", ", running)
+        + (one ? " runs" : " run")
+        + " on it; stop "
+        + (one ? "it" : "them");
+  }
 }

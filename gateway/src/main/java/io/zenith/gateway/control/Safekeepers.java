@@ -110,6 +110,20 @@ public final class Safekeepers {
     }
   }
 
+  /**
+   * A client of every safekeeper, each of which has just answered its status: a deletion asks this
+   * first, so that it deletes on all of them or on none (an unreachable one is an error here).
+   */
+  List<SafekeeperClient> allAnswering() {
+    List<SafekeeperClient> clients = new ArrayList<>();
+    for (RepoConfig.SafekeeperAddresses a : all()) {
+      SafekeeperClient c = client(a.id());
+      c.status();
+      clients.add(c);
+    }
+    return clients;
+  }
+
   /** The API of safekeeper {@code id}; one that does not answer is a ControlPlaneException. */
   public SafekeeperClient client(int id) {
     return client(id, CALL_TIMEOUT);

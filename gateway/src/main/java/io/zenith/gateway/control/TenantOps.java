@@ -141,21 +141,11 @@ public final class TenantOps {
       throw new ControlPlaneException(
           "cannot delete tenant '"
               + ref.name()
-              + "': compute"
-              + (running.size() == 1 ? " " : "s ")
-              + String.join(", ", running)
-              + (running.size() == 1 ? " runs" : " run")
-              + " on it; stop "
-              + (running.size() == 1 ? "it" : "them")
+              + "': "
+              + Computes.runOnIt(running)
               + " first, or add --stop-computes");
     }
-    Safekeepers sks = repo.safekeepers();
-    List<SafekeeperClient> clients = new ArrayList<>();
-    for (RepoConfig.SafekeeperAddresses a : sks.all()) {
-      SafekeeperClient c = sks.client(a.id());
-      c.status(); // all of them answer, or nothing is deleted
-      clients.add(c);
-    }
+    List<SafekeeperClient> clients = repo.safekeepers().allAnswering();
     repo.pageserver().status();
     Computes computes = new Computes(repo, out, err);
     List<String> stopped = new ArrayList<>();
