@@ -193,13 +193,8 @@ final class BranchCommand implements Callable<Integer> {
                     + d.name()
                     + " (timeline "
                     + d.timeline()
-                    + ") on the pageserver"
-                    + (d.safekeepers().isEmpty()
-                        ? ""
-                        : " and safekeepers "
-                            + d.safekeepers().stream()
-                                .map(String::valueOf)
-                                .collect(java.util.stream.Collectors.joining(", "))));
+                    + ")"
+                    + Cli.deletedOn(d.safekeepers()));
           });
     }
   }

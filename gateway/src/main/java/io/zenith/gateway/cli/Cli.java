@@ -169,4 +169,18 @@ final class Cli {
       return "?";
     }
   }
+
+  /**
+   * " on the pageserver and safekeepers 1, 2" (or only the pageserver): where a branch or a tenant
+   * was deleted.
+   */
+  static String deletedOn(java.util.List<Integer> safekeepers) {
+    return " on the pageserver"
+        + (safekeepers.isEmpty()
+            ? ""
+            : " and safekeepers "
+                + safekeepers.stream()
+                    .map(String::valueOf)
+                    .collect(java.util.stream.Collectors.joining(", ")));
+  }
 }

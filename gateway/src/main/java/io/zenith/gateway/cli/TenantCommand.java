@@ -163,13 +163,8 @@ final class TenantCommand extends CommandGroup {
                     + d.name()
                     + " ("
                     + d.tenant()
-                    + ") on the pageserver"
-                    + (d.safekeepers().isEmpty()
-                        ? ""
-                        : " and safekeepers "
-                            + d.safekeepers().stream()
-                                .map(String::valueOf)
-                                .collect(java.util.stream.Collectors.joining(", "))));
+                    + ")"
+                    + Cli.deletedOn(d.safekeepers()));
           });
     }
   }
