@@ -65,6 +65,13 @@ final class InitCommand implements Callable<Integer> {
               + " (default 7676).")
   Integer safekeeperPortBase;
 
+  @Option(
+      names = "--no-auth",
+      description =
+          "Generate no key pair: the pageserver and the safekeepers accept every request without"
+              + " a token (they warn about it when they start). Default: auth on (ADR 0016).")
+  boolean noAuth;
+
   @Override
   public Integer call() throws Exception {
     PrintWriter out = spec.commandLine().getOut();
@@ -92,7 +99,8 @@ final class InitCommand implements Callable<Integer> {
     Repository repo =
         RepoInit.run(
             dir,
-            new RepoInit.Options(http, pg, portBase, pgOsUser, safekeepers, safekeeperPortBase),
+            new RepoInit.Options(
+                http, pg, portBase, pgOsUser, safekeepers, safekeeperPortBase, !noAuth),
             out);
     out.println(
         "repository ready: tenant "

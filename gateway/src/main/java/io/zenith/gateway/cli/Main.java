@@ -44,6 +44,7 @@ import picocli.CommandLine.Command;
       TimelineCommand.class,
       LayerCommand.class,
       WalCommand.class,
+      AuthCommand.class,
       CommandLine.HelpCommand.class
     })
 public final class Main implements Runnable {

@@ -25,6 +25,7 @@ import java.util.function.LongConsumer;
 import java.util.stream.Stream;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
 import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
+import org.jspecify.annotations.Nullable;
 
 /**
  * Fetches a basebackup from the pageserver's libpq endpoint ({@code basebackup <tenant> <timeline>
@@ -46,11 +47,13 @@ public final class Basebackups {
    * Fetches the basebackup at {@code lsn} into {@code target} (which must not exist; its parent
    * must). {@code progress} gets the bytes received so far, about every two seconds.
    *
+   * @param token the password (a token with the tenant's or the admin scope, ADR 0016), or null
    * @throws ControlPlaneException when the pageserver is not running or refuses (unknown timeline,
    *     an LSN it cannot serve), or the stream breaks; {@code target} is then deleted
    */
   public static Result fetch(
       InetSocketAddress pageserverPg,
+      @Nullable String token,
       TenantId tenant,
       TimelineId timeline,
       Lsn lsn,
@@ -62,6 +65,7 @@ public final class Basebackups {
             .host(pageserverPg.getHostString())
             .port(pageserverPg.getPort())
             .user("postgres")
+            .password(token)
             .database("postgres")
             .applicationName("zenith")
             .connectTimeout(Duration.ofSeconds(10))
@@ -166,6 +170,7 @@ public final class Basebackups {
    */
   static void fetchShowingProgress(
       InetSocketAddress pageserverPg,
+      @Nullable String token,
       String branch,
       TenantId tenant,
       TimelineId timeline,
@@ -181,6 +186,7 @@ public final class Basebackups {
       res =
           fetch(
               pageserverPg,
+              token,
               tenant,
               timeline,
               lsn,

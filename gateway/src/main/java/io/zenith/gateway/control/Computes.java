@@ -284,7 +284,15 @@ public final class Computes {
       Path target,
       PgDistribution pg) {
     Basebackups.fetchShowingProgress(
-        repo.config().pageserverPg(), branch, tenant, timeline, lsn, target, pg, out);
+        repo.config().pageserverPg(),
+        repo.auth().adminToken(),
+        branch,
+        tenant,
+        timeline,
+        lsn,
+        target,
+        pg,
+        out);
   }
 
   /**

@@ -13,6 +13,7 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
+import java.util.function.Supplier;
 import org.jspecify.annotations.Nullable;
 
 /**
@@ -26,14 +27,23 @@ public final class PageserverClient {
 
   private final JsonHttpClient http;
 
+  /** A client without a token. */
   public PageserverClient(InetSocketAddress address) {
+    this(address, () -> null);
+  }
+
+  /**
+   * @param token the bearer token of each call (ADR 0016), or null for none
+   */
+  public PageserverClient(InetSocketAddress address, Supplier<@Nullable String> token) {
     this.http =
         new JsonHttpClient(
             address,
             "the pageserver",
             "start it with `zenith start`",
             TIMEOUT,
-            ControlPlaneException::new);
+            ControlPlaneException::new,
+            token);
   }
 
   public String baseUrl() {
@@ -44,10 +54,15 @@ public final class PageserverClient {
     return call(HttpMethod.GET, "/v1/status", null, new TypeReference<ApiModel.Status>() {});
   }
 
-  /** True if a pageserver answers {@code /v1/status}; never throws. */
+  /**
+   * True if a pageserver answers {@code /v1/status}, even with an error (one that refuses this
+   * token still listens there); never throws.
+   */
   public boolean isUp() {
     try {
       status();
+      return true;
+    } catch (JsonHttpClient.ApiError e) {
       return true;
     } catch (RuntimeException e) {
       return false;

@@ -160,6 +160,7 @@ final class PrimaryElection {
     ComputeSpec spec = node.spec();
     Basebackups.fetchShowingProgress(
         repo.config().pageserverPg(),
+        repo.auth().adminToken(),
         spec.branch(),
         spec.tenant(),
         spec.timeline(),

@@ -51,7 +51,8 @@ public final class RepoInit {
       Integer computePortBase,
       String pgOsUser,
       Integer safekeepers,
-      Integer safekeeperPortBase) {}
+      Integer safekeeperPortBase,
+      boolean auth) {}
 
   /** The addresses of {@code count} safekeepers on consecutive ports from {@code base}. */
   static List<RepoConfig.SafekeeperAddresses> safekeeperAddresses(int count, int base) {
@@ -153,8 +154,14 @@ public final class RepoInit {
       Files.setPosixFilePermissions(computes, PosixFilePermissions.fromString("rwxr-xr-x"));
       Path psDir = dir.resolve("pageserver");
       Files.createDirectory(psDir);
+      if (options.auth()) {
+        // Before the services' configurations that name the public key.
+        RepoAuth.generate(dir);
+        psConfig =
+            psConfig.withAuth(true, RepoAuth.publicKeyPathFrom(dir, psDir), RepoAuth.SERVICE_TOKEN);
+      }
       psConfig.write(psDir);
-      Safekeepers.createDataDirs(dir.resolve("safekeepers"), safekeepers);
+      Safekeepers.createDataDirs(dir.resolve("safekeepers"), safekeepers, options.auth());
 
       Path computeData = computes;
       if (pg.osUser().isPresent() && !Repository.traversableBy(computes, pg.osUser().get())) {

@@ -23,11 +23,13 @@ import org.jspecify.annotations.Nullable;
  *
  * <pre>
  * config.toml              default tenant, pageserver addresses, compute ports, PostgreSQL's user
+ * auth_private_key.pem     the key the CLI signs tokens with (0600; absent: auth off, ADR 0016)
+ * auth_public_key.pem      the key the pageserver and the safekeepers verify tokens with
  * tenants.toml             tenant name → tenant id (absent: the first tenant alone, "default")
  * branches.toml            branch name → timeline id of the first tenant (default_tenant_id)
  * tenants/&lt;id&gt;/branches.toml the same for each later tenant
  * pageserver/              the pageserver's data directory: pageserver.toml, layer files, index/,
- *                          pageserver.log, pageserver.pid
+ *                          pageserver.log, pageserver.pid, auth_token (its token, 0600)
  * safekeepers/sk&lt;id&gt;/       each safekeeper's data directory: safekeeper.toml, timelines,
  *                          safekeeper.log, safekeeper.pid
  * computes/&lt;name&gt;/node.toml  one per compute node (and {@code term}: the term of a running
@@ -47,10 +49,12 @@ public final class Repository {
   private final Path dir;
   private final RepoConfig config;
   private PgDistribution pg;
+  private final RepoAuth auth;
 
   private Repository(Path dir, RepoConfig config) {
     this.dir = dir;
     this.config = config;
+    this.auth = new RepoAuth(dir);
   }
 
   /** Where the repository is: {@code $ZENITH_REPO_DIR}, else {@code ./.zenith}; absolute. */
@@ -105,8 +109,13 @@ public final class Repository {
     return dir.resolve("computes");
   }
 
+  /** The repository's keys and the tokens this command sends (ADR 0016). */
+  public RepoAuth auth() {
+    return auth;
+  }
+
   public PageserverClient pageserver() {
-    return new PageserverClient(config.pageserverHttp());
+    return new PageserverClient(config.pageserverHttp(), auth::adminToken);
   }
 
   /** The pageserver as a background process; SIGKILL after a minute (it flushes at SIGTERM). */
@@ -122,7 +131,8 @@ public final class Repository {
             + " config.toml and pageserver/pageserver.toml",
         Duration.ofSeconds(60),
         "ZENITH_PAGESERVER_JAVA_OPTS",
-        config.pgOsUser());
+        config.pgOsUser(),
+        () -> auth.writeServiceToken(pageserverDir()));
   }
 
   /** The repository's safekeepers (none for a repository made without them). */

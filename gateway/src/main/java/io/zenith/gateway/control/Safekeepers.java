@@ -98,12 +98,16 @@ public final class Safekeepers {
             + "/safekeeper.toml",
         Duration.ofSeconds(30),
         "ZENITH_SAFEKEEPER_JAVA_OPTS",
-        repo.config().pgOsUser());
+        repo.config().pgOsUser(),
+        () -> repo.auth().writeServiceToken(dir(id)));
   }
 
+  /** Whether something answers at its API, even with an error (one refusing our token). */
   private static boolean answers(SafekeeperClient c) {
     try {
       c.status();
+      return true;
+    } catch (JsonHttpClient.ApiError e) {
       return true;
     } catch (RuntimeException e) {
       return false;
@@ -135,7 +139,8 @@ public final class Safekeepers {
         get(id).http(),
         timeout,
         "start it with `zenith safekeeper start " + id + "`",
-        ControlPlaneException::new);
+        ControlPlaneException::new,
+        repo.auth()::adminToken);
   }
 
   /**
@@ -189,7 +194,8 @@ public final class Safekeepers {
    * Writes the data directory and {@code safekeeper.toml} of every safekeeper of {@code sks}, each
    * with the others as peers (init).
    */
-  static void createDataDirs(Path safekeepersDir, List<RepoConfig.SafekeeperAddresses> sks)
+  static void createDataDirs(
+      Path safekeepersDir, List<RepoConfig.SafekeeperAddresses> sks, boolean auth)
       throws IOException {
     for (RepoConfig.SafekeeperAddresses a : sks) {
       Path d = safekeepersDir.resolve("sk" + a.id());
@@ -211,6 +217,10 @@ public final class Safekeepers {
               // The local pageserver (safekeepers listen on loopback): its feedback alone moves
               // the retention horizon and the lag limits (ADR 0007).
               SafekeeperSettings.Pageserver.LOCAL)
+          .withAuth(
+              auth,
+              auth ? RepoAuth.publicKeyPathFrom(safekeepersDir.getParent(), d) : null,
+              auth ? RepoAuth.SERVICE_TOKEN : null)
           .validate()
           .write(d);
     }

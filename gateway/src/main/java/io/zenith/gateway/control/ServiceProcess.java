@@ -42,6 +42,7 @@ public final class ServiceProcess {
   private final Duration stopTimeout;
   private final String javaOptsVariable;
   private final @Nullable String pgOsUser;
+  private final Runnable beforeStart;
 
   /**
    * @param name how messages name it: "the pageserver", "safekeeper 2"
@@ -52,6 +53,7 @@ public final class ServiceProcess {
    * @param conflictHint what to do when another server answers there
    * @param stopTimeout how long SIGTERM gets before SIGKILL
    * @param javaOptsVariable the environment variable with extra JVM options for it
+   * @param beforeStart what is renewed in its data directory at each start (its token)
    */
   ServiceProcess(
       String name,
@@ -62,7 +64,9 @@ public final class ServiceProcess {
       String conflictHint,
       Duration stopTimeout,
       String javaOptsVariable,
-      @Nullable String pgOsUser) {
+      @Nullable String pgOsUser,
+      Runnable beforeStart) {
+    this.beforeStart = beforeStart;
     this.name = name;
     this.kind = kind;
     this.dir = dir;
@@ -136,6 +140,7 @@ public final class ServiceProcess {
       throw new ControlPlaneException(
           "another server already answers at " + url + " (" + conflictHint + ")");
     }
+    beforeStart.run();
     List<String> cmd = new ArrayList<>(List.of("setsid"));
     cmd.addAll(javaCommand(javaOptsVariable));
     cmd.addAll(List.of(kind, "run", "-D", dir.toAbsolutePath().toString()));

@@ -2,8 +2,10 @@ package io.zenith.gateway.http;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import io.netty.handler.codec.http.HttpResponseStatus;
+import io.zenith.replication.auth.AuthException;
 import java.io.ByteArrayOutputStream;
 import java.net.InetSocketAddress;
+import java.util.Optional;
 import java.util.concurrent.Callable;
 import java.util.function.Consumer;
 import java.util.function.Function;
@@ -23,8 +25,9 @@ import reactor.netty.http.server.HttpServerRoutes;
  * What Zenith's JSON management APIs share: routes bound on reactor-netty's {@link HttpServer},
  * work run on a blocking scheduler (never on an event loop), JSON answers, request bodies read
  * strictly ({@link Json#parseRequest}, at most {@link Json#MAX_BODY} bytes), every error as {@code
- * {"error": "<one line>"}}, {@code /metrics} in Prometheus' text format, and a 404 for anything no
- * route takes. Thread-safe.
+ * {"error": "<one line>"}}, {@code /metrics} in Prometheus' text format, a 404 for anything no
+ * route takes, and, when it authenticates, 401/403 for requests whose bearer token does not allow
+ * them ({@link HttpAuth}). Thread-safe.
  */
 public final class JsonApiServer {
   private static final Logger log = LoggerFactory.getLogger(JsonApiServer.class);
@@ -32,23 +35,31 @@ public final class JsonApiServer {
   private final Scheduler blocking;
   private final Function<Throwable, @Nullable ApiException> domainErrors;
   private final Supplier<String> metrics;
+  private final @Nullable HttpAuth auth;
 
   /**
    * @param blocking where handlers' work runs
    * @param domainErrors the status of an exception of the server's own kind, or null when it is not
    *     one (then: {@link ApiException} as is, {@link IllegalArgumentException} 400, else 500)
    * @param metrics the Prometheus scrape (called on {@code blocking})
+   * @param auth which tokens each request needs, or null when the server authenticates no one
    */
   public JsonApiServer(
       Scheduler blocking,
       Function<Throwable, @Nullable ApiException> domainErrors,
-      Supplier<String> metrics) {
+      Supplier<String> metrics,
+      @Nullable HttpAuth auth) {
     this.blocking = blocking;
     this.domainErrors = domainErrors;
     this.metrics = metrics;
+    this.auth = auth;
   }
 
-  /** Binds {@code routes}, then {@code GET /metrics}, then the 404 fallback. */
+  /**
+   * Binds, in this order: the refusal of requests whose token does not allow them (when {@code
+   * auth} is set; before anything else, so that without a token not even a 404 says which paths
+   * exist), {@code routes}, {@code GET /metrics}, the 404 fallback.
+   */
   public DisposableServer bind(InetSocketAddress address, Consumer<HttpServerRoutes> routes) {
     return HttpServer.create()
         // reactor.netty.http.server.* in the global registry (ProcessMeters), uri tags bounded
@@ -57,6 +68,22 @@ public final class JsonApiServer {
         .port(address.getPort())
         .route(
             r -> {
+              if (auth != null) {
+                // The predicate and the handler both verify (one Ed25519 check each, on the
+                // event loop): only refused requests pay twice; the handler logs them.
+                r.route(
+                    req -> refusal(auth, req).isPresent(),
+                    (req, res) -> {
+                      AuthException e = refusal(auth, req).orElseThrow();
+                      log.info(
+                          "refused {} {} from {}: {}",
+                          req.method(),
+                          req.uri(),
+                          req.remoteAddress(),
+                          e.getMessage());
+                      return error(res, e);
+                    });
+              }
               routes.accept(r);
               r.get(
                       "/metrics",
@@ -79,6 +106,10 @@ public final class JsonApiServer {
                                   404, "no such endpoint: " + req.method() + " " + req.uri())));
             })
         .bindNow();
+  }
+
+  private static Optional<AuthException> refusal(HttpAuth auth, HttpServerRequest req) {
+    return auth.refusal(req.method(), req.uri(), req.requestHeaders().get("authorization"));
   }
 
   /** {@code work} on the blocking scheduler. */
@@ -127,6 +158,12 @@ public final class JsonApiServer {
 
   /** Answers the error {@code e} deserves: its status and {@code {"error": "..."}}. */
   public Mono<Void> error(HttpServerResponse res, Throwable e) {
+    if (e instanceof AuthException a) {
+      if (a.kind().httpStatus() == 401) {
+        res.header("www-authenticate", "Bearer");
+      }
+      return send(res, a.kind().httpStatus(), new Json.ErrorBody(oneLine(a.getMessage())));
+    }
     ApiException mapped = e instanceof ApiException a ? a : domainErrors.apply(e);
     ApiException api =
         mapped != null

@@ -12,6 +12,7 @@ import java.net.ConnectException;
 import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.function.BiFunction;
+import java.util.function.Supplier;
 import org.jspecify.annotations.Nullable;
 import reactor.core.publisher.Mono;
 import reactor.netty.http.client.HttpClient;
@@ -34,6 +35,7 @@ public final class JsonHttpClient {
   private final @Nullable String startHint;
   private final Duration timeout;
   private final BiFunction<String, @Nullable Throwable, RuntimeException> failure;
+  private final Supplier<@Nullable String> token;
   private @Nullable HttpClient http; // made on first use: commands that do not call it start faster
 
   /** The API answered with an error status. */
@@ -73,6 +75,22 @@ public final class JsonHttpClient {
       @Nullable String startHint,
       Duration timeout,
       BiFunction<String, @Nullable Throwable, RuntimeException> failure) {
+    this(address, serverName, startHint, timeout, failure, () -> null);
+  }
+
+  /**
+   * A client that sends {@code Authorization: Bearer <token>} (ADR 0016).
+   *
+   * @param token the token, asked for at each call (the control plane renews them); null sends none
+   */
+  public JsonHttpClient(
+      InetSocketAddress address,
+      String serverName,
+      @Nullable String startHint,
+      Duration timeout,
+      BiFunction<String, @Nullable Throwable, RuntimeException> failure,
+      Supplier<@Nullable String> token) {
+    this.token = token;
     this.address = address;
     this.base = "http://" + address.getHostString() + ":" + address.getPort();
     this.serverName = serverName;
@@ -128,8 +146,18 @@ public final class JsonHttpClient {
     }
     Response r;
     try {
+      String bearer = token.get();
       HttpClient client =
-          json == null ? http() : http().headers(h -> h.set("content-type", "application/json"));
+          http()
+              .headers(
+                  h -> {
+                    if (json != null) {
+                      h.set("content-type", "application/json");
+                    }
+                    if (bearer != null) {
+                      h.set("authorization", "Bearer " + bearer);
+                    }
+                  });
       r =
           client
               .request(method)

@@ -2,9 +2,12 @@ package io.zenith.gateway.pageserver;
 
 import io.netty.handler.codec.http.QueryStringDecoder;
 import io.zenith.gateway.http.ApiException;
+import io.zenith.gateway.http.HttpAuth;
 import io.zenith.gateway.http.Json;
 import io.zenith.gateway.http.JsonApiServer;
 import io.zenith.layer.LayerStoreException;
+import io.zenith.replication.auth.Scope;
+import io.zenith.replication.auth.Tokens;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
 import java.net.InetSocketAddress;
@@ -69,9 +72,26 @@ public final class HttpApi {
   private final Operations ops;
   private final JsonApiServer api;
 
-  public HttpApi(Operations ops) {
+  /**
+   * Who may call what besides admin (ADR 0016): a tenant's token opens its timelines' APIs, except
+   * where a timeline's WAL comes from, which is the control plane's.
+   */
+  static final List<HttpAuth.Rule> ACCESS =
+      List.of(
+          HttpAuth.Rule.of(null, "/v1/tenant/[^/]+/timeline/[^/]+/wal_source", Scope.ADMIN),
+          HttpAuth.Rule.of(null, "/v1/tenant/[^/]+/timeline(/.*)?", Scope.ADMIN, Scope.TENANT));
+
+  /**
+   * @param verifier checks the tokens of requests, or null when the pageserver authenticates no one
+   */
+  public HttpApi(Operations ops, Tokens.@Nullable Verifier verifier) {
     this.ops = ops;
-    this.api = new JsonApiServer(ops.blocking(), HttpApi::statusOf, ops::scrapeMetrics);
+    this.api =
+        new JsonApiServer(
+            ops.blocking(),
+            HttpApi::statusOf,
+            ops::scrapeMetrics,
+            verifier == null ? null : new HttpAuth(verifier, ACCESS));
   }
 
   public DisposableServer bind(InetSocketAddress address) {

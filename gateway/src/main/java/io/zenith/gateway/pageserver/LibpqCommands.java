@@ -13,7 +13,9 @@ import io.zenith.layer.TimelineView;
 import io.zenith.page.Basebackup;
 import io.zenith.page.PageChecksum;
 import io.zenith.page.PageReconstructor;
+import io.zenith.replication.auth.Scope;
 import io.zenith.replication.pgwire.PgNotice;
+import io.zenith.replication.pgwire.PgServerException;
 import io.zenith.replication.pgwire.SqlState;
 import io.zenith.replication.server.PgSession;
 import io.zenith.replication.server.QueryResponse;
@@ -100,6 +102,10 @@ final class LibpqCommands {
     } catch (IllegalArgumentException e) {
       return Mono.just(error("22023", e.getMessage()));
     }
+    Optional<QueryResponse> refused = refused(session, tenant);
+    if (refused.isPresent()) {
+      return Mono.just(refused.get());
+    }
     return Mono.fromCallable(() -> store.timeline(tenant, id))
         .subscribeOn(blocking)
         .flatMap(
@@ -126,6 +132,20 @@ final class LibpqCommands {
             LayerStoreException.class, e -> Mono.just(error(sqlState(e), e.getMessage())));
   }
 
+  /**
+   * The ErrorResponse (28000) for a session whose token allows no reading of {@code tenant}'s data:
+   * an admin token, or a tenant token of that tenant, does.
+   */
+  private static Optional<QueryResponse> refused(PgSession session, TenantId tenant) {
+    try {
+      session.authorize(tenant, Scope.TENANT, Scope.ADMIN);
+      return Optional.empty();
+    } catch (PgServerException e) {
+      log.info("[{}] refused: {}", session.id(), e.serverMessage());
+      return Optional.of(new QueryResponse.Error(e.notice()));
+    }
+  }
+
   private Mono<QueryResponse> pagestream(PgSession session, String[] words) {
     if (words.length != 3) {
       return Mono.just(error("22023", "usage: pagestream <tenant_id> <timeline_id>"));
@@ -137,6 +157,10 @@ final class LibpqCommands {
       id = TimelineId.parse(words[2]);
     } catch (IllegalArgumentException e) {
       return Mono.just(error("22023", e.getMessage()));
+    }
+    Optional<QueryResponse> refused = refused(session, tenant);
+    if (refused.isPresent()) {
+      return Mono.just(refused.get());
     }
     return Mono.fromCallable(() -> pagestream.start(session, store.timeline(tenant, id)))
         .subscribeOn(blocking)

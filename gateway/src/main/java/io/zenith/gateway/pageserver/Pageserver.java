@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.zenith.gateway.cli.Main;
+import io.zenith.gateway.config.ServiceAuth;
 import io.zenith.gateway.http.ApiException;
 import io.zenith.gateway.http.ProcessMeters;
 import io.zenith.ingest.keys.Catalog;
@@ -24,6 +25,7 @@ import io.zenith.page.PageReconstructor;
 import io.zenith.page.redo.WalRedoConfig;
 import io.zenith.page.redo.WalRedoManager;
 import io.zenith.pg.PgDistribution;
+import io.zenith.replication.auth.Tokens;
 import io.zenith.replication.client.StreamMetrics;
 import io.zenith.replication.server.PgSession;
 import io.zenith.replication.server.PgWireServer;
@@ -75,6 +77,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
 
   private final Path dataDir;
   private final PageserverConfig config;
+  private final ServiceAuth auth;
   private final DirectoryLock lock;
   private final LayerStore store;
   private final PrometheusMeterRegistry meters =
@@ -101,6 +104,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
   private Pageserver(Path dataDir, PageserverConfig config, LayerDisk disk) {
     this.dataDir = dataDir;
     this.config = config;
+    this.auth = config.auth(dataDir);
     this.lock = lock(dataDir);
     try {
       this.store = LayerStore.open(dataDir, config.layerStoreConfig(), disk);
@@ -185,15 +189,19 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
   public static Pageserver start(Path dataDir, PageserverConfig config, LayerDisk disk) {
     Pageserver ps = new Pageserver(dataDir, config, disk);
     try {
-      ps.http = new HttpApi(ps).bind(config.httpAddress());
+      Tokens.Verifier verifier = ps.auth.verifier();
+      ps.http = new HttpApi(ps, verifier).bind(config.httpAddress());
       ps.pg =
           PgWireServer.start(
                   PgWireServerOptions.builder()
                       .host(config.pgAddress().getHostString())
                       .port(config.pgAddress().getPort())
+                      .authenticator(ps.auth.authenticator(verifier))
                       .build(),
                   ps::handleQuery)
               .block(Duration.ofSeconds(30));
+      ps.auth.warnIfOff(
+          log, "pageserver " + config.id(), List.of(config.httpAddress(), config.pgAddress()));
       ps.resumeWalSources();
       ps.history.start();
       log.info(
@@ -392,7 +400,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
   }
 
   private void startReceiver(Timeline t, ApiModel.WalSource source) {
-    WalReceiver r = new WalReceiver(t, source, pages, meters, history.compactor(t));
+    WalReceiver r = new WalReceiver(t, source, pages, meters, history.compactor(t), auth::token);
     receivers.put(key(t.tenant(), t.id()), r);
     r.start();
   }

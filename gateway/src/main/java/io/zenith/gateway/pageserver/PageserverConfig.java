@@ -1,8 +1,10 @@
 package io.zenith.gateway.pageserver;
 
+import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import com.fasterxml.jackson.dataformat.toml.TomlMapper;
 import io.zenith.gateway.config.LogOutput;
+import io.zenith.gateway.config.ServiceAuth;
 import io.zenith.gateway.config.Settings;
 import io.zenith.layer.CompactionSettings;
 import io.zenith.layer.LayerStoreConfig;
@@ -13,6 +15,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Map;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The pageserver's settings, from {@code pageserver.toml} in its data directory. Every key is
@@ -30,6 +33,9 @@ import java.util.Map;
  * walredo_timeout = "10s"              # one redo request
  * data_checksums = true                # as the computes' initdb (scratch clusters match it)
  * log_format = "text"                  # or "json": one object per line (--log-format overrides)
+ * auth = true                          # tokens on every request (ServiceAuth; default false)
+ * auth_public_key_path = "../auth_public_key.pem"
+ * auth_token_path = "auth_token"       # its token for the safekeepers
  *
  * # the history's lifecycle (Neon's names); each may be overridden per tenant below
  * compaction_target_size = "128MiB"    # L1 delta and image layer files aim at this size
@@ -64,7 +70,13 @@ public record PageserverConfig(
     @JsonProperty("pitr_interval") String pitrInterval,
     @JsonProperty("gc_period") String gcPeriod,
     @JsonProperty("tenant") Map<String, TenantOverrides> tenant,
-    @JsonProperty("log_format") String logFormat) {
+    @JsonProperty("log_format") String logFormat,
+    // the auth keys are left out when unset: the TOML writer would write null as ""
+    @JsonInclude(JsonInclude.Include.NON_NULL) @JsonProperty("auth") @Nullable Boolean auth,
+    @JsonInclude(JsonInclude.Include.NON_NULL) @JsonProperty("auth_public_key_path")
+        @Nullable String authPublicKeyPath,
+    @JsonInclude(JsonInclude.Include.NON_NULL) @JsonProperty("auth_token_path")
+        @Nullable String authTokenPath) {
 
   /** A tenant's own values of the history settings; unset ones come from the pageserver's. */
   public record TenantOverrides(
@@ -128,7 +140,10 @@ public record PageserverConfig(
         "7d",
         "1h",
         Map.of(),
-        "text");
+        "text",
+        null,
+        null,
+        null);
   }
 
   /** These history settings (for every tenant without overrides) instead of the current ones. */
@@ -159,7 +174,43 @@ public record PageserverConfig(
         pitrInterval,
         gcPeriod,
         tenant,
-        logFormat);
+        logFormat,
+        auth,
+        authPublicKeyPath,
+        authTokenPath);
+  }
+
+  /** These authentication settings instead of the current ones ({@link ServiceAuth}). */
+  public PageserverConfig withAuth(
+      boolean auth, @Nullable String publicKeyPath, @Nullable String tokenPath) {
+    return new PageserverConfig(
+        listenHttp,
+        listenPg,
+        id,
+        checkpointDistance,
+        checkpointTimeout,
+        waitLsnTimeout,
+        pageCacheSize,
+        walredoProcesses,
+        walredoTimeout,
+        dataChecksums,
+        compactionTargetSize,
+        compactionThreshold,
+        imageCreationThreshold,
+        compactionPeriod,
+        gcHorizon,
+        pitrInterval,
+        gcPeriod,
+        tenant,
+        logFormat,
+        auth,
+        publicKeyPath,
+        tokenPath);
+  }
+
+  /** The authentication settings, paths resolved against {@code dataDir}. */
+  public ServiceAuth auth(Path dataDir) {
+    return ServiceAuth.of(dataDir, auth, authPublicKeyPath, authTokenPath);
   }
 
   /** Fills unset values from {@link #DEFAULT}. */
@@ -184,7 +235,10 @@ public record PageserverConfig(
         pitrInterval != null ? pitrInterval : d.pitrInterval,
         gcPeriod != null ? gcPeriod : d.gcPeriod,
         tenant != null ? tenant : d.tenant,
-        logFormat != null ? logFormat : d.logFormat);
+        logFormat != null ? logFormat : d.logFormat,
+        auth,
+        authPublicKeyPath,
+        authTokenPath);
   }
 
   /**
@@ -209,6 +263,7 @@ public record PageserverConfig(
   /** Checks every value parses; throws IllegalArgumentException naming the first bad one. */
   public PageserverConfig validate() {
     LogOutput.Format.parse(logFormat);
+    auth(Path.of("."));
     address("listen_http", listenHttp);
     address("listen_pg", listenPg);
     bytes("checkpoint_distance", checkpointDistance);

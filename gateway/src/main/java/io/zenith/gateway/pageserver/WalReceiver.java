@@ -28,6 +28,7 @@ import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Predicate;
+import java.util.function.Supplier;
 import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -115,12 +116,17 @@ final class WalReceiver {
   /** What the ingest pipeline runs after its flushes. */
   private final IngestPipeline.Compactor compactor;
 
+  /** The pageserver's {@code safekeeperdata} token for safekeepers (ADR 0016), or null. */
+  private final Supplier<@Nullable String> token;
+
   WalReceiver(
       Timeline timeline,
       ApiModel.WalSource source,
       PageReconstructor pages,
       MeterRegistry meters,
-      IngestPipeline.Compactor compactor) {
+      IngestPipeline.Compactor compactor,
+      Supplier<@Nullable String> token) {
+    this.token = token;
     this.timeline = timeline;
     this.compactor = compactor;
     this.source = source;
@@ -255,6 +261,7 @@ final class WalReceiver {
             .connectTimeout(timeout);
     if (e.safekeeperId() != null) {
       b.parameter("options", WalService.startupOptions(timeline.tenant(), timeline.id()));
+      b.password(token.get());
     }
     return b.build();
   }

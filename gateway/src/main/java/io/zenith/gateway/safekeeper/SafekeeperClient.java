@@ -24,6 +24,7 @@ import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.List;
 import java.util.function.BiFunction;
+import java.util.function.Supplier;
 import org.jspecify.annotations.Nullable;
 
 /**
@@ -41,20 +42,32 @@ public final class SafekeeperClient {
    * @param timeout the longest a call waits (adoptions copy WAL: give them time)
    * @param startHint how to start it, for the message when nothing listens, or null
    * @param failure the exception of a safekeeper that does not answer (message, cause)
+   * @param token the bearer token of each call (ADR 0016), or null for none
    */
   public SafekeeperClient(
       int id,
       InetSocketAddress http,
       Duration timeout,
       @Nullable String startHint,
-      BiFunction<String, @Nullable Throwable, RuntimeException> failure) {
+      BiFunction<String, @Nullable Throwable, RuntimeException> failure,
+      Supplier<@Nullable String> token) {
     this.id = id;
-    this.http = new JsonHttpClient(http, "safekeeper " + id, startHint, timeout, failure);
+    this.http = new JsonHttpClient(http, "safekeeper " + id, startHint, timeout, failure, token);
   }
 
-  /** A client whose failures are {@link JsonHttpClient.Unavailable}. */
+  /** A client whose failures are {@link JsonHttpClient.Unavailable}, without a token. */
   public SafekeeperClient(int id, InetSocketAddress http, Duration timeout) {
-    this(id, http, timeout, null, JsonHttpClient.Unavailable::new);
+    this(id, http, timeout, () -> null);
+  }
+
+  /**
+   * A client whose failures are {@link JsonHttpClient.Unavailable}.
+   *
+   * @param token the bearer token of each call, or null for none
+   */
+  public SafekeeperClient(
+      int id, InetSocketAddress http, Duration timeout, Supplier<@Nullable String> token) {
+    this(id, http, timeout, null, JsonHttpClient.Unavailable::new, token);
   }
 
   public int id() {

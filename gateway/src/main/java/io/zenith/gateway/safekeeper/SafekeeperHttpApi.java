@@ -2,7 +2,9 @@ package io.zenith.gateway.safekeeper;
 
 import static io.zenith.gateway.safekeeper.SafekeeperApiModel.required;
 
+import io.netty.handler.codec.http.HttpMethod;
 import io.zenith.gateway.http.ApiException;
+import io.zenith.gateway.http.HttpAuth;
 import io.zenith.gateway.http.Json;
 import io.zenith.gateway.http.JsonApiServer;
 import io.zenith.gateway.safekeeper.SafekeeperApiModel.AdoptRequest;
@@ -12,6 +14,8 @@ import io.zenith.gateway.safekeeper.SafekeeperApiModel.LagLimitsJson;
 import io.zenith.gateway.safekeeper.SafekeeperApiModel.TimelineCreateRequest;
 import io.zenith.gateway.safekeeper.SafekeeperApiModel.TimelineInfo;
 import io.zenith.gateway.safekeeper.SafekeeperApiModel.VoteRequest;
+import io.zenith.replication.auth.Scope;
+import io.zenith.replication.auth.Tokens;
 import io.zenith.replication.safekeeper.Safekeeper;
 import io.zenith.replication.safekeeper.SafekeeperException;
 import io.zenith.replication.safekeeper.SafekeeperTimeline;
@@ -47,11 +51,38 @@ public final class SafekeeperHttpApi {
   private final String version;
   private final JsonApiServer api;
 
+  /**
+   * Who may call what besides admin (ADR 0016): peers' gossip reads every timeline's status; a
+   * tenant's token reads its own timelines. Elections, intakes, settings and deletions are the
+   * control plane's.
+   */
+  static final List<HttpAuth.Rule> ACCESS =
+      List.of(
+          HttpAuth.Rule.of(HttpMethod.GET, "/v1/timeline", Scope.ADMIN, Scope.SAFEKEEPER_DATA),
+          HttpAuth.Rule.of(
+              HttpMethod.GET,
+              "/v1/tenant/[^/]+/timeline(/[^/]+)?",
+              Scope.ADMIN,
+              Scope.TENANT,
+              Scope.SAFEKEEPER_DATA));
+
+  /**
+   * @param verifier checks the tokens of requests, or null when the safekeeper authenticates no one
+   */
   public SafekeeperHttpApi(
-      Safekeeper sk, String version, Scheduler blocking, Supplier<String> metrics) {
+      Safekeeper sk,
+      String version,
+      Scheduler blocking,
+      Supplier<String> metrics,
+      Tokens.@Nullable Verifier verifier) {
     this.sk = sk;
     this.version = version;
-    this.api = new JsonApiServer(blocking, SafekeeperHttpApi::statusOf, metrics);
+    this.api =
+        new JsonApiServer(
+            blocking,
+            SafekeeperHttpApi::statusOf,
+            metrics,
+            verifier == null ? null : new HttpAuth(verifier, ACCESS));
   }
 
   public DisposableServer bind(InetSocketAddress address) {

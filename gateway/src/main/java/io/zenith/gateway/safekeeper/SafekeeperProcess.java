@@ -3,7 +3,9 @@ package io.zenith.gateway.safekeeper;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.zenith.gateway.cli.Main;
+import io.zenith.gateway.config.ServiceAuth;
 import io.zenith.gateway.http.ProcessMeters;
+import io.zenith.replication.auth.Tokens;
 import io.zenith.replication.safekeeper.Safekeeper;
 import io.zenith.replication.safekeeper.SafekeeperConfig;
 import io.zenith.replication.safekeeper.peers.Gossip;
@@ -117,13 +119,16 @@ public final class SafekeeperProcess implements AutoCloseable {
       Path dataDir, SafekeeperSettings settings, SegmentAllocator disk, DirectoryLock lock)
       throws IOException {
     SafekeeperConfig config = settings.coreConfig();
+    ServiceAuth auth = settings.auth(dataDir);
+    Tokens.Verifier verifier = auth.verifier();
     LibpqWalFetcher fetcher =
         new LibpqWalFetcher(
             config.id(),
             id -> {
               SafekeeperSettings.Peer p = settings.peer(id);
               return p == null ? null : p.pgAddress();
-            });
+            },
+            auth::token);
     PrometheusMeterRegistry meters = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     Safekeeper sk;
     try {
@@ -135,7 +140,7 @@ public final class SafekeeperProcess implements AutoCloseable {
     SafekeeperProcess p = new SafekeeperProcess(settings, lock, meters, sk);
     try {
       p.http =
-          new SafekeeperHttpApi(sk, Main.version(), p.blocking, p.meters::scrape)
+          new SafekeeperHttpApi(sk, Main.version(), p.blocking, p.meters::scrape, verifier)
               .bind(settings.httpAddress());
       InetSocketAddress pgAddress = settings.pgAddress();
       p.pg =
@@ -143,6 +148,7 @@ public final class SafekeeperProcess implements AutoCloseable {
                   PgWireServerOptions.builder()
                       .host(pgAddress.getHostString())
                       .port(pgAddress.getPort())
+                      .authenticator(auth.authenticator(verifier))
                       .build(),
                   new WalService(sk, p.walReaders))
               .block(Duration.ofSeconds(30));
@@ -150,7 +156,8 @@ public final class SafekeeperProcess implements AutoCloseable {
       for (SafekeeperSettings.Peer peer : settings.peers()) {
         clients.put(
             peer.id(),
-            new SafekeeperClient(peer.id(), peer.httpAddress(), GOSSIP_INTERVAL.multipliedBy(10)));
+            new SafekeeperClient(
+                peer.id(), peer.httpAddress(), GOSSIP_INTERVAL.multipliedBy(10), auth::token));
       }
       p.gossip =
           new Gossip(
@@ -159,6 +166,7 @@ public final class SafekeeperProcess implements AutoCloseable {
               id -> clients.get(id).allTimelines(),
               GOSSIP_INTERVAL,
               p.blocking);
+      auth.warnIfOff(log, "safekeeper " + config.id(), List.of(settings.httpAddress(), pgAddress));
       log.info(
           "safekeeper {} ({} of {}) serving HTTP on {}, libpq on {}, data in {}",
           config.id(),

@@ -1,8 +1,10 @@
 package io.zenith.gateway.safekeeper;
 
+import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import com.fasterxml.jackson.dataformat.toml.TomlMapper;
 import io.zenith.gateway.config.LogOutput;
+import io.zenith.gateway.config.ServiceAuth;
 import io.zenith.gateway.config.Settings;
 import io.zenith.replication.safekeeper.PageserverSource;
 import io.zenith.replication.safekeeper.SafekeeperConfig;
@@ -30,6 +32,9 @@ import org.jspecify.annotations.Nullable;
  * listen_http = "127.0.0.1:7676"         # management API, peer gossip, /metrics
  * listen_pg = "127.0.0.1:5454"           # libpq: WAL for pageservers and peers
  * log_format = "text"                    # or "json": one object per line (--log-format overrides)
+ * auth = true                            # tokens on every request (ServiceAuth; default false)
+ * auth_public_key_path = "../auth_public_key.pem"
+ * auth_token_path = "auth_token"         # its token for its peers
  * # Lag limits of timelines created without their own (sizes; "0" = no limit): how far the
  * # pageserver's write / flush / apply positions may trail before acknowledgements wait.
  * max_replication_write_lag = "15MiB"
@@ -57,7 +62,13 @@ public record SafekeeperSettings(
     @JsonProperty("max_replication_apply_lag") String maxReplicationApplyLag,
     @JsonProperty("peers") List<Peer> peers,
     @JsonProperty("pageserver") @Nullable Pageserver pageserver,
-    @JsonProperty("log_format") @Nullable String logFormat) {
+    @JsonProperty("log_format") @Nullable String logFormat,
+    // the auth keys are left out when unset: the TOML writer would write null as ""
+    @JsonInclude(JsonInclude.Include.NON_NULL) @JsonProperty("auth") @Nullable Boolean auth,
+    @JsonInclude(JsonInclude.Include.NON_NULL) @JsonProperty("auth_public_key_path")
+        @Nullable String authPublicKeyPath,
+    @JsonInclude(JsonInclude.Include.NON_NULL) @JsonProperty("auth_token_path")
+        @Nullable String authTokenPath) {
 
   public static final String FILE_NAME = "safekeeper.toml";
 
@@ -80,7 +91,10 @@ public record SafekeeperSettings(
         maxReplicationApplyLag,
         peers,
         pageserver,
-        "text");
+        "text",
+        null,
+        null,
+        null);
   }
 
   /** The settings with the default {@code [pageserver]} ({@link Pageserver#LOCAL}). */
@@ -104,8 +118,8 @@ public record SafekeeperSettings(
   }
 
   /**
-   * Which connections are the pageserver's (until authentication exists, issue 14): its {@code
-   * application_name} and the IP addresses (literals, no names) it connects from.
+   * Which connections are the pageserver's: its {@code application_name} and the IP addresses
+   * (literals, no names) it connects from; with auth on, also a {@code safekeeperdata} token.
    */
   public record Pageserver(
       @JsonProperty("application_name") String applicationName,
@@ -191,7 +205,10 @@ public record SafekeeperSettings(
         maxReplicationApplyLag != null ? maxReplicationApplyLag : d.maxReplicationApplyLag,
         peers != null ? peers : d.peers,
         pageserver != null ? pageserver : d.pageserver,
-        logFormat != null ? logFormat : d.logFormat);
+        logFormat != null ? logFormat : d.logFormat,
+        auth,
+        authPublicKeyPath,
+        authTokenPath);
   }
 
   /**
@@ -229,6 +246,7 @@ public record SafekeeperSettings(
     }
     Settings.address("listen_http", listenHttp);
     Settings.address("listen_pg", listenPg);
+    auth(Path.of("."));
     lagLimits();
     pageserverSource();
     Set<Integer> ids = new HashSet<>(Set.of(id));
@@ -296,7 +314,10 @@ public record SafekeeperSettings(
         maxReplicationApplyLag,
         peers,
         pageserver,
-        logFormat);
+        logFormat,
+        auth,
+        authPublicKeyPath,
+        authTokenPath);
   }
 
   public SafekeeperSettings withPageserver(Pageserver p) {
@@ -309,6 +330,32 @@ public record SafekeeperSettings(
         maxReplicationApplyLag,
         peers,
         p,
-        logFormat);
+        logFormat,
+        auth,
+        authPublicKeyPath,
+        authTokenPath);
+  }
+
+  /** These authentication settings instead of the current ones ({@link ServiceAuth}). */
+  public SafekeeperSettings withAuth(
+      boolean on, @Nullable String publicKeyPath, @Nullable String tokenPath) {
+    return new SafekeeperSettings(
+        id,
+        listenHttp,
+        listenPg,
+        maxReplicationWriteLag,
+        maxReplicationFlushLag,
+        maxReplicationApplyLag,
+        peers,
+        pageserver,
+        logFormat,
+        on,
+        publicKeyPath,
+        tokenPath);
+  }
+
+  /** The authentication settings, paths resolved against {@code dataDir}. */
+  public ServiceAuth auth(Path dataDir) {
+    return ServiceAuth.of(dataDir, auth, authPublicKeyPath, authTokenPath);
   }
 }

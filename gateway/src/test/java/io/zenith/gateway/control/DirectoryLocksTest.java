@@ -79,7 +79,8 @@ class DirectoryLocksTest {
               () ->
                   RepoInit.run(
                       repo,
-                      new RepoInit.Options("127.0.0.1:1", "127.0.0.1:2", null, null, 0, null),
+                      new RepoInit.Options(
+                          "127.0.0.1:1", "127.0.0.1:2", null, null, 0, null, false),
                       new PrintWriter(out)))
           .isInstanceOf(ControlPlaneException.class)
           .hasMessage(
@@ -100,7 +101,7 @@ class DirectoryLocksTest {
             () ->
                 RepoInit.run(
                     dir,
-                    new RepoInit.Options("127.0.0.1:1", "127.0.0.1:2", null, null, 0, null),
+                    new RepoInit.Options("127.0.0.1:1", "127.0.0.1:2", null, null, 0, null, false),
                     new PrintWriter(new StringWriter())))
         .isInstanceOf(ControlPlaneException.class)
         .hasMessage("a repository already exists at " + dir + " (remove it to start over)");

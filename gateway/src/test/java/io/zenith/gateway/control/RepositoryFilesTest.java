@@ -83,7 +83,7 @@ class RepositoryFilesTest {
 
   @Test
   void everySafekeeperDirectoryListsTheOthersAsPeers() throws IOException {
-    Safekeepers.createDataDirs(dir, RepoInit.safekeeperAddresses(3, 7676));
+    Safekeepers.createDataDirs(dir, RepoInit.safekeeperAddresses(3, 7676), false);
     for (int id = 1; id <= 3; id++) {
       io.zenith.gateway.safekeeper.SafekeeperSettings s =
           io.zenith.gateway.safekeeper.SafekeeperSettings.load(dir.resolve("sk" + id));

@@ -4,6 +4,7 @@ import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.zenith.gateway.control.Basebackups;
 import io.zenith.gateway.pageserver.ApiModel;
 import io.zenith.gateway.pageserver.PageserverConfig;
+import io.zenith.it.support.RepoTokens;
 import io.zenith.layer.LayerStore;
 import io.zenith.layer.Timeline;
 import io.zenith.page.Basebackup;
@@ -195,6 +196,7 @@ final class BasebackupSpeedBench {
             .host("127.0.0.1")
             .port(z.pgPort)
             .user("postgres")
+            .password(RepoTokens.admin(z.repo))
             .database("postgres")
             .applicationName("bench")
             .connectTimeout(Duration.ofSeconds(10))
@@ -221,6 +223,7 @@ final class BasebackupSpeedBench {
     Basebackups.Result r =
         Basebackups.fetch(
             new InetSocketAddress("127.0.0.1", z.pgPort),
+            RepoTokens.admin(z.repo),
             tenant,
             timeline,
             lsn,

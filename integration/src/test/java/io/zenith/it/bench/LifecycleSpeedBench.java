@@ -6,6 +6,7 @@ import io.zenith.gateway.pageserver.PageserverConfig;
 import io.zenith.ingest.keys.Catalog;
 import io.zenith.ingest.keys.KeySpace;
 import io.zenith.it.support.Basebackups;
+import io.zenith.it.support.RepoTokens;
 import io.zenith.layer.Key;
 import io.zenith.layer.LayerStore;
 import io.zenith.layer.Timeline;
@@ -153,7 +154,8 @@ final class LifecycleSpeedBench {
     double startSeconds = 0;
     if (basebackup) {
       long t0 = System.nanoTime();
-      Path tar = Basebackups.tar(z.pgPort, tenant, timeline, null, scratch);
+      Path tar =
+          Basebackups.tar(z.pgPort, RepoTokens.admin(z.repo), tenant, timeline, null, scratch);
       bbSeconds = secondsSince(t0);
       tarBytes = Files.size(tar);
       Files.delete(tar);

@@ -2,6 +2,7 @@ package io.zenith.it.bench;
 
 import io.zenith.gateway.control.PageserverClient;
 import io.zenith.gateway.safekeeper.SafekeeperClient;
+import io.zenith.it.support.RepoTokens;
 import io.zenith.it.support.TestPorts;
 import io.zenith.pg.PgDistribution;
 import io.zenith.wal.TenantId;
@@ -199,14 +200,16 @@ final class ZenithProcesses implements AutoCloseable {
   }
 
   PageserverClient pageserver() {
-    return new PageserverClient(new InetSocketAddress("127.0.0.1", httpPort));
+    return new PageserverClient(
+        new InetSocketAddress("127.0.0.1", httpPort), () -> RepoTokens.admin(repo));
   }
 
   SafekeeperClient safekeeper(int id) {
     return new SafekeeperClient(
         id,
         new InetSocketAddress("127.0.0.1", safekeeperPortBase + 2 * (id - 1)),
-        Duration.ofSeconds(30));
+        Duration.ofSeconds(30),
+        () -> RepoTokens.admin(repo));
   }
 
   Path pageserverDir() {

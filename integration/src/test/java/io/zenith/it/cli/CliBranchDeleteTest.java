@@ -168,7 +168,8 @@ class CliBranchDeleteTest {
           new SafekeeperClient(
               id,
               new InetSocketAddress("127.0.0.1", z.safekeeperHttpPort(id)),
-              Duration.ofSeconds(30));
+              Duration.ofSeconds(30),
+              z::adminToken);
       JsonHttpClient.ApiError gone =
           catchThrowableOfType(
               JsonHttpClient.ApiError.class,
@@ -211,6 +212,7 @@ class CliBranchDeleteTest {
       return c.send(
               java.net.http.HttpRequest.newBuilder(
                       java.net.URI.create("http://127.0.0.1:" + z.httpPort + "/metrics"))
+                  .header("Authorization", "Bearer " + z.adminToken())
                   .timeout(Duration.ofSeconds(30))
                   .build(),
               java.net.http.HttpResponse.BodyHandlers.ofString())

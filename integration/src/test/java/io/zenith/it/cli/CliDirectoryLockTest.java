@@ -134,7 +134,8 @@ class CliDirectoryLockTest {
                 + ")");
     assertThat(digests(dir, except)).isEqualTo(before);
     assertThat(Files.readString(dir.resolve("pageserver.lock"))).isEqualTo(holder + "\n");
-    PageserverClient ps = new PageserverClient(new InetSocketAddress("127.0.0.1", z.httpPort));
+    PageserverClient ps =
+        new PageserverClient(new InetSocketAddress("127.0.0.1", z.httpPort), z::adminToken);
     assertThat(ps.tenants()).hasSize(1);
     assertThat(z.pageserverPid()).hasValue(holder);
   }
@@ -164,7 +165,10 @@ class CliDirectoryLockTest {
     assertThat(Files.readString(dir.resolve("safekeeper.lock"))).isEqualTo(holder + "\n");
     SafekeeperClient sk =
         new SafekeeperClient(
-            1, new InetSocketAddress("127.0.0.1", z.safekeeperHttpPort(1)), Duration.ofSeconds(10));
+            1,
+            new InetSocketAddress("127.0.0.1", z.safekeeperHttpPort(1)),
+            Duration.ofSeconds(10),
+            z::adminToken);
     assertThat(sk.status().id()).isEqualTo(1);
     assertThat(sk.allTimelines()).hasSize(1);
   }

@@ -86,7 +86,8 @@ class CliMaintenanceCrashTest {
     TenantId tenant = TenantId.parse(shown.get("tenant"));
     TimelineId timeline = TimelineId.parse(shown.get("timeline"));
     Path dir = z.repo.resolve("pageserver/tenants/" + tenant + "/timelines/" + timeline);
-    PageserverClient http = new PageserverClient(new InetSocketAddress("127.0.0.1", z.httpPort));
+    PageserverClient http =
+        new PageserverClient(new InetSocketAddress("127.0.0.1", z.httpPort), z::adminToken);
     TimelinePositions positions = new TimelinePositions(z, 1, "main");
 
     CliSoakTest.PgbenchResult init = CliSoakTest.pgbench(z, port, T, "init", "-i", "-q", "-s", "2");

@@ -62,7 +62,8 @@ class CliObservabilityTest {
     z.ok("start");
     z.ok("pg", "create", "main");
     int port = z.start("main");
-    PageserverClient ps = new PageserverClient(new InetSocketAddress("127.0.0.1", z.httpPort));
+    PageserverClient ps =
+        new PageserverClient(new InetSocketAddress("127.0.0.1", z.httpPort), z::adminToken);
     tenant = TenantId.parse(ps.tenants().getFirst().id());
     ApiModel.TimelineInfo main = ps.timelines(tenant).getFirst();
     timeline = TimelineId.parse(main.timelineId());
@@ -216,11 +217,12 @@ class CliObservabilityTest {
     return names;
   }
 
-  private static String scrape(int port) throws IOException, InterruptedException {
+  private String scrape(int port) throws IOException, InterruptedException {
     try (HttpClient http = HttpClient.newHttpClient()) {
       HttpResponse<String> r =
           http.send(
               HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/metrics"))
+                  .header("Authorization", "Bearer " + z.adminToken())
                   .timeout(Duration.ofSeconds(30))
                   .build(),
               HttpResponse.BodyHandlers.ofString());

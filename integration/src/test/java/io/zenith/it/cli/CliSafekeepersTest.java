@@ -196,7 +196,8 @@ class CliSafekeepersTest {
     return new SafekeeperClient(
             id,
             new InetSocketAddress("127.0.0.1", z.safekeeperHttpPort(id)),
-            Duration.ofSeconds(10))
+            Duration.ofSeconds(10),
+            z::adminToken)
         .timeline(TenantId.parse(shown.get("tenant")), TimelineId.parse(shown.get("timeline")));
   }
 

@@ -238,10 +238,12 @@ class CliTenantsTest {
     }
   }
 
-  private static HttpResponse<String> get(int port, String path) {
+  /** A GET with an admin token: the id checks behind authentication are what is tested here. */
+  private HttpResponse<String> get(int port, String path) {
     try (HttpClient c = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build()) {
       return c.send(
           HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
+              .header("Authorization", "Bearer " + z.adminToken())
               .timeout(Duration.ofSeconds(30))
               .build(),
           HttpResponse.BodyHandlers.ofString());
@@ -265,7 +267,7 @@ class CliTenantsTest {
             command));
     try {
       ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
-      pb.environment().putAll(Map.of("PGCONNECT_TIMEOUT", "10"));
+      pb.environment().putAll(Map.of("PGCONNECT_TIMEOUT", "10", "PGPASSWORD", z.adminToken()));
       Process p = pb.start();
       p.getOutputStream().close();
       byte[] out = p.getInputStream().readNBytes(64 * 1024);

@@ -66,7 +66,7 @@ class CliTimestampsTest {
     new TimelinePositions(z, 0, "main").awaitPageserver(flushed, Duration.ofSeconds(60));
     Map<String, String> shown = z.show("main");
     path = "/v1/tenant/" + shown.get("tenant") + "/timeline/" + shown.get("timeline");
-    http = new HttpJson(z.httpPort);
+    http = new HttpJson(z.httpPort).withToken(z.adminToken());
   }
 
   @AfterAll

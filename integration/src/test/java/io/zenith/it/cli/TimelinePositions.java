@@ -42,11 +42,13 @@ final class TimelinePositions {
     Map<String, String> shown = z.show(compute);
     this.tenant = TenantId.parse(shown.get("tenant"));
     this.timeline = TimelineId.parse(shown.get("timeline"));
-    this.pageserver = new PageserverClient(new InetSocketAddress("127.0.0.1", z.httpPort));
+    String token = z.adminToken();
+    this.pageserver =
+        new PageserverClient(new InetSocketAddress("127.0.0.1", z.httpPort), () -> token);
     for (int id = 1; id <= safekeepers; id++) {
       this.safekeepers.add(
           new SafekeeperClient(
-              id, new InetSocketAddress("127.0.0.1", z.safekeeperHttpPort(id)), CALL));
+              id, new InetSocketAddress("127.0.0.1", z.safekeeperHttpPort(id)), CALL, () -> token));
     }
   }
 

@@ -3,8 +3,10 @@ package io.zenith.it.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.zenith.it.support.RepoTokens;
 import io.zenith.it.support.TestPorts;
 import io.zenith.pg.PgDistribution;
+import io.zenith.replication.auth.Claims;
 import java.io.File;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -114,6 +116,19 @@ final class ZenithRepo implements AutoCloseable {
             Integer.toString(computePortBase),
             "--safekeeper-port-base",
             Integer.toString(safekeeperPortBase)));
+  }
+
+  /**
+   * A token of the repository's key (made by {@code zenith init}, ADR 0016), as the CLI mints them:
+   * what a test sends the services, which check tokens on every request.
+   */
+  String token(Claims claims) {
+    return RepoTokens.issue(repo, claims);
+  }
+
+  /** An admin token of the repository ({@link #token}). */
+  String adminToken() {
+    return token(Claims.admin());
   }
 
   /** The HTTP port of safekeeper {@code id} (as init lays them out). */

@@ -7,6 +7,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import org.jspecify.annotations.Nullable;
 import reactor.core.publisher.Mono;
 import reactor.netty.http.client.HttpClient;
 
@@ -39,13 +40,30 @@ public final class HttpJson {
   }
 
   private final HttpClient client;
+  private final @Nullable String authorization;
 
   public HttpJson(int port) {
-    this.client =
+    this(
         HttpClient.newConnection()
             .host("127.0.0.1")
             .port(port)
-            .responseTimeout(Duration.ofSeconds(60));
+            .responseTimeout(Duration.ofSeconds(60)),
+        null);
+  }
+
+  private HttpJson(HttpClient client, @Nullable String authorization) {
+    this.client = client;
+    this.authorization = authorization;
+  }
+
+  /** This client with {@code header} as every request's {@code Authorization} (null: none). */
+  public HttpJson withAuthorization(@Nullable String header) {
+    return new HttpJson(client, header);
+  }
+
+  /** This client with {@code Authorization: Bearer <token>}. */
+  public HttpJson withToken(String token) {
+    return withAuthorization("Bearer " + token);
   }
 
   public Response get(String path) {
@@ -59,7 +77,13 @@ public final class HttpJson {
   /** Sends {@code body} (none if null) as {@code application/json}. */
   public Response call(String method, String path, byte[] body) {
     return client
-        .headers(h -> h.set("content-type", "application/json"))
+        .headers(
+            h -> {
+              h.set("content-type", "application/json");
+              if (authorization != null) {
+                h.set("authorization", authorization);
+              }
+            })
         .request(HttpMethod.valueOf(method))
         .uri(path)
         .send((req, out) -> body == null ? out : out.sendByteArray(Mono.just(body)))

@@ -525,6 +525,8 @@ class PageserverApiConformanceTest {
     Set<String> expected =
         spec.listedResponses().stream()
             .filter(s -> !s.endsWith(" 5XX") && !s.endsWith(" default"))
+            // 401 and 403: this server checks no tokens; CliAuthTest sees them against this spec
+            .filter(s -> !s.endsWith(" 401") && !s.endsWith(" 403"))
             .collect(Collectors.toCollection(TreeSet::new));
     assertThat(spec.seenResponses()).containsAll(expected);
   }

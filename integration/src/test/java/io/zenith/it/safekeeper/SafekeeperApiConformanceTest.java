@@ -373,6 +373,8 @@ class SafekeeperApiConformanceTest {
     Set<String> expected =
         spec.listedResponses().stream()
             .filter(s -> !s.endsWith(" default"))
+            // 401 and 403: this server checks no tokens; CliAuthTest sees them against this spec
+            .filter(s -> !s.endsWith(" 401") && !s.endsWith(" 403"))
             .filter(s -> !s.endsWith(" 5XX") || s.startsWith("POST " + ADOPT))
             .collect(Collectors.toCollection(TreeSet::new));
     assertThat(spec.seenResponses()).containsAll(expected);

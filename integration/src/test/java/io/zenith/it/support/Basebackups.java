@@ -13,6 +13,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
 import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
+import org.jspecify.annotations.Nullable;
 
 /** Data directories from a pageserver's libpq {@code basebackup} endpoint, fetched with psql. */
 public final class Basebackups {
@@ -41,10 +42,21 @@ public final class Basebackups {
    */
   public static Path tar(
       int pgPort, TenantId tenant, TimelineId timeline, String lsn, Path scratch) {
+    return tar(pgPort, null, tenant, timeline, lsn, scratch);
+  }
+
+  /** {@link #tar} from a pageserver that checks tokens: {@code token} is psql's password. */
+  public static Path tar(
+      int pgPort,
+      @Nullable String token,
+      TenantId tenant,
+      TimelineId timeline,
+      String lsn,
+      Path scratch) {
     Path tar = scratch.resolve("bb-" + System.nanoTime() + ".tar");
     String cmd = "basebackup " + tenant + " " + timeline + (lsn == null ? "" : " " + lsn);
     try {
-      Process p =
+      ProcessBuilder pb =
           new ProcessBuilder(
                   PgDistribution.detect().bin("psql").toString(),
                   "-X",
@@ -60,8 +72,11 @@ public final class Basebackups {
                   "-c",
                   cmd)
               .redirectOutput(tar.toFile())
-              .redirectError(ProcessBuilder.Redirect.INHERIT)
-              .start();
+              .redirectError(ProcessBuilder.Redirect.INHERIT);
+      if (token != null) {
+        pb.environment().put("PGPASSWORD", token);
+      }
+      Process p = pb.start();
       assertThat(p.waitFor()).as("psql %s", cmd).isZero();
       return tar;
     } catch (IOException e) {

@@ -1,5 +1,6 @@
 package io.zenith.replication.server;
 
+import io.zenith.replication.auth.Tokens;
 import java.util.Objects;
 import java.util.function.BiFunction;
 import reactor.core.publisher.Mono;
@@ -8,10 +9,13 @@ import reactor.core.publisher.Mono;
  * How a {@link PgWireServer} authenticates sessions. Implementations are immutable and thread-safe.
  *
  * <p>{@link Trust} lets everyone in. {@link CleartextPassword} asks the client for a password
- * (AuthenticationCleartextPassword) and lets a verifier decide; that is how JWT authentication will
- * plug in (the token travels as the password, as in Neon), so the verifier is asynchronous.
+ * (AuthenticationCleartextPassword) and lets a verifier decide. {@link Jwt} asks for a password
+ * too, which must be a token of ours (ADR 0016, as in Neon): its claims become the session's
+ * ({@link PgSession#claims}), and every refusal is SQLSTATE 28000 with a message that never
+ * contains the token.
  */
-public sealed interface Authenticator permits Authenticator.Trust, Authenticator.CleartextPassword {
+public sealed interface Authenticator
+    permits Authenticator.Trust, Authenticator.CleartextPassword, Authenticator.Jwt {
 
   static Authenticator trust() {
     return Trust.INSTANCE;
@@ -25,6 +29,11 @@ public sealed interface Authenticator permits Authenticator.Trust, Authenticator
     return new CleartextPassword(verifier);
   }
 
+  /** The password must be a token {@code verifier} accepts (ADR 0016). */
+  static Authenticator jwt(Tokens.Verifier verifier) {
+    return new Jwt(verifier);
+  }
+
   /** Everyone is accepted. */
   record Trust() implements Authenticator {
     static final Trust INSTANCE = new Trust();
@@ -34,6 +43,16 @@ public sealed interface Authenticator permits Authenticator.Trust, Authenticator
   record CleartextPassword(BiFunction<PgSession, String, Mono<Boolean>> verifier)
       implements Authenticator {
     public CleartextPassword {
+      Objects.requireNonNull(verifier);
+    }
+  }
+
+  /**
+   * The password is a JWT. Verification is one Ed25519 signature check, tens of microseconds of
+   * CPU, so it runs on the connection's event loop.
+   */
+  record Jwt(Tokens.Verifier verifier) implements Authenticator {
+    public Jwt {
       Objects.requireNonNull(verifier);
     }
   }

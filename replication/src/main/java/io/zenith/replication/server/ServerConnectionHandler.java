@@ -5,6 +5,7 @@ import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.handler.codec.DecoderException;
 import io.netty.util.ReferenceCountUtil;
+import io.zenith.replication.auth.AuthException;
 import io.zenith.replication.pgwire.BackendMessage.AuthenticationCleartextPassword;
 import io.zenith.replication.pgwire.BackendMessage.AuthenticationOk;
 import io.zenith.replication.pgwire.BackendMessage.BackendKeyData;
@@ -272,11 +273,27 @@ final class ServerConnectionHandler extends ChannelInboundHandlerAdapter {
         state = State.AUTHENTICATING;
         ctx().writeAndFlush(AuthenticationCleartextPassword.INSTANCE);
       }
+      case Authenticator.Jwt j -> {
+        state = State.AUTHENTICATING;
+        ctx().writeAndFlush(AuthenticationCleartextPassword.INSTANCE);
+      }
     }
   }
 
   private void checkPassword(String password) {
     PgSession s = session();
+    if (options.authenticator() instanceof Authenticator.Jwt jwt) {
+      try {
+        session = s.withClaims(jwt.verifier().verify(password));
+      } catch (AuthException e) {
+        // the message never holds the token (AuthException's contract)
+        log.warn("[{}] token refused for user {}: {}", context, s.user(), e.getMessage());
+        fatal(SqlState.INVALID_AUTHORIZATION_SPECIFICATION, e.getMessage());
+        return;
+      }
+      completeAuthentication();
+      return;
+    }
     Authenticator.CleartextPassword auth =
         (Authenticator.CleartextPassword) options.authenticator();
     busy = true;

@@ -14,6 +14,7 @@ import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.function.IntFunction;
+import java.util.function.Supplier;
 import org.jspecify.annotations.Nullable;
 import reactor.core.publisher.Flux;
 
@@ -31,14 +32,19 @@ import reactor.core.publisher.Flux;
 public final class LibpqWalFetcher implements WalFetcher {
   private final int ownId;
   private final IntFunction<@Nullable InetSocketAddress> peers;
+  private final Supplier<@Nullable String> token;
 
   /**
    * @param ownId this safekeeper's id (the peer logs it)
    * @param peers the libpq address of a peer by id, null if there is no such peer
+   * @param token the {@code safekeeperdata} token sent as the password (peers that authenticate
+   *     need it), asked for at each connection; null sends none
    */
-  public LibpqWalFetcher(int ownId, IntFunction<@Nullable InetSocketAddress> peers) {
+  public LibpqWalFetcher(
+      int ownId, IntFunction<@Nullable InetSocketAddress> peers, Supplier<@Nullable String> token) {
     this.ownId = ownId;
     this.peers = peers;
+    this.token = token;
   }
 
   @Override
@@ -57,6 +63,7 @@ public final class LibpqWalFetcher implements WalFetcher {
             .host(address.getHostString())
             .port(address.getPort())
             .user("safekeeper")
+            .password(token.get())
             .database("postgres")
             .applicationName("sk_" + ownId)
             .replication(true)

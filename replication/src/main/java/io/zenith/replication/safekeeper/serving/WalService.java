@@ -1,5 +1,6 @@
 package io.zenith.replication.safekeeper.serving;
 
+import io.zenith.replication.auth.Scope;
 import io.zenith.replication.pgwire.PgNotice;
 import io.zenith.replication.pgwire.PgServerException;
 import io.zenith.replication.pgwire.ReplicationMessage.StandbyMessage;
@@ -51,7 +52,12 @@ import reactor.core.scheduler.Scheduler;
  * write/flush/apply = received / disk-consistent / durable position, ADR 0007), which the lag
  * limits hold the compute's acknowledgements against and retention keeps WAL for; other clients'
  * (standbys, {@code pg_receivewal}) are ignored, and a session that claims the pageserver's
- * application name from another address is logged at WARN.
+ * application name from another address, or without the {@code safekeeperdata} scope, is logged at
+ * WARN.
+ *
+ * <p>On a server that authenticates ({@link io.zenith.replication.server.Authenticator#jwt}), peers
+ * need the {@code safekeeperdata} scope; other clients that, an {@code admin} token or a {@code
+ * tenant} token of the timeline's tenant (28000 otherwise, before the timeline is looked up).
  *
  * <p>Errors mirror PostgreSQL's walsender: a start point ahead of the WAL (for peers: an end point)
  * is XX000 "requested starting point … is ahead of the WAL flush position of this server …"; one
@@ -156,6 +162,12 @@ public final class WalService implements QueryHandler {
               + ", got only "
               + (peer == null ? UP_TO : PEER));
     }
+    // Before the lookup: a token that does not allow this tenant learns nothing of its timelines.
+    if (peer != null) {
+      session.authorize(tenant, Scope.SAFEKEEPER_DATA);
+    } else {
+      session.authorize(tenant, Scope.SAFEKEEPER_DATA, Scope.TENANT, Scope.ADMIN);
+    }
     SafekeeperTimeline t =
         sk.find(tenant, timeline)
             .orElseThrow(
@@ -173,9 +185,14 @@ public final class WalService implements QueryHandler {
     return new Target(t, peer, upTo, peer == null && isPageserver(session));
   }
 
-  /** Whether {@code session} is the configured pageserver's. */
+  /**
+   * Whether {@code session} is the configured pageserver's: its name and address, and, when the
+   * server authenticates, a token with the {@code safekeeperdata} scope, which only the control
+   * plane hands out (a tenant's token can claim the pageserver's name from its machine).
+   */
   private boolean isPageserver(PgSession session) {
-    return sk.config().pageserver().matches(session.applicationName(), session.remoteAddress());
+    return sk.config().pageserver().matches(session.applicationName(), session.remoteAddress())
+        && (session.claims().isEmpty() || session.hasScope(Scope.SAFEKEEPER_DATA));
   }
 
   /**
@@ -189,13 +206,14 @@ public final class WalService implements QueryHandler {
         && !target.peer()
         && ps.applicationName().equals(session.applicationName())) {
       log.warn(
-          "[{} {}] {}: application_name {} but not from the pageserver's addresses {}: its status"
-              + " updates are ignored",
+          "[{} {}] {}: application_name {} but {}: its status updates are ignored",
           session.id(),
           session.remoteAddress(),
           context,
           session.applicationName(),
-          ps.addresses());
+          session.claims().isPresent() && !session.hasScope(Scope.SAFEKEEPER_DATA)
+              ? "its token's scope is not " + Scope.SAFEKEEPER_DATA.claim()
+              : "not from the pageserver's addresses " + ps.addresses());
     }
   }
 
