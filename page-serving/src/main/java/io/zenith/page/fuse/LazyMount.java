@@ -1,8 +1,10 @@
 package io.zenith.page.fuse;
 
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.stream.Stream;
 import org.cryptomator.jfuse.api.Fuse;
@@ -30,6 +32,9 @@ public final class LazyMount implements AutoCloseable {
     /** {@code global/}: the shared catalogs. */
     GLOBAL
   }
+
+  /** The mount's type is {@code fuse.zenith}: how a stale mount of ours is told from others. */
+  static final String SUBTYPE = "zenith";
 
   private final Fuse fuse;
   private final PageSource source;
@@ -73,6 +78,7 @@ public final class LazyMount implements AutoCloseable {
       if (!Files.isDirectory(mountPoint)) {
         throw new IOException("the mount point " + mountPoint + " is not a directory");
       }
+      unmountStale(mountPoint);
       builder = Fuse.builder();
       builder.setLibraryPath(FuseLibrary.find().toString());
     } catch (IOException | RuntimeException e) {
@@ -81,12 +87,7 @@ public final class LazyMount implements AutoCloseable {
     }
     LazyTree tree = null;
     try {
-      tree =
-          new LazyTree(
-              source,
-              root == Root.GLOBAL ? LazyTree.Root.GLOBAL : LazyTree.Root.BASE,
-              seed,
-              overlay);
+      tree = new LazyTree(source, root, seed, overlay);
       Fuse fuse =
           builder.build(
               new LazyFuseOperations(tree, builder.errno(), config.uid(), config.gid(), overlay));
@@ -94,12 +95,14 @@ public final class LazyMount implements AutoCloseable {
         fuse.mount(
             "zenith",
             mountPoint,
-            "-oallow_other,default_permissions,fsname=zenith,subtype=zenith",
+            "-oallow_other,default_permissions,fsname=zenith,subtype=" + SUBTYPE,
             "-okernel_cache,attr_timeout=86400,entry_timeout=86400",
             "-omax_read=" + LazyFuseOperations.MAX_IO,
             "-omax_threads=" + config.threads());
       } catch (FuseMountFailedException | IllegalArgumentException e) {
         closeQuietly(fuse);
+        // libfuse may have mounted before its loop failed: jfuse leaves that mount behind
+        unmountStale(mountPoint);
         throw new IOException("mounting " + mountPoint + " failed: " + e.getMessage(), e);
       }
       return new LazyMount(fuse, source, tree, mountPoint);
@@ -132,6 +135,53 @@ public final class LazyMount implements AutoCloseable {
       source.close();
       tree.discardAll();
     }
+  }
+
+  /**
+   * Detaches a mount of ours left at {@code mountPoint} by a process that died or failed to start
+   * (the kernel keeps it, answering "Transport endpoint is not connected"), with {@code fusermount3
+   * -u -z}. Does nothing if nothing of ours is mounted there.
+   *
+   * @return whether a mount was detached
+   * @throws IOException if {@code fusermount3} fails or does not end within 10 s
+   */
+  public static boolean unmountStale(Path mountPoint) throws IOException {
+    String escaped =
+        mountPoint
+            .toAbsolutePath()
+            .normalize()
+            .toString()
+            .replace("\\", "\\134")
+            .replace(" ", "\\040");
+    boolean ours =
+        Files.readAllLines(Path.of("/proc/self/mountinfo")).stream()
+            .anyMatch(
+                l -> l.contains(" " + escaped + " ") && l.contains(" - fuse." + SUBTYPE + " "));
+    if (!ours) {
+      return false;
+    }
+    Process p =
+        new ProcessBuilder("fusermount3", "-u", "-z", mountPoint.toString())
+            .redirectErrorStream(true)
+            .start();
+    try {
+      if (!p.waitFor(10, TimeUnit.SECONDS)) {
+        p.destroyForcibly();
+        throw new IOException("fusermount3 -u -z " + mountPoint + " did not end within 10 s");
+      }
+      if (p.exitValue() != 0) {
+        throw new IOException(
+            "fusermount3 -u -z "
+                + mountPoint
+                + " failed: "
+                + new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip());
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      p.destroyForcibly();
+      throw new IOException("interrupted while detaching " + mountPoint, e);
+    }
+    return true;
   }
 
   private static void closeQuietly(Fuse fuse) {

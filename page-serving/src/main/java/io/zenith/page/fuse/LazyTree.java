@@ -23,14 +23,6 @@ import java.util.stream.Stream;
  * bounded by the source's timeout); file contents have their own locks.
  */
 final class LazyTree {
-  /** Which directory of the data directory the tree is. */
-  enum Root {
-    /** {@code base/}: its subdirectories are databases of the default tablespace. */
-    BASE,
-    /** {@code global/}: the shared relations (tablespace {@code pg_global}, database 0). */
-    GLOBAL
-  }
-
   sealed interface Node permits Dir, File {}
 
   /** A directory; {@code db} ≥ 0 if its relations come from the pageserver's listing. */
@@ -58,12 +50,13 @@ final class LazyTree {
    * @param seed the tree's files at the start (copied into the overlay), or null
    * @param overlay an empty directory for the overlay files
    */
-  LazyTree(PageSource source, Root kind, Path seed, Path overlay) throws IOException {
+  LazyTree(PageSource source, LazyMount.Root kind, Path seed, Path overlay) throws IOException {
     this.source = source;
     this.overlay = overlay;
-    this.root = kind == Root.GLOBAL ? new Dir(RelTag.GLOBAL_TABLESPACE, 0) : new Dir(0, -1);
+    this.root =
+        kind == LazyMount.Root.GLOBAL ? new Dir(RelTag.GLOBAL_TABLESPACE, 0) : new Dir(0, -1);
     if (seed != null) {
-      seedInto(root, seed, kind == Root.BASE);
+      seedInto(root, seed, kind == LazyMount.Root.BASE);
     }
   }
 

@@ -217,6 +217,7 @@ class LazyMountTest {
     }
     assertThat(mounted(mnt)).isFalse();
     assertThat(names(overlay)).isEmpty();
+    assertThat(LazyMount.unmountStale(mnt)).isFalse(); // nothing of ours is left there
   }
 
   @Test
