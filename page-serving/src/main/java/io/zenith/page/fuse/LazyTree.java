@@ -7,7 +7,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.TreeMap;
+import java.util.concurrent.ConcurrentSkipListMap;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.stream.Stream;
 
@@ -19,18 +19,20 @@ import java.util.stream.Stream;
  * it is used; from then on the tree in memory is the truth for that directory, so creations,
  * unlinks and renames are map operations and nothing the compute removed comes back.
  *
- * <p>Thread-safe: namespace operations hold the tree's monitor (a directory's first listing too,
- * bounded by the source's timeout); file contents have their own locks.
+ * <p>Thread-safe: lookups and listings of loaded directories take no lock (concurrent maps, so
+ * parallel reads of different files do not queue on the tree); changes of the namespace and a
+ * directory's first listing (bounded by the source's timeout) hold the tree's monitor. The kernel
+ * serializes a rename against lookups in its directories; file contents have their own locks.
  */
 final class LazyTree {
   sealed interface Node permits Dir, File {}
 
   /** A directory; {@code db} ≥ 0 if its relations come from the pageserver's listing. */
   static final class Dir implements Node {
-    final Map<String, Node> children = new TreeMap<>();
+    final Map<String, Node> children = new ConcurrentSkipListMap<>();
     final int spcOid;
     final long db;
-    boolean loaded;
+    volatile boolean loaded;
 
     Dir(int spcOid, long db) {
       this.spcOid = spcOid;
@@ -85,7 +87,7 @@ final class LazyTree {
   }
 
   /** The node at a path ({@code /}, {@code /5/16384}), or FsError NOT_FOUND. */
-  synchronized Node lookup(String path) throws IOException {
+  Node lookup(String path) throws IOException {
     Node n = root;
     for (String part : parts(path)) {
       if (!(n instanceof Dir d)) {
@@ -101,7 +103,7 @@ final class LazyTree {
   }
 
   /** The names in a directory. */
-  synchronized List<String> list(String path) throws IOException {
+  List<String> list(String path) throws IOException {
     if (!(lookup(path) instanceof Dir d)) {
       throw new FsError(FsError.Kind.NOT_DIR, path);
     }
@@ -195,8 +197,9 @@ final class LazyTree {
         }
       }
     }
-    fromParent.children.remove(name(from));
+    // the new name first: a lookup without the monitor never finds neither
     toParent.children.put(name(to), n);
+    fromParent.children.remove(name(from));
   }
 
   /** Deletes every overlay file (the mount is going away). */
@@ -216,6 +219,15 @@ final class LazyTree {
 
   /** Fills a database directory from the pageserver's listing the first time it is used. */
   private Dir load(Dir d) throws IOException {
+    if (d.loaded) {
+      return d;
+    }
+    synchronized (this) {
+      return loadLocked(d);
+    }
+  }
+
+  private Dir loadLocked(Dir d) throws IOException {
     if (d.loaded) {
       return d;
     }
