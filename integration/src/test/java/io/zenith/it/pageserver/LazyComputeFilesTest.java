@@ -52,6 +52,8 @@ class LazyComputeFilesTest {
   private PgCluster compute;
   private int dbOid;
   private int accounts;
+  private String branches;
+  private String tellers;
   private String sum;
   private Lsn lsn;
   private Path slim;
@@ -72,6 +74,8 @@ class LazyComputeFilesTest {
             compute.sql("SELECT oid FROM pg_database WHERE datname = 'postgres'").trim());
     accounts =
         Integer.parseInt(compute.sql("SELECT pg_relation_filenode('pgbench_accounts')").trim());
+    branches = compute.sql("SELECT pg_relation_filenode('pgbench_branches')").trim();
+    tellers = compute.sql("SELECT pg_relation_filenode('pgbench_tellers')").trim();
     sum = compute.sql("SELECT sum(abalance) FROM pgbench_accounts").trim();
     compute.sql("CHECKPOINT");
     env.stop(compute, env.main()); // clean shutdown: its data files are final, its WAL ingested
@@ -268,6 +272,149 @@ class LazyComputeFilesTest {
         }
       } finally {
         lazy.close();
+      }
+    }
+  }
+
+  @Test
+  @Order(4)
+  void readsFailWithEioWhileThePageserverIsGoneAndWorkAgainWhenItIsBack() throws Exception {
+    Path dir = Files.createDirectories(data.resolve("gone"));
+    Basebackups.extract(slim, dir);
+    int uid = (Integer) Files.getAttribute(compute.dataDir(), "unix:uid");
+    Path seeds = Files.createDirectories(data.resolve("gone-seed"));
+    Files.move(dir.resolve("base"), seeds.resolve("base"));
+    Files.createDirectory(dir.resolve("base"));
+    try (Proxy proxy = new Proxy(ps.pgPort())) {
+      LazyFsConfig c = config(env.main(), uid, uid);
+      LazyFsConfig viaProxy =
+          new LazyFsConfig(
+              c.host(),
+              proxy.port(),
+              c.user(),
+              c.password(),
+              c.tenant(),
+              c.timeline(),
+              c.lsn(),
+              Duration.ofSeconds(5),
+              c.connections(),
+              c.threads(),
+              c.uid(),
+              c.gid());
+      try (LazyMount m =
+          LazyMount.mount(
+              viaProxy,
+              LazyMount.Root.BASE,
+              seeds.resolve("base"),
+              data.resolve("gone-overlay"),
+              dir.resolve("base"))) {
+        Path db = dir.resolve("base/" + dbOid);
+        assertThat(Arrays.equals(readAt(db.resolve(Integer.toString(accounts)), 0), new byte[8192]))
+            .isFalse();
+        proxy.kill(); // the pageserver's connections reset, its port refuses
+        long started = System.nanoTime();
+        assertThatThrownBy(() -> readAt(db.resolve(branches), 0))
+            .isInstanceOf(IOException.class)
+            .hasMessageContaining("Input/output error");
+        assertThat(Duration.ofNanos(System.nanoTime() - started))
+            .isLessThan(Duration.ofSeconds(10));
+        proxy.revive();
+        // the next read opens a new connection
+        assertThat(Files.size(db.resolve(tellers))).isEqualTo(8192);
+        assertThat(Arrays.equals(readAt(db.resolve(tellers), 0), new byte[8192])).isFalse();
+        assertThat(m.mountPoint()).isEqualTo(dir.resolve("base"));
+      }
+    }
+    assertThat(mounted(dir.resolve("base"))).isFalse();
+  }
+
+  /** A TCP forwarder to the pageserver that can be killed (connections reset) and revived. */
+  private static final class Proxy implements AutoCloseable {
+    private final int target;
+    private final List<java.net.Socket> sockets =
+        java.util.Collections.synchronizedList(new ArrayList<>());
+    private java.net.ServerSocket server;
+
+    Proxy(int target) throws IOException {
+      this.target = target;
+      server = new java.net.ServerSocket(0);
+      accept(server);
+    }
+
+    int port() {
+      return server.getLocalPort();
+    }
+
+    private void accept(java.net.ServerSocket s) {
+      Thread.ofPlatform()
+          .daemon()
+          .start(
+              () -> {
+                try {
+                  while (true) {
+                    java.net.Socket client = s.accept();
+                    java.net.Socket upstream = new java.net.Socket("127.0.0.1", target);
+                    sockets.add(client);
+                    sockets.add(upstream);
+                    pump(client, upstream);
+                    pump(upstream, client);
+                  }
+                } catch (IOException e) {
+                  // closed: killed
+                }
+              });
+    }
+
+    private static void pump(java.net.Socket from, java.net.Socket to) {
+      Thread.ofPlatform()
+          .daemon()
+          .start(
+              () -> {
+                try {
+                  from.getInputStream().transferTo(to.getOutputStream());
+                } catch (IOException e) {
+                  // one side went away
+                } finally {
+                  try {
+                    from.close();
+                    to.close();
+                  } catch (IOException e) {
+                    // closing anyway
+                  }
+                }
+              });
+    }
+
+    void kill() throws IOException {
+      int port = port();
+      server.close();
+      synchronized (sockets) {
+        for (java.net.Socket s : sockets) {
+          if (!s.isClosed()) {
+            s.setSoLinger(true, 0); // RST, as a killed process's sockets
+            s.close();
+          }
+        }
+        sockets.clear();
+      }
+      server = null;
+      revivePort = port;
+    }
+
+    private int revivePort;
+
+    void revive() throws IOException {
+      java.net.ServerSocket s = new java.net.ServerSocket();
+      s.setReuseAddress(true);
+      s.bind(new java.net.InetSocketAddress("127.0.0.1", revivePort));
+      server = s;
+      accept(s);
+    }
+
+    @Override
+    public void close() throws IOException {
+      if (server != null) {
+        kill();
       }
     }
   }
