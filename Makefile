@@ -8,9 +8,11 @@ export JAVA_HOME
 MVN := ./mvnw -B -ntp
 
 # Debian packages the build and a compute need (PostgreSQL 15 server, its headers for the PGXS
-# extension, a C toolchain, what the Maven Wrapper uses to download Maven): `make run` installs
+# extension, a C toolchain, what the Maven Wrapper uses to download Maven, libfuse 3 for the
+# compute agent's filesystem, ADR 0018): `make run` installs
 # these. The tests also need bzip2 for PostgreSQL's source tarball (the regression suite).
-DEB_RUN_PACKAGES := postgresql-15 postgresql-server-dev-15 build-essential curl unzip ca-certificates
+DEB_RUN_PACKAGES := postgresql-15 postgresql-server-dev-15 build-essential curl unzip ca-certificates \
+	fuse3 libfuse3-3
 DEB_PACKAGES := $(DEB_RUN_PACKAGES) bzip2
 
 # PostgreSQL 15's regression suite (from Debian's source package) and its C modules, for the

@@ -224,6 +224,18 @@ public final class PagestreamClient implements AutoCloseable {
     }
   }
 
+  /**
+   * Closes the socket without ending the stream: for a connection that failed or timed out, whose
+   * {@link #close} would wait for answers that may never come. May be called from any thread.
+   */
+  public void abort() {
+    try {
+      socket.close();
+    } catch (IOException e) {
+      // Nothing is left to release.
+    }
+  }
+
   private void drainToReady() throws IOException {
     while (true) {
       Message m = read();

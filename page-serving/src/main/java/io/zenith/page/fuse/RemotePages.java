@@ -1,0 +1,158 @@
+package io.zenith.page.fuse;
+
+import io.zenith.page.stream.PagestreamClient;
+import io.zenith.page.stream.PagestreamRequest;
+import io.zenith.page.stream.PagestreamResponse;
+import io.zenith.wal.ForkNumber;
+import io.zenith.wal.RelTag;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ConcurrentLinkedDeque;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * Pages and listings from the pageserver's pagestream at the compute's LSN, over a pool of
+ * connections (at most {@link LazyFsConfig#connections()}, opened on demand, one per FUSE thread
+ * that reads at a time). A read of several pages is sent as pipelined batch GetPage requests of up
+ * to 32 pages on one connection. Both LSNs of every request are the configured LSN: the compute is
+ * the only writer of its timeline, so nothing it did not write changed since. A connection that
+ * fails or times out is dropped (never reused half-read); the next call opens a new one.
+ * Thread-safe.
+ */
+final class RemotePages implements PageSource {
+  private final LazyFsConfig config;
+  private final ConcurrentLinkedDeque<PagestreamClient> idle = new ConcurrentLinkedDeque<>();
+  private final Semaphore permits;
+  private final AtomicLong ids = new AtomicLong();
+  private volatile boolean closed;
+
+  RemotePages(LazyFsConfig config) {
+    this.config = config;
+    this.permits = new Semaphore(config.connections());
+  }
+
+  @Override
+  public List<Fork> relations(int spcOid, int dbOid) throws IOException {
+    PagestreamResponse r =
+        use(
+            c ->
+                c.call(
+                    new PagestreamRequest.ListRelations(
+                        ids.incrementAndGet(), config.lsn(), config.lsn(), spcOid, dbOid)));
+    return switch (r) {
+      case PagestreamResponse.Relations rs -> {
+        List<Fork> out = new ArrayList<>(rs.relations().size());
+        for (PagestreamResponse.Relation x : rs.relations()) {
+          out.add(new Fork(x.relNumber(), x.fork(), Integer.toUnsignedLong(x.blocks())));
+        }
+        yield out;
+      }
+      case PagestreamResponse.Error e when e.sqlState().equals("3D000") -> List.of();
+      default -> throw unexpected("relations of database " + dbOid, r);
+    };
+  }
+
+  @Override
+  public void read(RelTag rel, ForkNumber fork, long firstBlock, int count, ByteBuffer into)
+      throws IOException {
+    use(
+        c -> {
+          int sent = 0;
+          while (sent < count) {
+            int n = Math.min(PagestreamRequest.MAX_BATCH, count - sent);
+            c.send(
+                new PagestreamRequest.GetPages(
+                    ids.incrementAndGet(),
+                    config.lsn(),
+                    config.lsn(),
+                    rel,
+                    fork,
+                    (int) (firstBlock + sent),
+                    n));
+            sent += n;
+          }
+          c.flush();
+          int received = 0;
+          while (received < count) {
+            PagestreamResponse r = c.receive();
+            if (!(r instanceof PagestreamResponse.Pages p)) {
+              throw unexpected(rel + " " + fork.pgName() + " block " + (firstBlock + received), r);
+            }
+            for (byte[] page : p.pages()) {
+              into.put(page);
+              received++;
+            }
+          }
+          return null;
+        });
+  }
+
+  private interface Call<T> {
+    T on(PagestreamClient c) throws IOException;
+  }
+
+  /** Runs a call on a pooled connection; a connection whose call failed is not returned. */
+  private <T> T use(Call<T> call) throws IOException {
+    if (closed) {
+      throw new IOException("the filesystem is unmounted");
+    }
+    try {
+      if (!permits.tryAcquire(config.timeout().toMillis(), TimeUnit.MILLISECONDS)) {
+        throw new IOException(
+            "no pagestream connection became free within " + config.timeout().toMillis() + " ms");
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IOException("interrupted while waiting for a pagestream connection", e);
+    }
+    try {
+      PagestreamClient c = idle.pollFirst();
+      if (c == null) {
+        c =
+            PagestreamClient.connect(
+                config.host(),
+                config.port(),
+                config.user(),
+                config.password(),
+                config.tenant(),
+                config.timeline(),
+                config.timeout());
+      }
+      boolean ok = false;
+      try {
+        T result = call.on(c);
+        ok = true;
+        return result;
+      } finally {
+        if (ok && !closed) {
+          idle.addFirst(c);
+        } else {
+          c.abort();
+        }
+      }
+    } finally {
+      permits.release();
+    }
+  }
+
+  private static IOException unexpected(String what, PagestreamResponse r) {
+    if (r instanceof PagestreamResponse.Error e) {
+      return new IOException(
+          "pagestream error for " + what + ": " + e.sqlState() + " " + e.message());
+    }
+    return new IOException("unexpected pagestream answer for " + what + ": " + r.getClass());
+  }
+
+  @Override
+  public void close() {
+    closed = true;
+    PagestreamClient c;
+    while ((c = idle.pollFirst()) != null) {
+      c.abort();
+    }
+  }
+}
