@@ -14,6 +14,9 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.attribute.FileTime;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -282,6 +285,7 @@ final class BasebackupWriter {
     return () -> {
       TarArchiveEntry e = new TarArchiveEntry(name + "/");
       e.setMode(040700);
+      wholeSeconds(e);
       return new Piece(e, new byte[0], true);
     };
   }
@@ -297,7 +301,16 @@ final class BasebackupWriter {
     TarArchiveEntry e = new TarArchiveEntry(name);
     e.setSize(size);
     e.setMode(0600);
+    wholeSeconds(e);
     return e;
+  }
+
+  /**
+   * An entry's time in whole seconds: with a fraction (a new entry's default) the POSIX big-number
+   * mode writes a PAX header (1 KiB and a decimal time to parse) before every entry.
+   */
+  private static void wholeSeconds(TarArchiveEntry e) {
+    e.setLastModifiedTime(FileTime.from(Instant.now().truncatedTo(ChronoUnit.SECONDS)));
   }
 
   /** Writes pieces into the tar and cuts it into chunks. Not thread-safe (one drain at a time). */
