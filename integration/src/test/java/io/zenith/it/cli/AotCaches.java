@@ -25,7 +25,7 @@ import java.util.Map;
  *
  * <p>Thread-safe: training runs once, under the class's lock.
  */
-final class AotCaches {
+public final class AotCaches {
   /** JVM options every run with a cache gets: a cache the JVM refuses must not print a line. */
   private static final String QUIET = "-Xlog:aot=off -Xlog:cds=off";
 
@@ -45,6 +45,14 @@ final class AotCaches {
       options = train();
     }
     return options;
+  }
+
+  /**
+   * The JVM options that give {@code zenith safekeeper run} its cache ({@code SafekeeperSet}'s OS
+   * processes); empty without one.
+   */
+  public static String safekeeperRun() {
+    return options().getOrDefault("ZENITH_SAFEKEEPER_JAVA_OPTS", "");
   }
 
   private static Map<String, String> train() {
