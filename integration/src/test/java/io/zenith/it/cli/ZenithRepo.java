@@ -43,7 +43,7 @@ final class ZenithRepo implements AutoCloseable {
    * command starts take their options from {@code ZENITH_PAGESERVER_JAVA_OPTS} and {@code
    * ZENITH_SAFEKEEPER_JAVA_OPTS}, not from this).
    */
-  private static final String CLI_JAVA_OPTS = "-XX:TieredStopAtLevel=1";
+  static final String CLI_JAVA_OPTS = "-XX:TieredStopAtLevel=1";
 
   final Path root;
   final Path repo;
@@ -53,6 +53,9 @@ final class ZenithRepo implements AutoCloseable {
   final int safekeeperPortBase;
   final PgDistribution pg = PgDistribution.detect();
   private final Path launcher;
+
+  /** Whether commands and the servers they start use the {@link AotCaches}. */
+  private final boolean aot;
 
   /** What one command printed and returned. */
   record Result(int exit, String out, String err) {
@@ -71,6 +74,12 @@ final class ZenithRepo implements AutoCloseable {
    * PostgreSQL's user can reach computes inside the repository (else they go under /tmp).
    */
   ZenithRepo(boolean traversable) throws IOException {
+    this(traversable, true);
+  }
+
+  /** As {@link #ZenithRepo(boolean)}; {@code aot} false: without AOT caches (their training). */
+  ZenithRepo(boolean traversable, boolean aot) throws IOException {
+    this.aot = aot;
     Path projectRoot = Path.of(System.getProperty("zenith.project.root", ".")).toAbsolutePath();
     Path jar = projectRoot.resolve("gateway/target/zenith.jar");
     assumeTrue(
@@ -167,8 +176,25 @@ final class ZenithRepo implements AutoCloseable {
                 .redirectError(err.toFile());
         pb.environment().put("ZENITH_REPO_DIR", repoDir.toString());
         pb.environment().remove("ZENITH_DEBUG");
+        Map<String, String> caches = aot ? AotCaches.options() : Map.of();
         if (!(args.length >= 2 && args[1].equals("run"))) {
-          pb.environment().put("ZENITH_JAVA_OPTS", CLI_JAVA_OPTS);
+          pb.environment()
+              .put(
+                  "ZENITH_JAVA_OPTS",
+                  (CLI_JAVA_OPTS + " " + caches.getOrDefault("cli", "")).strip());
+        } else if (args[0].equals("pageserver") || args[0].equals("safekeeper")) {
+          // a server in the foreground: the cache its background runs use
+          String server = "ZENITH_" + args[0].toUpperCase(java.util.Locale.ROOT) + "_JAVA_OPTS";
+          if (caches.containsKey(server)) {
+            pb.environment().put("ZENITH_JAVA_OPTS", caches.get(server));
+          }
+        }
+        // servers that `start`, `pageserver start`, `safekeeper start` … launch
+        for (String server :
+            List.of("ZENITH_PAGESERVER_JAVA_OPTS", "ZENITH_SAFEKEEPER_JAVA_OPTS")) {
+          if (caches.containsKey(server)) {
+            pb.environment().put(server, caches.get(server));
+          }
         }
         pb.environment().putAll(env);
         Process p = pb.start();

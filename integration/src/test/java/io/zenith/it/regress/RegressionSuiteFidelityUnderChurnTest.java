@@ -2,7 +2,6 @@ package io.zenith.it.regress;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.zenith.gateway.pageserver.PageserverConfig;
 import io.zenith.layer.LayerStats;
 import io.zenith.layer.Timeline;
 import java.nio.file.Path;
@@ -14,7 +13,8 @@ import org.junit.jupiter.api.Test;
  * compaction every 2 s and GC every 3 s with a 16 MiB horizon and no PITR window. Image layers are
  * materialized by WAL redo while the suite runs and GC removes what they replace, so a page built
  * wrongly into an image, or a version GC drops too early, shows up as a mismatch against the
- * compute's own files or in {@code pg_amcheck}. Artifacts go to {@code target/pg-regress-churn/}.
+ * compute's own files or in {@code pg_amcheck}. Its pageserver ingests the same run of the suite as
+ * the default variant's ({@link RegressionRun}). Artifacts go to {@code target/pg-regress-churn/}.
  */
 class RegressionSuiteFidelityUnderChurnTest extends RegressionSuiteFidelityTest {
   @Override
@@ -23,10 +23,8 @@ class RegressionSuiteFidelityUnderChurnTest extends RegressionSuiteFidelityTest 
   }
 
   @Override
-  PageserverConfig pageserverConfig() {
-    return new PageserverConfig(
-            "127.0.0.1:0", "127.0.0.1:0", "test", "1MiB", "10m", "60s", "256MiB", 2, "30s", true)
-        .withHistory("8MiB", 3, 2, "2s", "16MiB", "0s", "3s");
+  RegressionRun.Variant variant() {
+    return RegressionRun.Variant.CHURN;
   }
 
   /** The churn happened: without it the comparisons above would prove nothing new. */

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import io.zenith.gateway.safekeeper.SafekeeperClient;
 import io.zenith.gateway.safekeeper.SafekeeperProcess;
 import io.zenith.gateway.safekeeper.SafekeeperSettings;
+import io.zenith.it.cli.AotCaches;
 import io.zenith.it.support.TestPorts;
 import io.zenith.replication.safekeeper.Election;
 import io.zenith.replication.testing.PgWal;
@@ -187,7 +188,11 @@ public final class SafekeeperSet implements AutoCloseable {
               .redirectErrorStream(true)
               .redirectOutput(ProcessBuilder.Redirect.appendTo(log(id).toFile()));
       // INFO, as the control plane runs its servers: tests read what a safekeeper did.
-      pb.environment().put("ZENITH_JAVA_OPTS", "-Dzenith.log.level=INFO -Xmx512m");
+      // The AOT cache (io.zenith.it.cli.AotCaches) spares each start seconds of class loading.
+      pb.environment()
+          .put(
+              "ZENITH_JAVA_OPTS",
+              ("-Dzenith.log.level=INFO -Xmx512m " + AotCaches.safekeeperRun()).strip());
       pb.environment().putAll(env.getOrDefault(id, java.util.Map.of()));
       os[id - 1] = pb.start();
       LIVE.add(os[id - 1]);
