@@ -2,9 +2,6 @@ package io.zenith.it.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.zenith.gateway.safekeeper.SafekeeperApiModel.PageserverPositions;
 import io.zenith.gateway.safekeeper.SafekeeperClient;
 import io.zenith.it.pageserver.HttpJson;
@@ -24,15 +21,12 @@ import io.zenith.wal.TimelineId;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
-import java.nio.file.Path;
 import java.security.KeyPairGenerator;
 import java.security.NoSuchAlgorithmException;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Iterator;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
@@ -60,9 +54,6 @@ import reactor.core.Disposable;
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class CliAuthTest {
-  private static final Path ROOT =
-      Path.of(System.getProperty("zenith.project.root", "..")).toAbsolutePath();
-
   private ZenithRepo z;
   private int computePort;
   private TenantId tenant;
@@ -101,33 +92,17 @@ class CliAuthTest {
     }
   }
 
-  Stream<Endpoint> endpoints() throws IOException {
+  Stream<Endpoint> endpoints() {
     List<Endpoint> out = new ArrayList<>();
     for (String spec : List.of("pageserver.yaml", "safekeeper.yaml")) {
       int port = spec.startsWith("pageserver") ? z.httpPort : z.safekeeperHttpPort(1);
-      JsonNode doc =
-          new ObjectMapper(new YAMLFactory()).readTree(ROOT.resolve("docs/api/" + spec).toFile());
-      for (Iterator<Map.Entry<String, JsonNode>> ps = doc.path("paths").properties().iterator();
-          ps.hasNext(); ) {
-        Map.Entry<String, JsonNode> p = ps.next();
-        for (Iterator<Map.Entry<String, JsonNode>> ms = p.getValue().properties().iterator();
-            ms.hasNext(); ) {
-          Map.Entry<String, JsonNode> m = ms.next();
-          if (m.getKey().equals("parameters")) {
-            continue;
-          }
-          JsonNode security =
-              m.getValue().has("security") ? m.getValue().get("security") : doc.get("security");
-          Set<Scope> allowed = new TreeSet<>();
-          security.get(0).get("token").forEach(s -> allowed.add(Scope.fromClaim(s.asText()).get()));
-          out.add(
-              new Endpoint(
-                  spec,
-                  port,
-                  m.getKey().toUpperCase(Locale.ROOT),
-                  p.getKey(),
-                  Set.copyOf(allowed)));
-        }
+      for (OpenApiContract.Operation o : OpenApiContract.repositorySpec(spec).operations()) {
+        Set<Scope> allowed = new TreeSet<>();
+        o.security()
+            .get(0)
+            .get("token")
+            .forEach(s -> allowed.add(Scope.fromClaim(s.asText()).get()));
+        out.add(new Endpoint(spec, port, o.method(), o.template(), Set.copyOf(allowed)));
       }
     }
     assertThat(out).hasSizeGreaterThan(25);

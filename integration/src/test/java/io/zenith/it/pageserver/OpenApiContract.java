@@ -13,7 +13,9 @@ import com.networknt.schema.ValidationMessage;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Iterator;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
@@ -152,9 +154,19 @@ public final class OpenApiContract {
     return r;
   }
 
-  /** Every answer the document lists, as {@code METHOD template status}. */
-  public Set<String> listedResponses() {
-    Set<String> out = new TreeSet<>();
+  /**
+   * An operation of the document.
+   *
+   * @param method upper case
+   * @param template the path as the document spells it
+   * @param operation its object in the document
+   * @param security its security requirements: its own, else the document's (absent: none)
+   */
+  public record Operation(String method, String template, JsonNode operation, JsonNode security) {}
+
+  /** Every operation the document lists, in its order. */
+  public List<Operation> operations() {
+    List<Operation> out = new ArrayList<>();
     for (Iterator<Map.Entry<String, JsonNode>> ps = spec.path("paths").properties().iterator();
         ps.hasNext(); ) {
       Map.Entry<String, JsonNode> p = ps.next();
@@ -164,10 +176,25 @@ public final class OpenApiContract {
         if (m.getKey().equals("parameters")) {
           continue;
         }
-        for (Iterator<String> codes = m.getValue().path("responses").fieldNames();
-            codes.hasNext(); ) {
-          out.add(m.getKey().toUpperCase(Locale.ROOT) + " " + p.getKey() + " " + codes.next());
-        }
+        JsonNode op = m.getValue();
+        out.add(
+            new Operation(
+                m.getKey().toUpperCase(Locale.ROOT),
+                p.getKey(),
+                op,
+                op.has("security") ? op.get("security") : spec.path("security")));
+      }
+    }
+    return out;
+  }
+
+  /** Every answer the document lists, as {@code METHOD template status}. */
+  public Set<String> listedResponses() {
+    Set<String> out = new TreeSet<>();
+    for (Operation o : operations()) {
+      for (Iterator<String> codes = o.operation().path("responses").fieldNames();
+          codes.hasNext(); ) {
+        out.add(o.method() + " " + o.template() + " " + codes.next());
       }
     }
     return out;
