@@ -90,7 +90,7 @@ public final class Safekeepers {
         "safekeeper",
         dir(id),
         c.baseUrl(),
-        () -> answers(c),
+        c::isUp,
         "a safekeeper of another repository?; stop it or change listen_http of safekeeper "
             + a.id()
             + " in config.toml and safekeepers/sk"
@@ -100,18 +100,6 @@ public final class Safekeepers {
         "ZENITH_SAFEKEEPER_JAVA_OPTS",
         repo.config().pgOsUser(),
         () -> repo.auth().writeServiceToken(dir(id)));
-  }
-
-  /** Whether something answers at its API, even with an error (one refusing our token). */
-  private static boolean answers(SafekeeperClient c) {
-    try {
-      c.status();
-      return true;
-    } catch (JsonHttpClient.ApiError e) {
-      return true;
-    } catch (RuntimeException e) {
-      return false;
-    }
   }
 
   /**

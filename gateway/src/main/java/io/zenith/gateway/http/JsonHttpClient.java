@@ -3,6 +3,7 @@ package io.zenith.gateway.http;
 import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.type.TypeReference;
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectWriter;
 import io.netty.channel.ChannelOption;
 import io.netty.handler.codec.http.HttpMethod;
@@ -128,6 +129,21 @@ public final class JsonHttpClient {
 
   public <T> T get(String path, TypeReference<T> type) {
     return call(HttpMethod.GET, path, null, type);
+  }
+
+  /**
+   * Whether a server answers {@code GET path}, even with an error status (one that refuses this
+   * client's token still listens there); never throws.
+   */
+  public boolean answers(String path) {
+    try {
+      get(path, new TypeReference<JsonNode>() {});
+      return true;
+    } catch (ApiError e) {
+      return true;
+    } catch (RuntimeException e) {
+      return false;
+    }
   }
 
   private record Response(int status, String body) {}

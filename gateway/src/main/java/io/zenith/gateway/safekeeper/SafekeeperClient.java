@@ -74,6 +74,14 @@ public final class SafekeeperClient {
     return id;
   }
 
+  /**
+   * True if a safekeeper answers {@code /v1/status}, even with an error (one that refuses this
+   * token still listens there); never throws.
+   */
+  public boolean isUp() {
+    return http.answers("/v1/status");
+  }
+
   public String baseUrl() {
     return http.baseUrl();
   }

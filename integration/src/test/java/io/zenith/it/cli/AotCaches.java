@@ -82,12 +82,7 @@ public final class AotCaches {
         // The command with the widest reach: election over libpq, basebackup, pg_ctl, HTTP.
         ZenithRepo.Result started =
             z.runWith(
-                Map.of(
-                    "ZENITH_JAVA_OPTS",
-                    ZenithRepo.CLI_JAVA_OPTS + " " + output(caches, "cli").strip()),
-                "pg",
-                "start",
-                "main");
+                Map.of("ZENITH_JAVA_OPTS", output(caches, "cli").strip()), "pg", "start", "main");
         int port = ZenithRepo.portIn(started, "main");
         // WAL through safekeepers into the pageserver: decoding, ingest, a layer flush.
         z.sql(

@@ -51,10 +51,7 @@ class MakeRunTest {
               "ZENITH_REPO_DIR",
               z.repo.toString(),
               "ZENITH_INIT_OPTS",
-              String.join(" ", initArgs.subList(1, initArgs.size())),
-              // the commands' JVMs with C1 only, as ZenithRepo's: CPU for the servers under test
-              "ZENITH_JAVA_OPTS",
-              "-XX:TieredStopAtLevel=1");
+              String.join(" ", initArgs.subList(1, initArgs.size())));
 
       ZenithRepo.Result made = run(clone, env, MAKE_RUN_MINUTES, "make", "run");
       assertThat(made.exit()).as("make run\n%s", made).isZero();

@@ -35,16 +35,6 @@ import java.util.stream.Stream;
 final class ZenithRepo implements AutoCloseable {
   private static final Duration COMMAND_TIMEOUT = Duration.ofMinutes(4);
 
-  /**
-   * The launcher's JVM options for a command (servers run in the foreground, {@code … run}, keep
-   * the defaults). A command is a short JVM whose CPU goes largely to the C2 compiler; C1 alone
-   * took {@code zenith status} from about 1.1 to 0.65 s of CPU and {@code zenith init} from 4.5 to
-   * 3 s, on the two cores the servers under test share. It changes no behaviour (the servers a
-   * command starts take their options from {@code ZENITH_PAGESERVER_JAVA_OPTS} and {@code
-   * ZENITH_SAFEKEEPER_JAVA_OPTS}, not from this).
-   */
-  static final String CLI_JAVA_OPTS = "-XX:TieredStopAtLevel=1";
-
   final Path root;
   final Path repo;
   final int httpPort;
@@ -177,11 +167,9 @@ final class ZenithRepo implements AutoCloseable {
         pb.environment().put("ZENITH_REPO_DIR", repoDir.toString());
         pb.environment().remove("ZENITH_DEBUG");
         Map<String, String> caches = aot ? AotCaches.options() : Map.of();
+        // A command runs on C1 alone: the launcher's own choice (ADR 0020).
         if (!(args.length >= 2 && args[1].equals("run"))) {
-          pb.environment()
-              .put(
-                  "ZENITH_JAVA_OPTS",
-                  (CLI_JAVA_OPTS + " " + caches.getOrDefault("cli", "")).strip());
+          pb.environment().put("ZENITH_JAVA_OPTS", caches.getOrDefault("cli", ""));
         } else if (args[0].equals("pageserver") || args[0].equals("safekeeper")) {
           // a server in the foreground: the cache its background runs use
           String server = "ZENITH_" + args[0].toUpperCase(java.util.Locale.ROOT) + "_JAVA_OPTS";

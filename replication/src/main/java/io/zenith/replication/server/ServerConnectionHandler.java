@@ -269,11 +269,7 @@ final class ServerConnectionHandler extends ChannelInboundHandlerAdapter {
             ctx().channel().remoteAddress());
     switch (options.authenticator()) {
       case Authenticator.Trust t -> completeAuthentication();
-      case Authenticator.CleartextPassword p -> {
-        state = State.AUTHENTICATING;
-        ctx().writeAndFlush(AuthenticationCleartextPassword.INSTANCE);
-      }
-      case Authenticator.Jwt j -> {
+      case Authenticator.CleartextPassword _, Authenticator.Jwt _ -> {
         state = State.AUTHENTICATING;
         ctx().writeAndFlush(AuthenticationCleartextPassword.INSTANCE);
       }
@@ -281,21 +277,28 @@ final class ServerConnectionHandler extends ChannelInboundHandlerAdapter {
   }
 
   private void checkPassword(String password) {
+    switch (options.authenticator()) {
+      case Authenticator.Jwt jwt -> checkToken(jwt, password);
+      case Authenticator.CleartextPassword auth -> checkPassword(auth, password);
+      case Authenticator.Trust t -> protocolViolation("unexpected password message");
+    }
+  }
+
+  private void checkToken(Authenticator.Jwt jwt, String token) {
     PgSession s = session();
-    if (options.authenticator() instanceof Authenticator.Jwt jwt) {
-      try {
-        session = s.withClaims(jwt.verifier().verify(password));
-      } catch (AuthException e) {
-        // the message never holds the token (AuthException's contract)
-        log.warn("[{}] token refused for user {}: {}", context, s.user(), e.getMessage());
-        fatal(SqlState.INVALID_AUTHORIZATION_SPECIFICATION, e.getMessage());
-        return;
-      }
-      completeAuthentication();
+    try {
+      session = s.withClaims(jwt.verifier().verify(token));
+    } catch (AuthException e) {
+      // the message never holds the token (AuthException's contract)
+      log.warn("[{}] token refused for user {}: {}", context, s.user(), e.getMessage());
+      fatal(SqlState.INVALID_AUTHORIZATION_SPECIFICATION, e.getMessage());
       return;
     }
-    Authenticator.CleartextPassword auth =
-        (Authenticator.CleartextPassword) options.authenticator();
+    completeAuthentication();
+  }
+
+  private void checkPassword(Authenticator.CleartextPassword auth, String password) {
+    PgSession s = session();
     busy = true;
     Mono<Boolean> verdict;
     try {
