@@ -84,12 +84,13 @@ public record ServiceAuth(boolean enabled, @Nullable Path publicKey, @Nullable P
   }
 
   /**
-   * The service's own token for the services it calls, read afresh (the control plane renews it),
-   * or null when it has none.
+   * The service's own token for the services it calls, or null when it has none. Read once, at
+   * start (blocking file I/O; the control plane writes the file before each start, never while the
+   * service runs), so that connections made on event loops do no I/O for it.
    *
    * @throws IllegalStateException with one line when the configured file cannot be read
    */
-  public @Nullable String token() {
+  public @Nullable String readToken() {
     if (tokenFile == null) {
       return null;
     }

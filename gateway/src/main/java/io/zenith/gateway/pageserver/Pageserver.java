@@ -47,6 +47,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
+import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.publisher.Mono;
@@ -78,6 +79,10 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
   private final Path dataDir;
   private final PageserverConfig config;
   private final ServiceAuth auth;
+
+  /** Its {@code safekeeperdata} token for the safekeepers (read at start), or null. */
+  private final @Nullable String token;
+
   private final DirectoryLock lock;
   private final LayerStore store;
   private final PrometheusMeterRegistry meters =
@@ -105,6 +110,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
     this.dataDir = dataDir;
     this.config = config;
     this.auth = config.auth(dataDir);
+    this.token = auth.readToken();
     this.lock = lock(dataDir);
     try {
       this.store = LayerStore.open(dataDir, config.layerStoreConfig(), disk);
@@ -400,7 +406,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
   }
 
   private void startReceiver(Timeline t, ApiModel.WalSource source) {
-    WalReceiver r = new WalReceiver(t, source, pages, meters, history.compactor(t), auth::token);
+    WalReceiver r = new WalReceiver(t, source, pages, meters, history.compactor(t), () -> token);
     receivers.put(key(t.tenant(), t.id()), r);
     r.start();
   }

@@ -121,6 +121,7 @@ public final class SafekeeperProcess implements AutoCloseable {
     SafekeeperConfig config = settings.coreConfig();
     ServiceAuth auth = settings.auth(dataDir);
     Tokens.Verifier verifier = auth.verifier();
+    String token = auth.readToken();
     LibpqWalFetcher fetcher =
         new LibpqWalFetcher(
             config.id(),
@@ -128,7 +129,7 @@ public final class SafekeeperProcess implements AutoCloseable {
               SafekeeperSettings.Peer p = settings.peer(id);
               return p == null ? null : p.pgAddress();
             },
-            auth::token);
+            () -> token);
     PrometheusMeterRegistry meters = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     Safekeeper sk;
     try {
@@ -157,7 +158,7 @@ public final class SafekeeperProcess implements AutoCloseable {
         clients.put(
             peer.id(),
             new SafekeeperClient(
-                peer.id(), peer.httpAddress(), GOSSIP_INTERVAL.multipliedBy(10), auth::token));
+                peer.id(), peer.httpAddress(), GOSSIP_INTERVAL.multipliedBy(10), () -> token));
       }
       p.gossip =
           new Gossip(
