@@ -162,6 +162,18 @@ public final class DirectoryLock implements AutoCloseable {
     }
   }
 
+  /**
+   * Releases the lock after its holder failed to start: a failure to release is added to {@code
+   * failure}, which stays the one to report.
+   */
+  public void closeAfter(Throwable failure) {
+    try {
+      close();
+    } catch (IOException e) {
+      failure.addSuppressed(e);
+    }
+  }
+
   /** Another process (or another holder in this JVM) holds a directory's lock. */
   public static final class InUseException extends IOException {
     @Serial private static final long serialVersionUID = 1L;

@@ -115,7 +115,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
     try {
       this.store = LayerStore.open(dataDir, config.layerStoreConfig(), disk);
     } catch (RuntimeException e) {
-      closeLock(lock, e);
+      lock.closeAfter(e);
       throw e;
     }
     try {
@@ -131,7 +131,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
               meters);
     } catch (RuntimeException e) {
       store.close();
-      closeLock(lock, e);
+      lock.closeAfter(e);
       throw e;
     }
     this.pages =
@@ -172,14 +172,6 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
       return DirectoryLock.acquire(dataDir, LOCK_FILE);
     } catch (IOException e) {
       throw new UncheckedIOException(e.getMessage(), e);
-    }
-  }
-
-  private static void closeLock(DirectoryLock lock, RuntimeException failure) {
-    try {
-      lock.close();
-    } catch (IOException e) {
-      failure.addSuppressed(e);
     }
   }
 

@@ -106,11 +106,7 @@ public final class SafekeeperProcess implements AutoCloseable {
     try {
       return start(dataDir, settings, disk, lock);
     } catch (IOException | RuntimeException e) {
-      try {
-        lock.close();
-      } catch (IOException suppressed) {
-        e.addSuppressed(suppressed);
-      }
+      lock.closeAfter(e);
       throw e;
     }
   }
