@@ -50,6 +50,10 @@ class CliDirectoryLockTest {
   void init() throws IOException {
     z = new ZenithRepo(false);
     z.init(1);
+    // No flush or compaction on a timer while a test waits for the files to settle and then
+    // compares them (a compaction 20 s after the last flush changed them under a passing check).
+    z.setPageserverOption("checkpoint_timeout", "\"1h\"");
+    z.setPageserverOption("compaction_period", "\"1h\"");
     z.ok("start");
     z.ok("pg", "create", "main");
     int port = z.start("main");

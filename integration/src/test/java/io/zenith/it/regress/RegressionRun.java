@@ -24,6 +24,8 @@ import java.util.EnumMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -101,7 +103,10 @@ final class RegressionRun {
     }
   }
 
-  private static RegressionRun run;
+  private static CompletableFuture<RegressionRun> run;
+
+  /** What the run printed: it prints on its own thread, so each test class prints it again. */
+  private static final StringBuffer notes = new StringBuffer();
 
   final PgRegressSuite suite;
   final PgRegressSuite.Result vanilla;
@@ -139,17 +144,56 @@ final class RegressionRun {
     this.data = data;
   }
 
-  /** The run, made on first use; {@code artifacts} receives both runs' outputs. */
-  static synchronized RegressionRun get(Path artifacts) throws IOException {
+  /**
+   * Starts making the run on a thread of its own unless it is made or being made; {@code artifacts}
+   * receives both runs' outputs. {@link EarlyStart} calls this when the test plan begins, so that
+   * the run, which mostly waits for its synchronous standbys (a third of two cores), overlaps the
+   * test classes that come before the fidelity tests.
+   */
+  static synchronized CompletableFuture<RegressionRun> start(Path artifacts) {
     if (run == null) {
-      run = make(artifacts);
+      run =
+          CompletableFuture.supplyAsync(
+              () -> {
+                try {
+                  return make(artifacts);
+                } catch (IOException e) {
+                  throw new UncheckedIOException(e);
+                }
+              },
+              task -> Thread.ofPlatform().daemon().name("regression-run").start(task));
     }
     return run;
   }
 
+  /** The run, waiting for it to be made (see {@link #start}); its failure is thrown here. */
+  static RegressionRun get(Path artifacts) throws IOException {
+    try {
+      return start(artifacts).join();
+    } catch (CompletionException e) {
+      switch (e.getCause()) {
+        case UncheckedIOException io -> throw io.getCause();
+        case RuntimeException r -> throw r;
+        case Error r -> throw r;
+        default -> throw e;
+      }
+    }
+  }
+
+  private static void say(String format, Object... args) {
+    String line = String.format(format, args);
+    System.out.print(line);
+    notes.append(line);
+  }
+
+  /** The lines the run printed so far. */
+  static String notes() {
+    return notes.toString();
+  }
+
   private static RegressionRun make(Path artifacts) throws IOException {
     PgRegressSuite suite = PgRegressSuite.locate();
-    System.out.printf(
+    say(
         "regression suite of PostgreSQL %s (binaries %s)%n",
         suite.sourceVersion(), suite.binaryVersion());
     String schedule = "parallel_schedule";
@@ -188,7 +232,7 @@ final class RegressionRun {
               work.resolve("vanilla"),
               artifacts.resolve("vanilla"));
     }
-    System.out.printf(
+    say(
         "vanilla: %d tests in %d s, failed: %s%n",
         vanilla.outcomes().size(), vanilla.took().toSeconds(), vanilla.failed());
 
@@ -246,7 +290,7 @@ final class RegressionRun {
             MAX_CONNECTIONS,
             work.resolve("zenith"),
             artifacts.resolve("zenith"));
-    System.out.printf(
+    say(
         "zenith: %d tests in %d s, failed: %s%n",
         zenith.outcomes().size(), zenith.took().toSeconds(), zenith.failed());
 
@@ -271,7 +315,7 @@ final class RegressionRun {
       ps.stopWalReceiver(TENANT, MAIN);
       finalLsn.put(v, t.lastRecordLsn());
     }
-    System.out.printf(
+    say(
         "compute stopped; shutdown checkpoint at %s, final LSN %s%n", checkpoint, finalLsn);
     return new RegressionRun(
         suite,

@@ -77,6 +77,7 @@ class RegressionSuiteFidelityTest {
   @BeforeAll
   void runTheSuiteOnVanillaAndOnACompute() throws IOException {
     run = RegressionRun.get(artifacts());
+    System.out.print(RegressionRun.notes());
     vanilla = run.vanilla;
     zenith = run.zenith;
     compute = run.compute;
