@@ -40,7 +40,8 @@ import java.util.Map;
  *
  * <ul>
  *   <li><b>libpq, discarded</b>: {@code basebackup} over libpq read by {@link PgConnection#copyOut}
- *       and dropped (the pageserver's generation plus the transfer);
+ *       and dropped (the pageserver's generation plus the transfer), first from the just started
+ *       pageserver, then again from the same, now warm, one;
  *   <li><b>CLI fetch</b>: {@link Basebackups#fetch}, the CLI's client, extracting into a directory
  *       as {@code zenith pg start} does;
  *   <li><b>compute start</b>: {@code zenith pg start main}, timed, then stopped;
@@ -107,7 +108,10 @@ final class BasebackupSpeedBench {
                   + jar.getKey()
                   + "; "
                   + HistoryBench.uptime());
-          samples.add(discarded(jar.getKey(), z, tenant, timeline));
+          samples.add(discarded(jar.getKey(), "libpq, discarded", z, tenant, timeline));
+          // the same again from the now warm pageserver: a pageserver in service has its hot
+          // paths compiled, while the first fetch after a start pays the JIT on both sides' cores
+          samples.add(discarded(jar.getKey(), "libpq, discarded, warm", z, tenant, timeline));
           samples.add(cliFetch(jar.getKey(), z, tenant, timeline));
           long t0 = System.nanoTime();
           z.ok("pg", "start", "main");
@@ -190,7 +194,8 @@ final class BasebackupSpeedBench {
     Files.writeString(toml, text);
   }
 
-  private Sample discarded(String jar, ZenithProcesses z, TenantId tenant, TimelineId timeline) {
+  private Sample discarded(
+      String jar, String what, ZenithProcesses z, TenantId tenant, TimelineId timeline) {
     PgConnectOptions options =
         PgConnectOptions.builder()
             .host("127.0.0.1")
@@ -209,7 +214,7 @@ final class BasebackupSpeedBench {
               .map(ByteBuffer::remaining)
               .reduce(0L, Long::sum)
               .block(Duration.ofMinutes(30));
-      return new Sample(jar, "libpq, discarded", bytes, secondsSince(t0));
+      return new Sample(jar, what, bytes, secondsSince(t0));
     } finally {
       conn.close().block(Duration.ofSeconds(10));
     }

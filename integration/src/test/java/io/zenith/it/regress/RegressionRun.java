@@ -315,8 +315,7 @@ final class RegressionRun {
       ps.stopWalReceiver(TENANT, MAIN);
       finalLsn.put(v, t.lastRecordLsn());
     }
-    say(
-        "compute stopped; shutdown checkpoint at %s, final LSN %s%n", checkpoint, finalLsn);
+    say("compute stopped; shutdown checkpoint at %s, final LSN %s%n", checkpoint, finalLsn);
     return new RegressionRun(
         suite,
         vanilla,
