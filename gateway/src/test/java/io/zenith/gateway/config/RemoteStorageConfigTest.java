@@ -106,6 +106,25 @@ class RemoteStorageConfigTest {
   }
 
   @Test
+  void servicesOpenWhatTheSectionNamesWithoutContactingIt() {
+    org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(RemoteStorageConfigTest.class);
+    assertThat(RemoteStorageConfig.open(null, dir, "test", log)).isNull();
+    // S3 with the SDK's default credential chain: nothing is resolved or sent until a call
+    RemoteStorageConfig s3 = RemoteStorageConfig.fromUrl("s3://bkt/p", "http://127.0.0.1:9", null);
+    try (io.zenith.wal.remote.RemoteStorage storage =
+        RemoteStorageConfig.open(s3, dir, "test", log)) {
+      assertThat(storage).isInstanceOf(io.zenith.wal.remote.S3RemoteStorage.class);
+      assertThat(storage.describe())
+          .isEqualTo("S3 bucket bkt prefix p at http://127.0.0.1:9 (region us-east-1, path-style)");
+    }
+    try (io.zenith.wal.remote.RemoteStorage storage =
+        RemoteStorageConfig.open(RemoteStorageConfig.local(Path.of("remote")), dir, "test", log)) {
+      assertThat(storage.describe()).isEqualTo("local directory " + dir.resolve("remote"));
+      assertThat(dir.resolve("remote")).isDirectory();
+    }
+  }
+
+  @Test
   void initUrls() {
     assertThat(RemoteStorageConfig.fromUrl("s3://bkt", null, null))
         .isEqualTo(new RemoteStorageConfig(null, "bkt", null, null, null, null));
