@@ -52,21 +52,22 @@ final class S3Errors {
       }
       return RemoteStorageException.Kind.PERMANENT;
     }
-    if (e instanceof ApiCallTimeoutException || e instanceof ApiCallAttemptTimeoutException) {
-      return RemoteStorageException.Kind.TRANSIENT;
-    }
     if (e instanceof SdkClientException) {
-      // Connection refused, reset, closed, timed out: an I/O problem somewhere in the chain. A
+      // Connection refused, reset, closed, timed out: an I/O problem or a timeout somewhere in the
+      // chain (the SDK wraps an attempt's timeout in its own cancellation exceptions). A
       // client-side error without one (no credentials, a bad request) does not go away.
-      for (Throwable c = e; c != null; c = c.getCause()) {
-        if (c instanceof IOException || c instanceof io.netty.channel.ChannelException) {
-          return c instanceof java.nio.file.NoSuchFileException
-                  || c instanceof java.nio.file.AccessDeniedException
-              ? RemoteStorageException.Kind.PERMANENT
-              : RemoteStorageException.Kind.TRANSIENT;
+      int depth = 0;
+      for (Throwable c = e; c != null && depth < 20; c = c.getCause(), depth++) {
+        if (c instanceof java.nio.file.NoSuchFileException
+            || c instanceof java.nio.file.AccessDeniedException) {
+          return RemoteStorageException.Kind.PERMANENT; // the local file of an upload
         }
-        if (c.getCause() == c) {
-          break;
+        if (c instanceof IOException
+            || c instanceof io.netty.channel.ChannelException
+            || c instanceof ApiCallTimeoutException
+            || c instanceof ApiCallAttemptTimeoutException
+            || c instanceof java.util.concurrent.TimeoutException) {
+          return RemoteStorageException.Kind.TRANSIENT;
         }
       }
       return RemoteStorageException.Kind.PERMANENT;

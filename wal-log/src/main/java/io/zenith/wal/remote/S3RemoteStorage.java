@@ -269,33 +269,34 @@ public final class S3RemoteStorage implements RemoteStorage {
                           r -> r.bucket(settings.bucket()).key(settings.objectName(key)),
                           AsyncResponseTransformer.toFile(
                               tmp, FileTransformerConfiguration.defaultCreateOrReplaceExisting())))
-              .publishOn(Schedulers.boundedElastic())
-              .map(
-                  response -> {
-                    try {
-                      long size;
-                      try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
-                        size = ch.size();
-                        Fsync.force(ch, tmp);
-                      }
-                      Files.move(
-                          tmp,
-                          abs,
-                          StandardCopyOption.ATOMIC_MOVE,
-                          StandardCopyOption.REPLACE_EXISTING);
-                      Fsync.directory(dir);
-                      return size;
-                    } catch (IOException e) {
-                      throw new RemoteStorageException(
-                          RemoteStorageException.Kind.PERMANENT,
-                          key,
-                          where + ": download " + key + " to " + abs + " failed: " + e,
-                          e);
-                    }
-                  })
+              // the fsync and rename block: off the SDK's threads
+              .flatMap(
+                  response ->
+                      Mono.fromCallable(() -> install(key, tmp, abs))
+                          .subscribeOn(Schedulers.boundedElastic()))
               .doOnError(e -> deleteQuietly(tmp))
               .doOnCancel(() -> deleteQuietly(tmp));
         });
+  }
+
+  /** The downloaded temporary file: fsynced, renamed over the target, directory fsynced. */
+  private long install(RemoteKey key, Path tmp, Path target) {
+    try {
+      long size;
+      try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
+        size = ch.size();
+        Fsync.force(ch, tmp);
+      }
+      Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+      Fsync.directory(target.getParent());
+      return size;
+    } catch (IOException e) {
+      throw new RemoteStorageException(
+          RemoteStorageException.Kind.PERMANENT,
+          key,
+          where + ": download " + key + " to " + target + " failed: " + e,
+          e);
+    }
   }
 
   private static void deleteQuietly(Path tmp) {

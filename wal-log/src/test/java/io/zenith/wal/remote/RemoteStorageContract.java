@@ -73,6 +73,11 @@ abstract class RemoteStorageContract {
     storage.download(key, back).block(WAIT);
     assertThat(digest(back)).isEqualTo(digest(b));
 
+    Path empty = write("empty", 0, 0);
+    assertThat(storage.upload(empty, key).block(WAIT)).isZero();
+    assertThat(storage.download(key, back).block(WAIT)).isZero();
+    assertThat(Files.size(back)).isZero();
+
     RemoteKey index = RemoteKey.of("tenants/t1/index.json");
     storage.put(index, "{\"v\":1}".getBytes(StandardCharsets.UTF_8)).block(WAIT);
     assertThat(new String(storage.get(index).block(WAIT), StandardCharsets.UTF_8))
