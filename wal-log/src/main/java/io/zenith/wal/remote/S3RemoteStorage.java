@@ -74,12 +74,13 @@ public final class S3RemoteStorage implements RemoteStorage {
   private final S3Settings settings;
   private final S3AsyncClient client;
   private final EventLoopGroup eventLoops;
+  private final AwsCredentialsProvider credentials;
   private final String where;
 
   public S3RemoteStorage(S3Settings settings) {
     this.settings = settings;
     this.where = settings.describe();
-    AwsCredentialsProvider credentials =
+    this.credentials =
         settings.credentials() == null
             ? DefaultCredentialsProvider.builder().build()
             : StaticCredentialsProvider.create(
@@ -122,7 +123,12 @@ public final class S3RemoteStorage implements RemoteStorage {
     if (settings.endpoint() != null) {
       builder.endpointOverride(settings.endpoint());
     }
-    this.client = builder.build();
+    try {
+      this.client = builder.build();
+    } catch (RuntimeException e) {
+      closeResources();
+      throw e;
+    }
   }
 
   private static Duration min(Duration a, Duration b) {
@@ -429,6 +435,18 @@ public final class S3RemoteStorage implements RemoteStorage {
   @Override
   public void close() {
     client.close();
+    closeResources();
+  }
+
+  /** What the client does not close itself: it was handed them. */
+  private void closeResources() {
+    if (credentials instanceof AutoCloseable c) {
+      try {
+        c.close(); // the default chain's providers may refresh credentials in the background
+      } catch (Exception e) {
+        log.warn("{}: closing the credentials provider failed: {}", where, e.toString());
+      }
+    }
     eventLoops.shutdownGracefully(0, 1, TimeUnit.SECONDS);
   }
 }
