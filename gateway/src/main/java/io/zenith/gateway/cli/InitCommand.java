@@ -1,5 +1,6 @@
 package io.zenith.gateway.cli;
 
+import io.zenith.gateway.config.RemoteStorageConfig;
 import io.zenith.gateway.control.RepoConfig;
 import io.zenith.gateway.control.RepoInit;
 import io.zenith.gateway.control.Repository;
@@ -72,6 +73,30 @@ final class InitCommand implements Callable<Integer> {
               + " a token (they warn about it when they start). Default: auth on (ADR 0016).")
   boolean noAuth;
 
+  @Option(
+      names = "--remote",
+      paramLabel = "URL",
+      description =
+          "Remote storage of the pageserver and the safekeepers: s3://BUCKET[/PREFIX] (credentials"
+              + " from the AWS SDK's default chain: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,"
+              + " ~/.aws, instance roles), file:///PATH or a directory (default: the repository's"
+              + " directory remote/).")
+  String remote;
+
+  @Option(
+      names = "--remote-endpoint",
+      paramLabel = "URL",
+      description =
+          "S3-compatible server for an s3:// --remote, e.g. http://127.0.0.1:9000 (path-style"
+              + " requests; default: AWS).")
+  String remoteEndpoint;
+
+  @Option(
+      names = "--remote-region",
+      paramLabel = "REGION",
+      description = "Region of an s3:// --remote (default us-east-1).")
+  String remoteRegion;
+
   @Override
   public Integer call() throws Exception {
     PrintWriter out = spec.commandLine().getOut();
@@ -87,6 +112,17 @@ final class InitCommand implements Callable<Integer> {
               + " (a majority of them must answer for every commit), got "
               + safekeepers);
     }
+    RemoteStorageConfig remoteConfig = null;
+    if (remote != null) {
+      try {
+        remoteConfig = RemoteStorageConfig.fromUrl(remote, remoteEndpoint, remoteRegion);
+      } catch (IllegalArgumentException e) {
+        throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
+      }
+    } else if (remoteEndpoint != null || remoteRegion != null) {
+      throw new CommandLine.ParameterException(
+          spec.commandLine(), "--remote-endpoint and --remote-region need --remote s3://…");
+    }
     int count = safekeepers == null ? RepoInit.DEFAULT_SAFEKEEPERS : safekeepers;
     if (safekeeperPortBase != null
         && (safekeeperPortBase < 1024 || safekeeperPortBase + 2 * count - 1 > 65535)) {
@@ -100,7 +136,14 @@ final class InitCommand implements Callable<Integer> {
         RepoInit.run(
             dir,
             new RepoInit.Options(
-                http, pg, portBase, pgOsUser, safekeepers, safekeeperPortBase, !noAuth),
+                http,
+                pg,
+                portBase,
+                pgOsUser,
+                safekeepers,
+                safekeeperPortBase,
+                !noAuth,
+                remoteConfig),
             out);
     out.println(
         "repository ready: tenant "

@@ -1,5 +1,6 @@
 package io.zenith.gateway.control;
 
+import io.zenith.gateway.config.RemoteStorageConfig;
 import io.zenith.gateway.pageserver.Pageserver;
 import io.zenith.gateway.pageserver.PageserverConfig;
 import io.zenith.gateway.pageserver.RootTimeline;
@@ -7,6 +8,7 @@ import io.zenith.ingest.DatadirImport;
 import io.zenith.layer.LayerStore;
 import io.zenith.pg.PgDistribution;
 import io.zenith.wal.DirectoryLock;
+import io.zenith.wal.DurableFiles;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
 import java.io.IOException;
@@ -22,6 +24,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.stream.Stream;
+import org.jspecify.annotations.Nullable;
 
 /**
  * {@code zenith init}: a new repository whose pageserver holds one tenant with timeline {@code
@@ -44,6 +47,8 @@ public final class RepoInit {
    * @param safekeepers how many safekeepers, 0 to {@link RepoConfig#MAX_SAFEKEEPERS} (0: the
    *     pageserver streams from computes directly)
    * @param safekeeperPortBase the first of the 2 × safekeepers ports they listen on
+   * @param remote the services' remote storage (null: the directory {@link #REMOTE_DIR} of the
+   *     repository)
    */
   public record Options(
       String listenHttp,
@@ -52,7 +57,35 @@ public final class RepoInit {
       String pgOsUser,
       Integer safekeepers,
       Integer safekeeperPortBase,
-      boolean auth) {}
+      boolean auth,
+      @Nullable RemoteStorageConfig remote) {
+
+    /** The options with the default remote storage ({@link #REMOTE_DIR}). */
+    public Options(
+        String listenHttp,
+        String listenPg,
+        Integer computePortBase,
+        String pgOsUser,
+        Integer safekeepers,
+        Integer safekeeperPortBase,
+        boolean auth) {
+      this(
+          listenHttp,
+          listenPg,
+          computePortBase,
+          pgOsUser,
+          safekeepers,
+          safekeeperPortBase,
+          auth,
+          null);
+    }
+  }
+
+  /**
+   * The repository's own remote storage unless told otherwise: a local directory, so that a laptop
+   * has bottomless storage without configuration.
+   */
+  public static final String REMOTE_DIR = "remote";
 
   /** The addresses of {@code count} safekeepers on consecutive ports from {@code base}. */
   static List<RepoConfig.SafekeeperAddresses> safekeeperAddresses(int count, int base) {
@@ -89,8 +122,13 @@ public final class RepoInit {
                 null,
                 true)
             .withDefaults();
+    RemoteStorageConfig remote =
+        options.remote() != null
+            ? options.remote()
+            : RemoteStorageConfig.local(dir.resolve(REMOTE_DIR).toAbsolutePath().normalize());
     try {
       psConfig.validate();
+      remote.settings(dir);
     } catch (IllegalArgumentException e) {
       throw new ControlPlaneException(e.getMessage());
     }
@@ -118,7 +156,7 @@ public final class RepoInit {
     // Refused: the directory is left as it is, to whoever holds it.
     try (Repository.Lock lock = Repository.lock(dir)) {
       checkEmpty(dir);
-      return create(dir, created, options, psConfig, safekeepers, pg, out);
+      return create(dir, created, options, psConfig, remote, safekeepers, pg, out);
     }
   }
 
@@ -142,6 +180,7 @@ public final class RepoInit {
       boolean created,
       Options options,
       PageserverConfig psConfig,
+      RemoteStorageConfig remote,
       List<RepoConfig.SafekeeperAddresses> safekeepers,
       PgDistribution pg,
       PrintWriter out)
@@ -160,8 +199,11 @@ public final class RepoInit {
         psConfig =
             psConfig.withAuth(true, RepoAuth.publicKeyPathFrom(dir, psDir), RepoAuth.SERVICE_TOKEN);
       }
-      psConfig.write(psDir);
-      Safekeepers.createDataDirs(dir.resolve("safekeepers"), safekeepers, options.auth());
+      if (remote.localPath() != null) {
+        DurableFiles.createDirectories(Path.of(remote.localPath()));
+      }
+      psConfig.withRemoteStorage(remote.relativeTo(psDir)).write(psDir);
+      Safekeepers.createDataDirs(dir.resolve("safekeepers"), safekeepers, options.auth(), remote);
 
       Path computeData = computes;
       if (pg.osUser().isPresent() && !Repository.traversableBy(computes, pg.osUser().get())) {

@@ -1,5 +1,6 @@
 package io.zenith.gateway.control;
 
+import io.zenith.gateway.config.RemoteStorageConfig;
 import io.zenith.gateway.http.JsonHttpClient;
 import io.zenith.gateway.pageserver.ApiModel;
 import io.zenith.gateway.safekeeper.SafekeeperApiModel;
@@ -183,7 +184,10 @@ public final class Safekeepers {
    * with the others as peers (init).
    */
   static void createDataDirs(
-      Path safekeepersDir, List<RepoConfig.SafekeeperAddresses> sks, boolean auth)
+      Path safekeepersDir,
+      List<RepoConfig.SafekeeperAddresses> sks,
+      boolean auth,
+      RemoteStorageConfig remote)
       throws IOException {
     for (RepoConfig.SafekeeperAddresses a : sks) {
       Path d = safekeepersDir.resolve("sk" + a.id());
@@ -209,6 +213,7 @@ public final class Safekeepers {
               auth,
               auth ? RepoAuth.publicKeyPathFrom(safekeepersDir.getParent(), d) : null,
               auth ? RepoAuth.SERVICE_TOKEN : null)
+          .withRemoteStorage(remote.relativeTo(d))
           .validate()
           .write(d);
     }

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import com.fasterxml.jackson.dataformat.toml.TomlMapper;
 import io.zenith.gateway.config.LogOutput;
+import io.zenith.gateway.config.RemoteStorageConfig;
 import io.zenith.gateway.config.ServiceAuth;
 import io.zenith.gateway.config.Settings;
 import io.zenith.layer.CompactionSettings;
@@ -36,6 +37,9 @@ import org.jspecify.annotations.Nullable;
  * auth = true                          # tokens on every request (ServiceAuth; default false)
  * auth_public_key_path = "../auth_public_key.pem"
  * auth_token_path = "auth_token"       # its token for the safekeepers
+ *
+ * [remote_storage]                     # bottomless storage (RemoteStorageConfig; none if unset)
+ * local_path = "../remote"             # or bucket, prefix, endpoint, region, path_style
  *
  * # the history's lifecycle (Neon's names); each may be overridden per tenant below
  * compaction_target_size = "128MiB"    # L1 delta and image layer files aim at this size
@@ -76,7 +80,9 @@ public record PageserverConfig(
     @JsonInclude(JsonInclude.Include.NON_NULL) @JsonProperty("auth_public_key_path")
         @Nullable String authPublicKeyPath,
     @JsonInclude(JsonInclude.Include.NON_NULL) @JsonProperty("auth_token_path")
-        @Nullable String authTokenPath) {
+        @Nullable String authTokenPath,
+    @JsonInclude(JsonInclude.Include.NON_NULL) @JsonProperty("remote_storage")
+        @Nullable RemoteStorageConfig remoteStorage) {
 
   /** A tenant's own values of the history settings; unset ones come from the pageserver's. */
   public record TenantOverrides(
@@ -143,6 +149,7 @@ public record PageserverConfig(
         "text",
         null,
         null,
+        null,
         null);
   }
 
@@ -177,7 +184,36 @@ public record PageserverConfig(
         logFormat,
         auth,
         authPublicKeyPath,
-        authTokenPath);
+        authTokenPath,
+        remoteStorage);
+  }
+
+  /** This remote storage instead of the current one (null: none). */
+  public PageserverConfig withRemoteStorage(@Nullable RemoteStorageConfig remote) {
+    return new PageserverConfig(
+        listenHttp,
+        listenPg,
+        id,
+        checkpointDistance,
+        checkpointTimeout,
+        waitLsnTimeout,
+        pageCacheSize,
+        walredoProcesses,
+        walredoTimeout,
+        dataChecksums,
+        compactionTargetSize,
+        compactionThreshold,
+        imageCreationThreshold,
+        compactionPeriod,
+        gcHorizon,
+        pitrInterval,
+        gcPeriod,
+        tenant,
+        logFormat,
+        auth,
+        authPublicKeyPath,
+        authTokenPath,
+        remote);
   }
 
   /** These authentication settings instead of the current ones ({@link ServiceAuth}). */
@@ -205,7 +241,8 @@ public record PageserverConfig(
         logFormat,
         auth,
         publicKeyPath,
-        tokenPath);
+        tokenPath,
+        remoteStorage);
   }
 
   /** The authentication settings, paths resolved against {@code dataDir}. */
@@ -238,7 +275,8 @@ public record PageserverConfig(
         logFormat != null ? logFormat : d.logFormat,
         auth,
         authPublicKeyPath,
-        authTokenPath);
+        authTokenPath,
+        remoteStorage);
   }
 
   /**
@@ -264,6 +302,9 @@ public record PageserverConfig(
   public PageserverConfig validate() {
     LogOutput.Format.parse(logFormat);
     auth(Path.of("."));
+    if (remoteStorage != null) {
+      remoteStorage.settings(Path.of("."));
+    }
     address("listen_http", listenHttp);
     address("listen_pg", listenPg);
     bytes("checkpoint_distance", checkpointDistance);

@@ -3,6 +3,7 @@ package io.zenith.gateway.safekeeper;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.zenith.gateway.cli.Main;
+import io.zenith.gateway.config.RemoteStorageConfig;
 import io.zenith.gateway.config.ServiceAuth;
 import io.zenith.gateway.http.ProcessMeters;
 import io.zenith.replication.auth.Tokens;
@@ -16,6 +17,7 @@ import io.zenith.replication.server.PgWireServerOptions;
 import io.zenith.wal.DirectoryLock;
 import io.zenith.wal.DurableFiles;
 import io.zenith.wal.log.SegmentAllocator;
+import io.zenith.wal.remote.RemoteStorage;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
@@ -23,6 +25,7 @@ import java.time.Duration;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.scheduler.Scheduler;
@@ -70,6 +73,7 @@ public final class SafekeeperProcess implements AutoCloseable {
   private Gossip gossip;
   private DisposableServer http;
   private PgWireServer pg;
+  private @Nullable RemoteStorage remote; // opened only, for now (issue 12)
 
   private SafekeeperProcess(
       SafekeeperSettings settings,
@@ -136,6 +140,9 @@ public final class SafekeeperProcess implements AutoCloseable {
     }
     SafekeeperProcess p = new SafekeeperProcess(settings, lock, meters, sk);
     try {
+      p.remote =
+          RemoteStorageConfig.open(
+              settings.remoteStorage(), dataDir, "safekeeper " + config.id(), log);
       p.http =
           new SafekeeperHttpApi(sk, Main.version(), p.blocking, p.meters::scrape, verifier)
               .bind(settings.httpAddress());
@@ -209,6 +216,7 @@ public final class SafekeeperProcess implements AutoCloseable {
       pg.close();
     }
     sk.close();
+    RemoteStorageConfig.close(remote);
     blocking.dispose();
     walReaders.dispose();
     processMeters.close();

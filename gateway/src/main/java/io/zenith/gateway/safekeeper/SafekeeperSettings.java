@@ -4,6 +4,7 @@ import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import com.fasterxml.jackson.dataformat.toml.TomlMapper;
 import io.zenith.gateway.config.LogOutput;
+import io.zenith.gateway.config.RemoteStorageConfig;
 import io.zenith.gateway.config.ServiceAuth;
 import io.zenith.gateway.config.Settings;
 import io.zenith.replication.safekeeper.PageserverSource;
@@ -41,6 +42,9 @@ import org.jspecify.annotations.Nullable;
  * max_replication_flush_lag = "10GiB"
  * max_replication_apply_lag = "0"
  *
+ * [remote_storage]                       # bottomless storage (RemoteStorageConfig; none if unset)
+ * local_path = "../../remote"            # or bucket, prefix, endpoint, region, path_style
+ *
  * [pageserver]                           # whose status updates are the pageserver's feedback
  * application_name = "pageserver"        # (lag limits, WAL retention; ADR 0007): this
  * addresses = ["127.0.0.1", "::1"]       # application_name from one of these IP addresses
@@ -68,7 +72,9 @@ public record SafekeeperSettings(
     @JsonInclude(JsonInclude.Include.NON_NULL) @JsonProperty("auth_public_key_path")
         @Nullable String authPublicKeyPath,
     @JsonInclude(JsonInclude.Include.NON_NULL) @JsonProperty("auth_token_path")
-        @Nullable String authTokenPath) {
+        @Nullable String authTokenPath,
+    @JsonInclude(JsonInclude.Include.NON_NULL) @JsonProperty("remote_storage")
+        @Nullable RemoteStorageConfig remoteStorage) {
 
   public static final String FILE_NAME = "safekeeper.toml";
 
@@ -92,6 +98,7 @@ public record SafekeeperSettings(
         peers,
         pageserver,
         "text",
+        null,
         null,
         null,
         null);
@@ -208,7 +215,8 @@ public record SafekeeperSettings(
         logFormat != null ? logFormat : d.logFormat,
         auth,
         authPublicKeyPath,
-        authTokenPath);
+        authTokenPath,
+        remoteStorage);
   }
 
   /**
@@ -247,6 +255,9 @@ public record SafekeeperSettings(
     Settings.address("listen_http", listenHttp);
     Settings.address("listen_pg", listenPg);
     auth(Path.of("."));
+    if (remoteStorage != null) {
+      remoteStorage.settings(Path.of("."));
+    }
     lagLimits();
     pageserverSource();
     Set<Integer> ids = new HashSet<>(Set.of(id));
@@ -317,7 +328,8 @@ public record SafekeeperSettings(
         logFormat,
         auth,
         authPublicKeyPath,
-        authTokenPath);
+        authTokenPath,
+        remoteStorage);
   }
 
   public SafekeeperSettings withPageserver(Pageserver p) {
@@ -333,7 +345,26 @@ public record SafekeeperSettings(
         logFormat,
         auth,
         authPublicKeyPath,
-        authTokenPath);
+        authTokenPath,
+        remoteStorage);
+  }
+
+  /** This remote storage instead of the current one (null: none). */
+  public SafekeeperSettings withRemoteStorage(@Nullable RemoteStorageConfig remote) {
+    return new SafekeeperSettings(
+        id,
+        listenHttp,
+        listenPg,
+        maxReplicationWriteLag,
+        maxReplicationFlushLag,
+        maxReplicationApplyLag,
+        peers,
+        pageserver,
+        logFormat,
+        auth,
+        authPublicKeyPath,
+        authTokenPath,
+        remote);
   }
 
   /** These authentication settings instead of the current ones ({@link ServiceAuth}). */
@@ -351,7 +382,8 @@ public record SafekeeperSettings(
         logFormat,
         on,
         publicKeyPath,
-        tokenPath);
+        tokenPath,
+        remoteStorage);
   }
 
   /** The authentication settings, paths resolved against {@code dataDir}. */

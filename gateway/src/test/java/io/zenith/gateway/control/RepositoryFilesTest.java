@@ -83,7 +83,12 @@ class RepositoryFilesTest {
 
   @Test
   void everySafekeeperDirectoryListsTheOthersAsPeers() throws IOException {
-    Safekeepers.createDataDirs(dir, RepoInit.safekeeperAddresses(3, 7676), false);
+    Path remote = dir.resolve("remote").toAbsolutePath();
+    Safekeepers.createDataDirs(
+        dir,
+        RepoInit.safekeeperAddresses(3, 7676),
+        false,
+        io.zenith.gateway.config.RemoteStorageConfig.local(remote));
     for (int id = 1; id <= 3; id++) {
       io.zenith.gateway.safekeeper.SafekeeperSettings s =
           io.zenith.gateway.safekeeper.SafekeeperSettings.load(dir.resolve("sk" + id));
@@ -96,6 +101,10 @@ class RepositoryFilesTest {
           .containsExactlyElementsOf(
               java.util.stream.IntStream.rangeClosed(1, 3).filter(i -> i != self).boxed().toList());
       assertThat(s.coreConfig().members()).isEqualTo(3);
+      // the repository's remote storage, named relative to the data directory (movable repos)
+      assertThat(s.remoteStorage().localPath()).isEqualTo("../remote");
+      assertThat(s.remoteStorage().settings(dir.resolve("sk" + id).toAbsolutePath()))
+          .isEqualTo(new io.zenith.wal.remote.RemoteStorageSettings.Local(remote));
       // The file names the local pageserver: its feedback alone moves retention (ADR 0007).
       assertThat(s.pageserver())
           .isEqualTo(io.zenith.gateway.safekeeper.SafekeeperSettings.Pageserver.LOCAL);

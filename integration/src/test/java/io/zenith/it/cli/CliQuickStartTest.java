@@ -40,6 +40,12 @@ class CliQuickStartTest {
         .containsPattern("running initdb .* done")
         .containsPattern("importing it into the pageserver as branch main \\.\\.\\. \\d+ relations")
         .contains("repository ready");
+    // the repository's own remote storage, named relative to each data directory (ADR 0022)
+    assertThat(z.repo.resolve("remote")).isDirectory();
+    assertThat(Files.readString(z.repo.resolve("pageserver/pageserver.toml")))
+        .contains("remote_storage.local_path = '../remote'");
+    assertThat(Files.readString(z.repo.resolve("safekeepers/sk1/safekeeper.toml")))
+        .contains("remote_storage.local_path = '../../remote'");
   }
 
   @AfterAll
@@ -138,11 +144,15 @@ class CliQuickStartTest {
 
   @Test
   @Order(3)
-  void quickStartRowsSurviveDestroyingAndRecreatingTheCompute() {
+  void quickStartRowsSurviveDestroyingAndRecreatingTheCompute() throws IOException {
     ZenithRepo.Result started = z.ok("start");
     assertThat(started.out())
         .containsPattern("starting the pageserver \\.\\.\\. running \\(pid \\d+\\)")
         .contains("http 127.0.0.1:" + z.httpPort);
+    String remote = "remote storage is local directory " + z.repo.resolve("remote");
+    assertThat(z.pageserverLog()).contains("pageserver: " + remote);
+    assertThat(Files.readString(z.repo.resolve("safekeepers/sk1/safekeeper.log")))
+        .contains("safekeeper 1: " + remote);
     assertThat(z.ok("start").out()).startsWith("pageserver is already running (pid ");
     ZenithRepo.Result s = z.ok("pg", "start", "main");
     assertThat(s.out())

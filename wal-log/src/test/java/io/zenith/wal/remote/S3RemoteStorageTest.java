@@ -1,0 +1,68 @@
+package io.zenith.wal.remote;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.zenith.wal.testing.S3Proxy;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
+import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
+import software.amazon.awssdk.regions.Region;
+import software.amazon.awssdk.services.s3.S3AsyncClient;
+
+/**
+ * The contract on S3: a real s3proxy on loopback, one per class, each test under a prefix of its
+ * own. Listings run with 100 keys a page so that a few hundred keys take several pages.
+ */
+class S3RemoteStorageTest extends RemoteStorageContract {
+  static S3Proxy proxy;
+
+  @BeforeAll
+  static void startProxy() {
+    proxy = S3Proxy.start();
+  }
+
+  @AfterAll
+  static void stopProxy() {
+    if (proxy != null) {
+      proxy.close();
+    }
+  }
+
+  @Test
+  void aLargeFileGoesUpInPartsAndASmallOneInOneRequest() throws java.io.IOException {
+    java.nio.file.Path big = write("big", LARGE, 9);
+    java.nio.file.Path small = write("small", 1 << 20, 10);
+    storage.upload(big, RemoteKey.of("parts/big")).block(WAIT);
+    storage.upload(small, RemoteKey.of("parts/small")).block(WAIT);
+    // S3 names a multipart object's ETag "<md5 of the parts' md5s>-<number of parts>"
+    try (S3AsyncClient raw =
+        S3AsyncClient.builder()
+            .endpointOverride(proxy.endpoint())
+            .region(Region.US_EAST_1)
+            .forcePathStyle(true)
+            .credentialsProvider(
+                StaticCredentialsProvider.create(
+                    AwsBasicCredentials.create(S3Proxy.ACCESS_KEY, S3Proxy.SECRET_KEY)))
+            .build()) {
+      String prefix = "contract/aLargeFileGoesUpInPartsAndASmallOneInOneRequest/parts/";
+      assertThat(etag(raw, prefix + "big")).endsWith("-5\"");
+      assertThat(etag(raw, prefix + "small")).doesNotContain("-");
+    }
+  }
+
+  private static String etag(S3AsyncClient raw, String name) {
+    return raw.headObject(r -> r.bucket(S3Proxy.BUCKET).key(name)).join().eTag();
+  }
+
+  @Override
+  RemoteStorage open(String testName) {
+    return RemoteStorage.open(proxy.settings("contract/" + testName).withPageSize(pageSize()));
+  }
+
+  @Override
+  int pageSize() {
+    return 100;
+  }
+}
