@@ -158,9 +158,9 @@ class CliSafekeepersTest {
 
     List<String> status = z.ok("status").lines();
     int computes = status.indexOf("") + 1;
-    assertThat(status.get(computes)).matches("NODE +ADDRESS +BRANCH +LSN +STATUS +TERM");
+    assertThat(status.get(computes)).matches("NODE +ADDRESS +BRANCH +LSN +STORAGE +STATUS +TERM");
     assertThat(status.get(computes + 1))
-        .matches("main +127\\.0\\.0\\.1:\\d+ +main +\\S+ +running +1");
+        .matches("main +127\\.0\\.0\\.1:\\d+ +main +\\S+ +lazy +running +1");
     List<String> sks = status.subList(status.lastIndexOf("") + 1, status.size());
     assertThat(sks).hasSize(4);
     for (String row : sks.subList(1, 4)) {
