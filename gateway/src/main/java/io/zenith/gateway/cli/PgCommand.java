@@ -236,8 +236,12 @@ final class PgCommand extends CommandGroup {
           repo -> {
             ComputeNode n = tenant.compute(repo, name);
             Computes computes = Cli.computes(repo, spec.commandLine());
+            boolean failed = n.status().equals("failed");
             boolean wasRunning = computes.stop(n);
-            if (!wasRunning && !destroy) {
+            if (!wasRunning && failed) {
+              // its agent died and the watchdog stopped it: this clears the failed state
+              out.println("cleaned up failed compute " + name);
+            } else if (!wasRunning && !destroy) {
               throw new ControlPlaneException("compute '" + name + "' is not running");
             }
             if (wasRunning) {

@@ -83,6 +83,7 @@ class CliLazyComputeTest {
     pgbench(port, "-c", "2", "-T", "3", "-n");
     String sum = z.sql(port, "SELECT sum(abalance) FROM pgbench_accounts");
     String history = z.sql(port, "SELECT count(*), sum(delta) FROM pgbench_history");
+    String lsn = z.sql(port, "SELECT pg_current_wal_lsn()");
     assertThat(z.show("lazy")).containsEntry("storage", "lazy").containsEntry("status", "running");
     z.ok("pg", "stop", "lazy");
     assertThat(fuseMounts()).isEmpty();
@@ -90,6 +91,14 @@ class CliLazyComputeTest {
     // a full compute of the same branch sees the same balances
     int fullPort = z.start("full");
     assertThat(z.sql(fullPort, "SELECT sum(abalance) FROM pgbench_accounts")).isEqualTo(sum);
+    z.sql(fullPort, "UPDATE pgbench_accounts SET abalance = abalance + 1000 WHERE aid <= 10");
+    // a lazy read-only compute at the LSN where pgbench ended (the full one's start waited for
+    // the pageserver to get there) sees pgbench's balances, not the full compute's update
+    z.ok("pg", "create", "ro", "--lsn", lsn);
+    int roPort = z.start("ro");
+    assertThat(z.sql(roPort, "SELECT sum(abalance) FROM pgbench_accounts")).isEqualTo(sum);
+    z.ok("pg", "stop", "ro");
+    z.sql(fullPort, "UPDATE pgbench_accounts SET abalance = abalance - 1000 WHERE aid <= 10");
     z.ok("pg", "stop", "full");
 
     // the agent killed: PostgreSQL stopped, the compute failed, then started again
