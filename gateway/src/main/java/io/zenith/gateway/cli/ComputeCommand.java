@@ -152,8 +152,8 @@ final class ComputeCommand extends CommandGroup {
           DurableFiles.write(
               ready, (ProcessHandle.current().pid() + "\n").getBytes(StandardCharsets.US_ASCII));
         } catch (IOException | NumberFormatException e) {
-          log.error("compute agent did not start: {}", e.getMessage());
-          throw new UserException(e.getMessage());
+          log.error("compute agent did not start: {}", e.toString());
+          throw new UserException(e.getMessage() != null ? e.getMessage() : e.toString());
         }
         log.info("compute agent serving {} at {} from {}", mounts.mountPoints(), lsn, pageserver);
         AutoCloseable stop =

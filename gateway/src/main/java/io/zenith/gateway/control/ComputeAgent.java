@@ -164,6 +164,7 @@ public final class ComputeAgent {
         return up.get().pid();
       }
       if (!p.isAlive()) {
+        clear();
         throw new ControlPlaneException(
             "the compute agent of '"
                 + spec.name()
@@ -175,8 +176,12 @@ public final class ComputeAgent {
       }
       ServiceProcess.sleep(100);
     }
+    // the agent, then its watchdog (which finds no ready file: nothing was served yet)
     p.descendants().forEach(ProcessHandle::destroyForcibly);
+    waitForExit(p.toHandle(), Duration.ofSeconds(10));
     p.destroyForcibly();
+    // an agent killed while mounting may leave a mount behind
+    clear();
     throw new ControlPlaneException(
         "the compute agent of '"
             + spec.name()

@@ -113,6 +113,7 @@ class CliLazyComputeTest {
     assertThat(show).containsEntry("status", "failed");
     assertThat(show.get("agent")).startsWith("failed: the compute agent exited with status 137");
     assertThat(z.ok("pg", "list").lines()).anyMatch(l -> l.matches("lazy .* lazy +failed"));
+    assertThat(z.status(0).out()).contains("computes:    0 running, 3 stopped, 1 failed");
     assertThat(fuseMounts()).isEmpty();
     port = z.start("lazy");
     assertThat(z.sql(port, "SELECT sum(abalance) FROM pgbench_accounts")).isEqualTo(sum);

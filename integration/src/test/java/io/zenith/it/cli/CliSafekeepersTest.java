@@ -225,7 +225,7 @@ class CliSafekeepersTest {
     z.sql(port, "INSERT INTO t VALUES (301, 'term 2')");
     List<String> status = z.ok("status").lines();
     assertThat(status)
-        .anyMatch(l -> l.matches("main +127\\.0\\.0\\.1:\\d+ +main +\\S+ +running +2"));
+        .anyMatch(l -> l.matches("main +127\\.0\\.0\\.1:\\d+ +main +\\S+ +lazy +running +2"));
     assertThat(status.stream().filter(l -> l.matches("\\d +\\S+ +\\S+ +running +main +2 .*")))
         .hasSize(3);
   }
