@@ -202,6 +202,14 @@ public final class Computes {
     node = AlterSystemKeeper.keep(repo, node, err);
     node = AlterSystemKeeper.restorable(repo, node, err);
     ComputeSpec spec = node.spec();
+    if (spec.lazy() && node.running() && new ComputeAgent(node).running().isEmpty()) {
+      // failed: its agent and the agent's watchdog are gone, PostgreSQL reads a dead mount
+      err.println(
+          "warning: compute '"
+              + spec.name()
+              + "' runs without its compute agent; stopping it immediately first");
+      PgPrograms.stopImmediately(repo.pg(), node, true);
+    }
     ApiModel.TimelineInfo info = checkStartable(node, ps);
     Safekeepers sks = repo.safekeepers();
     boolean viaSafekeepers = spec.primary() && !sks.none();
