@@ -32,6 +32,7 @@ final class JsonOutput {
       String lsn,
       String address,
       int port,
+      String storage,
       String status,
       Long pid,
       Long term,
@@ -92,7 +93,8 @@ final class JsonOutput {
               lsn.equals("latest") || lsn.equals("?") ? null : lsn,
               n.address(),
               n.spec().port(),
-              running ? "running" : "stopped",
+              n.spec().storage(),
+              n.status(running),
               n.runningPid().orElse(null),
               term.isPresent() ? term.getAsLong() : null,
               n.spec().settings()));

@@ -38,6 +38,7 @@ import picocli.CommandLine.Command;
       PageserverCommand.class,
       SafekeeperCommand.class,
       PgCommand.class,
+      ComputeCommand.class,
       BranchCommand.class,
       ExportCommand.class,
       TenantCommand.class,

@@ -1,7 +1,9 @@
 package io.zenith.gateway.cli;
 
+import io.zenith.gateway.control.ComputeAgent;
 import io.zenith.gateway.control.ComputeNode;
 import io.zenith.gateway.control.ComputeSettings;
+import io.zenith.gateway.control.ComputeSpec;
 import io.zenith.gateway.control.Computes;
 import io.zenith.gateway.control.ControlPlaneException;
 import io.zenith.gateway.control.PointInTime;
@@ -33,12 +35,15 @@ import picocli.CommandLine.Parameters;
       PgConfigCommand.class
     })
 final class PgCommand extends CommandGroup {
-  /** NODE ADDRESS BRANCH LSN STATUS, and TERM ({@link #term}) when {@code withTerm}. */
+  /**
+   * NODE ADDRESS BRANCH LSN STORAGE STATUS, and TERM ({@link #term}) when {@code withTerm}. STATUS
+   * is running, stopped, or failed (a lazy compute whose agent died, ADR 0021).
+   */
   static Table listTable(List<ComputeNode> nodes, boolean withTerm) {
     Table t =
         withTerm
-            ? new Table("NODE", "ADDRESS", "BRANCH", "LSN", "STATUS", "TERM")
-            : new Table("NODE", "ADDRESS", "BRANCH", "LSN", "STATUS");
+            ? new Table("NODE", "ADDRESS", "BRANCH", "LSN", "STORAGE", "STATUS", "TERM")
+            : new Table("NODE", "ADDRESS", "BRANCH", "LSN", "STORAGE", "STATUS");
     for (ComputeNode n : nodes) {
       boolean running = n.running();
       List<String> row =
@@ -48,7 +53,8 @@ final class PgCommand extends CommandGroup {
                   n.address(),
                   n.spec().branch(),
                   Cli.lsnOf(n, running),
-                  running ? "running" : "stopped"));
+                  n.spec().storage(),
+                  n.status(running)));
       if (withTerm) {
         row.add(term(n));
       }
@@ -123,9 +129,24 @@ final class PgCommand extends CommandGroup {
                 + " control plane owns (ports, replication, fsync) are refused.")
     List<String> config = List.of();
 
+    @Option(
+        names = "--storage",
+        paramLabel = "lazy|full",
+        description =
+            "lazy: start from a slim basebackup with base/ and global/ served by a compute agent"
+                + " (FUSE) from the pageserver, in about constant time; full: copy every relation"
+                + " file at start. Default: lazy where FUSE works, else full (with a warning).")
+    String storage;
+
     @Override
     public Integer call() throws Exception {
       PrintWriter out = spec.commandLine().getOut();
+      Optional<ComputeSpec.Storage> kind;
+      try {
+        kind = Optional.ofNullable(storage).map(ComputeSpec.Storage::parse);
+      } catch (IllegalArgumentException e) {
+        throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
+      }
       if (lsn != null && time != null) {
         throw new CommandLine.ParameterException(
             spec.commandLine(), "--lsn and --at cannot be used together");
@@ -145,7 +166,7 @@ final class PgCommand extends CommandGroup {
                     : at;
             ComputeNode n =
                 Cli.computes(repo, spec.commandLine())
-                    .create(name, t, branch, pinned, Optional.ofNullable(port), settings);
+                    .create(name, t, branch, pinned, Optional.ofNullable(port), settings, kind);
             out.println(
                 "created compute "
                     + n.spec().name()
@@ -154,6 +175,8 @@ final class PgCommand extends CommandGroup {
                     + (n.spec().primary() ? " (primary)" : " (read-only at " + n.spec().lsn() + ")")
                     + ", port "
                     + n.spec().port()
+                    + ", storage "
+                    + n.spec().storage()
                     + "; start it with: zenith pg start "
                     + n.spec().name());
           });
@@ -213,8 +236,12 @@ final class PgCommand extends CommandGroup {
           repo -> {
             ComputeNode n = tenant.compute(repo, name);
             Computes computes = Cli.computes(repo, spec.commandLine());
+            boolean failed = n.status().equals("failed");
             boolean wasRunning = computes.stop(n);
-            if (!wasRunning && !destroy) {
+            if (!wasRunning && failed) {
+              // its agent died and the watchdog stopped it: this clears the failed state
+              out.println("cleaned up failed compute " + name);
+            } else if (!wasRunning && !destroy) {
               throw new ControlPlaneException("compute '" + name + "' is not running");
             }
             if (wasRunning) {
@@ -231,7 +258,7 @@ final class PgCommand extends CommandGroup {
   @Command(
       name = "list",
       mixinStandardHelpOptions = true,
-      description = "List the computes of a tenant: NODE ADDRESS BRANCH LSN STATUS.")
+      description = "List the computes of a tenant: NODE ADDRESS BRANCH LSN STORAGE STATUS.")
   static final class ListNodes implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
@@ -276,7 +303,18 @@ final class PgCommand extends CommandGroup {
       out.println("mode: " + (n.spec().primary() ? "primary" : "read-only"));
       out.println("term: " + term(n));
       out.println("address: " + n.address());
-      out.println("status: " + (running ? "running" : "stopped"));
+      out.println("storage: " + n.spec().storage());
+      out.println("status: " + n.status(running));
+      if (n.spec().lazy()) {
+        ComputeAgent agent = new ComputeAgent(n);
+        out.println(
+            "agent: "
+                + agent
+                    .running()
+                    .map(p -> "running (pid " + p.pid() + ")")
+                    .orElse(agent.failed().map(f -> "failed: " + f).orElse("not running")));
+        out.println("agent log: " + agent.logFile());
+      }
       out.println("datadir: " + n.pgdata());
       out.println("log: " + n.logFile());
       out.println("settings: " + PgConfigCommand.inline(n.spec().settings()));

@@ -77,7 +77,15 @@ final class StatusCommand implements Callable<Integer> {
                             + repo.config().pageserver().listenPg())
                 .orElse("stopped (start it with `zenith start`)"));
     long running = nodes.stream().filter(ComputeNode::running).count();
-    out.println("computes:    " + running + " running, " + (nodes.size() - running) + " stopped");
+    // a lazy compute whose agent died (ADR 0021), whether its PostgreSQL still runs or not
+    long failed = nodes.stream().filter(n -> n.status().equals("failed")).count();
+    out.println(
+        "computes:    "
+            + running
+            + " running, "
+            + (nodes.size() - running)
+            + " stopped"
+            + (failed == 0 ? "" : ", " + failed + " failed (`zenith pg start` them again)"));
     if (sks.none()) {
       out.println("safekeepers: none (the pageserver is each primary's synchronous standby)");
     } else {

@@ -66,6 +66,7 @@ public final class Basebackups {
       Lsn lsn,
       Path target,
       PgDistribution pg,
+      boolean slim,
       LongConsumer progress) {
     PgConnectOptions options =
         PgConnectOptions.builder()
@@ -94,7 +95,7 @@ public final class Basebackups {
     if (conn == null) {
       throw new ControlPlaneException("cannot connect to the pageserver");
     }
-    String command = "basebackup " + tenant + " " + timeline + " " + lsn;
+    String command = "basebackup " + tenant + " " + timeline + " " + lsn + (slim ? " --slim" : "");
     boolean ok = false;
     try {
       Files.createDirectory(target);
@@ -197,8 +198,10 @@ public final class Basebackups {
       Lsn lsn,
       Path target,
       PgDistribution pg,
+      boolean slim,
       PrintWriter out) {
-    out.print("fetching basebackup of " + branch + " at " + lsn + " ...");
+    out.print(
+        "fetching " + (slim ? "slim " : "") + "basebackup of " + branch + " at " + lsn + " ...");
     out.flush();
     long t0 = System.nanoTime();
     Result res;
@@ -212,6 +215,7 @@ public final class Basebackups {
               lsn,
               target,
               pg,
+              slim,
               bytes -> {
                 out.print(" " + megabytes(bytes) + " ...");
                 out.flush();

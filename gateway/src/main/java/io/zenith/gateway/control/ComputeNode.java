@@ -85,8 +85,24 @@ public record ComputeNode(ComputeSpec spec, Path nodeDir, Path dataRoot) {
     return runningPid().isPresent();
   }
 
-  /** "running" or "stopped". */
+  /** "running", "stopped" or "failed" ({@link #status(boolean)}). */
   public String status() {
-    return running() ? "running" : "stopped";
+    return status(running());
+  }
+
+  /**
+   * "running" or "stopped" as PostgreSQL {@code running} is, but "failed" for a lazy compute whose
+   * compute agent died (ADR 0021): its watchdog stopped PostgreSQL and left a note, or PostgreSQL
+   * still runs on mounts that no agent serves. {@code zenith pg start} (or {@code pg stop}) clears
+   * it.
+   */
+  public String status(boolean running) {
+    if (spec.lazy()) {
+      ComputeAgent agent = new ComputeAgent(this);
+      if (agent.failed().isPresent() || (running && agent.running().isEmpty())) {
+        return "failed";
+      }
+    }
+    return running ? "running" : "stopped";
   }
 }

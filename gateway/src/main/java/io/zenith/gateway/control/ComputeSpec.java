@@ -30,6 +30,7 @@ import java.util.regex.Pattern;
  * branch = "main"
  * lsn = "0/16B3748"      # only for a read-only compute
  * port = 55432
+ * storage = "lazy"     # lazy: base/ and global/ on the compute agent's FUSE mounts; full: copied
  *
  * [settings]           # `pg create --config`, `pg config --set`: into postgresql.conf
  * "max_prepared_transactions" = "10"
@@ -48,7 +49,36 @@ public record ComputeSpec(
     @JsonProperty("lsn") String lsn,
     @JsonProperty("port") int port,
     @JsonProperty("settings") SortedMap<String, String> settings,
-    @JsonProperty("alter_system") SortedMap<String, String> alterSystem) {
+    @JsonProperty("alter_system") SortedMap<String, String> alterSystem,
+    @JsonProperty("storage") String storage) {
+
+  /** How a compute's relation files reach it (ADR 0021). */
+  public enum Storage {
+    /**
+     * A slim basebackup; {@code base/} and {@code global/} served by the compute agent's FUSE
+     * mounts from the pageserver at the start LSN, with a local overlay for what the compute
+     * writes.
+     */
+    LAZY,
+    /** A full basebackup: every relation file copied into the data directory at start. */
+    FULL;
+
+    /** "lazy" or "full", as node.toml and the CLI spell it. */
+    @Override
+    public String toString() {
+      return name().toLowerCase(Locale.ROOT);
+    }
+
+    /** Parses "lazy" or "full". */
+    public static Storage parse(String s) {
+      return switch (s) {
+        case "lazy" -> LAZY;
+        case "full" -> FULL;
+        default ->
+            throw new IllegalArgumentException("storage must be lazy or full, not '" + s + "'");
+      };
+    }
+  }
 
   public static final String FILE_NAME = "node.toml";
   private static final Pattern NAME = Pattern.compile("[a-z0-9_][a-z0-9_-]{0,62}");
@@ -56,22 +86,37 @@ public record ComputeSpec(
   public ComputeSpec {
     settings = settings == null ? emptyMap() : copy(settings);
     alterSystem = alterSystem == null ? emptyMap() : copy(alterSystem);
+    // computes made before lazy storage existed were full
+    storage = storage == null ? Storage.FULL.toString() : storage;
+  }
+
+  /** A full compute with these settings. */
+  public ComputeSpec(
+      String name,
+      String tenantId,
+      String timelineId,
+      String branch,
+      String lsn,
+      int port,
+      SortedMap<String, String> settings,
+      SortedMap<String, String> alterSystem) {
+    this(name, tenantId, timelineId, branch, lsn, port, settings, alterSystem, null);
   }
 
   /** A spec without settings. */
   public ComputeSpec(
       String name, String tenantId, String timelineId, String branch, String lsn, int port) {
-    this(name, tenantId, timelineId, branch, lsn, port, null, null);
+    this(name, tenantId, timelineId, branch, lsn, port, null, null, null);
   }
 
   /** This spec with other settings ({@code pg config}). */
   public ComputeSpec withSettings(SortedMap<String, String> s) {
-    return new ComputeSpec(name, tenantId, timelineId, branch, lsn, port, s, alterSystem);
+    return new ComputeSpec(name, tenantId, timelineId, branch, lsn, port, s, alterSystem, storage);
   }
 
   /** This spec with what ALTER SYSTEM set on the compute's last run. */
   public ComputeSpec withAlterSystem(SortedMap<String, String> s) {
-    return new ComputeSpec(name, tenantId, timelineId, branch, lsn, port, settings, s);
+    return new ComputeSpec(name, tenantId, timelineId, branch, lsn, port, settings, s, storage);
   }
 
   private static SortedMap<String, String> emptyMap() {
@@ -112,6 +157,16 @@ public record ComputeSpec(
     return lsn == null;
   }
 
+  /** How its relation files reach it. */
+  public Storage storageKind() {
+    return Storage.parse(storage);
+  }
+
+  /** Whether it runs on the compute agent's mounts. */
+  public boolean lazy() {
+    return storageKind() == Storage.LAZY;
+  }
+
   static ComputeSpec load(Path file) {
     try {
       ComputeSpec s =
@@ -122,6 +177,7 @@ public record ComputeSpec(
       s.tenant();
       s.timeline();
       s.pinnedLsn();
+      s.storageKind();
       // a hand-edited [settings] must not override what the control plane writes
       s.settings().forEach((k, v) -> ComputeSettings.parse(k + "=" + v));
       s.settings().keySet().forEach(ComputeSettings::checkSettable);
@@ -148,7 +204,9 @@ public record ComputeSpec(
             + (lsn == null ? "" : "lsn = \"" + lsn + "\"    # read-only at this LSN\n")
             + "port = "
             + port
-            + "\n"
+            + "\nstorage = \""
+            + storage
+            + "\"    # lazy: on the compute agent's FUSE mounts; full: copied at start\n"
             + table(
                 "settings",
                 "`zenith pg config`: written into postgresql.conf at every start",

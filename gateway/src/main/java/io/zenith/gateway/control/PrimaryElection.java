@@ -167,6 +167,7 @@ final class PrimaryElection {
         lsn,
         node.pgdata(),
         pg,
+        spec.lazy(),
         out);
   }
 

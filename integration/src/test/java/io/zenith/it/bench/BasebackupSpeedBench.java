@@ -234,6 +234,7 @@ final class BasebackupSpeedBench {
             lsn,
             target,
             z.pg,
+            false,
             b -> {});
     double s = secondsSince(t0);
     BenchMain.deleteTree(target);

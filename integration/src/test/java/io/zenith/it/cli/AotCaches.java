@@ -67,7 +67,8 @@ public final class AotCaches {
           Map.of(
               "cli", dir.resolve("cli.aot"),
               "ZENITH_PAGESERVER_JAVA_OPTS", dir.resolve("pageserver.aot"),
-              "ZENITH_SAFEKEEPER_JAVA_OPTS", dir.resolve("safekeeper.aot"));
+              "ZENITH_SAFEKEEPER_JAVA_OPTS", dir.resolve("safekeeper.aot"),
+              "ZENITH_AGENT_JAVA_OPTS", dir.resolve("agent.aot"));
       for (Path p : caches.values()) {
         Files.deleteIfExists(p);
         Files.deleteIfExists(recording(p));
@@ -77,12 +78,21 @@ public final class AotCaches {
         Map<String, String> servers = new HashMap<>();
         servers.put("ZENITH_PAGESERVER_JAVA_OPTS", output(caches, "ZENITH_PAGESERVER_JAVA_OPTS"));
         servers.put("ZENITH_SAFEKEEPER_JAVA_OPTS", output(caches, "ZENITH_SAFEKEEPER_JAVA_OPTS"));
+        // the compute agent of the lazy compute below (where FUSE works), written at its stop
+        servers.put("ZENITH_AGENT_JAVA_OPTS", output(caches, "ZENITH_AGENT_JAVA_OPTS"));
         z.runWith(servers, "start");
         z.ok("pg", "create", "main");
         // The command with the widest reach: election over libpq, basebackup, pg_ctl, HTTP.
         ZenithRepo.Result started =
             z.runWith(
-                Map.of("ZENITH_JAVA_OPTS", output(caches, "cli").strip()), "pg", "start", "main");
+                Map.of(
+                    "ZENITH_JAVA_OPTS",
+                    output(caches, "cli").strip(),
+                    "ZENITH_AGENT_JAVA_OPTS",
+                    servers.get("ZENITH_AGENT_JAVA_OPTS")),
+                "pg",
+                "start",
+                "main");
         int port = ZenithRepo.portIn(started, "main");
         // WAL through safekeepers into the pageserver: decoding, ingest, a layer flush.
         z.sql(
@@ -91,7 +101,7 @@ public final class AotCaches {
                 + " generate_series(1, 20000) g; CHECKPOINT;");
         z.ok("status");
         z.ok("branch", "list");
-        z.ok("stop");
+        z.runWith(servers, "stop");
       }
       Map<String, String> made = new HashMap<>();
       StringBuilder report = new StringBuilder();

@@ -152,7 +152,8 @@ class CliBranchesTest {
         .contains("cannot create a compute on main at 0/10: that is before its history starts");
     List<String> list = z.ok("pg", "list").lines();
     assertThat(list)
-        .anyMatch(l -> l.matches("ro +127\\.0\\.0\\.1:\\d+ +main +" + lsnAfter100 + " +running"));
+        .anyMatch(
+            l -> l.matches("ro +127\\.0\\.0\\.1:\\d+ +main +" + lsnAfter100 + " +full +running"));
     z.ok("pg", "stop", "ro", "--destroy");
     z.ok("pg", "stop", "main2", "--destroy");
     assertThat(z.fails(1, "pg", "stop", "c1x")).contains("unknown compute 'c1x'");

@@ -85,7 +85,8 @@ class CliComputeSettingsTest {
         .isEqualTo(
             "zenith pg create: error: unknown setting 'block_size' (see `postgres"
                 + " --describe-config`)");
-    assertThat(z.ok("pg", "list").lines()).containsExactly("NODE  ADDRESS  BRANCH  LSN  STATUS");
+    assertThat(z.ok("pg", "list").lines())
+        .containsExactly("NODE  ADDRESS  BRANCH  LSN  STORAGE  STATUS");
   }
 
   @Test

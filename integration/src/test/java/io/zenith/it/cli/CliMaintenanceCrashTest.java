@@ -80,7 +80,11 @@ class CliMaintenanceCrashTest {
       z.setPageserverOption(s.getKey(), s.getValue());
     }
     z.ok("start");
-    z.ok("pg", "create", "main");
+    // Full storage: pgbench runs on across pageserver stops and must see no error, which a lazy
+    // compute's reads cannot promise (EIO after the agent's timeout, issue 13 point 6); and this
+    // test's GC (2 MiB horizon, no PITR) removes the history at a lazy primary's start LSN, which
+    // its agent reads at (ADR 0021, "Consequences").
+    z.ok("pg", "create", "main", "--storage", "full");
     int port = z.start("main");
     Map<String, String> shown = z.show("main");
     TenantId tenant = TenantId.parse(shown.get("tenant"));

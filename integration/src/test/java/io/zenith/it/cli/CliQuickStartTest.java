@@ -117,6 +117,8 @@ class CliQuickStartTest {
             List.of("pg", "list"),
             List.of("pg", "show"),
             List.of("pg", "config"),
+            List.of("compute"),
+            List.of("compute", "agent"),
             List.of("branch"),
             List.of("branch", "list"),
             List.of("branch", "delete"),
@@ -172,7 +174,8 @@ class CliQuickStartTest {
 
     assertThat(z.ok("pg", "stop", "main", "--destroy").out())
         .isEqualTo("stopped compute main\ndestroyed compute main\n");
-    assertThat(z.ok("pg", "list").lines()).containsExactly("NODE  ADDRESS  BRANCH  LSN  STATUS");
+    assertThat(z.ok("pg", "list").lines())
+        .containsExactly("NODE  ADDRESS  BRANCH  LSN  STORAGE  STATUS");
     z.ok("pg", "create", "main");
     assertThat(z.sql(z.start("main"), "SELECT count(*), sum(id) FROM t")).isEqualTo("1000|500500");
   }
@@ -183,13 +186,17 @@ class CliQuickStartTest {
     z.ok("pg", "create", "spare", "--port", Integer.toString(z.computePortBase + 5));
     List<String> list = z.ok("pg", "list").lines();
     assertThat(list).hasSize(3);
-    assertThat(list.get(0)).matches("NODE {3}ADDRESS {10}BRANCH {2}LSN +STATUS");
+    assertThat(list.get(0)).matches("NODE {3}ADDRESS {10}BRANCH {2}LSN +STORAGE +STATUS");
     assertThat(list.get(1))
         .matches(
-            "main {3}127\\.0\\.0\\.1:" + z.computePortBase + " {2}main {4}\\d+/[0-9A-F]+ +running");
+            "main {3}127\\.0\\.0\\.1:"
+                + z.computePortBase
+                + " {2}main {4}\\d+/[0-9A-F]+ +full +running");
     assertThat(list.get(2))
         .matches(
-            "spare {2}127\\.0\\.0\\.1:" + (z.computePortBase + 5) + " {2}main {4}latest +stopped");
+            "spare {2}127\\.0\\.0\\.1:"
+                + (z.computePortBase + 5)
+                + " {2}main {4}latest +full +stopped");
     assertAligned(list);
 
     Map<String, String> show = z.show("main");
@@ -203,6 +210,7 @@ class CliQuickStartTest {
             "mode",
             "term",
             "address",
+            "storage",
             "status",
             "datadir",
             "log",
@@ -260,6 +268,7 @@ class CliQuickStartTest {
             "lsn",
             "address",
             "port",
+            "storage",
             "status",
             "pid",
             "term",

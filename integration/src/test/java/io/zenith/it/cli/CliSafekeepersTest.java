@@ -158,9 +158,9 @@ class CliSafekeepersTest {
 
     List<String> status = z.ok("status").lines();
     int computes = status.indexOf("") + 1;
-    assertThat(status.get(computes)).matches("NODE +ADDRESS +BRANCH +LSN +STATUS +TERM");
+    assertThat(status.get(computes)).matches("NODE +ADDRESS +BRANCH +LSN +STORAGE +STATUS +TERM");
     assertThat(status.get(computes + 1))
-        .matches("main +127\\.0\\.0\\.1:\\d+ +main +\\S+ +running +1");
+        .matches("main +127\\.0\\.0\\.1:\\d+ +main +\\S+ +full +running +1");
     List<String> sks = status.subList(status.lastIndexOf("") + 1, status.size());
     assertThat(sks).hasSize(4);
     for (String row : sks.subList(1, 4)) {
@@ -225,7 +225,7 @@ class CliSafekeepersTest {
     z.sql(port, "INSERT INTO t VALUES (301, 'term 2')");
     List<String> status = z.ok("status").lines();
     assertThat(status)
-        .anyMatch(l -> l.matches("main +127\\.0\\.0\\.1:\\d+ +main +\\S+ +running +2"));
+        .anyMatch(l -> l.matches("main +127\\.0\\.0\\.1:\\d+ +main +\\S+ +full +running +2"));
     assertThat(status.stream().filter(l -> l.matches("\\d +\\S+ +\\S+ +running +main +2 .*")))
         .hasSize(3);
   }

@@ -179,7 +179,10 @@ final class ZenithRepo implements AutoCloseable {
         }
         // servers that `start`, `pageserver start`, `safekeeper start` … launch
         for (String server :
-            List.of("ZENITH_PAGESERVER_JAVA_OPTS", "ZENITH_SAFEKEEPER_JAVA_OPTS")) {
+            List.of(
+                "ZENITH_PAGESERVER_JAVA_OPTS",
+                "ZENITH_SAFEKEEPER_JAVA_OPTS",
+                "ZENITH_AGENT_JAVA_OPTS")) {
           if (caches.containsKey(server)) {
             pb.environment().put(server, caches.get(server));
           }
@@ -440,6 +443,11 @@ final class ZenithRepo implements AutoCloseable {
           if (Files.exists(pid)) {
             String first = Files.readAllLines(pid).get(0).strip();
             sh("kill -9 " + first + " 2>/dev/null");
+          }
+          // a lazy compute's agent (ADR 0021), and whatever it left mounted
+          pid(node.resolve("agent/ready")).ifPresent(a -> sh("kill -9 " + a + " 2>/dev/null"));
+          for (String d : List.of("base", "global")) {
+            sh("fusermount3 -u -z '" + node.resolve("pgdata/" + d) + "' 2>/dev/null");
           }
         }
       } catch (IOException e) {

@@ -1,5 +1,8 @@
 package io.zenith.page.fuse;
 
+import io.zenith.wal.LogContext;
+import io.zenith.wal.TenantId;
+import io.zenith.wal.TimelineId;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.FileStore;
@@ -39,14 +42,18 @@ final class LazyFuseOperations implements FuseOperations {
   private final Errno errno;
   private final int uid;
   private final int gid;
+  private final TenantId tenant;
+  private final TimelineId timeline;
   private final Path overlay;
   private final Instant mounted = Instant.now();
 
-  LazyFuseOperations(LazyTree tree, Errno errno, int uid, int gid, Path overlay) {
+  LazyFuseOperations(LazyTree tree, Errno errno, LazyFsConfig config, Path overlay) {
     this.tree = tree;
     this.errno = errno;
-    this.uid = uid;
-    this.gid = gid;
+    this.uid = config.uid();
+    this.gid = config.gid();
+    this.tenant = config.tenant();
+    this.timeline = config.timeline();
     this.overlay = overlay;
   }
 
@@ -83,6 +90,7 @@ final class LazyFuseOperations implements FuseOperations {
   }
 
   @Override
+  @SuppressWarnings("try")
   public void init(FuseConnInfo conn, FuseConfig config) {
     // The writeback cache lets the kernel gather the compute's 8 KiB writes into large ones and
     // answer reads of written pages itself; we are the only writer, so its sizes are the truth.
@@ -101,6 +109,12 @@ final class LazyFuseOperations implements FuseOperations {
     conn.setMaxWrite(MAX_IO);
     conn.setMaxRead(MAX_IO); // must equal the max_read mount option, or libfuse ends the session
     conn.setMaxReadahead(MAX_IO);
+    try (LogContext.Scope s = LogContext.scope(tenant, timeline)) {
+      logInit(conn);
+    }
+  }
+
+  private void logInit(FuseConnInfo conn) {
     log.info(
         "FUSE {}.{} mounted: writeback cache {}, max write {} B, max readahead {} B",
         conn.protoMajor(),
@@ -313,6 +327,7 @@ final class LazyFuseOperations implements FuseOperations {
     int run() throws IOException;
   }
 
+  @SuppressWarnings("try")
   private int call(String path, Body body) {
     try {
       return body.run();
@@ -326,7 +341,10 @@ final class LazyFuseOperations implements FuseOperations {
         case INVALID -> errno.einval();
       };
     } catch (IOException | RuntimeException e) {
-      log.warn("{}: EIO: {}", path, e.toString());
+      // libfuse's worker threads serve this timeline only while they run this callback
+      try (LogContext.Scope s = LogContext.scope(tenant, timeline)) {
+        log.warn("{}: EIO: {}", path, e.toString());
+      }
       return -errno.eio();
     }
   }

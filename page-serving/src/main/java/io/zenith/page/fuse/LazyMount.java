@@ -88,9 +88,7 @@ public final class LazyMount implements AutoCloseable {
     LazyTree tree = null;
     try {
       tree = new LazyTree(source, root, seed, overlay);
-      Fuse fuse =
-          builder.build(
-              new LazyFuseOperations(tree, builder.errno(), config.uid(), config.gid(), overlay));
+      Fuse fuse = builder.build(new LazyFuseOperations(tree, builder.errno(), config, overlay));
       try {
         fuse.mount(
             "zenith",
