@@ -1,5 +1,6 @@
 package io.zenith.layer;
 
+import io.zenith.wal.LogContext;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.remote.RemoteKey;
 import io.zenith.wal.remote.RemoteObject;
@@ -146,7 +147,9 @@ public final class RemoteTimelineClient {
 
   private void schedule(Duration delay) {
     try {
-      scheduler.schedule(this::run, delay.toMillis(), TimeUnit.MILLISECONDS);
+      // log lines of a pass carry the timeline, as those of its other threads do
+      Runnable task = LogContext.wrap(timeline.tenant(), timeline.id(), this::run);
+      scheduler.schedule(task, delay.toMillis(), TimeUnit.MILLISECONDS);
     } catch (RuntimeException e) {
       // the scheduler is disposed: the uploads are closing
       stopped = true;
