@@ -92,6 +92,7 @@ public final class RemoteTimelineClient {
   // Touched by passes only (one at a time, so no lock).
   private final Map<String, RemoteIndex.Layer> uploaded = new HashMap<>();
   private Map<String, Long> remoteSizes; // objects found at the first pass, by local file name
+  private Map<String, RemoteIndex.Layer> remoteIndexed; // the index found then, by file name
   private RemoteIndex lastIndex;
   private Duration backoff;
   private long lastLogNanos;
@@ -234,6 +235,7 @@ public final class RemoteTimelineClient {
     TimelineMetadata metadata = timeline.metadata();
     List<LayerFileInfo> files = timeline.layerFiles();
     if (remoteSizes == null) {
+      remoteIndexed = remoteIndex();
       remoteSizes = listRemote();
     }
     Set<String> names = new HashSet<>();
@@ -279,6 +281,11 @@ public final class RemoteTimelineClient {
   /** Uploads one layer file; null if it was retired (deleted locally) before or during it. */
   private RemoteIndex.Layer upload(LayerFileInfo f) throws IOException {
     Path p = timeline.dir().resolve(f.fileName());
+    Long there = remoteSizes.remove(f.fileName());
+    RemoteIndex.Layer indexed = remoteIndexed.remove(f.fileName());
+    if (there != null && there == f.size() && indexed != null && indexed.size() == f.size()) {
+      return indexed; // uploaded and indexed by an earlier run: no need to read it again
+    }
     int crc;
     try {
       crc = crc32c(p);
@@ -287,7 +294,6 @@ public final class RemoteTimelineClient {
     }
     RemoteKey key =
         RemoteIndex.layerKey(timeline.tenant(), timeline.id(), f.fileName(), settings.generation());
-    Long there = remoteSizes.remove(f.fileName());
     if (there == null || there != f.size()) {
       long t0 = System.nanoTime();
       try {
@@ -326,6 +332,32 @@ public final class RemoteTimelineClient {
       if (name.endsWith(suffix) && !name.startsWith("index_part")) {
         out.put(name.substring(0, name.length() - suffix.length()), o.size());
       }
+    }
+    return out;
+  }
+
+  /**
+   * The layers of the index an earlier run uploaded, by file name, for their checksums; none if
+   * there is no index or it is damaged (then the files are read again).
+   */
+  private Map<String, RemoteIndex.Layer> remoteIndex() {
+    RemoteKey key = RemoteIndex.indexKey(timeline.tenant(), timeline.id(), settings.generation());
+    Map<String, RemoteIndex.Layer> out = new HashMap<>();
+    byte[] b;
+    try {
+      b = storage.get(key).block(settings.callTimeout());
+    } catch (RemoteStorageException e) {
+      if (e.kind() == RemoteStorageException.Kind.NOT_FOUND) {
+        return out;
+      }
+      throw e;
+    }
+    try {
+      for (RemoteIndex.Layer l : RemoteIndex.fromBytes(b, key.toString()).layers()) {
+        out.put(l.fileName(), l);
+      }
+    } catch (LayerStoreException e) {
+      log.warn("ignoring the remote index of {}: {}", timeline, e.getMessage());
     }
     return out;
   }

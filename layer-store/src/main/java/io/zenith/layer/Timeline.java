@@ -573,6 +573,7 @@ public final class Timeline implements TimelineWriter {
 
   /** Closes files; unflushed versions are dropped (the WAL is ingested again after a restart). */
   void close() {
+    stateWriter.close();
     layers.close(
         () -> closed = true,
         () ->

@@ -17,6 +17,7 @@ final class TimelineStateWriter {
   private final TimelineId timeline;
   private final LayerIndex index;
   private volatile Lsn remoteConsistentLsn;
+  private boolean closed;
 
   TimelineStateWriter(TenantId tenant, TimelineId timeline, LayerIndex index, Lsn remote) {
     this.tenant = tenant;
@@ -41,8 +42,19 @@ final class TimelineStateWriter {
         new LayerIndex.TimelineState(to, prev, remoteConsistentLsn));
   }
 
+  /** No more remote-LSN writes: the timeline closes (for its deletion, or the store's close). */
+  synchronized void close() {
+    closed = true;
+  }
+
   /** Records the remote-consistent LSN: durable first, then visible. */
   synchronized void setRemoteConsistentLsn(Lsn lsn) throws RocksDBException {
+    if (closed) {
+      // a deletion removes the state after the close: writing now would bring it back
+      throw new LayerStoreException(
+          LayerStoreException.Kind.UNKNOWN_TIMELINE,
+          "timeline " + tenant + "/" + timeline + " is closed");
+    }
     LayerIndex.TimelineState s = index.state(tenant, timeline);
     if (s == null) {
       throw new RocksDBException("no state of timeline " + tenant + "/" + timeline);
