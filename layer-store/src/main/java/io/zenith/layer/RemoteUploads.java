@@ -75,6 +75,10 @@ public final class RemoteUploads implements AutoCloseable {
     public Settings withBackoff(Duration min, Duration max) {
       return new Settings(generation, min, max, callTimeout, rescan, threads);
     }
+
+    public Settings withRescan(Duration every) {
+      return new Settings(generation, minBackoff, maxBackoff, callTimeout, every, threads);
+    }
   }
 
   /**

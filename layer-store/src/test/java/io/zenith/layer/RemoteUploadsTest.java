@@ -170,6 +170,35 @@ class RemoteUploadsTest {
   }
 
   @Test
+  void aTimelineDeletedWhileItUploadsStaysDeletedAndItsObjectsStay() throws Exception {
+    try (RemoteStorage storage = RemoteStorage.open(new RemoteStorageSettings.Local(remoteDir));
+        LayerStore store = LayerStore.open(data, SMALL)) {
+      store.createTenant(TENANT);
+      Timeline t = store.createRootTimeline(TENANT, TL, START, 42, 15);
+      RemoteUploads.Settings often = FAST.withRescan(Duration.ofMillis(100));
+      try (RemoteUploads uploads = RemoteUploads.start(store, storage, often)) {
+        LayerStoreTest.Workload w = new LayerStoreTest.Workload(t, START);
+        w.ingest(400, 50, new Random(3));
+        t.checkpoint();
+        await(() -> uploads.client(TENANT, TL).isPresent(), "a queue for the timeline");
+        store.deleteTimeline(TENANT, TL); // while its first passes upload
+        await(() -> uploads.totals().queueLength() == 0, "the queue dropped");
+        Thread.sleep(300); // a few rescans and passes later
+        assertThat(uploads.client(TENANT, TL)).isEmpty();
+        assertThat(store.index().state(TENANT, TL)).as("the deleted state stays deleted").isNull();
+      }
+      // nothing deletes remote objects (yet): what was uploaded is still there
+      for (RemoteObject o :
+          storage
+              .list(RemoteIndex.timelinePrefix(TENANT, TL).path() + "/")
+              .collectList()
+              .block(WAIT)) {
+        assertThat(o.size()).isPositive();
+      }
+    }
+  }
+
+  @Test
   void theIndexFormatRoundTripsAndRefusesDamage() {
     TimelineMetadata md =
         new TimelineMetadata(TENANT, TL, null, Lsn.INVALID, START, 42, 15, Lsn.INVALID);
