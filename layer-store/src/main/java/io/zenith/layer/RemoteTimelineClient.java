@@ -29,6 +29,7 @@ import java.util.zip.CRC32C;
 import org.rocksdb.RocksDBException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import reactor.core.Disposable;
 import reactor.core.scheduler.Scheduler;
 
 /**
@@ -101,6 +102,8 @@ public final class RemoteTimelineClient {
   private volatile int queueLength;
   private volatile String failure;
   private volatile boolean stopped;
+  private volatile Disposable next; // the pass scheduled last
+  private volatile boolean waiting; // it has not started yet (a backoff, or the queue)
 
   RemoteTimelineClient(
       Timeline timeline,
@@ -142,15 +145,24 @@ public final class RemoteTimelineClient {
     }
   }
 
+  /**
+   * Stops the queue: a pass waiting for its backoff never runs; a pass in progress ends after its
+   * current step.
+   */
   void stop() {
     stopped = true;
+    Disposable d = next;
+    if (d != null && waiting) {
+      d.dispose();
+    }
   }
 
   private void schedule(Duration delay) {
     try {
       // log lines of a pass carry the timeline, as those of its other threads do
       Runnable task = LogContext.wrap(timeline.tenant(), timeline.id(), this::run);
-      scheduler.schedule(task, delay.toMillis(), TimeUnit.MILLISECONDS);
+      waiting = true;
+      next = scheduler.schedule(task, delay.toMillis(), TimeUnit.MILLISECONDS);
     } catch (RuntimeException e) {
       // the scheduler is disposed: the uploads are closing
       stopped = true;
@@ -158,6 +170,7 @@ public final class RemoteTimelineClient {
   }
 
   private void run() {
+    waiting = false;
     if (stopped) {
       return;
     }
@@ -172,6 +185,7 @@ public final class RemoteTimelineClient {
         log.info("uploads of {} work again after {} retries", timeline, retries.get());
         failure = null;
         suppressed = 0;
+        lastLogNanos = 0;
       }
       if (state.compareAndSet(RUNNING, IDLE)) {
         return;
@@ -201,17 +215,20 @@ public final class RemoteTimelineClient {
 
   /** Records a failed pass, logs it (rate-limited) and says when to try again. */
   private Duration failed(String kind, String message, boolean permanent) {
+    if (stopped) {
+      return Duration.ZERO; // interrupted by the close or the timeline's deletion: not a failure
+    }
     retries.incrementAndGet();
     counters.retries.incrementAndGet();
     failure = kind + ": " + message;
     long now = System.nanoTime();
     if (lastLogNanos == 0 || now - lastLogNanos >= LOG_EVERY.toNanos()) {
       String fmt = "uploads of {} fail ({} failures not logged since the last), retry in {}: {}";
-      Duration next = permanent ? settings.maxBackoff() : backoff;
+      Duration then = permanent ? settings.maxBackoff() : backoff;
       if (permanent) {
-        log.error(fmt, timeline, suppressed, next, failure);
+        log.error(fmt, timeline, suppressed, then, failure);
       } else {
-        log.warn(fmt, timeline, suppressed, next, failure);
+        log.warn(fmt, timeline, suppressed, then, failure);
       }
       lastLogNanos = now;
       suppressed = 0;
