@@ -95,6 +95,7 @@ public final class RemoteTimelineClient {
   private Map<String, Long> remoteSizes; // objects found at the first pass, by local file name
   private Map<String, RemoteIndex.Layer> remoteIndexed; // the index found then, by file name
   private RemoteIndex lastIndex;
+  private String lastMissing; // the file a pass found missing, until a pass works
   private Duration backoff;
   private long lastLogNanos;
   private long suppressed;
@@ -177,10 +178,13 @@ public final class RemoteTimelineClient {
     Duration retryIn;
     try {
       if (!pass()) {
-        schedule(Duration.ZERO); // a file was retired under the pass: look again at once
+        // A file was retired under the pass: look again soon (not at once: a file missing for
+        // another reason must not make this a busy loop).
+        schedule(settings.minBackoff());
         return;
       }
       backoff = settings.minBackoff();
+      lastMissing = null;
       if (failure != null) {
         log.info("uploads of {} work again after {} retries", timeline, retries.get());
         failure = null;
@@ -307,7 +311,7 @@ public final class RemoteTimelineClient {
     try {
       crc = crc32c(p);
     } catch (NoSuchFileException e) {
-      return null;
+      return missing(f.fileName(), p);
     }
     RemoteKey key =
         RemoteIndex.layerKey(timeline.tenant(), timeline.id(), f.fileName(), settings.generation());
@@ -317,7 +321,7 @@ public final class RemoteTimelineClient {
         storage.upload(p, key).block(settings.callTimeout());
       } catch (RemoteStorageException e) {
         if (!Files.exists(p)) {
-          return null;
+          return missing(f.fileName(), p);
         }
         throw e;
       }
@@ -326,6 +330,19 @@ public final class RemoteTimelineClient {
       counters.uploads.incrementAndGet();
     }
     return new RemoteIndex.Layer(f.fileName(), f.size(), crc);
+  }
+
+  /**
+   * A committed file that is not on disk: retired under the pass (null: the next pass no longer
+   * names it), or, if the next pass names it again, lost (a failure the status shows).
+   */
+  private RemoteIndex.Layer missing(String fileName, Path p) {
+    if (fileName.equals(lastMissing)) {
+      throw new LayerStoreException(
+          LayerStoreException.Kind.CORRUPT_FILE, "layer file " + p + " is committed but missing");
+    }
+    lastMissing = fileName;
+    return null;
   }
 
   private void uploaded(RemoteKey key, long size, long t0) {

@@ -199,6 +199,36 @@ class RemoteUploadsTest {
   }
 
   @Test
+  void aCommittedFileMissingLocallyIsAFailureAndNoIndexNamesIt() throws Exception {
+    try (RemoteStorage storage = RemoteStorage.open(new RemoteStorageSettings.Local(remoteDir));
+        LayerStore store = LayerStore.open(data, SMALL)) {
+      store.createTenant(TENANT);
+      Timeline t = store.createRootTimeline(TENANT, TL, START, 42, 15);
+      new LayerStoreTest.Workload(t, START).ingest(200, 50, new Random(5));
+      t.checkpoint();
+      Path lost = t.dir().resolve(t.layerFiles().getFirst().fileName());
+      byte[] bytes = Files.readAllBytes(lost);
+      Files.delete(lost);
+      try (RemoteUploads uploads = RemoteUploads.start(store, storage, FAST)) {
+        await(
+            () ->
+                uploads
+                    .client(TENANT, TL)
+                    .flatMap(c -> c.status().failure())
+                    .filter(f -> f.contains("committed but missing"))
+                    .isPresent(),
+            "the missing file in the status");
+        assertThat(storage.list("tenants/").collectList().block(WAIT))
+            .extracting(o -> o.key().name())
+            .doesNotContain("index_part-00000001");
+        assertThat(t.remoteConsistentLsn()).isEqualTo(Lsn.INVALID);
+        Files.write(lost, bytes); // back: the next retry uploads everything
+        awaitRemoteIsTheTimeline(storage, t);
+      }
+    }
+  }
+
+  @Test
   void theIndexFormatRoundTripsAndRefusesDamage() {
     TimelineMetadata md =
         new TimelineMetadata(TENANT, TL, null, Lsn.INVALID, START, 42, 15, Lsn.INVALID);
