@@ -66,7 +66,8 @@ public final class Timeline implements TimelineWriter {
   /** Moved under the layers' write lock, together with the removal of the flushed layer. */
   private volatile Lsn diskConsistentLsn;
 
-  private volatile Lsn remoteConsistentLsn;
+  private final TimelineStateWriter stateWriter;
+  private volatile Runnable layersChanged = () -> {};
   private volatile String broken;
   private volatile boolean closed;
 
@@ -90,7 +91,9 @@ public final class Timeline implements TimelineWriter {
     this.gc = new GarbageCollection(this, layers, index);
     this.position = new RecordPosition(state.diskConsistentLsn(), state.prevRecordLsn());
     this.diskConsistentLsn = state.diskConsistentLsn();
-    this.remoteConsistentLsn = state.remoteConsistentLsn();
+    this.stateWriter =
+        new TimelineStateWriter(
+            metadata.tenant(), metadata.timeline(), index, state.remoteConsistentLsn());
   }
 
   @Override
@@ -139,7 +142,7 @@ public final class Timeline implements TimelineWriter {
 
   @Override
   public Lsn remoteConsistentLsn() {
-    return remoteConsistentLsn;
+    return stateWriter.remoteConsistentLsn();
   }
 
   @Override
@@ -269,13 +272,11 @@ public final class Timeline implements TimelineWriter {
       return false;
     }
     Lsn to = l.to();
-    LayerIndex.TimelineState state =
-        new LayerIndex.TimelineState(to, l.prevRecordAtTo(), remoteConsistentLsn);
     try {
       if (l.isEmpty()) {
-        index.commitLayer(tenant(), id(), null, List.of(), state);
+        stateWriter.commitLayer(null, List.of(), to, l.prevRecordAtTo());
       } else {
-        writeAndCommit(l, to, state);
+        writeAndCommit(l, to);
       }
     } catch (LayerFile.WriteException e) {
       throw flushFailed(e, e.getCause() == null ? e.getMessage() : e.getCause().getMessage());
@@ -290,6 +291,7 @@ public final class Timeline implements TimelineWriter {
     flushFailures.worked();
     layers.removeOldestFrozen(() -> diskConsistentLsn = to);
     l.delete();
+    layersChanged.run();
     return true;
   }
 
@@ -301,8 +303,7 @@ public final class Timeline implements TimelineWriter {
   }
 
   /** Writes {@code l}'s layer file and commits it; on failure, deletes what it wrote. */
-  private void writeAndCommit(InMemoryLayer l, Lsn to, LayerIndex.TimelineState state)
-      throws IOException, RocksDBException {
+  private void writeAndCommit(InMemoryLayer l, Lsn to) throws IOException, RocksDBException {
     if (l.layerId() == 0) {
       // Once per layer: a retry after a failure changes nothing in RocksDB before its commit.
       l.setLayerId(index.allocateLayerId());
@@ -312,7 +313,7 @@ public final class Timeline implements TimelineWriter {
         new LayerFile.Header(LayerFile.Kind.DELTA, tenant(), id(), l.keyRange(), l.from(), to, id);
     LayerIndex.NewLayer written = layers.write(h, disk, l::writeTo);
     try {
-      index.commitLayer(tenant(), id(), written.info(), written.entries(), state);
+      stateWriter.commitLayer(written.info(), written.entries(), to, l.prevRecordAtTo());
     } catch (RocksDBException | RuntimeException e) {
       // Whether the batch is in RocksDB is for its recovery to say: the file stays (a restart
       // deletes it if it is not registered; a retry writes it again under the same name).
@@ -358,9 +359,12 @@ public final class Timeline implements TimelineWriter {
 
   /** Records the LSN up to which remote storage has this timeline (durable on return). */
   void setRemoteConsistentLsn(Lsn lsn) throws RocksDBException {
-    remoteConsistentLsn = lsn;
-    index.putState(
-        tenant(), id(), new LayerIndex.TimelineState(diskConsistentLsn, Lsn.INVALID, lsn));
+    stateWriter.setRemoteConsistentLsn(lsn);
+  }
+
+  /** Called after each flush and maintenance pass: the upload queue's wake-up (ADR 0023). */
+  void onLayersChanged(Runnable r) {
+    layersChanged = r;
   }
 
   // ---------------------------------------------------------------- maintenance
@@ -402,7 +406,9 @@ public final class Timeline implements TimelineWriter {
     maintenance.lock();
     try {
       checkUsable();
-      return pass.run();
+      T result = pass.run();
+      layersChanged.run();
+      return result;
     } catch (IOException | RocksDBException e) {
       throw new LayerStoreException(
           LayerStoreException.Kind.IO, "cannot " + what + " " + this + ": " + e.getMessage(), e);
@@ -567,6 +573,7 @@ public final class Timeline implements TimelineWriter {
 
   /** Closes files; unflushed versions are dropped (the WAL is ingested again after a restart). */
   void close() {
+    stateWriter.close();
     layers.close(
         () -> closed = true,
         () ->

@@ -56,6 +56,11 @@ public record TimelineMetadata(
 
   /** Durable on return. */
   void write(Path timelineDir) throws IOException {
+    DurableFiles.write(timelineDir.resolve(FILE_NAME), toBytes());
+  }
+
+  /** The file's 96 bytes (also embedded in the remote index, {@link RemoteIndex}). */
+  byte[] toBytes() {
     ByteBuffer b = ByteBuffer.allocate(SIZE);
     b.putInt(MAGIC).putShort((short) FORMAT_VERSION).putShort((short) 0);
     b.put(tenant.toBytes()).put(timeline.toBytes());
@@ -65,7 +70,7 @@ public record TimelineMetadata(
     CRC32C c = new CRC32C();
     c.update(b.array(), 0, 92);
     b.putInt((int) c.getValue());
-    DurableFiles.write(timelineDir.resolve(FILE_NAME), b.array());
+    return b.array();
   }
 
   /**
@@ -82,21 +87,31 @@ public record TimelineMetadata(
       throw new LayerStoreException(
           LayerStoreException.Kind.IO, "cannot read " + f + ": " + e.getMessage(), e);
     }
+    return fromBytes(a, f.toString());
+  }
+
+  /**
+   * Checks and decodes the 96 bytes of {@link #toBytes}.
+   *
+   * @param where names the source in the error
+   * @throws LayerStoreException CORRUPT_FILE naming {@code where}
+   */
+  static TimelineMetadata fromBytes(byte[] a, String where) {
     if (a.length != SIZE) {
-      throw corrupt(f, "size " + a.length + ", expected " + SIZE);
+      throw corrupt(where, "size " + a.length + ", expected " + SIZE);
     }
     ByteBuffer b = ByteBuffer.wrap(a);
     CRC32C c = new CRC32C();
     c.update(a, 0, 92);
     if (b.getInt(0) != MAGIC) {
-      throw corrupt(f, "bad magic");
+      throw corrupt(where, "bad magic");
     }
     if ((int) c.getValue() != b.getInt(92)) {
-      throw corrupt(f, "CRC mismatch");
+      throw corrupt(where, "CRC mismatch");
     }
     int version = Short.toUnsignedInt(b.getShort(4));
     if (version != FORMAT_VERSION) {
-      throw corrupt(f, "unknown format version " + version);
+      throw corrupt(where, "unknown format version " + version);
     }
     TimelineId anc = TimelineId.fromBytes(a, 40);
     return new TimelineMetadata(
@@ -110,7 +125,7 @@ public record TimelineMetadata(
         Lsn.of(b.getLong(84)));
   }
 
-  private static LayerStoreException corrupt(Path f, String what) {
+  private static LayerStoreException corrupt(String f, String what) {
     return new LayerStoreException(
         LayerStoreException.Kind.CORRUPT_FILE, "corrupt timeline metadata " + f + ": " + what);
   }

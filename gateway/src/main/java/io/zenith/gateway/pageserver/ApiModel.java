@@ -120,7 +120,17 @@ public final class ApiModel {
       WalReceiverInfo walReceiver,
       String gcCutoff,
       String pitrStart,
-      LayerCounts layers) {}
+      LayerCounts layers,
+      RemoteUploadInfo remoteUpload) {}
+
+  /**
+   * A timeline's upload queue (ADR 0023); null without remote storage.
+   *
+   * @param queueLength committed layer files not uploaded yet
+   * @param failure why uploads fail now (they are retried), null while they work
+   */
+  public record RemoteUploadInfo(
+      int queueLength, long uploads, long uploadedBytes, long retries, String failure) {}
 
   /**
    * A timeline's own layer files.

@@ -4,7 +4,6 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.zenith.gateway.cli.Main;
-import io.zenith.gateway.config.RemoteStorageConfig;
 import io.zenith.gateway.config.ServiceAuth;
 import io.zenith.gateway.http.ApiException;
 import io.zenith.gateway.http.ProcessMeters;
@@ -37,7 +36,6 @@ import io.zenith.wal.DurableFiles;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
-import io.zenith.wal.remote.RemoteStorage;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -107,7 +105,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
   private final ProcessMeters processMeters;
   private DisposableServer http;
   private PgWireServer pg;
-  private @Nullable RemoteStorage remote; // opened only, for now (issue 12)
+  private @Nullable PageserverRemote remote;
 
   private Pageserver(Path dataDir, PageserverConfig config, LayerDisk disk) {
     this.dataDir = dataDir;
@@ -191,7 +189,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
     Pageserver ps = new Pageserver(dataDir, config, disk);
     try {
       Tokens.Verifier verifier = ps.auth.verifier();
-      ps.remote = RemoteStorageConfig.open(config.remoteStorage(), dataDir, "pageserver", log);
+      ps.remote = PageserverRemote.open(config, dataDir, ps.store, ps.meters, log);
       ps.http = new HttpApi(ps, verifier).bind(config.httpAddress());
       ps.pg =
           PgWireServer.start(
@@ -473,7 +471,8 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
         r == null ? null : r.info(),
         t.gcCutoff().isValid() ? t.gcCutoff().toString() : null,
         pitrStart(t),
-        layerCounts(t));
+        layerCounts(t),
+        PageserverRemote.info(remote, t));
   }
 
   /** A broken timeline's history cannot be searched: null, as without commits. */
@@ -584,7 +583,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
         }
       }
     }
-    RemoteStorageConfig.close(remote);
+    PageserverRemote.close(remote);
     processMeters.close();
     redo.close();
     store.close();

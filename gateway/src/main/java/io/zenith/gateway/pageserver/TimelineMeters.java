@@ -18,8 +18,9 @@ import java.util.function.ToDoubleFunction;
 /**
  * The size gauges of every timeline of the store, registered when a scrape first sees the timeline
  * ({@link #refresh}): logical size (the bytes of its relations' pages as of its last record),
- * physical size (its own layer files' bytes) and its layer files by kind. A deleted timeline's
- * gauges go with its other meters ({@code Pageserver.deleteTimeline}).
+ * physical size (its own layer files' bytes), its layer files by kind, and its remote-consistent
+ * LSN (ADR 0023). A deleted timeline's gauges go with its other meters ({@code
+ * Pageserver.deleteTimeline}).
  *
  * <p>The logical size walks the timeline's catalog, so it is computed at most once per {@link
  * #LOGICAL_SIZE_TTL} per timeline, on the scraping thread. Thread-safe.
@@ -61,6 +62,10 @@ final class TimelineMeters {
     gauge("zenith.timeline.physical_size", t, x -> x.layerStats().bytes(), tags)
         .baseUnit("bytes")
         .description("bytes of the timeline's own layer files on disk")
+        .register(meters);
+    // beside ingest's zenith_timeline_disk_consistent_lsn: the difference is the upload lag
+    gauge("zenith.timeline.remote_consistent_lsn", t, x -> x.remoteConsistentLsn().value(), tags)
+        .description("LSN up to which the timeline's last uploaded index reaches (ADR 0023)")
         .register(meters);
     for (String kind : new String[] {"l0", "l1", "image"}) {
       gauge(

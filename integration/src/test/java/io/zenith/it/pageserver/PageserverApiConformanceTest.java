@@ -3,6 +3,7 @@ package io.zenith.it.pageserver;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.zenith.gateway.config.RemoteStorageConfig;
 import io.zenith.gateway.pageserver.Pageserver;
 import io.zenith.pg.testing.PgCluster;
 import io.zenith.replication.testing.NettyLeakCheck;
@@ -63,7 +64,12 @@ class PageserverApiConformanceTest {
   @BeforeAll
   void start() {
     PageserverHarness.importTimeline(data, tenant, main);
-    ps = Pageserver.start(data, PageserverHarness.config("8MiB", "5s", 1));
+    // with the local remote storage `zenith init` sets up: uploads and remote_consistent_lsn
+    ps =
+        Pageserver.start(
+            data,
+            PageserverHarness.config("8MiB", "5s", 1)
+                .withRemoteStorage(RemoteStorageConfig.local(data.resolve("remote"))));
     http = new HttpJson(ps.httpPort());
   }
 
@@ -223,6 +229,20 @@ class PageserverApiConformanceTest {
           .as("a checkpoint makes everything ingested durable")
           .isEqualTo(Lsn.parse(cp.path("last_record_lsn").asText()))
           .isGreaterThanOrEqualTo(committed.plus(-64));
+      // The layers and then the index are uploaded: remote_consistent_lsn follows (ADR 0023).
+      Lsn disk = Lsn.parse(cp.path("disk_consistent_lsn").asText());
+      PgWal.await(
+          Duration.ofSeconds(30),
+          "remote_consistent_lsn reaches " + disk,
+          () -> {
+            JsonNode t = call(TIMELINE, "GET", path, null).json();
+            return !Lsn.parse(t.path("remote_consistent_lsn").asText()).isBefore(disk)
+                && t.path("remote_upload").path("queue_length").asInt() == 0;
+          });
+      assertThat(
+              data.resolve("remote/tenants/" + tenant + "/timelines/" + main)
+                  .resolve("index_part-00000001"))
+          .isRegularFile();
       assertThat(call(CHECKPOINT, "POST", "/v1/tenant/" + tenant + "/timeline/x/checkpoint", null))
           .extracting(HttpJson.Response::status)
           .isEqualTo(400);
@@ -293,6 +313,10 @@ class PageserverApiConformanceTest {
           .isPositive();
       assertThat(sample(metrics.body(), "zenith_walredo_process_starts_total", "")).isPositive();
       assertThat(metrics.body()).contains("zenith_walredo_processes", "zenith_flush_duration");
+      assertThat(sample(metrics.body(), "zenith_remote_uploads_total", "")).isPositive();
+      assertThat(sample(metrics.body(), "zenith_remote_upload_bytes_total", "")).isPositive();
+      assertThat(metrics.body())
+          .contains("zenith_remote_upload_duration_seconds_total", "zenith_remote_upload_queue");
 
       compute.stop();
     }

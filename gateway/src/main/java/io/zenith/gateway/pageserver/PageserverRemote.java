@@ -1,0 +1,131 @@
+package io.zenith.gateway.pageserver;
+
+import io.micrometer.core.instrument.FunctionCounter;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.zenith.gateway.config.RemoteStorageConfig;
+import io.zenith.layer.LayerStore;
+import io.zenith.layer.RemoteTimelineClient;
+import io.zenith.layer.RemoteUploads;
+import io.zenith.layer.TimelineView;
+import io.zenith.wal.remote.RemoteStorage;
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+import java.util.function.ToDoubleFunction;
+import org.jspecify.annotations.Nullable;
+import org.slf4j.Logger;
+
+/**
+ * The pageserver's remote storage ({@code [remote_storage]}) and the upload queues of its timelines
+ * (ADR 0023), with their meters: opened at start, closed before the layer store. Without remote
+ * storage, there is nothing to upload and {@code remote_consistent_lsn} stays where it was.
+ * Thread-safe.
+ */
+final class PageserverRemote {
+  private final RemoteStorage storage;
+  private final RemoteUploads uploads;
+
+  private PageserverRemote(RemoteStorage storage, RemoteUploads uploads) {
+    this.storage = storage;
+    this.uploads = uploads;
+  }
+
+  /** Opens the configured remote storage and starts uploading; null without remote storage. */
+  static @Nullable PageserverRemote open(
+      PageserverConfig config, Path dataDir, LayerStore store, MeterRegistry meters, Logger log) {
+    RemoteStorage storage =
+        RemoteStorageConfig.open(config.remoteStorage(), dataDir, "pageserver", log);
+    if (storage == null) {
+      return null;
+    }
+    RemoteUploads uploads;
+    try {
+      uploads = RemoteUploads.start(store, storage, RemoteUploads.Settings.DEFAULT);
+    } catch (RuntimeException e) {
+      storage.close();
+      throw e;
+    }
+    register(uploads, meters);
+    return new PageserverRemote(storage, uploads);
+  }
+
+  private static void register(RemoteUploads u, MeterRegistry meters) {
+    counter(
+        meters,
+        "zenith.remote.uploads",
+        u,
+        x -> x.totals().uploads(),
+        null,
+        "layer files uploaded to remote storage");
+    counter(
+        meters,
+        "zenith.remote.index_uploads",
+        u,
+        x -> x.totals().indexUploads(),
+        null,
+        "timeline index objects uploaded to remote storage");
+    counter(
+        meters,
+        "zenith.remote.upload",
+        u,
+        x -> x.totals().bytes(),
+        "bytes",
+        "bytes of layer files and indexes uploaded to remote storage");
+    counter(
+        meters,
+        "zenith.remote.upload.duration",
+        u,
+        x -> x.totals().nanos() / (double) TimeUnit.SECONDS.toNanos(1),
+        "seconds",
+        "time spent in successful uploads");
+    counter(
+        meters,
+        "zenith.remote.upload_retries",
+        u,
+        x -> x.totals().retries(),
+        null,
+        "upload passes that failed and are retried with backoff");
+    Gauge.builder("zenith.remote.upload_queue", u, x -> x.totals().queueLength())
+        .description("layer files committed locally and not uploaded yet, all timelines")
+        .register(meters);
+  }
+
+  private static void counter(
+      MeterRegistry meters,
+      String name,
+      RemoteUploads u,
+      ToDoubleFunction<RemoteUploads> f,
+      @Nullable String unit,
+      String description) {
+    FunctionCounter.builder(name, u, f).baseUnit(unit).description(description).register(meters);
+  }
+
+  /** What the timeline API shows of a timeline's uploads; null without remote storage. */
+  static ApiModel.@Nullable RemoteUploadInfo info(
+      @Nullable PageserverRemote remote, TimelineView t) {
+    if (remote == null) {
+      return null;
+    }
+    return remote
+        .uploads
+        .client(t.tenant(), t.id())
+        .map(RemoteTimelineClient::status)
+        .map(
+            s ->
+                new ApiModel.RemoteUploadInfo(
+                    s.queueLength(),
+                    s.uploads(),
+                    s.uploadedBytes(),
+                    s.retries(),
+                    s.failure().orElse(null)))
+        .orElse(null);
+  }
+
+  /** Stops the uploads, then closes the storage. */
+  static void close(@Nullable PageserverRemote remote) {
+    if (remote != null) {
+      remote.uploads.close();
+      remote.storage.close();
+    }
+  }
+}
