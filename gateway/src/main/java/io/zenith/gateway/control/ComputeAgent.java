@@ -16,7 +16,6 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
-import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
 import org.jspecify.annotations.Nullable;
 
@@ -178,7 +177,7 @@ public final class ComputeAgent {
     }
     // the agent, then its watchdog (which finds no ready file: nothing was served yet)
     p.descendants().forEach(ProcessHandle::destroyForcibly);
-    waitForExit(p.toHandle(), Duration.ofSeconds(10));
+    ServiceProcess.waitForExit(p.toHandle(), Duration.ofSeconds(10));
     p.destroyForcibly();
     // an agent killed while mounting may leave a mount behind
     clear();
@@ -231,9 +230,9 @@ public final class ComputeAgent {
     agent.ifPresent(
         h -> {
           h.destroy();
-          if (!waitForExit(h, STOP_TIMEOUT)) {
+          if (!ServiceProcess.waitForExit(h, STOP_TIMEOUT)) {
             h.destroyForcibly();
-            waitForExit(h, Duration.ofSeconds(10));
+            ServiceProcess.waitForExit(h, Duration.ofSeconds(10));
           }
         });
     pidIn(watchdogPidFile())
@@ -242,7 +241,7 @@ public final class ComputeAgent {
         .filter(h -> h.info().commandLine().map(c -> c.contains(dir().toString())).orElse(true))
         .ifPresent(
             h -> {
-              if (!waitForExit(h, Duration.ofSeconds(20))) {
+              if (!ServiceProcess.waitForExit(h, Duration.ofSeconds(20))) {
                 h.destroyForcibly();
               }
             });
@@ -262,20 +261,6 @@ public final class ComputeAgent {
       }
     }
     Basebackups.deleteTree(dir());
-  }
-
-  private static boolean waitForExit(ProcessHandle h, Duration timeout) {
-    try {
-      h.onExit().get(timeout.toMillis(), TimeUnit.MILLISECONDS);
-      return true;
-    } catch (java.util.concurrent.TimeoutException e) {
-      return false;
-    } catch (java.util.concurrent.ExecutionException e) {
-      return !h.isAlive();
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      return !h.isAlive();
-    }
   }
 
   private static Optional<Long> pidIn(Path f) {

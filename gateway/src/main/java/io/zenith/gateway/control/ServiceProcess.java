@@ -244,7 +244,8 @@ public final class ServiceProcess {
     return true;
   }
 
-  private static boolean waitForExit(ProcessHandle h, Duration timeout) {
+  /** Whether {@code h} exited within {@code timeout}. */
+  static boolean waitForExit(ProcessHandle h, Duration timeout) {
     try {
       h.onExit().get(timeout.toMillis(), TimeUnit.MILLISECONDS);
       return true;
