@@ -163,10 +163,8 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
   }
 
   /**
-   * Locks the data directory before anything in it is opened: another pageserver on it (a second
-   * process, or a second instance in this JVM) is an {@link UncheckedIOException} whose cause is a
-   * {@link DirectoryLock.InUseException} and whose message names the directory and the holder's
-   * pid.
+   * Locks the data directory before anything in it is opened: another pageserver on it (another
+   * process, or instance in this JVM) is an UncheckedIOException caused by an InUseException.
    */
   private static DirectoryLock lock(Path dataDir) {
     try {
@@ -222,6 +220,11 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
 
   public PageReconstructor pages() {
     return pages;
+  }
+
+  /** The scratch directory of its WAL-redo processes: tells them from other pageservers'. */
+  public Path walRedoScratch() {
+    return redo.scratch().root();
   }
 
   public int httpPort() {
@@ -417,10 +420,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
     return Optional.ofNullable(receivers.get(key(tenant, id)));
   }
 
-  /**
-   * The counters of a timeline's WAL receiver connection (buffered chunks, socket read pauses),
-   * while it is connected to its source.
-   */
+  /** The counters of a timeline's WAL receiver connection, while it is connected. */
   public Optional<StreamMetrics> walReceiverStreamMetrics(TenantId tenant, TimelineId id) {
     return receiver(tenant, id).flatMap(WalReceiver::streamMetrics);
   }

@@ -56,7 +56,7 @@ class PageserverWalRedoCrashTest {
           Duration.ofSeconds(60),
           "the basebackup is rebuilding pages",
           () -> sample(ps, "zenith_walredo_requests_total", "outcome=\"ok\"") >= ok0 + 20);
-      long pid = redoBackendPid();
+      long pid = redoBackendPid(ps);
       kill(pid);
       PageserverHarness.Run r = first.get(2, TimeUnit.MINUTES);
       assertThat(r.exit()).as(r.output()).isNotZero();
@@ -74,25 +74,36 @@ class PageserverWalRedoCrashTest {
         assertThat(again.sql("SELECT count(*), sum(i) FROM t").trim())
             .isEqualTo(ROWS + "|" + (long) ROWS * (ROWS + 1) / 2);
       }
-      assertThat(redoBackendPid()).isNotEqualTo(pid);
+      assertThat(redoBackendPid(ps)).isNotEqualTo(pid);
     }
   }
 
-  /** The pid of the only WAL-redo backend ({@code postgres --single}) this JVM runs. */
-  private static long redoBackendPid() {
+  /**
+   * The pid of the only WAL-redo backend ({@code postgres --single}) of {@code ps}: the JVM may run
+   * other pageservers (the shared regression run starts with the test plan), whose backends run in
+   * other scratch directories.
+   */
+  private static long redoBackendPid(Pageserver ps) {
+    String scratch = ps.walRedoScratch().toString() + "/";
     List<ProcessHandle> redo =
-        ProcessHandle.current().descendants().filter(h -> isRedoBackend(h.pid())).toList();
+        ProcessHandle.current().descendants().filter(h -> isRedoBackend(h.pid(), scratch)).toList();
     assertThat(redo).as("WAL-redo backends").hasSize(1);
     return redo.getFirst().pid();
   }
 
-  /** From /proc: its argv is {@code postgres --single ...} (runuser, its parent, has it too). */
-  private static boolean isRedoBackend(long pid) {
+  /**
+   * From /proc: its argv is {@code postgres --single ... -D <scratch>/p-<n>/data} (runuser, its
+   * parent, has it too).
+   */
+  private static boolean isRedoBackend(long pid, String scratch) {
     try {
       String[] argv =
           new String(Files.readAllBytes(Path.of("/proc", Long.toString(pid), "cmdline")))
               .split("\0");
-      return argv.length > 1 && argv[0].endsWith("postgres") && argv[1].equals("--single");
+      return argv.length > 1
+          && argv[0].endsWith("postgres")
+          && argv[1].equals("--single")
+          && java.util.Arrays.stream(argv).anyMatch(a -> a.startsWith(scratch));
     } catch (IOException e) {
       return false; // gone
     }
