@@ -25,7 +25,9 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CompletionException;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -105,6 +107,9 @@ final class RegressionRun {
 
   private static CompletableFuture<RegressionRun> run;
 
+  /** Bounds the wait for the run (about six minutes on a quiet two-core machine). */
+  private static final Duration MAKE_TIMEOUT = Duration.ofMinutes(45);
+
   /** What the run printed: it prints on its own thread, so each test class prints it again. */
   private static final StringBuffer notes = new StringBuffer();
 
@@ -166,17 +171,25 @@ final class RegressionRun {
     return run;
   }
 
-  /** The run, waiting for it to be made (see {@link #start}); its failure is thrown here. */
+  /**
+   * The run, waiting for it to be made (see {@link #start}) for at most {@link #MAKE_TIMEOUT}; its
+   * failure is thrown here.
+   */
   static RegressionRun get(Path artifacts) throws IOException {
     try {
-      return start(artifacts).join();
-    } catch (CompletionException e) {
+      return start(artifacts).get(MAKE_TIMEOUT.toMinutes(), TimeUnit.MINUTES);
+    } catch (ExecutionException e) {
       switch (e.getCause()) {
         case UncheckedIOException io -> throw io.getCause();
         case RuntimeException r -> throw r;
         case Error r -> throw r;
-        default -> throw e;
+        default -> throw new IllegalStateException(e.getCause());
       }
+    } catch (TimeoutException e) {
+      throw new AssertionError("the regression run was not made within " + MAKE_TIMEOUT, e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new AssertionError("interrupted while waiting for the regression run", e);
     }
   }
 
