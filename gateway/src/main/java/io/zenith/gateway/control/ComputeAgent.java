@@ -6,7 +6,6 @@ import io.zenith.wal.DurableFiles;
 import io.zenith.wal.Lsn;
 import java.io.File;
 import java.io.IOException;
-import java.io.RandomAccessFile;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -134,6 +133,7 @@ public final class ComputeAgent {
             lsn.toString(),
             "--log-file",
             logFile().toString()));
+    long outStart = ServiceProcess.size(outFile());
     Process p;
     try {
       Files.createDirectories(dir());
@@ -155,7 +155,6 @@ public final class ComputeAgent {
       throw new ControlPlaneException(
           "cannot start the compute agent of '" + spec.name() + "': " + e.getMessage(), e);
     }
-    long outStart = size(outFile());
     long deadline = System.nanoTime() + START_TIMEOUT.toNanos();
     while (System.nanoTime() < deadline) {
       Optional<ProcessHandle> up = running();
@@ -168,7 +167,8 @@ public final class ComputeAgent {
             "the compute agent of '"
                 + spec.name()
                 + "' exited during startup: "
-                + lastLine(outFile(), outStart)
+                + ServiceProcess.lastLine(outFile(), outStart)
+                    .transform(l -> l.isEmpty() ? "no output" : l)
                 + " (see "
                 + logFile()
                 + ")");
@@ -280,34 +280,5 @@ public final class ComputeAgent {
 
   private static String quoted(List<String> words) {
     return words.stream().map(ComputeAgent::quote).collect(Collectors.joining(" "));
-  }
-
-  private static long size(Path file) {
-    try {
-      return Files.exists(file) ? Files.size(file) : 0;
-    } catch (IOException e) {
-      return 0;
-    }
-  }
-
-  /** The last error line {@code file} got since {@code from}, else its last line. */
-  private static String lastLine(Path file, long from) {
-    try (RandomAccessFile f = new RandomAccessFile(file.toFile(), "r")) {
-      long len = f.length();
-      long start = Math.max(from, len - 64 * 1024);
-      byte[] b = new byte[(int) (len - start)];
-      f.seek(start);
-      f.readFully(b);
-      List<String> lines =
-          new String(b, StandardCharsets.UTF_8).lines().filter(l -> !l.isBlank()).toList();
-      for (int i = lines.size() - 1; i >= 0; i--) {
-        if (lines.get(i).contains("error:")) {
-          return lines.get(i).strip();
-        }
-      }
-      return lines.isEmpty() ? "no output" : lines.get(lines.size() - 1).strip();
-    } catch (IOException e) {
-      return "no output";
-    }
   }
 }

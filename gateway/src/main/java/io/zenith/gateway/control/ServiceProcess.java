@@ -298,7 +298,8 @@ public final class ServiceProcess {
     return cmd;
   }
 
-  private static long size(Path file) {
+  /** The size of {@code file}, 0 if it is missing or unreadable: where new output starts. */
+  static long size(Path file) {
     try {
       return Files.exists(file) ? Files.size(file) : 0;
     } catch (IOException e) {
@@ -320,7 +321,7 @@ public final class ServiceProcess {
    * The last error line {@code file} got since {@code from}, else its last non-empty line; empty
    * when it got none.
    */
-  private static String lastLine(Path file, long from) {
+  static String lastLine(Path file, long from) {
     try (RandomAccessFile f = new RandomAccessFile(file.toFile(), "r")) {
       long len = f.length();
       long start = Math.max(from, len - 64 * 1024);
