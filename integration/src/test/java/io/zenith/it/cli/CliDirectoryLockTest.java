@@ -6,6 +6,7 @@ import io.zenith.gateway.control.PageserverClient;
 import io.zenith.gateway.safekeeper.SafekeeperClient;
 import io.zenith.replication.testing.PgWal;
 import io.zenith.wal.DirectoryLock;
+import io.zenith.wal.Lsn;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
@@ -61,6 +62,15 @@ class CliDirectoryLockTest {
     z.sql(port, "INSERT INTO t SELECT g, 'before' FROM generate_series(1, 1000) g");
     // the safekeeper and the pageserver go idle: their files stop changing
     z.ok("pg", "stop", "main");
+    // Files that stay the same for a second are not enough on a loaded machine: a pageserver that
+    // lags behind has yet to ingest, idle-flush (1 s) and upload the last WAL.
+    TimelinePositions positions = new TimelinePositions(z, 1, "main");
+    Lsn commit = positions.commitLsn().orElseThrow();
+    positions.awaitPageserver(commit, Duration.ofSeconds(60));
+    TimelinePositions.await(
+        Duration.ofSeconds(60),
+        "the pageserver to flush and upload everything it ingested",
+        () -> positions.pageserverQuiet());
   }
 
   @AfterAll

@@ -92,6 +92,22 @@ final class TimelinePositions {
   }
 
   /**
+   * Whether the pageserver has nothing of the timeline left to do: all it ingested is in layer
+   * files, and uploaded if it has remote storage.
+   */
+  boolean pageserverQuiet() {
+    try {
+      ApiModel.TimelineInfo t = pageserver.timeline(tenant, timeline);
+      return t.diskConsistentLsn().equals(t.lastRecordLsn())
+          && (t.remoteUpload() == null
+              || (t.remoteUpload().queueLength() == 0
+                  && t.diskConsistentLsn().equals(t.remoteConsistentLsn())));
+    } catch (RuntimeException e) {
+      return false;
+    }
+  }
+
+  /**
    * Waits (bounded) until the pageserver has ingested the WAL up to {@code target}; returns how
    * long that took.
    */
