@@ -81,10 +81,16 @@ public final class PageserverClient {
         HttpMethod.GET, "/v1/tenant/" + tenant + "/timeline", null, new TypeReference<>() {});
   }
 
+  /** The timeline's positions and state, without its logical size (cheap enough to poll). */
   public ApiModel.TimelineInfo timeline(TenantId tenant, TimelineId timeline) {
+    return timeline(tenant, timeline, false);
+  }
+
+  /** The timeline; with its logical size if {@code withSize} (a walk of every relation). */
+  public ApiModel.TimelineInfo timeline(TenantId tenant, TimelineId timeline, boolean withSize) {
     return call(
         HttpMethod.GET,
-        "/v1/tenant/" + tenant + "/timeline/" + timeline,
+        "/v1/tenant/" + tenant + "/timeline/" + timeline + (withSize ? "?include-size=true" : ""),
         null,
         new TypeReference<>() {});
   }

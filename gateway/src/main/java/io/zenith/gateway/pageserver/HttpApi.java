@@ -140,7 +140,7 @@ public final class HttpApi {
                                 ops.timeline(
                                     tenantId(req.param("tenant")),
                                     timelineId(req.param("timeline")),
-                                    true)))
+                                    includeSize(req.uri()))))
                 .get(
                     "/v1/tenant/{tenant}/timeline/{timeline}/lsn_by_timestamp",
                     (req, res) ->
@@ -248,6 +248,27 @@ public final class HttpApi {
               : "query parameter 'timestamp' is given " + values.size() + " times");
     }
     return Json.timestamp(values.getFirst());
+  }
+
+  /**
+   * The {@code include-size} query parameter of {@code uri}: absent or {@code false}, or {@code
+   * true}. The logical size walks every relation of the timeline: a poller of positions must not
+   * pay for it on each call.
+   */
+  static boolean includeSize(String uri) {
+    List<String> values =
+        new QueryStringDecoder(uri).parameters().getOrDefault("include-size", List.of());
+    if (values.isEmpty()) {
+      return false;
+    }
+    if (values.size() == 1 && values.getFirst().equals("true")) {
+      return true;
+    }
+    if (values.size() == 1 && values.getFirst().equals("false")) {
+      return false;
+    }
+    throw ApiException.badRequest(
+        "query parameter 'include-size' must be given once, as true or false");
   }
 
   /** The status a layer-store condition deserves. */

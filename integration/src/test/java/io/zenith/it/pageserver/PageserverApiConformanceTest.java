@@ -147,7 +147,17 @@ class PageserverApiConformanceTest {
         .isEqualTo(404);
 
     JsonNode one = call(TIMELINE, "GET", tl(tenant, main), null).json();
-    assertThat(one.path("logical_size").asLong()).isPositive();
+    assertThat(one.has("logical_size")).as("only when asked").isFalse();
+    JsonNode sized = call(TIMELINE, "GET", tl(tenant, main) + "?include-size=true", null).json();
+    assertThat(sized.path("logical_size").asLong()).isPositive();
+    assertThat(
+            call(TIMELINE, "GET", tl(tenant, main) + "?include-size=false", null)
+                .json()
+                .has("logical_size"))
+        .isFalse();
+    HttpJson.Response bad = call(TIMELINE, "GET", tl(tenant, main) + "?include-size=yes", null);
+    assertThat(bad.status()).isEqualTo(400);
+    assertThat(bad.error()).contains("include-size");
     assertThat(one.path("state").asText()).isEqualTo("active");
     assertThat(one.path("flush_error").isNull()).as("flushes work").isTrue();
     assertThat(call(TIMELINE, "GET", "/v1/tenant/" + tenant + "/timeline/xyz", null).status())
