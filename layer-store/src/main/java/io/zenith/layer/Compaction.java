@@ -10,6 +10,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Consumer;
 import org.rocksdb.RocksDBException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -38,11 +39,71 @@ final class Compaction {
   private final LayerIndex index;
   private final LayerDisk disk;
 
-  Compaction(Timeline timeline, TimelineLayers layers, LayerIndex index, LayerDisk disk) {
+  /** WAL between two image checks of background passes (two checkpoint distances). */
+  private final long imageCheckDistance;
+
+  /** The disk-consistent LSN of the last image check, and the one the last background pass saw. */
+  private Lsn lastImageCheck = Lsn.INVALID;
+
+  private Lsn lastBackgroundPass = Lsn.INVALID;
+
+  Compaction(
+      Timeline timeline,
+      TimelineLayers layers,
+      LayerIndex index,
+      LayerDisk disk,
+      long checkpointDistance) {
     this.timeline = timeline;
     this.layers = layers;
     this.index = index;
     this.disk = disk;
+    this.imageCheckDistance = 2 * checkpointDistance;
+  }
+
+  /**
+   * A pass nobody asked for (after a flush, or periodic): what {@link #requested} does, but ingest
+   * first (ADR 0009, amended), as Neon's {@code compaction_l0_first}:
+   *
+   * <ul>
+   *   <li>with {@code compactionThreshold} L0 layers or more, only the merge of L0 layers (and the
+   *       rewrite of mostly dead ones): flushes may be waiting at the stall gate for it, and images
+   *       only make reads faster;
+   *   <li>image layers are looked for only once the disk-consistent LSN has moved two checkpoint
+   *       distances since the last look, or moved at all but not since the previous background pass
+   *       (the WAL stopped: what came last gets its images). A look scans the timeline's whole
+   *       index, so one per flush made a catch-up quadratic in the database's size (a third of the
+   *       ingest thread's CPU in the history-ingest profile).
+   * </ul>
+   */
+  CompactionResult background(CompactionSettings settings, ImageSource source, Map<Long, Long> live)
+      throws IOException, RocksDBException {
+    Lsn at = timeline.diskConsistentLsn();
+    boolean stopped = at.equals(lastBackgroundPass);
+    lastBackgroundPass = at;
+    if (timeline.l0Layers() >= settings.compactionThreshold()) {
+      return compactL0(settings).plus(rewriteMostlyDead(live, settings));
+    }
+    boolean look =
+        !lastImageCheck.isValid()
+            || at.value() - lastImageCheck.value() >= imageCheckDistance
+            || (stopped && !at.equals(lastImageCheck));
+    if (!look) {
+      return rewriteMostlyDead(live, settings).plus(compactL0(settings));
+    }
+    return requested(settings, source, live);
+  }
+
+  /**
+   * A full pass: image layers where due, the rewrite of mostly dead layers, then the merge of L0
+   * layers. Images first: they count the delta layers over each partition, which a merge of L0
+   * layers into L1 layers makes fewer.
+   */
+  CompactionResult requested(CompactionSettings settings, ImageSource source, Map<Long, Long> live)
+      throws IOException, RocksDBException {
+    lastImageCheck = timeline.diskConsistentLsn();
+    return createImages(settings, source)
+        .plus(rewriteMostlyDead(live, settings))
+        .plus(compactL0(settings));
   }
 
   /** Merges the L0 delta layers into L1 layers once there are {@code compactionThreshold}. */
@@ -216,33 +277,18 @@ final class Compaction {
     int written = 0;
     long pages = 0;
     try (IndexSnapshot snap = index.snapshot(timeline.tenant(), timeline.id())) {
-      for (KeyRange range : partitionByKeys(snap, settings.keysPerImageLayer())) {
-        Lsn lastImage = lastImage(headers.values(), range);
-        if (!lastImage.isBefore(at)) {
-          continue;
-        }
+      for (DuePartition due : duePartitions(snap, headers, at, settings)) {
         List<Key> keys = new ArrayList<>();
-        Set<Long> deltas = new HashSet<>();
         snap.forEachVersion(
-            range,
+            due.range(),
             e -> {
-              if (e.lsn().isAfter(at)) {
-                return;
-              }
-              if (keys.isEmpty() || !keys.getLast().equals(e.key())) {
+              if (!e.lsn().isAfter(at) && (keys.isEmpty() || !keys.getLast().equals(e.key()))) {
                 keys.add(e.key());
               }
-              LayerFile.Header h = headers.get(e.ref().layerId());
-              if (e.lsn().isAfter(lastImage) && h != null && h.kind() == LayerFile.Kind.DELTA) {
-                deltas.add(h.layerId());
-              }
             });
-        if (deltas.size() < settings.imageCreationThreshold()) {
-          continue;
-        }
         long[] n = {0};
         long started = System.nanoTime();
-        LayerIndex.NewLayer image = writeImage(range, at, keys, source, settings, n);
+        LayerIndex.NewLayer image = writeImage(due.range(), at, keys, source, settings, n);
         Seams.reached(Seams.Seam.IMAGE_WRITTEN);
         commit(List.of(image), List.of(), List.of());
         Seams.reached(Seams.Seam.IMAGE_COMMITTED);
@@ -255,11 +301,71 @@ final class Compaction {
             at,
             n[0],
             keys.size(),
-            deltas.size(),
+            due.deltas(),
             (System.nanoTime() - started) / 1_000_000);
       }
     }
     return new CompactionResult(0, 0, written, pages, 0, 0, 0);
+  }
+
+  /** A key partition due for an image, and the delta layers that make it due. */
+  private record DuePartition(KeyRange range, int deltas) {}
+
+  /**
+   * The key partitions ({@code keysPerImageLayer} keys each, together covering every key) whose
+   * versions at or below {@code at} since their last image lie in {@code imageCreationThreshold} or
+   * more delta layers, in one scan of the index: per partition, the newest version's LSN in each
+   * layer, compared with the partition's last image once its end is known.
+   */
+  private static List<DuePartition> duePartitions(
+      IndexSnapshot snap, Map<Long, LayerFile.Header> headers, Lsn at, CompactionSettings settings)
+      throws IOException {
+    List<LayerFile.Header> images =
+        headers.values().stream().filter(h -> h.kind() == LayerFile.Kind.IMAGE).toList();
+    int keysPer = settings.keysPerImageLayer();
+    List<DuePartition> due = new ArrayList<>();
+    // the partition being scanned: its first key, and the newest version at or below `at` that
+    // each layer holds in it
+    Map<Long, Lsn> newest = new HashMap<>();
+    Key[] start = {null};
+    Key[] previous = {null};
+    long[] keys = {0};
+    Consumer<Key> close =
+        end -> {
+          KeyRange range = new KeyRange(start[0], end);
+          Lsn lastImage = lastImage(images, range);
+          int deltas = 0;
+          for (Map.Entry<Long, Lsn> e : newest.entrySet()) {
+            LayerFile.Header h = headers.get(e.getKey());
+            if (h != null && h.kind() == LayerFile.Kind.DELTA && e.getValue().isAfter(lastImage)) {
+              deltas++;
+            }
+          }
+          if (lastImage.isBefore(at) && deltas >= settings.imageCreationThreshold()) {
+            due.add(new DuePartition(range, deltas));
+          }
+          newest.clear();
+        };
+    snap.forEachVersion(
+        e -> {
+          if (!e.key().equals(previous[0])) {
+            if (keys[0] % keysPer == 0) {
+              if (start[0] != null) {
+                close.accept(e.key());
+              }
+              start[0] = start[0] == null ? Key.MIN : e.key();
+            }
+            keys[0]++;
+            previous[0] = e.key();
+          }
+          if (!e.lsn().isAfter(at)) {
+            newest.merge(e.ref().layerId(), e.lsn(), Lsn::max);
+          }
+        });
+    if (start[0] != null) {
+      close.accept(Key.MAX);
+    }
+    return due;
   }
 
   /** The LSN of the newest image layer over {@code range}, INVALID if none. */
@@ -271,26 +377,6 @@ final class Compaction {
       }
     }
     return last;
-  }
-
-  /** Key ranges of {@code keysPer} keys each, together covering every key. */
-  private static List<KeyRange> partitionByKeys(IndexSnapshot snap, int keysPer)
-      throws IOException {
-    List<Key> starts = new ArrayList<>();
-    long[] count = {0};
-    Key[] last = {null};
-    snap.forEachVersion(
-        e -> {
-          if (e.key().equals(last[0])) {
-            return;
-          }
-          if (count[0] % keysPer == 0) {
-            starts.add(starts.isEmpty() ? Key.MIN : e.key());
-          }
-          count[0]++;
-          last[0] = e.key();
-        });
-    return ranges(starts);
   }
 
   private LayerIndex.NewLayer writeImage(

@@ -87,7 +87,7 @@ public final class Timeline implements TimelineWriter {
     this.disk = disk;
     this.layers = new TimelineLayers(metadata.tenant(), metadata.timeline(), dir, index, config);
     this.flushFailures = new FlushFailures(metadata.tenant() + "/" + metadata.timeline());
-    this.compaction = new Compaction(this, layers, index, disk);
+    this.compaction = new Compaction(this, layers, index, disk, config.checkpointDistance());
     this.gc = new GarbageCollection(this, layers, index);
     this.position = new RecordPosition(state.diskConsistentLsn(), state.prevRecordLsn());
     this.diskConsistentLsn = state.diskConsistentLsn();
@@ -372,19 +372,24 @@ public final class Timeline implements TimelineWriter {
   /**
    * Compacts now, on the calling thread (blocking I/O and page reconstruction): creates image
    * layers where they are due, rewrites the layers the last GC left mostly dead, then merges the L0
-   * layers into L1 layers once there are {@code compactionThreshold} ({@link Compaction}). Waits
-   * for another maintenance pass of this timeline.
+   * layers into L1 layers once there are {@code compactionThreshold} ({@link Compaction}). A pass
+   * nobody {@code requested} (after a flush, periodic) puts the L0 merge first and looks for images
+   * less often ({@code Compaction.background}). Waits for another maintenance pass of this
+   * timeline.
    */
   public CompactionResult compact(CompactionSettings settings, ImageSource images) {
-    // Images first: they count the delta layers over each partition, which a merge of L0 layers
-    // into L1 layers makes fewer.
+    return compact(settings, images, true);
+  }
+
+  /** {@link #compact(CompactionSettings, ImageSource)}, or a background pass if not requested. */
+  public CompactionResult compact(
+      CompactionSettings settings, ImageSource images, boolean requested) {
     return maintained(
         "compact",
         () ->
-            compaction
-                .createImages(settings, images)
-                .plus(compaction.rewriteMostlyDead(gc.liveBytes(), settings))
-                .plus(compaction.compactL0(settings)));
+            requested
+                ? compaction.requested(settings, images, gc.liveBytes())
+                : compaction.background(settings, images, gc.liveBytes()));
   }
 
   /**

@@ -124,6 +124,45 @@ class LayerStoreHistoryTest {
     assertPagesAfterRestartAndRebuild(w, START.plus(64), end);
   }
 
+  @Test
+  void backgroundPassesMergeL0FirstAndLookForImagesEveryTwoCheckpointDistances()
+      throws IOException {
+    // merges at 3 L0 layers; a partition with one delta layer since its image is due for one
+    CompactionSettings eager = new CompactionSettings(64 * 1024, 3, 1, 2);
+    CompactionSettings noMerge = new CompactionSettings(64 * 1024, 1000, 1, 2);
+    try (LayerStore s = LayerStore.open(data, SMALL)) {
+      Timeline t = root(s);
+      Workload w = new Workload(t, START);
+      Lsn end = w.ingest(400, KEYS, new Random(3));
+      t.checkpoint();
+      int l0 = t.layerStats().l0();
+      assertThat(l0).isGreaterThanOrEqualTo(eager.compactionThreshold());
+
+      // An L0 backlog: the merge, and no image, whatever is due (flushes may wait for it).
+      CompactionResult merge = t.compact(eager, MODEL, false);
+      assertThat(merge.l0Merged()).isEqualTo(l0);
+      assertThat(merge.imageLayers()).isZero();
+      // The WAL stopped (same disk-consistent LSN as the last pass): images now.
+      assertThat(t.compact(noMerge, MODEL, false).imageLayers()).isPositive();
+      assertPages(t, w, START.plus(64), end, 5);
+
+      // 200 records are 12.5 KiB of WAL, less than two checkpoint distances (128 KiB): no look,
+      // though every partition written has a delta layer since its image.
+      end = w.ingest(200, KEYS, new Random(4));
+      t.checkpoint();
+      assertThat(t.compact(noMerge, MODEL, false).imageLayers()).isZero();
+      assertThat(t.compact(noMerge, MODEL, false).imageLayers())
+          .as("the WAL stopped: what came last gets its images")
+          .isPositive();
+
+      // 2,100 records are 131 KiB of WAL: a look at the first pass after them.
+      end = w.ingest(2100, KEYS, new Random(5));
+      t.checkpoint();
+      assertThat(t.compact(noMerge, MODEL, false).imageLayers()).isPositive();
+      assertPages(t, w, START.plus(64), end, 10);
+    }
+  }
+
   /** The pages in [from, upTo] after a restart, and again after an index rebuilt from the files. */
   private void assertPagesAfterRestartAndRebuild(Workload w, Lsn from, Lsn upTo)
       throws IOException {

@@ -121,7 +121,7 @@ final class HistoryMaintenance implements AutoCloseable {
     if (gcDue(t)) {
       gc(t);
     }
-    return compact(t);
+    return compact(t, false);
   }
 
   /**
@@ -143,13 +143,16 @@ final class HistoryMaintenance implements AutoCloseable {
     return could.value() - from >= config.layerStoreConfig().checkpointDistance();
   }
 
-  /** Compacts {@code t} now, on the calling thread. */
+  /**
+   * Compacts {@code t} now, on the calling thread: a full pass if {@code requested}, else a
+   * background one (the L0 merge first, images looked for less often: {@code Timeline.compact}).
+   */
   @SuppressWarnings("try")
-  CompactionResult compact(Timeline t) {
+  CompactionResult compact(Timeline t, boolean requested) {
     long t0 = System.nanoTime();
     CompactionResult r;
     try (LogContext.Scope s = LogContext.scope(t.tenant(), t.id())) {
-      r = t.compact(config.history(t.tenant()).compaction(), images);
+      r = t.compact(config.history(t.tenant()).compaction(), images, requested);
     }
     Tags tags = tags(t);
     meters.counter("zenith.compaction.image_layers", tags).increment(r.imageLayers());

@@ -499,7 +499,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
   @Override
   public ApiModel.CompactionInfo compact(TenantId tenant, TimelineId id) {
     Timeline t = store.timeline(tenant, id);
-    CompactionResult r = history.compact(t);
+    CompactionResult r = history.compact(t, true);
     return new ApiModel.CompactionInfo(
         r.l0Merged(),
         r.l1Written(),
