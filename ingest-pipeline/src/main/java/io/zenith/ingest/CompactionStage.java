@@ -25,10 +25,10 @@ import reactor.core.scheduler.Scheduler;
  *   <li><b>Demand:</b> one pass at a time; triggers are latest-wins ({@code onBackpressureLatest}):
  *       flushes during a pass leave one pending trigger, and a pass compacts whatever is due when
  *       it runs. Ingest never waits for a pass to start or finish, except at the gate below.
- *   <li><b>Bound (the rule):</b> while the timeline has {@code stallL0} or more L0 layers (five
- *       times {@code compaction_threshold}), the flush stage's gate holds the next flush until a
- *       pass completes (one pass per flush at most). Frozen layers then wait, the freeze stage gets
- *       no demand, and ingest slows down to compaction's pace: read amplification and memory stay
+ *   <li><b>Bound (the rule):</b> while the timeline has {@code stallL0} or more L0 layers (twice
+ *       {@code compaction_threshold}), the flush stage's gate holds the next flush until a pass
+ *       completes (one pass per flush at most). Frozen layers then wait, the freeze stage gets no
+ *       demand, and ingest slows down to compaction's pace: read amplification and memory stay
  *       bounded instead of L0 layers piling up. Each gate wait counts in {@code
  *       zenith.compaction.stalls}; the L0 count is the gauge {@code zenith.compaction.l0_layers}.
  *   <li><b>Errors:</b> a failed pass is logged and opens the gate like any finished pass (a broken

@@ -105,17 +105,12 @@ public final class IngestPipeline implements AutoCloseable {
    */
   public record Compactor(int stallL0, Supplier<CompactionResult> pass) {
     /**
-     * {@code pass} (a {@code Timeline.compact} with {@code settings}), with flushes waiting at five
-     * times {@code compaction_threshold} L0 layers: a read finds its versions through the index, so
-     * L0 layers cost reads little and a burst may run ahead of the merges (ADR 0009, amended); the
-     * bound is on disk space and on the size of the merge to come.
+     * {@code pass} (a {@code Timeline.compact} with {@code settings}), with flushes waiting at
+     * twice {@code compaction_threshold} L0 layers.
      */
     public static Compactor of(CompactionSettings settings, Supplier<CompactionResult> pass) {
-      return new Compactor(STALL_FACTOR * settings.compactionThreshold(), pass);
+      return new Compactor(2 * settings.compactionThreshold(), pass);
     }
-
-    /** Flushes wait at this many times {@code compaction_threshold} L0 layers. */
-    public static final int STALL_FACTOR = 5;
   }
 
   /** Receives the write position (last ingested record end) and the durable position. */

@@ -61,28 +61,18 @@ final class Compaction {
   }
 
   /**
-   * A pass nobody asked for (after a flush, or periodic): what {@link #requested} does, but ingest
-   * first (ADR 0009, amended), as Neon's {@code compaction_l0_first}:
-   *
-   * <ul>
-   *   <li>with {@code compactionThreshold} L0 layers or more, only the merge of L0 layers (and the
-   *       rewrite of mostly dead ones): flushes may be waiting at the stall gate for it, and images
-   *       only make reads faster;
-   *   <li>image layers are looked for only once the disk-consistent LSN has moved two checkpoint
-   *       distances since the last look, or moved at all but not since the previous background pass
-   *       (the WAL stopped: what came last gets its images). A look scans the timeline's whole
-   *       index, so one per flush made a catch-up quadratic in the database's size (a third of the
-   *       ingest thread's CPU in the history-ingest profile).
-   * </ul>
+   * A pass nobody asked for (after a flush, or periodic): what {@link #requested} does, but it
+   * looks for image layers only once the disk-consistent LSN has moved two checkpoint distances
+   * since the last look, or has moved at all but not since the previous background pass (the WAL
+   * stopped: what came last gets its images). A look scans the timeline's whole index, so one per
+   * flush and per period made a catch-up quadratic in the database's size (ADR 0009, amended).
+   * Without a look, the pass still rewrites mostly dead layers and merges L0 layers when due.
    */
   CompactionResult background(CompactionSettings settings, ImageSource source, Map<Long, Long> live)
       throws IOException, RocksDBException {
     Lsn at = timeline.diskConsistentLsn();
     boolean stopped = at.equals(lastBackgroundPass);
     lastBackgroundPass = at;
-    if (timeline.l0Layers() >= settings.compactionThreshold()) {
-      return compactL0(settings).plus(rewriteMostlyDead(live, settings));
-    }
     boolean look =
         !lastImageCheck.isValid()
             || at.value() - lastImageCheck.value() >= imageCheckDistance

@@ -18,6 +18,8 @@ import java.time.Instant;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
@@ -156,13 +158,18 @@ class CliMaintenanceCrashTest {
   private static long startArmed(ZenithRepo z, Seams.Seam seam) {
     ZenithRepo.Result started =
         z.runWith(Map.of(CRASH_AT, seam.settingName()), "pageserver", "start");
-    long pid = z.pageserverPid().orElseThrow();
-    if (started.exit() != 0) {
-      assertThat(z.pageserverLog())
-          .as("pageserver start failed: %s %s", started.out(), started.err())
-          .contains("reached seam " + seam.settingName() + ": SIGKILL to pid " + pid);
+    if (started.exit() == 0) {
+      return z.pageserverPid().orElseThrow();
     }
-    return pid;
+    // A failed start removes the pid file: the log names the process that died at the seam.
+    Matcher died =
+        Pattern.compile(
+                "reached seam " + Pattern.quote(seam.settingName()) + ": SIGKILL to pid (\\d+)")
+            .matcher(z.pageserverLog());
+    assertThat(died.find())
+        .as("pageserver start failed, and not at its seam: %s %s", started.out(), started.err())
+        .isTrue();
+    return Long.parseLong(died.group(1));
   }
 
   /**
