@@ -17,9 +17,9 @@ import org.slf4j.Logger;
 
 /**
  * The pageserver's remote storage ({@code [remote_storage]}) and the upload queues of its timelines
- * (ADR 0023), with their meters: opened at start, closed before the layer store. Without remote
- * storage, there is nothing to upload and {@code remote_consistent_lsn} stays where it was.
- * Thread-safe.
+ * (ADR 0023) and its remote deletion queue (ADR 0024), with their meters: opened at start, closed
+ * before the layer store. Without remote storage, there is nothing to upload and {@code
+ * remote_consistent_lsn} stays where it was. Thread-safe.
  */
 final class PageserverRemote {
   private final RemoteStorage storage;
@@ -87,6 +87,30 @@ final class PageserverRemote {
         "upload passes that failed and are retried with backoff");
     Gauge.builder("zenith.remote.upload_queue", u, x -> x.totals().queueLength())
         .description("layer files committed locally and not uploaded yet, all timelines")
+        .register(meters);
+    counter(
+        meters,
+        "zenith.remote.deletions",
+        u,
+        x -> x.deletionTotals().deletions(),
+        null,
+        "objects deleted from remote storage by the deletion queue");
+    counter(
+        meters,
+        "zenith.remote.deletion_failures",
+        u,
+        x -> x.deletionTotals().failures(),
+        null,
+        "executions of deletion lists that failed and are retried with backoff");
+    counter(
+        meters,
+        "zenith.remote.deletion_lists_set_aside",
+        u,
+        x -> x.deletionTotals().setAside(),
+        null,
+        "deletion lists not executed because they failed their checks (kept as .corrupt/.refused)");
+    Gauge.builder("zenith.remote.deletion_queue", u, x -> x.deletionTotals().pendingLists())
+        .description("durable deletion lists written and not executed yet")
         .register(meters);
   }
 
