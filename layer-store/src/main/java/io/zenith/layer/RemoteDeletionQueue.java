@@ -411,13 +411,22 @@ public final class RemoteDeletionQueue {
     }
   }
 
+  /**
+   * Deletes {@code keys}: the first one, then the rest ({@link Seams.Seam#REMOTE_DELETION_PARTIAL}
+   * between them, where a crash leaves a deletion half done).
+   */
   private void delete(List<RemoteKey> keys) {
     if (keys.isEmpty()) {
       return;
     }
     keys.forEach(onDeleting);
-    storage.deleteAll(keys).block(settings.callTimeout());
-    deletions.addAndGet(keys.size());
+    storage.delete(keys.getFirst()).block(settings.callTimeout());
+    deletions.incrementAndGet();
+    if (keys.size() > 1) {
+      Seams.reached(Seams.Seam.REMOTE_DELETION_PARTIAL);
+      storage.deleteAll(keys.subList(1, keys.size())).block(settings.callTimeout());
+      deletions.addAndGet(keys.size() - 1);
+    }
   }
 
   /** Moves a list that must not run out of the queue, durably, with an error. */

@@ -319,6 +319,7 @@ public final class RemoteTimelineClient {
       storage.put(key, b).block(settings.callTimeout());
       uploaded(key, b.length, t0);
       counters.indexUploads.incrementAndGet();
+      Seams.reached(Seams.Seam.REMOTE_INDEX_UPLOADED);
       lastIndex = index;
       Set<String> objects = new HashSet<>();
       String suffix = RemoteIndex.suffix(index.generation());
@@ -352,6 +353,7 @@ public final class RemoteTimelineClient {
       entries.add(new DeletionList.ObjectEntry(timeline.tenant(), timeline.id(), n + suffix));
     }
     deletions.enqueue(entries);
+    Seams.reached(Seams.Seam.REMOTE_DELETION_QUEUED);
     gone.forEach(candidates::remove);
   }
 
@@ -398,6 +400,7 @@ public final class RemoteTimelineClient {
       uploaded(key, f.size(), t0);
       uploads.incrementAndGet();
       counters.uploads.incrementAndGet();
+      Seams.reached(Seams.Seam.REMOTE_LAYER_UPLOADED);
     }
     return new RemoteIndex.Layer(f.fileName(), f.size(), crc);
   }

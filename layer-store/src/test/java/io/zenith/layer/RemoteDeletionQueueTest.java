@@ -173,6 +173,52 @@ class RemoteDeletionQueueTest {
   }
 
   @Test
+  void aDeletionCutShortIsFinishedAtTheNextStart() throws Exception {
+    try (RemoteStorage storage = RemoteStorage.open(new RemoteStorageSettings.Local(remoteDir))) {
+      Set<String> before;
+      try (LayerStore store = LayerStore.open(data, SMALL)) {
+        store.createTenant(TENANT);
+        Timeline t = store.createRootTimeline(TENANT, TL, START, 42, 15);
+        try (RemoteUploads uploads = RemoteUploads.start(store, storage, FAST)) {
+          new LayerStoreTest.Workload(t, START).ingest(1200, 50, new Random(9));
+          t.checkpoint();
+          awaitPrefixIsTheIndex(storage, store, t);
+          before = prefix(storage, TL);
+          // the "crash": every execution stops after the list's first object
+          Seams.install(
+              seam -> {
+                if (seam == Seams.Seam.REMOTE_DELETION_PARTIAL) {
+                  throw new IllegalStateException("crash at " + seam.settingName());
+                }
+              });
+          try {
+            assertThat(t.compact(COMPACT, LayerStoreHistoryTest.MODEL).didSomething()).isTrue();
+            await(() -> uploads.deletionTotals().failures() > 0, "a deletion cut short");
+            assertThat(uploads.deletionFailure())
+                .hasValueSatisfying(f -> assertThat(f).contains("remote-deletion-partial"));
+          } finally {
+            Seams.clear();
+          }
+        }
+        assertThat(lists(store)).isNotEmpty();
+        Set<String> after = prefix(storage, TL);
+        Set<String> gone = new TreeSet<>(before);
+        gone.removeAll(after);
+        Set<String> left = new TreeSet<>(after);
+        left.removeAll(indexed(storage, TL));
+        left.remove("index_part-00000001");
+        assertThat(gone).as("half done: some retired objects deleted").isNotEmpty();
+        assertThat(left).as("half done: not all").isNotEmpty();
+      }
+      try (LayerStore store = LayerStore.open(data, SMALL);
+          RemoteUploads uploads = RemoteUploads.start(store, storage, FAST)) {
+        awaitPrefixIsTheIndex(storage, store, store.timeline(TENANT, TL));
+        assertThat(uploads.deletionTotals().deletions()).isPositive();
+      }
+    }
+  }
+
+  @Test
   void theListFormatRoundTripsAndRefusesDamageAndForeignPaths() {
     DeletionList list =
         new DeletionList(
@@ -272,7 +318,7 @@ class RemoteDeletionQueueTest {
       try (RemoteUploads uploads =
           RemoteUploads.start(store, storage, FAST, k -> {}, w::deleting)) {
         LayerStoreTest.Workload load = new LayerStoreTest.Workload(t, START);
-        load.ingest(600, 50, new Random(5));
+        load.ingest(400, 50, new Random(5));
         t.checkpoint();
         awaitPrefixIsTheIndex(storage, store, t);
         assertThat(t.compact(COMPACT, LayerStoreHistoryTest.MODEL).didSomething()).isTrue();
