@@ -11,7 +11,6 @@ import io.zenith.wal.remote.RemoteObject;
 import io.zenith.wal.remote.RemoteStorage;
 import io.zenith.wal.remote.RemoteStorageException;
 import io.zenith.wal.remote.RemoteStorageSettings;
-import io.zenith.wal.testing.S3Proxy;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -29,7 +28,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The persistent remote deletion queue (ADR 0024), against a real directory and a real s3proxy:
+ * The persistent remote deletion queue (ADR 0024), against a real directory (on s3proxy: {@link
+ * RemoteUploadsTest#uploadsRetryWhileS3IsDownIngestGoesOnAndEverythingArrivesAfterItsRestart}):
  * after compaction and GC the timeline's prefix holds exactly what its index names, no deletion
  * ever hits an object the uploaded index names, a list left by a crash is executed at the next
  * start, a damaged list deletes nothing, and deleting a timeline or tenant empties its prefix.
@@ -304,40 +304,11 @@ class RemoteDeletionQueueTest {
     }
   }
 
-  @Test
-  void onS3TheIndexAloneStaysAfterCompactionAndATenantsDeletionEmptiesItsPrefix() throws Exception {
-    Watcher w = new Watcher();
-    try (S3Proxy proxy = S3Proxy.start();
-        RemoteStorage storage =
-            RemoteStorage.open(
-                proxy.settings("ps").withRetries(2, Duration.ofSeconds(1), Duration.ofSeconds(2)));
-        LayerStore store = LayerStore.open(data, SMALL)) {
-      w.storage = storage;
-      store.createTenant(TENANT);
-      Timeline t = store.createRootTimeline(TENANT, TL, START, 42, 15);
-      try (RemoteUploads uploads =
-          RemoteUploads.start(store, storage, FAST, k -> {}, w::deleting)) {
-        LayerStoreTest.Workload load = new LayerStoreTest.Workload(t, START);
-        load.ingest(400, 50, new Random(5));
-        t.checkpoint();
-        awaitPrefixIsTheIndex(storage, store, t);
-        assertThat(t.compact(COMPACT, LayerStoreHistoryTest.MODEL).didSomething()).isTrue();
-        awaitPrefixIsTheIndex(storage, store, t);
-        assertThat(uploads.deletionTotals().deletions()).isPositive();
-        store.deleteTenant(TENANT, id -> {});
-        await(() -> list(storage, "tenants/").isEmpty(), "the tenant's prefix empty");
-      }
-      synchronized (w) {
-        assertThat(w.violations).isEmpty();
-      }
-    }
-  }
-
   /**
    * Waits until the timeline's prefix holds exactly its index and the objects the index names, the
    * index names the timeline's local files and the queue has nothing pending.
    */
-  private static void awaitPrefixIsTheIndex(RemoteStorage storage, LayerStore store, Timeline t)
+  static void awaitPrefixIsTheIndex(RemoteStorage storage, LayerStore store, Timeline t)
       throws Exception {
     long deadline = System.nanoTime() + WAIT.toNanos();
     while (true) {

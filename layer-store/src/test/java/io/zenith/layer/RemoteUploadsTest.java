@@ -167,6 +167,15 @@ class RemoteUploadsTest {
         awaitRemoteIsTheTimeline(storage, t);
         assertThat(client.status().failure()).isEmpty();
         assertThat(client.status().queueLength()).isZero();
+
+        // Deletions on S3 (ADR 0024): compaction's retired objects go, then the tenant's prefix.
+        assertThat(t.compact(COMPACT, LayerStoreHistoryTest.MODEL).didSomething()).isTrue();
+        RemoteDeletionQueueTest.awaitPrefixIsTheIndex(storage, store, t);
+        assertThat(uploads.deletionTotals().deletions()).isPositive();
+        store.deleteTenant(TENANT, id -> {});
+        await(
+            () -> storage.list("tenants/").collectList().block(WAIT).isEmpty(),
+            "the tenant's prefix empty");
       }
     }
   }
