@@ -305,7 +305,6 @@ public final class RemoteTimelineClient {
           return false;
         }
         uploaded.put(f.fileName(), u);
-        candidates.add(f.fileName());
         queueLength = --missing;
       }
       layers.add(u);
@@ -388,6 +387,8 @@ public final class RemoteTimelineClient {
     RemoteKey key =
         RemoteIndex.layerKey(timeline.tenant(), timeline.id(), f.fileName(), settings.generation());
     if (there == null || there != f.size()) {
+      // a candidate from the attempt on: a failed (timed out) upload may still have landed
+      candidates.add(f.fileName());
       long t0 = System.nanoTime();
       try {
         storage.upload(p, key).block(settings.callTimeout());
