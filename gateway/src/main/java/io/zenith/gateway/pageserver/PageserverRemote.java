@@ -5,6 +5,7 @@ import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.zenith.gateway.config.RemoteStorageConfig;
 import io.zenith.layer.LayerStore;
+import io.zenith.layer.RemoteDeletionQueue;
 import io.zenith.layer.RemoteTimelineClient;
 import io.zenith.layer.RemoteUploads;
 import io.zenith.layer.TimelineView;
@@ -143,6 +144,20 @@ final class PageserverRemote {
                     s.retries(),
                     s.failure().orElse(null)))
         .orElse(null);
+  }
+
+  /** What the status API shows of the remote deletion queue; null without remote storage. */
+  static ApiModel.@Nullable RemoteDeletionInfo deletions(@Nullable PageserverRemote remote) {
+    if (remote == null) {
+      return null;
+    }
+    RemoteDeletionQueue.Totals t = remote.uploads.deletionTotals();
+    return new ApiModel.RemoteDeletionInfo(
+        t.pendingLists(),
+        t.deletions(),
+        t.failures(),
+        t.setAside(),
+        remote.uploads.deletionFailure().orElse(null));
   }
 
   /** Stops the uploads, then closes the storage. */

@@ -97,6 +97,9 @@ class PageserverApiConformanceTest {
     JsonNode status = call(STATUS, "GET", STATUS, null).json();
     assertThat(status.path("pg_version").asInt()).isEqualTo(15);
     assertThat(status.path("id").asText()).isEqualTo("test");
+    assertThat(status.path("remote_deletion").path("pending_lists").isIntegralNumber())
+        .as(status.toString())
+        .isTrue();
 
     HttpJson.Response list = call(TENANTS, "GET", TENANTS, null);
     assertThat(list.status()).isEqualTo(200);
@@ -483,6 +486,9 @@ class PageserverApiConformanceTest {
           () -> remoteFiles(id).isEmpty());
     }
     assertThat(remoteFiles(main.toString())).contains("index_part-00000001");
+    JsonNode queue = call(STATUS, "GET", STATUS, null).json().path("remote_deletion");
+    assertThat(queue.path("deletions").asLong()).as(queue.toString()).isPositive();
+    assertThat(queue.path("set_aside").asLong()).isZero();
     // main is untouched
     assertThat(call(TIMELINE, "GET", tl(tenant, main), null).json().path("state").asText())
         .isEqualTo("active");
