@@ -122,6 +122,7 @@ public final class RemoteDeletionQueue {
   private volatile String failure;
   private String currentList = "";
   private String current = ""; // what the worker executes, for its failure messages
+  private DeletionList.Entry currentEntry; // its timeline's ids go into the failure's MDC
   private Duration backoff; // the worker's only
   private long lastLogNanos;
   private long suppressed;
@@ -316,6 +317,7 @@ public final class RemoteDeletionQueue {
   private void execute(Path p) throws IOException, TimeoutException, InterruptedException {
     currentList = "list " + p.getFileName();
     current = currentList;
+    currentEntry = null;
     DeletionList list;
     try {
       list = DeletionList.fromBytes(Files.readAllBytes(p), p.toString());
@@ -371,6 +373,7 @@ public final class RemoteDeletionQueue {
       throws TimeoutException, InterruptedException {
     DeletionList.ObjectEntry first = group.getFirst();
     current = currentList + " (objects of timeline " + first.tenant() + "/" + first.id() + ")";
+    currentEntry = first;
     try (LogContext.Scope s = LogContext.scope(first.tenant(), first.id());
         Hold h = guard.hold(first.tenant(), first.timeline(), false, settings.callTimeout())) {
       List<RemoteKey> keys = new ArrayList<>();
@@ -392,6 +395,7 @@ public final class RemoteDeletionQueue {
     String what =
         x.timeline().map(tl -> "timeline " + x.tenant() + "/" + tl).orElse("tenant " + x.tenant());
     current = currentList + " (prefix of " + what + ")";
+    currentEntry = x;
     try (Hold h = guard.hold(x.tenant(), x.timeline(), true, settings.callTimeout())) {
       if (h.live()) {
         // created again with the same id: its own upload passes delete what no index names
@@ -438,8 +442,22 @@ public final class RemoteDeletionQueue {
     log.error("{}; not executed, kept as {} (its objects stay in remote storage)", why, aside);
   }
 
-  /** Records a failed run, logs it (rate-limited) and says when to try again. */
+  /**
+   * Records a failed run, logs it (rate-limited, with the timeline's ids in the MDC when it was one
+   * timeline's) and says when to try again.
+   */
+  @SuppressWarnings("try")
   private Duration failed(String why, boolean permanent) {
+    DeletionList.Entry e = currentEntry;
+    try (LogContext.Scope s =
+        e == null || e.timeline().isEmpty()
+            ? null
+            : LogContext.scope(e.tenant(), e.timeline().get())) {
+      return failedIn(why, permanent);
+    }
+  }
+
+  private Duration failedIn(String why, boolean permanent) {
     if (stopped) {
       return Duration.ZERO; // interrupted by the stop: not a failure
     }
