@@ -21,6 +21,8 @@ import java.util.Optional;
 import java.util.Random;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.BooleanSupplier;
 import java.util.stream.Stream;
@@ -167,6 +169,53 @@ class RemoteDeletionQueueTest {
             .exists();
       }
       synchronized (w) {
+        assertThat(w.violations).isEmpty();
+      }
+    }
+  }
+
+  @Test
+  void aFileUploadedAndRetiredBeforeAnyIndexNamedItIsDeletedAfterTheNextIndex() throws Exception {
+    Watcher w = new Watcher();
+    try (RemoteStorage storage = RemoteStorage.open(new RemoteStorageSettings.Local(remoteDir));
+        LayerStore store = LayerStore.open(data, SMALL)) {
+      w.storage = storage;
+      store.createTenant(TENANT);
+      Timeline t = store.createRootTimeline(TENANT, TL, START, 42, 15);
+      new LayerStoreTest.Workload(t, START).ingest(1200, 50, new Random(13));
+      t.checkpoint();
+      String first = t.layerFiles().getFirst().fileName() + "-00000001";
+      CountDownLatch uploaded = new CountDownLatch(1);
+      CountDownLatch compacted = new CountDownLatch(1);
+      // the first pass stops after its first upload, until a compaction retired that file
+      Seams.install(
+          seam -> {
+            if (seam == Seams.Seam.REMOTE_LAYER_UPLOADED && uploaded.getCount() > 0) {
+              uploaded.countDown();
+              try {
+                assertThat(compacted.await(30, TimeUnit.SECONDS)).isTrue();
+              } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+              }
+            }
+          });
+      try (RemoteUploads uploads =
+          RemoteUploads.start(store, storage, FAST, k -> {}, w::deleting)) {
+        assertThat(uploaded.await(30, TimeUnit.SECONDS)).isTrue();
+        assertThat(prefix(storage, TL)).containsExactly(first); // no index yet
+        try {
+          assertThat(t.compact(COMPACT, LayerStoreHistoryTest.MODEL).didSomething()).isTrue();
+        } finally {
+          compacted.countDown();
+        }
+        assertThat(t.layerFiles()).extracting(LayerFileInfo::fileName).doesNotContain(first);
+        awaitPrefixIsTheIndex(storage, store, t);
+        assertThat(uploads.deletionTotals().deletions()).isPositive();
+      } finally {
+        Seams.clear();
+      }
+      synchronized (w) {
+        assertThat(w.deleted).contains(RemoteIndex.timelinePrefix(TENANT, TL).resolve(first));
         assertThat(w.violations).isEmpty();
       }
     }
