@@ -57,12 +57,19 @@ public final class LayerStore implements AutoCloseable {
   private final LayerStoreConfig config;
   private final LayerDisk disk;
   private final LayerIndex index;
+  private final RemoteDeletionQueue deletions;
   private final Map<TenantId, Map<TimelineId, Timeline>> tenants = new ConcurrentHashMap<>();
   private final boolean rebuilt;
 
   private LayerStore(
-      Path dataDir, LayerStoreConfig config, LayerDisk disk, LayerIndex index, boolean rebuilt) {
+      Path dataDir,
+      LayerStoreConfig config,
+      LayerDisk disk,
+      LayerIndex index,
+      RemoteDeletionQueue deletions,
+      boolean rebuilt) {
     this.dataDir = dataDir;
+    this.deletions = deletions;
     this.config = config;
     this.disk = disk;
     this.index = index;
@@ -101,7 +108,8 @@ public final class LayerStore implements AutoCloseable {
         index = LayerIndex.open(indexDir, config.blockCacheBytes());
         rebuild = true;
       }
-      LayerStore store = new LayerStore(dataDir, config, disk, index, rebuild);
+      LayerStore store =
+          new LayerStore(dataDir, config, disk, index, RemoteDeletionQueue.open(dataDir), rebuild);
       store.load(rebuild);
       return store;
     } catch (IOException | RocksDBException e) {
@@ -118,7 +126,7 @@ public final class LayerStore implements AutoCloseable {
   }
 
   private void load(boolean rebuild) throws IOException, RocksDBException {
-    TenantDeletion.finishPending(index, dataDir.resolve("tenants"));
+    TenantDeletion.finishPending(index, deletions, dataDir.resolve("tenants"));
     try (Stream<Path> ts = Files.list(dataDir.resolve("tenants"))) {
       for (Path tdir : ts.sorted().toList()) {
         TenantId tenant;
@@ -134,7 +142,7 @@ public final class LayerStore implements AutoCloseable {
         if (!Files.isDirectory(tls)) {
           continue;
         }
-        TimelineDeletion.finishPending(index, tenant, tls);
+        TimelineDeletion.finishPending(index, deletions, tenant, tls);
         try (Stream<Path> s = Files.list(tls)) {
           for (Path dir : s.sorted().toList()) {
             Timeline t = loadTimeline(tenant, dir, rebuild);
@@ -287,6 +295,11 @@ public final class LayerStore implements AutoCloseable {
 
   public Path dataDir() {
     return dataDir;
+  }
+
+  /** The queue of remote deletions (ADR 0024); its worker runs while uploads do. */
+  RemoteDeletionQueue remoteDeletions() {
+    return deletions;
   }
 
   /** The index (tests look at what it holds). */
@@ -543,6 +556,7 @@ public final class LayerStore implements AutoCloseable {
       java.util.function.Consumer<TimelineDeletion.Step> after) {
     TimelineDeletion.delete(
         index,
+        deletions,
         tenantTimelines(tenant),
         tenantDir(tenant).resolve("timelines"),
         tenant,
@@ -569,7 +583,8 @@ public final class LayerStore implements AutoCloseable {
   /** The deletion, calling {@code afterMark} after the mark (tests stop it there: a "crash"). */
   synchronized void deleteTenant(
       TenantId tenant, java.util.function.Consumer<TimelineId> stopWriter, Runnable afterMark) {
-    TenantDeletion.delete(index, tenants, tenantDir(tenant), tenant, stopWriter, afterMark);
+    TenantDeletion.delete(
+        index, deletions, tenants, tenantDir(tenant), tenant, stopWriter, afterMark);
   }
 
   /** Closes every timeline (dropping unflushed versions) and the index. */

@@ -41,6 +41,9 @@ public record RemoteIndex(
   /** The generation of every object until the control plane issues them (issue 12 point 3). */
   public static final int DEFAULT_GENERATION = 1;
 
+  /** The index object's name before its generation suffix. */
+  static final String INDEX_NAME = "index_part";
+
   /** One layer file: its local name, bytes and the CRC32C of all its bytes. */
   public record Layer(String fileName, long size, int crc32c) {}
 
@@ -61,7 +64,7 @@ public record RemoteIndex(
 
   /** The timeline's index object. */
   public static RemoteKey indexKey(TenantId tenant, TimelineId timeline, int generation) {
-    return timelinePrefix(tenant, timeline).resolve("index_part" + suffix(generation));
+    return timelinePrefix(tenant, timeline).resolve(INDEX_NAME + suffix(generation));
   }
 
   /** {@code -} and the generation as 8 lower-case hex digits, as Neon names its objects. */

@@ -24,6 +24,7 @@ import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Consumer;
 import java.util.zip.CRC32C;
 import org.rocksdb.RocksDBException;
@@ -49,6 +50,13 @@ import reactor.core.scheduler.Scheduler;
  * on TRANSIENT errors (logged at WARN, at most every {@link #LOG_EVERY}), and also on PERMANENT
  * ones (logged at ERROR, retried at the maximum backoff, since an operator may fix a bucket's
  * permissions without a restart); either is in {@link Status#failure} until a pass works.
+ *
+ * <p>After an index is uploaded, the objects that no longer need to exist go to the store's {@link
+ * RemoteDeletionQueue} (ADR 0024): those the previous index named, those found in the prefix at the
+ * first pass, and those this queue uploaded, minus what the uploaded index names and what is
+ * committed locally now (a file committed during the pass is uploaded by the next one). Never
+ * before the index's put has returned; a pass holds {@link #passLock} throughout, and the deletion
+ * worker takes it before it deletes this timeline's objects.
  *
  * <p>Thread-safe: passes run one at a time on the uploads' scheduler; {@link #wake} and {@link
  * #status} from any thread.
@@ -85,6 +93,8 @@ public final class RemoteTimelineClient {
   private final Scheduler scheduler;
   private final RemoteUploads.Counters counters;
   private final Consumer<RemoteKey> onUploaded;
+  private final RemoteDeletionQueue deletions;
+  private final ReentrantLock passLock = new ReentrantLock();
   private final AtomicInteger state = new AtomicInteger(IDLE);
   private final AtomicLong uploads = new AtomicLong();
   private final AtomicLong bytes = new AtomicLong();
@@ -95,6 +105,7 @@ public final class RemoteTimelineClient {
   private Map<String, Long> remoteSizes; // objects found at the first pass, by local file name
   private Map<String, RemoteIndex.Layer> remoteIndexed; // the index found then, by file name
   private RemoteIndex lastIndex;
+  private Set<String> candidates; // files whose objects may exist and go once no index names them
   private String lastMissing; // the file a pass found missing, until a pass works
   private Duration backoff;
   private long lastLogNanos;
@@ -102,6 +113,7 @@ public final class RemoteTimelineClient {
 
   private volatile int queueLength;
   private volatile String failure;
+  private volatile Set<String> indexedObjects = Set.of(); // object names the last index names
   private volatile boolean stopped;
   private volatile Disposable next; // the pass scheduled last
   private volatile boolean waiting; // it has not started yet (a backoff, or the queue)
@@ -112,13 +124,15 @@ public final class RemoteTimelineClient {
       RemoteUploads.Settings settings,
       Scheduler scheduler,
       RemoteUploads.Counters counters,
-      Consumer<RemoteKey> onUploaded) {
+      Consumer<RemoteKey> onUploaded,
+      RemoteDeletionQueue deletions) {
     this.timeline = timeline;
     this.storage = storage;
     this.settings = settings;
     this.scheduler = scheduler;
     this.counters = counters;
     this.onUploaded = onUploaded;
+    this.deletions = deletions;
     this.backoff = settings.minBackoff();
   }
 
@@ -177,6 +191,15 @@ public final class RemoteTimelineClient {
     }
     Duration retryIn;
     try {
+      passLock.lockInterruptibly();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return; // the close
+    }
+    try {
+      if (stopped) {
+        return; // stopped while this pass waited for the deletion worker's hold
+      }
       if (!pass()) {
         // A file was retired under the pass: look again soon (not at once: a file missing for
         // another reason must not make this a busy loop).
@@ -211,6 +234,8 @@ public final class RemoteTimelineClient {
     } catch (IOException | RocksDBException | RuntimeException e) {
       // RuntimeException: a call that outlived callTimeout (block's IllegalStateException)
       retryIn = failed("local", e.toString(), false);
+    } finally {
+      passLock.unlock();
     }
     if (!stopped) {
       schedule(retryIn);
@@ -258,6 +283,8 @@ public final class RemoteTimelineClient {
     if (remoteSizes == null) {
       remoteIndexed = remoteIndex();
       remoteSizes = listRemote();
+      candidates = new HashSet<>(remoteIndexed.keySet());
+      candidates.addAll(remoteSizes.keySet());
     }
     Set<String> names = new HashSet<>();
     int missing = 0;
@@ -282,7 +309,7 @@ public final class RemoteTimelineClient {
       }
       layers.add(u);
     }
-    uploaded.keySet().retainAll(names); // retired files; their objects stay (no deletions yet)
+    uploaded.keySet().retainAll(names); // retired files: their objects go after the index
     RemoteIndex index = new RemoteIndex(settings.generation(), metadata, disk, layers);
     if (!index.equals(lastIndex)) {
       RemoteKey key = RemoteIndex.indexKey(timeline.tenant(), timeline.id(), index.generation());
@@ -291,12 +318,56 @@ public final class RemoteTimelineClient {
       storage.put(key, b).block(settings.callTimeout());
       uploaded(key, b.length, t0);
       counters.indexUploads.incrementAndGet();
+      Seams.reached(Seams.Seam.REMOTE_INDEX_UPLOADED);
       lastIndex = index;
+      Set<String> objects = new HashSet<>();
+      String suffix = RemoteIndex.suffix(index.generation());
+      index.layers().forEach(l -> objects.add(l.fileName() + suffix));
+      objects.add(key.name());
+      indexedObjects = Set.copyOf(objects);
       if (disk.isAfter(timeline.remoteConsistentLsn())) {
         timeline.setRemoteConsistentLsn(disk);
       }
     }
+    retire(lastIndex); // also when an earlier pass's enqueue failed after its put
     return true;
+  }
+
+  /**
+   * Queues the deletion of every candidate that {@code index} (uploaded) does not name and that is
+   * not committed locally now. Files committed since the pass read the list are not uploaded yet,
+   * hence not candidates unless an earlier run left an object of that name: such an object stays.
+   */
+  private void retire(RemoteIndex index) throws IOException {
+    Set<String> keep = new HashSet<>();
+    index.layers().forEach(l -> keep.add(l.fileName()));
+    timeline.layerFiles().forEach(f -> keep.add(f.fileName()));
+    List<String> gone = candidates.stream().filter(n -> !keep.contains(n)).sorted().toList();
+    if (gone.isEmpty()) {
+      return;
+    }
+    String suffix = RemoteIndex.suffix(index.generation());
+    List<DeletionList.Entry> entries = new ArrayList<>();
+    for (String n : gone) {
+      entries.add(new DeletionList.ObjectEntry(timeline.tenant(), timeline.id(), n + suffix));
+    }
+    deletions.enqueue(entries);
+    Seams.reached(Seams.Seam.REMOTE_DELETION_QUEUED);
+    gone.forEach(candidates::remove);
+  }
+
+  /** Held by a pass throughout; the deletion worker holds it while it deletes this timeline's. */
+  ReentrantLock passLock() {
+    return passLock;
+  }
+
+  /** The object names the last index this queue uploaded names (with the index itself). */
+  Set<String> indexedObjects() {
+    return indexedObjects;
+  }
+
+  Timeline timeline() {
+    return timeline;
   }
 
   /** Uploads one layer file; null if it was retired (deleted locally) before or during it. */
@@ -316,6 +387,8 @@ public final class RemoteTimelineClient {
     RemoteKey key =
         RemoteIndex.layerKey(timeline.tenant(), timeline.id(), f.fileName(), settings.generation());
     if (there == null || there != f.size()) {
+      // a candidate from the attempt on: a failed (timed out) upload may still have landed
+      candidates.add(f.fileName());
       long t0 = System.nanoTime();
       try {
         storage.upload(p, key).block(settings.callTimeout());
@@ -328,6 +401,7 @@ public final class RemoteTimelineClient {
       uploaded(key, f.size(), t0);
       uploads.incrementAndGet();
       counters.uploads.incrementAndGet();
+      Seams.reached(Seams.Seam.REMOTE_LAYER_UPLOADED);
     }
     return new RemoteIndex.Layer(f.fileName(), f.size(), crc);
   }

@@ -4,7 +4,10 @@ import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
 import io.zenith.wal.remote.RemoteKey;
 import io.zenith.wal.remote.RemoteStorage;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -12,6 +15,7 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
 import org.slf4j.Logger;
@@ -25,8 +29,10 @@ import reactor.core.scheduler.Schedulers;
  * timeline of the store, woken after every flush and maintenance pass of its timeline, and by a
  * rescan every {@link Settings#rescan} that also attaches clients to new timelines and stops those
  * of deleted ones. Passes run on {@link Settings#threads} threads of their own (blocking remote
- * calls, bounded by {@link Settings#callTimeout}), one pass per timeline at a time. Nothing here
- * deletes a remote object. Thread-safe.
+ * calls, bounded by {@link Settings#callTimeout}), one pass per timeline at a time. It also runs
+ * the store's {@link RemoteDeletionQueue} on the same storage, and is its {@link
+ * RemoteDeletionQueue.Guard}: the worker deletes a timeline's objects only while that timeline's
+ * passes are held off, and its prefix only after its queue stopped (ADR 0024). Thread-safe.
  */
 public final class RemoteUploads implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(RemoteUploads.class);
@@ -110,15 +116,29 @@ public final class RemoteUploads implements AutoCloseable {
   private final Scheduler scheduler;
   private final Counters counters = new Counters();
   private final Map<Timeline, RemoteTimelineClient> clients = new ConcurrentHashMap<>();
+  // stopped by a rescan or a prefix deletion, perhaps in a pass still
+  private final Set<RemoteTimelineClient> stopping = ConcurrentHashMap.newKeySet();
+  private final RemoteDeletionQueue deletions;
   private final Disposable rescans;
   private volatile boolean closed;
 
   private RemoteUploads(
-      LayerStore store, RemoteStorage storage, Settings settings, Consumer<RemoteKey> onUploaded) {
+      LayerStore store,
+      RemoteStorage storage,
+      Settings settings,
+      Consumer<RemoteKey> onUploaded,
+      Consumer<RemoteKey> onDeleting) {
     this.store = store;
     this.storage = storage;
     this.settings = settings;
     this.onUploaded = onUploaded;
+    this.deletions = store.remoteDeletions();
+    try {
+      // before any upload: every object uploaded from now on has a queue that can delete it
+      deletions.start(storage, settings, this::hold, onDeleting);
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot start the remote deletion queue: " + e, e);
+    }
     this.scheduler = Schedulers.newBoundedElastic(settings.threads(), 100_000, "remote-upload");
     this.rescans =
         scheduler.schedulePeriodically(
@@ -130,13 +150,20 @@ public final class RemoteUploads implements AutoCloseable {
    * once. The caller closes this before the store and the storage.
    */
   public static RemoteUploads start(LayerStore store, RemoteStorage storage, Settings settings) {
-    return new RemoteUploads(store, storage, settings, k -> {});
+    return new RemoteUploads(store, storage, settings, k -> {}, k -> {});
   }
 
-  /** As {@link #start}, and tells {@code onUploaded} every object as its upload completes. */
+  /**
+   * As {@link #start}, and tells {@code onUploaded} every object as its upload completes, and
+   * {@code onDeleting} every object just before its deletion (tests check both against the index).
+   */
   static RemoteUploads start(
-      LayerStore store, RemoteStorage storage, Settings settings, Consumer<RemoteKey> onUploaded) {
-    return new RemoteUploads(store, storage, settings, onUploaded);
+      LayerStore store,
+      RemoteStorage storage,
+      Settings settings,
+      Consumer<RemoteKey> onUploaded,
+      Consumer<RemoteKey> onDeleting) {
+    return new RemoteUploads(store, storage, settings, onUploaded, onDeleting);
   }
 
   /** Attaches clients to new timelines and stops those of deleted ones. */
@@ -155,7 +182,7 @@ public final class RemoteUploads implements AutoCloseable {
                   x -> {
                     RemoteTimelineClient c =
                         new RemoteTimelineClient(
-                            x, storage, settings, scheduler, counters, onUploaded);
+                            x, storage, settings, scheduler, counters, onUploaded, deletions);
                     x.onLayersChanged(c::wake);
                     return c;
                   })
@@ -171,8 +198,11 @@ public final class RemoteUploads implements AutoCloseable {
                 }
                 e.getKey().onLayersChanged(() -> {});
                 e.getValue().stop();
+                stopping.add(e.getValue());
                 return true;
               });
+      // forget stopped queues whose last pass has ended
+      stopping.removeIf(c -> !c.passLock().isLocked());
     } catch (RuntimeException e) {
       // the next rescan tries again; a rescan must never end the periodic task
       log.warn("remote upload rescan failed: {}", e.toString());
@@ -206,6 +236,79 @@ public final class RemoteUploads implements AutoCloseable {
         queue);
   }
 
+  /** The store's remote deletion queue's sums (ADR 0024). */
+  public RemoteDeletionQueue.Totals deletionTotals() {
+    return deletions.totals();
+  }
+
+  /** Why remote deletions fail now, if they do. */
+  public Optional<String> deletionFailure() {
+    return deletions.failure();
+  }
+
+  /**
+   * The deletion worker's {@link RemoteDeletionQueue.Guard}: holds the pass locks of the queues of
+   * a timeline (or of every timeline of a tenant), stopping those queues first when {@code stop}
+   * and the timeline (tenant) is gone from the store.
+   */
+  RemoteDeletionQueue.Hold hold(
+      TenantId tenant, Optional<TimelineId> timeline, boolean stop, Duration timeout)
+      throws TimeoutException, InterruptedException {
+    boolean live =
+        timeline.isPresent()
+            ? store.findTimeline(tenant, timeline.get()).isPresent()
+            : store.tenants().contains(tenant);
+    List<RemoteTimelineClient> matching = new ArrayList<>();
+    for (RemoteTimelineClient c : List.copyOf(stopping)) {
+      if (matches(c.timeline(), tenant, timeline)) {
+        matching.add(c);
+      }
+    }
+    for (Map.Entry<Timeline, RemoteTimelineClient> e : clients.entrySet()) {
+      if (!matches(e.getKey(), tenant, timeline)) {
+        continue;
+      }
+      matching.add(e.getValue());
+      if (stop && !live) {
+        // nothing may upload into a prefix once its deletion starts
+        e.getKey().onLayersChanged(() -> {});
+        e.getValue().stop();
+        stopping.add(e.getValue());
+        clients.remove(e.getKey());
+      }
+    }
+    List<RemoteTimelineClient> held = new ArrayList<>();
+    Runnable release = () -> held.forEach(c -> c.passLock().unlock());
+    Set<String> keep = new HashSet<>();
+    long deadline = System.nanoTime() + timeout.toNanos();
+    try {
+      for (RemoteTimelineClient c : matching) {
+        if (!c.passLock().tryLock(deadline - System.nanoTime(), TimeUnit.NANOSECONDS)) {
+          throw new TimeoutException(c + " did not end its pass within " + timeout);
+        }
+        held.add(c);
+        keep.addAll(c.indexedObjects());
+      }
+      if (timeline.isPresent()) {
+        String suffix = RemoteIndex.suffix(settings.generation());
+        store
+            .findTimeline(tenant, timeline.get())
+            .ifPresent(t -> t.layerFiles().forEach(f -> keep.add(f.fileName() + suffix)));
+      }
+    } catch (TimeoutException | InterruptedException | RuntimeException e) {
+      release.run();
+      throw e;
+    }
+    if (stop && !live) {
+      stopping.removeAll(held); // their passes have ended and none will start
+    }
+    return new RemoteDeletionQueue.Hold(live, keep, release);
+  }
+
+  private static boolean matches(Timeline t, TenantId tenant, Optional<TimelineId> timeline) {
+    return t.tenant().equals(tenant) && timeline.map(t.id()::equals).orElse(true);
+  }
+
   public String describe() {
     return storage.describe();
   }
@@ -224,6 +327,7 @@ public final class RemoteUploads implements AutoCloseable {
       e.getValue().stop();
     }
     clients.clear();
+    deletions.stop();
     scheduler.disposeGracefully().timeout(CLOSE_GRACE).onErrorComplete().block();
     scheduler.dispose();
   }

@@ -14,7 +14,10 @@ import java.util.function.Consumer;
  * <p>Production code installs nothing: reaching a seam costs one volatile read. Thread-safe.
  */
 public final class Seams {
-  /** A seam, in the order a maintenance pass reaches them. */
+  /**
+   * A seam: those of maintenance passes in the order a pass reaches them, then those of uploads and
+   * remote deletions ({@link #remote()}, reached only with remote storage).
+   */
   public enum Seam {
     /** An image layer file is durable; the index does not name it yet. */
     IMAGE_WRITTEN,
@@ -31,7 +34,20 @@ public final class Seams {
     /** A batch of versions below the GC cutoff is removed from the index. */
     GC_VERSIONS_REMOVED,
     /** GC unregistered the layers nothing needs; their files still exist. */
-    GC_LAYERS_UNREGISTERED;
+    GC_LAYERS_UNREGISTERED,
+    /** A layer file is uploaded; no uploaded index names it yet (ADR 0023). */
+    REMOTE_LAYER_UPLOADED,
+    /** A timeline's index is uploaded; the list of what it retired is not written yet. */
+    REMOTE_INDEX_UPLOADED,
+    /** A deletion list is durable; nothing of it is deleted yet (ADR 0024). */
+    REMOTE_DELETION_QUEUED,
+    /** Part of a deletion list's objects are deleted; the list is still there. */
+    REMOTE_DELETION_PARTIAL;
+
+    /** True for the seams of uploads and remote deletions. */
+    public boolean remote() {
+      return name().startsWith("REMOTE_");
+    }
 
     /** The seam's name as {@code ZENITH_TEST_CRASH_AT} spells it: {@code image-written}. */
     public String settingName() {

@@ -11,6 +11,7 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.function.Consumer;
 import java.util.stream.Stream;
 import org.rocksdb.RocksDBException;
@@ -50,6 +51,7 @@ final class TenantDeletion {
    */
   static void delete(
       LayerIndex index,
+      RemoteDeletionQueue deletions,
       Map<TenantId, Map<TimelineId, Timeline>> tenants,
       Path tenantDir,
       TenantId tenant,
@@ -63,7 +65,7 @@ final class TenantDeletion {
           throw new LayerStoreException(
               LayerStoreException.Kind.UNKNOWN_TENANT, "tenant " + tenant + " not found");
         }
-        finish(index, tenant, marked);
+        finish(index, deletions, tenant, marked);
         return;
       }
       for (Timeline t : List.copyOf(timelines.values())) {
@@ -74,7 +76,7 @@ final class TenantDeletion {
       DurableFiles.fsyncDirectory(tenantDir.getParent());
       tenants.remove(tenant);
       afterMark.run();
-      finish(index, tenant, marked);
+      finish(index, deletions, tenant, marked);
     } catch (IOException | RocksDBException e) {
       throw new LayerStoreException(
           LayerStoreException.Kind.IO,
@@ -88,11 +90,16 @@ final class TenantDeletion {
   }
 
   /**
-   * The steps after the mark: the index entries of every timeline directory (a half-deleted {@code
-   * <id>.deleting} one too), then the files, deepest first, then the directory. Repeatable.
+   * The steps after the mark: once remote storage was used, a durable list that deletes the
+   * tenant's remote prefix ({@link RemoteDeletionQueue}, after its upload queues stopped); the
+   * index entries of every timeline directory (a half-deleted {@code <id>.deleting} one too), then
+   * the files, deepest first, then the directory. Repeatable: the directory goes last.
    */
-  static void finish(LayerIndex index, TenantId tenant, Path marked)
+  static void finish(LayerIndex index, RemoteDeletionQueue deletions, TenantId tenant, Path marked)
       throws IOException, RocksDBException {
+    if (deletions.enabled()) {
+      deletions.enqueue(List.of(new DeletionList.PrefixEntry(tenant, Optional.empty())));
+    }
     Path tls = marked.resolve("timelines");
     if (Files.isDirectory(tls)) {
       List<Path> dirs;
@@ -135,7 +142,8 @@ final class TenantDeletion {
    * Finishes every tenant deletion that a crash interrupted in {@code tenantsDir}: call before
    * loading the tenants. Returns the ids it finished.
    */
-  static List<TenantId> finishPending(LayerIndex index, Path tenantsDir)
+  static List<TenantId> finishPending(
+      LayerIndex index, RemoteDeletionQueue deletions, Path tenantsDir)
       throws IOException, RocksDBException {
     List<Path> pending;
     try (Stream<Path> s = Files.list(tenantsDir)) {
@@ -152,7 +160,7 @@ final class TenantDeletion {
         continue;
       }
       log.info("finishing the deletion of tenant {} that a restart interrupted", id);
-      finish(index, id, marked);
+      finish(index, deletions, id, marked);
       done.add(id);
     }
     return done;

@@ -10,6 +10,7 @@ import java.nio.file.StandardCopyOption;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.function.Consumer;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
@@ -21,9 +22,11 @@ import org.slf4j.LoggerFactory;
  * The on-disk steps of deleting a timeline, and their recovery. The deletion mark is the rename of
  * {@code timelines/<id>} to {@code timelines/<id>.deleting} (then an fsync of {@code timelines/}):
  * one atomic, durable step after which the timeline is never loaded again. Then its RocksDB entries
- * go (one synced batch), then its files, then the directory. A crash after the mark leaves a {@code
- * *.deleting} directory, which {@link #finishPending} completes at the next start, before anything
- * is loaded; a crash before it leaves the timeline whole. Every step may be repeated.
+ * go (one synced batch), then its files, then the directory; first of all, once remote storage was
+ * used, a durable list that deletes its remote prefix ({@link RemoteDeletionQueue}, after its
+ * upload queue stopped). A crash after the mark leaves a {@code *.deleting} directory, which {@link
+ * #finishPending} completes at the next start, before anything is loaded; a crash before it leaves
+ * the timeline whole. Every step may be repeated.
  *
  * <p>Stateless; the caller serializes deletions of one timeline (the store's lock).
  */
@@ -66,6 +69,7 @@ final class TimelineDeletion {
    */
   static void delete(
       LayerIndex index,
+      RemoteDeletionQueue deletions,
       Map<TimelineId, Timeline> m,
       Path timelinesDir,
       TenantId tenant,
@@ -83,7 +87,7 @@ final class TimelineDeletion {
               "timeline " + id + " not found in tenant " + tenant);
         }
         // An earlier deletion stopped after its mark (an I/O error): finish it.
-        finish(index, tenant, id, marked, after);
+        finish(index, deletions, tenant, id, marked, after);
         return;
       }
       List<TimelineId> children =
@@ -109,7 +113,7 @@ final class TimelineDeletion {
       mark(dir);
       m.remove(id);
       after.accept(Step.MARKED);
-      finish(index, tenant, id, marked, after);
+      finish(index, deletions, tenant, id, marked, after);
     } catch (IOException | RocksDBException e) {
       throw new LayerStoreException(
           LayerStoreException.Kind.IO,
@@ -124,10 +128,22 @@ final class TimelineDeletion {
     }
   }
 
-  /** The steps after the mark: index entries, files, directory. Repeatable. */
+  /**
+   * The steps after the mark: the remote prefix's deletion list, index entries, files, directory.
+   * Repeatable: the directory goes last, so a crash before it queues the prefix again (a second
+   * list deletes nothing more).
+   */
   static void finish(
-      LayerIndex index, TenantId tenant, TimelineId id, Path marked, Consumer<Step> after)
+      LayerIndex index,
+      RemoteDeletionQueue deletions,
+      TenantId tenant,
+      TimelineId id,
+      Path marked,
+      Consumer<Step> after)
       throws IOException, RocksDBException {
+    if (deletions.enabled()) {
+      deletions.enqueue(List.of(new DeletionList.PrefixEntry(tenant, Optional.of(id))));
+    }
     index.deleteTimeline(tenant, id);
     after.accept(Step.INDEX_DELETED);
     long bytes = 0;
@@ -159,7 +175,8 @@ final class TimelineDeletion {
    * Finishes every deletion that a crash interrupted in {@code timelinesDir} (one tenant's): call
    * before loading its timelines.
    */
-  static void finishPending(LayerIndex index, TenantId tenant, Path timelinesDir)
+  static void finishPending(
+      LayerIndex index, RemoteDeletionQueue deletions, TenantId tenant, Path timelinesDir)
       throws IOException, RocksDBException {
     if (!Files.isDirectory(timelinesDir)) {
       return;
@@ -178,7 +195,7 @@ final class TimelineDeletion {
         continue;
       }
       log.info("finishing the deletion of timeline {}/{} that a restart interrupted", tenant, id);
-      finish(index, tenant, id, marked, step -> {});
+      finish(index, deletions, tenant, id, marked, step -> {});
     }
   }
 }

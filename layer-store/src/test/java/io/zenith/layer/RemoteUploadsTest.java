@@ -29,7 +29,7 @@ import org.junit.jupiter.api.io.TempDir;
  * s3proxy: every committed layer file arrives with equal bytes, the index names exactly those with
  * their sizes and CRC32Cs, no index is uploaded before a file it names, the remote-consistent LSN
  * moves only after its index and survives a restart, and a stopped S3 delays uploads without
- * stopping ingest.
+ * stopping ingest. Deletions are {@link RemoteDeletionQueueTest}'s.
  */
 class RemoteUploadsTest {
   @TempDir Path data;
@@ -86,7 +86,8 @@ class RemoteUploadsTest {
         store.createTenant(TENANT);
         Timeline t = store.createRootTimeline(TENANT, TL, START, 42, 15);
         rec.timeline = t;
-        try (RemoteUploads uploads = RemoteUploads.start(store, storage, FAST, rec::uploaded)) {
+        try (RemoteUploads uploads =
+            RemoteUploads.start(store, storage, FAST, rec::uploaded, k -> {})) {
           LayerStoreTest.Workload w = new LayerStoreTest.Workload(t, START);
           Random r = new Random(7);
           for (int round = 0; round < 3; round++) {
@@ -119,7 +120,8 @@ class RemoteUploadsTest {
         synchronized (rec) {
           before = rec.order.size();
         }
-        try (RemoteUploads uploads = RemoteUploads.start(store, storage, FAST, rec::uploaded)) {
+        try (RemoteUploads uploads =
+            RemoteUploads.start(store, storage, FAST, rec::uploaded, k -> {})) {
           await(() -> uploads.totals().indexUploads() == 1, "the index uploaded after the restart");
           assertThat(uploads.totals().uploads()).isZero();
           synchronized (rec) {
@@ -165,12 +167,21 @@ class RemoteUploadsTest {
         awaitRemoteIsTheTimeline(storage, t);
         assertThat(client.status().failure()).isEmpty();
         assertThat(client.status().queueLength()).isZero();
+
+        // Deletions on S3 (ADR 0024): compaction's retired objects go, then the tenant's prefix.
+        assertThat(t.compact(COMPACT, LayerStoreHistoryTest.MODEL).didSomething()).isTrue();
+        RemoteDeletionQueueTest.awaitPrefixIsTheIndex(storage, store, t);
+        assertThat(uploads.deletionTotals().deletions()).isPositive();
+        store.deleteTenant(TENANT, id -> {});
+        await(
+            () -> storage.list("tenants/").collectList().block(WAIT).isEmpty(),
+            "the tenant's prefix empty");
       }
     }
   }
 
   @Test
-  void aTimelineDeletedWhileItUploadsStaysDeletedAndItsObjectsStay() throws Exception {
+  void aTimelineDeletedWhileItUploadsStaysDeletedAndItsObjectsGo() throws Exception {
     try (RemoteStorage storage = RemoteStorage.open(new RemoteStorageSettings.Local(remoteDir));
         LayerStore store = LayerStore.open(data, SMALL)) {
       store.createTenant(TENANT);
@@ -183,17 +194,19 @@ class RemoteUploadsTest {
         await(() -> uploads.client(TENANT, TL).isPresent(), "a queue for the timeline");
         store.deleteTimeline(TENANT, TL); // while its first passes upload
         await(() -> uploads.totals().queueLength() == 0, "the queue dropped");
+        // the prefix's deletion waits for the pass in progress: nothing uploads into it later
+        await(
+            () ->
+                storage
+                    .list(RemoteIndex.timelinePrefix(TENANT, TL).path() + "/")
+                    .collectList()
+                    .block(WAIT)
+                    .isEmpty(),
+            "the timeline's prefix empty");
         Thread.sleep(300); // a few rescans and passes later
         assertThat(uploads.client(TENANT, TL)).isEmpty();
         assertThat(store.index().state(TENANT, TL)).as("the deleted state stays deleted").isNull();
-      }
-      // nothing deletes remote objects (yet): what was uploaded is still there
-      for (RemoteObject o :
-          storage
-              .list(RemoteIndex.timelinePrefix(TENANT, TL).path() + "/")
-              .collectList()
-              .block(WAIT)) {
-        assertThat(o.size()).isPositive();
+        assertThat(storage.list("tenants/").collectList().block(WAIT)).isEmpty();
       }
     }
   }

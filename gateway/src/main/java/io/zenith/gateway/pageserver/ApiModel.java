@@ -16,7 +16,24 @@ public final class ApiModel {
   /** The API's mapper for answers and files ({@link Json#MAPPER}). */
   public static final ObjectMapper JSON = Json.MAPPER;
 
-  public record Status(String id, String version, int pgVersion) {}
+  /**
+   * The pageserver's identity, and its remote deletion queue (ADR 0024; null without remote
+   * storage).
+   */
+  public record Status(
+      String id, String version, int pgVersion, RemoteDeletionInfo remoteDeletion) {}
+
+  /**
+   * The store's remote deletion queue (ADR 0024).
+   *
+   * @param pendingLists durable deletion lists not executed yet
+   * @param deletions objects deleted since the start
+   * @param failures executions that failed and were retried
+   * @param setAside lists not executed because they failed their checks
+   * @param failure why executions fail now, null while they work
+   */
+  public record RemoteDeletionInfo(
+      long pendingLists, long deletions, long failures, long setAside, String failure) {}
 
   public record TenantInfo(String id, int timelines) {}
 

@@ -244,7 +244,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
 
   @Override
   public ApiModel.Status status() {
-    return new ApiModel.Status(config.id(), Main.version(), 15);
+    return new ApiModel.Status(config.id(), Main.version(), 15, PageserverRemote.deletions(remote));
   }
 
   @Override

@@ -5,6 +5,7 @@ import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.zenith.gateway.config.RemoteStorageConfig;
 import io.zenith.layer.LayerStore;
+import io.zenith.layer.RemoteDeletionQueue;
 import io.zenith.layer.RemoteTimelineClient;
 import io.zenith.layer.RemoteUploads;
 import io.zenith.layer.TimelineView;
@@ -17,9 +18,9 @@ import org.slf4j.Logger;
 
 /**
  * The pageserver's remote storage ({@code [remote_storage]}) and the upload queues of its timelines
- * (ADR 0023), with their meters: opened at start, closed before the layer store. Without remote
- * storage, there is nothing to upload and {@code remote_consistent_lsn} stays where it was.
- * Thread-safe.
+ * (ADR 0023) and its remote deletion queue (ADR 0024), with their meters: opened at start, closed
+ * before the layer store. Without remote storage, there is nothing to upload and {@code
+ * remote_consistent_lsn} stays where it was. Thread-safe.
  */
 final class PageserverRemote {
   private final RemoteStorage storage;
@@ -88,6 +89,30 @@ final class PageserverRemote {
     Gauge.builder("zenith.remote.upload_queue", u, x -> x.totals().queueLength())
         .description("layer files committed locally and not uploaded yet, all timelines")
         .register(meters);
+    counter(
+        meters,
+        "zenith.remote.deletions",
+        u,
+        x -> x.deletionTotals().deletions(),
+        null,
+        "objects deleted from remote storage by the deletion queue");
+    counter(
+        meters,
+        "zenith.remote.deletion_failures",
+        u,
+        x -> x.deletionTotals().failures(),
+        null,
+        "executions of deletion lists that failed and are retried with backoff");
+    counter(
+        meters,
+        "zenith.remote.deletion_lists_set_aside",
+        u,
+        x -> x.deletionTotals().setAside(),
+        null,
+        "deletion lists not executed because they failed their checks (kept as .corrupt/.refused)");
+    Gauge.builder("zenith.remote.deletion_queue", u, x -> x.deletionTotals().pendingLists())
+        .description("durable deletion lists written and not executed yet")
+        .register(meters);
   }
 
   private static void counter(
@@ -119,6 +144,20 @@ final class PageserverRemote {
                     s.retries(),
                     s.failure().orElse(null)))
         .orElse(null);
+  }
+
+  /** What the status API shows of the remote deletion queue; null without remote storage. */
+  static ApiModel.@Nullable RemoteDeletionInfo deletions(@Nullable PageserverRemote remote) {
+    if (remote == null) {
+      return null;
+    }
+    RemoteDeletionQueue.Totals t = remote.uploads.deletionTotals();
+    return new ApiModel.RemoteDeletionInfo(
+        t.pendingLists(),
+        t.deletions(),
+        t.failures(),
+        t.setAside(),
+        remote.uploads.deletionFailure().orElse(null));
   }
 
   /** Stops the uploads, then closes the storage. */

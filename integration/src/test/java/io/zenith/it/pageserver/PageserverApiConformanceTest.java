@@ -11,6 +11,8 @@ import io.zenith.replication.testing.PgWal;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -20,6 +22,7 @@ import java.util.Set;
 import java.util.TreeSet;
 import java.util.regex.Pattern;
 import java.util.stream.Collectors;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.MethodOrderer;
@@ -94,6 +97,9 @@ class PageserverApiConformanceTest {
     JsonNode status = call(STATUS, "GET", STATUS, null).json();
     assertThat(status.path("pg_version").asInt()).isEqualTo(15);
     assertThat(status.path("id").asText()).isEqualTo("test");
+    assertThat(status.path("remote_deletion").path("pending_lists").isIntegralNumber())
+        .as(status.toString())
+        .isTrue();
 
     HttpJson.Response list = call(TENANTS, "GET", TENANTS, null);
     assertThat(list.status()).isEqualTo(200);
@@ -326,7 +332,11 @@ class PageserverApiConformanceTest {
       assertThat(sample(metrics.body(), "zenith_remote_uploads_total", "")).isPositive();
       assertThat(sample(metrics.body(), "zenith_remote_upload_bytes_total", "")).isPositive();
       assertThat(metrics.body())
-          .contains("zenith_remote_upload_duration_seconds_total", "zenith_remote_upload_queue");
+          .contains(
+              "zenith_remote_upload_duration_seconds_total",
+              "zenith_remote_upload_queue",
+              "zenith_remote_deletion_queue",
+              "zenith_remote_deletions_total");
 
       compute.stop();
     }
@@ -410,6 +420,22 @@ class PageserverApiConformanceTest {
     }
   }
 
+  /** The names of the objects in a timeline's prefix of the local remote storage. */
+  private Set<String> remoteFiles(String timeline) {
+    Path dir = data.resolve("remote/tenants/" + tenant + "/timelines/" + timeline);
+    if (!Files.isDirectory(dir)) {
+      return Set.of();
+    }
+    try (Stream<Path> s = Files.list(dir)) {
+      return s.filter(Files::isRegularFile)
+          .map(p -> p.getFileName().toString())
+          .filter(n -> !n.startsWith("."))
+          .collect(Collectors.toSet());
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
   /** The branches of {@link #timelinesAndBranches}: main ← branch ← latest. */
   @Test
   @Order(5)
@@ -446,6 +472,13 @@ class PageserverApiConformanceTest {
     assertThat(call(TIMELINE, "DELETE", tl(tenant, TimelineId.generate()), null).status())
         .isEqualTo(404);
 
+    // Their indexes are uploaded (an empty branch's too); a deletion empties the prefix (ADR 0024).
+    for (String id : List.of(branch, latest)) {
+      PgWal.await(
+          Duration.ofSeconds(30),
+          "the index of " + id + " uploaded",
+          () -> remoteFiles(id).contains("index_part-00000001"));
+    }
     HttpJson.Response deleted = call(TIMELINE, "DELETE", base + "/" + latest, null);
     assertThat(deleted.status()).as(deleted.toString()).isEqualTo(200);
     assertThat(deleted.json().path("timeline_id").asText()).isEqualTo(latest);
@@ -456,6 +489,16 @@ class PageserverApiConformanceTest {
     assertThat(call(TIMELINES, "GET", base, null).json().findValuesAsText("timeline_id"))
         .containsExactly(main.toString());
     assertThat(data.resolve("tenants/" + tenant + "/timelines/" + branch)).doesNotExist();
+    for (String id : List.of(branch, latest)) {
+      PgWal.await(
+          Duration.ofSeconds(30),
+          "the remote prefix of " + id + " empty",
+          () -> remoteFiles(id).isEmpty());
+    }
+    assertThat(remoteFiles(main.toString())).contains("index_part-00000001");
+    JsonNode queue = call(STATUS, "GET", STATUS, null).json().path("remote_deletion");
+    assertThat(queue.path("deletions").asLong()).as(queue.toString()).isPositive();
+    assertThat(queue.path("set_aside").asLong()).isZero();
     // main is untouched
     assertThat(call(TIMELINE, "GET", tl(tenant, main), null).json().path("state").asText())
         .isEqualTo("active");
