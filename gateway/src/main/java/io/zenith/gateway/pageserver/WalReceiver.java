@@ -119,14 +119,19 @@ final class WalReceiver {
   /** The pageserver's {@code safekeeperdata} token for safekeepers (ADR 0016), or null. */
   private final Supplier<@Nullable String> token;
 
+  /** Whether this pageserver uploads to remote storage: its durable position is then remote. */
+  private final java.util.function.BooleanSupplier remoteStorage;
+
   WalReceiver(
       Timeline timeline,
       ApiModel.WalSource source,
       PageReconstructor pages,
       MeterRegistry meters,
       IngestPipeline.Compactor compactor,
-      Supplier<@Nullable String> token) {
+      Supplier<@Nullable String> token,
+      java.util.function.BooleanSupplier remoteStorage) {
     this.token = token;
+    this.remoteStorage = remoteStorage;
     this.timeline = timeline;
     this.compactor = compactor;
     this.source = source;
@@ -541,13 +546,15 @@ final class WalReceiver {
   }
 
   /**
-   * The pageserver's durable position, reported as {@code apply} (ADR 0007): the LSN below which it
-   * never needs WAL again, even after a restart. Without remote storage that is the disk-consistent
-   * LSN (it rebuilds from its own layer files); with remote storage (issue 12) it becomes the
-   * remote-consistent LSN, and the safekeepers' retention follows without a change there.
+   * The pageserver's durable position, reported as {@code apply} (ADR 0007, 0025): the LSN below
+   * which it never needs WAL again, even after losing its disk. Without remote storage that is the
+   * disk-consistent LSN (it rebuilds from its own layer files); with remote storage it is the
+   * remote-consistent LSN (the local disk is a cache), and the safekeepers' retention follows.
    */
-  private static Lsn durablePosition(Lsn diskConsistent) {
-    return diskConsistent;
+  private Lsn durablePosition(Lsn diskConsistent) {
+    return remoteStorage.getAsBoolean()
+        ? Lsn.min(diskConsistent, timeline.remoteConsistentLsn())
+        : diskConsistent;
   }
 
   /** Makes everything received durable; completes when it is (at once if not streaming). */
