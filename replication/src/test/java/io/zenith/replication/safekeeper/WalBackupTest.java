@@ -264,7 +264,7 @@ class WalBackupTest {
     toClose.add(proxy);
     RemoteStorage storage =
         RemoteStorage.open(
-            proxy.settings("sk").withRetries(2, Duration.ofMillis(200), Duration.ofSeconds(2)));
+            proxy.settings("sk").withRetries(2, Duration.ofSeconds(2), Duration.ofSeconds(5)));
     toClose.add(storage);
     proxy.stop();
     Member m = start(1, 1, storage);
