@@ -405,7 +405,13 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
   private void startReceiver(Timeline t, ApiModel.WalSource source) {
     WalReceiver r =
         new WalReceiver(
-            t, source, pages, meters, history.compactor(t), () -> token, () -> remote != null);
+            t,
+            source,
+            pages,
+            meters,
+            history.compactor(t),
+            () -> token,
+            () -> PageserverRemote.storage(remote));
     receivers.put(key(t.tenant(), t.id()), r);
     r.start();
   }

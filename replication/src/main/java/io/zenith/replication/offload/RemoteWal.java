@@ -72,6 +72,48 @@ public final class RemoteWal {
   }
 
   /**
+   * The timeline's offloaded WAL from {@code from} on, as far as it goes: one buffer per segment
+   * (the first from {@code from}), read one at a time as requested, completing before the first
+   * segment that is not in remote storage (at once if {@code from}'s is not). For a pageserver
+   * whose start the safekeepers no longer hold: it ingests this, then streams from the safekeepers
+   * at the end (which they hold: their retention keeps everything above {@code backup_lsn}).
+   * Damaged objects and storage failures fail the stream ({@link RemoteWalException}).
+   */
+  public static Flux<ByteBuffer> readOffloaded(
+      RemoteStorage storage,
+      TenantId tenant,
+      TimelineId timeline,
+      int segmentSize,
+      Lsn from,
+      Duration timeout) {
+    long first = from.value() / segmentSize;
+    return Flux.<Long, Long>generate(
+            () -> first,
+            (n, sink) -> {
+              sink.next(n);
+              return n + 1;
+            })
+        .concatMap(
+            n ->
+                readSegment(storage, tenant, timeline, n, segmentSize, timeout)
+                    .map(
+                        bytes -> {
+                          int off = (int) Math.max(0, from.value() - n * segmentSize);
+                          return ByteBuffer.wrap(bytes, off, segmentSize - off).slice();
+                        })
+                    .onErrorResume(
+                        e ->
+                            e instanceof RemoteWalException r
+                                && r.kind() == RemoteWalException.Kind.NOT_FOUND,
+                        e -> Mono.just(END)),
+            0)
+        .takeWhile(b -> b != END);
+  }
+
+  /** Marks the first missing segment in {@link #readOffloaded} (compared by identity). */
+  private static final ByteBuffer END = ByteBuffer.allocate(0);
+
+  /**
    * The timeline's offloaded WAL from {@code from} up to {@code upTo} (exclusive), as one buffer
    * per segment (a slice of the segment's bytes), read one segment at a time as the subscriber
    * requests (at most one decompressed segment in memory beyond what the subscriber holds). Fails
