@@ -404,14 +404,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
 
   private void startReceiver(Timeline t, ApiModel.WalSource source) {
     WalReceiver r =
-        new WalReceiver(
-            t,
-            source,
-            pages,
-            meters,
-            history.compactor(t),
-            () -> token,
-            () -> PageserverRemote.storage(remote));
+        new WalReceiver(t, source, pages, meters, history.compactor(t), () -> token, () -> remote);
     receivers.put(key(t.tenant(), t.id()), r);
     r.start();
   }

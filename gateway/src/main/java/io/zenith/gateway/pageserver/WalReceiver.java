@@ -139,9 +139,9 @@ final class WalReceiver {
       MeterRegistry meters,
       IngestPipeline.Compactor compactor,
       Supplier<@Nullable String> token,
-      Supplier<@Nullable RemoteStorage> remoteStorage) {
+      Supplier<@Nullable PageserverRemote> remote) {
     this.token = token;
-    this.remoteStorage = remoteStorage;
+    this.remoteStorage = () -> PageserverRemote.storage(remote.get());
     this.timeline = timeline;
     this.compactor = compactor;
     this.source = source;
