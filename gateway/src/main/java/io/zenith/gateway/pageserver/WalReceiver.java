@@ -89,6 +89,9 @@ final class WalReceiver {
   /** How long a safekeeper stream may bring nothing while another safekeeper is ahead. */
   static final Duration STALL = Duration.ofSeconds(10);
 
+  /** How often the durable position is reported again with remote storage (ADR 0025). */
+  static final Duration DURABLE_REFRESH = Duration.ofSeconds(5);
+
   /** How long asking one safekeeper for IDENTIFY_SYSTEM may take. */
   private static final Duration PROBE_TIMEOUT = Duration.ofSeconds(3);
 
@@ -469,15 +472,26 @@ final class WalReceiver {
                                 new IllegalStateException(
                                     "leaving " + e + ": " + switchReason.get()))));
     // The pipeline ends on one of its own threads, which close() waits for: close it elsewhere.
+    AtomicReference<Disposable> refresh = new AtomicReference<>(() -> {});
     return Mono.usingWhen(
         Mono.just(pipeline),
         p ->
             p.run(
-                wal,
-                segmentSize,
-                timeline.metadata().systemId(),
-                (written, flushed) ->
-                    client.reportProgress(written, flushed, durablePosition(flushed))),
+                    wal,
+                    segmentSize,
+                    timeline.metadata().systemId(),
+                    (written, flushed) ->
+                        client.reportProgress(written, flushed, durablePosition(flushed)))
+                // Uploads move the durable position after the flush that reported it: without
+                // new WAL no flush would report it again, and the safekeepers would keep WAL.
+                .doOnSubscribe(
+                    s -> {
+                      if (remote != null) {
+                        refresh.set(
+                            Flux.interval(DURABLE_REFRESH).subscribe(i -> reportDurable(client)));
+                      }
+                    })
+                .doFinally(s -> refresh.get().dispose()),
         p ->
             Mono.fromRunnable(
                     () -> {
@@ -485,6 +499,11 @@ final class WalReceiver {
                       current = null;
                     })
                 .subscribeOn(Schedulers.boundedElastic()));
+  }
+
+  /** Reports the durable position alone (lower write and flush positions are ignored). */
+  private void reportDurable(ReplicationClient client) {
+    client.reportProgress(Lsn.INVALID, Lsn.INVALID, durablePosition(timeline.diskConsistentLsn()));
   }
 
   /**
