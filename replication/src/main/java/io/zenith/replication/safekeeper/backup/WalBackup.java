@@ -197,8 +197,9 @@ public final class WalBackup implements AutoCloseable {
       return;
     }
     try {
-      for (int i = 0; i < SEGMENTS_PER_ROUND && uploadNext(t); i++) {
-        // one segment per iteration
+      int uploaded = 0;
+      while (uploaded < SEGMENTS_PER_ROUND && uploadNext(t)) {
+        uploaded++;
       }
       if (b.failure != null) {
         log.info("{}: WAL offload works again ({} failures left out of the log)", t, b.suppressed);
