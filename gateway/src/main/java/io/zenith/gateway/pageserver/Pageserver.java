@@ -105,7 +105,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
   private final ProcessMeters processMeters;
   private DisposableServer http;
   private PgWireServer pg;
-  private @Nullable PageserverRemote remote;
+  private volatile @Nullable PageserverRemote remote;
 
   private Pageserver(Path dataDir, PageserverConfig config, LayerDisk disk) {
     this.dataDir = dataDir;
@@ -403,7 +403,8 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
   }
 
   private void startReceiver(Timeline t, ApiModel.WalSource source) {
-    WalReceiver r = new WalReceiver(t, source, pages, meters, history.compactor(t), () -> token);
+    WalReceiver r =
+        new WalReceiver(t, source, pages, meters, history.compactor(t), () -> token, () -> remote);
     receivers.put(key(t.tenant(), t.id()), r);
     r.start();
   }

@@ -160,6 +160,11 @@ final class PageserverRemote {
         remote.uploads.deletionFailure().orElse(null));
   }
 
+  /** The storage of {@code remote}; null without remote storage. */
+  static @Nullable RemoteStorage storage(@Nullable PageserverRemote remote) {
+    return remote == null ? null : remote.storage;
+  }
+
   /** Stops the uploads, then closes the storage. */
   static void close(@Nullable PageserverRemote remote) {
     if (remote != null) {

@@ -16,10 +16,14 @@ import io.zenith.replication.client.ReplicationOptions;
 import io.zenith.replication.client.StreamMetrics;
 import io.zenith.replication.client.WalChunk;
 import io.zenith.replication.client.WalSenderFollower;
+import io.zenith.replication.offload.RemoteWal;
+import io.zenith.replication.pgwire.PgServerException;
 import io.zenith.replication.safekeeper.serving.WalService;
 import io.zenith.wal.FsyncFailedException;
 import io.zenith.wal.LogContext;
 import io.zenith.wal.Lsn;
+import io.zenith.wal.remote.RemoteStorage;
+import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.Comparator;
 import java.util.List;
@@ -85,6 +89,9 @@ final class WalReceiver {
   /** How long a safekeeper stream may bring nothing while another safekeeper is ahead. */
   static final Duration STALL = Duration.ofSeconds(10);
 
+  /** How often the durable position is reported again with remote storage (ADR 0025). */
+  static final Duration DURABLE_REFRESH = Duration.ofSeconds(5);
+
   /** How long asking one safekeeper for IDENTIFY_SYSTEM may take. */
   private static final Duration PROBE_TIMEOUT = Duration.ofSeconds(3);
 
@@ -119,14 +126,25 @@ final class WalReceiver {
   /** The pageserver's {@code safekeeperdata} token for safekeepers (ADR 0016), or null. */
   private final Supplier<@Nullable String> token;
 
+  /**
+   * This pageserver's remote storage, null without: its durable position is then remote, and WAL
+   * the safekeepers no longer hold is read from there (ADR 0025).
+   */
+  private final Supplier<@Nullable RemoteStorage> remoteStorage;
+
+  /** The last stream failed because the safekeeper no longer holds its start (58P01). */
+  private volatile boolean startRemoved;
+
   WalReceiver(
       Timeline timeline,
       ApiModel.WalSource source,
       PageReconstructor pages,
       MeterRegistry meters,
       IngestPipeline.Compactor compactor,
-      Supplier<@Nullable String> token) {
+      Supplier<@Nullable String> token,
+      Supplier<@Nullable PageserverRemote> remote) {
     this.token = token;
+    this.remoteStorage = () -> PageserverRemote.storage(remote.get());
     this.timeline = timeline;
     this.compactor = compactor;
     this.source = source;
@@ -200,6 +218,7 @@ final class WalReceiver {
                         s -> {
                           state.set(State.FAILED);
                           lastError = s.failure().getMessage();
+                          startRemoved = isWalRemoved(s.failure());
                           try (LogContext.Scope c = logContext()) {
                             log.warn(
                                 "WAL receiver of {} from {} failed, retrying: {}",
@@ -380,93 +399,17 @@ final class WalReceiver {
               Duration idle = Duration.ofNanos(System.nanoTime() - receivedAtNanos);
               StreamMetrics m = client.metrics();
               String stalled =
-                  stallReason(current, received, Lsn.of(m.serverWalEnd()), m.waiting(), idle);
+                  WalSourceChoice.stallReason(
+                      current, received, Lsn.of(m.serverWalEnd()), m.waiting(), idle);
               if (!stalled.isEmpty() || !others) {
                 return Mono.just(stalled);
               }
               return probeAll(e -> true)
-                  .map(probes -> switchReason(current, probes, received, idle));
+                  .map(probes -> WalSourceChoice.switchReason(current, probes, received, idle));
             },
             0)
         .filter(r -> !r.isEmpty())
         .next();
-  }
-
-  /**
-   * Why a stream is stuck, empty if it is not: the ingest pipeline waits for WAL (the stream has
-   * demand and nothing queued), the source itself reported WAL beyond what arrived (in XLogData or
-   * keepalives), and nothing arrived for {@link #STALL}. A source that stops sending what it has is
-   * broken on its side (a lost wake-up in its sender, issue 9), and the compute it holds back by
-   * the lag limits would wait forever: a new connection starts a new sender. A pure function of its
-   * arguments.
-   *
-   * @param received the end of the last WAL the stream brought (its start before any)
-   * @param sourceEnd the highest WAL end the source reported
-   * @param waiting whether the pipeline has demand that nothing queued can meet
-   * @param idle how long ago the stream last brought WAL (or started)
-   */
-  static String stallReason(
-      Endpoint current, Lsn received, Lsn sourceEnd, boolean waiting, Duration idle) {
-    if (!waiting || idle.compareTo(STALL) <= 0 || !sourceEnd.isAfter(received)) {
-      return "";
-    }
-    return "nothing arrived for "
-        + idle.toSeconds()
-        + " s although "
-        + current
-        + " reports WAL up to "
-        + sourceEnd
-        + " and ingest waits for WAL from "
-        + received;
-  }
-
-  /**
-   * Why to leave {@code current} given what the safekeepers said; empty to stay. A pure function of
-   * its arguments.
-   *
-   * @param received the end of the last WAL the current stream brought (its start before any)
-   * @param idle how long ago the current stream last brought WAL (or started)
-   */
-  static String switchReason(Endpoint current, List<Probe> probes, Lsn received, Duration idle) {
-    Lsn mine = null;
-    Probe best = null;
-    for (Probe p : probes) {
-      if (p.commitLsn() == null) {
-        continue;
-      }
-      if (p.endpoint().equals(current)) {
-        mine = p.commitLsn();
-      } else if (best == null || p.commitLsn().isAfter(best.commitLsn())) {
-        best = p;
-      }
-    }
-    if (best == null) {
-      return "";
-    }
-    if (mine != null && best.commitLsn().minus(mine) > SWITCH_LAG) {
-      return "its commit LSN "
-          + mine
-          + " lags "
-          + best.endpoint()
-          + "'s "
-          + best.commitLsn()
-          + " by more than "
-          + (SWITCH_LAG >> 20)
-          + " MiB";
-    }
-    // A stream that brings nothing although its safekeeper has more is slow on this side
-    // (backpressure): another safekeeper would not help. One whose safekeeper has nothing more
-    // (or does not answer) while another has, is stuck behind.
-    boolean currentHasMore = mine != null && mine.isAfter(received);
-    if (idle.compareTo(STALL) > 0 && !currentHasMore && best.commitLsn().isAfter(received)) {
-      return "nothing arrived for "
-          + idle.toSeconds()
-          + " s while "
-          + best.endpoint()
-          + " has WAL up to "
-          + best.commitLsn();
-    }
-    return "";
   }
 
   @SuppressWarnings("try")
@@ -496,15 +439,22 @@ final class WalReceiver {
     // A switch ends the WAL (takeUntilOther passes demand through unchanged), then fails the
     // stream so that the receiver reconnects to the best safekeeper.
     AtomicReference<String> switchReason = new AtomicReference<>();
-    Flux<WalChunk> wal =
-        connection
-            .startReplication(start, safekeeper ? 0 : 1, initial)
+    RemoteStorage remote = remoteStorage.get();
+    Flux<ByteBuffer> offloaded =
+        safekeeper && startRemoved && remote != null
+            ? offloaded(remote, start, segmentSize)
+            : Flux.empty();
+    Flux<ByteBuffer> wal =
+        offloaded
+            .concatWith(
+                Flux.defer(
+                    () ->
+                        connection
+                            .startReplication(received, safekeeper ? 0 : 1, initial)
+                            .doOnNext(ch -> received = ch.end())
+                            .map(WalChunk::data)))
             .doOnSubscribe(s -> state.set(State.STREAMING))
-            .doOnNext(
-                ch -> {
-                  received = ch.end();
-                  receivedAtNanos = System.nanoTime();
-                })
+            .doOnNext(ch -> receivedAtNanos = System.nanoTime())
             .takeUntilOther(
                 leaveReason(e, client)
                     .doOnNext(
@@ -522,15 +472,26 @@ final class WalReceiver {
                                 new IllegalStateException(
                                     "leaving " + e + ": " + switchReason.get()))));
     // The pipeline ends on one of its own threads, which close() waits for: close it elsewhere.
+    AtomicReference<Disposable> refresh = new AtomicReference<>(() -> {});
     return Mono.usingWhen(
         Mono.just(pipeline),
         p ->
             p.run(
-                wal.map(WalChunk::data),
-                segmentSize,
-                timeline.metadata().systemId(),
-                (written, flushed) ->
-                    client.reportProgress(written, flushed, durablePosition(flushed))),
+                    wal,
+                    segmentSize,
+                    timeline.metadata().systemId(),
+                    (written, flushed) ->
+                        client.reportProgress(written, flushed, durablePosition(flushed)))
+                // Uploads move the durable position after the flush that reported it: without
+                // new WAL no flush would report it again, and the safekeepers would keep WAL.
+                .doOnSubscribe(
+                    s -> {
+                      if (remote != null) {
+                        refresh.set(
+                            Flux.interval(DURABLE_REFRESH).subscribe(i -> reportDurable(client)));
+                      }
+                    })
+                .doFinally(s -> refresh.get().dispose()),
         p ->
             Mono.fromRunnable(
                     () -> {
@@ -540,14 +501,46 @@ final class WalReceiver {
                 .subscribeOn(Schedulers.boundedElastic()));
   }
 
+  /** Reports the durable position alone (lower write and flush positions are ignored). */
+  private void reportDurable(ReplicationClient client) {
+    client.reportProgress(Lsn.INVALID, Lsn.INVALID, durablePosition(timeline.diskConsistentLsn()));
+  }
+
   /**
-   * The pageserver's durable position, reported as {@code apply} (ADR 0007): the LSN below which it
-   * never needs WAL again, even after a restart. Without remote storage that is the disk-consistent
-   * LSN (it rebuilds from its own layer files); with remote storage (issue 12) it becomes the
-   * remote-consistent LSN, and the safekeepers' retention follows without a change there.
+   * The WAL from {@code start} that remote storage holds (ADR 0025), for a start the safekeepers no
+   * longer hold; {@link #received} follows it, so the safekeeper's stream starts where it ends.
    */
-  private static Lsn durablePosition(Lsn diskConsistent) {
-    return diskConsistent;
+  @SuppressWarnings("try")
+  private Flux<ByteBuffer> offloaded(RemoteStorage remote, Lsn start, int segmentSize) {
+    try (LogContext.Scope c = logContext()) {
+      log.info(
+          "{}: the safekeepers no longer hold {}: reading it from remote storage", timeline, start);
+    }
+    return RemoteWal.readOffloaded(
+            remote, timeline.tenant(), timeline.id(), segmentSize, start, Duration.ofMinutes(2))
+        .doOnNext(b -> received = received.plus(b.remaining()));
+  }
+
+  /** Whether {@code e} says the source no longer holds the WAL asked for (SQLSTATE 58P01). */
+  private static boolean isWalRemoved(Throwable e) {
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      if (t instanceof PgServerException p && "58P01".equals(p.sqlState())) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * The pageserver's durable position, reported as {@code apply} (ADR 0007, 0025): the LSN below
+   * which it never needs WAL again, even after losing its disk. Without remote storage that is the
+   * disk-consistent LSN (it rebuilds from its own layer files); with remote storage it is the
+   * remote-consistent LSN (the local disk is a cache), and the safekeepers' retention follows.
+   */
+  private Lsn durablePosition(Lsn diskConsistent) {
+    return remoteStorage.get() != null
+        ? Lsn.min(diskConsistent, timeline.remoteConsistentLsn())
+        : diskConsistent;
   }
 
   /** Makes everything received durable; completes when it is (at once if not streaming). */

@@ -65,6 +65,7 @@ public final class SafekeeperApiModel {
       String ackLsn,
       String oldestLsn,
       long removedBytes,
+      @Nullable String backupLsn,
       PageserverPositions pageserver,
       LagLimitsJson lagLimits,
       @Nullable ComputeJson compute,
@@ -139,6 +140,7 @@ public final class SafekeeperApiModel {
         s.ackLsn().toString(),
         s.oldestLsn().toString(),
         s.removedBytes(),
+        s.backupLsn().toString(),
         new PageserverPositions(
             ps.writeLsn().toString(), ps.flushLsn().toString(), ps.applyLsn().toString()),
         limits(s.lagLimits()),
@@ -190,7 +192,8 @@ public final class SafekeeperApiModel {
         i.intake(),
         i.intakeError(),
         Lsn.parse(i.oldestLsn()),
-        i.removedBytes());
+        i.removedBytes(),
+        i.backupLsn() == null ? Lsn.INVALID : Lsn.parse(i.backupLsn()));
   }
 
   public static VoteResponse voteResponse(VoteInfo v) {

@@ -9,6 +9,7 @@ import io.zenith.gateway.http.ProcessMeters;
 import io.zenith.replication.auth.Tokens;
 import io.zenith.replication.safekeeper.Safekeeper;
 import io.zenith.replication.safekeeper.SafekeeperConfig;
+import io.zenith.replication.safekeeper.backup.WalBackup;
 import io.zenith.replication.safekeeper.peers.Gossip;
 import io.zenith.replication.safekeeper.peers.LibpqWalFetcher;
 import io.zenith.replication.safekeeper.serving.WalService;
@@ -73,7 +74,8 @@ public final class SafekeeperProcess implements AutoCloseable {
   private Gossip gossip;
   private DisposableServer http;
   private PgWireServer pg;
-  private @Nullable RemoteStorage remote; // opened only, for now (issue 12)
+  private @Nullable RemoteStorage remote;
+  private @Nullable WalBackup backup;
 
   private SafekeeperProcess(
       SafekeeperSettings settings,
@@ -170,6 +172,9 @@ public final class SafekeeperProcess implements AutoCloseable {
               id -> clients.get(id).allTimelines(),
               GOSSIP_INTERVAL,
               p.blocking);
+      if (p.remote != null) {
+        p.backup = new WalBackup(sk, p.remote, p.meters, WalBackup.Settings.DEFAULTS);
+      }
       auth.warnIfOff(log, "safekeeper " + config.id(), List.of(settings.httpAddress(), pgAddress));
       log.info(
           "safekeeper {} ({} of {}) serving HTTP on {}, libpq on {}, data in {}",
@@ -205,6 +210,9 @@ public final class SafekeeperProcess implements AutoCloseable {
 
   @Override
   public synchronized void close() {
+    if (backup != null) {
+      backup.close();
+    }
     if (gossip != null) {
       gossip.close();
     }

@@ -299,10 +299,15 @@ public record SafekeeperSettings(
     return (pageserver == null ? Pageserver.LOCAL : pageserver).source();
   }
 
-  /** The core's settings: this id, peers + 1 members. */
+  /** The core's settings: this id, peers + 1 members, WAL offload when remote storage is set. */
   public SafekeeperConfig coreConfig() {
     return new SafekeeperConfig(
-        id, peers.size() + 1, lagLimits(), Duration.ofSeconds(5), pageserverSource());
+        id,
+        peers.size() + 1,
+        lagLimits(),
+        Duration.ofSeconds(5),
+        pageserverSource(),
+        remoteStorage() != null);
   }
 
   /** The peer with {@code id}, if configured. */

@@ -2,8 +2,8 @@ package io.zenith.gateway.pageserver;
 
 import static io.zenith.gateway.pageserver.WalReceiver.STALL;
 import static io.zenith.gateway.pageserver.WalReceiver.SWITCH_LAG;
-import static io.zenith.gateway.pageserver.WalReceiver.stallReason;
-import static io.zenith.gateway.pageserver.WalReceiver.switchReason;
+import static io.zenith.gateway.pageserver.WalSourceChoice.stallReason;
+import static io.zenith.gateway.pageserver.WalSourceChoice.switchReason;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.zenith.gateway.pageserver.WalReceiver.Endpoint;

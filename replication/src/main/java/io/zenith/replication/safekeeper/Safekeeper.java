@@ -313,6 +313,10 @@ public final class Safekeeper implements AutoCloseable {
         .tags(tags)
         .description("Bytes of WAL segment files retention removed")
         .register(meters);
+    Gauge.builder("safekeeper_backup_lsn", t, x -> (double) x.backupLsn().value())
+        .tags(tags)
+        .description("End of the WAL offloaded to remote storage (ADR 0025)")
+        .register(meters);
     Gauge.builder("safekeeper_term", t, x -> (double) x.status().promisedTerm())
         .tags(tags)
         .description("The term this safekeeper promised")
@@ -379,7 +383,14 @@ public final class Safekeeper implements AutoCloseable {
     meters.find("safekeeper_flush_lsn").tags(tags).meters().forEach(meters::remove);
     meters.find("safekeeper_commit_lsn").tags(tags).meters().forEach(meters::remove);
     meters.find("safekeeper_ack_held_back_bytes").tags(tags).meters().forEach(meters::remove);
-    meters.find("safekeeper_term").tags(tags).meters().forEach(meters::remove);
+    for (String name :
+        List.of(
+            "safekeeper_term",
+            "safekeeper_oldest_lsn",
+            "safekeeper_wal_removed_bytes",
+            "safekeeper_backup_lsn")) {
+      meters.find(name).tags(tags).meters().forEach(meters::remove);
+    }
     Tombstones.deleteTree(t.dir());
     log.info("safekeeper {}: deleted timeline {}/{}", config.id(), tenant, timeline);
     return true;

@@ -11,13 +11,16 @@ import java.time.Duration;
  * @param defaultLagLimits lag limits of timelines created without their own
  * @param reconnectMax longest wait between attempts to reach a compute
  * @param pageserver which connections are the pageserver's (only their feedback counts)
+ * @param walOffload whether the safekeepers offload completed WAL segments to remote storage (ADR
+ *     0025): retention then also keeps every segment above the timeline's {@code backup_lsn}
  */
 public record SafekeeperConfig(
     int id,
     int members,
     LagLimits defaultLagLimits,
     Duration reconnectMax,
-    PageserverSource pageserver) {
+    PageserverSource pageserver,
+    boolean walOffload) {
 
   public SafekeeperConfig {
     if (id < 1) {
@@ -31,7 +34,7 @@ public record SafekeeperConfig(
   /** Defaults for safekeeper {@code id} of {@code members}. */
   public static SafekeeperConfig of(int id, int members) {
     return new SafekeeperConfig(
-        id, members, LagLimits.NONE, Duration.ofSeconds(5), PageserverSource.LOCAL);
+        id, members, LagLimits.NONE, Duration.ofSeconds(5), PageserverSource.LOCAL, false);
   }
 
   /** The replication slot and {@code application_name} it uses on computes: {@code sk_<id>}. */
@@ -49,10 +52,14 @@ public record SafekeeperConfig(
   }
 
   public SafekeeperConfig withDefaultLagLimits(LagLimits l) {
-    return new SafekeeperConfig(id, members, l, reconnectMax, pageserver);
+    return new SafekeeperConfig(id, members, l, reconnectMax, pageserver, walOffload);
   }
 
   public SafekeeperConfig withPageserver(PageserverSource p) {
-    return new SafekeeperConfig(id, members, defaultLagLimits, reconnectMax, p);
+    return new SafekeeperConfig(id, members, defaultLagLimits, reconnectMax, p, walOffload);
+  }
+
+  public SafekeeperConfig withWalOffload(boolean on) {
+    return new SafekeeperConfig(id, members, defaultLagLimits, reconnectMax, pageserver, on);
   }
 }

@@ -190,7 +190,8 @@ public final class SafekeeperTimeline implements AutoCloseable {
         intake.stateName(),
         intake.lastError(),
         state.oldestLsn(),
-        state.removedBytes());
+        state.removedBytes(),
+        state.backupLsn());
   }
 
   // ------------------------------------------------------------------ elections
@@ -279,6 +280,8 @@ public final class SafekeeperTimeline implements AutoCloseable {
       return;
     }
     state.peers().put(peer.safekeeperId(), peer);
+    state.heardFrom(peer.safekeeperId());
+    state.mergeBackupLsn(peer.backupLsn());
     onPageserverFeedback(peer.pageserver());
     state.recomputeCommit();
   }
@@ -296,6 +299,93 @@ public final class SafekeeperTimeline implements AutoCloseable {
     if (state.mergePageserver(f)) {
       intake.reportAck();
     }
+  }
+
+  // ------------------------------------------------------------------ WAL offload (ADR 0025)
+
+  /** The end of the WAL known to be in remote storage (0/0 before the first upload). */
+  public Lsn backupLsn() {
+    return state.backupLsn();
+  }
+
+  /**
+   * Records that the WAL below {@code lsn} is in remote storage: durably in the control file before
+   * it counts (retention may remove WAL below it, here and, through gossip, on the peers).
+   */
+  public void recordBackupLsn(Lsn lsn) throws IOException {
+    state.lock().lock();
+    try {
+      state.checkOpen();
+      ControlFile c = state.control();
+      ControlFile.Positions p = c.positions();
+      if (lsn.isAfter(p.backupLsn())) {
+        state.persist(
+            c.withPositions(
+                new ControlFile.Positions(
+                    p.commitLsn(), p.peerHorizonLsn(), lsn, p.recoveryStart())));
+      }
+      state.mergeBackupLsn(lsn);
+    } finally {
+      state.lock().unlock();
+    }
+  }
+
+  /** The members heard from within {@code window}, this one included, sorted by id. */
+  public List<Integer> liveMembers(java.time.Duration window) {
+    return state.liveMembers(window);
+  }
+
+  /**
+   * The bytes of WAL segment {@code segmentNumber}, which must be held and flushed (blocking: reads
+   * a whole segment).
+   */
+  public byte[] readSegment(long segmentNumber) throws IOException {
+    int seg = state.identity().segmentSize();
+    Lsn from = Lsn.of(segmentNumber * seg);
+    Lsn to = Lsn.of((segmentNumber + 1) * seg);
+    if (to.isAfter(state.wal().flushRecordEnd())) {
+      throw new IllegalStateException(
+          this
+              + ": segment "
+              + segmentNumber
+              + " is not complete (flushed up to "
+              + state.wal().flushRecordEnd()
+              + ")");
+    }
+    byte[] out = new byte[seg];
+    int[] at = {0};
+    try {
+      state
+          .wal()
+          .read(from, to, 1 << 20)
+          .toIterable(1)
+          .forEach(
+              b -> {
+                int n = b.remaining();
+                b.get(out, at[0], n);
+                at[0] += n;
+              });
+    } catch (RuntimeException e) {
+      if (reactor.core.Exceptions.unwrap(e) instanceof IOException io) {
+        throw io;
+      }
+      throw e;
+    }
+    if (at[0] != seg) {
+      throw new IOException(
+          this + ": read " + at[0] + " bytes of segment " + segmentNumber + ", expected " + seg);
+    }
+    return out;
+  }
+
+  /** The LSN below which upkeep removes WAL segments now (ADR 0007, 0025). */
+  public Lsn retentionHorizon() {
+    return upkeep.retentionHorizon();
+  }
+
+  /** The timeline's settings (this safekeeper's). */
+  public SafekeeperConfig config() {
+    return state.config();
   }
 
   // ------------------------------------------------------------------ configuration

@@ -31,6 +31,8 @@ import org.jspecify.annotations.Nullable;
  * @param oldestLsn the oldest LSN it still holds (retention removed the segments below it, or the
  *     timeline starts there): reads below it are refused
  * @param removedBytes bytes of WAL segment files retention removed from this timeline
+ * @param backupLsn the end of the WAL known to be in remote storage (whole segments uploaded by the
+ *     timeline's uploader, this safekeeper or a peer: ADR 0025); 0/0 before the first upload
  */
 public record TimelineStatus(
     int safekeeperId,
@@ -48,7 +50,8 @@ public record TimelineStatus(
     String intake,
     @Nullable String intakeError,
     Lsn oldestLsn,
-    long removedBytes) {
+    long removedBytes,
+    Lsn backupLsn) {
 
   public TimelineStatus {
     history = List.copyOf(history);

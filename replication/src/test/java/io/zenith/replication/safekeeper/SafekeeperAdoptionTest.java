@@ -223,7 +223,8 @@ class SafekeeperAdoptionTest {
             "streaming",
             null,
             START,
-            0));
+            0,
+            Lsn.INVALID));
     a.maintain();
     TimelineStatus s = a.status();
     assertThat(s.flushLsn()).isEqualTo(fork);
@@ -250,7 +251,8 @@ class SafekeeperAdoptionTest {
         compute == null ? "idle" : "failed",
         null,
         START,
-        0);
+        0,
+        Lsn.INVALID);
   }
 
   /**

@@ -84,7 +84,8 @@ class SafekeeperDeletionTest {
         "idle",
         null,
         START,
-        0);
+        0,
+        Lsn.INVALID);
   }
 
   private static void assertKind(ThrowingRunnable r, SafekeeperException.Kind kind, String text) {

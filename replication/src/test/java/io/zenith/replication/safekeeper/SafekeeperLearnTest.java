@@ -131,7 +131,8 @@ class SafekeeperLearnTest {
         "idle",
         null,
         id.startLsn(),
-        0);
+        0,
+        Lsn.INVALID);
   }
 
   private static Identity identity(long systemId) {

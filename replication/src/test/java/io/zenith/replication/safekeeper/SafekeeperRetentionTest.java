@@ -101,7 +101,8 @@ class SafekeeperRetentionTest {
         "idle",
         null,
         START,
-        0);
+        0,
+        Lsn.INVALID);
   }
 
   private static Lsn segment(int n) {

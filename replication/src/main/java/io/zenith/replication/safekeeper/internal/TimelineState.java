@@ -45,6 +45,13 @@ public final class TimelineState {
   private volatile ControlFile control;
 
   private final Map<Integer, TimelineStatus> peers = new ConcurrentHashMap<>();
+
+  /** When each peer's status of this timeline last arrived ({@link System#nanoTime}), by id. */
+  private final Map<Integer, Long> peerHeardNanos = new ConcurrentHashMap<>();
+
+  /** The end of the WAL known to be in remote storage (ours or a peer's upload); only grows. */
+  private volatile Lsn backupLsn;
+
   private volatile Lsn commitLsn;
   private final Sinks.Many<Lsn> commits = Sinks.many().replay().latest();
   private volatile PageserverFeedback pageserver;
@@ -57,6 +64,7 @@ public final class TimelineState {
     this.wal = wal;
     this.commitLsn = control.positions().commitLsn();
     this.pageserver = control.pageserver();
+    this.backupLsn = control.positions().backupLsn();
     commits.tryEmitNext(commitLsn);
   }
 
@@ -185,11 +193,48 @@ public final class TimelineState {
     return !after.equals(before);
   }
 
+  /** The end of the WAL known to be in remote storage (0/0 before the first upload). */
+  public Lsn backupLsn() {
+    return backupLsn;
+  }
+
+  /** Raises the backup LSN (an upload here, or a peer's status); returns whether it moved. */
+  public synchronized boolean mergeBackupLsn(Lsn lsn) {
+    if (lsn.isAfter(backupLsn)) {
+      backupLsn = lsn;
+      return true;
+    }
+    return false;
+  }
+
   // ------------------------------------------------------------------ peers
 
   /** The latest status each peer reported about this timeline (gossip), by safekeeper id: live. */
   public Map<Integer, TimelineStatus> peers() {
     return peers;
+  }
+
+  /** Records that peer {@code id}'s status of this timeline arrived now (for liveness). */
+  public void heardFrom(int id) {
+    peerHeardNanos.put(id, System.nanoTime());
+  }
+
+  /**
+   * The members heard from within {@code window} (this safekeeper always counts), sorted: the
+   * candidates to upload this timeline's WAL (ADR 0025).
+   */
+  public List<Integer> liveMembers(java.time.Duration window) {
+    long now = System.nanoTime();
+    List<Integer> live = new ArrayList<>();
+    live.add(config.id());
+    peerHeardNanos.forEach(
+        (id, at) -> {
+          if (now - at <= window.toNanos() && id != config.id()) {
+            live.add(id);
+          }
+        });
+    live.sort(Comparator.naturalOrder());
+    return live;
   }
 
   /**

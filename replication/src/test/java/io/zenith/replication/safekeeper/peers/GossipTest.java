@@ -53,7 +53,8 @@ class GossipTest {
         "idle",
         null,
         START,
-        0);
+        0,
+        Lsn.INVALID);
   }
 
   @Test

@@ -22,7 +22,8 @@ import org.slf4j.LoggerFactory;
  * TimelineConsensus#adopt}), follows what peers know of the compute (through {@link
  * TimelineIntake}), writes the positions that bound recovery work to the control file (at most
  * every {@link #PERSIST_EVERY}) and removes WAL segments nobody needs any more (retention below the
- * commit LSN, the pageserver's durable position and every peer's flush LSN: ADR 0007).
+ * commit LSN, the pageserver's durable position and every peer's flush LSN: ADR 0007; and the
+ * backup LSN with WAL offload: ADR 0025).
  *
  * <p>Thread-safety: thread-safe; {@link #maintain} blocks (adoptions copy WAL) and is called by one
  * upkeep thread at a time (the safekeeper's upkeep scheduler); writing positions holds the
@@ -207,9 +208,17 @@ public final class TimelineUpkeep {
     }
   }
 
-  /** min(commit LSN, the pageserver's durable position, every peer's flush LSN). */
-  private Lsn retentionHorizon() {
+  /**
+   * min(commit LSN, the pageserver's durable position, every peer's flush LSN), and with WAL
+   * offload also the backup LSN (ADR 0025): WAL not yet in remote storage stays, whatever the
+   * pageserver holds, so a remote storage that is down makes the safekeepers keep WAL, never lose
+   * it.
+   */
+  public Lsn retentionHorizon() {
     Lsn horizon = Lsn.min(state.commitLsn(), state.pageserver().applyLsn());
+    if (state.config().walOffload()) {
+      horizon = Lsn.min(horizon, state.backupLsn());
+    }
     return Lsn.min(horizon, peerHorizon());
   }
 
@@ -246,7 +255,10 @@ public final class TimelineUpkeep {
     Positions p = c.positions();
     Positions now =
         new Positions(
-            state.commitLsn(), peerHorizon(), p.backupLsn(), state.wal().flushRecordEnd());
+            state.commitLsn(),
+            peerHorizon(),
+            Lsn.max(p.backupLsn(), state.backupLsn()),
+            state.wal().flushRecordEnd());
     PageserverFeedback ps = state.pageserver();
     if (!now.equals(p) || !ps.equals(c.pageserver())) {
       state.persist(c.withPositions(now).withPageserver(ps));
