@@ -4,6 +4,7 @@ import io.zenith.page.stream.PagestreamClient;
 import io.zenith.page.stream.PagestreamRequest;
 import io.zenith.page.stream.PagestreamResponse;
 import io.zenith.wal.ForkNumber;
+import io.zenith.wal.Lsn;
 import io.zenith.wal.RelTag;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -18,21 +19,29 @@ import java.util.concurrent.atomic.AtomicLong;
  * Pages and listings from the pageserver's pagestream at the compute's LSN, over a pool of
  * connections (at most {@link LazyFsConfig#connections()}, opened on demand, one per FUSE thread
  * that reads at a time). A read of several pages is sent as pipelined batch GetPage requests of up
- * to 32 pages on one connection. Both LSNs of every request are the configured LSN: the compute is
- * the only writer of its timeline, so nothing it did not write changed since. A connection that
- * fails or times out is dropped (never reused half-read); the next call opens a new one.
- * Thread-safe.
+ * to 32 pages on one connection. The not-modified-since LSN of every request is the configured LSN.
+ * For a primary, the request LSN is {@link PagestreamRequest#LATEST}: the compute is the only
+ * writer of its timeline, so nothing it did not write changed since its start, and the pageserver
+ * answers at its newest LSN, which GC never passes, however long the compute runs (ADR 0021, "GC
+ * and lazy computes"). A read-only compute's requests are at its LSN, and each connection is opened
+ * with that LSN pinned ({@link PagestreamClient#connect(String, int, String, String,
+ * io.zenith.wal.TenantId, io.zenith.wal.TimelineId, Lsn, java.time.Duration) connect}), so GC
+ * leaves it readable while any connection is open; at least one stays open from the mount's first
+ * listing on (idle connections are kept). A connection that fails or times out is dropped (never
+ * reused half-read); the next call opens a new one. Thread-safe.
  */
 final class RemotePages implements PageSource {
   private final LazyFsConfig config;
   private final ConcurrentLinkedDeque<PagestreamClient> idle = new ConcurrentLinkedDeque<>();
   private final Semaphore permits;
   private final AtomicLong ids = new AtomicLong();
+  private final Lsn requestLsn;
   private volatile boolean closed;
 
   RemotePages(LazyFsConfig config) {
     this.config = config;
     this.permits = new Semaphore(config.connections());
+    this.requestLsn = config.primary() ? PagestreamRequest.LATEST : config.lsn();
   }
 
   @Override
@@ -42,7 +51,7 @@ final class RemotePages implements PageSource {
             c ->
                 c.call(
                     new PagestreamRequest.ListRelations(
-                        ids.incrementAndGet(), config.lsn(), config.lsn(), spcOid, dbOid)));
+                        ids.incrementAndGet(), requestLsn, config.lsn(), spcOid, dbOid)));
     return switch (r) {
       case PagestreamResponse.Relations rs -> {
         List<Fork> out = new ArrayList<>(rs.relations().size());
@@ -67,7 +76,7 @@ final class RemotePages implements PageSource {
             c.send(
                 new PagestreamRequest.GetPages(
                     ids.incrementAndGet(),
-                    config.lsn(),
+                    requestLsn,
                     config.lsn(),
                     rel,
                     fork,
@@ -120,6 +129,7 @@ final class RemotePages implements PageSource {
                 config.password(),
                 config.tenant(),
                 config.timeline(),
+                config.primary() ? null : config.lsn(),
                 config.timeout());
       }
       boolean ok = false;
