@@ -26,9 +26,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * and lazy computes"). A read-only compute's requests are at its LSN, and each connection is opened
  * with that LSN pinned ({@link PagestreamClient#connect(String, int, String, String,
  * io.zenith.wal.TenantId, io.zenith.wal.TimelineId, Lsn, java.time.Duration) connect}), so GC
- * leaves it readable while any connection is open; at least one stays open from the mount's first
- * listing on (idle connections are kept). A connection that fails or times out is dropped (never
- * reused half-read); the next call opens a new one. Thread-safe.
+ * leaves it readable while any connection is open, and an {@link LsnHold} keeps one open (and
+ * checked) from the mount on, whether the compute reads or not. A connection that fails or times
+ * out is dropped (never reused half-read); the next call opens a new one. Thread-safe.
  */
 final class RemotePages implements PageSource {
   private final LazyFsConfig config;
@@ -36,12 +36,14 @@ final class RemotePages implements PageSource {
   private final Semaphore permits;
   private final AtomicLong ids = new AtomicLong();
   private final Lsn requestLsn;
+  private final LsnHold hold;
   private volatile boolean closed;
 
   RemotePages(LazyFsConfig config) {
     this.config = config;
     this.permits = new Semaphore(config.connections());
     this.requestLsn = config.primary() ? PagestreamRequest.LATEST : config.lsn();
+    this.hold = config.primary() ? null : new LsnHold(config, () -> connect(config));
   }
 
   @Override
@@ -121,16 +123,7 @@ final class RemotePages implements PageSource {
     try {
       PagestreamClient c = idle.pollFirst();
       if (c == null) {
-        c =
-            PagestreamClient.connect(
-                config.host(),
-                config.port(),
-                config.user(),
-                config.password(),
-                config.tenant(),
-                config.timeline(),
-                config.primary() ? null : config.lsn(),
-                config.timeout());
+        c = connect(config);
       }
       boolean ok = false;
       try {
@@ -149,6 +142,19 @@ final class RemotePages implements PageSource {
     }
   }
 
+  /** A new connection; a read-only compute's holds its LSN on the pageserver while it is open. */
+  private static PagestreamClient connect(LazyFsConfig config) throws IOException {
+    return PagestreamClient.connect(
+        config.host(),
+        config.port(),
+        config.user(),
+        config.password(),
+        config.tenant(),
+        config.timeline(),
+        config.primary() ? null : config.lsn(),
+        config.timeout());
+  }
+
   private static IOException unexpected(String what, PagestreamResponse r) {
     if (r instanceof PagestreamResponse.Error e) {
       return new IOException(
@@ -160,6 +166,9 @@ final class RemotePages implements PageSource {
   @Override
   public void close() {
     closed = true;
+    if (hold != null) {
+      hold.close();
+    }
     PagestreamClient c;
     while ((c = idle.pollFirst()) != null) {
       c.abort();
