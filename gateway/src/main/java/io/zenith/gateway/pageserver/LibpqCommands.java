@@ -182,11 +182,15 @@ final class LibpqCommands {
           "{}basebackup of {} at {} for connection {}", slim ? "slim " : "", t, lsn, session.id());
     }
     long t0 = System.nanoTime();
-    // GC keeps its cutoff at or below the LSN while the backup streams (refused if already above).
-    AutoCloseable pin = t instanceof Timeline tl ? tl.pin(lsn) : () -> {};
+    // GC keeps its cutoff at or below the LSN while the backup streams: refused now if it is above
+    // already; held from the stream's subscription to its end, so a response that is never sent
+    // (the client left while it was made) holds nothing.
+    if (t instanceof Timeline tl) {
+      unpin(tl.pin(lsn)); // LayerStoreException: an ErrorResponse, as the other refusals
+    }
     return new QueryResponse.CopyOut(
         Flux.using(
-                () -> pin,
+                () -> pin(session, t, lsn),
                 p ->
                     slim
                         ? Basebackup.streamSlim(t, lsn, pages, reading)
@@ -224,6 +228,15 @@ final class LibpqCommands {
         .publishPercentileHistogram()
         .register(meters)
         .record(System.nanoTime() - t0, TimeUnit.NANOSECONDS);
+  }
+
+  /** Holds {@code lsn} of {@code t} against GC until closed; 22023 if GC has passed it. */
+  private static AutoCloseable pin(PgSession session, TimelineView t, Lsn lsn) {
+    try {
+      return t instanceof Timeline tl ? tl.pin(lsn) : () -> {};
+    } catch (LayerStoreException e) {
+      throw new PgServerException(session.id(), PgNotice.error(sqlState(e), e.getMessage()));
+    }
   }
 
   private static void unpin(AutoCloseable pin) {
