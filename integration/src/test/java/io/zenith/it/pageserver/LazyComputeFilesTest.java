@@ -110,9 +110,13 @@ class LazyComputeFilesTest {
   }
 
   private LazyFsConfig config(TimelineId timeline, int uid, int gid, boolean primary) {
+    return config(timeline, uid, gid, primary, ps.pgPort());
+  }
+
+  private LazyFsConfig config(TimelineId timeline, int uid, int gid, boolean primary, int port) {
     return new LazyFsConfig(
         "127.0.0.1",
-        ps.pgPort(),
+        port,
         "postgres",
         null,
         env.tenant(),
@@ -146,6 +150,11 @@ class LazyComputeFilesTest {
 
   private Mounted mount(Path dataDir, TimelineId timeline, String name, boolean primary)
       throws IOException {
+    return mount(dataDir, timeline, name, primary, ps.pgPort());
+  }
+
+  private Mounted mount(Path dataDir, TimelineId timeline, String name, boolean primary, int port)
+      throws IOException {
     // owned by PostgreSQL's OS user, as the compute's data directory
     int uid = (Integer) Files.getAttribute(compute.dataDir(), "unix:uid");
     int gid = (Integer) Files.getAttribute(compute.dataDir(), "unix:gid");
@@ -157,7 +166,7 @@ class LazyComputeFilesTest {
         Files.createDirectory(dataDir.resolve(dir));
         mounts.add(
             LazyMount.mount(
-                config(timeline, uid, gid, primary),
+                config(timeline, uid, gid, primary, port),
                 dir.equals("base") ? LazyMount.Root.BASE : LazyMount.Root.GLOBAL,
                 seeds.resolve(dir),
                 data.resolve(name + "-overlay-" + dir),
@@ -359,9 +368,9 @@ class LazyComputeFilesTest {
     Mounted primary = null;
     Mounted readOnly = null;
     PgCluster writer = null;
-    try {
+    try (Proxy proxy = new Proxy(ps.pgPort())) {
       primary = mount(lazy.dataDir(), env.main(), "gc-primary", true);
-      readOnly = mount(readOnlyPg.dataDir(), env.main(), "gc-ro", false);
+      readOnly = mount(readOnlyPg.dataDir(), env.main(), "gc-ro", false, proxy.port());
       lazy.configure(Map.of("autovacuum", "off")).start();
       assertThat(lazy.sql("SELECT count(*) FROM pgbench_branches").trim()).isEqualTo("1");
       // the read-only mount's first listing opens a pagestream connection that holds the LSN
@@ -380,7 +389,16 @@ class LazyComputeFilesTest {
       awaitTrue(() -> !t.lastRecordLsn().isBefore(written), "the pageserver ingests the writes");
       ps.checkpoint(env.tenant(), env.main());
 
-      // GC stops at the read-only mount's LSN, and the mount reads the compute's files
+      // GC stops at the read-only mount's LSN
+      assertThat(Lsn.parse(ps.gc(env.tenant(), env.main()).cutoff())).isEqualTo(lsn);
+      // The read-only mount's connections reset, as in a pageserver restart: its hold connects
+      // again at its next probe (every 5 s), and GC still stops at the LSN; PostgreSQL on the mount
+      // reads the compute's balances (a dead pooled connection is replaced, not an EIO).
+      proxy.kill();
+      int before = proxy.accepted.get();
+      proxy.revive();
+      awaitTrue(() -> proxy.accepted.get() > before, "the hold connects again");
+      Thread.sleep(2000); // from its TCP connection to its pagestream command
       assertThat(Lsn.parse(ps.gc(env.tenant(), env.main()).cutoff())).isEqualTo(lsn);
       readOnlyPg.configure(Map.of("autovacuum", "off")).start();
       assertThat(readOnlyPg.sql("SELECT sum(abalance) FROM pgbench_accounts").trim())
@@ -432,6 +450,8 @@ class LazyComputeFilesTest {
     private final List<java.net.Socket> sockets =
         java.util.Collections.synchronizedList(new ArrayList<>());
     private java.net.ServerSocket server;
+    final java.util.concurrent.atomic.AtomicInteger accepted =
+        new java.util.concurrent.atomic.AtomicInteger();
 
     Proxy(int target) throws IOException {
       this.target = target;
@@ -451,6 +471,7 @@ class LazyComputeFilesTest {
                 try {
                   while (true) {
                     java.net.Socket client = s.accept();
+                    accepted.incrementAndGet();
                     java.net.Socket upstream = new java.net.Socket("127.0.0.1", target);
                     sockets.add(client);
                     sockets.add(upstream);

@@ -105,8 +105,14 @@ final class LsnHold implements AutoCloseable {
         }
         if (!warned && !closed) {
           log.warn(
-              "cannot hold {} on the pageserver (retrying every {}): {}", lsn, probe, e.toString());
+              "cannot hold {} on the pageserver (retrying every {} ms): {}",
+              lsn,
+              probe.toMillis(),
+              e.toString());
           warned = true;
+        }
+        if (c != null) {
+          continue; // the held connection broke: open a new one at once, not a probe later
         }
       }
       try {

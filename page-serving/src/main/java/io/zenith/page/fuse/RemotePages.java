@@ -7,6 +7,8 @@ import io.zenith.wal.ForkNumber;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.RelTag;
 import java.io.IOException;
+import java.io.Serial;
+import java.net.SocketTimeoutException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
@@ -28,7 +30,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * io.zenith.wal.TenantId, io.zenith.wal.TimelineId, Lsn, java.time.Duration) connect}), so GC
  * leaves it readable while any connection is open, and an {@link LsnHold} keeps one open (and
  * checked) from the mount on, whether the compute reads or not. A connection that fails or times
- * out is dropped (never reused half-read); the next call opens a new one. Thread-safe.
+ * out is dropped (never reused half-read); the next call opens a new one. A call that fails on a
+ * pooled connection other than by an answer or a timeout (the pageserver restarted while it sat
+ * idle) is made once more on a new connection. Thread-safe.
  */
 final class RemotePages implements PageSource {
   private final LazyFsConfig config;
@@ -70,8 +74,10 @@ final class RemotePages implements PageSource {
   @Override
   public void read(RelTag rel, ForkNumber fork, long firstBlock, int count, ByteBuffer into)
       throws IOException {
+    int start = into.position();
     use(
         c -> {
+          into.position(start); // a call repeated on a new connection fills it again
           int sent = 0;
           while (sent < count) {
             int n = Math.min(PagestreamRequest.MAX_BATCH, count - sent);
@@ -121,24 +127,49 @@ final class RemotePages implements PageSource {
       throw new IOException("interrupted while waiting for a pagestream connection", e);
     }
     try {
-      PagestreamClient c = idle.pollFirst();
-      if (c == null) {
-        c = connect(config);
+      PagestreamClient pooled = idle.pollFirst();
+      if (pooled == null) {
+        return attempt(connect(config), call);
       }
-      boolean ok = false;
       try {
-        T result = call.on(c);
-        ok = true;
-        return result;
-      } finally {
-        if (ok && !closed) {
-          idle.addFirst(c);
-        } else {
-          c.abort();
+        return attempt(pooled, call);
+      } catch (ErrorAnswer | SocketTimeoutException e) {
+        throw e; // the pageserver answered, or is slow: the connection was not the problem
+      } catch (IOException e) {
+        if (closed) {
+          throw e;
         }
+        // A pooled connection the pageserver dropped while it sat idle (a restart, whose pins went
+        // with it): once more on a new one, as every call is a read and can be repeated.
+        return attempt(connect(config), call);
       }
     } finally {
       permits.release();
+    }
+  }
+
+  /** Runs a call on {@code c}; returns it to the pool if the call worked, else drops it. */
+  private <T> T attempt(PagestreamClient c, Call<T> call) throws IOException {
+    boolean ok = false;
+    try {
+      T result = call.on(c);
+      ok = true;
+      return result;
+    } finally {
+      if (ok && !closed) {
+        idle.addFirst(c);
+      } else {
+        c.abort();
+      }
+    }
+  }
+
+  /** The pageserver answered with an error, or with something else than was asked. */
+  private static final class ErrorAnswer extends IOException {
+    @Serial private static final long serialVersionUID = 1L;
+
+    ErrorAnswer(String message) {
+      super(message);
     }
   }
 
@@ -157,10 +188,10 @@ final class RemotePages implements PageSource {
 
   private static IOException unexpected(String what, PagestreamResponse r) {
     if (r instanceof PagestreamResponse.Error e) {
-      return new IOException(
+      return new ErrorAnswer(
           "pagestream error for " + what + ": " + e.sqlState() + " " + e.message());
     }
-    return new IOException("unexpected pagestream answer for " + what + ": " + r.getClass());
+    return new ErrorAnswer("unexpected pagestream answer for " + what + ": " + r.getClass());
   }
 
   @Override
