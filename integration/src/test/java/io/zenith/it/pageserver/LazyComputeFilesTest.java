@@ -394,9 +394,8 @@ class LazyComputeFilesTest {
       // The read-only mount's connections reset, as in a pageserver restart: its hold connects
       // again at its next probe (every 5 s), and GC still stops at the LSN; PostgreSQL on the mount
       // reads the compute's balances (a dead pooled connection is replaced, not an EIO).
-      proxy.kill();
       int before = proxy.accepted.get();
-      proxy.revive();
+      proxy.resetConnections();
       awaitTrue(() -> proxy.accepted.get() > before, "the hold connects again");
       Thread.sleep(2000); // from its TCP connection to its pagestream command
       assertThat(Lsn.parse(ps.gc(env.tenant(), env.main()).cutoff())).isEqualTo(lsn);
@@ -502,6 +501,22 @@ class LazyComputeFilesTest {
                   }
                 }
               });
+    }
+
+    /**
+     * Resets every connection (RST) and goes on accepting new ones on the same port: a pageserver
+     * that restarted at once (no rebinding of the port, which another socket may take meanwhile).
+     */
+    void resetConnections() throws IOException {
+      synchronized (sockets) {
+        for (java.net.Socket s : sockets) {
+          if (!s.isClosed()) {
+            s.setSoLinger(true, 0);
+            s.close();
+          }
+        }
+        sockets.clear();
+      }
     }
 
     void kill() throws IOException {
