@@ -81,6 +81,14 @@ final class ComputeCommand extends CommandGroup {
     Lsn lsn;
 
     @Option(
+        names = "--primary",
+        description =
+            "The compute is its branch's primary (its only writer): read what it did not write at"
+                + " the pageserver's latest LSN, not-modified-since --lsn, which GC never removes."
+                + " Without it (a read-only compute), read at --lsn and hold it against GC.")
+    boolean primary;
+
+    @Option(
         names = "--password-file",
         paramLabel = "FILE",
         description = "A token for the pageserver (the tenant's), when it checks tokens.")
@@ -143,6 +151,7 @@ final class ComputeCommand extends CommandGroup {
                   t,
                   tl,
                   lsn,
+                  primary,
                   Duration.ofSeconds(timeoutSeconds),
                   connections,
                   threads,

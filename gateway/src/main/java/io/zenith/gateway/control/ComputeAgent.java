@@ -133,6 +133,9 @@ public final class ComputeAgent {
             lsn.toString(),
             "--log-file",
             logFile().toString()));
+    if (spec.primary()) {
+      agent.add("--primary"); // reads at the latest LSN: GC never removes them (ADR 0021)
+    }
     long outStart = ServiceProcess.size(outFile());
     Process p;
     try {

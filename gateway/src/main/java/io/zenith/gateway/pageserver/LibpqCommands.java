@@ -36,11 +36,12 @@ import reactor.core.scheduler.Scheduler;
 /**
  * The pageserver's libpq commands: {@code basebackup <tenant> <timeline> [<lsn>] [--slim]},
  * streamed as CopyOut (slim: without relation files, {@link Basebackup#streamSlim}), and {@code
- * pagestream <tenant> <timeline>} ({@link PagestreamSession}, CopyBoth); anything else is a syntax
- * error. Errors are ErrorResponses with a SQLSTATE. Store reads and the backup itself run on the
- * blocking scheduler, never on the connection's event loop, its pages reconstructed ahead of the
- * client in the window {@link Basebackup.Reading} bounds; the backup's LSN is pinned while it
- * streams, so GC never removes what it reads. Thread-safe.
+ * pagestream <tenant> <timeline> [<lsn>]} ({@link PagestreamSession}, CopyBoth; the LSN is held
+ * readable while the stream runs); anything else is a syntax error. Errors are ErrorResponses with
+ * a SQLSTATE. Store reads and the backup itself run on the blocking scheduler, never on the
+ * connection's event loop, its pages reconstructed ahead of the client in the window {@link
+ * Basebackup.Reading} bounds; the backup's LSN is pinned while it streams, so GC never removes what
+ * it reads. Thread-safe.
  */
 final class LibpqCommands {
   private static final Logger log = LoggerFactory.getLogger(LibpqCommands.class);
@@ -71,8 +72,8 @@ final class LibpqCommands {
   }
 
   /**
-   * {@code basebackup <tenant> <timeline> [<lsn>]} or {@code pagestream <tenant> <timeline>};
-   * anything else is a syntax error.
+   * {@code basebackup <tenant> <timeline> [<lsn>]} or {@code pagestream <tenant> <timeline>
+   * [<lsn>]}; anything else is a syntax error.
    */
   Mono<QueryResponse> handleQuery(PgSession session, String sql) {
     String[] words = sql.trim().replaceAll(";$", "").trim().split("\\s+");
@@ -147,14 +148,16 @@ final class LibpqCommands {
   }
 
   private Mono<QueryResponse> pagestream(PgSession session, String[] words) {
-    if (words.length != 3) {
-      return Mono.just(error("22023", "usage: pagestream <tenant_id> <timeline_id>"));
+    if (words.length != 3 && words.length != 4) {
+      return Mono.just(error("22023", "usage: pagestream <tenant_id> <timeline_id> [<lsn>]"));
     }
     TenantId tenant;
     TimelineId id;
+    Optional<Lsn> pin;
     try {
       tenant = TenantId.parse(words[1]);
       id = TimelineId.parse(words[2]);
+      pin = words.length == 4 ? Optional.of(Lsn.parse(words[3])) : Optional.empty();
     } catch (IllegalArgumentException e) {
       return Mono.just(error("22023", e.getMessage()));
     }
@@ -162,7 +165,7 @@ final class LibpqCommands {
     if (refused.isPresent()) {
       return Mono.just(refused.get());
     }
-    return Mono.fromCallable(() -> pagestream.start(session, store.timeline(tenant, id)))
+    return Mono.fromCallable(() -> pagestream.start(session, store.timeline(tenant, id), pin))
         .subscribeOn(blocking)
         .onErrorResume(
             LayerStoreException.class, e -> Mono.just(error(sqlState(e), e.getMessage())));
@@ -179,11 +182,15 @@ final class LibpqCommands {
           "{}basebackup of {} at {} for connection {}", slim ? "slim " : "", t, lsn, session.id());
     }
     long t0 = System.nanoTime();
-    // GC keeps its cutoff at or below the LSN while the backup streams (refused if already above).
-    AutoCloseable pin = t instanceof Timeline tl ? tl.pin(lsn) : () -> {};
+    // GC keeps its cutoff at or below the LSN while the backup streams: refused now if it is above
+    // already; held from the stream's subscription to its end, so a response that is never sent
+    // (the client left while it was made) holds nothing.
+    if (t instanceof Timeline tl) {
+      unpin(tl.pin(lsn)); // LayerStoreException: an ErrorResponse, as the other refusals
+    }
     return new QueryResponse.CopyOut(
         Flux.using(
-                () -> pin,
+                () -> pin(session, t, lsn),
                 p ->
                     slim
                         ? Basebackup.streamSlim(t, lsn, pages, reading)
@@ -221,6 +228,15 @@ final class LibpqCommands {
         .publishPercentileHistogram()
         .register(meters)
         .record(System.nanoTime() - t0, TimeUnit.NANOSECONDS);
+  }
+
+  /** Holds {@code lsn} of {@code t} against GC until closed; 22023 if GC has passed it. */
+  private static AutoCloseable pin(PgSession session, TimelineView t, Lsn lsn) {
+    try {
+      return t instanceof Timeline tl ? tl.pin(lsn) : () -> {};
+    } catch (LayerStoreException e) {
+      throw new PgServerException(session.id(), PgNotice.error(sqlState(e), e.getMessage()));
+    }
   }
 
   private static void unpin(AutoCloseable pin) {

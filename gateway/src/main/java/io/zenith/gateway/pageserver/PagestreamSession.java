@@ -5,6 +5,7 @@ import io.micrometer.core.instrument.Timer;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import io.zenith.layer.LayerStoreException;
+import io.zenith.layer.Timeline;
 import io.zenith.layer.TimelineView;
 import io.zenith.page.PageReconstructor;
 import io.zenith.page.stream.PagestreamException;
@@ -19,8 +20,10 @@ import io.zenith.replication.server.QueryResponse;
 import io.zenith.wal.Lsn;
 import java.time.Duration;
 import java.util.List;
+import java.util.Optional;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Scheduler;
 
@@ -38,6 +41,8 @@ import reactor.core.scheduler.Scheduler;
  *       answered and its answer is written, so memory per connection is at most {@value #IN_FLIGHT}
  *       answers (≤ 256 KiB each) plus one socket read.
  *   <li><b>Order:</b> answers go out in request order.
+ *   <li><b>GC:</b> each request holds its read LSN ({@link Timeline#pin}) while it reads, so GC
+ *       never removes versions under it; a stream opened with an LSN holds that one until it ends.
  *   <li><b>Errors:</b> a request that cannot be answered (unknown relation, LSN below the GC cutoff
  *       or before the timeline, LSN wait timeout) gets an error answer and the stream goes on; a
  *       malformed request ends the session with FATAL 08P01 after the answers to the requests
@@ -69,15 +74,61 @@ final class PagestreamSession {
     this.meters = meters;
   }
 
-  /** The CopyBoth response that serves {@code t} to {@code session}. */
-  QueryResponse start(PgSession session, TimelineView t) {
-    log.info("pagestream of {} for connection {}", t, session.id());
+  /**
+   * The CopyBoth response that serves {@code t} to {@code session}; with {@code pin}, GC keeps the
+   * timeline's cutoff at or below that LSN for as long as the stream runs (a read-only compute's
+   * agent reads at it for its whole life).
+   *
+   * @throws LayerStoreException INVALID_LSN if {@code pin} is below the GC cutoff already
+   */
+  QueryResponse start(PgSession session, TimelineView t, Optional<Lsn> pin) {
+    if (pin.isPresent()) {
+      // refused now, as an ErrorResponse before the stream; the stream pins again for itself
+      release(pin(t, pin.get()));
+    }
+    log.info(
+        "pagestream of {} for connection {}{}",
+        t,
+        session.id(),
+        pin.map(l -> ", holding " + l).orElse(""));
     PagestreamReader reader = new PagestreamReader(t, pages);
     return new QueryResponse.CopyBoth(
         in ->
-            in.map(message -> decode(session, message))
-                .flatMapSequentialDelayError(r -> answer(t, reader, r), IN_FLIGHT, 1)
-                .concatMapIterable(PagestreamSession::buffers, 1));
+            Flux.using(
+                () -> pin.isPresent() ? held(session, t, pin.get()) : NOT_PINNED,
+                held ->
+                    in.map(message -> decode(session, message))
+                        .flatMapSequentialDelayError(r -> answer(t, reader, r), IN_FLIGHT, 1)
+                        .concatMapIterable(PagestreamSession::buffers, 1),
+                PagestreamSession::release));
+  }
+
+  private static final AutoCloseable NOT_PINNED = () -> {};
+
+  /** The stream's pin: GC raised the cutoff since the check in {@link #start}, rarely. */
+  private static AutoCloseable held(PgSession session, TimelineView t, Lsn lsn) {
+    try {
+      return pin(t, lsn);
+    } catch (LayerStoreException e) {
+      throw new PgServerException(
+          session.id(), PgNotice.error(SqlState.INVALID_PARAMETER_VALUE, e.getMessage()));
+    }
+  }
+
+  /**
+   * Holds {@code lsn} readable until the handle is closed ({@link Timeline#pin}); views that are no
+   * store timeline (none in the pageserver) are not collected.
+   */
+  private static AutoCloseable pin(TimelineView t, Lsn lsn) {
+    return t instanceof Timeline tl ? tl.pin(lsn) : NOT_PINNED;
+  }
+
+  private static void release(AutoCloseable pin) {
+    try {
+      pin.close();
+    } catch (Exception e) {
+      throw new IllegalStateException("cannot release a pinned LSN", e);
+    }
   }
 
   private static PagestreamRequest decode(PgSession session, byte[] message) {
@@ -117,7 +168,14 @@ final class PagestreamSession {
           SqlState.INVALID_PARAMETER_VALUE,
           "LSN " + at + " is before the start of timeline " + t.id() + " (" + t.startLsn() + ")");
     }
-    return reader.answer(r, at);
+    // GC may raise the cutoff past `at` and remove versions while this request reads them: the
+    // pin keeps the cutoff at or below `at` until the answer is made (refused if it is above).
+    AutoCloseable pin = pin(t, at);
+    try {
+      return reader.answer(r, at);
+    } finally {
+      release(pin);
+    }
   }
 
   private static PagestreamResponse failed(TimelineView t, PagestreamRequest r, Throwable e) {

@@ -97,6 +97,8 @@ class CliLazyComputeTest {
     z.ok("pg", "create", "ro", "--lsn", lsn, "--storage", "lazy");
     int roPort = z.start("ro");
     assertThat(z.sql(roPort, "SELECT sum(abalance) FROM pgbench_accounts")).isEqualTo(sum);
+    // it reads at its LSN, which its agent holds against GC; a primary's reads at the latest LSN
+    assertThat(agentCommandLine("ro")).contains("--lsn " + lsn).doesNotContain("--primary");
     z.ok("pg", "stop", "ro");
     z.sql(fullPort, "UPDATE pgbench_accounts SET abalance = abalance - 1000 WHERE aid <= 10");
     z.ok("pg", "stop", "full");
@@ -104,6 +106,7 @@ class CliLazyComputeTest {
     // the agent killed: PostgreSQL stopped, the compute failed, then started again
     port = z.start("lazy");
     assertThat(z.sql(port, "SELECT count(*), sum(delta) FROM pgbench_history")).isEqualTo(history);
+    assertThat(agentCommandLine("lazy")).contains("--primary");
     Path agentDir = z.computeDataDir().resolve("lazy/agent");
     long agent = Long.parseLong(Files.readString(agentDir.resolve("ready")).strip());
     long postmaster = postmasterPid();
@@ -133,6 +136,13 @@ class CliLazyComputeTest {
     String out = new String(p.getInputStream().readAllBytes());
     assertThat(p.waitFor(120, TimeUnit.SECONDS)).as("pgbench ended").isTrue();
     assertThat(p.exitValue()).as("pgbench %s\n%s", cmd, out).isZero();
+  }
+
+  /** The running agent's command line, from its ready file's pid. */
+  private String agentCommandLine(String compute) throws IOException {
+    Path ready = z.computeDataDir().resolve(compute + "/agent/ready");
+    long pid = Long.parseLong(Files.readString(ready).strip());
+    return ProcessHandle.of(pid).flatMap(p -> p.info().commandLine()).orElseThrow();
   }
 
   private long postmasterPid() throws IOException {

@@ -7,6 +7,7 @@ import io.zenith.gateway.pageserver.Pageserver;
 import io.zenith.it.regress.DataDirComparison;
 import io.zenith.it.support.Basebackups;
 import io.zenith.it.support.ZenithEnv;
+import io.zenith.layer.Timeline;
 import io.zenith.page.fuse.LazyFsConfig;
 import io.zenith.page.fuse.LazyMount;
 import io.zenith.pg.testing.PgCluster;
@@ -105,14 +106,23 @@ class LazyComputeFilesTest {
   }
 
   private LazyFsConfig config(TimelineId timeline, int uid, int gid) {
+    return config(timeline, uid, gid, true);
+  }
+
+  private LazyFsConfig config(TimelineId timeline, int uid, int gid, boolean primary) {
+    return config(timeline, uid, gid, primary, ps.pgPort());
+  }
+
+  private LazyFsConfig config(TimelineId timeline, int uid, int gid, boolean primary, int port) {
     return new LazyFsConfig(
         "127.0.0.1",
-        ps.pgPort(),
+        port,
         "postgres",
         null,
         env.tenant(),
         timeline,
         lsn,
+        primary,
         Duration.ofSeconds(30),
         4,
         4,
@@ -135,6 +145,16 @@ class LazyComputeFilesTest {
   }
 
   private Mounted mount(Path dataDir, TimelineId timeline, String name) throws IOException {
+    return mount(dataDir, timeline, name, true);
+  }
+
+  private Mounted mount(Path dataDir, TimelineId timeline, String name, boolean primary)
+      throws IOException {
+    return mount(dataDir, timeline, name, primary, ps.pgPort());
+  }
+
+  private Mounted mount(Path dataDir, TimelineId timeline, String name, boolean primary, int port)
+      throws IOException {
     // owned by PostgreSQL's OS user, as the compute's data directory
     int uid = (Integer) Files.getAttribute(compute.dataDir(), "unix:uid");
     int gid = (Integer) Files.getAttribute(compute.dataDir(), "unix:gid");
@@ -146,7 +166,7 @@ class LazyComputeFilesTest {
         Files.createDirectory(dataDir.resolve(dir));
         mounts.add(
             LazyMount.mount(
-                config(timeline, uid, gid),
+                config(timeline, uid, gid, primary, port),
                 dir.equals("base") ? LazyMount.Root.BASE : LazyMount.Root.GLOBAL,
                 seeds.resolve(dir),
                 data.resolve(name + "-overlay-" + dir),
@@ -296,6 +316,7 @@ class LazyComputeFilesTest {
               c.tenant(),
               c.timeline(),
               c.lsn(),
+              c.primary(),
               Duration.ofSeconds(5),
               c.connections(),
               c.threads(),
@@ -328,12 +349,108 @@ class LazyComputeFilesTest {
     assertThat(mounted(dir.resolve("base"))).isFalse();
   }
 
+  /**
+   * GC and long-running lazy computes (ADR 0021, "GC and lazy computes"): a read-only mount at the
+   * LSN holds it (GC's cutoff stops there while its pagestream connection is open, and it reads the
+   * compute's files), and once it is gone the cutoff passes the LSN and a primary PostgreSQL
+   * started on mounts at that LSN still reads a table it had not read yet (before the fix: EIO).
+   * The WAL that moves the cutoff comes from a second compute on the branch that only appends to
+   * pgbench_history, which the lazy PostgreSQL never reads: the primary's premise (nothing it did
+   * not write changes) holds for everything it reads. Last: it moves the GC cutoff past the LSN.
+   */
+  @Test
+  @Order(5)
+  void gcPastTheStartLsnLeavesAPrimaryReadingWhileAReadOnlyMountHoldsItsLsn() throws Exception {
+    PgCluster lazy =
+        PgCluster.fromDataDirectory(dir -> Basebackups.extract(slim, dir)).writeMinimalConfig();
+    PgCluster readOnlyPg =
+        PgCluster.fromDataDirectory(dir -> Basebackups.extract(slim, dir)).writeMinimalConfig();
+    Mounted primary = null;
+    Mounted readOnly = null;
+    PgCluster writer = null;
+    try (Proxy proxy = new Proxy(ps.pgPort())) {
+      primary = mount(lazy.dataDir(), env.main(), "gc-primary", true);
+      readOnly = mount(readOnlyPg.dataDir(), env.main(), "gc-ro", false, proxy.port());
+      lazy.configure(Map.of("autovacuum", "off")).start();
+      assertThat(lazy.sql("SELECT count(*) FROM pgbench_branches").trim()).isEqualTo("1");
+      // the read-only mount's first listing opens a pagestream connection that holds the LSN
+      Path roAccounts = readOnlyPg.dataDir().resolve("base/" + dbOid + "/" + accounts);
+      assertThat(Files.size(roAccounts)).isPositive();
+
+      writer = env.primary(env.main(), Map.of("autovacuum", "off"));
+      writer.sql(
+          "INSERT INTO pgbench_history SELECT 1, 1, 1, 1, now(), 'gc'"
+              + " FROM generate_series(1, 100000)");
+      writer.sql("CHECKPOINT");
+      Lsn written = Lsn.parse(writer.sql("SELECT pg_current_wal_lsn()").trim());
+      env.stop(writer, env.main());
+      assertThat(written).isGreaterThan(lsn.plus(4 << 20));
+      Timeline t = ps.store().timeline(env.tenant(), env.main());
+      awaitTrue(() -> !t.lastRecordLsn().isBefore(written), "the pageserver ingests the writes");
+      ps.checkpoint(env.tenant(), env.main());
+
+      // GC stops at the read-only mount's LSN
+      assertThat(Lsn.parse(ps.gc(env.tenant(), env.main()).cutoff())).isEqualTo(lsn);
+      // The read-only mount's connections reset, as in a pageserver restart: its hold connects
+      // again at its next probe (every 5 s), and GC still stops at the LSN; PostgreSQL on the mount
+      // reads the compute's balances (a dead pooled connection is replaced, not an EIO).
+      int before = proxy.accepted.get();
+      proxy.resetConnections();
+      awaitTrue(() -> proxy.accepted.get() > before, "the hold connects again");
+      Thread.sleep(2000); // from its TCP connection to its pagestream command
+      assertThat(Lsn.parse(ps.gc(env.tenant(), env.main()).cutoff())).isEqualTo(lsn);
+      readOnlyPg.configure(Map.of("autovacuum", "off")).start();
+      assertThat(readOnlyPg.sql("SELECT sum(abalance) FROM pgbench_accounts").trim())
+          .isEqualTo(sum);
+      readOnlyPg.stop();
+      readOnly.close();
+      readOnly = null;
+
+      // without it, GC passes the LSN (once the server has seen the connections go)
+      awaitTrue(
+          () -> Lsn.parse(ps.gc(env.tenant(), env.main()).cutoff()).isAfter(lsn),
+          "GC passes the start LSN once no mount holds it");
+      // the primary reads what it never read before at the latest LSN: GC removed nothing of it
+      assertThat(lazy.sql("SELECT sum(abalance) FROM pgbench_accounts").trim()).isEqualTo(sum);
+      assertThat(lazy.sql("SELECT sum(tbalance) FROM pgbench_tellers").trim()).isEqualTo(sum);
+      lazy.stop();
+    } finally {
+      try {
+        if (writer != null) {
+          writer.close();
+        }
+        if (readOnly != null) {
+          readOnlyPg.stop();
+          readOnly.close();
+        }
+        if (primary != null) {
+          lazy.stop(); // PostgreSQL first, then its mounts, then its directory
+          primary.close();
+        }
+      } finally {
+        lazy.close();
+        readOnlyPg.close();
+      }
+    }
+  }
+
+  private static void awaitTrue(java.util.function.BooleanSupplier condition, String what)
+      throws InterruptedException {
+    long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+    while (!condition.getAsBoolean()) {
+      assertThat(System.nanoTime()).as("%s within 30 s", what).isLessThan(deadline);
+      Thread.sleep(100);
+    }
+  }
+
   /** A TCP forwarder to the pageserver that can be killed (connections reset) and revived. */
   private static final class Proxy implements AutoCloseable {
     private final int target;
     private final List<java.net.Socket> sockets =
         java.util.Collections.synchronizedList(new ArrayList<>());
     private java.net.ServerSocket server;
+    final java.util.concurrent.atomic.AtomicInteger accepted =
+        new java.util.concurrent.atomic.AtomicInteger();
 
     Proxy(int target) throws IOException {
       this.target = target;
@@ -353,6 +470,7 @@ class LazyComputeFilesTest {
                 try {
                   while (true) {
                     java.net.Socket client = s.accept();
+                    accepted.incrementAndGet();
                     java.net.Socket upstream = new java.net.Socket("127.0.0.1", target);
                     sockets.add(client);
                     sockets.add(upstream);
@@ -383,6 +501,22 @@ class LazyComputeFilesTest {
                   }
                 }
               });
+    }
+
+    /**
+     * Resets every connection (RST) and goes on accepting new ones on the same port: a pageserver
+     * that restarted at once (no rebinding of the port, which another socket may take meanwhile).
+     */
+    void resetConnections() throws IOException {
+      synchronized (sockets) {
+        for (java.net.Socket s : sockets) {
+          if (!s.isClosed()) {
+            s.setSoLinger(true, 0);
+            s.close();
+          }
+        }
+        sockets.clear();
+      }
     }
 
     void kill() throws IOException {

@@ -299,6 +299,8 @@ class PagestreamTest {
             PagestreamException.class, e -> assertThat(e.sqlState()).isEqualTo("42704"));
     try (Raw raw = new Raw()) {
       assertThat(raw.query("pagestream nothex " + env.main())).isEqualTo("E22023");
+      assertThat(raw.query("pagestream " + env.tenant() + " " + env.main() + " 0/zz"))
+          .isEqualTo("E22023");
       assertThat(raw.query("pagestream " + TenantId.generate() + " " + env.main()))
           .isEqualTo("E42704");
       // the same connection then streams
@@ -388,6 +390,24 @@ class PagestreamTest {
       r = c.call(new Nblocks(id(), beforeStart, beforeStart, rel(accounts), ForkNumber.MAIN));
       assertThat(((PagestreamResponse.Error) r).sqlState()).isEqualTo("22023");
       assertThat(c.call(new GetPage(id(), LATEST, Lsn.INVALID, rel(accounts), ForkNumber.MAIN, 0)))
+          .isInstanceOf(PagestreamResponse.Page.class);
+    }
+    // a stream that would hold an LSN below the cutoff is refused; at the cutoff it runs
+    Lsn below = cutoff.plus(-4096);
+    assertThatThrownBy(
+            () ->
+                PagestreamClient.connect(
+                    "127.0.0.1", ps.pgPort(), "postgres", null, env.tenant(), env.main(), below, T))
+        .isInstanceOfSatisfying(
+            PagestreamException.class,
+            e -> {
+              assertThat(e.sqlState()).isEqualTo("22023");
+              assertThat(e.getMessage()).contains("GC cutoff");
+            });
+    try (PagestreamClient held =
+        PagestreamClient.connect(
+            "127.0.0.1", ps.pgPort(), "postgres", null, env.tenant(), env.main(), cutoff, T)) {
+      assertThat(held.call(new GetPage(id(), cutoff, cutoff, rel(accounts), ForkNumber.MAIN, 0)))
           .isInstanceOf(PagestreamResponse.Page.class);
     }
   }

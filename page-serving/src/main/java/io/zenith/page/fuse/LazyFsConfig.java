@@ -13,7 +13,13 @@ import java.util.Objects;
  * @param port the pageserver's libpq port ({@code listen_pg})
  * @param user the libpq user
  * @param password for cleartext password authentication; null if the pageserver trusts
- * @param lsn the compute's start LSN: every page the compute has not written is read at it
+ * @param lsn the compute's start LSN: every page the compute has not written is as it was at this
+ *     LSN
+ * @param primary whether the compute is its timeline's primary (its only writer): then nothing it
+ *     did not write changed since {@code lsn}, and pages and listings are read at the pageserver's
+ *     latest LSN with {@code lsn} as not-modified-since, which GC never invalidates. A read-only
+ *     compute reads at {@code lsn} itself, and each of its pagestream connections holds {@code lsn}
+ *     readable on the pageserver (GC does not pass it) while it is open
  * @param timeout bounds every pagestream connection and read; after it a read fails with EIO
  * @param connections most pagestream connections open at once
  * @param threads most FUSE worker threads (libfuse's {@code max_threads})
@@ -28,6 +34,7 @@ public record LazyFsConfig(
     TenantId tenant,
     TimelineId timeline,
     Lsn lsn,
+    boolean primary,
     Duration timeout,
     int connections,
     int threads,

@@ -17,7 +17,11 @@ import java.util.stream.Stream;
  * (the slim basebackup's files: {@code PG_VERSION}, {@code pg_filenode.map}, … and the database
  * directories) and fills a database directory from the pageserver's relation listing the first time
  * it is used; from then on the tree in memory is the truth for that directory, so creations,
- * unlinks and renames are map operations and nothing the compute removed comes back.
+ * unlinks and renames are map operations and nothing the compute removed comes back. A primary's
+ * listings are at the pageserver's latest LSN (RemotePages): the same as at its start LSN, since a
+ * directory is listed before the compute changes anything in it (to touch a relation it opens its
+ * file, which lists the directory first; PostgreSQL lists every database directory as it starts),
+ * and never refused by GC (ADR 0021, "GC and lazy computes").
  *
  * <p>Thread-safe: lookups and listings of loaded directories take no lock (concurrent maps, so
  * parallel reads of different files do not queue on the tree); changes of the namespace and a

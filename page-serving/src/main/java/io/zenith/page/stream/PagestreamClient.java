@@ -1,5 +1,6 @@
 package io.zenith.page.stream;
 
+import io.zenith.wal.Lsn;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
 import java.io.BufferedInputStream;
@@ -20,10 +21,10 @@ import java.util.Map;
 
 /**
  * A blocking client of the pageserver's pagestream endpoint over a plain socket: the libpq startup
- * (trust or cleartext password), {@code pagestream <tenant> <timeline>}, then requests and answers
- * as CopyData messages ({@code docs/formats/pagestream.md}). Requests may be pipelined: {@link
- * #send} any number (up to the server's window they are worked on at once; beyond it TCP holds
- * them), {@link #flush}, then {@link #receive} the answers in the same order.
+ * (trust or cleartext password), {@code pagestream <tenant> <timeline> [<lsn>]}, then requests and
+ * answers as CopyData messages ({@code docs/formats/pagestream.md}). Requests may be pipelined:
+ * {@link #send} any number (up to the server's window they are worked on at once; beyond it TCP
+ * holds them), {@link #flush}, then {@link #receive} the answers in the same order.
  *
  * <p>Chosen over a reactor-netty client because its user, the compute agent's FUSE threads, block
  * anyway; a socket per FUSE worker keeps requests of different files apart.
@@ -63,6 +64,26 @@ public final class PagestreamClient implements AutoCloseable {
       TimelineId timeline,
       Duration timeout)
       throws IOException {
+    return connect(host, port, user, password, tenant, timeline, null, timeout);
+  }
+
+  /**
+   * As {@link #connect(String, int, String, String, TenantId, TimelineId, Duration)}; with {@code
+   * pin}, the pageserver keeps that LSN of the timeline readable (GC does not pass it) for as long
+   * as the stream runs, and refuses the stream ({@code 22023}) if GC has passed it already.
+   *
+   * @param pin the LSN to hold readable, or null for none
+   */
+  public static PagestreamClient connect(
+      String host,
+      int port,
+      String user,
+      String password,
+      TenantId tenant,
+      TimelineId timeline,
+      Lsn pin,
+      Duration timeout)
+      throws IOException {
     Socket s = new Socket();
     try {
       s.setTcpNoDelay(true);
@@ -70,7 +91,7 @@ public final class PagestreamClient implements AutoCloseable {
       s.setSoTimeout((int) timeout.toMillis());
       PagestreamClient c = new PagestreamClient(s);
       c.startup(user, password);
-      c.start(tenant, timeline);
+      c.start(tenant, timeline, pin);
       return c;
     } catch (IOException | RuntimeException e) {
       s.close();
@@ -115,8 +136,10 @@ public final class PagestreamClient implements AutoCloseable {
     }
   }
 
-  private void start(TenantId tenant, TimelineId timeline) throws IOException {
-    write('Q', ("pagestream " + tenant + " " + timeline + "\0").getBytes(StandardCharsets.UTF_8));
+  private void start(TenantId tenant, TimelineId timeline, Lsn pin) throws IOException {
+    String command =
+        "pagestream " + tenant + " " + timeline + (pin == null ? "" : " " + pin) + "\0";
+    write('Q', command.getBytes(StandardCharsets.UTF_8));
     out.flush();
     while (true) {
       Message m = read();

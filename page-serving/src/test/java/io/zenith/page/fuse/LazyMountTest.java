@@ -97,6 +97,7 @@ class LazyMountTest {
         TenantId.generate(),
         TimelineId.generate(),
         Lsn.of(0x1000000),
+        true,
         timeout,
         2,
         4,
