@@ -132,22 +132,7 @@ record DeletionList(long sequence, int generation, List<DeletionList.Entry> entr
    * @throws LayerStoreException CORRUPT_FILE naming {@code where} and what is wrong
    */
   static DeletionList fromBytes(byte[] a, String where) {
-    if (a.length < 28) {
-      throw corrupt(where, "size " + a.length + ", at least 28 expected");
-    }
-    ByteBuffer b = ByteBuffer.wrap(a);
-    if (b.getInt(0) != MAGIC) {
-      throw corrupt(where, "bad magic");
-    }
-    CRC32C c = new CRC32C();
-    c.update(a, 0, a.length - 4);
-    if ((int) c.getValue() != b.getInt(a.length - 4)) {
-      throw corrupt(where, "CRC mismatch");
-    }
-    int version = Short.toUnsignedInt(b.getShort(4));
-    if (version != FORMAT_VERSION) {
-      throw corrupt(where, "unknown format version " + version);
-    }
+    ByteBuffer b = Framed.open(a, "deletion list", where, MAGIC, FORMAT_VERSION, 28);
     try {
       b.position(8);
       long sequence = b.getLong();
@@ -186,7 +171,6 @@ record DeletionList(long sequence, int generation, List<DeletionList.Entry> entr
   }
 
   private static LayerStoreException corrupt(String where, String what) {
-    return new LayerStoreException(
-        LayerStoreException.Kind.CORRUPT_FILE, "corrupt deletion list " + where + ": " + what);
+    return Framed.corrupt("deletion list", where, what);
   }
 }

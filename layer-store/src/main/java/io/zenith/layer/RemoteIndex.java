@@ -100,22 +100,7 @@ public record RemoteIndex(
    * @throws LayerStoreException CORRUPT_FILE naming {@code where} and what is wrong
    */
   public static RemoteIndex fromBytes(byte[] a, String where) {
-    if (a.length < 124) {
-      throw corrupt(where, "size " + a.length + ", at least 124 expected");
-    }
-    ByteBuffer b = ByteBuffer.wrap(a);
-    if (b.getInt(0) != MAGIC) {
-      throw corrupt(where, "bad magic");
-    }
-    CRC32C c = new CRC32C();
-    c.update(a, 0, a.length - 4);
-    if ((int) c.getValue() != b.getInt(a.length - 4)) {
-      throw corrupt(where, "CRC mismatch");
-    }
-    int version = Short.toUnsignedInt(b.getShort(4));
-    if (version != FORMAT_VERSION) {
-      throw corrupt(where, "unknown format version " + version);
-    }
+    ByteBuffer b = Framed.open(a, "remote index", where, MAGIC, FORMAT_VERSION, 124);
     try {
       b.position(8);
       int generation = b.getInt();
@@ -140,7 +125,6 @@ public record RemoteIndex(
   }
 
   private static LayerStoreException corrupt(String where, String what) {
-    return new LayerStoreException(
-        LayerStoreException.Kind.CORRUPT_FILE, "corrupt remote index " + where + ": " + what);
+    return Framed.corrupt("remote index", where, what);
   }
 }

@@ -100,19 +100,7 @@ public record TimelineMetadata(
     if (a.length != SIZE) {
       throw corrupt(where, "size " + a.length + ", expected " + SIZE);
     }
-    ByteBuffer b = ByteBuffer.wrap(a);
-    CRC32C c = new CRC32C();
-    c.update(a, 0, 92);
-    if (b.getInt(0) != MAGIC) {
-      throw corrupt(where, "bad magic");
-    }
-    if ((int) c.getValue() != b.getInt(92)) {
-      throw corrupt(where, "CRC mismatch");
-    }
-    int version = Short.toUnsignedInt(b.getShort(4));
-    if (version != FORMAT_VERSION) {
-      throw corrupt(where, "unknown format version " + version);
-    }
+    ByteBuffer b = Framed.open(a, "timeline metadata", where, MAGIC, FORMAT_VERSION, SIZE);
     TimelineId anc = TimelineId.fromBytes(a, 40);
     return new TimelineMetadata(
         TenantId.fromBytes(a, 8),
@@ -126,7 +114,6 @@ public record TimelineMetadata(
   }
 
   private static LayerStoreException corrupt(String f, String what) {
-    return new LayerStoreException(
-        LayerStoreException.Kind.CORRUPT_FILE, "corrupt timeline metadata " + f + ": " + what);
+    return Framed.corrupt("timeline metadata", f, what);
   }
 }
