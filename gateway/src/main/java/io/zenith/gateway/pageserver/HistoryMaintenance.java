@@ -2,6 +2,7 @@ package io.zenith.gateway.pageserver;
 
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Tags;
+import io.micrometer.core.instrument.Timer;
 import io.zenith.ingest.IngestPipeline;
 import io.zenith.layer.CompactionResult;
 import io.zenith.layer.GcResult;
@@ -160,10 +161,10 @@ final class HistoryMaintenance implements AutoCloseable {
     meters.counter("zenith.compaction.l0_merged", tags).increment(r.l0Merged());
     meters.counter("zenith.compaction.layers_rewritten", tags).increment(r.rewritten());
     meters.counter("zenith.compaction.layers_removed", tags).increment(r.layersRemoved());
+    // registered by every pass, so that it is on /metrics before the first image layer
+    Timer imageCreation = meters.timer("zenith.compaction.image_creation", tags);
     if (r.imageLayers() > 0) {
-      meters
-          .timer("zenith.compaction.image_creation", tags)
-          .record(Duration.ofNanos(System.nanoTime() - t0));
+      imageCreation.record(Duration.ofNanos(System.nanoTime() - t0));
     }
     return r;
   }
