@@ -42,9 +42,10 @@ final class Compaction {
   /** WAL between two image checks of background passes (two checkpoint distances). */
   private final long imageCheckDistance;
 
-  /** The disk-consistent LSN of the last image check, and the one the last background pass saw. */
+  /** The disk-consistent LSN at the last look for image layers. */
   private Lsn lastImageCheck = Lsn.INVALID;
 
+  /** The disk-consistent LSN the last background pass saw. */
   private Lsn lastBackgroundPass = Lsn.INVALID;
 
   Compaction(
@@ -61,12 +62,12 @@ final class Compaction {
   }
 
   /**
-   * A pass nobody asked for (after a flush, or periodic): what {@link #requested} does, but it
-   * looks for image layers only once the disk-consistent LSN has moved two checkpoint distances
-   * since the last look, or has moved at all but not since the previous background pass (the WAL
-   * stopped: what came last gets its images). A look scans the timeline's whole index, so one per
-   * flush and per period made a catch-up quadratic in the database's size (ADR 0009, amended).
-   * Without a look, the pass still rewrites mostly dead layers and merges L0 layers when due.
+   * A pass nobody asked for (after a flush, or periodic): what {@link #fullPass} does, but it looks
+   * for image layers only once the disk-consistent LSN has moved two checkpoint distances since the
+   * last look, or has moved at all but not since the previous background pass (the WAL stopped:
+   * what came last gets its images). A look scans the timeline's whole index, so one per flush and
+   * per period made a catch-up quadratic in the database's size (ADR 0009, amended). Without a
+   * look, the pass still rewrites mostly dead layers and merges L0 layers when due.
    */
   CompactionResult background(CompactionSettings settings, ImageSource source, Map<Long, Long> live)
       throws IOException, RocksDBException {
@@ -80,7 +81,7 @@ final class Compaction {
     if (!look) {
       return rewriteMostlyDead(live, settings).plus(compactL0(settings));
     }
-    return requested(settings, source, live);
+    return fullPass(settings, source, live);
   }
 
   /**
@@ -88,7 +89,7 @@ final class Compaction {
    * layers. Images first: they count the delta layers over each partition, which a merge of L0
    * layers into L1 layers makes fewer.
    */
-  CompactionResult requested(CompactionSettings settings, ImageSource source, Map<Long, Long> live)
+  CompactionResult fullPass(CompactionSettings settings, ImageSource source, Map<Long, Long> live)
       throws IOException, RocksDBException {
     lastImageCheck = timeline.diskConsistentLsn();
     return createImages(settings, source)

@@ -373,9 +373,8 @@ public final class Timeline implements TimelineWriter {
    * Compacts now, on the calling thread (blocking I/O and page reconstruction): creates image
    * layers where they are due, rewrites the layers the last GC left mostly dead, then merges the L0
    * layers into L1 layers once there are {@code compactionThreshold} ({@link Compaction}). A pass
-   * nobody {@code requested} (after a flush, periodic) puts the L0 merge first and looks for images
-   * less often ({@code Compaction.background}). Waits for another maintenance pass of this
-   * timeline.
+   * nobody {@code requested} (after a flush, periodic) looks for images less often ({@code
+   * Compaction.background}). Waits for another maintenance pass of this timeline.
    */
   public CompactionResult compact(CompactionSettings settings, ImageSource images) {
     return compact(settings, images, true);
@@ -388,7 +387,7 @@ public final class Timeline implements TimelineWriter {
         "compact",
         () ->
             requested
-                ? compaction.requested(settings, images, gc.liveBytes())
+                ? compaction.fullPass(settings, images, gc.liveBytes())
                 : compaction.background(settings, images, gc.liveBytes()));
   }
 
