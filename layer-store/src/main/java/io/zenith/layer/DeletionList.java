@@ -31,9 +31,8 @@ import java.util.zip.CRC32C;
  * empty prefix. Changelog: version 1 (2026-12): first format. Immutable.
  *
  * @param sequence the list's place in the queue; equal to its file's name
- * @param generation the generation of the pageserver that wrote it (constant {@link
- *     RemoteIndex#DEFAULT_GENERATION} until issue 12 point 3 issues generations; then a list is
- *     executed only after the control plane confirms that generation is still current)
+ * @param generation the generation of its tenant on the pageserver that wrote it (a list holds one
+ *     tenant's entries): executed only while the control plane has issued no newer one (ADR 0026)
  */
 record DeletionList(long sequence, int generation, List<DeletionList.Entry> entries) {
   static final int MAGIC = 0x5A54444C;

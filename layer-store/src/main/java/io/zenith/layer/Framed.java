@@ -17,6 +17,8 @@ final class Framed {
    *
    * @param what the kind of object, for the error ("remote index")
    * @param where names the object or file in the error
+   * @param version the newest format version; versions 1 to it are accepted (the caller reads the
+   *     version at offset 4 when the layouts differ)
    * @param minSize the size below which {@code a} cannot be one
    * @throws LayerStoreException CORRUPT_FILE: "corrupt {@code what} {@code where}: " and what is
    *     wrong (size, magic, CRC, version: checked in that order)
@@ -35,7 +37,7 @@ final class Framed {
       throw corrupt(what, where, "CRC mismatch");
     }
     int v = Short.toUnsignedInt(b.getShort(4));
-    if (v != version) {
+    if (v < 1 || v > version) {
       throw corrupt(what, where, "unknown format version " + v);
     }
     return b;

@@ -58,6 +58,7 @@ public final class LayerStore implements AutoCloseable {
   private final LayerDisk disk;
   private final LayerIndex index;
   private final RemoteDeletionQueue deletions;
+  private final TenantGenerations generations;
   private final Map<TenantId, Map<TimelineId, Timeline>> tenants = new ConcurrentHashMap<>();
   private final boolean rebuilt;
 
@@ -74,6 +75,7 @@ public final class LayerStore implements AutoCloseable {
     this.disk = disk;
     this.index = index;
     this.rebuilt = rebuilt;
+    this.generations = new TenantGenerations(dataDir.resolve("tenants"));
   }
 
   /**
@@ -179,7 +181,7 @@ public final class LayerStore implements AutoCloseable {
       log.warn("ignoring {}: not a timeline directory", dir);
       return null;
     }
-    deleteLeftovers(dir);
+    TimelineFiles.deleteLeftovers(dir);
     TimelineMetadata md;
     try {
       md = TimelineMetadata.read(dir);
@@ -212,7 +214,7 @@ public final class LayerStore implements AutoCloseable {
         t.markBroken(e.getMessage());
       }
     }
-    for (Path f : layerFiles(dir)) {
+    for (Path f : TimelineFiles.layerFiles(dir)) {
       if (!registered.contains(f.getFileName().toString())) {
         // Written by a flush or a compaction that crashed before its commit (its WAL or its
         // source layers still hold the versions), or retired by one that crashed after it.
@@ -230,7 +232,7 @@ public final class LayerStore implements AutoCloseable {
     Lsn disk = md.ancestor() != null ? md.ancestorLsn() : Lsn.INVALID;
     List<LayerFile.Reader> opened = new ArrayList<>();
     String brokenReason = null;
-    for (Path f : layerFiles(dir)) {
+    for (Path f : TimelineFiles.layerFiles(dir)) {
       try {
         LayerFile.Reader r = LayerFile.Reader.open(f);
         List<LayerFile.IndexEntry> entries = r.readIndex();
@@ -274,25 +276,6 @@ public final class LayerStore implements AutoCloseable {
     return t;
   }
 
-  private static List<Path> layerFiles(Path dir) throws IOException {
-    try (Stream<Path> s = Files.list(dir)) {
-      return s.filter(p -> p.getFileName().toString().endsWith(TimelineFiles.LAYER))
-          .sorted(Comparator.comparing(p -> p.getFileName().toString()))
-          .toList();
-    }
-  }
-
-  private static void deleteLeftovers(Path dir) throws IOException {
-    try (Stream<Path> s = Files.list(dir)) {
-      for (Path f : s.toList()) {
-        String n = f.getFileName().toString();
-        if (n.endsWith(DurableFiles.TEMP_SUFFIX) || n.endsWith(TimelineFiles.EPHEMERAL)) {
-          Files.delete(f);
-        }
-      }
-    }
-  }
-
   public Path dataDir() {
     return dataDir;
   }
@@ -315,8 +298,18 @@ public final class LayerStore implements AutoCloseable {
     return List.copyOf(tenants.keySet());
   }
 
-  /** Creates a tenant (durable on return); ALREADY_EXISTS if it exists. */
-  public synchronized void createTenant(TenantId tenant) {
+  /** The attach generation of each tenant (ADR 0026). */
+  public TenantGenerations generations() {
+    return generations;
+  }
+
+  /** Creates a tenant in {@link RemoteIndex#DEFAULT_GENERATION}. */
+  public void createTenant(TenantId tenant) {
+    createTenant(tenant, RemoteIndex.DEFAULT_GENERATION);
+  }
+
+  /** Creates a tenant in {@code generation} (durable on return); ALREADY_EXISTS if it exists. */
+  public synchronized void createTenant(TenantId tenant, int generation) {
     if (tenants.containsKey(tenant)) {
       throw new LayerStoreException(
           LayerStoreException.Kind.ALREADY_EXISTS, "tenant " + tenant + " already exists");
@@ -331,6 +324,7 @@ public final class LayerStore implements AutoCloseable {
     }
     try {
       DurableFiles.createDirectories(tenantDir(tenant).resolve("timelines"));
+      generations.write(tenant, tenantDir(tenant), generation);
     } catch (IOException e) {
       throw new LayerStoreException(
           LayerStoreException.Kind.IO, "cannot create tenant " + tenant + ": " + e.getMessage(), e);
@@ -585,6 +579,7 @@ public final class LayerStore implements AutoCloseable {
       TenantId tenant, java.util.function.Consumer<TimelineId> stopWriter, Runnable afterMark) {
     TenantDeletion.delete(
         index, deletions, tenants, tenantDir(tenant), tenant, stopWriter, afterMark);
+    generations.forget(tenant);
   }
 
   /** Closes every timeline (dropping unflushed versions) and the index. */

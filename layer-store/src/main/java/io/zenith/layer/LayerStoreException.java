@@ -28,6 +28,8 @@ public final class LayerStoreException extends RuntimeException {
      * is space.
      */
     NO_SPACE,
+    /** A generation older than the tenant's: an attach the control plane superseded (ADR 0026). */
+    STALE_GENERATION,
     /** An I/O error (permissions, a failed read). */
     IO
   }

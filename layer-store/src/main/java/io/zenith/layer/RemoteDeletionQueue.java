@@ -110,12 +110,12 @@ public final class RemoteDeletionQueue {
   private final AtomicLong setAside = new AtomicLong();
   private final AtomicInteger state = new AtomicInteger(IDLE);
   private volatile boolean enabled;
-  private volatile int generation = RemoteIndex.DEFAULT_GENERATION;
 
   // Set by start; read by the worker's thread.
   private volatile RemoteStorage storage;
   private volatile RemoteUploads.Settings settings;
   private volatile Guard guard = Guard.NONE;
+  private volatile GenerationCheck check = GenerationCheck.ALWAYS;
   private volatile Consumer<RemoteKey> onDeleting = k -> {};
   private volatile Scheduler scheduler;
   private volatile boolean stopped = true;
@@ -165,11 +165,6 @@ public final class RemoteDeletionQueue {
     return enabled;
   }
 
-  /** The generation new lists carry. */
-  int generation() {
-    return generation;
-  }
-
   static String fileName(long sequence) {
     return String.format(Locale.ROOT, "%016x", sequence) + SUFFIX;
   }
@@ -178,9 +173,11 @@ public final class RemoteDeletionQueue {
    * Writes a list durably (temp → fsync → rename → fsync(dir)) and wakes the worker. Durable on
    * return, whatever happens to the process then.
    *
+   * @param generation the generation of the entries' tenant on this pageserver (lists are written
+   *     per tenant): the list is executed only while it is still the tenant's current one
    * @return the list's sequence
    */
-  long enqueue(List<DeletionList.Entry> entries) throws IOException {
+  long enqueue(int generation, List<DeletionList.Entry> entries) throws IOException {
     long seq = nextSequence.getAndIncrement();
     DeletionList list = new DeletionList(seq, generation, entries);
     DurableFiles.write(dir.resolve(fileName(seq)), list.toBytes());
@@ -197,6 +194,7 @@ public final class RemoteDeletionQueue {
       RemoteStorage storage,
       RemoteUploads.Settings settings,
       Guard guard,
+      GenerationCheck check,
       Consumer<RemoteKey> onDeleting)
       throws IOException {
     DurableFiles.createDirectories(dir);
@@ -204,7 +202,7 @@ public final class RemoteDeletionQueue {
     this.settings = settings;
     this.guard = guard;
     this.onDeleting = onDeleting;
-    this.generation = settings.generation();
+    this.check = check;
     this.backoff = settings.minBackoff();
     this.scheduler = Schedulers.newBoundedElastic(1, 1000, "remote-deletion");
     this.enabled = true;
@@ -331,16 +329,19 @@ public final class RemoteDeletionQueue {
       setAside(p, CORRUPT, e.getMessage());
       return;
     }
-    if (!validated(list)) {
+    Optional<TenantId> stale = staleTenant(list);
+    if (stale.isPresent()) {
       setAside(
           p,
           REFUSED,
           "deletion list "
               + p
-              + " was written by generation "
+              + " was written in generation "
               + list.generation()
-              + ", this pageserver's is "
-              + generation);
+              + " of tenant "
+              + stale.get()
+              + ", and the control plane has issued a newer one since (the tenant is attached"
+              + " elsewhere and its objects are that pageserver's now)");
       return;
     }
     Map<String, List<DeletionList.ObjectEntry>> objects = new LinkedHashMap<>();
@@ -359,13 +360,20 @@ public final class RemoteDeletionQueue {
   }
 
   /**
-   * Whether a list may be executed. Issue 12 point 3's seam: with generations, a list is executed
-   * only after the control plane confirms that its generation is still the latest for its tenant
-   * (else another pageserver owns the objects now). Until then every list carries {@link
-   * RemoteIndex#DEFAULT_GENERATION}, and a list of any other generation is refused.
+   * The tenant of {@code list} whose generation is no longer current, if one is (ADR 0026): asked
+   * right before the deletions, after the index that no longer names the objects was uploaded, so a
+   * pageserver attached in a newer generation has read that index or a later one, or this check
+   * sees its generation. A check that fails throws and the list is retried.
    */
-  private boolean validated(DeletionList list) {
-    return list.generation() == generation;
+  private Optional<TenantId> staleTenant(DeletionList list) {
+    Set<TenantId> tenants = new java.util.TreeSet<>();
+    list.entries().forEach(e -> tenants.add(e.tenant()));
+    for (TenantId t : tenants) {
+      if (!check.current(t, list.generation())) {
+        return Optional.of(t);
+      }
+    }
+    return Optional.empty();
   }
 
   @SuppressWarnings("try")

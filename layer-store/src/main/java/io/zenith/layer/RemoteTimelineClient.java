@@ -58,6 +58,15 @@ import reactor.core.scheduler.Scheduler;
  * before the index's put has returned; a pass holds {@link #passLock} throughout, and the deletion
  * worker takes it before it deletes this timeline's objects.
  *
+ * <p>Generations (ADR 0026): a pass uploads under the tenant's generation on this pageserver
+ * ({@link TenantGenerations}); a layer an earlier generation uploaded keeps its object and its
+ * generation in the index. The first pass of a generation continues from the index of the highest
+ * generation not above it. Before it puts an index, and again before it records the index's LSN as
+ * remote-consistent and queues deletions, a pass asks the control plane ({@link GenerationCheck})
+ * whether the generation is still current: a stale one writes no index, never advances the
+ * remote-consistent LSN and deletes nothing, and its passes fail ("stale") until the tenant is
+ * attached here again with a newer generation.
+ *
  * <p>Thread-safe: passes run one at a time on the uploads' scheduler; {@link #wake} and {@link
  * #status} from any thread.
  */
@@ -94,6 +103,8 @@ public final class RemoteTimelineClient {
   private final RemoteUploads.Counters counters;
   private final Consumer<RemoteKey> onUploaded;
   private final RemoteDeletionQueue deletions;
+  private final TenantGenerations generations;
+  private final GenerationCheck check;
   private final ReentrantLock passLock = new ReentrantLock();
   private final AtomicInteger state = new AtomicInteger(IDLE);
   private final AtomicLong uploads = new AtomicLong();
@@ -102,10 +113,12 @@ public final class RemoteTimelineClient {
 
   // Touched by passes only (one at a time, so no lock).
   private final Map<String, RemoteIndex.Layer> uploaded = new HashMap<>();
-  private Map<String, Long> remoteSizes; // objects found at the first pass, by local file name
+  private int generation; // of the passes since the first pass of a generation; 0 before
+  private Map<String, Long> remoteSizes; // layer objects found at that pass, by object name
   private Map<String, RemoteIndex.Layer> remoteIndexed; // the index found then, by file name
-  private RemoteIndex lastIndex;
-  private Set<String> candidates; // files whose objects may exist and go once no index names them
+  private RemoteIndex lastIndex; // the last index put
+  private RemoteIndex validIndex; // the last index put and then found current
+  private Set<String> candidates; // objects that may exist and go once no index names them
   private String lastMissing; // the file a pass found missing, until a pass works
   private Duration backoff;
   private long lastLogNanos;
@@ -125,8 +138,12 @@ public final class RemoteTimelineClient {
       Scheduler scheduler,
       RemoteUploads.Counters counters,
       Consumer<RemoteKey> onUploaded,
-      RemoteDeletionQueue deletions) {
+      RemoteDeletionQueue deletions,
+      TenantGenerations generations,
+      GenerationCheck check) {
     this.timeline = timeline;
+    this.generations = generations;
+    this.check = check;
     this.storage = storage;
     this.settings = settings;
     this.scheduler = scheduler;
@@ -230,7 +247,8 @@ public final class RemoteTimelineClient {
         stopped = true; // deleted; the rescan drops this queue
         return;
       }
-      retryIn = failed("local", e.getMessage(), true);
+      boolean stale = e.kind() == LayerStoreException.Kind.STALE_GENERATION;
+      retryIn = failed(stale ? "stale" : "local", e.getMessage(), true);
     } catch (IOException | RocksDBException | RuntimeException e) {
       // RuntimeException: a call that outlived callTimeout (block's IllegalStateException)
       retryIn = failed("local", e.toString(), false);
@@ -277,14 +295,25 @@ public final class RemoteTimelineClient {
    *     pass no longer sees it)
    */
   private boolean pass() throws IOException, RocksDBException {
+    int gen = generations.of(timeline.tenant());
+    if (gen != generation) {
+      // the first pass, or the tenant was attached here again: start over from its index
+      remoteSizes = null;
+      uploaded.clear();
+      lastIndex = null;
+      validIndex = null;
+    }
     Lsn disk = timeline.diskConsistentLsn();
     TimelineMetadata metadata = timeline.metadata();
     List<LayerFileInfo> files = timeline.layerFiles();
     if (remoteSizes == null) {
-      remoteIndexed = remoteIndex();
+      remoteIndexed = remoteIndex(gen);
       remoteSizes = listRemote();
-      candidates = new HashSet<>(remoteIndexed.keySet());
-      candidates.addAll(remoteSizes.keySet());
+      candidates = new HashSet<>();
+      remoteIndexed.values().forEach(l -> candidates.add(l.objectName()));
+      String suffix = RemoteIndex.suffix(gen);
+      remoteSizes.keySet().stream().filter(n -> n.endsWith(suffix)).forEach(candidates::add);
+      generation = gen;
     }
     Set<String> names = new HashSet<>();
     int missing = 0;
@@ -310,9 +339,10 @@ public final class RemoteTimelineClient {
       layers.add(u);
     }
     uploaded.keySet().retainAll(names); // retired files: their objects go after the index
-    RemoteIndex index = new RemoteIndex(settings.generation(), metadata, disk, layers);
+    RemoteIndex index = new RemoteIndex(gen, metadata, disk, layers);
     if (!index.equals(lastIndex)) {
-      RemoteKey key = RemoteIndex.indexKey(timeline.tenant(), timeline.id(), index.generation());
+      requireCurrent(gen, "write its index"); // a stale generation writes no index
+      RemoteKey key = RemoteIndex.indexKey(timeline.tenant(), timeline.id(), gen);
       byte[] b = index.toBytes();
       long t0 = System.nanoTime();
       storage.put(key, b).block(settings.callTimeout());
@@ -321,16 +351,37 @@ public final class RemoteTimelineClient {
       Seams.reached(Seams.Seam.REMOTE_INDEX_UPLOADED);
       lastIndex = index;
       Set<String> objects = new HashSet<>();
-      String suffix = RemoteIndex.suffix(index.generation());
-      index.layers().forEach(l -> objects.add(l.fileName() + suffix));
+      index.layers().forEach(l -> objects.add(l.objectName()));
       objects.add(key.name());
       indexedObjects = Set.copyOf(objects);
-      if (disk.isAfter(timeline.remoteConsistentLsn())) {
-        timeline.setRemoteConsistentLsn(disk);
+    }
+    if (lastIndex != validIndex) {
+      // Checked again after the put: had a newer generation been issued before it, that
+      // pageserver may have read an older index, and needs the WAL and the objects beyond it.
+      requireCurrent(gen, "let its remote-consistent LSN advance");
+      validIndex = lastIndex;
+      if (lastIndex.diskConsistentLsn().isAfter(timeline.remoteConsistentLsn())) {
+        timeline.setRemoteConsistentLsn(lastIndex.diskConsistentLsn());
       }
     }
-    retire(lastIndex); // also when an earlier pass's enqueue failed after its put
+    retire(validIndex); // also when an earlier pass's enqueue failed after its put
     return true;
+  }
+
+  /** Throws STALE_GENERATION unless {@code gen} is still the tenant's current generation. */
+  private void requireCurrent(int gen, String what) {
+    if (!check.current(timeline.tenant(), gen)) {
+      throw new LayerStoreException(
+          LayerStoreException.Kind.STALE_GENERATION,
+          "generation "
+              + gen
+              + " of tenant "
+              + timeline.tenant()
+              + " is stale: the control plane issued a newer one (the tenant is attached"
+              + " elsewhere), so this pageserver does not "
+              + what
+              + "; it uploads again once attached here in a newer generation");
+    }
   }
 
   /**
@@ -339,19 +390,23 @@ public final class RemoteTimelineClient {
    * hence not candidates unless an earlier run left an object of that name: such an object stays.
    */
   private void retire(RemoteIndex index) throws IOException {
-    Set<String> keep = new HashSet<>();
-    index.layers().forEach(l -> keep.add(l.fileName()));
-    timeline.layerFiles().forEach(f -> keep.add(f.fileName()));
-    List<String> gone = candidates.stream().filter(n -> !keep.contains(n)).sorted().toList();
+    Set<String> keepObjects = new HashSet<>();
+    index.layers().forEach(l -> keepObjects.add(l.objectName()));
+    Set<String> keepFiles = new HashSet<>();
+    timeline.layerFiles().forEach(f -> keepFiles.add(f.fileName()));
+    List<String> gone =
+        candidates.stream()
+            .filter(n -> !keepObjects.contains(n) && !keepFiles.contains(fileNameOf(n)))
+            .sorted()
+            .toList();
     if (gone.isEmpty()) {
       return;
     }
-    String suffix = RemoteIndex.suffix(index.generation());
     List<DeletionList.Entry> entries = new ArrayList<>();
     for (String n : gone) {
-      entries.add(new DeletionList.ObjectEntry(timeline.tenant(), timeline.id(), n + suffix));
+      entries.add(new DeletionList.ObjectEntry(timeline.tenant(), timeline.id(), n));
     }
-    deletions.enqueue(entries);
+    deletions.enqueue(index.generation(), entries);
     Seams.reached(Seams.Seam.REMOTE_DELETION_QUEUED);
     gone.forEach(candidates::remove);
   }
@@ -370,13 +425,31 @@ public final class RemoteTimelineClient {
     return timeline;
   }
 
+  /** Whether {@code name} is a layer file's object: {@code <id>__<lsns>.layer-<generation>}. */
+  private static boolean isLayerObject(String name) {
+    int dash = name.length() - RemoteIndex.suffix(1).length();
+    return dash > 0
+        && name.charAt(dash) == '-'
+        && name.startsWith(TimelineFiles.LAYER, dash - TimelineFiles.LAYER.length());
+  }
+
+  /** A layer object's local file name: its name without the generation suffix. */
+  private static String fileNameOf(String objectName) {
+    return objectName.substring(0, objectName.length() - RemoteIndex.suffix(1).length());
+  }
+
   /** Uploads one layer file; null if it was retired (deleted locally) before or during it. */
   private RemoteIndex.Layer upload(LayerFileInfo f) throws IOException {
     Path p = timeline.dir().resolve(f.fileName());
-    Long there = remoteSizes.remove(f.fileName());
+    Long there = remoteSizes.get(f.fileName() + RemoteIndex.suffix(generation));
     RemoteIndex.Layer indexed = remoteIndexed.remove(f.fileName());
-    if (there != null && there == f.size() && indexed != null && indexed.size() == f.size()) {
-      return indexed; // uploaded and indexed by an earlier run: no need to read it again
+    if (indexed != null && indexed.size() == f.size()) {
+      Long indexedThere = remoteSizes.get(indexed.objectName());
+      if (indexedThere != null && indexedThere == f.size()) {
+        // uploaded and indexed by an earlier run, perhaps of an earlier generation: no need to
+        // read it again, and its object keeps its name
+        return indexed;
+      }
     }
     int crc;
     try {
@@ -385,10 +458,10 @@ public final class RemoteTimelineClient {
       return missing(f.fileName(), p);
     }
     RemoteKey key =
-        RemoteIndex.layerKey(timeline.tenant(), timeline.id(), f.fileName(), settings.generation());
+        RemoteIndex.layerKey(timeline.tenant(), timeline.id(), f.fileName(), generation);
     if (there == null || there != f.size()) {
       // a candidate from the attempt on: a failed (timed out) upload may still have landed
-      candidates.add(f.fileName());
+      candidates.add(key.name());
       long t0 = System.nanoTime();
       try {
         storage.upload(p, key).block(settings.callTimeout());
@@ -403,7 +476,7 @@ public final class RemoteTimelineClient {
       counters.uploads.incrementAndGet();
       Seams.reached(Seams.Seam.REMOTE_LAYER_UPLOADED);
     }
-    return new RemoteIndex.Layer(f.fileName(), f.size(), crc);
+    return new RemoteIndex.Layer(f.fileName(), f.size(), crc, generation);
   }
 
   /**
@@ -427,30 +500,36 @@ public final class RemoteTimelineClient {
   }
 
   /**
-   * The layer objects an earlier run uploaded, by local file name: a restart does not upload them
-   * again (an object exists only whole, on both backends, so its size is enough).
+   * The layer objects earlier runs uploaded, of any generation, by object name: a restart does not
+   * upload them again (an object exists only whole, on both backends, so its size is enough).
    */
   private Map<String, Long> listRemote() {
-    String suffix = RemoteIndex.suffix(settings.generation());
     Map<String, Long> out = new HashMap<>();
     String prefix = RemoteIndex.timelinePrefix(timeline.tenant(), timeline.id()).path() + "/";
     List<RemoteObject> objects = storage.list(prefix).collectList().block(settings.callTimeout());
     for (RemoteObject o : objects == null ? List.<RemoteObject>of() : objects) {
       String name = o.key().name();
-      if (name.endsWith(suffix) && !name.startsWith("index_part")) {
-        out.put(name.substring(0, name.length() - suffix.length()), o.size());
+      if (isLayerObject(name)) {
+        out.put(name, o.size());
       }
     }
     return out;
   }
 
   /**
-   * The layers of the index an earlier run uploaded, by file name, for their checksums; none if
-   * there is no index or it is damaged (then the files are read again).
+   * The layers of the index this generation continues from (its own, or the newest older one), by
+   * file name, for their checksums and generations; none if there is no index or it is damaged
+   * (then the files are read and uploaded again).
    */
-  private Map<String, RemoteIndex.Layer> remoteIndex() {
-    RemoteKey key = RemoteIndex.indexKey(timeline.tenant(), timeline.id(), settings.generation());
+  private Map<String, RemoteIndex.Layer> remoteIndex(int gen) {
     Map<String, RemoteIndex.Layer> out = new HashMap<>();
+    Optional<RemoteKey> latest =
+        RemoteIndex.latestIndexKey(
+            storage, timeline.tenant(), timeline.id(), gen, settings.callTimeout());
+    if (latest.isEmpty()) {
+      return out;
+    }
+    RemoteKey key = latest.get();
     byte[] b;
     try {
       b = storage.get(key).block(settings.callTimeout());

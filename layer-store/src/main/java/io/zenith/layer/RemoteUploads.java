@@ -41,8 +41,6 @@ public final class RemoteUploads implements AutoCloseable {
   /**
    * How uploads run.
    *
-   * @param generation the suffix of every object name (constant {@link
-   *     RemoteIndex#DEFAULT_GENERATION} until the control plane issues generations)
    * @param minBackoff the first wait after a failed pass; doubled per failure up to {@code
    *     maxBackoff}, reset by a pass that works
    * @param callTimeout the bound of one remote call (an upload of one file, the index's put)
@@ -50,7 +48,6 @@ public final class RemoteUploads implements AutoCloseable {
    * @param threads passes that may run at once (of different timelines)
    */
   public record Settings(
-      int generation,
       Duration minBackoff,
       Duration maxBackoff,
       Duration callTimeout,
@@ -58,7 +55,6 @@ public final class RemoteUploads implements AutoCloseable {
       int threads) {
     public static final Settings DEFAULT =
         new Settings(
-            RemoteIndex.DEFAULT_GENERATION,
             Duration.ofMillis(200),
             Duration.ofSeconds(30),
             Duration.ofMinutes(10),
@@ -79,11 +75,11 @@ public final class RemoteUploads implements AutoCloseable {
     }
 
     public Settings withBackoff(Duration min, Duration max) {
-      return new Settings(generation, min, max, callTimeout, rescan, threads);
+      return new Settings(min, max, callTimeout, rescan, threads);
     }
 
     public Settings withRescan(Duration every) {
-      return new Settings(generation, minBackoff, maxBackoff, callTimeout, every, threads);
+      return new Settings(minBackoff, maxBackoff, callTimeout, every, threads);
     }
   }
 
@@ -113,6 +109,7 @@ public final class RemoteUploads implements AutoCloseable {
   private final RemoteStorage storage;
   private final Settings settings;
   private final Consumer<RemoteKey> onUploaded;
+  private final GenerationCheck check;
   private final Scheduler scheduler;
   private final Counters counters = new Counters();
   private final Map<Timeline, RemoteTimelineClient> clients = new ConcurrentHashMap<>();
@@ -126,16 +123,18 @@ public final class RemoteUploads implements AutoCloseable {
       LayerStore store,
       RemoteStorage storage,
       Settings settings,
+      GenerationCheck check,
       Consumer<RemoteKey> onUploaded,
       Consumer<RemoteKey> onDeleting) {
     this.store = store;
     this.storage = storage;
     this.settings = settings;
+    this.check = check;
     this.onUploaded = onUploaded;
     this.deletions = store.remoteDeletions();
     try {
       // before any upload: every object uploaded from now on has a queue that can delete it
-      deletions.start(storage, settings, this::hold, onDeleting);
+      deletions.start(storage, settings, this::hold, check, onDeleting);
     } catch (IOException e) {
       throw new UncheckedIOException("cannot start the remote deletion queue: " + e, e);
     }
@@ -147,23 +146,38 @@ public final class RemoteUploads implements AutoCloseable {
 
   /**
    * Starts uploading every timeline of {@code store} to {@code storage}; the first rescan runs at
-   * once. The caller closes this before the store and the storage.
+   * once. Generations are checked against the control plane's records in {@code storage} ({@link
+   * RemoteGenerations}). The caller closes this before the store and the storage.
    */
   public static RemoteUploads start(LayerStore store, RemoteStorage storage, Settings settings) {
-    return new RemoteUploads(store, storage, settings, k -> {}, k -> {});
+    return start(store, storage, settings, k -> {}, k -> {});
   }
 
-  /**
-   * As {@link #start}, and tells {@code onUploaded} every object as its upload completes, and
-   * {@code onDeleting} every object just before its deletion (tests check both against the index).
-   */
+  /** As {@link #start}, telling {@code onUploaded} and {@code onDeleting} as the next one does. */
   static RemoteUploads start(
       LayerStore store,
       RemoteStorage storage,
       Settings settings,
       Consumer<RemoteKey> onUploaded,
       Consumer<RemoteKey> onDeleting) {
-    return new RemoteUploads(store, storage, settings, onUploaded, onDeleting);
+    GenerationCheck check =
+        (t, g) -> RemoteGenerations.current(storage, t, g, settings.callTimeout());
+    return start(store, storage, settings, check, onUploaded, onDeleting);
+  }
+
+  /**
+   * As {@link #start}, with {@code check} for generations, and tells {@code onUploaded} every
+   * object as its upload completes, and {@code onDeleting} every object just before its deletion
+   * (tests check both against the index).
+   */
+  static RemoteUploads start(
+      LayerStore store,
+      RemoteStorage storage,
+      Settings settings,
+      GenerationCheck check,
+      Consumer<RemoteKey> onUploaded,
+      Consumer<RemoteKey> onDeleting) {
+    return new RemoteUploads(store, storage, settings, check, onUploaded, onDeleting);
   }
 
   /** Attaches clients to new timelines and stops those of deleted ones. */
@@ -182,7 +196,15 @@ public final class RemoteUploads implements AutoCloseable {
                   x -> {
                     RemoteTimelineClient c =
                         new RemoteTimelineClient(
-                            x, storage, settings, scheduler, counters, onUploaded, deletions);
+                            x,
+                            storage,
+                            settings,
+                            scheduler,
+                            counters,
+                            onUploaded,
+                            deletions,
+                            store.generations(),
+                            check);
                     x.onLayersChanged(c::wake);
                     return c;
                   })
@@ -290,7 +312,7 @@ public final class RemoteUploads implements AutoCloseable {
         keep.addAll(c.indexedObjects());
       }
       if (timeline.isPresent()) {
-        String suffix = RemoteIndex.suffix(settings.generation());
+        String suffix = RemoteIndex.suffix(store.generations().of(tenant));
         store
             .findTimeline(tenant, timeline.get())
             .ifPresent(t -> t.layerFiles().forEach(f -> keep.add(f.fileName() + suffix)));

@@ -98,7 +98,9 @@ final class TenantDeletion {
   static void finish(LayerIndex index, RemoteDeletionQueue deletions, TenantId tenant, Path marked)
       throws IOException, RocksDBException {
     if (deletions.enabled()) {
-      deletions.enqueue(List.of(new DeletionList.PrefixEntry(tenant, Optional.empty())));
+      deletions.enqueue(
+          TenantGenerations.readOrDefault(marked),
+          List.of(new DeletionList.PrefixEntry(tenant, Optional.empty())));
     }
     Path tls = marked.resolve("timelines");
     if (Files.isDirectory(tls)) {

@@ -142,7 +142,10 @@ final class TimelineDeletion {
       Consumer<Step> after)
       throws IOException, RocksDBException {
     if (deletions.enabled()) {
-      deletions.enqueue(List.of(new DeletionList.PrefixEntry(tenant, Optional.of(id))));
+      deletions.enqueue(
+          // marked is tenants/<t>/timelines/<tl>.deleting
+          TenantGenerations.readOrDefault(marked.getParent().getParent()),
+          List.of(new DeletionList.PrefixEntry(tenant, Optional.of(id))));
     }
     index.deleteTimeline(tenant, id);
     after.accept(Step.INDEX_DELETED);

@@ -63,7 +63,7 @@ class RemoteUploadsTest {
       RemoteIndex index =
           RemoteIndex.fromBytes(storage.get(key).block(Duration.ofSeconds(10)), key.toString());
       for (RemoteIndex.Layer l : index.layers()) {
-        RemoteKey lk = RemoteIndex.layerKey(TENANT, TL, l.fileName(), index.generation());
+        RemoteKey lk = RemoteIndex.layerKey(TENANT, TL, l.fileName(), l.generation());
         if (!order.contains(lk)) {
           violations.add("index " + indexes + " names " + lk + " before its upload");
         }
@@ -250,7 +250,7 @@ class RemoteUploadsTest {
             1,
             md,
             Lsn.parse("0/2000000"),
-            List.of(new RemoteIndex.Layer("a", 10, 7), new RemoteIndex.Layer("b", 20, -1)));
+            List.of(new RemoteIndex.Layer("a", 10, 7, 1), new RemoteIndex.Layer("b", 20, -1, 3)));
     byte[] b = index.toBytes();
     assertThat(RemoteIndex.fromBytes(b, "x")).isEqualTo(index);
     b[130] ^= 1;
@@ -304,7 +304,8 @@ class RemoteUploadsTest {
     List<RemoteIndex.Layer> expected = new ArrayList<>();
     for (LayerFileInfo f : t.layerFiles()) {
       Path p = t.dir().resolve(f.fileName());
-      expected.add(new RemoteIndex.Layer(f.fileName(), f.size(), RemoteTimelineClient.crc32c(p)));
+      expected.add(
+          new RemoteIndex.Layer(f.fileName(), f.size(), RemoteTimelineClient.crc32c(p), 1));
       RemoteKey k = RemoteIndex.layerKey(TENANT, TL, f.fileName(), 1);
       assertThat(storage.get(k).block(WAIT)).as(k.toString()).isEqualTo(Files.readAllBytes(p));
     }

@@ -71,6 +71,15 @@ public final class PageserverClient {
     return call(HttpMethod.POST, "/v1/tenant", request, new TypeReference<>() {});
   }
 
+  /** Attaches a tenant in {@code generation}, which {@link Generations#issue} issued. */
+  public ApiModel.TenantInfo attachTenant(TenantId tenant, int generation) {
+    return call(
+        HttpMethod.POST,
+        "/v1/tenant/" + tenant + "/attach",
+        new ApiModel.TenantAttachRequest(generation),
+        new TypeReference<>() {});
+  }
+
   /** Deletes a tenant with all its timelines (404 for an unknown one). */
   public ApiModel.TenantDeleted deleteTenant(TenantId tenant) {
     return call(HttpMethod.DELETE, "/v1/tenant/" + tenant, null, new TypeReference<>() {});

@@ -241,7 +241,7 @@ public final class RepoInit {
         t0 = System.nanoTime();
         try (DirectoryLock psLock = DirectoryLock.acquire(psDir, Pageserver.LOCK_FILE);
             LayerStore store = LayerStore.open(psDir, psConfig.layerStoreConfig())) {
-          store.createTenant(tenant);
+          store.createTenant(tenant, Generations.issue(psDir, psConfig, tenant));
           imported = RootTimeline.importInto(store, tenant, main, db);
         }
       }

@@ -47,7 +47,8 @@ public final class TenantOps {
     TimelineId main = TimelineId.generate();
     PageserverClient ps = repo.pageserver();
     try {
-      ps.createTenant(new ApiModel.TenantCreateRequest(id.toString(), main.toString()));
+      int generation = Generations.issue(repo, id);
+      ps.createTenant(new ApiModel.TenantCreateRequest(id.toString(), main.toString(), generation));
     } catch (JsonHttpClient.ApiError e) {
       throw new ControlPlaneException("cannot create tenant '" + n + "': " + e.getMessage());
     }

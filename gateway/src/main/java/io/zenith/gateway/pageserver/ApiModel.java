@@ -35,10 +35,21 @@ public final class ApiModel {
   public record RemoteDeletionInfo(
       long pendingLists, long deletions, long failures, long setAside, String failure) {}
 
-  public record TenantInfo(String id, int timelines) {}
+  /** A tenant: its id, number of timelines and attach generation (ADR 0026). */
+  public record TenantInfo(String id, int timelines, int generation) {}
 
-  /** A new tenant: its id (generated if absent) and, if given, the id of its root timeline. */
-  public record TenantCreateRequest(String newTenantId, String rootTimelineId) {}
+  /**
+   * A new tenant: its id (generated if absent), if given the id of its root timeline, and the
+   * generation the control plane issued (1 if absent).
+   */
+  public record TenantCreateRequest(String newTenantId, String rootTimelineId, Integer generation) {
+    public TenantCreateRequest(String newTenantId, String rootTimelineId) {
+      this(newTenantId, rootTimelineId, null);
+    }
+  }
+
+  /** An attach of a tenant in the generation the control plane issued (ADR 0026). */
+  public record TenantAttachRequest(Integer generation) {}
 
   /** The answer to a tenant's deletion. */
   public record TenantDeleted(String tenantId) {}

@@ -33,8 +33,15 @@ public final class HttpApi {
 
     List<ApiModel.TenantInfo> tenants();
 
-    /** Creates a tenant; with {@code root}, a root timeline from a fresh initdb in it. */
-    ApiModel.TenantInfo createTenant(Optional<TenantId> id, Optional<TimelineId> root);
+    /**
+     * Creates a tenant in {@code generation}; with {@code root}, a root timeline from a fresh
+     * initdb in it.
+     */
+    ApiModel.TenantInfo createTenant(
+        Optional<TenantId> id, Optional<TimelineId> root, int generation);
+
+    /** Attaches a tenant in {@code generation} (ADR 0026). */
+    ApiModel.TenantInfo attachTenant(TenantId tenant, int generation);
 
     /** Stops the WAL receivers of the tenant's timelines and deletes it with all of them. */
     ApiModel.TenantDeleted deleteTenant(TenantId tenant);
@@ -112,7 +119,20 @@ public final class HttpApi {
                                 ops.createTenant(
                                     Optional.ofNullable(b.newTenantId()).map(HttpApi::tenantId),
                                     Optional.ofNullable(b.rootTimelineId())
-                                        .map(HttpApi::timelineId))))
+                                        .map(HttpApi::timelineId),
+                                    generation(b.generation(), false))))
+                .post(
+                    "/v1/tenant/{tenant}/attach",
+                    (req, res) ->
+                        api.withBody(
+                            req,
+                            res,
+                            ApiModel.TenantAttachRequest.class,
+                            200,
+                            b ->
+                                ops.attachTenant(
+                                    tenantId(req.param("tenant")),
+                                    generation(b.generation(), true))))
                 .delete(
                     "/v1/tenant/{tenant}",
                     (req, res) ->
@@ -227,6 +247,17 @@ public final class HttpApi {
                                     timelineId(req.param("timeline"))))));
   }
 
+  /** A generation from a request: at least 1; {@code required}, or 1 when absent. */
+  static int generation(Integer g, boolean required) {
+    if (g == null && !required) {
+      return 1;
+    }
+    if (g == null || g < 1) {
+      throw ApiException.badRequest("generation must be an integer of at least 1, not " + g);
+    }
+    return g;
+  }
+
   static TenantId tenantId(String s) {
     return Json.tenantId(s);
   }
@@ -279,7 +310,7 @@ public final class HttpApi {
     int status =
         switch (e.kind()) {
           case UNKNOWN_TENANT, UNKNOWN_TIMELINE -> 404;
-          case ALREADY_EXISTS, HAS_CHILDREN -> 409;
+          case ALREADY_EXISTS, HAS_CHILDREN, STALE_GENERATION -> 409;
           case INVALID_LSN -> 400;
           case LSN_TIMEOUT -> 504;
           case NO_SPACE -> 507;

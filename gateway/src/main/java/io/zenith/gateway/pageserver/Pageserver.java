@@ -15,7 +15,6 @@ import io.zenith.ingest.pg.PgControl;
 import io.zenith.layer.CompactionResult;
 import io.zenith.layer.GcResult;
 import io.zenith.layer.LayerDisk;
-import io.zenith.layer.LayerStats;
 import io.zenith.layer.LayerStore;
 import io.zenith.layer.LayerStoreException;
 import io.zenith.layer.Timeline;
@@ -43,7 +42,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
@@ -249,10 +247,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
 
   @Override
   public List<ApiModel.TenantInfo> tenants() {
-    return store.tenants().stream()
-        .sorted()
-        .map(t -> new ApiModel.TenantInfo(t.toString(), store.timelines(t).size()))
-        .toList();
+    return store.tenants().stream().sorted().map(this::tenantInfo).toList();
   }
 
   /**
@@ -260,14 +255,33 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
    * {@code root} is given; a failed initdb or import deletes the tenant again.
    */
   @Override
-  public ApiModel.TenantInfo createTenant(Optional<TenantId> id, Optional<TimelineId> root) {
+  public ApiModel.TenantInfo createTenant(
+      Optional<TenantId> id, Optional<TimelineId> root, int generation) {
     TenantId t = id.orElseGet(TenantId::generate);
-    store.createTenant(t);
-    if (root.isEmpty()) {
-      return new ApiModel.TenantInfo(t.toString(), 0);
+    store.createTenant(t, generation);
+    root.ifPresent(r -> RootTimeline.createOrUndo(store, t, r, () -> deleteTenant(t)));
+    return tenantInfo(t);
+  }
+
+  private ApiModel.TenantInfo tenantInfo(TenantId t) {
+    return new ApiModel.TenantInfo(
+        t.toString(), store.timelines(t).size(), store.generations().of(t));
+  }
+
+  /**
+   * Attaches a tenant here in {@code generation} (ADR 0026): one this pageserver holds keeps its
+   * files and takes the newer generation (an older one is refused, 409).
+   */
+  @Override
+  public ApiModel.TenantInfo attachTenant(TenantId tenant, int generation) {
+    if (!store.tenants().contains(tenant)) {
+      throw new ApiException(
+          404,
+          "tenant " + tenant + " is not on this pageserver (attach from remote storage: ADR 0027)");
     }
-    RootTimeline.createOrUndo(store, t, root.get(), () -> deleteTenant(t));
-    return new ApiModel.TenantInfo(t.toString(), 1);
+    store.generations().raise(tenant, generation);
+    log.info("tenant {} attached in generation {}", tenant, generation);
+    return tenantInfo(tenant);
   }
 
   /**
@@ -471,30 +485,9 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
         t.flushFailure().orElse(null),
         r == null ? null : r.info(),
         t.gcCutoff().isValid() ? t.gcCutoff().toString() : null,
-        pitrStart(t),
-        layerCounts(t),
+        TimelineDetails.pitrStart(t),
+        TimelineDetails.layerCounts(t),
         PageserverRemote.info(remote, t));
-  }
-
-  /** A broken timeline's history cannot be searched: null, as without commits. */
-  private static String pitrStart(TimelineView t) {
-    if (t.brokenReason().isPresent()) {
-      return null;
-    }
-    try {
-      return CommitTimestamps.pitrStart(t).map(c -> c.time().toString()).orElse(null);
-    } catch (LayerStoreException e) {
-      // deleted or failing under the listing: the rest of the detail still says what it can
-      return null;
-    }
-  }
-
-  private static ApiModel.LayerCounts layerCounts(TimelineView t) {
-    if (!(t instanceof Timeline tl)) {
-      return null;
-    }
-    LayerStats s = tl.layerStats();
-    return new ApiModel.LayerCounts(s.l0(), s.l1(), s.images(), s.bytes());
   }
 
   @Override
@@ -525,20 +518,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
 
   @Override
   public ApiModel.LayerList layers(TenantId tenant, TimelineId id) {
-    Timeline t = store.timeline(tenant, id);
-    List<ApiModel.LayerFileEntry> files =
-        t.layerFiles().stream()
-            .map(
-                f ->
-                    new ApiModel.LayerFileEntry(
-                        f.fileName(),
-                        f.kind().name().toLowerCase(Locale.ROOT),
-                        f.level(),
-                        f.lsnFrom().toString(),
-                        f.lsnTo().toString(),
-                        f.size()))
-            .toList();
-    return new ApiModel.LayerList(tenant.toString(), id.toString(), files);
+    return TimelineDetails.layers(store.timeline(tenant, id));
   }
 
   @Override

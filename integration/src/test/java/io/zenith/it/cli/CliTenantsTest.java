@@ -67,6 +67,8 @@ class CliTenantsTest {
                 + " use it with --tenant beta\n");
     beta = created.out().replaceAll("(?s).*\\(([0-9a-f]{32})\\).*", "$1");
     betaMain = created.out().replaceAll("(?s).*timeline ([0-9a-f]{32}).*", "$1");
+    // the control plane issued its first generation in the local remote storage (ADR 0026)
+    assertThat(z.repo.resolve("remote/tenants/" + beta + "/generations/00000001")).isRegularFile();
 
     assertThat(z.fails(1, "tenant", "create", "--name", "beta"))
         .isEqualTo(

@@ -47,6 +47,7 @@ class PageserverApiConformanceTest {
   private static final String STATUS = "/v1/status";
   private static final String TENANTS = "/v1/tenant";
   private static final String TENANT = "/v1/tenant/{tenant_id}";
+  private static final String ATTACH = TENANT + "/attach";
   private static final String TIMELINES = "/v1/tenant/{tenant_id}/timeline";
   private static final String TIMELINE = "/v1/tenant/{tenant_id}/timeline/{timeline_id}";
   private static final String CHECKPOINT = TIMELINE + "/checkpoint";
@@ -118,6 +119,23 @@ class PageserverApiConformanceTest {
     assertThat(call(TENANTS, "POST", TENANTS, "{\"new_tenant_id\": \"zz\"}").status())
         .isEqualTo(400);
     assertThat(call(TENANTS, "POST", TENANTS, oversized()).status()).isEqualTo(413);
+
+    // Generations (ADR 0026): 1 when the control plane gave none; an attach raises it, never
+    // lowers it.
+    assertThat(created.json().path("generation").asInt()).isEqualTo(1);
+    String attach = "/v1/tenant/" + chosen + "/attach";
+    HttpJson.Response raised = call(ATTACH, "POST", attach, "{\"generation\": 3}");
+    assertThat(raised.status()).isEqualTo(200);
+    assertThat(raised.json().path("generation").asInt()).isEqualTo(3);
+    assertThat(call(ATTACH, "POST", attach, "{\"generation\": 3}").status()).isEqualTo(200);
+    HttpJson.Response older = call(ATTACH, "POST", attach, "{\"generation\": 2}");
+    assertThat(older.status()).isEqualTo(409);
+    assertThat(older.json().path("error").asText()).contains("older than its generation 3");
+    assertThat(call(ATTACH, "POST", attach, "{\"generation\": 0}").status()).isEqualTo(400);
+    assertThat(call(ATTACH, "POST", attach, "{}").status()).isEqualTo(400);
+    assertThat(call(ATTACH, "POST", attach, oversized()).status()).isEqualTo(413);
+    String unknown = "/v1/tenant/" + TenantId.generate() + "/attach";
+    assertThat(call(ATTACH, "POST", unknown, "{\"generation\": 1}").status()).isEqualTo(404);
 
     JsonNode tenants = call(TENANTS, "GET", TENANTS, null).json();
     assertThat(tenants.findValuesAsText("id"))
