@@ -9,6 +9,7 @@ import io.zenith.ingest.pg.PageLayout;
 import io.zenith.layer.LayerStore;
 import io.zenith.layer.Timeline;
 import io.zenith.layer.TimelineView;
+import io.zenith.wal.Lsn;
 import io.zenith.wal.TenantId;
 import java.time.Duration;
 import java.util.Set;
@@ -51,6 +52,16 @@ final class TimelineMeters {
     registered.retainAll(current);
   }
 
+  /** NaN until an index was uploaded (always, without remote storage): the lag is unknown. */
+  private static double uploadLag(Timeline t) {
+    Lsn disk = t.diskConsistentLsn();
+    Lsn remote = t.remoteConsistentLsn();
+    if (!remote.isValid()) {
+      return Double.NaN;
+    }
+    return disk.isAfter(remote) ? disk.value() - remote.value() : 0;
+  }
+
   private void register(Timeline t) {
     Tags tags = Tags.of("tenant", t.tenant().toString(), "timeline", t.id().toString());
     LogicalSize logical = new LogicalSize(t);
@@ -66,6 +77,12 @@ final class TimelineMeters {
     // beside ingest's zenith_timeline_disk_consistent_lsn: the difference is the upload lag
     gauge("zenith.timeline.remote_consistent_lsn", t, x -> x.remoteConsistentLsn().value(), tags)
         .description("LSN up to which the timeline's last uploaded index reaches (ADR 0023)")
+        .register(meters);
+    gauge("zenith.timeline.remote_upload_lag", t, TimelineMeters::uploadLag, tags)
+        .baseUnit("bytes")
+        .description(
+            "WAL bytes durable in local layer files and not yet in remote storage"
+                + " (disk_consistent_lsn - remote_consistent_lsn)")
         .register(meters);
     for (String kind : new String[] {"l0", "l1", "image"}) {
       gauge(
