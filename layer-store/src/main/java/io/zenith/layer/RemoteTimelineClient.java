@@ -83,6 +83,8 @@ public final class RemoteTimelineClient {
    * @param uploadedBytes their bytes and the indexes'
    * @param retries passes that failed and were retried
    * @param failure why passes fail now, if they do
+   * @param remoteLayers layer files the last index (put and found current) names
+   * @param remoteBytes their bytes: the timeline's own history in remote storage
    */
   public record Status(
       Lsn remoteConsistentLsn,
@@ -90,7 +92,9 @@ public final class RemoteTimelineClient {
       long uploads,
       long uploadedBytes,
       long retries,
-      Optional<String> failure) {}
+      Optional<String> failure,
+      int remoteLayers,
+      long remoteBytes) {}
 
   private static final int IDLE = 0;
   private static final int RUNNING = 1;
@@ -127,6 +131,7 @@ public final class RemoteTimelineClient {
   private volatile int queueLength;
   private volatile String failure;
   private volatile Set<String> indexedObjects = Set.of(); // object names the last index names
+  private volatile RemoteIndex remoteIndex; // the last index put and found current, for status
   private volatile boolean stopped;
   private volatile Disposable next; // the pass scheduled last
   private volatile boolean waiting; // it has not started yet (a backoff, or the queue)
@@ -160,7 +165,11 @@ public final class RemoteTimelineClient {
         uploads.get(),
         bytes.get(),
         retries.get(),
-        Optional.ofNullable(failure));
+        Optional.ofNullable(failure),
+        remoteIndex == null ? 0 : remoteIndex.layers().size(),
+        remoteIndex == null
+            ? 0
+            : remoteIndex.layers().stream().mapToLong(RemoteIndex.Layer::size).sum());
   }
 
   /** Asks for a pass: starts one, or one more after the pass in progress. */
@@ -360,6 +369,7 @@ public final class RemoteTimelineClient {
       // pageserver may have read an older index, and needs the WAL and the objects beyond it.
       requireCurrent(gen, "let its remote-consistent LSN advance");
       validIndex = lastIndex;
+      remoteIndex = lastIndex;
       if (lastIndex.diskConsistentLsn().isAfter(timeline.remoteConsistentLsn())) {
         timeline.setRemoteConsistentLsn(lastIndex.diskConsistentLsn());
       }

@@ -83,9 +83,18 @@ final class BranchCommand implements Callable<Integer> {
           "Show the branches as a tree: each with the LSN it was branched at, its latest LSN, its"
               + " GC cutoff (no read below it), the start of its point-in-time window (the"
               + " earliest time it can be branched or read at), the size of its own layer files"
-              + " and their counts (L0 deltas / L1 deltas / images).")
+              + " and their counts (L0 deltas / L1 deltas / images). With --remote: how much of"
+              + " each branch is in remote storage.")
   static final class ListBranches implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @CommandLine.Option(
+        names = "--remote",
+        description =
+            "Show each branch's remote storage state instead: the LSN its layer files reach on"
+                + " disk and in remote storage, their bytes in each, the upload queue and why"
+                + " uploads fail, if they do.")
+    boolean remote;
 
     @CommandLine.Option(
         names = "--json",
@@ -104,6 +113,10 @@ final class BranchCommand implements Callable<Integer> {
             JsonOutput.branches(new BranchOps(repo, tenantId).tree(), repo.branches(tenantId)));
         return 0;
       }
+      if (remote) {
+        remoteTable(new BranchOps(repo, tenantId).tree()).print(spec.commandLine().getOut());
+        return 0;
+      }
       Table t =
           new Table(
               "BRANCH",
@@ -115,15 +128,8 @@ final class BranchCommand implements Callable<Integer> {
               "L0/L1/IMAGE",
               "TIMELINE");
       for (BranchOps.Node n : new BranchOps(repo, tenantId).tree()) {
-        StringBuilder prefix = new StringBuilder();
-        for (int i = 1; i < n.ancestorsLast().size(); i++) {
-          prefix.append(n.ancestorsLast().get(i) ? "   " : "│  ");
-        }
-        if (n.depth() > 0) {
-          prefix.append(n.lastChild() ? "└─ " : "├─ ");
-        }
         t.row(
-            prefix + n.name(),
+            treeName(n),
             n.info().ancestorLsn() == null ? "" : n.info().ancestorLsn(),
             n.info().lastRecordLsn(),
             n.info().gcCutoff() == null ? "" : n.info().gcCutoff(),
@@ -140,6 +146,46 @@ final class BranchCommand implements Callable<Integer> {
       }
       t.print(spec.commandLine().getOut());
       return 0;
+    }
+
+    /** The branch's name behind the tree's lines. */
+    private static String treeName(BranchOps.Node n) {
+      StringBuilder prefix = new StringBuilder();
+      for (int i = 1; i < n.ancestorsLast().size(); i++) {
+        prefix.append(n.ancestorsLast().get(i) ? "   " : "│  ");
+      }
+      if (n.depth() > 0) {
+        prefix.append(n.lastChild() ? "└─ " : "├─ ");
+      }
+      return prefix + n.name();
+    }
+
+    /** {@code branch list --remote}: each branch's upload state (ADR 0023, 0026). */
+    private static Table remoteTable(java.util.List<BranchOps.Node> tree) {
+      Table t =
+          new Table(
+              "BRANCH",
+              "DISK CONSISTENT",
+              "REMOTE CONSISTENT",
+              "LOCAL",
+              "REMOTE",
+              "QUEUE",
+              "UPLOADS",
+              "TIMELINE");
+      for (BranchOps.Node n : tree) {
+        var i = n.info();
+        var u = i.remoteUpload();
+        t.row(
+            treeName(n),
+            i.diskConsistentLsn(),
+            u == null ? "" : i.remoteConsistentLsn(),
+            i.layers() == null ? "" : Cli.bytes(i.layers().bytes()),
+            u == null ? "" : Cli.bytes(u.remoteBytes()),
+            u == null ? "" : Integer.toString(u.queueLength()),
+            u == null ? "no remote storage" : u.failure() == null ? "ok" : u.failure(),
+            i.timelineId());
+      }
+      return t;
     }
 
     /** To the second, as people read it: {@code 2026-12-06 10:00:00Z}. */

@@ -49,7 +49,10 @@ final class JsonOutput {
       String gcCutoff,
       String pitrStart,
       String state,
-      ApiModel.LayerCounts layers) {}
+      ApiModel.LayerCounts layers,
+      String diskConsistentLsn,
+      String remoteConsistentLsn,
+      ApiModel.RemoteUploadInfo remoteUpload) {}
 
   /** The pageserver in {@code status --json}. */
   record Pageserver(String status, Long pid, String listenHttp, String listenPg) {}
@@ -123,7 +126,10 @@ final class JsonOutput {
               i.gcCutoff(),
               i.pitrStart(),
               i.state(),
-              i.layers()));
+              i.layers(),
+              i.diskConsistentLsn(),
+              i.remoteConsistentLsn(),
+              i.remoteUpload()));
     }
     return out;
   }

@@ -156,9 +156,17 @@ public final class ApiModel {
    *
    * @param queueLength committed layer files not uploaded yet
    * @param failure why uploads fail now (they are retried), null while they work
+   * @param remoteLayers layer files the last uploaded index names
+   * @param remoteBytes their bytes
    */
   public record RemoteUploadInfo(
-      int queueLength, long uploads, long uploadedBytes, long retries, String failure) {}
+      int queueLength,
+      long uploads,
+      long uploadedBytes,
+      long retries,
+      String failure,
+      int remoteLayers,
+      long remoteBytes) {}
 
   /**
    * A timeline's own layer files.

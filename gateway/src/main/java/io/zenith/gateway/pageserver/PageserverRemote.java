@@ -142,7 +142,9 @@ final class PageserverRemote {
                     s.uploads(),
                     s.uploadedBytes(),
                     s.retries(),
-                    s.failure().orElse(null)))
+                    s.failure().orElse(null),
+                    s.remoteLayers(),
+                    s.remoteBytes()))
         .orElse(null);
   }
 

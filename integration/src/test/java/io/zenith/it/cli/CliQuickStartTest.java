@@ -331,8 +331,19 @@ class CliQuickStartTest {
             "gc_cutoff",
             "pitr_start",
             "state",
-            "layers");
+            "layers",
+            "disk_consistent_lsn",
+            "remote_consistent_lsn",
+            "remote_upload");
     assertThat(branches.get(0).get("name").asText()).isEqualTo("main");
+    // `zenith init` sets up a local remote storage: the branch's upload state (ADR 0023)
+    assertThat(branches.get(0).get("remote_upload").get("queue_length").isIntegralNumber())
+        .isTrue();
+    List<String> remote = z.ok("branch", "list", "--remote").lines();
+    assertThat(remote.get(0))
+        .matches(
+            "BRANCH +DISK CONSISTENT +REMOTE CONSISTENT +LOCAL +REMOTE +QUEUE +UPLOADS +TIMELINE");
+    assertThat(remote.get(1)).startsWith("main ").endsWith(show.get("timeline"));
     assertThat(branches.get(0).get("timeline_id").asText()).isEqualTo(show.get("timeline"));
     assertThat(branches.get(0).get("ancestor").isNull()).isTrue();
     assertThat(branches.get(0).get("layers").get("bytes").asLong()).isPositive();
