@@ -71,6 +71,14 @@ final class Snapshots {
     Timeline t = store.timeline(tenant, timeline);
     Timeline.RecordPosition pos = t.position();
     Lsn lsn = r.lsn() == null ? pos.last() : lsn(r.lsn());
+    if ((lsn.value() & 7) != 0) {
+      // the new timeline's WAL starts there: as a branch point, a record boundary
+      throw ApiException.badRequest(
+          "cannot take a snapshot at "
+              + lsn
+              + ": not a record boundary (WAL records start 8-byte"
+              + " aligned)");
+    }
     Lsn prev = lsn.equals(pos.last()) ? pos.prev() : Lsn.INVALID;
     RemoteStorageSettings settings = settings(r.destination(), "destination");
     boolean created = settings instanceof RemoteStorageSettings.Local l && !Files.exists(l.root());

@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -43,13 +44,14 @@ class CliSnapshotsTest {
 
   @BeforeAll
   void setUp() throws IOException {
-    s3 = S3Proxy.start();
+    // s3proxy (a JVM) starts while repository A is set up
+    CompletableFuture<S3Proxy> proxy = CompletableFuture.supplyAsync(S3Proxy::start);
     // the AWS SDK's default chain, for the CLI and the pageserver it starts
     creds =
         Map.of(
             "AWS_ACCESS_KEY_ID", S3Proxy.ACCESS_KEY, "AWS_SECRET_ACCESS_KEY", S3Proxy.SECRET_KEY);
     a = new ZenithRepo(true);
-    a.init(1);
+    a.init(0); // the source's WAL path does not matter here: one process less
     ok(a, "start");
     a.ok("pg", "create", "main");
     int port = a.start("main");
@@ -65,11 +67,12 @@ class CliSnapshotsTest {
             + " DELETE FROM history WHERE id % 10 = 0");
     checksums = a.sql(port, CHECKSUMS);
     lsn = a.sql(port, "SELECT pg_current_wal_flush_lsn()");
-    new TimelinePositions(a, 1, "main").awaitPageserver(Lsn.parse(lsn), Duration.ofSeconds(60));
+    new TimelinePositions(a, 0, "main").awaitPageserver(Lsn.parse(lsn), Duration.ofSeconds(60));
     // later writes are not in a snapshot at `lsn`
     a.sql(port, "INSERT INTO history(account, delta) VALUES (1, 1000)");
+    s3 = proxy.join();
     b = new ZenithRepo(true);
-    b.init(1);
+    b.init(1); // a safekeeper: the pulled branch's first compute creates its timeline there
     ok(b, "start");
     snaps = a.root.resolve("snapshots");
   }
@@ -149,6 +152,14 @@ class CliSnapshotsTest {
         .isEqualTo(
             "zenith snapshot pull: error: branch 'copy2' already exists (see `zenith branch"
                 + " list`)");
+    Lsn odd = Lsn.parse(lsn).plus(-3);
+    assertThat(a.fails(1, "snapshot", "push", "main@" + odd, snaps.resolve("d3").toString()))
+        .endsWith(
+            "cannot take a snapshot at "
+                + odd
+                + ": not a record boundary (WAL records start 8-byte"
+                + " aligned)");
+    assertThat(snaps.resolve("d3")).doesNotExist();
     // and a push never mixes two snapshots
     assertThat(a.fails(1, "snapshot", "push", "main", snaps.resolve("d1").toString()))
         .startsWith("zenith snapshot push: error: cannot push a snapshot of main to ")
