@@ -119,6 +119,13 @@ class CliSnapshotsTest {
                 + lsn
                 + " \\(timeline [0-9a-f]{32}\\)\n");
     assertThat(b.ok("branch", "list").out()).containsPattern("(?m)^copy +" + lsn + " ");
+    assertThat(
+            ok(b, "snapshot", "list", "s3://" + S3Proxy.BUCKET + "/shared", "--endpoint", endpoint)
+                .lines())
+        .hasSize(2)
+        .last()
+        .asString()
+        .matches("one +" + lsn + " +main +\\d+ (kB|MB) +.* +15 +[0-9a-f]{32}");
     b.ok("pg", "create", "c", "--branch", "copy");
     int port = b.start("c");
     assertThat(b.sql(port, CHECKSUMS)).isEqualTo(checksums);
