@@ -44,7 +44,10 @@ final class Snapshots {
 
   static final String STAGING = "snapshot-staging";
 
-  /** Keys per image layer file: 2048 pages are 16 MiB, compaction's image size (ADR 0009). */
+  /**
+   * Keys per image layer file: 2048 pages are 16 MiB, an eighth of compaction's default images, so
+   * that the push's staging space and a failed upload's repetition stay small (ADR 0028).
+   */
   static final int KEYS_PER_FILE = 2048;
 
   /** Bound of one remote operation (an upload or download of one file, a listing). */
