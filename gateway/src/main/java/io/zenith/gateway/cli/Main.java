@@ -41,6 +41,7 @@ import picocli.CommandLine.Command;
       ComputeCommand.class,
       BranchCommand.class,
       ExportCommand.class,
+      SnapshotCommand.class,
       TenantCommand.class,
       TimelineCommand.class,
       LayerCommand.class,

@@ -52,16 +52,29 @@ public record RemoteStorageConfig(
    */
   public static RemoteStorageConfig fromUrl(
       String url, @Nullable String endpoint, @Nullable String region) {
+    return fromUrl(url, endpoint, region, "--remote ", "--remote-endpoint and --remote-region");
+  }
+
+  /**
+   * {@link #fromUrl(String, String, String)} for another command: errors start with {@code label}
+   * (then the URL) and name the endpoint and region options as {@code options}.
+   */
+  public static RemoteStorageConfig fromUrl(
+      String url,
+      @Nullable String endpoint,
+      @Nullable String region,
+      String label,
+      String options) {
     if (url.startsWith("s3://")) {
       String rest = url.substring("s3://".length());
       if (rest.contains("?") || rest.contains("#") || rest.contains("@")) {
         throw new IllegalArgumentException(
-            "--remote " + url + ": expected s3://BUCKET[/PREFIX], without ?, # or user@");
+            label + url + ": expected s3://BUCKET[/PREFIX], without ?, # or user@");
       }
       int slash = rest.indexOf('/');
       String bucket = slash < 0 ? rest : rest.substring(0, slash);
       if (bucket.isEmpty()) {
-        throw new IllegalArgumentException("--remote " + url + ": no bucket (s3://BUCKET/PREFIX)");
+        throw new IllegalArgumentException(label + url + ": no bucket (s3://BUCKET/PREFIX)");
       }
       String prefix = slash < 0 ? "" : rest.substring(slash + 1).replaceAll("^/+|/+$", "");
       RemoteStorageConfig c =
@@ -70,20 +83,19 @@ public record RemoteStorageConfig(
       try {
         c.settings(Path.of("."));
       } catch (IllegalArgumentException e) {
-        throw new IllegalArgumentException("--remote " + url + ": " + e.getMessage());
+        throw new IllegalArgumentException(label + url + ": " + e.getMessage());
       }
       return c;
     }
     if (endpoint != null || region != null) {
-      throw new IllegalArgumentException(
-          "--remote-endpoint and --remote-region apply to s3:// URLs only");
+      throw new IllegalArgumentException(options + " apply to s3:// URLs only");
     }
     if (url.startsWith("file://")) {
       return local(Path.of(URI.create(url)));
     }
     if (url.contains("://")) {
       throw new IllegalArgumentException(
-          "--remote " + url + ": expected s3://BUCKET[/PREFIX], file:///PATH or a directory");
+          label + url + ": expected s3://BUCKET[/PREFIX], file:///PATH or a directory");
     }
     return local(Path.of(url).toAbsolutePath().normalize());
   }

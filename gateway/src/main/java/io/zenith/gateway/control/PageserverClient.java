@@ -109,6 +109,22 @@ public final class PageserverClient {
         HttpMethod.POST, "/v1/tenant/" + tenant + "/timeline", request, new TypeReference<>() {});
   }
 
+  /** Pushes a snapshot of a timeline to the location the request names (ADR 0028). */
+  public ApiModel.SnapshotPushed pushSnapshot(
+      TenantId tenant, TimelineId timeline, ApiModel.SnapshotPushRequest request) {
+    return call(
+        HttpMethod.POST,
+        "/v1/tenant/" + tenant + "/timeline/" + timeline + "/snapshot",
+        request,
+        new TypeReference<>() {});
+  }
+
+  /** Imports a snapshot as a new root timeline (ADR 0028). */
+  public ApiModel.TimelineInfo pullSnapshot(TenantId tenant, ApiModel.SnapshotPullRequest request) {
+    return call(
+        HttpMethod.POST, "/v1/tenant/" + tenant + "/snapshot", request, new TypeReference<>() {});
+  }
+
   /** Deletes a timeline (409 while child timelines branch from it, 404 for an unknown one). */
   public ApiModel.TimelineDeleted deleteTimeline(TenantId tenant, TimelineId timeline) {
     return call(

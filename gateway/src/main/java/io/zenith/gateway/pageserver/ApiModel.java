@@ -61,6 +61,33 @@ public final class ApiModel {
       String newTimelineId, String ancestorTimelineId, String ancestorStartLsn) {}
 
   /**
+   * Where a snapshot to share is (ADR 0028): an absolute directory ({@code local_path}) or an S3
+   * bucket with an optional prefix, endpoint and region; credentials are the pageserver's own (the
+   * AWS SDK's default chain).
+   */
+  public record SnapshotLocation(
+      String localPath, String bucket, String prefix, String endpoint, String region) {}
+
+  /** Push a snapshot of a timeline at {@code lsn} (default: its last record) to {@code to}. */
+  public record SnapshotPushRequest(String lsn, String branch, SnapshotLocation destination) {}
+
+  /**
+   * A snapshot written: its LSN, image layer files, their bytes and keys, and the PostgreSQL system
+   * id (a decimal string: it exceeds 2^53).
+   */
+  public record SnapshotPushed(
+      String tenantId,
+      String timelineId,
+      String lsn,
+      int files,
+      long bytes,
+      long keys,
+      String systemId) {}
+
+  /** Import the snapshot at {@code source} as the new root timeline {@code newTimelineId}. */
+  public record SnapshotPullRequest(String newTimelineId, SnapshotLocation source) {}
+
+  /**
    * Where a timeline's WAL comes from: a compute's walsender ({@code host}, {@code port}, optional
    * {@code user}, {@code slot}, {@code applicationName}) or its safekeepers' libpq WAL services
    * ({@code safekeepers}, non-empty), never both ({@code HttpApi.checkSource}).

@@ -5,7 +5,9 @@ import io.zenith.gateway.http.ApiException;
 import io.zenith.gateway.http.HttpAuth;
 import io.zenith.gateway.http.Json;
 import io.zenith.gateway.http.JsonApiServer;
+import io.zenith.layer.LayerStore;
 import io.zenith.layer.LayerStoreException;
+import io.zenith.page.PageReconstructor;
 import io.zenith.replication.auth.Scope;
 import io.zenith.replication.auth.Tokens;
 import io.zenith.wal.TenantId;
@@ -74,10 +76,17 @@ public final class HttpApi {
     String scrapeMetrics();
 
     Scheduler blocking();
+
+    /** The layer store, for snapshots to share ({@link Snapshots}). */
+    LayerStore store();
+
+    /** Page reconstruction, which materializes a snapshot's images. */
+    PageReconstructor pages();
   }
 
   private final Operations ops;
   private final JsonApiServer api;
+  private final Snapshots snapshots;
 
   /**
    * Who may call what besides admin (ADR 0016): a tenant's token opens its timelines' APIs, except
@@ -86,6 +95,8 @@ public final class HttpApi {
   static final List<HttpAuth.Rule> ACCESS =
       List.of(
           HttpAuth.Rule.of(null, "/v1/tenant/[^/]+/timeline/[^/]+/wal_source", Scope.ADMIN),
+          // a snapshot writes where the request says: the control plane's (ADR 0028)
+          HttpAuth.Rule.of(null, "/v1/tenant/[^/]+/timeline/[^/]+/snapshot", Scope.ADMIN),
           HttpAuth.Rule.of(null, "/v1/tenant/[^/]+/timeline(/.*)?", Scope.ADMIN, Scope.TENANT));
 
   /**
@@ -99,6 +110,7 @@ public final class HttpApi {
             HttpApi::statusOf,
             ops::scrapeMetrics,
             verifier == null ? null : new HttpAuth(verifier, ACCESS));
+    this.snapshots = new Snapshots(ops.store(), ops.pages()::page);
   }
 
   public DisposableServer bind(InetSocketAddress address) {
@@ -182,6 +194,31 @@ public final class HttpApi {
                                 ops.deleteTimeline(
                                     tenantId(req.param("tenant")),
                                     timelineId(req.param("timeline")))))
+                .post(
+                    "/v1/tenant/{tenant}/timeline/{timeline}/snapshot",
+                    (req, res) ->
+                        api.withBody(
+                            req,
+                            res,
+                            ApiModel.SnapshotPushRequest.class,
+                            200,
+                            b ->
+                                snapshots.push(
+                                    tenantId(req.param("tenant")),
+                                    timelineId(req.param("timeline")),
+                                    b)))
+                .post(
+                    "/v1/tenant/{tenant}/snapshot",
+                    (req, res) ->
+                        api.withBody(
+                            req,
+                            res,
+                            ApiModel.SnapshotPullRequest.class,
+                            201,
+                            b -> {
+                              TenantId t = tenantId(req.param("tenant"));
+                              return ops.timeline(t, snapshots.pull(t, b), false);
+                            }))
                 .get(
                     "/v1/tenant/{tenant}/timeline/{timeline}/layer",
                     (req, res) ->

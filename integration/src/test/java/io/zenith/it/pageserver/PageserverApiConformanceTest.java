@@ -57,6 +57,8 @@ class PageserverApiConformanceTest {
   private static final String LAYER = TIMELINE + "/layer";
   private static final String LSN_BY_TIMESTAMP = TIMELINE + "/lsn_by_timestamp";
   private static final String METRICS = "/metrics";
+  private static final String SNAPSHOT = TIMELINE + "/snapshot";
+  private static final String SNAPSHOT_IMPORT = TENANT + "/snapshot";
 
   @TempDir static Path data;
   private final TenantId tenant = TenantId.generate();
@@ -612,6 +614,73 @@ class PageserverApiConformanceTest {
         .doesNotContain(other.toString());
     assertThat(call(TIMELINE, "GET", tl(tenant, main), null).json().path("state").asText())
         .isEqualTo("active");
+  }
+
+  /** Snapshots to share (ADR 0028): a push of main into a directory, and its import. */
+  @Test
+  @Order(7)
+  void snapshots() throws IOException {
+    String dir = data.resolve("snapshot1").toString();
+    String push = "{\"branch\": \"main\", \"destination\": {\"local_path\": \"" + dir + "\"}}";
+    HttpJson.Response pushed = call(SNAPSHOT, "POST", tl(tenant, main) + "/snapshot", push);
+    assertThat(pushed.status()).as(pushed.toString()).isEqualTo(200);
+    String lsn = pushed.json().path("lsn").asText();
+    assertThat(lsn)
+        .isEqualTo(
+            call(TIMELINE, "GET", tl(tenant, main), null).json().path("last_record_lsn").asText());
+    assertThat(Path.of(dir).resolve("manifest")).isRegularFile();
+    assertThat(call(SNAPSHOT, "POST", tl(tenant, main) + "/snapshot", push).status())
+        .isEqualTo(409);
+    assertThat(
+            call(
+                    SNAPSHOT,
+                    "POST",
+                    tl(tenant, main) + "/snapshot",
+                    "{\"lsn\": \"zz\", \"destination\": {\"local_path\": \"/tmp\"}}")
+                .status())
+        .isEqualTo(400);
+    assertThat(
+            call(SNAPSHOT, "POST", tl(tenant, TimelineId.generate()) + "/snapshot", push).status())
+        .isEqualTo(404);
+    assertThat(call(SNAPSHOT, "POST", tl(tenant, main) + "/snapshot", oversized()).status())
+        .isEqualTo(413);
+
+    String base = "/v1/tenant/" + tenant + "/snapshot";
+    TimelineId copy = TimelineId.generate();
+    String pull =
+        "{\"new_timeline_id\": \"" + copy + "\", \"source\": {\"local_path\": \"" + dir + "\"}}";
+    HttpJson.Response pulled = call(SNAPSHOT_IMPORT, "POST", base, pull);
+    assertThat(pulled.status()).as(pulled.toString()).isEqualTo(201);
+    assertThat(pulled.json().path("timeline_id").asText()).isEqualTo(copy.toString());
+    assertThat(pulled.json().path("last_record_lsn").asText()).isEqualTo(lsn);
+    assertThat(pulled.json().path("disk_consistent_lsn").asText()).isEqualTo(lsn);
+    assertThat(
+            pulled.json().path("ancestor_timeline_id").isMissingNode()
+                || pulled.json().path("ancestor_timeline_id").isNull())
+        .isTrue();
+    assertThat(call(SNAPSHOT_IMPORT, "POST", base, pull).status()).isEqualTo(409);
+    Path empty = Files.createDirectories(data.resolve("snapshot-empty"));
+    HttpJson.Response none =
+        call(
+            SNAPSHOT_IMPORT,
+            "POST",
+            base,
+            "{\"new_timeline_id\": \""
+                + TimelineId.generate()
+                + "\", \"source\": {\"local_path\": \""
+                + empty
+                + "\"}}");
+    assertThat(none.status()).isEqualTo(400);
+    assertThat(none.error())
+        .endsWith("it has no manifest (an incomplete snapshot, or not a snapshot)");
+    assertThat(
+            call(SNAPSHOT_IMPORT, "POST", "/v1/tenant/" + TenantId.generate() + "/snapshot", pull)
+                .status())
+        .isEqualTo(404);
+    assertThat(call(SNAPSHOT_IMPORT, "POST", base, oversized()).status()).isEqualTo(413);
+    // a basebackup of the imported timeline, at its only LSN
+    Path tar = Files.createTempFile(data, "bb", ".tar");
+    assertThat(PageserverHarness.basebackup(ps, tenant, copy, null, tar).exit()).isZero();
   }
 
   @Test
