@@ -115,6 +115,8 @@ format: check-java
 # `history-storage`, `history-getpage`, `history-basebackup` or `history-ingest`.
 # `BENCH=basebackup-speed` (only when named) splits the basebackup of a compacted database into its
 # parts (in-process generation, libpq, the CLI's fetch, compute start); see BasebackupSpeedBench.
+# `BENCH=remote-upload` (only when named): issue 12's upload MB/s against the SDK's putObject of
+# the same layer files, on s3proxy; see RemoteUploadBench.
 # BENCH_OPTS passes -D settings to the benchmark's JVM.
 # Prints a Markdown table; docs/benchmarks.md records the latest one with its method.
 bench: deps check-java

@@ -103,6 +103,9 @@ public final class BenchMain {
     if (sections.contains("basebackup-speed")) {
       new BasebackupSpeedBench(root, scratch).run();
     }
+    if (sections.contains("remote-upload")) {
+      RemoteUploadBench.run(scratch);
+    }
     java.util.Set<String> history = new java.util.HashSet<>();
     for (String part : HistoryBench.PARTS) {
       if (sections.contains("history") || sections.contains("history-" + part)) {
