@@ -61,15 +61,18 @@ test: deps check-java
 # 20, 8 clients, for SOAK_SECONDS with 1 and with 3 safekeepers and the default settings (`make
 # test` runs 45 s at scale 5 with a 4MiB checkpoint_distance, 3 safekeepers); the pageserver SIGKILLed and
 # restarted PSKILL_CYCLES times under the bank workload (3 in `make test`).
+# Lazy computes (issue 13): a new branch of a pgbench scale-100 database answers its parent's sum
+# on a lazy compute, and a pageserver kill mid-scan gives no wrong rows (scale 10 in `make test`).
 CHAOS_SECONDS ?= 150
 SOAK_SECONDS ?= 600
 PSKILL_CYCLES ?= 20
 test-long: deps check-java
 	$(MVN) -pl gateway,integration -am verify \
-	  -Dtest='SafekeeperChaosTest,CliBankChaosTest,CliSoakTest,CliPageserverKillTest' \
+	  -Dtest='SafekeeperChaosTest,CliBankChaosTest,CliSoakTest,CliPageserverKillTest,CliLazyComputeTest' \
 	  -Dsurefire.failIfNoSpecifiedTests=false -Dzenith.chaos.seconds=$(CHAOS_SECONDS) \
 	  -Dzenith.soak.seconds=$(SOAK_SECONDS) -Dzenith.soak.scale=20 -Dzenith.soak.safekeepers=1,3 \
-	  -Dzenith.soak.checkpoint.distance=default -Dzenith.pskill.cycles=$(PSKILL_CYCLES)
+	  -Dzenith.soak.checkpoint.distance=default -Dzenith.pskill.cycles=$(PSKILL_CYCLES) \
+	  -Dzenith.lazy.scale=100
 
 # Installs whatever of DEB_PACKAGES is missing (apt-get update first; needs root or sudo), then
 # fetches and builds PostgreSQL's regression suite into PG_REGRESS_CACHE unless it is there already
@@ -117,6 +120,9 @@ format: check-java
 # parts (in-process generation, libpq, the CLI's fetch, compute start); see BasebackupSpeedBench.
 # `BENCH=remote-upload` (only when named): issue 12's upload MB/s against the SDK's putObject of
 # the same layer files, on s3proxy; see RemoteUploadBench.
+# `BENCH=lazy-start` and `BENCH=lazy-speed` (only when named) are issue 13's lazy-compute start
+# time (pgbench scale 1 vs 100) and speed (lazy vs full vs vanilla, cold scan, GetPage over the
+# wire); see LazyComputeBench.
 # BENCH_OPTS passes -D settings to the benchmark's JVM.
 # Prints a Markdown table; docs/benchmarks.md records the latest one with its method.
 bench: deps check-java

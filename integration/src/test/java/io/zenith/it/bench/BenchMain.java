@@ -37,7 +37,8 @@ public final class BenchMain {
    * Runs the sections named in {@code args} (all when none): {@code decode}, {@code redo}, {@code
    * pageserver}, {@code safekeeper}, {@code pgbench}, {@code durability}, {@code basebackup},
    * {@code history} (issue 11's parts, or one of them as {@code history-<part>}, see {@link
-   * HistoryBench}); {@code basebackup-speed} ({@link BasebackupSpeedBench}) runs only when named.
+   * HistoryBench}); {@code basebackup-speed} ({@link BasebackupSpeedBench}), {@code lazy-start} and
+   * {@code lazy-speed} ({@link LazyComputeBench}) run only when named.
    */
   public static void main(String[] args) throws Exception {
     Path root = Path.of(System.getProperty("zenith.project.root", "."));
@@ -105,6 +106,12 @@ public final class BenchMain {
     }
     if (sections.contains("remote-upload")) {
       RemoteUploadBench.run(scratch);
+    }
+    if (sections.contains("lazy-start")) {
+      new LazyComputeBench(root, scratch).start();
+    }
+    if (sections.contains("lazy-speed")) {
+      new LazyComputeBench(root, scratch).speed();
     }
     java.util.Set<String> history = new java.util.HashSet<>();
     for (String part : HistoryBench.PARTS) {

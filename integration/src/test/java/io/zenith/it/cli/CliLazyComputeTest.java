@@ -127,6 +127,85 @@ class CliLazyComputeTest {
     assertThat(agentDir).doesNotExist();
   }
 
+  /**
+   * Issue 13's branch check at pgbench scale 10 ({@code -Dzenith.lazy.scale}: 100 in {@code make
+   * test-long}) and its pageserver fault: a lazy compute on a new branch of a pgbench database
+   * answers the parent's sum; the pageserver killed with SIGKILL while a scan on it reads pages it
+   * has not seen makes that query fail with an ERROR or wait and finish after the restart, never
+   * answer another sum, and the compute answers again afterwards.
+   */
+  @Test
+  void aLazyBranchAnswersItsParentsSumAndAPageserverKillMidQueryNeverGivesWrongRows()
+      throws Exception {
+    int scale = Integer.getInteger("zenith.lazy.scale", 10);
+    z.ok("branch", "bench10");
+    z.ok("pg", "create", "parent10", "--branch", "bench10", "--storage", "lazy");
+    int port = z.start("parent10");
+    long started = System.nanoTime();
+    pgbench(port, "-i", "-s", Integer.toString(scale), "-q");
+    pgbench(port, "-c", "2", "-T", "2", "-n");
+    System.out.printf(
+        "pgbench -i -s %d and 2 s of tpcb-like on a lazy compute: %d ms%n",
+        scale, TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started));
+    String sum = z.sql(port, "SELECT sum(abalance) FROM pgbench_accounts");
+    assertThat(sum).isNotEqualTo("0");
+    String lsn = z.sql(port, "SELECT pg_current_wal_lsn()");
+    branchOnceIngested("child10", "bench10@" + lsn);
+    z.ok("pg", "stop", "parent10", "--destroy");
+    z.ok("pg", "create", "child10", "--branch", "child10", "--storage", "lazy");
+    port = z.start("child10");
+    // A scan of every row that sleeps 40 ms every scale × 1000 rows (4 s in all), of pages
+    // nothing on this compute read before: its mounts are new, so they come from the pageserver.
+    String slowScan =
+        "SET max_parallel_workers_per_gather = 0;\n"
+            + "SELECT sum(abalance) FROM pgbench_accounts"
+            + (" WHERE aid % " + scale * 1000 + " <> 0 OR pg_sleep(0.04)::text = '';\n");
+    Path out = Files.createTempFile("zenith-lazy-scan-", ".txt");
+    Process scan =
+        z.psqlCommand(port, "-f", "-")
+            .redirectErrorStream(true)
+            .redirectOutput(out.toFile())
+            .start();
+    try (var w = scan.getOutputStream()) {
+      w.write(slowScan.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    }
+    try {
+      Thread.sleep(1500); // pacing: the kill must land while the scan reads
+      assertThat(scan.isAlive()).as("the scan still runs when the pageserver is killed").isTrue();
+      long pageserver = z.pageserverPid().orElseThrow();
+      assertThat(ZenithRepo.sh("kill -9 " + pageserver)).isZero();
+      awaitGone(pageserver);
+      assertThat(z.ok("pageserver", "start").out()).contains("running");
+      assertThat(scan.waitFor(120, TimeUnit.SECONDS)).as("the scan ended").isTrue();
+      String result = Files.readString(out).strip();
+      System.out.printf(
+          "the scan across the pageserver kill: exit %d: %s%n", scan.exitValue(), result);
+      if (scan.exitValue() == 0) {
+        assertThat(result).as("a scan that finished answers the sum").isEqualTo(sum);
+      } else {
+        assertThat(result).as("a scan that failed says why").contains("ERROR");
+      }
+    } finally {
+      scan.destroyForcibly();
+      Files.deleteIfExists(out);
+    }
+    // the compute is still up and reads again, with the right rows
+    assertThat(z.show("child10")).containsEntry("status", "running");
+    assertThat(z.sql(port, "SELECT sum(abalance) FROM pgbench_accounts")).isEqualTo(sum);
+    z.ok("pg", "stop", "child10", "--destroy");
+    assertThat(fuseMounts()).isEmpty();
+  }
+
+  /** Creates a branch at an LSN the pageserver may not have ingested yet (bounded: 60 s). */
+  private void branchOnceIngested(String name, String at) throws InterruptedException {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+    ZenithRepo.Result r;
+    while ((r = z.run("branch", name, at)).exit() != 0) {
+      assertThat(System.nanoTime()).as("branch %s at %s: %s", name, at, r).isLessThan(deadline);
+      Thread.sleep(200);
+    }
+  }
+
   private void pgbench(int port, String... args) throws Exception {
     List<String> cmd = new ArrayList<>(List.of(z.pg.bin("pgbench").toString()));
     cmd.addAll(List.of(args));

@@ -1,12 +1,15 @@
 package io.zenith.page.fuse;
 
+import io.zenith.wal.ForkNumber;
 import io.zenith.wal.RelTag;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentSkipListMap;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.stream.Stream;
@@ -235,9 +238,31 @@ final class LazyTree {
     if (d.loaded) {
       return d;
     }
+    List<PageSource.Fork> forks = source.relations(d.spcOid, (int) d.db);
+    // Unlogged relations: no recovery runs on a compute that starts from a basebackup, so nothing
+    // resets them to their init fork (PostgreSQL does so only after recovery). As the full
+    // basebackup does (BasebackupWriter), the main fork shows the init fork's pages and the
+    // relation's other forks (never WAL-logged) are left out.
+    Set<Integer> unlogged = new HashSet<>();
+    for (PageSource.Fork f : forks) {
+      if (f.fork() == ForkNumber.INIT) {
+        unlogged.add(f.relNumber());
+      }
+    }
+    List<PageSource.Fork> shown = new ArrayList<>();
+    for (PageSource.Fork f : forks) {
+      if (!unlogged.contains(f.relNumber())) {
+        shown.add(f);
+      } else if (f.fork() == ForkNumber.INIT) {
+        shown.add(f);
+        shown.add(new PageSource.Fork(f.relNumber(), ForkNumber.MAIN, f.blocks()));
+      }
+    }
     RelTag relOf;
-    for (PageSource.Fork f : source.relations(d.spcOid, (int) d.db)) {
+    for (PageSource.Fork f : shown) {
       relOf = new RelTag(d.spcOid, (int) d.db, f.relNumber());
+      // the main fork of an unlogged relation reads its init fork's pages
+      ForkNumber remoteFork = unlogged.contains(f.relNumber()) ? ForkNumber.INIT : f.fork();
       long segments =
           Math.max(1, (f.blocks() + RelFileName.SEGMENT_BLOCKS - 1) / RelFileName.SEGMENT_BLOCKS);
       for (int seg = 0; seg < segments; seg++) {
@@ -250,7 +275,7 @@ final class LazyTree {
                 new OverlayFile(
                     source,
                     relOf,
-                    f.fork(),
+                    remoteFork,
                     name.firstBlock(),
                     name.blocksIn(f.blocks()),
                     newData())));

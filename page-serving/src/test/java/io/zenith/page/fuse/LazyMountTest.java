@@ -39,6 +39,7 @@ class LazyMountTest {
   private static final int DB = 5;
   private static final int SMALL = 16384;
   private static final int LARGE = 16390;
+  private static final int UNLOGGED = 16400;
   private static final long LARGE_BLOCKS = RelFileName.SEGMENT_BLOCKS + 10L;
 
   @TempDir Path tmp;
@@ -72,7 +73,10 @@ class LazyMountTest {
               ? List.of(
                   new Fork(SMALL, ForkNumber.MAIN, 300),
                   new Fork(SMALL, ForkNumber.FSM, 3),
-                  new Fork(LARGE, ForkNumber.MAIN, LARGE_BLOCKS))
+                  new Fork(LARGE, ForkNumber.MAIN, LARGE_BLOCKS),
+                  // an unlogged relation: its init fork, and a fork no compute should see
+                  new Fork(UNLOGGED, ForkNumber.INIT, 2),
+                  new Fork(UNLOGGED, ForkNumber.FSM, 1))
               : List.of();
         }
 
@@ -126,7 +130,8 @@ class LazyMountTest {
       Path db = mnt.resolve(Integer.toString(DB));
       assertThat(names(mnt)).containsExactly(Integer.toString(DB));
       assertThat(names(db))
-          .containsExactlyInAnyOrder("PG_VERSION", "16384", "16384_fsm", "16390", "16390.1");
+          .containsExactlyInAnyOrder(
+              "PG_VERSION", "16384", "16384_fsm", "16390", "16390.1", "16400", "16400_init");
       assertThat(Files.readString(db.resolve("PG_VERSION"))).isEqualTo("15\n");
       assertThat(Files.size(db.resolve("16384"))).isEqualTo(300L * 8192);
       assertThat(Files.size(db.resolve("16384_fsm"))).isEqualTo(3L * 8192);
@@ -146,6 +151,15 @@ class LazyMountTest {
             .isEqualTo(page(rel(LARGE), ForkNumber.MAIN, RelFileName.SEGMENT_BLOCKS + 9L));
       }
       assertThatThrownBy(() -> Files.size(db.resolve("16384_vm")))
+          .isInstanceOf(NoSuchFileException.class);
+      // an unlogged relation is reset to its init fork, as no recovery on the compute does it
+      byte[] unlogged = Files.readAllBytes(db.resolve("16400"));
+      assertThat(unlogged).hasSize(2 * 8192);
+      for (int b = 0; b < 2; b++) {
+        assertThat(slice(unlogged, b)).isEqualTo(page(rel(UNLOGGED), ForkNumber.INIT, b));
+      }
+      assertThat(Files.readAllBytes(db.resolve("16400_init"))).isEqualTo(unlogged);
+      assertThatThrownBy(() -> Files.size(db.resolve("16400_fsm")))
           .isInstanceOf(NoSuchFileException.class);
     }
   }
@@ -200,7 +214,8 @@ class LazyMountTest {
           .isEqualTo(page(rel(SMALL), ForkNumber.FSM, 2));
       Files.delete(db.resolve("16384"));
       assertThat(names(db))
-          .containsExactlyInAnyOrder("PG_VERSION", "pg_internal.init", "99999", "16390", "16390.1");
+          .containsExactlyInAnyOrder(
+              "PG_VERSION", "pg_internal.init", "99999", "16390", "16390.1", "16400", "16400_init");
       assertThat(Files.exists(db.resolve("16384"))).isFalse();
       // a new relation file of the same name starts empty, not with the source's pages
       Files.write(db.resolve("16384"), new byte[0]);
