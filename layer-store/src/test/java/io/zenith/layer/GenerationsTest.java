@@ -39,13 +39,11 @@ class GenerationsTest {
 
   private static final TenantId TENANT = TenantId.parse("6a1e0000000000000000000000000001");
   private static final TimelineId TL = TimelineId.parse("6a1e0000000000000000000000000002");
-  private static final Lsn START = Lsn.parse("0/1000028");
-  private static final LayerStoreConfig SMALL =
-      LayerStoreConfig.DEFAULT.withCheckpointDistance(64 * 1024);
-  private static final CompactionSettings COMPACT = new CompactionSettings(64 * 1024, 3, 2, 2);
-  private static final RemoteUploads.Settings FAST =
-      RemoteUploads.Settings.DEFAULT.withBackoff(Duration.ofMillis(50), Duration.ofMillis(400));
-  private static final Duration WAIT = Duration.ofSeconds(30);
+  private static final Lsn START = RemoteUploadsTest.START;
+  private static final LayerStoreConfig SMALL = RemoteUploadsTest.SMALL;
+  private static final CompactionSettings COMPACT = RemoteUploadsTest.COMPACT;
+  private static final RemoteUploads.Settings FAST = RemoteUploadsTest.FAST;
+  private static final Duration WAIT = RemoteUploadsTest.WAIT;
 
   @Test
   @SuppressWarnings("try")
@@ -234,12 +232,6 @@ class GenerationsTest {
   }
 
   private static void await(BooleanSupplier done, String what) throws InterruptedException {
-    long deadline = System.nanoTime() + WAIT.toNanos();
-    while (!done.getAsBoolean()) {
-      if (System.nanoTime() > deadline) {
-        throw new AssertionError("waited " + WAIT + " for " + what);
-      }
-      Thread.sleep(20);
-    }
+    RemoteUploadsTest.await(done, what);
   }
 }

@@ -37,13 +37,12 @@ class RemoteUploadsTest {
 
   private static final TenantId TENANT = TenantId.parse("0123456789abcdef0123456789abcdef");
   private static final TimelineId TL = TimelineId.parse("11111111111111111111111111111111");
-  private static final Lsn START = Lsn.parse("0/1000028");
-  private static final LayerStoreConfig SMALL =
-      LayerStoreConfig.DEFAULT.withCheckpointDistance(64 * 1024);
-  private static final CompactionSettings COMPACT = new CompactionSettings(64 * 1024, 3, 2, 2);
-  private static final RemoteUploads.Settings FAST =
+  static final Lsn START = Lsn.parse("0/1000028");
+  static final LayerStoreConfig SMALL = LayerStoreConfig.DEFAULT.withCheckpointDistance(64 * 1024);
+  static final CompactionSettings COMPACT = new CompactionSettings(64 * 1024, 3, 2, 2);
+  static final RemoteUploads.Settings FAST =
       RemoteUploads.Settings.DEFAULT.withBackoff(Duration.ofMillis(50), Duration.ofMillis(400));
-  private static final Duration WAIT = Duration.ofSeconds(30);
+  static final Duration WAIT = Duration.ofSeconds(30);
 
   /** What the upload hook saw: the keys in upload order, and a violation if one happened. */
   private static final class Recorder {
@@ -281,7 +280,7 @@ class RemoteUploadsTest {
     }
   }
 
-  private static void await(BooleanSupplier done, String what) throws InterruptedException {
+  static void await(BooleanSupplier done, String what) throws InterruptedException {
     long deadline = System.nanoTime() + WAIT.toNanos();
     while (!done.getAsBoolean()) {
       if (System.nanoTime() > deadline) {
