@@ -152,12 +152,14 @@ public final class LayerEviction implements AutoCloseable {
       if (total - freed <= maxLocalBytes) {
         break;
       }
-      RemoteIndex idx =
-          indexes
-              .computeIfAbsent(
-                  c.tenant(), t -> TenantAttach.indexes(storage, t, ANY_GENERATION, callTimeout))
-              .get(c.timeline());
       try {
+        // The newest indexes not above the tenant's generation (ADR 0026): what it may rely on.
+        RemoteIndex idx =
+            indexes
+                .computeIfAbsent(
+                    c.tenant(),
+                    t -> TenantAttach.indexes(storage, t, store.generations().of(t), callTimeout))
+                .get(c.timeline());
         long n = evict(c.reader(), idx);
         if (n > 0) {
           freed += n;

@@ -11,8 +11,8 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Rebuilding a timeline's index entries from its local layer files, when the index is lost or
- * has no state for it (moved out of {@link LayerStore}, which opens the store). Stateless.
+ * Rebuilding a timeline's index entries from its local layer files, when the index is lost or has
+ * no state for it (moved out of {@link LayerStore}, which opens the store). Stateless.
  */
 final class TimelineRebuild {
   private static final Logger log = LoggerFactory.getLogger(TimelineRebuild.class);

@@ -128,6 +128,17 @@ class LayerAttachTest {
                   source.resolve("tenants/" + TENANT + "/timelines/" + TL + "/metadata")));
       assertThat(LayerEviction.usage(store).residentBytes()).isZero();
 
+      // One read that downloads what it needs, then the same read from local files.
+      long t0 = System.nanoTime();
+      assertThat(t.history(block(0), w.next)).isEqualTo(w.expected(block(0), w.next));
+      long cold = System.nanoTime() - t0;
+      t0 = System.nanoTime();
+      assertThat(t.history(block(0), w.next)).isEqualTo(w.expected(block(0), w.next));
+      long warm = System.nanoTime() - t0;
+      System.out.printf(
+          "attach %d ms; a read that downloads %d layers: %.1f ms, the same read then: %.2f ms%n",
+          res.millis(), store.downloads().totals().downloads(), cold / 1e6, warm / 1e6);
+
       // 8 readers of every key at once: each layer is downloaded once.
       ExecutorService pool = Executors.newFixedThreadPool(8);
       try {

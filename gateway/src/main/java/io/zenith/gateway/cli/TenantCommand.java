@@ -212,8 +212,7 @@ final class TenantCommand extends CommandGroup {
       PrintWriter out = spec.commandLine().getOut();
       return Cli.underLock(
           repo -> {
-            TenantOps.Attached a =
-                new TenantOps(repo).attach(tenant, Optional.ofNullable(name));
+            TenantOps.Attached a = new TenantOps(repo).attach(tenant, Optional.ofNullable(name));
             // No attach detail: the pageserver had the tenant and only took the new generation.
             var attach = a.detail().attach();
             List<String> tls =

@@ -209,11 +209,11 @@ public final class TenantOps {
 
   /**
    * Attaches a tenant from the pageserver's remote storage (ADR 0027) in the next generation the
-   * control plane issues (ADR 0026): one the repository names, or
-   * by its id one it does not know (then named {@code name}, default {@code tenant-} and the id's
-   * first 8 characters, with its root timeline as branch {@code main}). The timelines of its
-   * running computes take their WAL from the safekeepers again at once; the others when a compute
-   * starts on them, as after a creation.
+   * control plane issues (ADR 0026): one the repository names, or by its id one it does not know
+   * (then named {@code name}, default {@code tenant-} and the id's first 8 characters, with its
+   * root timeline as branch {@code main}). The timelines of its running computes take their WAL
+   * from the safekeepers again at once; the others when a compute starts on them, as after a
+   * creation.
    */
   public Attached attach(String nameOrId, Optional<String> name) throws IOException {
     Tenants tenants = repo.tenants();

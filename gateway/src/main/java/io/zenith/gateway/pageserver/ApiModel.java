@@ -4,7 +4,6 @@ import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.zenith.gateway.http.Json;
 import io.zenith.ingest.keys.CommitTimestamps;
-import io.zenith.wal.TenantId;
 import java.util.List;
 
 /**

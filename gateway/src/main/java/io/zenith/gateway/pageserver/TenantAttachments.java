@@ -118,18 +118,22 @@ final class TenantAttachments {
   ApiModel.TenantDetached detach(TenantId tenant) {
     long t0 = System.nanoTime();
     List<Timeline> tls = store.timelines(tenant);
+    RemoteUploads uploads = PageserverRemote.uploads(remote.get());
+    if (uploads == null) {
+      throw ApiException.badRequest(
+          "cannot detach tenant "
+              + tenant
+              + ": this pageserver has no [remote_storage], so nothing could attach it again");
+    }
     synchronized (receiversLock) {
       tls.forEach(t -> stopReceiver.accept(tenant, t.id()));
     }
-    RemoteUploads uploads = PageserverRemote.uploads(remote.get());
     for (Timeline t : tls) {
       if (t.brokenReason().isPresent()) {
         continue; // nothing of it can be flushed or uploaded; remote storage has what it had
       }
       t.checkpoint();
-      if (uploads != null) {
-        awaitUploads(t);
-      }
+      awaitUploads(t);
     }
     synchronized (receiversLock) {
       store.detachTenant(tenant, id -> stopReceiver.accept(tenant, id));

@@ -52,7 +52,7 @@ class CliAttachTest {
     ObjectMapper json = new ObjectMapper();
     z.ok("pg", "create", "c");
     int port = z.start("c");
-    pgbench(port, "-i", "-s", "2", "-q");
+    pgbench(port, "-i", "-s", "1", "-q");
     pgbench(port, "-c", "2", "-T", "3", "-n");
     String rows = z.sql(port, ROWS);
     String history = z.sql(port, HISTORY);
