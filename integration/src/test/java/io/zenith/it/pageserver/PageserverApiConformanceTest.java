@@ -357,7 +357,11 @@ class PageserverApiConformanceTest {
               "zenith_remote_upload_duration_seconds_total",
               "zenith_remote_upload_queue",
               "zenith_remote_deletion_queue",
-              "zenith_remote_deletions_total");
+              "zenith_remote_deletions_total",
+              "zenith_layer_downloads_total",
+              "zenith_layer_download_failures_total",
+              "zenith_layer_evictions_total",
+              "zenith_layer_evicted_bytes_total");
 
       compute.stop();
     }
