@@ -29,6 +29,9 @@ import org.slf4j.LoggerFactory;
  * &lt;data&gt;/index/                                     RocksDB (derived: rebuilt when missing)
  * &lt;data&gt;/tenants/&lt;tenant&gt;/timelines/&lt;timeline&gt;/metadata   {@link TimelineMetadata}
  * &lt;data&gt;/tenants/&lt;tenant&gt;/timelines/&lt;timeline&gt;/*.layer    {@link LayerFile}s
+ * &lt;data&gt;/tenants/&lt;tenant&gt;/timelines/&lt;timeline&gt;/*.layer.remote   stubs of layers only
+ *                                                    in remote storage ({@link LayerDownloads})
+ * &lt;data&gt;/attaching/&lt;tenant&gt;/            an attach in progress ({@link TenantAttach})
  * </pre>
  *
  * <p><b>Flush protocol</b> (see {@link Timeline#flushOldestFrozen}): (1) write the layer file to
