@@ -442,6 +442,17 @@ public final class LayerFile {
       }
     }
 
+    /** Opens a layer file that is in remote storage only, from its stub: no download. */
+    static Reader openRemote(Path path, LayerStub stub, ReadOnlyFile.Fetcher fetcher)
+        throws IOException {
+      return new Reader(path, new ReadOnlyFile(path, stub, fetcher));
+    }
+
+    /** Its bytes, local or remote (residency, eviction). */
+    ReadOnlyFile file() {
+      return file;
+    }
+
     public Header header() {
       return header;
     }
@@ -461,7 +472,14 @@ public final class LayerFile {
 
     /** Reads and checks the whole index (for rebuilding the RocksDB index, and for dumps). */
     public List<IndexEntry> readIndex() {
-      ByteBuffer b = readChecked(indexOffset, Math.toIntExact(entryCount * INDEX_ENTRY_SIZE));
+      return readIndex(this::readChecked);
+    }
+
+    /**
+     * The index read through {@code ranged} (offset, length: the bytes), an attach's ranged GET.
+     */
+    List<IndexEntry> readIndex(java.util.function.BiFunction<Long, Integer, ByteBuffer> ranged) {
+      ByteBuffer b = ranged.apply(indexOffset, Math.toIntExact(entryCount * INDEX_ENTRY_SIZE));
       CRC32C c = new CRC32C();
       c.update(b.array(), 0, b.limit());
       if ((int) c.getValue() != indexCrc) {

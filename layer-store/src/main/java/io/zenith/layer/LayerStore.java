@@ -8,7 +8,6 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Comparator;
 import java.util.HashSet;
@@ -30,6 +29,9 @@ import org.slf4j.LoggerFactory;
  * &lt;data&gt;/index/                                     RocksDB (derived: rebuilt when missing)
  * &lt;data&gt;/tenants/&lt;tenant&gt;/timelines/&lt;timeline&gt;/metadata   {@link TimelineMetadata}
  * &lt;data&gt;/tenants/&lt;tenant&gt;/timelines/&lt;timeline&gt;/*.layer    {@link LayerFile}s
+ * &lt;data&gt;/tenants/&lt;tenant&gt;/timelines/&lt;timeline&gt;/*.layer.remote   stubs of layers only
+ *                                                    in remote storage ({@link LayerDownloads})
+ * &lt;data&gt;/attaching/&lt;tenant&gt;/            an attach in progress ({@link TenantAttach})
  * </pre>
  *
  * <p><b>Flush protocol</b> (see {@link Timeline#flushOldestFrozen}): (1) write the layer file to
@@ -61,6 +63,7 @@ public final class LayerStore implements AutoCloseable {
   private final TenantGenerations generations;
   private final Map<TenantId, Map<TimelineId, Timeline>> tenants = new ConcurrentHashMap<>();
   private final boolean rebuilt;
+  private final LayerDownloads downloads = new LayerDownloads(LayerDownloads.DEFAULT_TIMEOUT);
 
   private LayerStore(
       Path dataDir,
@@ -129,6 +132,7 @@ public final class LayerStore implements AutoCloseable {
 
   private void load(boolean rebuild) throws IOException, RocksDBException {
     TenantDeletion.finishPending(index, deletions, dataDir.resolve("tenants"));
+    TenantAttach.cleanPending(index, dataDir);
     try (Stream<Path> ts = Files.list(dataDir.resolve("tenants"))) {
       for (Path tdir : ts.sorted().toList()) {
         TenantId tenant;
@@ -138,38 +142,41 @@ public final class LayerStore implements AutoCloseable {
           log.warn("ignoring {}: not a tenant directory", tdir);
           continue;
         }
-        Map<TimelineId, Timeline> timelines = new ConcurrentHashMap<>();
-        tenants.put(tenant, timelines);
-        Path tls = tdir.resolve("timelines");
-        if (!Files.isDirectory(tls)) {
-          continue;
-        }
-        TimelineDeletion.finishPending(index, deletions, tenant, tls);
-        try (Stream<Path> s = Files.list(tls)) {
-          for (Path dir : s.sorted().toList()) {
-            Timeline t = loadTimeline(tenant, dir, rebuild);
-            if (t != null) {
-              timelines.put(t.id(), t);
-            }
+        loadTenant(tenant, rebuild);
+      }
+    }
+  }
+
+  /** Loads a tenant's directory: its timelines, then their ancestors (an attach calls it too). */
+  synchronized void loadTenant(TenantId tenant, boolean rebuild)
+      throws IOException, RocksDBException {
+    Map<TimelineId, Timeline> tls = new ConcurrentHashMap<>();
+    Path dir = tenantDir(tenant).resolve("timelines");
+    if (Files.isDirectory(dir)) {
+      TimelineDeletion.finishPending(index, deletions, tenant, dir);
+      try (Stream<Path> s = Files.list(dir)) {
+        for (Path d : s.sorted().toList()) {
+          Timeline t = loadTimeline(tenant, d, rebuild);
+          if (t != null) {
+            tls.put(t.id(), t);
           }
         }
       }
     }
-    for (Map<TimelineId, Timeline> tls : tenants.values()) {
-      for (Timeline t : tls.values()) {
-        t.metadata()
-            .ancestorId()
-            .ifPresent(
-                a -> {
-                  Timeline anc = tls.get(a);
-                  if (anc == null) {
-                    t.markBroken("its ancestor timeline " + a + " is missing");
-                  } else {
-                    t.setAncestor(anc);
-                  }
-                });
-      }
+    for (Timeline t : tls.values()) {
+      t.metadata()
+          .ancestorId()
+          .ifPresent(
+              a -> {
+                Timeline anc = tls.get(a);
+                if (anc == null) {
+                  t.markBroken("its ancestor timeline " + a + " is missing");
+                } else {
+                  t.setAncestor(anc);
+                }
+              });
     }
+    tenants.put(tenant, tls);
   }
 
   private Timeline loadTimeline(TenantId tenant, Path dir, boolean rebuild)
@@ -201,7 +208,7 @@ public final class LayerStore implements AutoCloseable {
     }
     LayerIndex.TimelineState state = rebuild ? null : index.state(tenant, id);
     if (state == null) {
-      return rebuildTimeline(md, dir);
+      return TimelineRebuild.rebuild(index, config, disk, md, dir);
     }
     Timeline t = new Timeline(md, dir, index, config, disk, state);
     Set<String> registered = new HashSet<>();
@@ -209,7 +216,7 @@ public final class LayerStore implements AutoCloseable {
       registered.add(info.fileName());
       index.reserveLayerIdsUpTo(info.layerId());
       try {
-        t.addReader(info.layerId(), LayerFile.Reader.open(dir.resolve(info.fileName())));
+        t.addReader(info.layerId(), downloads.open(dir.resolve(info.fileName())));
       } catch (LayerStoreException e) {
         t.markBroken(e.getMessage());
       }
@@ -225,55 +232,9 @@ public final class LayerStore implements AutoCloseable {
     return t;
   }
 
-  /** Re-creates the index entries of a timeline from its layer files. */
-  private Timeline rebuildTimeline(TimelineMetadata md, Path dir)
-      throws IOException, RocksDBException {
-    index.deleteTimeline(md.tenant(), md.timeline());
-    Lsn disk = md.ancestor() != null ? md.ancestorLsn() : Lsn.INVALID;
-    List<LayerFile.Reader> opened = new ArrayList<>();
-    String brokenReason = null;
-    for (Path f : TimelineFiles.layerFiles(dir)) {
-      try {
-        LayerFile.Reader r = LayerFile.Reader.open(f);
-        List<LayerFile.IndexEntry> entries = r.readIndex();
-        LayerFile.Header h = r.header();
-        if (!h.tenant().equals(md.tenant()) || !h.timeline().equals(md.timeline())) {
-          r.close();
-          throw new LayerStoreException(
-              LayerStoreException.Kind.CORRUPT_FILE,
-              "layer file " + f + " belongs to " + h.tenant() + "/" + h.timeline());
-        }
-        index.registerLayer(
-            md.tenant(),
-            md.timeline(),
-            // In id order (layerFiles sorts by name, which starts with the id): a version that a
-            // later layer holds too (an image at a delta's LSN, a compacted copy) ends up naming
-            // the later layer, as it did before the index was lost.
-            LayerIndex.LayerInfo.of(r, Files.size(f)),
-            entries);
-        index.reserveLayerIdsUpTo(h.layerId());
-        opened.add(r);
-        disk = Lsn.max(disk, h.lsnTo());
-      } catch (LayerStoreException e) {
-        brokenReason = e.getMessage();
-      }
-    }
-    LayerIndex.TimelineState state = new LayerIndex.TimelineState(disk, Lsn.INVALID, Lsn.INVALID);
-    index.putState(md.tenant(), md.timeline(), state);
-    Timeline t = new Timeline(md, dir, index, config, this.disk, state);
-    for (LayerFile.Reader r : opened) {
-      t.addReader(r.header().layerId(), r);
-    }
-    if (brokenReason != null) {
-      t.markBroken(brokenReason);
-    }
-    log.info(
-        "rebuilt the index of {}/{} from {} layer files; disk-consistent LSN {}",
-        md.tenant(),
-        md.timeline(),
-        opened.size(),
-        disk);
-    return t;
+  /** Fetches the layer files that are in remote storage only (ADR 0027). */
+  public LayerDownloads downloads() {
+    return downloads;
   }
 
   public Path dataDir() {
@@ -578,7 +539,15 @@ public final class LayerStore implements AutoCloseable {
   synchronized void deleteTenant(
       TenantId tenant, java.util.function.Consumer<TimelineId> stopWriter, Runnable afterMark) {
     TenantDeletion.delete(
-        index, deletions, tenants, tenantDir(tenant), tenant, stopWriter, afterMark);
+        index, deletions, tenants, tenantDir(tenant), tenant, stopWriter, afterMark, false);
+    generations.forget(tenant);
+  }
+
+  /** Removes a tenant as a deletion does, keeping its remote objects (a detach, ADR 0027). */
+  public synchronized void detachTenant(
+      TenantId tenant, java.util.function.Consumer<TimelineId> stopWriter) {
+    TenantDeletion.delete(
+        index, deletions, tenants, tenantDir(tenant), tenant, stopWriter, () -> {}, true);
     generations.forget(tenant);
   }
 

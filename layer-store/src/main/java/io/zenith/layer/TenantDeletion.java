@@ -36,6 +36,9 @@ final class TenantDeletion {
   /** Suffix of a tenant directory whose deletion has begun. */
   static final String SUFFIX = ".deleting";
 
+  /** The mark of a detach (ADR 0027): the same steps, and the remote objects stay. */
+  static final String DETACH_SUFFIX = ".detaching";
+
   private TenantDeletion() {}
 
   /** {@code tenants/<id>.deleting} beside {@code tenantDir}. */
@@ -56,8 +59,12 @@ final class TenantDeletion {
       Path tenantDir,
       TenantId tenant,
       Consumer<TimelineId> stopWriter,
-      Runnable afterMark) {
-    Path marked = markedDir(tenantDir);
+      Runnable afterMark,
+      boolean detach) {
+    Path marked =
+        detach
+            ? tenantDir.resolveSibling(tenantDir.getFileName() + DETACH_SUFFIX)
+            : markedDir(tenantDir);
     Map<TimelineId, Timeline> timelines = tenants.get(tenant);
     try {
       if (timelines == null) {
@@ -65,7 +72,7 @@ final class TenantDeletion {
           throw new LayerStoreException(
               LayerStoreException.Kind.UNKNOWN_TENANT, "tenant " + tenant + " not found");
         }
-        finish(index, deletions, tenant, marked);
+        finish(index, deletions, tenant, marked, detach);
         return;
       }
       for (Timeline t : List.copyOf(timelines.values())) {
@@ -76,7 +83,7 @@ final class TenantDeletion {
       DurableFiles.fsyncDirectory(tenantDir.getParent());
       tenants.remove(tenant);
       afterMark.run();
-      finish(index, deletions, tenant, marked);
+      finish(index, deletions, tenant, marked, detach);
     } catch (IOException | RocksDBException e) {
       throw new LayerStoreException(
           LayerStoreException.Kind.IO,
@@ -95,9 +102,10 @@ final class TenantDeletion {
    * index entries of every timeline directory (a half-deleted {@code <id>.deleting} one too), then
    * the files, deepest first, then the directory. Repeatable: the directory goes last.
    */
-  static void finish(LayerIndex index, RemoteDeletionQueue deletions, TenantId tenant, Path marked)
+  static void finish(
+      LayerIndex index, RemoteDeletionQueue deletions, TenantId tenant, Path marked, boolean detach)
       throws IOException, RocksDBException {
-    if (deletions.enabled()) {
+    if (deletions.enabled() && !detach) {
       deletions.enqueue(
           TenantGenerations.readOrDefault(marked),
           List.of(new DeletionList.PrefixEntry(tenant, Optional.empty())));
@@ -137,7 +145,12 @@ final class TenantDeletion {
       }
       DurableFiles.fsyncDirectory(marked.getParent());
     }
-    log.info("deleted tenant {}: {} files, {} bytes returned", tenant, files, bytes);
+    log.info(
+        "{} tenant {}: {} files, {} bytes returned",
+        detach ? "detached" : "deleted",
+        tenant,
+        files,
+        bytes);
   }
 
   /**
@@ -149,20 +162,30 @@ final class TenantDeletion {
       throws IOException, RocksDBException {
     List<Path> pending;
     try (Stream<Path> s = Files.list(tenantsDir)) {
-      pending = s.filter(p -> p.getFileName().toString().endsWith(SUFFIX)).sorted().toList();
+      pending =
+          s.filter(
+                  p ->
+                      p.getFileName().toString().endsWith(SUFFIX)
+                          || p.getFileName().toString().endsWith(DETACH_SUFFIX))
+              .sorted()
+              .toList();
     }
     List<TenantId> done = new ArrayList<>();
     for (Path marked : pending) {
       String name = marked.getFileName().toString();
+      boolean detach = name.endsWith(DETACH_SUFFIX);
       TenantId id;
       try {
-        id = TenantId.parse(name.substring(0, name.length() - SUFFIX.length()));
+        id = TenantId.parse(name.substring(0, name.lastIndexOf('.')));
       } catch (IllegalArgumentException e) {
         log.warn("ignoring {}: not a tenant directory", marked);
         continue;
       }
-      log.info("finishing the deletion of tenant {} that a restart interrupted", id);
-      finish(index, deletions, id, marked);
+      log.info(
+          "finishing the {} of tenant {} that a restart interrupted",
+          detach ? "detach" : "deletion",
+          id);
+      finish(index, deletions, id, marked, detach);
       done.add(id);
     }
     return done;

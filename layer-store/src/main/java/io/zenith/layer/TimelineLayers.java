@@ -236,6 +236,11 @@ final class TimelineLayers {
     return r;
   }
 
+  /** The open readers of the registered layer files (eviction looks at them). */
+  List<LayerFile.Reader> readers() {
+    return List.copyOf(readers.values());
+  }
+
   /** The headers of the registered layer files (their ids, kinds, levels, ranges). */
   List<LayerFile.Header> headers() {
     return readers.values().stream().map(LayerFile.Reader::header).toList();
@@ -288,6 +293,7 @@ final class TimelineLayers {
       LayerFile.Reader r = gone.get(i);
       r.close();
       bytes += r.size();
+      Files.deleteIfExists(LayerStub.pathOf(r.path())); // before the file: never a stub alone
       Files.deleteIfExists(r.path());
       if (i == 0 && gone.size() > 1) {
         Seams.reached(Seams.Seam.RETIRING);

@@ -264,7 +264,7 @@ class RemoteUploadsTest {
    * Waits until {@link #assertRemoteIsTheTimeline} holds (a compaction changes the files, not the
    * disk-consistent LSN) and the remote-consistent LSN is the disk-consistent one.
    */
-  private static void awaitRemoteIsTheTimeline(RemoteStorage storage, Timeline t) throws Exception {
+  static void awaitRemoteIsTheTimeline(RemoteStorage storage, Timeline t) throws Exception {
     long deadline = System.nanoTime() + WAIT.toNanos();
     while (true) {
       try {

@@ -12,7 +12,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-/** {@code zenith tenant create|list|delete}. */
+/** {@code zenith tenant create|list|delete|attach|detach}. */
 @Command(
     name = "tenant",
     mixinStandardHelpOptions = true,
@@ -24,7 +24,9 @@ import picocli.CommandLine.Parameters;
     subcommands = {
       TenantCommand.Create.class,
       TenantCommand.ListTenants.class,
-      TenantCommand.Delete.class
+      TenantCommand.Delete.class,
+      TenantCommand.Attach.class,
+      TenantCommand.Detach.class
     })
 final class TenantCommand extends CommandGroup {
   @Command(
@@ -165,6 +167,141 @@ final class TenantCommand extends CommandGroup {
                     + d.tenant()
                     + ")"
                     + Cli.deletedOn(d.safekeepers()));
+          });
+    }
+  }
+
+  /** {@code tenant attach --json}. */
+  record JsonAttached(
+      @JsonProperty("name") String name,
+      @JsonProperty("tenant_id") String tenantId,
+      @JsonProperty("generation") int generation,
+      @JsonProperty("millis") long millis,
+      @JsonProperty("timelines") List<String> timelines,
+      @JsonProperty("wal_sources") List<String> walSources) {}
+
+  @Command(
+      name = "attach",
+      mixinStandardHelpOptions = true,
+      description = {
+        "Attach a tenant from the pageserver's remote storage (ADR 0027) in the next generation"
+            + " the control plane issues (ADR 0026): its timelines as their uploaded indexes give"
+            + " them, layer files fetched on first read. The pageserver must be running with"
+            + " [remote_storage]; if it has the tenant already, it only takes the new generation.",
+        "NAME|ID: a tenant of the repository, or the id of one it does not know (named with"
+            + " --name). The timelines of its running computes take their WAL from the safekeepers"
+            + " again at once, the others when a compute starts on them."
+      })
+  static final class Attach implements Callable<Integer> {
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "NAME|ID", description = "The tenant to attach.")
+    String tenant;
+
+    @Option(
+        names = "--name",
+        paramLabel = "NAME",
+        description = "Name for a tenant the repository does not know.")
+    String name;
+
+    @Option(names = "--json", description = "One JSON object instead of a line of text.")
+    boolean json;
+
+    @Override
+    public Integer call() throws Exception {
+      PrintWriter out = spec.commandLine().getOut();
+      return Cli.underLock(
+          repo -> {
+            TenantOps.Attached a = new TenantOps(repo).attach(tenant, Optional.ofNullable(name));
+            // No attach detail: the pageserver had the tenant and only took the new generation.
+            var attach = a.detail().attach();
+            List<String> tls =
+                attach == null
+                    ? List.of()
+                    : attach.timelines().stream()
+                        .map(io.zenith.gateway.pageserver.ApiModel.AttachedTimeline::timelineId)
+                        .toList();
+            long millis = attach == null ? 0 : attach.millis();
+            if (json) {
+              JsonOutput.printLines(
+                  out,
+                  List.of(
+                      new JsonAttached(
+                          a.name(),
+                          a.tenant().toString(),
+                          a.detail().generation(),
+                          millis,
+                          tls,
+                          a.walSources())));
+              return;
+            }
+            out.println(
+                "attached tenant "
+                    + a.name()
+                    + " ("
+                    + a.tenant()
+                    + ") at generation "
+                    + a.detail().generation()
+                    + ": "
+                    + a.detail().timelines()
+                    + " timelines"
+                    + (attach == null ? " (it was here already)" : " in " + millis + " ms"));
+          });
+    }
+  }
+
+  /** {@code tenant detach --json}. */
+  record JsonDetached(
+      @JsonProperty("name") String name,
+      @JsonProperty("tenant_id") String tenantId,
+      @JsonProperty("timelines") List<String> timelines,
+      @JsonProperty("millis") long millis) {}
+
+  @Command(
+      name = "detach",
+      mixinStandardHelpOptions = true,
+      description = {
+        "Detach a tenant from the pageserver (ADR 0027): its ingest stops, its uploads catch up"
+            + " (up to 60 s), then the pageserver removes it locally, crash-safely. Remote"
+            + " storage, the safekeepers and the repository keep it; `zenith tenant attach`"
+            + " brings it back."
+      })
+  static final class Detach implements Callable<Integer> {
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "NAME|ID", description = "The tenant to detach.")
+    String tenant;
+
+    @Option(names = "--json", description = "One JSON object instead of a line of text.")
+    boolean json;
+
+    @Override
+    public Integer call() throws Exception {
+      PrintWriter out = spec.commandLine().getOut();
+      return Cli.underLock(
+          repo -> {
+            TenantOps.Detached d = new TenantOps(repo).detach(tenant);
+            if (json) {
+              JsonOutput.printLines(
+                  out,
+                  List.of(
+                      new JsonDetached(
+                          d.name(),
+                          d.tenant().toString(),
+                          d.detail().timelines(),
+                          d.detail().millis())));
+              return;
+            }
+            out.println(
+                "detached tenant "
+                    + d.name()
+                    + " ("
+                    + d.tenant()
+                    + "): "
+                    + d.detail().timelines().size()
+                    + " timelines in "
+                    + d.detail().millis()
+                    + " ms; its remote objects stay");
           });
     }
   }

@@ -85,6 +85,17 @@ public final class PageserverClient {
     return call(HttpMethod.DELETE, "/v1/tenant/" + tenant, null, new TypeReference<>() {});
   }
 
+  /** A tenant's state on the pageserver (ADR 0027). */
+  public ApiModel.TenantDetail tenant(TenantId tenant) {
+    return call(HttpMethod.GET, "/v1/tenant/" + tenant, null, new TypeReference<>() {});
+  }
+
+  /** Detaches a tenant (its uploads caught up first); its remote objects stay. */
+  public ApiModel.TenantDetached detachTenant(TenantId tenant) {
+    return call(
+        HttpMethod.POST, "/v1/tenant/" + tenant + "/detach", null, new TypeReference<>() {});
+  }
+
   public List<ApiModel.TimelineInfo> timelines(TenantId tenant) {
     return call(
         HttpMethod.GET, "/v1/tenant/" + tenant + "/timeline", null, new TypeReference<>() {});

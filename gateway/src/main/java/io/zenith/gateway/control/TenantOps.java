@@ -203,6 +203,100 @@ public final class TenantOps {
         ref.name(), ref.id(), stopped, mine.stream().map(c -> c.spec().name()).toList(), deletedOn);
   }
 
+  /** What {@link #attach} did. */
+  public record Attached(
+      String name, TenantId tenant, ApiModel.TenantDetail detail, List<String> walSources) {}
+
+  /**
+   * Attaches a tenant from the pageserver's remote storage (ADR 0027) in the next generation the
+   * control plane issues (ADR 0026): one the repository names, or by its id one it does not know
+   * (then named {@code name}, default {@code tenant-} and the id's first 8 characters, with its
+   * root timeline as branch {@code main}). The timelines of its running computes take their WAL
+   * from the safekeepers again at once; the others when a compute starts on them, as after a
+   * creation.
+   */
+  public Attached attach(String nameOrId, Optional<String> name) throws IOException {
+    Tenants tenants = repo.tenants();
+    Tenants.Ref ref;
+    boolean known;
+    try {
+      ref = tenants.resolve(nameOrId);
+      known = true;
+    } catch (ControlPlaneException e) {
+      if (!nameOrId.matches("[0-9a-f]{32}")) {
+        throw e;
+      }
+      String n = Tenants.checkName(name.orElse("tenant-" + nameOrId.substring(0, 8)));
+      if (tenants.find(n).isPresent()) {
+        throw new ControlPlaneException(
+            "tenant '" + n + "' already exists (see `zenith tenant list`); choose --name");
+      }
+      ref = new Tenants.Ref(n, TenantId.parse(nameOrId));
+      known = false;
+    }
+    PageserverClient ps = repo.pageserver();
+    ApiModel.TenantDetail d;
+    try {
+      ps.attachTenant(ref.id(), Generations.issue(repo, ref.id()));
+      d = ps.tenant(ref.id());
+    } catch (JsonHttpClient.ApiError e) {
+      throw new ControlPlaneException(
+          "cannot attach tenant '" + ref.name() + "': " + e.getMessage());
+    }
+    if (!known) {
+      List<ApiModel.AttachedTimeline> attached =
+          d.attach() == null ? List.of() : d.attach().timelines(); // null: it was here already
+      List<ApiModel.AttachedTimeline> roots =
+          attached.stream().filter(t -> t.ancestorTimelineId() == null).toList();
+      if (roots.size() == 1) {
+        repo.saveBranches(
+            ref.id(),
+            new Branches(
+                Map.of(Branches.DEFAULT_BRANCH, TimelineId.parse(roots.getFirst().timelineId()))));
+      }
+      repo.saveTenants(tenants.with(ref.name(), ref.id()));
+    }
+    List<String> sources = new ArrayList<>();
+    for (ComputeNode c : repo.computes()) {
+      if (c.spec().tenant().equals(ref.id()) && c.running()) {
+        try {
+          ps.setWalSource(
+              ref.id(),
+              c.spec().timeline(),
+              ApiModel.WalSource.fromSafekeepers(repo.safekeepers().endpoints()));
+          sources.add(c.spec().name());
+        } catch (JsonHttpClient.ApiError e) {
+          throw new ControlPlaneException(
+              "attached tenant '"
+                  + ref.name()
+                  + "', but the pageserver did not take the WAL of compute "
+                  + c.spec().name()
+                  + " from the safekeepers: "
+                  + e.getMessage());
+        }
+      }
+    }
+    return new Attached(ref.name(), ref.id(), d, sources);
+  }
+
+  /** What {@link #detach} did. */
+  public record Detached(String name, TenantId tenant, ApiModel.TenantDetached detail) {}
+
+  /**
+   * Detaches a tenant from the pageserver: its uploads catch up, then the pageserver removes it
+   * locally; remote storage, the safekeepers and the repository keep it (names, branches,
+   * computes), so that {@link #attach} brings it back here or on another pageserver.
+   */
+  public Detached detach(String nameOrId) {
+    Tenants.Ref ref = unnamedOrResolve(repo.tenants(), nameOrId);
+    try {
+      return new Detached(ref.name(), ref.id(), repo.pageserver().detachTenant(ref.id()));
+    } catch (JsonHttpClient.ApiError e) {
+      throw new ControlPlaneException(
+          "cannot detach tenant '" + ref.name() + "': " + e.getMessage());
+    }
+  }
+
   /** A named tenant, or by its id one the pageserver has without a name (a creation cut short). */
   private Tenants.Ref unnamedOrResolve(Tenants tenants, String nameOrId) {
     try {

@@ -54,6 +54,37 @@ public final class ApiModel {
   /** The answer to a tenant's deletion. */
   public record TenantDeleted(String tenantId) {}
 
+  /**
+   * A tenant on this pageserver.
+   *
+   * @param state {@code attaching} while an attach runs, then {@code attached}
+   * @param generation its attach generation (ADR 0026); null while attaching
+   * @param attach what the attach that brought it here did; null if it was created here, or
+   *     attached before the last restart
+   */
+  public record TenantDetail(
+      String id, String state, int timelines, Integer generation, AttachInfo attach) {}
+
+  /** What an attach did: its generation, its time, and each timeline it attached. */
+  public record AttachInfo(int generation, long millis, List<AttachedTimeline> timelines) {}
+
+  /**
+   * One attached timeline.
+   *
+   * @param indexGeneration the generation of the index object it was attached from
+   * @param layerBytes its layer files' bytes, in remote storage until read
+   */
+  public record AttachedTimeline(
+      String timelineId,
+      String ancestorTimelineId,
+      String diskConsistentLsn,
+      int indexGeneration,
+      int layers,
+      long layerBytes) {}
+
+  /** The answer to a detach: the timelines removed locally and the time it took. */
+  public record TenantDetached(String tenantId, List<String> timelines, long millis) {}
+
   /** The answer to a timeline's deletion. */
   public record TimelineDeleted(String tenantId, String timelineId) {}
 

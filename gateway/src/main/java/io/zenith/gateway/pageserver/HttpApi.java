@@ -48,6 +48,9 @@ public final class HttpApi {
     /** Stops the WAL receivers of the tenant's timelines and deletes it with all of them. */
     ApiModel.TenantDeleted deleteTenant(TenantId tenant);
 
+    /** Attach (from remote storage) and detach of tenants, and a tenant's state (ADR 0027). */
+    TenantAttachments attachments();
+
     List<ApiModel.TimelineInfo> timelines(TenantId tenant);
 
     ApiModel.TimelineInfo timeline(TenantId tenant, TimelineId timeline, boolean withSize);
@@ -149,6 +152,20 @@ public final class HttpApi {
                     "/v1/tenant/{tenant}",
                     (req, res) ->
                         api.json(res, 200, () -> ops.deleteTenant(tenantId(req.param("tenant")))))
+                .get(
+                    "/v1/tenant/{tenant}",
+                    (req, res) ->
+                        api.json(
+                            res,
+                            200,
+                            () -> ops.attachments().detail(tenantId(req.param("tenant")))))
+                .post(
+                    "/v1/tenant/{tenant}/detach",
+                    (req, res) ->
+                        api.json(
+                            res,
+                            200,
+                            () -> ops.attachments().detach(tenantId(req.param("tenant")))))
                 .get(
                     "/v1/tenant/{tenant}/timeline",
                     (req, res) ->

@@ -104,6 +104,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
   private DisposableServer http;
   private PgWireServer pg;
   private volatile @Nullable PageserverRemote remote;
+  private final TenantAttachments attachments;
 
   private Pageserver(Path dataDir, PageserverConfig config, LayerDisk disk) {
     this.dataDir = dataDir;
@@ -113,6 +114,9 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
     this.lock = lock(dataDir);
     try {
       this.store = LayerStore.open(dataDir, config.layerStoreConfig(), disk);
+      this.attachments =
+          new TenantAttachments(
+              store, meters, () -> remote, (t, tl) -> stopReceiver(key(t, tl)), this);
     } catch (RuntimeException e) {
       lock.closeAfter(e);
       throw e;
@@ -270,14 +274,14 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
 
   /**
    * Attaches a tenant here in {@code generation} (ADR 0026): one this pageserver holds keeps its
-   * files and takes the newer generation (an older one is refused, 409).
+   * files and takes the newer generation (an older one is refused, 409); one it does not hold comes
+   * from remote storage ({@link TenantAttachments}, ADR 0027).
    */
   @Override
   public ApiModel.TenantInfo attachTenant(TenantId tenant, int generation) {
     if (!store.tenants().contains(tenant)) {
-      throw new ApiException(
-          404,
-          "tenant " + tenant + " is not on this pageserver (attach from remote storage: ADR 0027)");
+      attachments.attach(tenant, generation);
+      return tenantInfo(tenant);
     }
     store.generations().raise(tenant, generation);
     log.info("tenant {} attached in generation {}", tenant, generation);
@@ -519,6 +523,12 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
   @Override
   public ApiModel.LayerList layers(TenantId tenant, TimelineId id) {
     return TimelineDetails.layers(store.timeline(tenant, id));
+  }
+
+  /** Attach and detach (ADR 0027); detach stops receivers under this pageserver's monitor. */
+  @Override
+  public TenantAttachments attachments() {
+    return attachments;
   }
 
   @Override

@@ -38,6 +38,8 @@ import org.jspecify.annotations.Nullable;
  * auth_public_key_path = "../auth_public_key.pem"
  * auth_token_path = "auth_token"       # its token for the safekeepers
  *
+ * max_local_layer_bytes = "10GiB"      # evict uploaded layer files beyond this (ADR 0027;
+ *                                      # unset: no limit; needs remote_storage)
  * [remote_storage]                     # bottomless storage (RemoteStorageConfig; none if unset)
  * local_path = "../remote"             # or bucket, prefix, endpoint, region, path_style
  *
@@ -82,7 +84,9 @@ public record PageserverConfig(
     @JsonInclude(JsonInclude.Include.NON_NULL) @JsonProperty("auth_token_path")
         @Nullable String authTokenPath,
     @JsonInclude(JsonInclude.Include.NON_NULL) @JsonProperty("remote_storage")
-        @Nullable RemoteStorageConfig remoteStorage) {
+        @Nullable RemoteStorageConfig remoteStorage,
+    @JsonInclude(JsonInclude.Include.NON_NULL) @JsonProperty("max_local_layer_bytes")
+        @Nullable String maxLocalLayerBytes) {
 
   /** A tenant's own values of the history settings; unset ones come from the pageserver's. */
   public record TenantOverrides(
@@ -150,6 +154,7 @@ public record PageserverConfig(
         null,
         null,
         null,
+        null,
         null);
   }
 
@@ -185,7 +190,8 @@ public record PageserverConfig(
         auth,
         authPublicKeyPath,
         authTokenPath,
-        remoteStorage);
+        remoteStorage,
+        maxLocalLayerBytes);
   }
 
   /** This remote storage instead of the current one (null: none). */
@@ -213,7 +219,8 @@ public record PageserverConfig(
         auth,
         authPublicKeyPath,
         authTokenPath,
-        remote);
+        remote,
+        maxLocalLayerBytes);
   }
 
   /** These authentication settings instead of the current ones ({@link ServiceAuth}). */
@@ -242,7 +249,8 @@ public record PageserverConfig(
         auth,
         publicKeyPath,
         tokenPath,
-        remoteStorage);
+        remoteStorage,
+        maxLocalLayerBytes);
   }
 
   /** The authentication settings, paths resolved against {@code dataDir}. */
@@ -276,7 +284,8 @@ public record PageserverConfig(
         auth,
         authPublicKeyPath,
         authTokenPath,
-        remoteStorage);
+        remoteStorage,
+        maxLocalLayerBytes);
   }
 
   /**
@@ -307,6 +316,10 @@ public record PageserverConfig(
     }
     address("listen_http", listenHttp);
     address("listen_pg", listenPg);
+    if (maxLocalLayerBytesValue().isPresent() && remoteStorage == null) {
+      throw new IllegalArgumentException(
+          "max_local_layer_bytes needs [remote_storage]: evicted layer files are fetched from it");
+    }
     bytes("checkpoint_distance", checkpointDistance);
     duration("checkpoint_timeout", checkpointTimeout);
     duration("wait_lsn_timeout", waitLsnTimeout);
@@ -398,6 +411,42 @@ public record PageserverConfig(
 
   public Duration waitLsnTimeoutDuration() {
     return duration("wait_lsn_timeout", waitLsnTimeout);
+  }
+
+  /** The local layer bytes beyond which uploaded layer files are evicted; empty: no limit. */
+  public java.util.OptionalLong maxLocalLayerBytesValue() {
+    return maxLocalLayerBytes == null
+        ? java.util.OptionalLong.empty()
+        : java.util.OptionalLong.of(bytes("max_local_layer_bytes", maxLocalLayerBytes));
+  }
+
+  /** This disk budget for layer files instead of the current one (null: no limit). */
+  public PageserverConfig withMaxLocalLayerBytes(@Nullable String budget) {
+    return new PageserverConfig(
+        listenHttp,
+        listenPg,
+        id,
+        checkpointDistance,
+        checkpointTimeout,
+        waitLsnTimeout,
+        pageCacheSize,
+        walredoProcesses,
+        walredoTimeout,
+        dataChecksums,
+        compactionTargetSize,
+        compactionThreshold,
+        imageCreationThreshold,
+        compactionPeriod,
+        gcHorizon,
+        pitrInterval,
+        gcPeriod,
+        tenant,
+        logFormat,
+        auth,
+        authPublicKeyPath,
+        authTokenPath,
+        remoteStorage,
+        budget);
   }
 
   public long pageCacheBytes() {

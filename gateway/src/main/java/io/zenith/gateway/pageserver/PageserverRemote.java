@@ -4,6 +4,8 @@ import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.zenith.gateway.config.RemoteStorageConfig;
+import io.zenith.layer.LayerDownloads;
+import io.zenith.layer.LayerEviction;
 import io.zenith.layer.LayerStore;
 import io.zenith.layer.RemoteDeletionQueue;
 import io.zenith.layer.RemoteTimelineClient;
@@ -11,6 +13,7 @@ import io.zenith.layer.RemoteUploads;
 import io.zenith.layer.TimelineView;
 import io.zenith.wal.remote.RemoteStorage;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 import java.util.function.ToDoubleFunction;
 import org.jspecify.annotations.Nullable;
@@ -23,12 +26,18 @@ import org.slf4j.Logger;
  * remote_consistent_lsn} stays where it was. Thread-safe.
  */
 final class PageserverRemote {
+  /** How often eviction looks at the local layer bytes (ADR 0027). */
+  static final Duration EVICTION_PERIOD = Duration.ofSeconds(10);
+
   private final RemoteStorage storage;
   private final RemoteUploads uploads;
+  private final @Nullable LayerEviction eviction;
 
-  private PageserverRemote(RemoteStorage storage, RemoteUploads uploads) {
+  private PageserverRemote(
+      RemoteStorage storage, RemoteUploads uploads, @Nullable LayerEviction eviction) {
     this.storage = storage;
     this.uploads = uploads;
+    this.eviction = eviction;
   }
 
   /** Opens the configured remote storage and starts uploading; null without remote storage. */
@@ -47,7 +56,63 @@ final class PageserverRemote {
       throw e;
     }
     register(uploads, meters);
-    return new PageserverRemote(storage, uploads);
+    // Layer files that are only remote (attached, evicted) are fetched from here on first read.
+    store.downloads().useStorage(storage);
+    LayerEviction eviction =
+        config.maxLocalLayerBytesValue().isPresent()
+            ? LayerEviction.start(
+                store,
+                config.maxLocalLayerBytesValue().getAsLong(),
+                EVICTION_PERIOD,
+                RemoteUploads.Settings.DEFAULT.callTimeout())
+            : null;
+    registerLayerMeters(store, eviction, meters);
+    return new PageserverRemote(storage, uploads, eviction);
+  }
+
+  private static void registerLayerMeters(
+      LayerStore store, @Nullable LayerEviction eviction, MeterRegistry meters) {
+    LayerDownloads d = store.downloads();
+    FunctionCounter.builder("zenith.layer.downloads", d, x -> x.totals().downloads())
+        .description("layer files downloaded on first read (attached or evicted)")
+        .register(meters);
+    FunctionCounter.builder("zenith.layer.download", d, x -> x.totals().bytes())
+        .baseUnit("bytes")
+        .description("bytes of layer files downloaded on first read")
+        .register(meters);
+    FunctionCounter.builder(
+            "zenith.layer.download.duration",
+            d,
+            x -> x.totals().nanos() / (double) TimeUnit.SECONDS.toNanos(1))
+        .baseUnit("seconds")
+        .description("time spent in successful layer downloads")
+        .register(meters);
+    FunctionCounter.builder("zenith.layer.download_failures", d, x -> x.totals().failures())
+        .description("layer downloads that failed (storage error, timeout, size or CRC mismatch)")
+        .register(meters);
+    Gauge.builder("zenith.layer.resident", store, s -> LayerEviction.usage(s).residentBytes())
+        .baseUnit("bytes")
+        .description("bytes of registered layer files present locally")
+        .register(meters);
+    Gauge.builder("zenith.layer.remote_only", store, s -> LayerEviction.usage(s).remoteOnlyBytes())
+        .baseUnit("bytes")
+        .description("bytes of registered layer files only in remote storage (attached, evicted)")
+        .register(meters);
+    // Registered without a budget too (at 0): meters exist before their first event.
+    LayerEviction.Totals none = new LayerEviction.Totals(0, 0, 0);
+    FunctionCounter.builder(
+            "zenith.layer.evictions",
+            meters,
+            x -> (eviction == null ? none : eviction.totals()).evictions())
+        .description("layer files evicted under max_local_layer_bytes")
+        .register(meters);
+    FunctionCounter.builder(
+            "zenith.layer.evicted",
+            meters,
+            x -> (eviction == null ? none : eviction.totals()).bytes())
+        .baseUnit("bytes")
+        .description("bytes of layer files evicted under max_local_layer_bytes")
+        .register(meters);
   }
 
   private static void register(RemoteUploads u, MeterRegistry meters) {
@@ -162,6 +227,11 @@ final class PageserverRemote {
         remote.uploads.deletionFailure().orElse(null));
   }
 
+  /** The upload queues of {@code remote}; null without remote storage. */
+  static @Nullable RemoteUploads uploads(@Nullable PageserverRemote remote) {
+    return remote == null ? null : remote.uploads;
+  }
+
   /** The storage of {@code remote}; null without remote storage. */
   static @Nullable RemoteStorage storage(@Nullable PageserverRemote remote) {
     return remote == null ? null : remote.storage;
@@ -170,6 +240,9 @@ final class PageserverRemote {
   /** Stops the uploads, then closes the storage. */
   static void close(@Nullable PageserverRemote remote) {
     if (remote != null) {
+      if (remote.eviction != null) {
+        remote.eviction.close();
+      }
       remote.uploads.close();
       remote.storage.close();
     }

@@ -59,6 +59,7 @@ class PageserverApiConformanceTest {
   private static final String METRICS = "/metrics";
   private static final String SNAPSHOT = TIMELINE + "/snapshot";
   private static final String SNAPSHOT_IMPORT = TENANT + "/snapshot";
+  private static final String DETACH = TENANT + "/detach";
 
   @TempDir static Path data;
   private final TenantId tenant = TenantId.generate();
@@ -356,7 +357,11 @@ class PageserverApiConformanceTest {
               "zenith_remote_upload_duration_seconds_total",
               "zenith_remote_upload_queue",
               "zenith_remote_deletion_queue",
-              "zenith_remote_deletions_total");
+              "zenith_remote_deletions_total",
+              "zenith_layer_downloads_total",
+              "zenith_layer_download_failures_total",
+              "zenith_layer_evictions_total",
+              "zenith_layer_evicted_bytes_total");
 
       compute.stop();
     }
@@ -681,6 +686,54 @@ class PageserverApiConformanceTest {
     // a basebackup of the imported timeline, at its only LSN
     Path tar = Files.createTempFile(data, "bb", ".tar");
     assertThat(PageserverHarness.basebackup(ps, tenant, copy, null, tar).exit()).isZero();
+  }
+
+  /** Detach keeps the remote objects; an attach from them brings back every timeline (ADR 0027). */
+  @Test
+  @Order(8)
+  void detachAndAttach() {
+    String t = "/v1/tenant/" + tenant;
+    JsonNode detail = call(TENANT, "GET", t, null).json();
+    assertThat(detail.path("state").asText()).isEqualTo("attached");
+    assertThat(call(TENANT, "GET", "/v1/tenant/xyz", null).status()).isEqualTo(400);
+    TenantId unknown = TenantId.generate();
+    assertThat(call(TENANT, "GET", "/v1/tenant/" + unknown, null).status()).isEqualTo(404);
+
+    JsonNode before = call(TIMELINES, "GET", t + "/timeline", null).json();
+    HttpJson.Response detached = call(DETACH, "POST", t + "/detach", null);
+    assertThat(detached.status()).as(detached.toString()).isEqualTo(200);
+    assertThat(detached.json().path("timelines").size()).isEqualTo(before.size());
+    assertThat(data.resolve("tenants/" + tenant)).doesNotExist();
+    assertThat(call(TENANT, "GET", t, null).status()).isEqualTo(404);
+    assertThat(call(DETACH, "POST", t + "/detach", null).status()).isEqualTo(404);
+    assertThat(call(DETACH, "POST", "/v1/tenant/xyz/detach", null).status()).isEqualTo(400);
+
+    assertThat(call(ATTACH, "POST", t + "/attach", "{}").status()).isEqualTo(400);
+    assertThat(call(ATTACH, "POST", t + "/attach", oversized()).status()).isEqualTo(413);
+    // From remote storage in a newer generation (ADR 0026): it continues from the indexes of 1.
+    String gen2 = "{\"generation\": 2}";
+    assertThat(call(ATTACH, "POST", "/v1/tenant/" + unknown + "/attach", gen2).status())
+        .isEqualTo(404);
+    HttpJson.Response attached = call(ATTACH, "POST", t + "/attach", gen2);
+    assertThat(attached.status()).as(attached.toString()).isEqualTo(200);
+    assertThat(attached.json().path("generation").asInt()).isEqualTo(2);
+    assertThat(attached.json().path("timelines").asInt()).isEqualTo(before.size());
+    JsonNode shown = call(TENANT, "GET", t, null).json();
+    assertThat(shown.path("state").asText()).isEqualTo("attached");
+    assertThat(shown.path("generation").asInt()).isEqualTo(2);
+    assertThat(shown.path("attach").path("timelines").size()).isEqualTo(before.size());
+    assertThat(call(ATTACH, "POST", t + "/attach", gen2).status()).isEqualTo(200); // here now
+    JsonNode after = call(TIMELINES, "GET", t + "/timeline", null).json();
+    assertThat(after.findValuesAsText("timeline_id"))
+        .containsExactlyInAnyOrderElementsOf(before.findValuesAsText("timeline_id"));
+    for (JsonNode b : before) {
+      JsonNode a =
+          call(TIMELINE, "GET", t + "/timeline/" + b.path("timeline_id").asText(), null).json();
+      assertThat(a.path("disk_consistent_lsn").asText())
+          .as(a.toString())
+          .isEqualTo(b.path("disk_consistent_lsn").asText());
+      assertThat(a.path("state").asText()).isEqualTo("active");
+    }
   }
 
   @Test
