@@ -19,6 +19,21 @@ final class TimelineRebuild {
 
   private TimelineRebuild() {}
 
+  /** The stubs in {@code dir} whose layer file is not there (ADR 0027). */
+  private static List<Path> remoteOnly(Path dir) throws IOException {
+    try (java.util.stream.Stream<Path> s = Files.list(dir)) {
+      return s.filter(p -> p.getFileName().toString().endsWith(LayerStub.SUFFIX))
+          .filter(
+              p -> {
+                String n = p.getFileName().toString();
+                return !Files.exists(
+                    p.resolveSibling(n.substring(0, n.length() - LayerStub.SUFFIX.length())));
+              })
+          .sorted()
+          .toList();
+    }
+  }
+
   /** Re-creates the index entries of a timeline from its layer files. */
   static Timeline rebuild(
       LayerIndex index, LayerStoreConfig config, LayerDisk layerDisk, TimelineMetadata md, Path dir)
@@ -52,6 +67,17 @@ final class TimelineRebuild {
       } catch (LayerStoreException e) {
         brokenReason = e.getMessage();
       }
+    }
+    List<Path> remoteOnly = remoteOnly(dir);
+    if (!remoteOnly.isEmpty()) {
+      // Their versions are not in the rebuilt index: reads would miss them and return older
+      // pages. Broken says so; an attach (ADR 0027) registers them again from remote storage.
+      brokenReason =
+          "its index was rebuilt from the local layer files, but "
+              + remoteOnly.size()
+              + " layer files are only in remote storage (such as "
+              + remoteOnly.getFirst().getFileName()
+              + "): detach and attach the tenant again to read them";
     }
     LayerIndex.TimelineState state = new LayerIndex.TimelineState(disk, Lsn.INVALID, Lsn.INVALID);
     index.putState(md.tenant(), md.timeline(), state);

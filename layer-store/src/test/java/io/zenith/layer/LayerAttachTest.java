@@ -10,6 +10,7 @@ import io.zenith.wal.TimelineId;
 import io.zenith.wal.remote.RemoteKey;
 import io.zenith.wal.remote.RemoteStorage;
 import io.zenith.wal.testing.S3Proxy;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -197,6 +198,29 @@ class LayerAttachTest {
           .hasMessageContaining("only in remote storage");
       store.downloads().useStorage(storage);
       assertAllKeysMatch(store.timeline(TENANT, TL), w);
+      store.detachTenant(TENANT, id -> {});
+      TenantAttach.attach(store, storage, TENANT, 1, CALL); // stubs only again
+    }
+    // A lost RocksDB index is rebuilt from the local files only: a timeline with layers only in
+    // remote storage is broken (never read with versions missing) until it is attached again.
+    deleteTree(target.resolve("index"));
+    try (LayerStore store = LayerStore.open(target, SMALL)) {
+      assertThat(store.rebuiltIndex()).isTrue();
+      assertThat(store.timeline(TENANT, TL).brokenReason())
+          .hasValueSatisfying(
+              r -> assertThat(r).contains("only in remote storage").contains("attach the tenant"));
+      store.downloads().useStorage(storage);
+      store.detachTenant(TENANT, id -> {});
+      TenantAttach.attach(store, storage, TENANT, 1, CALL);
+      assertAllKeysMatch(store.timeline(TENANT, TL), w);
+    }
+  }
+
+  private static void deleteTree(Path dir) throws IOException {
+    try (java.util.stream.Stream<Path> s = Files.walk(dir)) {
+      for (Path p : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
+        Files.delete(p);
+      }
     }
   }
 
