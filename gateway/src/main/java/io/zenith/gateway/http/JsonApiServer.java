@@ -84,6 +84,15 @@ public final class JsonApiServer {
                       return error(res, e);
                     });
               }
+              // A path with an empty segment ("/v1/tenant/", "/v1//x") names no endpoint, even
+              // where a template's parameter would match the empty string.
+              r.route(
+                  req -> hasEmptySegment(req.uri()),
+                  (req, res) ->
+                      error(
+                          res,
+                          new ApiException(
+                              404, "no such endpoint: " + req.method() + " " + req.uri())));
               routes.accept(r);
               r.get(
                       "/metrics",
@@ -108,7 +117,14 @@ public final class JsonApiServer {
         .bindNow();
   }
 
-  private static Optional<AuthException> refusal(HttpAuth auth, HttpServerRequest req) {
+  /** The path of {@code uri} (before any '?') ends with '/' or has "//". */
+  static boolean hasEmptySegment(String uri) {
+    int q = uri.indexOf('?');
+    String path = q < 0 ? uri : uri.substring(0, q);
+    return path.endsWith("/") || path.contains("//");
+  }
+
+    private static Optional<AuthException> refusal(HttpAuth auth, HttpServerRequest req) {
     return auth.refusal(req.method(), req.uri(), req.requestHeaders().get("authorization"));
   }
 

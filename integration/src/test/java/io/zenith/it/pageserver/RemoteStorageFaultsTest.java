@@ -66,7 +66,7 @@ class RemoteStorageFaultsTest {
       }
       try (Pageserver ps =
           Pageserver.start(
-              data, PageserverHarness.config("1MiB", "60s", 1).withRemoteStorage(remote))) {
+              data, PageserverHarness.config("2MiB", "60s", 1).withRemoteStorage(remote))) {
         Timeline timeline = ps.store().timeline(tenant, main);
         Lsn start = timeline.lastRecordLsn();
         try (PgCluster compute =
@@ -129,7 +129,11 @@ class RemoteStorageFaultsTest {
     }
   }
 
-  /** Inserts rows in small committed transactions; counts those whose commit returned. */
+  /**
+   * Inserts rows in small committed transactions, at most ten a second (about 1 MiB of WAL a
+   * second: a fast machine must not write more than the pageserver ingests in the test's bounds);
+   * counts those whose commit returned.
+   */
   private static final class Writer {
     final PgCluster compute;
     long rows;
@@ -139,18 +143,23 @@ class RemoteStorageFaultsTest {
     }
 
     /** Commits for {@code d}; returns the number of commits. */
-    long runFor(Duration d) {
+    long runFor(Duration d) throws InterruptedException {
       long commits = 0;
       long until = System.nanoTime() + d.toNanos();
       while (System.nanoTime() < until) {
+        long t0 = System.nanoTime();
         compute.sql(
             "insert into t select i, repeat('x', 500) from generate_series("
                 + (rows + 1)
                 + ", "
-                + (rows + 1000)
+                + (rows + 200)
                 + ") i");
-        rows += 1000;
+        rows += 200;
         commits++;
+        long left = 100 - (System.nanoTime() - t0) / 1_000_000;
+        if (left > 0) {
+          Thread.sleep(left);
+        }
       }
       return commits;
     }

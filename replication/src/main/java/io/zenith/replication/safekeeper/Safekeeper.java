@@ -22,6 +22,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.ReentrantLock;
 import java.util.stream.Stream;
 import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
@@ -62,6 +64,16 @@ public final class Safekeeper implements AutoCloseable {
 
   private final Disposable upkeepTask;
 
+  /**
+   * Held by an upkeep tick while it runs, and by {@link #close} before it disposes the task: a
+   * dispose interrupts a running tick, and an interrupt closes the channel of an fsync in progress,
+   * which counts as a failed fsync (fatal). So a close waits for the tick instead.
+   */
+  private final ReentrantLock ticking = new ReentrantLock();
+
+  /** How long a close waits for an upkeep tick in progress (an adoption copies WAL). */
+  private static final Duration CLOSE_WAIT = Duration.ofSeconds(30);
+
   private Safekeeper(
       SafekeeperConfig config,
       Path dataDir,
@@ -77,9 +89,24 @@ public final class Safekeeper implements AutoCloseable {
     this.disk = disk;
     this.meters = meters;
     this.upkeepTask =
-        Flux.interval(upkeepInterval, upkeep)
-            .onBackpressureDrop()
-            .subscribe(i -> timelines.values().forEach(SafekeeperTimeline::maintain));
+        Flux.interval(upkeepInterval, upkeep).onBackpressureDrop().subscribe(i -> tick());
+  }
+
+  /** One upkeep tick: every timeline's {@link SafekeeperTimeline#maintain}, unless closing. */
+  private void tick() {
+    if (!ticking.tryLock()) {
+      return; // the close holds it
+    }
+    try {
+      synchronized (timelines) {
+        if (closed) {
+          return;
+        }
+      }
+      timelines.values().forEach(SafekeeperTimeline::maintain);
+    } finally {
+      ticking.unlock();
+    }
   }
 
   /**
@@ -418,8 +445,24 @@ public final class Safekeeper implements AutoCloseable {
     synchronized (timelines) {
       closed = true;
     }
-    upkeepTask.dispose();
-    upkeep.dispose();
+    boolean held = false;
+    try {
+      held = ticking.tryLock(CLOSE_WAIT.toMillis(), TimeUnit.MILLISECONDS);
+      if (!held) {
+        log.warn(
+            "safekeeper {}: an upkeep tick still runs after {}; closing", config.id(), CLOSE_WAIT);
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    try {
+      upkeepTask.dispose();
+      upkeep.dispose();
+    } finally {
+      if (held) {
+        ticking.unlock();
+      }
+    }
     for (SafekeeperTimeline t : timelines.values()) {
       try {
         t.close();
