@@ -115,12 +115,13 @@ class GenerationsTest {
                 RemoteIndex i = index(storage, 2);
                 return i.diskConsistentLsn().equals(tn.diskConsistentLsn())
                     && tn.remoteConsistentLsn().equals(tn.diskConsistentLsn())
-                    && newer.remoteDeletions().totals().pendingLists() == 0
-                    && i.layers().size() == tn.layerFiles().size();
+                    && i.layers().size() == tn.layerFiles().size()
+                    // the pass records the remote LSN, then writes the list: wait for both
+                    && un.deletionTotals().deletions() > 0
+                    && newer.remoteDeletions().totals().pendingLists() == 0;
               },
-              "the newer generation's upload after its compaction");
+              "the newer generation's upload and deletions after its compaction");
           assertThat(un.client(TENANT, TL).orElseThrow().status().failure()).isEmpty();
-          assertThat(un.deletionTotals().deletions()).isPositive();
         }
         // Every object the newer generation's index names is there, whole.
         Map<String, Long> objects = objects(storage);
