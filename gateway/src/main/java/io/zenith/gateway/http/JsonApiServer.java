@@ -124,7 +124,7 @@ public final class JsonApiServer {
     return path.endsWith("/") || path.contains("//");
   }
 
-    private static Optional<AuthException> refusal(HttpAuth auth, HttpServerRequest req) {
+  private static Optional<AuthException> refusal(HttpAuth auth, HttpServerRequest req) {
     return auth.refusal(req.method(), req.uri(), req.requestHeaders().get("authorization"));
   }
 
