@@ -141,8 +141,11 @@ public final class LayerDownloads implements ReadOnlyFile.Fetcher {
     }
     Path tmp = path.resolveSibling(path.getFileName() + ".download" + DurableFiles.TEMP_SUFFIX);
     long t0 = System.nanoTime();
+    // Not Mono.block: readers include the ingest and flush threads, which Reactor marks
+    // non-blocking and where block() throws. Waiting there is right: they need the bytes.
+    CompletableFuture<Long> done = s.download(key, tmp).toFuture();
     try {
-      s.download(key, tmp).block(timeout);
+      done.get(timeout.toMillis(), TimeUnit.MILLISECONDS);
       check(tmp, stub, key);
       Files.move(tmp, path, StandardCopyOption.ATOMIC_MOVE);
       DurableFiles.fsyncDirectory(path.getParent());
@@ -152,6 +155,19 @@ public final class LayerDownloads implements ReadOnlyFile.Fetcher {
         throw e;
       }
       throw new IOException("cannot download " + key + ": " + e.getMessage(), e);
+    } catch (ExecutionException e) {
+      Files.deleteIfExists(tmp);
+      throw new IOException("cannot download " + key + ": " + e.getCause().getMessage(), e);
+    } catch (TimeoutException e) {
+      done.cancel(true);
+      Files.deleteIfExists(tmp);
+      throw new IOException(
+          "cannot download " + key + ": no answer in " + timeout.toSeconds() + " s", e);
+    } catch (InterruptedException e) {
+      done.cancel(true);
+      Files.deleteIfExists(tmp);
+      Thread.currentThread().interrupt();
+      throw new IOException("interrupted while downloading " + key, e);
     }
     long took = System.nanoTime() - t0;
     downloads.incrementAndGet();

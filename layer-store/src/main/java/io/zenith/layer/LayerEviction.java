@@ -5,6 +5,7 @@ import io.zenith.wal.TimelineId;
 import io.zenith.wal.remote.RemoteStorage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.channels.ClosedChannelException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -160,14 +161,19 @@ public final class LayerEviction implements AutoCloseable {
                     c.tenant(),
                     t -> TenantAttach.indexes(storage, t, store.generations().of(t), callTimeout))
                 .get(c.timeline());
-        long n = evict(c.reader(), idx);
+        long n;
+        try {
+          n = evict(c.reader(), idx);
+        } catch (ClosedChannelException e) {
+          continue; // compaction or GC removed the layer since the list was taken
+        }
         if (n > 0) {
           freed += n;
           evictions.incrementAndGet();
           bytes.addAndGet(n);
         }
       } catch (IOException | LayerStoreException e) {
-        log.warn("cannot evict {}: {}", c.reader().path(), e.getMessage());
+        log.warn("cannot evict {}: {}", c.reader().path(), e.toString());
       }
     }
     if (freed > 0) {

@@ -28,6 +28,9 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import reactor.core.publisher.Mono;
+import reactor.core.scheduler.Scheduler;
+import reactor.core.scheduler.Schedulers;
 
 /**
  * Attach, detach, download on demand and eviction (ADR 0027) against a real s3proxy: a tenant
@@ -290,7 +293,14 @@ class LayerAttachTest {
         assertThat(LayerEviction.usage(store).residentBytes()).isEqualTo(newest.size());
         assertThat(ev.totals().evictions()).isEqualTo(readers.size() - 1);
         assertThat(files(t.dir(), TimelineFiles.LAYER)).hasSize(1);
-        assertAllKeysMatch(t, w); // fetched again
+        // Fetched again, on a thread Reactor marks non-blocking, as the ingest and flush threads
+        // are: a download there must work (Mono.block refused it, and ingest stopped for good).
+        Scheduler ingestLike = Schedulers.newSingle("ingest-like");
+        try {
+          Mono.fromRunnable(() -> assertAllKeysMatch(t, w)).subscribeOn(ingestLike).block(CALL);
+        } finally {
+          ingestLike.dispose();
+        }
         assertThat(store.downloads().totals().downloads())
             .isPositive()
             .isLessThanOrEqualTo(readers.size() - 1);

@@ -412,16 +412,37 @@ final class WalReceiver {
         .next();
   }
 
-  @SuppressWarnings("try")
+  /** What a stream starts from: read from the layers, which may have to be downloaded. */
+  private record Start(Lsn lsn, int segmentSize, WalIngest ingest) {}
+
+  /**
+   * Streams from a connection. The start is read off the connection's event loop: pg_control and
+   * the checkpoint come from layer files, and an evicted one is downloaded first (ADR 0027), which
+   * blocks. Done on the event loop, that download failed (Reactor refuses to block there) and every
+   * retry failed the same way, so the pageserver never acknowledged WAL again.
+   */
   private Mono<Void> stream(WalSenderFollower.Connection connection, Endpoint e) {
-    ReplicationClient client = connection.client();
+    return Mono.fromCallable(this::readStart)
+        .subscribeOn(Schedulers.boundedElastic())
+        .flatMap(from -> stream(connection, e, from));
+  }
+
+  private Start readStart() {
     Lsn start = timeline.lastRecordLsn();
     byte[] control =
         Catalog.image(timeline, KeySpace.CONTROL_FILE, start)
             .orElseThrow(
                 () -> new IllegalStateException("timeline " + timeline + " has no pg_control"));
     int segmentSize = PgControl.parse(control).walSegmentSize();
-    WalIngest ingest = new WalIngest(timeline, pages::page);
+    return new Start(start, segmentSize, new WalIngest(timeline, pages::page));
+  }
+
+  @SuppressWarnings("try")
+  private Mono<Void> stream(WalSenderFollower.Connection connection, Endpoint e, Start from) {
+    ReplicationClient client = connection.client();
+    Lsn start = from.lsn();
+    int segmentSize = from.segmentSize();
+    WalIngest ingest = from.ingest();
     IngestPipeline pipeline =
         new IngestPipeline(timeline, ingest, IngestPipeline.Options.DEFAULT, meters, compactor);
     current = pipeline;

@@ -78,7 +78,9 @@ final class RegressionRun {
     /**
      * Issue 11's churn: layers frozen every MiB, image layers once two delta layers cover a
      * partition, L0 layers merged once there are three, compaction every 2 s and GC every 3 s with
-     * a 16 MiB horizon and no PITR window.
+     * a 16 MiB horizon and no PITR window. And issue 12's eviction: remote storage (a directory
+     * beside the data directory) and a local layer budget of 4 MiB, a tenth of the data or less, so
+     * compaction and the comparisons read evicted layers back (ADR 0027).
      */
     CHURN(
         new PageserverConfig(
@@ -92,7 +94,10 @@ final class RegressionRun {
                 2,
                 "30s",
                 true)
-            .withHistory("8MiB", 3, 2, "2s", "16MiB", "0s", "3s"));
+            .withHistory("8MiB", 3, 2, "2s", "16MiB", "0s", "3s")
+            .withRemoteStorage(
+                io.zenith.gateway.config.RemoteStorageConfig.local(Path.of("../remote-churn")))
+            .withMaxLocalLayerBytes("4MiB"));
 
     final PageserverConfig config;
 

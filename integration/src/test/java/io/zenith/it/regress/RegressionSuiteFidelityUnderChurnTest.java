@@ -14,7 +14,9 @@ import org.junit.jupiter.api.Test;
  * materialized by WAL redo while the suite runs and GC removes what they replace, so a page built
  * wrongly into an image, or a version GC drops too early, shows up as a mismatch against the
  * compute's own files or in {@code pg_amcheck}. Its pageserver ingests the same run of the suite as
- * the default variant's ({@link RegressionRun}). Artifacts go to {@code target/pg-regress-churn/}.
+ * the default variant's ({@link RegressionRun}). Its layer files are also evicted under a 4 MiB
+ * budget (issue 12's eviction acceptance): every comparison reads what it needs back from remote
+ * storage. Artifacts go to {@code target/pg-regress-churn/}.
  */
 class RegressionSuiteFidelityUnderChurnTest extends RegressionSuiteFidelityTest {
   @Override
@@ -43,5 +45,7 @@ class RegressionSuiteFidelityUnderChurnTest extends RegressionSuiteFidelityTest 
     assertThat(t.gcCutoff().isValid()).as("a GC cutoff was set").isTrue();
     String metrics = ps.scrapeMetrics();
     assertThat(metrics).containsPattern("zenith_gc_versions_removed_total\\{[^}]*\\} [1-9]");
+    // and the layers lived under a budget: evicted, and read back when needed (issue 12)
+    assertThat(metrics).containsPattern("zenith_layer_evictions_total(\\{[^}]*\\})? [1-9]");
   }
 }
