@@ -135,7 +135,8 @@ final class PgCommand extends CommandGroup {
         description =
             "lazy: start from a slim basebackup with base/ and global/ served by a compute agent"
                 + " (FUSE) from the pageserver, in about constant time; full: copy every relation"
-                + " file at start. Default: lazy where FUSE works, else full (with a warning).")
+                + " file at start. Default: full (lazy becomes the default where FUSE works once"
+                + " its speed targets hold; docs/benchmarks.md).")
     String storage;
 
     @Override
