@@ -416,10 +416,8 @@ final class WalReceiver {
   private record Start(Lsn lsn, int segmentSize, WalIngest ingest) {}
 
   /**
-   * Streams from a connection. The start is read off the connection's event loop: pg_control and
-   * the checkpoint come from layer files, and an evicted one is downloaded first (ADR 0027), which
-   * blocks. Done on the event loop, that download failed (Reactor refuses to block there) and every
-   * retry failed the same way, so the pageserver never acknowledged WAL again.
+   * Streams from a connection, its start read off the event loop: pg_control and the checkpoint may
+   * need a layer download (ADR 0027), which blocks (on the event loop it failed every retry).
    */
   private Mono<Void> stream(WalSenderFollower.Connection connection, Endpoint e) {
     return Mono.fromCallable(this::readStart)
