@@ -1,6 +1,7 @@
 package io.zenith.gateway.control;
 
 import io.zenith.gateway.config.RemoteStorageConfig;
+import io.zenith.layer.RemoteNames;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.remote.RemoteStorage;
 import io.zenith.wal.remote.RemoteStorageException;

@@ -6,6 +6,7 @@ import io.zenith.gateway.pageserver.PageserverConfig;
 import io.zenith.gateway.pageserver.RootTimeline;
 import io.zenith.ingest.DatadirImport;
 import io.zenith.layer.LayerStore;
+import io.zenith.layer.RemoteIndex;
 import io.zenith.pg.PgDistribution;
 import io.zenith.wal.DirectoryLock;
 import io.zenith.wal.DurableFiles;
@@ -230,7 +231,10 @@ public final class RepoInit {
       if (remote.localPath() != null) {
         DurableFiles.createDirectories(Path.of(remote.localPath()));
       }
-      psConfig.withRemoteStorage(remote.relativeTo(psDir)).write(psDir);
+      // The configuration populate gets is the one written: with remote storage, where
+      // generations are issued (ADR 0026) and a restore reads from (ADR 0029).
+      psConfig = psConfig.withRemoteStorage(remote.relativeTo(psDir));
+      psConfig.write(psDir);
       Safekeepers.createDataDirs(dir.resolve("safekeepers"), safekeepers, options.auth(), remote);
 
       Path computeData = computes;
@@ -317,7 +321,10 @@ public final class RepoInit {
       t0 = System.nanoTime();
       try (DirectoryLock psLock = DirectoryLock.acquire(psDir, Pageserver.LOCK_FILE);
           LayerStore store = LayerStore.open(psDir, psConfig.layerStoreConfig())) {
-        store.createTenant(tenant, Generations.issue(psDir, psConfig, tenant));
+        // Generation 1 without a record, as init always made it: init does not need remote
+        // storage to answer, and the first generation issued later is 2 (ADR 0026's rule for
+        // objects of generation 1 without a record).
+        store.createTenant(tenant, RemoteIndex.DEFAULT_GENERATION);
         imported = RootTimeline.importInto(store, tenant, main, db);
       }
     }

@@ -3,6 +3,8 @@ package io.zenith.gateway.control;
 import io.zenith.gateway.http.JsonHttpClient;
 import io.zenith.gateway.pageserver.ApiModel;
 import io.zenith.gateway.pageserver.PageserverConfig;
+import io.zenith.layer.LayerStoreException;
+import io.zenith.layer.RemoteNames;
 import io.zenith.pg.PgDistribution;
 import io.zenith.wal.DurableFiles;
 import io.zenith.wal.Lsn;
@@ -143,7 +145,7 @@ public final class RepoRestore {
       Optional<RemoteNames> names;
       try {
         names = RemoteNamesStore.read(storage, e.getKey());
-      } catch (IllegalArgumentException | RemoteStorageException | IllegalStateException x) {
+      } catch (LayerStoreException | RemoteStorageException | IllegalStateException x) {
         throw new ControlPlaneException(
             "cannot read the names of tenant " + e.getKey() + ": " + x.getMessage());
       }

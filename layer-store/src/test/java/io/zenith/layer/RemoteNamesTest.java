@@ -1,4 +1,4 @@
-package io.zenith.gateway.control;
+package io.zenith.layer;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
@@ -39,7 +39,7 @@ class RemoteNamesTest {
       bad[i] ^= 0x01;
       assertThatThrownBy(() -> RemoteNames.fromBytes(bad, "tenants/x/names"))
           .as("byte %d flipped", i)
-          .isInstanceOf(IllegalArgumentException.class)
+          .isInstanceOf(LayerStoreException.class)
           .hasMessageStartingWith("tenants/x/names: ");
     }
   }

@@ -1,4 +1,4 @@
-package io.zenith.gateway.control;
+package io.zenith.layer;
 
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
@@ -25,7 +25,9 @@ import java.util.zip.CRC32C;
  * u32 CRC32C of everything before it
  * </pre>
  *
- * Big-endian. Immutable.
+ * Big-endian. Immutable. The format is the control plane's (names are its, not the pageserver's);
+ * it lives here beside the other objects of a tenant's remote prefix ({@link RemoteGenerations},
+ * {@link RemoteIndex}).
  *
  * @param tenantName the tenant's name, empty if it has none
  * @param first whether it is the repository's first tenant (the one commands use by default)
@@ -79,29 +81,27 @@ public record RemoteNames(String tenantName, boolean first, Map<String, Timeline
    * Decodes an object written by {@link #toBytes}.
    *
    * @param where the object's key, for the message
-   * @throws IllegalArgumentException naming {@code where} and what is wrong (magic, version, CRC,
-   *     length, a name or id that does not parse)
+   * @throws LayerStoreException CORRUPT_FILE naming {@code where} and what is wrong (magic,
+   *     version, CRC, length, a name or id that does not parse)
    */
   public static RemoteNames fromBytes(byte[] a, String where) {
     if (a.length < 4 + 12 + 2 + 4) {
-      throw new IllegalArgumentException(where + ": " + a.length + " bytes, too short for names");
+      throw corrupt(where + ": " + a.length + " bytes, too short for names");
     }
     ByteBuffer in = ByteBuffer.wrap(a);
     int magic = in.getInt();
     if (magic != MAGIC) {
-      throw new IllegalArgumentException(
-          where + ": bad magic 0x" + Integer.toHexString(magic) + ", not a names object");
+      throw corrupt(where + ": bad magic 0x" + Integer.toHexString(magic) + ", not a names object");
     }
     int version = in.getInt();
     if (version != VERSION) {
-      throw new IllegalArgumentException(
-          where + ": version " + version + ", this zenith reads version " + VERSION);
+      throw corrupt(where + ": version " + version + ", this zenith reads version " + VERSION);
     }
     CRC32C crc = new CRC32C();
     crc.update(a, 0, a.length - 4);
     int stored = ByteBuffer.wrap(a, a.length - 4, 4).getInt();
     if (stored != (int) crc.getValue()) {
-      throw new IllegalArgumentException(
+      throw corrupt(
           where
               + ": CRC32C mismatch (stored "
               + Integer.toHexString(stored)
@@ -111,31 +111,35 @@ public record RemoteNames(String tenantName, boolean first, Map<String, Timeline
     }
     try {
       int flags = in.getInt();
-      String tenantName = getString(in);
+      String tenantName = getString(in, where);
       int count = in.getInt();
       if (count < 0 || count > MAX_BRANCHES) {
-        throw new IllegalArgumentException(where + ": " + count + " branches");
+        throw corrupt(where + ": " + count + " branches");
       }
       Map<String, TimelineId> branches = new TreeMap<>();
       for (int i = 0; i < count; i++) {
-        String b = getString(in);
+        String b = getString(in, where);
         byte[] id = new byte[16];
         in.get(id);
         if (branches.put(b, TimelineId.fromBytes(id, 0)) != null) {
-          throw new IllegalArgumentException(where + ": branch '" + b + "' named twice");
+          throw corrupt(where + ": branch '" + b + "' named twice");
         }
       }
       if (in.position() != a.length - 4) {
-        throw new IllegalArgumentException(
+        throw corrupt(
             where + ": " + (a.length - 4 - in.position()) + " bytes after the last branch");
       }
       return new RemoteNames(tenantName, (flags & 1) != 0, branches);
     } catch (BufferUnderflowException e) {
-      throw new IllegalArgumentException(where + ": ends inside its entries", e);
+      throw corrupt(where + ": ends inside its entries");
     }
   }
 
-  private static String getString(ByteBuffer in) {
+  private static LayerStoreException corrupt(String message) {
+    return new LayerStoreException(LayerStoreException.Kind.CORRUPT_FILE, message);
+  }
+
+  private static String getString(ByteBuffer in, String where) {
     int n = Short.toUnsignedInt(in.getShort());
     byte[] s = new byte[n];
     in.get(s);
@@ -146,7 +150,7 @@ public record RemoteNames(String tenantName, boolean first, Map<String, Timeline
           .decode(ByteBuffer.wrap(s))
           .toString();
     } catch (CharacterCodingException e) {
-      throw new IllegalArgumentException("a name is not UTF-8", e);
+      throw corrupt(where + ": a name is not UTF-8");
     }
   }
 }
