@@ -271,10 +271,10 @@ public final class RepoInit {
       RepoConfig config = configFor.apply(first);
       config.write(dir); // last: a repository with config.toml is complete
       ok = true;
-      Repository repo = Repository.open(dir);
-      // The names in remote storage too (ADR 0029), so that a restore from it alone has them.
-      RemoteNamesStore.publish(repo, repo.tenants().byName().values(), List.of());
-      return repo;
+      // No names object in remote storage yet (ADR 0029): a restore names a tenant without one as
+      // init does (the first tenant "default", its only root "main"), and init keeps not needing
+      // remote storage to answer. The first change of the names writes it.
+      return Repository.open(dir);
     } finally {
       if (!ok && created) {
         Basebackups.deleteTree(dir);

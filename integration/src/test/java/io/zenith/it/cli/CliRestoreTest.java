@@ -125,6 +125,7 @@ class CliRestoreTest {
     ZenithRepo.deleteTree(z.computeDataDir());
 
     ZenithRepo.Result restored = z.ok(initArgs("--from-remote", bucket).toArray(String[]::new));
+    System.out.println(restored.out());
     Map<String, Lsn[]> table = restoredTable(restored.out());
     assertThat(table).as("branches restored\n%s", restored).containsOnlyKeys("main", "b2");
     assertThat(table.get("main")[1])
