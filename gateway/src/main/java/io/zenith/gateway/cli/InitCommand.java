@@ -3,8 +3,10 @@ package io.zenith.gateway.cli;
 import io.zenith.gateway.config.RemoteStorageConfig;
 import io.zenith.gateway.control.RepoConfig;
 import io.zenith.gateway.control.RepoInit;
+import io.zenith.gateway.control.RepoRestore;
 import io.zenith.gateway.control.Repository;
 import java.io.PrintWriter;
+import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -84,6 +86,16 @@ final class InitCommand implements Callable<Integer> {
   String remote;
 
   @Option(
+      names = "--from-remote",
+      paramLabel = "URL",
+      description =
+          "Restore from remote storage alone (after losing the pageserver's and the safekeepers'"
+              + " disks): the new repository uses this remote storage (same forms as --remote),"
+              + " attaches every tenant found there in a new generation, brings each timeline up"
+              + " to the end of its offloaded WAL, and names the branches as they were named.")
+  String fromRemote;
+
+  @Option(
       names = "--remote-endpoint",
       paramLabel = "URL",
       description =
@@ -112,10 +124,17 @@ final class InitCommand implements Callable<Integer> {
               + " (a majority of them must answer for every commit), got "
               + safekeepers);
     }
+    if (remote != null && fromRemote != null) {
+      throw new CommandLine.ParameterException(
+          spec.commandLine(),
+          "--from-remote and --remote exclude each other (the restored repository keeps using"
+              + " the remote storage it restores from)");
+    }
+    String url = fromRemote != null ? fromRemote : remote;
     RemoteStorageConfig remoteConfig = null;
-    if (remote != null) {
+    if (url != null) {
       try {
-        remoteConfig = RemoteStorageConfig.fromUrl(remote, remoteEndpoint, remoteRegion);
+        remoteConfig = RemoteStorageConfig.fromUrl(url, remoteEndpoint, remoteRegion);
       } catch (IllegalArgumentException e) {
         throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
       }
@@ -131,20 +150,24 @@ final class InitCommand implements Callable<Integer> {
           "--safekeeper-port-base must be between 1024 and " + (65536 - 2 * count));
     }
     var dir = Repository.locate();
+    RepoInit.Options options =
+        new RepoInit.Options(
+            http, pg, portBase, pgOsUser, safekeepers, safekeeperPortBase, !noAuth, remoteConfig);
+    if (fromRemote != null) {
+      out.println("restoring repository " + dir + " from remote storage");
+      RepoRestore.Result r = RepoRestore.run(dir, options, out);
+      printRestored(out, r.branches());
+      out.println(
+          "repository ready: tenant "
+              + r.repo().config().defaultTenantId()
+              + ", "
+              + r.branches().size()
+              + (r.branches().size() == 1 ? " branch" : " branches")
+              + " restored; next: zenith start");
+      return 0;
+    }
     out.println("initializing repository " + dir);
-    Repository repo =
-        RepoInit.run(
-            dir,
-            new RepoInit.Options(
-                http,
-                pg,
-                portBase,
-                pgOsUser,
-                safekeepers,
-                safekeeperPortBase,
-                !noAuth,
-                remoteConfig),
-            out);
+    Repository repo = RepoInit.run(dir, options, out);
     out.println(
         "repository ready: tenant "
             + repo.config().defaultTenantId()
@@ -154,5 +177,18 @@ final class InitCommand implements Callable<Integer> {
                 : count + (count == 1 ? " safekeeper" : " safekeepers"))
             + "; next: zenith start");
     return 0;
+  }
+
+  private static void printRestored(PrintWriter out, List<RepoRestore.Restored> branches) {
+    Table t = new Table("TENANT", "BRANCH", "TIMELINE", "LAYERS UP TO", "RESTORED UP TO");
+    for (RepoRestore.Restored b : branches) {
+      t.row(
+          b.tenant(),
+          b.branch() + (b.derivedName() ? " (named from its id)" : ""),
+          b.timeline().toString(),
+          b.layersEnd().toString(),
+          b.end().toString());
+    }
+    t.print(out);
   }
 }

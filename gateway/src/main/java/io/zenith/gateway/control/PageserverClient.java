@@ -153,6 +153,15 @@ public final class PageserverClient {
         new TypeReference<>() {});
   }
 
+  /** Ingests the timeline's offloaded WAL after its last record (restore, ADR 0029). */
+  public ApiModel.TimelineInfo restoreOffloadedWal(TenantId tenant, TimelineId timeline) {
+    return call(
+        HttpMethod.POST,
+        "/v1/tenant/" + tenant + "/timeline/" + timeline + "/restore_offloaded_wal",
+        null,
+        new TypeReference<>() {});
+  }
+
   public ApiModel.CompactionInfo compact(TenantId tenant, TimelineId timeline) {
     return call(
         HttpMethod.POST,

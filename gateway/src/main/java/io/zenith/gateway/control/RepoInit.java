@@ -6,6 +6,7 @@ import io.zenith.gateway.pageserver.PageserverConfig;
 import io.zenith.gateway.pageserver.RootTimeline;
 import io.zenith.ingest.DatadirImport;
 import io.zenith.layer.LayerStore;
+import io.zenith.layer.RemoteIndex;
 import io.zenith.pg.PgDistribution;
 import io.zenith.wal.DirectoryLock;
 import io.zenith.wal.DurableFiles;
@@ -23,6 +24,7 @@ import java.util.HexFormat;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.function.Function;
 import java.util.stream.Stream;
 import org.jspecify.annotations.Nullable;
 
@@ -102,8 +104,14 @@ public final class RepoInit {
    * Creates the repository; the repository's lock is held from before anything is written (another
    * init or command holding it: refused, nothing changed) until the repository is complete.
    */
-  @SuppressWarnings("try") // the lock is held, not used
   public static Repository run(Path dir, Options options, PrintWriter out) throws IOException {
+    return run(dir, options, out, RepoInit::initdbAndImport);
+  }
+
+  /** {@link #run} with the pageserver's tenants from {@code populate}. */
+  @SuppressWarnings("try") // the lock is held, not used
+  static Repository run(Path dir, Options options, PrintWriter out, Populate populate)
+      throws IOException {
     // A directory with files but no lock file cannot be held by anyone: refused without a lock
     // file left behind. One with a lock file is locked first, so that an init under way is named.
     if (Files.exists(dir) && !Files.exists(dir.resolve(Repository.LOCK_FILE))) {
@@ -156,8 +164,29 @@ public final class RepoInit {
     // Refused: the directory is left as it is, to whoever holds it.
     try (Repository.Lock lock = Repository.lock(dir)) {
       checkEmpty(dir);
-      return create(dir, created, options, psConfig, remote, safekeepers, pg, out);
+      return create(dir, created, options, psConfig, remote, safekeepers, pg, out, populate);
     }
+  }
+
+  /**
+   * What fills a new repository once its directories and the services' configurations exist: initdb
+   * and its import ({@code init}), or a restore from remote storage ({@code init --from-remote},
+   * {@link RepoRestore}). It writes the names files; {@code create} writes {@code config.toml}
+   * last.
+   */
+  interface Populate {
+    /**
+     * @param configFor the repository's configuration once its first tenant is known
+     * @return the repository's first tenant
+     */
+    TenantId populate(
+        Path dir,
+        Path psDir,
+        PageserverConfig psConfig,
+        PgDistribution pg,
+        Function<TenantId, RepoConfig> configFor,
+        PrintWriter out)
+        throws IOException;
   }
 
   /** Refuses a directory with anything but the repository's lock file in it. */
@@ -174,7 +203,6 @@ public final class RepoInit {
     }
   }
 
-  @SuppressWarnings("try") // the pageserver's directory lock is held, not used
   private static Repository create(
       Path dir,
       boolean created,
@@ -183,7 +211,8 @@ public final class RepoInit {
       RemoteStorageConfig remote,
       List<RepoConfig.SafekeeperAddresses> safekeepers,
       PgDistribution pg,
-      PrintWriter out)
+      PrintWriter out,
+      Populate populate)
       throws IOException {
     boolean ok = false;
     try {
@@ -202,7 +231,10 @@ public final class RepoInit {
       if (remote.localPath() != null) {
         DurableFiles.createDirectories(Path.of(remote.localPath()));
       }
-      psConfig.withRemoteStorage(remote.relativeTo(psDir)).write(psDir);
+      // The configuration populate gets is the one written: with remote storage, where
+      // generations are issued (ADR 0026) and a restore reads from (ADR 0029).
+      psConfig = psConfig.withRemoteStorage(remote.relativeTo(psDir));
+      psConfig.write(psDir);
       Safekeepers.createDataDirs(dir.resolve("safekeepers"), safekeepers, options.auth(), remote);
 
       Path computeData = computes;
@@ -221,58 +253,92 @@ public final class RepoInit {
       Files.createDirectories(computeData);
       Files.setPosixFilePermissions(computeData, PosixFilePermissions.fromString("rwxr-xr-x"));
 
-      TenantId tenant = TenantId.generate();
-      TimelineId main = TimelineId.generate();
-
-      out.print(
-          "running initdb (PostgreSQL "
-              + PgDistribution.SUPPORTED_MAJOR
-              + pg.osUser().map(u -> ", as " + u).orElse("")
-              + ") ...");
-      out.flush();
-      long t0 = System.nanoTime();
-      DatadirImport.Result imported;
-      // The same initdb and import as every later tenant's (RootTimeline), here into the layer
-      // store directly: the pageserver does not run during init.
-      try (RootTimeline.Initdb db = initdb(pg, out)) {
-        out.printf(Locale.ROOT, " done in %.1f s%n", (System.nanoTime() - t0) / 1e9);
-        out.print("importing it into the pageserver as branch main ...");
-        out.flush();
-        t0 = System.nanoTime();
-        try (DirectoryLock psLock = DirectoryLock.acquire(psDir, Pageserver.LOCK_FILE);
-            LayerStore store = LayerStore.open(psDir, psConfig.layerStoreConfig())) {
-          store.createTenant(tenant, Generations.issue(psDir, psConfig, tenant));
-          imported = RootTimeline.importInto(store, tenant, main, db);
-        }
-      }
-      out.printf(
-          Locale.ROOT,
-          " %d relations, %d pages at LSN %s in %.1f s%n",
-          imported.relations(),
-          imported.pages(),
-          imported.lsn(),
-          (System.nanoTime() - t0) / 1e9);
-
-      new Branches(Map.of(Branches.DEFAULT_BRANCH, main)).write(dir);
-      new Tenants(Map.of(Tenants.FIRST_TENANT, tenant)).write(dir);
-      RepoConfig config =
-          new RepoConfig(
-              tenant.toString(),
-              options.pgOsUser(),
-              options.computePortBase() == null
-                  ? RepoConfig.DEFAULT_COMPUTE_PORT_BASE
-                  : options.computePortBase(),
-              computeData.toAbsolutePath().toString(),
-              new RepoConfig.PageserverAddresses(psConfig.listenHttp(), psConfig.listenPg()),
-              safekeepers);
+      Path computeDataDir = computeData;
+      PageserverConfig finalPsConfig = psConfig;
+      Function<TenantId, RepoConfig> configFor =
+          tenant ->
+              new RepoConfig(
+                  tenant.toString(),
+                  options.pgOsUser(),
+                  options.computePortBase() == null
+                      ? RepoConfig.DEFAULT_COMPUTE_PORT_BASE
+                      : options.computePortBase(),
+                  computeDataDir.toAbsolutePath().toString(),
+                  new RepoConfig.PageserverAddresses(
+                      finalPsConfig.listenHttp(), finalPsConfig.listenPg()),
+                  safekeepers);
+      TenantId first = populate.populate(dir, psDir, psConfig, pg, configFor, out);
+      RepoConfig config = configFor.apply(first);
       config.write(dir); // last: a repository with config.toml is complete
       ok = true;
+      // No names object in remote storage yet (ADR 0029): a restore names a tenant without one as
+      // init does (the first tenant "default", its only root "main"), and init keeps not needing
+      // remote storage to answer. The first change of the names writes it.
       return Repository.open(dir);
     } finally {
       if (!ok && created) {
         Basebackups.deleteTree(dir);
+      } else if (!ok) {
+        // The directory was there (empty, or with the lock file alone): empty it again.
+        try (Stream<Path> s = Files.list(dir)) {
+          for (Path p : s.toList()) {
+            if (!p.getFileName().toString().equals(Repository.LOCK_FILE)) {
+              Basebackups.deleteTree(p);
+            }
+          }
+        }
       }
     }
+  }
+
+  /** {@code init}: the first tenant's branch main from a fresh initdb, imported directly. */
+  @SuppressWarnings("try") // the pageserver's directory lock is held, not used
+  private static TenantId initdbAndImport(
+      Path dir,
+      Path psDir,
+      PageserverConfig psConfig,
+      PgDistribution pg,
+      Function<TenantId, RepoConfig> configFor,
+      PrintWriter out)
+      throws IOException {
+    TenantId tenant = TenantId.generate();
+    TimelineId main = TimelineId.generate();
+
+    out.print(
+        "running initdb (PostgreSQL "
+            + PgDistribution.SUPPORTED_MAJOR
+            + pg.osUser().map(u -> ", as " + u).orElse("")
+            + ") ...");
+    out.flush();
+    long t0 = System.nanoTime();
+    DatadirImport.Result imported;
+    // The same initdb and import as every later tenant's (RootTimeline), here into the layer
+    // store directly: the pageserver does not run during init.
+    try (RootTimeline.Initdb db = initdb(pg, out)) {
+      out.printf(Locale.ROOT, " done in %.1f s%n", (System.nanoTime() - t0) / 1e9);
+      out.print("importing it into the pageserver as branch main ...");
+      out.flush();
+      t0 = System.nanoTime();
+      try (DirectoryLock psLock = DirectoryLock.acquire(psDir, Pageserver.LOCK_FILE);
+          LayerStore store = LayerStore.open(psDir, psConfig.layerStoreConfig())) {
+        // Generation 1 without a record, as init always made it: init does not need remote
+        // storage to answer, and the first generation issued later is 2 (ADR 0026's rule for
+        // objects of generation 1 without a record).
+        store.createTenant(tenant, RemoteIndex.DEFAULT_GENERATION);
+        imported = RootTimeline.importInto(store, tenant, main, db);
+      }
+    }
+    out.printf(
+        Locale.ROOT,
+        " %d relations, %d pages at LSN %s in %.1f s%n",
+        imported.relations(),
+        imported.pages(),
+        imported.lsn(),
+        (System.nanoTime() - t0) / 1e9);
+
+    new Branches(Map.of(Branches.DEFAULT_BRANCH, main)).write(dir);
+    new Tenants(Map.of(Tenants.FIRST_TENANT, tenant)).write(dir);
+    return tenant;
   }
 
   /** initdb, its failure a {@link ControlPlaneException} (after " failed" on the progress line). */

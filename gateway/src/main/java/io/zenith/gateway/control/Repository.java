@@ -169,6 +169,7 @@ public final class Repository {
       DurableFiles.createDirectories(d);
     }
     b.write(d);
+    RemoteNamesStore.publish(this, List.of(tenant), List.of());
   }
 
   /** Where a tenant's {@code branches.toml} is: the repository for the first tenant. */
@@ -182,8 +183,24 @@ public final class Repository {
     return Tenants.load(dir, config.tenant());
   }
 
+  /**
+   * Writes {@code tenants.toml}, then the names objects in remote storage of the tenants whose name
+   * changed (ADR 0029).
+   */
   void saveTenants(Tenants t) throws IOException {
+    Tenants before = tenants();
     t.write(dir);
+    Set<TenantId> changed = new java.util.HashSet<>();
+    t.byName()
+        .forEach(
+            (name, id) -> {
+              if (!before.nameOf(id).equals(Optional.of(name))) {
+                changed.add(id);
+              }
+            });
+    Set<TenantId> removed = new java.util.HashSet<>(before.byName().values());
+    removed.removeAll(t.byName().values());
+    RemoteNamesStore.publish(this, changed, removed);
   }
 
   /**

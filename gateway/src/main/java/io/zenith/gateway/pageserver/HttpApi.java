@@ -59,6 +59,12 @@ public final class HttpApi {
 
     ApiModel.TimelineInfo checkpoint(TenantId tenant, TimelineId timeline);
 
+    /**
+     * Ingests the timeline's WAL that remote storage holds after its last record (restore, ADR
+     * 0029); refused while it has a WAL source.
+     */
+    ApiModel.TimelineInfo restoreOffloadedWal(TenantId tenant, TimelineId timeline);
+
     ApiModel.CompactionInfo compact(TenantId tenant, TimelineId timeline);
 
     ApiModel.GcInfo gc(TenantId tenant, TimelineId timeline);
@@ -254,6 +260,16 @@ public final class HttpApi {
                             200,
                             () ->
                                 ops.checkpoint(
+                                    tenantId(req.param("tenant")),
+                                    timelineId(req.param("timeline")))))
+                .post(
+                    "/v1/tenant/{tenant}/timeline/{timeline}/restore_offloaded_wal",
+                    (req, res) ->
+                        api.json(
+                            res,
+                            200,
+                            () ->
+                                ops.restoreOffloadedWal(
                                     tenantId(req.param("tenant")),
                                     timelineId(req.param("timeline")))))
                 .post(

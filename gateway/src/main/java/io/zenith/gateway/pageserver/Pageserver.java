@@ -105,6 +105,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
   private PgWireServer pg;
   private volatile @Nullable PageserverRemote remote;
   private final TenantAttachments attachments;
+  private final OffloadedWalRestore walRestore = new OffloadedWalRestore();
 
   private Pageserver(Path dataDir, PageserverConfig config, LayerDisk disk) {
     this.dataDir = dataDir;
@@ -370,6 +371,16 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
     } else {
       t.checkpoint();
     }
+    return info(t, false);
+  }
+
+  @Override
+  public ApiModel.TimelineInfo restoreOffloadedWal(TenantId tenant, TimelineId id) {
+    Timeline t = store.timeline(tenant, id);
+    if (receivers.containsKey(key(tenant, id))) {
+      throw new ApiException(409, "timeline " + id + " has a WAL source: its WAL comes from there");
+    }
+    walRestore.ingest(t, pages, meters, history.compactor(t), PageserverRemote.storage(remote));
     return info(t, false);
   }
 

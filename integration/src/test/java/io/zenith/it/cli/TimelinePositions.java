@@ -66,6 +66,23 @@ final class TimelinePositions {
     return Optional.ofNullable(max);
   }
 
+  /**
+   * The highest {@code backup_lsn} (the end of the WAL offloaded to remote storage, ADR 0025) of
+   * the safekeepers that answer; 0/0 if none does.
+   */
+  Lsn backupLsn() {
+    Lsn max = Lsn.INVALID;
+    for (SafekeeperClient sk : safekeepers) {
+      try {
+        String b = sk.timeline(tenant, timeline).backupLsn();
+        max = b == null ? max : Lsn.max(max, Lsn.parse(b));
+      } catch (RuntimeException e) {
+        // not running: the others decide
+      }
+    }
+    return max;
+  }
+
   /** The positions of each safekeeper that answers, by id. */
   Map<Integer, Safekeeper> safekeepers() {
     Map<Integer, Safekeeper> m = new HashMap<>();

@@ -60,6 +60,7 @@ class PageserverApiConformanceTest {
   private static final String SNAPSHOT = TIMELINE + "/snapshot";
   private static final String SNAPSHOT_IMPORT = TENANT + "/snapshot";
   private static final String DETACH = TENANT + "/detach";
+  private static final String RESTORE_WAL = TIMELINE + "/restore_offloaded_wal";
 
   @TempDir static Path data;
   private final TenantId tenant = TenantId.generate();
@@ -734,6 +735,34 @@ class PageserverApiConformanceTest {
           .isEqualTo(b.path("disk_consistent_lsn").asText());
       assertThat(a.path("state").asText()).isEqualTo("active");
     }
+  }
+
+  /**
+   * The restore of a timeline's offloaded WAL (ADR 0029): this pageserver has remote storage but no
+   * safekeeper ever offloaded WAL, so the timeline stays where it is; refused while the timeline
+   * has a WAL source.
+   */
+  @Test
+  @Order(9)
+  void restoreOffloadedWal() {
+    String path = tl(tenant, main);
+    String before = call(TIMELINE, "GET", path, null).json().path("last_record_lsn").asText();
+    HttpJson.Response r = call(RESTORE_WAL, "POST", path + "/restore_offloaded_wal", null);
+    assertThat(r.status()).as(r.toString()).isEqualTo(200);
+    assertThat(r.json().path("last_record_lsn").asText()).isEqualTo(before);
+    String other = tl(tenant, TimelineId.generate()) + "/restore_offloaded_wal";
+    assertThat(call(RESTORE_WAL, "POST", other, null).status()).isEqualTo(404);
+    assertThat(
+            call(RESTORE_WAL, "POST", "/v1/tenant/x/timeline/y/restore_offloaded_wal", null)
+                .status())
+        .isEqualTo(400);
+    String source =
+        "{\"host\": \"127.0.0.1\", \"port\": 1, \"user\": \"postgres\", \"slot\": \"pageserver\", \"application_name\": \"pageserver\"}";
+    assertThat(call(WAL_SOURCE, "PUT", path + "/wal_source", source).status()).isEqualTo(200);
+    HttpJson.Response refused = call(RESTORE_WAL, "POST", path + "/restore_offloaded_wal", null);
+    assertThat(refused.status()).as(refused.toString()).isEqualTo(409);
+    assertThat(refused.json().path("error").asText()).contains("has a WAL source");
+    assertThat(call(WAL_SOURCE, "DELETE", path + "/wal_source", null).status()).isEqualTo(200);
   }
 
   @Test
