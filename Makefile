@@ -119,7 +119,9 @@ format: check-java
 # `BENCH=basebackup-speed` (only when named) splits the basebackup of a compacted database into its
 # parts (in-process generation, libpq, the CLI's fetch, compute start); see BasebackupSpeedBench.
 # `BENCH=remote-upload` (only when named): issue 12's upload MB/s against the SDK's putObject of
-# the same layer files, on s3proxy; see RemoteUploadBench.
+# the same layer files, on s3proxy; see RemoteUploadBench. `BENCH=remote-attach` (only when named):
+# issue 12's attach of a 1 GB tenant on an emptied pageserver, the first query and a full scan on
+# it, and GetPage latency with a layer download (s3proxy); see RemoteAttachBench.
 # `BENCH=lazy-start` and `BENCH=lazy-speed` (only when named) are issue 13's lazy-compute start
 # time (pgbench scale 1 vs 100) and speed (lazy vs full vs vanilla, cold scan, GetPage over the
 # wire); see LazyComputeBench.

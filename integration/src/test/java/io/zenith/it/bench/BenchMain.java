@@ -37,8 +37,9 @@ public final class BenchMain {
    * Runs the sections named in {@code args} (all when none): {@code decode}, {@code redo}, {@code
    * pageserver}, {@code safekeeper}, {@code pgbench}, {@code durability}, {@code basebackup},
    * {@code history} (issue 11's parts, or one of them as {@code history-<part>}, see {@link
-   * HistoryBench}); {@code basebackup-speed} ({@link BasebackupSpeedBench}), {@code lazy-start} and
-   * {@code lazy-speed} ({@link LazyComputeBench}) run only when named.
+   * HistoryBench}); {@code basebackup-speed} ({@link BasebackupSpeedBench}), {@code remote-upload}
+   * ({@link RemoteUploadBench}), {@code remote-attach} ({@link RemoteAttachBench}), {@code
+   * lazy-start} and {@code lazy-speed} ({@link LazyComputeBench}) run only when named.
    */
   public static void main(String[] args) throws Exception {
     Path root = Path.of(System.getProperty("zenith.project.root", "."));
@@ -106,6 +107,9 @@ public final class BenchMain {
     }
     if (sections.contains("remote-upload")) {
       RemoteUploadBench.run(scratch);
+    }
+    if (sections.contains("remote-attach")) {
+      new RemoteAttachBench(root, scratch).run();
     }
     if (sections.contains("lazy-start")) {
       new LazyComputeBench(root, scratch).start();

@@ -49,12 +49,32 @@ final class ZenithProcesses implements AutoCloseable {
   /** Options for the JVMs of later commands ({@code ZENITH_JAVA_OPTS}); empty: none. */
   private String javaOpts = "";
 
+  /** Environment of every command (and the servers they start), e.g. AWS credentials. */
+  private final Map<String, String> env;
+
   /**
    * {@code zenith init --safekeepers n} in a new directory under {@code scratch}, then {@code
    * pageserver.toml}'s keys replaced by {@code pageserverOptions} (TOML values, quoted as needed).
    */
   ZenithProcesses(Path projectRoot, Path scratch, int safekeepers, Map<String, String> options)
       throws IOException {
+    this(projectRoot, scratch, safekeepers, options, List.of(), Map.of());
+  }
+
+  /**
+   * As {@link #ZenithProcesses(Path, Path, int, Map)}, with {@code initArgs} added to {@code zenith
+   * init} (e.g. {@code --remote s3://…}) and {@code env} set for every command and the servers they
+   * start (the AWS SDK's credentials).
+   */
+  ZenithProcesses(
+      Path projectRoot,
+      Path scratch,
+      int safekeepers,
+      Map<String, String> options,
+      List<String> initArgs,
+      Map<String, String> env)
+      throws IOException {
+    this.env = Map.copyOf(env);
     this.launcher = projectRoot.toAbsolutePath().resolve("zenith");
     this.safekeepers = safekeepers;
     this.root = Files.createTempDirectory(scratch, "zenith-");
@@ -64,18 +84,22 @@ final class ZenithProcesses implements AutoCloseable {
     this.computePortBase = TestPorts.freeRange(8);
     this.safekeeperPortBase = TestPorts.freeRange(2 * 3);
     this.keep = false;
-    ok(
-        "init",
-        "--pageserver-http",
-        "127.0.0.1:" + httpPort,
-        "--pageserver-pg",
-        "127.0.0.1:" + pgPort,
-        "--compute-port-base",
-        Integer.toString(computePortBase),
-        "--safekeeper-port-base",
-        Integer.toString(safekeeperPortBase),
-        "--safekeepers",
-        Integer.toString(safekeepers));
+    List<String> init =
+        new ArrayList<>(
+            List.of(
+                "init",
+                "--pageserver-http",
+                "127.0.0.1:" + httpPort,
+                "--pageserver-pg",
+                "127.0.0.1:" + pgPort,
+                "--compute-port-base",
+                Integer.toString(computePortBase),
+                "--safekeeper-port-base",
+                Integer.toString(safekeeperPortBase),
+                "--safekeepers",
+                Integer.toString(safekeepers)));
+    init.addAll(initArgs);
+    ok(init.toArray(String[]::new));
     Path toml = repo.resolve("pageserver/pageserver.toml");
     String text = Files.readString(toml);
     for (Map.Entry<String, String> e : options.entrySet()) {
@@ -93,6 +117,7 @@ final class ZenithProcesses implements AutoCloseable {
   ZenithProcesses(Path projectRoot, Path root, int safekeepers) throws IOException {
     this.launcher = projectRoot.toAbsolutePath().resolve("zenith");
     this.safekeepers = safekeepers;
+    this.env = Map.of();
     this.root = root;
     this.repo = root.resolve(".zenith");
     this.keep = true;
@@ -134,6 +159,7 @@ final class ZenithProcesses implements AutoCloseable {
                 .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
                 .redirectErrorStream(true)
                 .redirectOutput(out.toFile());
+        pb.environment().putAll(env);
         pb.environment().put("ZENITH_REPO_DIR", repo.toString());
         if (jar != null) {
           pb.environment().put("ZENITH_JAR", jar.toString());

@@ -37,7 +37,7 @@ import reactor.core.publisher.Flux;
 abstract class RemoteStorageContract {
   static final Duration WAIT = Duration.ofSeconds(60);
 
-  /** Above the S3 backend's multipart threshold (16 MiB): five 8 MiB parts. */
+  /** Above the multipart threshold the S3 tests set (16 MiB, not the default): five 8 MiB parts. */
   static final int LARGE = 40 << 20;
 
   @TempDir Path tmp;

@@ -44,12 +44,13 @@ class S3RemoteStorageFaultTest {
   }
 
   private static RemoteStorage open(String prefix) {
-    return RemoteStorage.open(proxy.settings(prefix).withRetries(3, ATTEMPT, CALL));
+    return RemoteStorage.open(
+        S3RemoteStorageTest.multipartAt16MiB(proxy.settings(prefix)).withRetries(3, ATTEMPT, CALL));
   }
 
   /** With the default retries and timeouts: for what a test does while the server is up. */
   private static RemoteStorage patient(String prefix) {
-    return RemoteStorage.open(proxy.settings(prefix));
+    return RemoteStorage.open(S3RemoteStorageTest.multipartAt16MiB(proxy.settings(prefix)));
   }
 
   @Test

@@ -58,11 +58,21 @@ class S3RemoteStorageTest extends RemoteStorageContract {
 
   @Override
   RemoteStorage open(String testName) {
-    return RemoteStorage.open(proxy.settings("contract/" + testName).withPageSize(pageSize()));
+    return RemoteStorage.open(
+        multipartAt16MiB(proxy.settings("contract/" + testName)).withPageSize(pageSize()));
   }
 
   @Override
   int pageSize() {
     return 100;
+  }
+
+  /**
+   * The multipart settings before ADR 0031 (16 MiB threshold, 8 MiB parts, 4 at a time): the
+   * contract's large files (40 MiB, 20 MiB) then take the multipart path, which the default
+   * threshold (64 MiB) would only take for larger, slower files.
+   */
+  static S3Settings multipartAt16MiB(S3Settings s) {
+    return s.withMultipart(16L << 20, 8L << 20, 4);
   }
 }
