@@ -412,16 +412,36 @@ final class WalReceiver {
         .next();
   }
 
-  @SuppressWarnings("try")
+  /**
+   * Streams from {@code connection}. Its first reads ({@code pg_control}; the checkpoint, in {@link
+   * WalIngest}) may download a layer file that is only remote (ADR 0027), which blocks: never on
+   * the connection's event loop, where Reactor refuses it and the receiver of a tenant just
+   * attached retried for ever without ingesting ({@code PageserverAttachIngestTest}).
+   */
   private Mono<Void> stream(WalSenderFollower.Connection connection, Endpoint e) {
-    ReplicationClient client = connection.client();
     Lsn start = timeline.lastRecordLsn();
-    byte[] control =
-        Catalog.image(timeline, KeySpace.CONTROL_FILE, start)
-            .orElseThrow(
-                () -> new IllegalStateException("timeline " + timeline + " has no pg_control"));
-    int segmentSize = PgControl.parse(control).walSegmentSize();
-    WalIngest ingest = new WalIngest(timeline, pages::page);
+    return Mono.fromCallable(
+            () ->
+                PgControl.parse(
+                        Catalog.image(timeline, KeySpace.CONTROL_FILE, start)
+                            .orElseThrow(
+                                () ->
+                                    new IllegalStateException(
+                                        "timeline " + timeline + " has no pg_control")))
+                    .walSegmentSize())
+        .subscribeOn(Schedulers.boundedElastic())
+        .flatMap( // on that thread
+            size -> stream(connection, e, start, size, new WalIngest(timeline, pages::page)));
+  }
+
+  @SuppressWarnings("try")
+  private Mono<Void> stream(
+      WalSenderFollower.Connection connection,
+      Endpoint e,
+      Lsn start,
+      int segmentSize,
+      WalIngest ingest) {
+    ReplicationClient client = connection.client();
     IngestPipeline pipeline =
         new IngestPipeline(timeline, ingest, IngestPipeline.Options.DEFAULT, meters, compactor);
     current = pipeline;
