@@ -141,6 +141,9 @@ class CliRemoteSeamCrashTest {
                 return false;
               }
             });
+        ApiModel.RemoteDeletionInfo deletion = http.status().remoteDeletion();
+        assertThat(deletion.deletions()).as("objects the list left by the kill named").isPositive();
+        assertThat(deletion.setAside()).as("lists set aside").isZero();
         log.info("the restarted pageserver resumed uploading after {}", first.settingName());
       } finally {
         stop(pgbench);
