@@ -63,16 +63,18 @@ test: deps check-java
 # restarted PSKILL_CYCLES times under the bank workload (3 in `make test`).
 # Lazy computes (issue 13): a new branch of a pgbench scale-100 database answers its parent's sum
 # on a lazy compute, and a pageserver kill mid-scan gives no wrong rows (scale 10 in `make test`).
+# Uploads and remote deletions (issue 12): the pageserver SIGKILLed at each of the four remote seams,
+# a fresh one attached after each, pages compared with the compute's (two seams in `make test`).
 CHAOS_SECONDS ?= 150
 SOAK_SECONDS ?= 600
 PSKILL_CYCLES ?= 20
 test-long: deps check-java
 	$(MVN) -pl gateway,integration -am verify \
-	  -Dtest='SafekeeperChaosTest,CliBankChaosTest,CliSoakTest,CliPageserverKillTest,CliLazyComputeTest' \
+	  -Dtest='SafekeeperChaosTest,CliBankChaosTest,CliSoakTest,CliPageserverKillTest,CliLazyComputeTest,CliRemoteSeamCrashTest' \
 	  -Dsurefire.failIfNoSpecifiedTests=false -Dzenith.chaos.seconds=$(CHAOS_SECONDS) \
 	  -Dzenith.soak.seconds=$(SOAK_SECONDS) -Dzenith.soak.scale=20 -Dzenith.soak.safekeepers=1,3 \
 	  -Dzenith.soak.checkpoint.distance=default -Dzenith.pskill.cycles=$(PSKILL_CYCLES) \
-	  -Dzenith.lazy.scale=100
+	  -Dzenith.lazy.scale=100 -Dzenith.remoteseams.all=true
 
 # Installs whatever of DEB_PACKAGES is missing (apt-get update first; needs root or sudo), then
 # fetches and builds PostgreSQL's regression suite into PG_REGRESS_CACHE unless it is there already

@@ -161,9 +161,16 @@ public final class IngestPipeline implements AutoCloseable {
     this.options = options;
     String name = timeline.tenant() + "/" + timeline.id();
     // Every task on the timeline's own threads logs with its ids (LogContext).
+    // Ingest reads the timeline (relation and SLRU sizes), which may download a layer file that
+    // is only in remote storage (ADR 0027) and blocks: a thread that may block, not a newSingle
+    // one,
+    // whose threads Reactor marks non-blocking (the ingest of a tenant just attached failed on
+    // every
+    // retry: PageserverAttachIngestTest).
     this.ingestThread =
         LogContext.scheduler(
-            Schedulers.newSingle("ingest-" + timeline.id().toString().substring(0, 8)),
+            Schedulers.newBoundedElastic(
+                1, Integer.MAX_VALUE, "ingest-" + timeline.id().toString().substring(0, 8)),
             timeline.tenant(),
             timeline.id());
     this.flushThread =

@@ -22,6 +22,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
+import reactor.core.scheduler.Schedulers;
 
 /**
  * The composed pipeline on a real layer store and synthetic WAL: every record in WAL order, the
@@ -44,6 +45,7 @@ class IngestPipelineTest {
   private final Set<String> flushThreads = ConcurrentHashMap.newKeySet();
   private final AtomicLong chunksRequested = new AtomicLong();
   private volatile Lsn reportedDurable = Lsn.INVALID;
+  private volatile boolean ingestThreadNonBlocking;
 
   @BeforeEach
   void setUp() {
@@ -65,6 +67,7 @@ class IngestPipelineTest {
     if (thread.startsWith("ingest-")) {
       ingested.add(written);
       ingestThreads.add(thread);
+      ingestThreadNonBlocking |= Schedulers.isInNonBlockingThread();
     } else {
       flushThreads.add(thread);
     }
@@ -104,6 +107,9 @@ class IngestPipelineTest {
     assertThat(t.timeline.frozenCount()).isZero();
     assertThat(reportedDurable).isEqualTo(last);
     assertThat(ingestThreads).hasSize(1).allMatch(n -> n.startsWith("ingest-33333333"));
+    assertThat(ingestThreadNonBlocking)
+        .as("the ingest thread may block: its reads may download a layer file (ADR 0027)")
+        .isFalse();
     assertThat(flushThreads).hasSize(1).allMatch(n -> n.startsWith("flush-33333333"));
     assertThat(meters.get("zenith.ingest.records").counter().count()).isEqualTo(1000);
     assertThat(meters.get("zenith.flush.duration").timer().count())

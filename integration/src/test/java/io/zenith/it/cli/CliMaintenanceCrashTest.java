@@ -158,7 +158,7 @@ class CliMaintenanceCrashTest {
    * Starts the pageserver with {@code ZENITH_TEST_CRASH_AT=seam}; returns its pid. It may reach the
    * seam before it answers, and then {@code pageserver start} fails: its log must say so.
    */
-  private static long startArmed(ZenithRepo z, Seams.Seam seam) {
+  static long startArmed(ZenithRepo z, Seams.Seam seam) {
     ZenithRepo.Result started =
         z.runWith(Map.of(CRASH_AT, seam.settingName()), "pageserver", "start");
     if (started.exit() == 0) {
@@ -286,7 +286,7 @@ class CliMaintenanceCrashTest {
    * Stops the compute cleanly, waits for the pageserver to ingest its shutdown checkpoint, exports
    * the branch there and compares every page.
    */
-  private static void comparePages(ZenithRepo z, TimelinePositions positions) throws IOException {
+  static void comparePages(ZenithRepo z, TimelinePositions positions) throws IOException {
     Path computeDir = Path.of(z.show("main").get("datadir"));
     z.ok("pg", "stop", "main");
     positions.awaitPageserver(positions.commitLsn().orElseThrow(), T);
