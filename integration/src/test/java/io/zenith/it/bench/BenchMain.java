@@ -38,7 +38,8 @@ public final class BenchMain {
    * pageserver}, {@code safekeeper}, {@code pgbench}, {@code durability}, {@code basebackup},
    * {@code history} (issue 11's parts, or one of them as {@code history-<part>}, see {@link
    * HistoryBench}); {@code basebackup-speed} ({@link BasebackupSpeedBench}), {@code lazy-start} and
-   * {@code lazy-speed} ({@link LazyComputeBench}) run only when named.
+   * {@code lazy-speed} ({@link LazyComputeBench}), {@code lazy-scan} ({@link LazyScanBench}) run
+   * only when named.
    */
   public static void main(String[] args) throws Exception {
     Path root = Path.of(System.getProperty("zenith.project.root", "."));
@@ -112,6 +113,9 @@ public final class BenchMain {
     }
     if (sections.contains("lazy-speed")) {
       new LazyComputeBench(root, scratch).speed();
+    }
+    if (sections.contains("lazy-scan")) {
+      new LazyScanBench(root, scratch).run();
     }
     java.util.Set<String> history = new java.util.HashSet<>();
     for (String part : HistoryBench.PARTS) {
