@@ -122,7 +122,8 @@ format: check-java
 # the same layer files, on s3proxy; see RemoteUploadBench.
 # `BENCH=lazy-start` and `BENCH=lazy-speed` (only when named) are issue 13's lazy-compute start
 # time (pgbench scale 1 vs 100) and speed (lazy vs full vs vanilla, cold scan, GetPage over the
-# wire); see LazyComputeBench.
+# wire); see LazyComputeBench. `BENCH=lazy-scan` (only when named): the cold sequential scan alone
+# (about 2 minutes; see LazyScanBench).
 # BENCH_OPTS passes -D settings to the benchmark's JVM.
 # Prints a Markdown table; docs/benchmarks.md records the latest one with its method.
 bench: deps check-java
