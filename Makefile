@@ -126,7 +126,8 @@ format: check-java
 # it, and GetPage latency with a layer download (s3proxy); see RemoteAttachBench.
 # `BENCH=lazy-start` and `BENCH=lazy-speed` (only when named) are issue 13's lazy-compute start
 # time (pgbench scale 1 vs 100) and speed (lazy vs full vs vanilla, cold scan, GetPage over the
-# wire); see LazyComputeBench.
+# wire); see LazyComputeBench. `BENCH=lazy-scan` (only when named): the cold sequential scan alone
+# (about 2 minutes; see LazyScanBench).
 # BENCH_OPTS passes -D settings to the benchmark's JVM.
 # Prints a Markdown table; docs/benchmarks.md records the latest one with its method.
 bench: deps check-java

@@ -39,7 +39,8 @@ public final class BenchMain {
    * {@code history} (issue 11's parts, or one of them as {@code history-<part>}, see {@link
    * HistoryBench}); {@code basebackup-speed} ({@link BasebackupSpeedBench}), {@code remote-upload}
    * ({@link RemoteUploadBench}), {@code remote-attach} ({@link RemoteAttachBench}), {@code
-   * lazy-start} and {@code lazy-speed} ({@link LazyComputeBench}) run only when named.
+   * lazy-start} and {@code lazy-speed} ({@link LazyComputeBench}), {@code lazy-scan} ({@link
+   * LazyScanBench}) run only when named.
    */
   public static void main(String[] args) throws Exception {
     Path root = Path.of(System.getProperty("zenith.project.root", "."));
@@ -116,6 +117,9 @@ public final class BenchMain {
     }
     if (sections.contains("lazy-speed")) {
       new LazyComputeBench(root, scratch).speed();
+    }
+    if (sections.contains("lazy-scan")) {
+      new LazyScanBench(root, scratch).run();
     }
     java.util.Set<String> history = new java.util.HashSet<>();
     for (String part : HistoryBench.PARTS) {

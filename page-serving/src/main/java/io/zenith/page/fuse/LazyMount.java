@@ -19,8 +19,8 @@ import org.cryptomator.jfuse.api.FuseMountFailedException;
  * options: {@code allow_other} and {@code default_permissions} (a root-made mount is usable by the
  * compute's user, and the kernel checks the fixed modes), the kernel's page cache kept across opens
  * ({@code kernel_cache}) with long attribute and entry timeouts (nothing but the mount changes the
- * files), the writeback cache, 1 MiB reads and writes, and {@link LazyFsConfig#threads()} worker
- * threads.
+ * files), the writeback cache, 1 MiB reads and writes, a 1 MiB readahead window (raised by {@link
+ * MountReadahead} where this process may), and {@link LazyFsConfig#threads()} worker threads.
  *
  * <p>Thread-safe; {@link #close} unmounts (lazily, so a busy mount goes away too).
  */
@@ -103,6 +103,7 @@ public final class LazyMount implements AutoCloseable {
         unmountStale(mountPoint);
         throw new IOException("mounting " + mountPoint + " failed: " + e.getMessage(), e);
       }
+      MountReadahead.raise(mountPoint, LazyFuseOperations.MAX_IO / 1024);
       return new LazyMount(fuse, source, tree, mountPoint);
     } catch (IOException | RuntimeException e) {
       source.close();

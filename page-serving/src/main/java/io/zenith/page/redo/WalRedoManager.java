@@ -283,10 +283,12 @@ public final class WalRedoManager implements AutoCloseable {
     }
 
     /**
-     * The next task, or null when the worker is to stop (idle too long, or the pool closed); in
-     * that case the worker is already counted out.
+     * The next tasks (at least one, at most {@link WalRedoProcess#PIPELINE}, no more than this
+     * worker's share of the queue so that the other processes get work too), or null when the
+     * worker is to stop (idle too long, or the pool closed); in that case the worker is already
+     * counted out.
      */
-    Task next() throws InterruptedException {
+    List<Task> next() throws InterruptedException {
       lock.lock();
       try {
         long nanos = config.idleTimeout().toNanos();
@@ -302,7 +304,30 @@ public final class WalRedoManager implements AutoCloseable {
         } finally {
           idle--;
         }
-        return queue.poll();
+        int share = Math.max(1, queue.size() / Math.max(1, workers));
+        int n = Math.min(WalRedoProcess.PIPELINE, share);
+        List<Task> out = new ArrayList<>(n);
+        while (out.size() < n && !queue.isEmpty()) {
+          out.add(queue.poll());
+        }
+        return out;
+      } finally {
+        lock.unlock();
+      }
+    }
+
+    /** Tasks a lost process did not answer: first in line again, for another process. */
+    void requeue(List<Task> tasks) {
+      lock.lock();
+      try {
+        if (poolClosed) {
+          tasks.forEach(t -> t.sink.error(closedError(t.request)));
+          return;
+        }
+        for (int i = tasks.size() - 1; i >= 0; i--) {
+          queue.addFirst(tasks.get(i));
+        }
+        work.signal();
       } finally {
         lock.unlock();
       }
@@ -369,12 +394,13 @@ public final class WalRedoManager implements AutoCloseable {
     boolean countedOut = false;
     try {
       while (true) {
-        Task task = pool.next();
-        if (task == null) {
+        List<Task> tasks = pool.next();
+        if (tasks == null) {
           countedOut = true;
           return;
         }
-        if (task.cancelled) {
+        tasks.removeIf(t -> t.cancelled);
+        if (tasks.isEmpty()) {
           continue;
         }
         if (process == null) {
@@ -384,14 +410,20 @@ public final class WalRedoManager implements AutoCloseable {
             failures.get(Kind.START_FAILED).increment();
             log.warn(
                 "cannot start a WAL redo process for tenant {}: {}", pool.tenant, e.getMessage());
-            task.sink.error(e.forRequest(task.request));
+            for (Task t : tasks) {
+              t.sink.error(e.forRequest(t.request));
+            }
             continue;
           }
           starts.increment();
           liveProcesses.incrementAndGet();
           pool.processes.add(process);
         }
-        process = serve(pool, process, task);
+        WalRedoProcess p = process;
+        process =
+            tasks.size() > 1 && tasks.stream().allMatch(t -> p.pipelines(t.request))
+                ? servePipelined(pool, process, tasks)
+                : serveEach(pool, process, tasks);
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
@@ -405,6 +437,70 @@ public final class WalRedoManager implements AutoCloseable {
         pool.workerFailed();
       }
     }
+  }
+
+  /** Runs tasks one after another; returns the process to keep using, or null if retired. */
+  private WalRedoProcess serveEach(TenantPool pool, WalRedoProcess process, List<Task> tasks) {
+    for (int i = 0; i < tasks.size(); i++) {
+      if (process == null) {
+        pool.requeue(tasks.subList(i, tasks.size()));
+        return null;
+      }
+      process = serve(pool, process, tasks.get(i));
+    }
+    return process;
+  }
+
+  /**
+   * Runs tasks with their requests pipelined to the process ({@link
+   * WalRedoProcess#applyPipelined}); tasks a lost process did not answer go back to the queue.
+   * Returns the process to keep using, or null when it was retired.
+   */
+  private WalRedoProcess servePipelined(TenantPool pool, WalRedoProcess process, List<Task> tasks) {
+    long t0 = System.nanoTime();
+    List<WalRedoProcess.Result> results;
+    try {
+      results =
+          process.applyPipelined(
+              tasks.stream().map(t -> t.request).toList(), config.requestTimeout());
+    } catch (RuntimeException e) {
+      tasks.forEach(t -> t.sink.error(e));
+      retire(pool, process);
+      return null;
+    }
+    long each = (System.nanoTime() - t0) / tasks.size();
+    List<Task> again = new ArrayList<>();
+    boolean lost = false;
+    for (int i = 0; i < tasks.size(); i++) {
+      Task task = tasks.get(i);
+      switch (results.get(i)) {
+        case WalRedoProcess.Result.Done(byte[] page) -> {
+          latency.record(each, TimeUnit.NANOSECONDS);
+          ok.increment();
+          records.increment(task.request.records().size());
+          task.sink.success(page);
+        }
+        case WalRedoProcess.Result.Failed(WalRedoException e) -> {
+          latency.record(each, TimeUnit.NANOSECONDS);
+          failures.get(e.kind()).increment();
+          if (e.kind().processLost()) {
+            restarts.get(e.kind()).increment();
+            log.warn("{}; replacing the process", e.getMessage());
+            lost = true;
+          }
+          task.sink.error(e);
+        }
+        case WalRedoProcess.Result.NotAnswered n -> again.add(task);
+      }
+    }
+    if (!again.isEmpty()) {
+      pool.requeue(again);
+    }
+    if (lost || !process.isAlive() || process.requestsServed() >= config.maxRequestsPerProcess()) {
+      retire(pool, process);
+      return null;
+    }
+    return process;
   }
 
   /** Runs one task; returns the process to keep using, or null when it was retired. */

@@ -239,41 +239,163 @@ public final class WalRedoProcess implements AutoCloseable {
       WalRedoProtocol.writeRequest(toBackend, part);
       toBackend.flush();
       reply = WalRedoProtocol.readReply(fromBackend);
-    } catch (ProtocolException e) {
-      kill();
-      throw new WalRedoException(
-          Kind.PROTOCOL,
-          whole,
-          "WAL-redo backend " + backendPid + " broke the protocol (" + e.getMessage() + ")",
-          e);
     } catch (IOException e) {
-      boolean late;
-      synchronized (lock) {
-        late = timedOut;
-      }
-      if (late) {
-        throw new WalRedoException(
-            Kind.TIMEOUT,
-            whole,
-            "no answer within "
-                + timeout.toMillis()
-                + " ms; WAL-redo backend "
-                + backendPid
-                + " was killed",
-            e);
-      }
-      kill();
-      throw new WalRedoException(
-          Kind.CRASHED,
-          whole,
-          "WAL-redo backend " + backendPid + " died" + awaitDeathAndLogTail(),
-          e);
+      throw lost(e, whole, timeout);
     } finally {
       deadline.disarm();
       synchronized (lock) {
         inFlight = false;
       }
     }
+    return pageOf(reply, whole);
+  }
+
+  /**
+   * Requests in flight at once in {@link #applyPipelined}, and their bytes at most: the backend
+   * answers in order, and neither side can block the other as long as what one side has sent and
+   * the other not read fits the pipes (64 KiB on Linux): at most this many 8 KiB answers, and at
+   * most {@link #PIPELINE_BYTES} of requests.
+   */
+  static final int PIPELINE = 4;
+
+  static final long PIPELINE_BYTES = 48 * 1024;
+
+  /** The outcome of one request of {@link #applyPipelined}. */
+  public sealed interface Result {
+    /** The page as redo left it. */
+    record Done(byte[] page) implements Result {}
+
+    /** This request failed (the exception says whether the process is gone). */
+    record Failed(WalRedoException error) implements Result {}
+
+    /** Not answered: the process was lost on an earlier request; send it again elsewhere. */
+    record NotAnswered() implements Result {}
+  }
+
+  /** Whether {@link #applyPipelined} takes {@code r}: one part, small enough for the window. */
+  boolean pipelines(RedoRequest r) {
+    long body = WalRedoProtocol.bodySize(r);
+    return body <= partLimit && WalRedoProtocol.REQUEST_HEADER_SIZE + body <= PIPELINE_BYTES;
+  }
+
+  /**
+   * Rebuilds several pages with their requests pipelined: the next requests are written while the
+   * backend works on the earlier ones, so the backend does not wait for this thread between pages
+   * (on a loaded machine, each wake-up of a thread costs more than the redo of a page). The answers
+   * are those of {@link #apply} one request after another. Every request must {@link #pipelines};
+   * each wait for an answer is bounded by {@code timeout}.
+   *
+   * @return one result per request, in order
+   */
+  public List<Result> applyPipelined(List<RedoRequest> requests, Duration timeout) {
+    if (closed) {
+      throw new IllegalStateException("WAL-redo process " + backendPid + " is closed");
+    }
+    for (RedoRequest r : requests) {
+      if (!pipelines(r)) {
+        throw new IllegalArgumentException("request too large to pipeline: " + r);
+      }
+    }
+    List<Result> out = new ArrayList<>(requests.size());
+    if (!isAlive()) {
+      out.add(
+          new Result.Failed(
+              new WalRedoException(
+                  Kind.CRASHED,
+                  requests.getFirst(),
+                  "WAL-redo backend " + backendPid + " is not running")));
+    }
+    int sent = out.size();
+    long bytes = 0;
+    synchronized (lock) {
+      inFlight = true;
+      timedOut = false;
+    }
+    try {
+      while (out.size() < requests.size() && (out.isEmpty() || !lostOn(out.getLast()))) {
+        boolean wrote = false;
+        while (sent < requests.size()
+            && sent - out.size() < PIPELINE
+            && (sent == out.size() || bytes + size(requests.get(sent)) <= PIPELINE_BYTES)) {
+          WalRedoProtocol.writeRequest(toBackend, requests.get(sent));
+          bytes += size(requests.get(sent));
+          sent++;
+          wrote = true;
+        }
+        if (wrote) {
+          toBackend.flush();
+        }
+        RedoRequest r = requests.get(out.size());
+        deadline.arm(timeout);
+        Reply reply;
+        try {
+          reply = WalRedoProtocol.readReply(fromBackend);
+        } finally {
+          deadline.disarm();
+        }
+        bytes -= size(r);
+        try {
+          out.add(new Result.Done(pageOf(reply, r)));
+        } catch (WalRedoException e) {
+          out.add(new Result.Failed(e));
+        }
+      }
+    } catch (IOException e) {
+      out.add(new Result.Failed(lost(e, requests.get(out.size()), timeout)));
+    } finally {
+      synchronized (lock) {
+        inFlight = false;
+      }
+    }
+    while (out.size() < requests.size()) {
+      out.add(new Result.NotAnswered());
+    }
+    return out;
+  }
+
+  private static boolean lostOn(Result r) {
+    return r instanceof Result.Failed f && f.error().kind().processLost();
+  }
+
+  private static long size(RedoRequest r) {
+    return WalRedoProtocol.REQUEST_HEADER_SIZE + WalRedoProtocol.bodySize(r);
+  }
+
+  /** The failure of a read or write to the backend: it is killed (if not already) and gone. */
+  private WalRedoException lost(IOException e, RedoRequest whole, Duration timeout) {
+    if (e instanceof ProtocolException) {
+      kill();
+      return new WalRedoException(
+          Kind.PROTOCOL,
+          whole,
+          "WAL-redo backend " + backendPid + " broke the protocol (" + e.getMessage() + ")",
+          e);
+    }
+    boolean late;
+    synchronized (lock) {
+      late = timedOut;
+    }
+    if (late) {
+      return new WalRedoException(
+          Kind.TIMEOUT,
+          whole,
+          "no answer within "
+              + timeout.toMillis()
+              + " ms; WAL-redo backend "
+              + backendPid
+              + " was killed",
+          e);
+    }
+    kill();
+    return new WalRedoException(
+        Kind.CRASHED,
+        whole,
+        "WAL-redo backend " + backendPid + " died" + awaitDeathAndLogTail(),
+        e);
+  }
+
+  /** The page of a reply, or the reply's error as an exception (the process killed if fatal). */
+  private byte[] pageOf(Reply reply, RedoRequest whole) {
     return switch (reply) {
       case Reply.Page(byte[] page) -> {
         requests++;

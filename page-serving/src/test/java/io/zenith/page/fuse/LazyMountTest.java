@@ -46,6 +46,7 @@ class LazyMountTest {
   private Path seed;
   private Path mnt;
   private final AtomicInteger remoteReads = new AtomicInteger();
+  private final AtomicInteger largestRead = new AtomicInteger();
 
   @BeforeEach
   void requireFuse() throws IOException {
@@ -83,6 +84,7 @@ class LazyMountTest {
         @Override
         public void read(RelTag rel, ForkNumber fork, long firstBlock, int count, ByteBuffer into) {
           remoteReads.incrementAndGet();
+          largestRead.accumulateAndGet(count, Math::max);
           for (int i = 0; i < count; i++) {
             into.put(page(rel, fork, firstBlock + i));
           }
@@ -162,6 +164,39 @@ class LazyMountTest {
       assertThatThrownBy(() -> Files.size(db.resolve("16400_fsm")))
           .isInstanceOf(NoSuchFileException.class);
     }
+  }
+
+  @Test
+  void aSequentialScanReachesTheSourceInReadsOfAMegabyte() throws Exception {
+    try (LazyMount m = mount()) {
+      Path file = m.mountPoint().resolve(DB + "/16390");
+      // as root (where the bench and the agent run) the mount's readahead window is 1 MiB
+      assumeTrue(
+          MountReadahead.raise(mnt, LazyFuseOperations.MAX_IO / 1024).orElse(0)
+              >= LazyFuseOperations.MAX_IO / 1024);
+      ByteBuffer buf = ByteBuffer.allocate(8192);
+      try (FileChannel c = FileChannel.open(file)) {
+        for (int b = 0; b < 2048; b++) {
+          buf.clear();
+          while (buf.hasRemaining() && c.read(buf, b * 8192L + buf.position()) > 0) {}
+          assertThat(buf.array()).as("block %d", b).isEqualTo(page(rel(LARGE), ForkNumber.MAIN, b));
+        }
+      }
+      // PostgreSQL's 8 KiB reads of a sequential scan: the kernel reads ahead a megabyte at once
+      assertThat(largestRead.get()).isEqualTo(LazyFuseOperations.MAX_IO / 8192);
+      assertThat(remoteReads.get()).isLessThan(2048 / 16);
+    }
+  }
+
+  @Test
+  void mountinfoNamesTheDeviceOfOurMountOnly() {
+    List<String> lines =
+        List.of(
+            "36 35 0:31 / /x rw,relatime shared:1 - fuse.other other rw",
+            "37 35 0:44 / /mnt/my\\040dir rw,nosuid - fuse.zenith zenith rw,user_id=0",
+            "38 37 0:45 / /mnt/my\\040dir rw,nosuid - fuse.zenith zenith rw,user_id=0");
+    assertThat(MountReadahead.device(lines, Path.of("/mnt/my dir"))).contains("0:45");
+    assertThat(MountReadahead.device(lines, Path.of("/x"))).isEmpty();
   }
 
   @Test
