@@ -55,14 +55,7 @@ class CliMaintenanceCrashTest {
   void aPageserverKilledAtEachMaintenanceSeamRestartsWithExactlyItsIndexedFilesAndTheSamePages()
       throws Exception {
     try (ZenithRepo z = new ZenithRepo(false)) {
-      try {
-        crashAtEverySeam(z);
-      } catch (Throwable t) {
-        Path kept =
-            z.keepLogs(Path.of("target", "chaos-logs", "CliMaintenanceCrashTest-" + Instant.now()));
-        log.warn("maintenance crash test failed; logs kept in {}", kept);
-        throw t;
-      }
+      z.keepingLogsOnFailure("CliMaintenanceCrashTest", this::crashAtEverySeam);
     }
   }
 

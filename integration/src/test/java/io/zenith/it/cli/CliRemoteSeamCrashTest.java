@@ -19,7 +19,6 @@ import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -78,14 +77,7 @@ class CliRemoteSeamCrashTest {
   void aPageserverKilledAtEachRemoteSeamLeavesAnIndexAFreshPageserverAttachesWithTheSamePages()
       throws Exception {
     try (ZenithRepo z = new ZenithRepo(false)) {
-      try {
-        run(z);
-      } catch (Throwable t) {
-        Path kept =
-            z.keepLogs(Path.of("target", "chaos-logs", "CliRemoteSeamCrashTest-" + Instant.now()));
-        log.warn("remote seam crash test failed; logs kept in {}", kept);
-        throw t;
-      }
+      z.keepingLogsOnFailure("CliRemoteSeamCrashTest", this::run);
     }
   }
 

@@ -394,6 +394,26 @@ final class ZenithRepo implements AutoCloseable {
     return target;
   }
 
+  /** A test's body on a repository (see {@link #keepingLogsOnFailure}). */
+  @FunctionalInterface
+  interface Body {
+    void run(ZenithRepo z) throws Exception;
+  }
+
+  /**
+   * Runs {@code body}; when it fails, keeps the repository's logs under {@code
+   * target/chaos-logs/<name>-<time>} (for a failure seen only in CI) and says where on stderr.
+   */
+  void keepingLogsOnFailure(String name, Body body) throws Exception {
+    try {
+      body.run(this);
+    } catch (Throwable t) {
+      Path kept = keepLogs(Path.of("target", "chaos-logs", name + "-" + java.time.Instant.now()));
+      System.err.println(name + " failed; logs kept in " + kept);
+      throw t;
+    }
+  }
+
   String pageserverLog() {
     try {
       return Files.readString(repo.resolve("pageserver/pageserver.log"));
