@@ -137,6 +137,19 @@ public final class LazyMount implements AutoCloseable {
   }
 
   /**
+   * A mount point as {@code /proc/self/mountinfo} writes it: absolute, normalized, with backslash
+   * and space octal-escaped.
+   */
+  static String mountinfoForm(Path mountPoint) {
+    return mountPoint
+        .toAbsolutePath()
+        .normalize()
+        .toString()
+        .replace("\\", "\\134")
+        .replace(" ", "\\040");
+  }
+
+  /**
    * Detaches a mount of ours left at {@code mountPoint} by a process that died or failed to start
    * (the kernel keeps it, answering "Transport endpoint is not connected"), with {@code fusermount3
    * -u -z}. Does nothing if nothing of ours is mounted there.
@@ -145,13 +158,7 @@ public final class LazyMount implements AutoCloseable {
    * @throws IOException if {@code fusermount3} fails or does not end within 10 s
    */
   public static boolean unmountStale(Path mountPoint) throws IOException {
-    String escaped =
-        mountPoint
-            .toAbsolutePath()
-            .normalize()
-            .toString()
-            .replace("\\", "\\134")
-            .replace(" ", "\\040");
+    String escaped = mountinfoForm(mountPoint);
     boolean ours =
         Files.readAllLines(Path.of("/proc/self/mountinfo")).stream()
             .anyMatch(

@@ -60,13 +60,7 @@ final class MountReadahead {
    * type).
    */
   static Optional<String> device(List<String> mountinfo, Path mountPoint) {
-    String escaped =
-        mountPoint
-            .toAbsolutePath()
-            .normalize()
-            .toString()
-            .replace("\\", "\\134")
-            .replace(" ", "\\040");
+    String escaped = LazyMount.mountinfoForm(mountPoint);
     Optional<String> found = Optional.empty();
     for (String line : mountinfo) {
       String[] f = line.split(" ");
