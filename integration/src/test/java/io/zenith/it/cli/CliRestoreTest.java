@@ -6,16 +6,18 @@ import io.zenith.it.support.BankWorkload;
 import io.zenith.replication.testing.NettyLeakCheck;
 import io.zenith.replication.testing.PgWal;
 import io.zenith.wal.Lsn;
+import io.zenith.wal.remote.RemoteObject;
+import io.zenith.wal.remote.RemoteStorage;
+import io.zenith.wal.testing.S3Proxy;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -24,47 +26,70 @@ import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
  * Issue 12's disaster recovery through the real {@code ./zenith} launcher (ADR 0029): a repository
- * with one safekeeper and its remote storage in a directory outside the repository; a branch {@code
- * b2} with rows of its own; bank transfers on {@code main} while the pageserver is SIGKILLed
- * halfway (so its uploaded layers end well before the last acknowledged transfer: the rest must
- * come from the offloaded WAL); each compute switches to a new WAL segment and commits once more,
- * so that the segment holding every acknowledged transfer is completed and offloaded, and the test
- * waits until {@code backup_lsn} is past it. Then everything stops and the whole repository is
- * deleted; {@code zenith init --from-remote} restores from the remote directory alone, and new
- * computes see every acknowledged transfer, the invariant total, the branch's rows, and commit
- * again. Also its errors: an empty remote storage, and a damaged index (the repository removed).
+ * with one safekeeper and its remote storage on s3proxy (a real S3 server on loopback; {@code init
+ * --remote s3://…}, so the pageserver's layers and the safekeeper's offloaded WAL both go through
+ * S3); a branch {@code b2} with rows of its own; bank transfers on {@code main} while the
+ * pageserver is SIGKILLed halfway (so its uploaded layers end well before the last acknowledged
+ * transfer: the rest must come from the offloaded WAL); each compute switches to a new WAL segment
+ * and commits once more, so that the segment holding every acknowledged transfer is completed and
+ * offloaded, and the test waits until {@code backup_lsn} is past it. Then everything stops and the
+ * whole repository is deleted; {@code zenith init --from-remote s3://…} restores from the bucket
+ * alone, and new computes see every acknowledged transfer, the invariant total, the branch's rows,
+ * and commit again. Also its errors: an empty prefix, and a copy of the objects (made through the
+ * S3 API) whose indexes are damaged (the repository removed).
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 @ExtendWith(NettyLeakCheck.Sampled.class)
 class CliRestoreTest {
   private static final Duration T = Duration.ofSeconds(90);
 
+  private static final String REMOTE = "s3://" + S3Proxy.BUCKET + "/restore";
+
+  private S3Proxy s3;
   private ZenithRepo z;
-  private Path bucket;
 
   @BeforeAll
   void setUp() throws IOException {
+    // s3proxy (a JVM) starts while the repository's directories are made
+    CompletableFuture<S3Proxy> proxy = CompletableFuture.supplyAsync(S3Proxy::start);
     z = new ZenithRepo(true);
-    bucket = z.root.resolve("bucket");
+    // the AWS SDK's default chain, for the CLI and the pageserver and safekeeper it starts
+    z.environment(
+        Map.of(
+            "AWS_ACCESS_KEY_ID", S3Proxy.ACCESS_KEY, "AWS_SECRET_ACCESS_KEY", S3Proxy.SECRET_KEY));
+    s3 = proxy.join();
   }
 
   @AfterAll
   void cleanUp() {
-    if (z != null) {
-      z.close();
+    for (AutoCloseable c : new AutoCloseable[] {z, s3}) {
+      try {
+        if (c != null) {
+          c.close();
+        }
+      } catch (Exception e) {
+        // the other still closes
+      }
     }
   }
 
-  private List<String> initArgs(String remoteOption, Path remote) {
+  private List<String> initArgs(String remoteOption, String url) {
     List<String> args = z.initArgs();
-    args.addAll(List.of("--safekeepers", "1", remoteOption, remote.toString()));
+    args.addAll(
+        List.of(
+            "--safekeepers",
+            "1",
+            remoteOption,
+            url,
+            "--remote-endpoint",
+            s3.endpoint().toString()));
     return args;
   }
 
   @Test
   void aRepositoryRestoredFromRemoteStorageAloneHasEveryAcknowledgedTransferAndEveryBranch()
       throws Exception {
-    z.ok(initArgs("--remote", bucket).toArray(String[]::new));
+    z.ok(initArgs("--remote", REMOTE).toArray(String[]::new));
     // The pageserver is killed while the bank runs: without this the safekeeper would stop
     // acknowledging once its WAL is 15 MiB ahead of the pageserver's (ADR 0005), and the segment
     // switch below is a 16 MiB jump.
@@ -124,7 +149,7 @@ class CliRestoreTest {
     ZenithRepo.deleteTree(z.repo);
     ZenithRepo.deleteTree(z.computeDataDir());
 
-    ZenithRepo.Result restored = z.ok(initArgs("--from-remote", bucket).toArray(String[]::new));
+    ZenithRepo.Result restored = z.ok(initArgs("--from-remote", REMOTE).toArray(String[]::new));
     System.out.println(restored.out());
     Map<String, Lsn[]> table = restoredTable(restored.out());
     assertThat(table).as("branches restored\n%s", restored).containsOnlyKeys("main", "b2");
@@ -158,36 +183,28 @@ class CliRestoreTest {
   }
 
   /** {@code --from-remote} of a remote storage with nothing, and of one with a damaged index. */
-  private void errors() throws IOException {
+  private void errors() {
     Path other = z.root.resolve("other-repo");
-    Path empty = Files.createDirectories(z.root.resolve("empty-bucket"));
-    String e = fails(other, initArgs("--from-remote", empty));
+    String e = fails(other, initArgs("--from-remote", "s3://" + S3Proxy.BUCKET + "/empty"));
     assertThat(e).contains("holds no timeline index").contains("nothing to restore");
     assertThat(other).doesNotExist();
 
-    // A copy of the bucket whose indexes are damaged (a byte flipped in each).
-    Path damaged = z.root.resolve("damaged-bucket");
-    List<Path> indexes = new ArrayList<>();
-    try (Stream<Path> walk = Files.walk(bucket)) {
-      for (Path p : walk.toList()) {
-        Path target = damaged.resolve(bucket.relativize(p).toString());
-        if (Files.isDirectory(p)) {
-          Files.createDirectories(target);
-        } else {
-          Files.copy(p, target);
-          if (p.getFileName().toString().startsWith("index_part-")) {
-            indexes.add(target);
-          }
+    // A copy of the repository's objects, through the S3 API, whose indexes are damaged (a byte
+    // flipped in each).
+    int indexes = 0;
+    try (RemoteStorage from = RemoteStorage.open(s3.settings("restore"));
+        RemoteStorage to = RemoteStorage.open(s3.settings("damaged"))) {
+      for (RemoteObject o : from.list("").collectList().block(T)) {
+        byte[] b = from.get(o.key()).block(T);
+        if (o.key().name().startsWith("index_part-")) {
+          b[b.length / 2] ^= 0x5A;
+          indexes++;
         }
+        to.put(o.key(), b).block(T);
       }
     }
-    assertThat(indexes).isNotEmpty();
-    for (Path index : indexes) {
-      byte[] b = Files.readAllBytes(index);
-      b[b.length / 2] ^= 0x5A;
-      Files.write(index, b);
-    }
-    e = fails(other, initArgs("--from-remote", damaged));
+    assertThat(indexes).isPositive();
+    e = fails(other, initArgs("--from-remote", "s3://" + S3Proxy.BUCKET + "/damaged"));
     assertThat(e).contains("cannot attach tenant");
     assertThat(other).doesNotExist();
   }

@@ -47,6 +47,9 @@ final class ZenithRepo implements AutoCloseable {
   /** Whether commands and the servers they start use the {@link AotCaches}. */
   private final boolean aot;
 
+  /** Environment variables every command gets (and the servers it starts): {@link #environment}. */
+  private Map<String, String> environment = Map.of();
+
   /** What one command printed and returned. */
   record Result(int exit, String out, String err) {
     List<String> lines() {
@@ -85,6 +88,14 @@ final class ZenithRepo implements AutoCloseable {
     pgPort = freePort();
     computePortBase = TestPorts.freeRange(8);
     safekeeperPortBase = TestPorts.freeRange(2 * 7);
+  }
+
+  /**
+   * Environment variables for every later command and the servers it starts, e.g. S3 credentials
+   * for a repository whose remote storage is an S3 server (the AWS SDK's default chain reads them).
+   */
+  void environment(Map<String, String> env) {
+    environment = Map.copyOf(env);
   }
 
   static int freePort() {
@@ -187,6 +198,7 @@ final class ZenithRepo implements AutoCloseable {
             pb.environment().put(server, caches.get(server));
           }
         }
+        pb.environment().putAll(environment);
         pb.environment().putAll(env);
         Process p = pb.start();
         if (!p.waitFor(COMMAND_TIMEOUT.toSeconds(), TimeUnit.SECONDS)) {

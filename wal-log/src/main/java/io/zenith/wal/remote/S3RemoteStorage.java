@@ -88,7 +88,7 @@ public final class S3RemoteStorage implements RemoteStorage {
                     settings.credentials().accessKeyId(),
                     settings.credentials().secretAccessKey()));
     // Our own event loops: the SDK's group closes with a 2 s quiet period, which every close
-    // would wait out; ours shuts down at once, as nothing is under way once the client is closed.
+    // would wait out; ours takes 100 ms (closeResources), and close() does not wait for it.
     SdkEventLoopGroup loops =
         SdkEventLoopGroup.builder()
             .numberOfThreads(2)
@@ -447,6 +447,9 @@ public final class S3RemoteStorage implements RemoteStorage {
         log.warn("{}: closing the credentials provider failed: {}", where, e.toString());
       }
     }
-    eventLoops.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+    // A quiet period, not none: client.close() closes the pooled connections asynchronously and
+    // their close listeners submit tasks to these loops; a loop shut down at once rejects them and
+    // Netty logs a RejectedExecutionException warning (on a CLI's stderr). close() does not wait.
+    eventLoops.shutdownGracefully(100, 1_000, TimeUnit.MILLISECONDS);
   }
 }

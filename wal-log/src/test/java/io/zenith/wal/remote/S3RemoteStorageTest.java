@@ -2,10 +2,15 @@ package io.zenith.wal.remote;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import ch.qos.logback.classic.Level;
+import ch.qos.logback.classic.Logger;
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.read.ListAppender;
 import io.zenith.wal.testing.S3Proxy;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.slf4j.LoggerFactory;
 import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
 import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
 import software.amazon.awssdk.regions.Region;
@@ -50,6 +55,35 @@ class S3RemoteStorageTest extends RemoteStorageContract {
       assertThat(etag(raw, prefix + "big")).endsWith("-5\"");
       assertThat(etag(raw, prefix + "small")).doesNotContain("-");
     }
+  }
+
+  /**
+   * Closing right after requests logs nothing: the pooled connections' close listeners run on the
+   * event loops, which must still take them (a CLI printed Netty's RejectedExecutionException
+   * warning to stderr after its one-line error).
+   */
+  @Test
+  void closingAfterRequestsLogsNoWarning() throws InterruptedException {
+    Logger netty = (Logger) LoggerFactory.getLogger("io.netty");
+    ListAppender<ILoggingEvent> captured = new ListAppender<>();
+    captured.start();
+    netty.addAppender(captured);
+    try {
+      for (int i = 0; i < 20; i++) {
+        try (RemoteStorage s = open("closingAfterRequestsLogsNoWarning")) {
+          s.put(RemoteKey.of("k" + i), new byte[] {1, 2, 3}).block(WAIT);
+          assertThat(s.get(RemoteKey.of("k" + i)).block(WAIT)).containsExactly(1, 2, 3);
+        }
+      }
+      Thread.sleep(1_500); // the loops' shutdown (at most 1 s) is over
+    } finally {
+      netty.detachAppender(captured);
+    }
+    assertThat(captured.list)
+        .as("Netty's warnings")
+        .filteredOn(e -> e.getLevel().isGreaterOrEqual(Level.WARN))
+        .extracting(ILoggingEvent::getFormattedMessage)
+        .isEmpty();
   }
 
   private static String etag(S3AsyncClient raw, String name) {
