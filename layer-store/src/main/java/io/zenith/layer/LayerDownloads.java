@@ -144,30 +144,30 @@ public final class LayerDownloads implements ReadOnlyFile.Fetcher {
     // Not Mono.block: readers include the ingest and flush threads, which Reactor marks
     // non-blocking and where block() throws. Waiting there is right: they need the bytes.
     CompletableFuture<Long> done = s.download(key, tmp).toFuture();
+    boolean moved = false;
     try {
       done.get(timeout.toMillis(), TimeUnit.MILLISECONDS);
       check(tmp, stub, key);
       Files.move(tmp, path, StandardCopyOption.ATOMIC_MOVE);
+      moved = true;
       DurableFiles.fsyncDirectory(path.getParent());
+    } catch (LayerStoreException e) {
+      throw e;
     } catch (RuntimeException e) {
-      Files.deleteIfExists(tmp);
-      if (e instanceof LayerStoreException) {
-        throw e;
-      }
       throw new IOException("cannot download " + key + ": " + e.getMessage(), e);
     } catch (ExecutionException e) {
-      Files.deleteIfExists(tmp);
       throw new IOException("cannot download " + key + ": " + e.getCause().getMessage(), e);
     } catch (TimeoutException e) {
-      done.cancel(true);
-      Files.deleteIfExists(tmp);
       throw new IOException(
           "cannot download " + key + ": no answer in " + timeout.toSeconds() + " s", e);
     } catch (InterruptedException e) {
-      done.cancel(true);
-      Files.deleteIfExists(tmp);
       Thread.currentThread().interrupt();
       throw new IOException("interrupted while downloading " + key, e);
+    } finally {
+      if (!moved) {
+        done.cancel(true); // a download still running must not write the file deleted next
+        Files.deleteIfExists(tmp);
+      }
     }
     long took = System.nanoTime() - t0;
     downloads.incrementAndGet();
