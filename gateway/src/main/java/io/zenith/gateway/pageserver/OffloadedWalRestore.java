@@ -3,10 +3,8 @@ package io.zenith.gateway.pageserver;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.zenith.gateway.http.ApiException;
 import io.zenith.ingest.IngestPipeline;
+import io.zenith.ingest.IngestStart;
 import io.zenith.ingest.WalIngest;
-import io.zenith.ingest.keys.Catalog;
-import io.zenith.ingest.keys.KeySpace;
-import io.zenith.ingest.pg.PgControl;
 import io.zenith.layer.Timeline;
 import io.zenith.page.PageReconstructor;
 import io.zenith.replication.offload.RemoteWal;
@@ -72,14 +70,11 @@ final class OffloadedWalRestore {
       throw new ApiException(409, "the offloaded WAL of " + timeline + " is being restored");
     }
     try (LogContext.Scope c = LogContext.scope(timeline.tenant(), timeline.id())) {
-      Lsn from = timeline.lastRecordLsn();
-      byte[] control =
-          Catalog.image(timeline, KeySpace.CONTROL_FILE, from)
-              .orElseThrow(
-                  () -> new IllegalStateException("timeline " + timeline + " has no pg_control"));
-      int segmentSize = PgControl.parse(control).walSegmentSize();
+      IngestStart start = IngestStart.read(timeline, pages::page);
+      Lsn from = start.lsn();
+      int segmentSize = start.segmentSize();
       log.info("restoring the offloaded WAL of {} from {}", timeline, from);
-      WalIngest ingest = new WalIngest(timeline, pages::page);
+      WalIngest ingest = start.ingest();
       try (IngestPipeline pipeline =
           new IngestPipeline(timeline, ingest, IngestPipeline.Options.DEFAULT, meters, compactor)) {
         pipeline

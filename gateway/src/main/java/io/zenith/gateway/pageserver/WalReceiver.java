@@ -3,10 +3,8 @@ package io.zenith.gateway.pageserver;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.zenith.ingest.IngestPipeline;
+import io.zenith.ingest.IngestStart;
 import io.zenith.ingest.WalIngest;
-import io.zenith.ingest.keys.Catalog;
-import io.zenith.ingest.keys.KeySpace;
-import io.zenith.ingest.pg.PgControl;
 import io.zenith.layer.Timeline;
 import io.zenith.page.PageReconstructor;
 import io.zenith.replication.client.PgConnectOptions;
@@ -412,31 +410,18 @@ final class WalReceiver {
         .next();
   }
 
-  /** What a stream starts from: read from the layers, which may have to be downloaded. */
-  private record Start(Lsn lsn, int segmentSize, WalIngest ingest) {}
-
   /**
    * Streams from a connection, its start read off the event loop: pg_control and the checkpoint may
    * need a layer download (ADR 0027), which blocks (on the event loop it failed every retry).
    */
   private Mono<Void> stream(WalSenderFollower.Connection connection, Endpoint e) {
-    return Mono.fromCallable(this::readStart)
+    return Mono.fromCallable(() -> IngestStart.read(timeline, pages::page))
         .subscribeOn(Schedulers.boundedElastic())
         .flatMap(from -> stream(connection, e, from));
   }
 
-  private Start readStart() {
-    Lsn start = timeline.lastRecordLsn();
-    byte[] control =
-        Catalog.image(timeline, KeySpace.CONTROL_FILE, start)
-            .orElseThrow(
-                () -> new IllegalStateException("timeline " + timeline + " has no pg_control"));
-    int segmentSize = PgControl.parse(control).walSegmentSize();
-    return new Start(start, segmentSize, new WalIngest(timeline, pages::page));
-  }
-
   @SuppressWarnings("try")
-  private Mono<Void> stream(WalSenderFollower.Connection connection, Endpoint e, Start from) {
+  private Mono<Void> stream(WalSenderFollower.Connection connection, Endpoint e, IngestStart from) {
     ReplicationClient client = connection.client();
     Lsn start = from.lsn();
     int segmentSize = from.segmentSize();
