@@ -51,14 +51,18 @@ final class ZenithRepo implements AutoCloseable {
   private Map<String, String> environment = Map.of();
 
   /** What one command printed and returned. */
-  record Result(int exit, String out, String err) {
+  record Result(int exit, String out, String err, String services) {
+    Result(int exit, String out, String err) {
+      this(exit, out, err, "");
+    }
+
     List<String> lines() {
       return out.lines().toList();
     }
 
     @Override
     public String toString() {
-      return "exit " + exit + "\n--- stdout ---\n" + out + "--- stderr ---\n" + err;
+      return "exit " + exit + "\n--- stdout ---\n" + out + "--- stderr ---\n" + err + services;
     }
   }
 
@@ -205,7 +209,12 @@ final class ZenithRepo implements AutoCloseable {
           p.destroyForcibly();
           throw new AssertionError("timed out: zenith " + String.join(" ", args));
         }
-        return new Result(p.exitValue(), Files.readString(out), Files.readString(err));
+        int exit = p.exitValue();
+        return new Result(
+            exit,
+            Files.readString(out),
+            Files.readString(err),
+            exit == 0 ? "" : ServiceReport.of(repoDir));
       } finally {
         Files.deleteIfExists(out);
         Files.deleteIfExists(err);
