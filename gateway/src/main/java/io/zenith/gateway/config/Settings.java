@@ -1,8 +1,13 @@
 package io.zenith.gateway.config;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonMappingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.toml.TomlMapper;
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -40,6 +45,31 @@ public final class Settings {
     } catch (IOException e) {
       throw new IllegalArgumentException(file + ": " + e.getMessage());
     }
+  }
+
+  /** Converts settings records to trees and back for {@link #with}; unknown keys fail. */
+  private static final ObjectMapper TREE =
+      JsonMapper.builder().enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES).build();
+
+  /**
+   * A copy of the settings record {@code settings} with {@code edit} applied to its keys (as in its
+   * TOML file; a null value unsets one): the withers of records with a dozen and more components
+   * change their few keys here instead of each calling the canonical constructor with all of them.
+   */
+  public static <T extends Record> T with(
+      T settings, Class<T> type, java.util.function.Consumer<ObjectNode> edit) {
+    ObjectNode t = TREE.valueToTree(settings);
+    edit.accept(t);
+    try {
+      return TREE.treeToValue(t, type);
+    } catch (JsonProcessingException e) {
+      throw new IllegalStateException("cannot copy " + type.getSimpleName() + ": " + e, e);
+    }
+  }
+
+  /** {@code value} as a tree for {@link #with} (null: unset). */
+  public static JsonNode tree(@Nullable Object value) {
+    return TREE.valueToTree(value);
   }
 
   /** Parses {@code host:port}; throws IllegalArgumentException naming the key. */

@@ -167,90 +167,35 @@ public record PageserverConfig(
       String gcHorizon,
       String pitrInterval,
       String gcPeriod) {
-    return new PageserverConfig(
-        listenHttp,
-        listenPg,
-        id,
-        checkpointDistance,
-        checkpointTimeout,
-        waitLsnTimeout,
-        pageCacheSize,
-        walredoProcesses,
-        walredoTimeout,
-        dataChecksums,
-        compactionTargetSize,
-        compactionThreshold,
-        imageCreationThreshold,
-        compactionPeriod,
-        gcHorizon,
-        pitrInterval,
-        gcPeriod,
-        tenant,
-        logFormat,
-        auth,
-        authPublicKeyPath,
-        authTokenPath,
-        remoteStorage,
-        maxLocalLayerBytes);
+    return Settings.with(
+        this,
+        PageserverConfig.class,
+        t ->
+            t.put("compaction_target_size", compactionTargetSize)
+                .put("compaction_threshold", compactionThreshold)
+                .put("image_creation_threshold", imageCreationThreshold)
+                .put("compaction_period", compactionPeriod)
+                .put("gc_horizon", gcHorizon)
+                .put("pitr_interval", pitrInterval)
+                .put("gc_period", gcPeriod));
   }
 
   /** This remote storage instead of the current one (null: none). */
   public PageserverConfig withRemoteStorage(@Nullable RemoteStorageConfig remote) {
-    return new PageserverConfig(
-        listenHttp,
-        listenPg,
-        id,
-        checkpointDistance,
-        checkpointTimeout,
-        waitLsnTimeout,
-        pageCacheSize,
-        walredoProcesses,
-        walredoTimeout,
-        dataChecksums,
-        compactionTargetSize,
-        compactionThreshold,
-        imageCreationThreshold,
-        compactionPeriod,
-        gcHorizon,
-        pitrInterval,
-        gcPeriod,
-        tenant,
-        logFormat,
-        auth,
-        authPublicKeyPath,
-        authTokenPath,
-        remote,
-        maxLocalLayerBytes);
+    return Settings.with(
+        this, PageserverConfig.class, t -> t.set("remote_storage", Settings.tree(remote)));
   }
 
   /** These authentication settings instead of the current ones ({@link ServiceAuth}). */
   public PageserverConfig withAuth(
       boolean auth, @Nullable String publicKeyPath, @Nullable String tokenPath) {
-    return new PageserverConfig(
-        listenHttp,
-        listenPg,
-        id,
-        checkpointDistance,
-        checkpointTimeout,
-        waitLsnTimeout,
-        pageCacheSize,
-        walredoProcesses,
-        walredoTimeout,
-        dataChecksums,
-        compactionTargetSize,
-        compactionThreshold,
-        imageCreationThreshold,
-        compactionPeriod,
-        gcHorizon,
-        pitrInterval,
-        gcPeriod,
-        tenant,
-        logFormat,
-        auth,
-        publicKeyPath,
-        tokenPath,
-        remoteStorage,
-        maxLocalLayerBytes);
+    return Settings.with(
+        this,
+        PageserverConfig.class,
+        t ->
+            t.put("auth", auth)
+                .put("auth_public_key_path", publicKeyPath)
+                .put("auth_token_path", tokenPath));
   }
 
   /** The authentication settings, paths resolved against {@code dataDir}. */
@@ -422,31 +367,7 @@ public record PageserverConfig(
 
   /** This disk budget for layer files instead of the current one (null: no limit). */
   public PageserverConfig withMaxLocalLayerBytes(@Nullable String budget) {
-    return new PageserverConfig(
-        listenHttp,
-        listenPg,
-        id,
-        checkpointDistance,
-        checkpointTimeout,
-        waitLsnTimeout,
-        pageCacheSize,
-        walredoProcesses,
-        walredoTimeout,
-        dataChecksums,
-        compactionTargetSize,
-        compactionThreshold,
-        imageCreationThreshold,
-        compactionPeriod,
-        gcHorizon,
-        pitrInterval,
-        gcPeriod,
-        tenant,
-        logFormat,
-        auth,
-        authPublicKeyPath,
-        authTokenPath,
-        remoteStorage,
-        budget);
+    return Settings.with(this, PageserverConfig.class, t -> t.put("max_local_layer_bytes", budget));
   }
 
   public long pageCacheBytes() {

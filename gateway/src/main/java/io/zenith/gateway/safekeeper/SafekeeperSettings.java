@@ -321,74 +321,31 @@ public record SafekeeperSettings(
   }
 
   public SafekeeperSettings withListen(String http, String pg) {
-    return new SafekeeperSettings(
-        id,
-        http,
-        pg,
-        maxReplicationWriteLag,
-        maxReplicationFlushLag,
-        maxReplicationApplyLag,
-        peers,
-        pageserver,
-        logFormat,
-        auth,
-        authPublicKeyPath,
-        authTokenPath,
-        remoteStorage);
+    return Settings.with(
+        this, SafekeeperSettings.class, t -> t.put("listen_http", http).put("listen_pg", pg));
   }
 
   public SafekeeperSettings withPageserver(Pageserver p) {
-    return new SafekeeperSettings(
-        id,
-        listenHttp,
-        listenPg,
-        maxReplicationWriteLag,
-        maxReplicationFlushLag,
-        maxReplicationApplyLag,
-        peers,
-        p,
-        logFormat,
-        auth,
-        authPublicKeyPath,
-        authTokenPath,
-        remoteStorage);
+    return Settings.with(
+        this, SafekeeperSettings.class, t -> t.set("pageserver", Settings.tree(p)));
   }
 
   /** This remote storage instead of the current one (null: none). */
   public SafekeeperSettings withRemoteStorage(@Nullable RemoteStorageConfig remote) {
-    return new SafekeeperSettings(
-        id,
-        listenHttp,
-        listenPg,
-        maxReplicationWriteLag,
-        maxReplicationFlushLag,
-        maxReplicationApplyLag,
-        peers,
-        pageserver,
-        logFormat,
-        auth,
-        authPublicKeyPath,
-        authTokenPath,
-        remote);
+    return Settings.with(
+        this, SafekeeperSettings.class, t -> t.set("remote_storage", Settings.tree(remote)));
   }
 
   /** These authentication settings instead of the current ones ({@link ServiceAuth}). */
   public SafekeeperSettings withAuth(
       boolean on, @Nullable String publicKeyPath, @Nullable String tokenPath) {
-    return new SafekeeperSettings(
-        id,
-        listenHttp,
-        listenPg,
-        maxReplicationWriteLag,
-        maxReplicationFlushLag,
-        maxReplicationApplyLag,
-        peers,
-        pageserver,
-        logFormat,
-        on,
-        publicKeyPath,
-        tokenPath,
-        remoteStorage);
+    return Settings.with(
+        this,
+        SafekeeperSettings.class,
+        t ->
+            t.put("auth", on)
+                .put("auth_public_key_path", publicKeyPath)
+                .put("auth_token_path", tokenPath));
   }
 
   /** The authentication settings, paths resolved against {@code dataDir}. */

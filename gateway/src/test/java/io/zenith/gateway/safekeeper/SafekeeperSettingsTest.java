@@ -106,4 +106,27 @@ class SafekeeperSettingsTest {
     assertThatThrownBy(() -> load("[pageserver]\nname = \"ps\"\n"))
         .hasMessageContaining("unknown setting");
   }
+
+  @Test
+  void theWithersChangeTheirOwnKeysOnly() {
+    SafekeeperSettings base =
+        SafekeeperSettings.DEFAULT.withRemoteStorage(
+            io.zenith.gateway.config.RemoteStorageConfig.local(dir.resolve("remote")));
+    SafekeeperSettings moved = base.withListen("127.0.0.1:8001", "127.0.0.1:8002");
+    assertThat(moved.httpAddress().getPort()).isEqualTo(8001);
+    assertThat(moved.pgAddress().getPort()).isEqualTo(8002);
+    assertThat(moved.withListen(base.listenHttp(), base.listenPg())).isEqualTo(base);
+
+    SafekeeperSettings.Pageserver ps =
+        new SafekeeperSettings.Pageserver("ps-2", List.of("10.0.0.9"));
+    assertThat(base.withPageserver(ps).pageserver()).isEqualTo(ps);
+    assertThat(base.withPageserver(ps).withPageserver(base.pageserver())).isEqualTo(base);
+
+    SafekeeperSettings authed = base.withAuth(true, "../key.pem", "token");
+    assertThat(authed.auth()).isTrue();
+    assertThat(authed.authPublicKeyPath()).isEqualTo("../key.pem");
+    assertThat(authed.authTokenPath()).isEqualTo("token");
+    assertThat(authed.remoteStorage()).isEqualTo(base.remoteStorage());
+    assertThat(base.withRemoteStorage(null)).isEqualTo(SafekeeperSettings.DEFAULT);
+  }
 }
