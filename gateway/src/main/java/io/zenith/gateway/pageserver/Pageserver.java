@@ -139,7 +139,8 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
       throw e;
     }
     this.pages =
-        new PageReconstructor(PageReconstructor.using(redo), config.pageCacheBytes(), meters);
+        new PageReconstructor(
+            PageReconstructor.using(redo, meters), config.pageCacheBytes(), meters);
     this.history =
         new HistoryMaintenance(
             store,

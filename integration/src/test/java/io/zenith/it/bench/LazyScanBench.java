@@ -45,6 +45,7 @@ final class LazyScanBench {
       List.of(
           "zenith_walredo_requests_total",
           "zenith_walredo_records_total",
+          "zenith_walredo_java_records_total",
           "zenith_walredo_latency_seconds_count",
           "zenith_walredo_latency_seconds_sum",
           "zenith_getpage_duration_seconds_count",
@@ -89,6 +90,9 @@ final class LazyScanBench {
                     : "");
         String plan = z.sql(lp, set + "EXPLAIN SELECT count(*) FROM pgbench_accounts");
         Map<String, Double> before = counters(z);
+        String repo = z.repo.toString();
+        double psCpu0 = cpuSeconds("pageserver run -D " + repo);
+        double agentCpu0 = cpuSeconds("compute agent -D " + repo);
         Jfr jfr = jfrPath.isEmpty() ? null : Jfr.start(z, jfrPath + "-" + round + ".jfr");
         long s0 = System.nanoTime();
         z.sql(lp, set + "SELECT count(*) FROM pgbench_accounts");
@@ -97,6 +101,8 @@ final class LazyScanBench {
           jfr.stop();
         }
         Map<String, Double> after = counters(z);
+        double psCpu = cpuSeconds("pageserver run -D " + repo) - psCpu0;
+        double agentCpu = cpuSeconds("compute agent -D " + repo) - agentCpu0;
         System.out.printf("plan: %s%n", plan.replace('\n', ' '));
         System.out.printf(
             Locale.ROOT,
@@ -108,6 +114,14 @@ final class LazyScanBench {
             bytes / 1048576.0 / took,
             bytes / 8192,
             load());
+        System.out.printf(
+            Locale.ROOT,
+            "  CPU s over the scan: pageserver with its WAL-redo processes %.2f (%.4f per MiB),"
+                + " agent %.2f (%.4f per MiB)%n",
+            psCpu,
+            psCpu / (bytes / 1048576.0),
+            agentCpu,
+            agentCpu / (bytes / 1048576.0));
         after.forEach(
             (k, v) ->
                 System.out.printf(
@@ -115,6 +129,20 @@ final class LazyScanBench {
         z.ok("pg", "stop", name);
       }
     }
+  }
+
+  /**
+   * CPU seconds so far of the processes whose command line contains {@code part}, with their
+   * descendants (the pageserver's WAL-redo processes): a measure that a shared machine's load
+   * disturbs less than wall time.
+   */
+  private static double cpuSeconds(String part) {
+    return ProcessHandle.allProcesses()
+        .filter(h -> h.info().arguments().map(a -> String.join(" ", a)).orElse("").contains(part))
+        .flatMap(
+            h -> java.util.stream.Stream.concat(java.util.stream.Stream.of(h), h.descendants()))
+        .mapToDouble(h -> h.info().totalCpuDuration().map(d -> d.toNanos() / 1e9).orElse(0.0))
+        .sum();
   }
 
   /** Sums of the {@link #COUNTERS} over their labels. */
