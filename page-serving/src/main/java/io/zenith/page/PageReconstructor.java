@@ -154,6 +154,17 @@ public final class PageReconstructor {
   }
 
   /**
+   * With the redo of {@code manager} ({@link #using(WalRedoManager, MeterRegistry)}: heap records
+   * of a load in Java, the rest by the pool).
+   *
+   * @param cacheBytes memory for materialized pages (8 KiB each); 0 disables the cache
+   * @param meters where {@code zenith.getpage.duration} and {@code zenith.walredo.java.records} go
+   */
+  public PageReconstructor(WalRedoManager manager, long cacheBytes, MeterRegistry meters) {
+    this(using(manager, meters), cacheBytes, meters);
+  }
+
+  /**
    * The page of {@code key} as of {@code lsn}; a zero page if it has no version yet. For the
    * pageserver's own reads (ingest, image creation): not counted as GetPage.
    */

@@ -26,6 +26,10 @@ import java.util.regex.Pattern;
  * left it, as in {@code lazy-speed}. Prints MiB/s and the pageserver's WAL-redo and GetPage
  * counters over the scan.
  *
+ * <p>{@code -Dzenith.bench.lazy.noimages=true} sets {@code image_creation_threshold} so high that
+ * the pageserver makes no image layers: every page of the load is then rebuilt from its WAL, the
+ * state of a scan right after a load (ADR 0034).
+ *
  * <p>{@code -Dzenith.bench.lazy.jar=<zenith.jar>} runs another build (a before/after comparison in
  * one worktree). {@code -Dzenith.bench.lazy.jfr=<prefix>} records the pageserver with JFR ({@code
  * profile} settings) to that file, for a breakdown of where a page's time goes. Not a test; not
@@ -57,7 +61,15 @@ final class LazyScanBench {
     int scale = Integer.getInteger("zenith.bench.lazy.scale", 10);
     String jfrPath = System.getProperty("zenith.bench.lazy.jfr", "");
     System.out.printf("lazy-scan: scale %d, load average before: %s%n", scale, load());
-    try (ZenithProcesses z = new ZenithProcesses(projectRoot, scratch, 0, Map.of())) {
+    // -Dzenith.bench.lazy.noimages=true: no image layers, so every page of the load needs its WAL
+    // applied, as in a scan that starts before the pageserver made images (ADR 0034)
+    boolean noImages = Boolean.getBoolean("zenith.bench.lazy.noimages");
+    System.out.printf(
+        "image layers: %s%n",
+        noImages ? "none (image_creation_threshold 1000000)" : "as configured");
+    Map<String, String> options =
+        noImages ? Map.of("image_creation_threshold", "1000000") : Map.of();
+    try (ZenithProcesses z = new ZenithProcesses(projectRoot, scratch, 0, options)) {
       String jar = System.getProperty("zenith.bench.lazy.jar", "");
       if (!jar.isEmpty()) {
         z.useJar(Path.of(jar), "");
@@ -92,7 +104,7 @@ final class LazyScanBench {
         Map<String, Double> before = counters(z);
         String repo = z.repo.toString();
         double psCpu0 = cpuSeconds("pageserver run -D " + repo);
-        double agentCpu0 = cpuSeconds("compute agent -D " + repo);
+        double agentCpu0 = cpuSeconds("compute agent", "--pageserver 127.0.0.1:" + z.pgPort + " ");
         Jfr jfr = jfrPath.isEmpty() ? null : Jfr.start(z, jfrPath + "-" + round + ".jfr");
         long s0 = System.nanoTime();
         z.sql(lp, set + "SELECT count(*) FROM pgbench_accounts");
@@ -102,7 +114,8 @@ final class LazyScanBench {
         }
         Map<String, Double> after = counters(z);
         double psCpu = cpuSeconds("pageserver run -D " + repo) - psCpu0;
-        double agentCpu = cpuSeconds("compute agent -D " + repo) - agentCpu0;
+        double agentCpu =
+            cpuSeconds("compute agent", "--pageserver 127.0.0.1:" + z.pgPort + " ") - agentCpu0;
         System.out.printf("plan: %s%n", plan.replace('\n', ' '));
         System.out.printf(
             Locale.ROOT,
@@ -132,13 +145,17 @@ final class LazyScanBench {
   }
 
   /**
-   * CPU seconds so far of the processes whose command line contains {@code part}, with their
+   * CPU seconds so far of the processes whose command line contains all {@code parts}, with their
    * descendants (the pageserver's WAL-redo processes): a measure that a shared machine's load
    * disturbs less than wall time.
    */
-  private static double cpuSeconds(String part) {
+  private static double cpuSeconds(String... parts) {
     return ProcessHandle.allProcesses()
-        .filter(h -> h.info().arguments().map(a -> String.join(" ", a)).orElse("").contains(part))
+        .filter(
+            h -> {
+              String line = h.info().arguments().map(a -> String.join(" ", a)).orElse("");
+              return java.util.Arrays.stream(parts).allMatch(line::contains);
+            })
         .flatMap(
             h -> java.util.stream.Stream.concat(java.util.stream.Stream.of(h), h.descendants()))
         .mapToDouble(h -> h.info().totalCpuDuration().map(d -> d.toNanos() / 1e9).orElse(0.0))
