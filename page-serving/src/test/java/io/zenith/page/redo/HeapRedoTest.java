@@ -141,7 +141,11 @@ class HeapRedoTest {
 
   /** The record type, with the flag this test wants to see applied at least once. */
   private static String flagsOf(DecodedRecord r, int frozen) {
+    if (!r.typeName().contains("INSERT")) {
+      return "";
+    }
     ByteBuffer m = r.mainData();
+    // xl_heap_multi_insert has its flags first, xl_heap_insert after the offset
     int flags = r.typeName().startsWith("MULTI") ? m.get(0) : m.get(2);
     if ((flags & 0x01) != 0) {
       return " all-visible-cleared";
