@@ -2,6 +2,7 @@ package io.zenith.page;
 
 import com.github.benmanes.caffeine.cache.Cache;
 import com.github.benmanes.caffeine.cache.Caffeine;
+import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import io.micrometer.core.instrument.composite.CompositeMeterRegistry;
@@ -11,6 +12,7 @@ import io.zenith.layer.Key;
 import io.zenith.layer.TimelineView;
 import io.zenith.layer.Value;
 import io.zenith.layer.Version;
+import io.zenith.page.redo.HeapRedo;
 import io.zenith.page.redo.RedoRequest;
 import io.zenith.page.redo.WalRedoManager;
 import io.zenith.wal.ForkNumber;
@@ -56,8 +58,27 @@ public final class PageReconstructor {
         List<Lsn> ends);
   }
 
-  /** The redo of a {@link WalRedoManager}: blocks until the pool answers. */
+  /**
+   * The redo of a {@link WalRedoManager}, without metrics: {@link #using(WalRedoManager,
+   * MeterRegistry)}.
+   */
   public static Redo using(WalRedoManager manager) {
+    return using(manager, new CompositeMeterRegistry());
+  }
+
+  /**
+   * The redo of a {@link WalRedoManager}: the leading heap records a bulk load writes are applied
+   * in Java ({@link HeapRedo}, ADR 0034), the rest by the pool, from the page as Java left it;
+   * blocks until the pool answers.
+   *
+   * @param meters where {@code zenith.walredo.java.records} (records applied in Java) goes
+   */
+  public static Redo using(WalRedoManager manager, MeterRegistry meters) {
+    boolean hintBitsLogged = manager.scratch().dataChecksums() || manager.scratch().walLogHints();
+    Counter inJava =
+        Counter.builder("zenith.walredo.java.records")
+            .description("WAL records applied in Java (heap inserts of a load), without a process")
+            .register(meters);
     return (tenant, rel, fork, block, base, records, ends) -> {
       List<WalRecord> raw = new ArrayList<>(records.size());
       for (int i = 0; i < records.size(); i++) {
@@ -65,7 +86,17 @@ public final class PageReconstructor {
         raw.add(
             new WalRecord(w.startLsn(), ends.get(i), RecordHeader.read(w.record(), 0), w.record()));
       }
-      return manager.apply(tenant.toString(), new RedoRequest(rel, fork, block, base, raw)).block();
+      HeapRedo.Prefix done = HeapRedo.applyPrefix(rel, fork, block, base, raw, hintBitsLogged);
+      if (done.applied() > 0) {
+        inJava.increment(done.applied());
+      }
+      if (done.applied() == raw.size()) {
+        return done.page();
+      }
+      List<WalRecord> rest = raw.subList(done.applied(), raw.size());
+      return manager
+          .apply(tenant.toString(), new RedoRequest(rel, fork, block, done.page(), rest))
+          .block();
     };
   }
 
@@ -120,6 +151,17 @@ public final class PageReconstructor {
                 .maximumWeight(cacheBytes)
                 .weigher((CacheKey k, byte[] v) -> v.length + 64)
                 .build();
+  }
+
+  /**
+   * With the redo of {@code manager} ({@link #using(WalRedoManager, MeterRegistry)}: heap records
+   * of a load in Java, the rest by the pool).
+   *
+   * @param cacheBytes memory for materialized pages (8 KiB each); 0 disables the cache
+   * @param meters where {@code zenith.getpage.duration} and {@code zenith.walredo.java.records} go
+   */
+  public PageReconstructor(WalRedoManager manager, long cacheBytes, MeterRegistry meters) {
+    this(using(manager, meters), cacheBytes, meters);
   }
 
   /**

@@ -138,8 +138,7 @@ public final class Pageserver implements HttpApi.Operations, AutoCloseable {
       lock.closeAfter(e);
       throw e;
     }
-    this.pages =
-        new PageReconstructor(PageReconstructor.using(redo), config.pageCacheBytes(), meters);
+    this.pages = new PageReconstructor(redo, config.pageCacheBytes(), meters);
     this.history =
         new HistoryMaintenance(
             store,

@@ -26,6 +26,10 @@ import java.util.regex.Pattern;
  * left it, as in {@code lazy-speed}. Prints MiB/s and the pageserver's WAL-redo and GetPage
  * counters over the scan.
  *
+ * <p>{@code -Dzenith.bench.lazy.noimages=true} sets {@code image_creation_threshold} so high that
+ * the pageserver makes no image layers: every page of the load is then rebuilt from its WAL, the
+ * state of a scan right after a load (ADR 0034).
+ *
  * <p>{@code -Dzenith.bench.lazy.jar=<zenith.jar>} runs another build (a before/after comparison in
  * one worktree). {@code -Dzenith.bench.lazy.jfr=<prefix>} records the pageserver with JFR ({@code
  * profile} settings) to that file, for a breakdown of where a page's time goes. Not a test; not
@@ -45,6 +49,7 @@ final class LazyScanBench {
       List.of(
           "zenith_walredo_requests_total",
           "zenith_walredo_records_total",
+          "zenith_walredo_java_records_total",
           "zenith_walredo_latency_seconds_count",
           "zenith_walredo_latency_seconds_sum",
           "zenith_getpage_duration_seconds_count",
@@ -56,7 +61,15 @@ final class LazyScanBench {
     int scale = Integer.getInteger("zenith.bench.lazy.scale", 10);
     String jfrPath = System.getProperty("zenith.bench.lazy.jfr", "");
     System.out.printf("lazy-scan: scale %d, load average before: %s%n", scale, load());
-    try (ZenithProcesses z = new ZenithProcesses(projectRoot, scratch, 0, Map.of())) {
+    // -Dzenith.bench.lazy.noimages=true: no image layers, so every page of the load needs its WAL
+    // applied, as in a scan that starts before the pageserver made images (ADR 0034)
+    boolean noImages = Boolean.getBoolean("zenith.bench.lazy.noimages");
+    System.out.printf(
+        "image layers: %s%n",
+        noImages ? "none (image_creation_threshold 1000000)" : "as configured");
+    Map<String, String> options =
+        noImages ? Map.of("image_creation_threshold", "1000000") : Map.of();
+    try (ZenithProcesses z = new ZenithProcesses(projectRoot, scratch, 0, options)) {
       String jar = System.getProperty("zenith.bench.lazy.jar", "");
       if (!jar.isEmpty()) {
         z.useJar(Path.of(jar), "");
@@ -89,6 +102,9 @@ final class LazyScanBench {
                     : "");
         String plan = z.sql(lp, set + "EXPLAIN SELECT count(*) FROM pgbench_accounts");
         Map<String, Double> before = counters(z);
+        String repo = z.repo.toString();
+        double psCpu0 = cpuSeconds("pageserver run -D " + repo);
+        double agentCpu0 = cpuSeconds("compute agent", "--pageserver 127.0.0.1:" + z.pgPort + " ");
         Jfr jfr = jfrPath.isEmpty() ? null : Jfr.start(z, jfrPath + "-" + round + ".jfr");
         long s0 = System.nanoTime();
         z.sql(lp, set + "SELECT count(*) FROM pgbench_accounts");
@@ -97,6 +113,9 @@ final class LazyScanBench {
           jfr.stop();
         }
         Map<String, Double> after = counters(z);
+        double psCpu = cpuSeconds("pageserver run -D " + repo) - psCpu0;
+        double agentCpu =
+            cpuSeconds("compute agent", "--pageserver 127.0.0.1:" + z.pgPort + " ") - agentCpu0;
         System.out.printf("plan: %s%n", plan.replace('\n', ' '));
         System.out.printf(
             Locale.ROOT,
@@ -108,6 +127,14 @@ final class LazyScanBench {
             bytes / 1048576.0 / took,
             bytes / 8192,
             load());
+        System.out.printf(
+            Locale.ROOT,
+            "  CPU s over the scan: pageserver with its WAL-redo processes %.2f (%.4f per MiB),"
+                + " agent %.2f (%.4f per MiB)%n",
+            psCpu,
+            psCpu / (bytes / 1048576.0),
+            agentCpu,
+            agentCpu / (bytes / 1048576.0));
         after.forEach(
             (k, v) ->
                 System.out.printf(
@@ -115,6 +142,24 @@ final class LazyScanBench {
         z.ok("pg", "stop", name);
       }
     }
+  }
+
+  /**
+   * CPU seconds so far of the processes whose command line contains all {@code parts}, with their
+   * descendants (the pageserver's WAL-redo processes): a measure that a shared machine's load
+   * disturbs less than wall time.
+   */
+  private static double cpuSeconds(String... parts) {
+    return ProcessHandle.allProcesses()
+        .filter(
+            h -> {
+              String line = h.info().arguments().map(a -> String.join(" ", a)).orElse("");
+              return java.util.Arrays.stream(parts).allMatch(line::contains);
+            })
+        .flatMap(
+            h -> java.util.stream.Stream.concat(java.util.stream.Stream.of(h), h.descendants()))
+        .mapToDouble(h -> h.info().totalCpuDuration().map(d -> d.toNanos() / 1e9).orElse(0.0))
+        .sum();
   }
 
   /** Sums of the {@link #COUNTERS} over their labels. */
