@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.zenith.gateway.control.PageserverClient;
 import io.zenith.gateway.pageserver.ApiModel;
+import io.zenith.it.support.S3Remote;
 import io.zenith.layer.RemoteIndex;
 import io.zenith.layer.Seams;
 import io.zenith.replication.testing.NettyLeakCheck;
@@ -13,7 +14,7 @@ import io.zenith.wal.TimelineId;
 import io.zenith.wal.remote.RemoteKey;
 import io.zenith.wal.remote.RemoteObject;
 import io.zenith.wal.remote.RemoteStorage;
-import io.zenith.wal.remote.RemoteStorageSettings;
+import io.zenith.wal.testing.S3Proxy;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
@@ -36,8 +37,10 @@ import org.slf4j.LoggerFactory;
  * compute {@code main} (full storage, one safekeeper), the pageserver is started with {@code
  * ZENITH_TEST_CRASH_AT} at one remote seam ({@link Seams.Seam#remote()}) and SIGKILLs itself there:
  * a layer uploaded and no index naming it; an index uploaded and the deletion list of what it
- * retired not written; a deletion list durable; a list half executed. The repository's own remote
- * storage (the local directory {@code zenith init} sets up) keeps what the kill left.
+ * retired not written; a deletion list durable; a list half executed. The repository's remote
+ * storage is a real s3proxy on loopback ({@code zenith init --remote s3://…}, one per class; the
+ * CLI and the servers take its keys from the environment), which keeps what the kill left; the test
+ * reads it through the same S3 backend.
  *
  * <p>After each kill, before anything else touches remote storage: the newest index names only
  * objects that are there, whole (size and whole-file CRC32C). Then a fresh pageserver (a new data
@@ -60,6 +63,9 @@ class CliRemoteSeamCrashTest {
   private static final Logger log = LoggerFactory.getLogger(CliRemoteSeamCrashTest.class);
   private static final Duration T = Duration.ofSeconds(120);
 
+  /** Where in s3proxy's bucket the repository's remote storage lives. */
+  private static final String PREFIX = "seams";
+
   /** pgbench's rate: enough WAL for a layer every few seconds, bounded (conventions). */
   private static final String RATE = "100";
 
@@ -76,13 +82,24 @@ class CliRemoteSeamCrashTest {
   @Test
   void aPageserverKilledAtEachRemoteSeamLeavesAnIndexAFreshPageserverAttachesWithTheSamePages()
       throws Exception {
-    try (ZenithRepo z = new ZenithRepo(false)) {
-      z.keepingLogsOnFailure("CliRemoteSeamCrashTest", this::run);
+    try (S3Proxy s3 = S3Proxy.start();
+        ZenithRepo z = new ZenithRepo(false)) {
+      z.environment(S3Remote.environment());
+      z.keepingLogsOnFailure("CliRemoteSeamCrashTest", repo -> run(repo, s3));
     }
   }
 
-  private void run(ZenithRepo z) throws Exception {
-    z.init(1);
+  private void run(ZenithRepo z, S3Proxy s3) throws Exception {
+    List<String> initArgs = z.initArgs();
+    initArgs.addAll(
+        List.of(
+            "--safekeepers",
+            "1",
+            "--remote",
+            S3Remote.url(PREFIX),
+            "--remote-endpoint",
+            s3.endpoint().toString()));
+    z.ok(initArgs.toArray(String[]::new));
     // Small layers and eager maintenance: each seam is reached within seconds (uploads after
     // every flush, deletions after every compaction or GC that retires an uploaded file).
     for (Map.Entry<String, String> s :
@@ -110,8 +127,7 @@ class CliRemoteSeamCrashTest {
     CliSoakTest.PgbenchResult init = CliSoakTest.pgbench(z, port, T, "init", "-i", "-q", "-s", "1");
     assertThat(init.exit()).as(init.output()).isZero();
 
-    try (RemoteStorage remote =
-        RemoteStorage.open(new RemoteStorageSettings.Local(z.repo.resolve("remote")))) {
+    try (RemoteStorage remote = RemoteStorage.open(s3.settings(PREFIX))) {
       Process pgbench = startPgbench(z, port, "restart");
       try {
         // The killed pageserver's own directory, started again, finishes what it left.

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.zenith.gateway.config.RemoteStorageConfig;
 import io.zenith.gateway.pageserver.Pageserver;
 import io.zenith.gateway.pageserver.PageserverConfig;
+import io.zenith.it.support.S3Remote;
 import io.zenith.layer.RemoteGenerations;
 import io.zenith.layer.Timeline;
 import io.zenith.pg.testing.PgCluster;
@@ -13,6 +14,7 @@ import io.zenith.wal.Lsn;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
 import io.zenith.wal.remote.RemoteStorage;
+import io.zenith.wal.testing.S3Proxy;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -29,21 +31,25 @@ import org.junit.jupiter.api.io.TempDir;
  * "block()/blockFirst()/blockLast() are blocking", the receiver retried for ever and the attached
  * pageserver never caught up (found by {@code CliRemoteSeamCrashTest}, where a compute keeps
  * writing across the attach). Here the second pageserver compacts nothing, so only those reads can
- * fetch the files.
+ * fetch the files. Remote storage is a real s3proxy on loopback.
  */
 class PageserverAttachIngestTest {
   private static final Duration T = Duration.ofSeconds(60);
 
   @TempDir Path data1;
   @TempDir Path data2;
-  @TempDir Path remote;
 
   @Test
   void aTenantAttachedOnAnEmptyPageserverIngestsBeforeAnythingElseReadItsLayers() throws Exception {
     TenantId tenant = TenantId.generate();
     TimelineId main = TimelineId.generate();
-    PageserverHarness.importTimeline(data1, tenant, main);
-    RemoteStorageConfig rc = RemoteStorageConfig.local(remote);
+    try (S3Proxy s3 =
+        S3Remote.startDuring(() -> PageserverHarness.importTimeline(data1, tenant, main))) {
+      run(tenant, main, S3Remote.config(s3, "attach-ingest"));
+    }
+  }
+
+  private void run(TenantId tenant, TimelineId main, RemoteStorageConfig rc) throws Exception {
     // No maintenance on its own: nothing but the reads under test fetches a layer file.
     PageserverConfig quiet =
         PageserverHarness.config("1MiB", "60s", 1)

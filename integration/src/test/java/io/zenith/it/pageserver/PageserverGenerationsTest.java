@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import io.zenith.gateway.config.RemoteStorageConfig;
 import io.zenith.gateway.pageserver.ApiModel;
 import io.zenith.gateway.pageserver.Pageserver;
+import io.zenith.it.support.S3Remote;
 import io.zenith.layer.RemoteGenerations;
 import io.zenith.layer.RemoteIndex;
 import io.zenith.layer.Timeline;
@@ -17,6 +18,7 @@ import io.zenith.wal.TimelineId;
 import io.zenith.wal.remote.RemoteKey;
 import io.zenith.wal.remote.RemoteObject;
 import io.zenith.wal.remote.RemoteStorage;
+import io.zenith.wal.testing.S3Proxy;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.HashMap;
@@ -26,26 +28,30 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Issue 12's two pageservers attached to one tenant with different generations (ADR 0026), with
- * real PostgreSQL and two pageservers over one remote storage: the first streams a compute's WAL
- * and uploads in generation 1; the control plane issues generation 2 and attaches the tenant to a
- * second, empty pageserver over HTTP. The first one, not told, goes on ingesting, flushing and
- * compacting: it writes no index, its remote-consistent LSN stays, and its uploads say it is stale.
- * The second one's index names only objects that are there, whole, and a compute on it sees every
- * row committed before the attach.
+ * real PostgreSQL and two pageservers over one remote storage, a real s3proxy on loopback: the
+ * first streams a compute's WAL and uploads in generation 1; the control plane issues generation 2
+ * and attaches the tenant to a second, empty pageserver over HTTP. The first one, not told, goes on
+ * ingesting, flushing and compacting: it writes no index, its remote-consistent LSN stays, and its
+ * uploads say it is stale. The second one's index names only objects that are there, whole, and a
+ * compute on it sees every row committed before the attach.
  */
 class PageserverGenerationsTest {
   private static final Duration T = Duration.ofSeconds(90);
 
   @TempDir Path data1;
   @TempDir Path data2;
-  @TempDir Path remote;
 
   @Test
   void theStaleGenerationWritesNothingAndTheNewerOnesDataIsIntact() throws Exception {
     TenantId tenant = TenantId.generate();
     TimelineId main = TimelineId.generate();
-    PageserverHarness.importTimeline(data1, tenant, main);
-    RemoteStorageConfig rc = RemoteStorageConfig.local(remote);
+    try (S3Proxy s3 =
+        S3Remote.startDuring(() -> PageserverHarness.importTimeline(data1, tenant, main))) {
+      run(tenant, main, S3Remote.config(s3, "generations"));
+    }
+  }
+
+  private void run(TenantId tenant, TimelineId main, RemoteStorageConfig rc) throws Exception {
     try (RemoteStorage storage = RemoteStorage.open(rc.settings(data1));
         Pageserver ps1 =
             Pageserver.start(

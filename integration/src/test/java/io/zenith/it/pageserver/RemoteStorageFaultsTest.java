@@ -7,6 +7,7 @@ import io.zenith.gateway.pageserver.ApiModel;
 import io.zenith.gateway.pageserver.Pageserver;
 import io.zenith.it.safekeeper.ComputeQuorum;
 import io.zenith.it.safekeeper.SafekeeperSet;
+import io.zenith.it.support.S3Remote;
 import io.zenith.layer.LayerFileInfo;
 import io.zenith.layer.RemoteIndex;
 import io.zenith.layer.Timeline;
@@ -54,9 +55,9 @@ class RemoteStorageFaultsTest {
     }
     try (S3Proxy s3 = S3Proxy.start();
         FaultProxy faults = FaultProxy.start(s3.endpoint().getPort())) {
-      // the SDK's default credential chain, as a deployment would give them
-      System.setProperty("aws.accessKeyId", S3Proxy.ACCESS_KEY);
-      System.setProperty("aws.secretAccessKey", S3Proxy.SECRET_KEY);
+      // the SDK's default credential chain, as a deployment would give them; set for the rest of
+      // the JVM (the shared regression run's pageserver uses them too), never cleared
+      S3Remote.credentialsForThisJvm();
       RemoteStorageConfig remote =
           RemoteStorageConfig.fromUrl(
               "s3://" + S3Proxy.BUCKET + "/faults", faults.endpoint(), null);
@@ -122,9 +123,6 @@ class RemoteStorageFaultsTest {
                 .isEqualTo(Long.toString(w.rows));
           }
         }
-      } finally {
-        System.clearProperty("aws.accessKeyId");
-        System.clearProperty("aws.secretAccessKey");
       }
     }
   }

@@ -7,6 +7,7 @@ import io.zenith.gateway.pageserver.ApiModel;
 import io.zenith.gateway.pageserver.Pageserver;
 import io.zenith.it.safekeeper.ComputeQuorum;
 import io.zenith.it.safekeeper.SafekeeperSet;
+import io.zenith.it.support.S3Remote;
 import io.zenith.layer.Timeline;
 import io.zenith.pg.testing.PgCluster;
 import io.zenith.replication.offload.RemoteWal;
@@ -16,21 +17,21 @@ import io.zenith.wal.Lsn;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
 import io.zenith.wal.log.ControlFile.LagLimits;
-import java.nio.file.Files;
+import io.zenith.wal.remote.RemoteStorage;
+import io.zenith.wal.testing.S3Proxy;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
  * WAL offload with real processes (ADR 0025): a real PostgreSQL 15 compute with 1 MiB segments
- * commits through three safekeepers with remote storage (a local directory); they offload the
- * completed segments and, once the pageserver checkpointed, remove them. A second pageserver whose
- * timeline starts where the first one's did (below every safekeeper's oldest WAL) gets "already
- * removed" from the safekeepers, reads the offloaded segments from remote storage, continues from
- * the safekeepers, and its pages show every committed row.
+ * commits through three safekeepers with remote storage (a real s3proxy on loopback); they offload
+ * the completed segments and, once the pageserver checkpointed, remove them. A second pageserver
+ * whose timeline starts where the first one's did (below every safekeeper's oldest WAL) gets
+ * "already removed" from the safekeepers, reads the offloaded segments from remote storage,
+ * continues from the safekeepers, and its pages show every committed row.
  */
 @ExtendWith(NettyLeakCheck.class)
 class WalOffloadTest {
@@ -40,7 +41,6 @@ class WalOffloadTest {
   @TempDir Path data;
   @TempDir Path data2;
   @TempDir Path skRoot;
-  @TempDir Path remote;
 
   private static void insert(PgCluster compute, int from, int to) {
     compute.sql(
@@ -55,13 +55,22 @@ class WalOffloadTest {
   void aPageserverReadsFromRemoteStorageTheWalNoSafekeeperHoldsAnyMore() throws Exception {
     TenantId tenant = TenantId.generate();
     TimelineId main = TimelineId.generate();
-    try (PgCluster template = PgCluster.initdb("--data-checksums", "--wal-segsize=1")) {
-      PageserverHarness.importTimeline(data, tenant, main, template);
-      PageserverHarness.importTimeline(data2, tenant, main, template);
+    try (S3Proxy s3 =
+        S3Remote.startDuring(
+            () -> {
+              try (PgCluster template = PgCluster.initdb("--data-checksums", "--wal-segsize=1")) {
+                PageserverHarness.importTimeline(data, tenant, main, template);
+                PageserverHarness.importTimeline(data2, tenant, main, template);
+              }
+            })) {
+      run(tenant, main, S3Remote.config(s3, "offload"));
     }
+  }
+
+  private void run(TenantId tenant, TimelineId main, RemoteStorageConfig remote) throws Exception {
     SafekeeperSet sks = new SafekeeperSet(skRoot, 3);
     for (int id = 1; id <= 3; id++) {
-      sks.configure(id, s -> s.withRemoteStorage(RemoteStorageConfig.local(remote)));
+      sks.configure(id, s -> s.withRemoteStorage(remote));
     }
     try (Pageserver ps = Pageserver.start(data, PageserverHarness.config("1MiB", "60s", 1))) {
       Timeline timeline = ps.store().timeline(tenant, main);
@@ -91,8 +100,8 @@ class WalOffloadTest {
             i ->
                 !Lsn.parse(i.backupLsn()).isBefore(lastComplete)
                     && Lsn.parse(i.oldestLsn()).isAfter(start));
-        try (Stream<Path> objects = Files.walk(remote.resolve(RemoteWal.prefix(tenant, main)))) {
-          assertThat(objects.filter(Files::isRegularFile).count())
+        try (RemoteStorage storage = RemoteStorage.open(remote.settings(skRoot))) {
+          assertThat(storage.list(RemoteWal.prefix(tenant, main)).count().block(T))
               .as("one object per offloaded segment")
               .isGreaterThanOrEqualTo((lastComplete.value() - start.value() / SEG * SEG) / SEG);
         }
@@ -100,9 +109,7 @@ class WalOffloadTest {
         // A second pageserver, its timeline still at the start, with the same remote storage.
         try (Pageserver ps2 =
             Pageserver.start(
-                data2,
-                PageserverHarness.config("1MiB", "60s", 1)
-                    .withRemoteStorage(RemoteStorageConfig.local(remote)))) {
+                data2, PageserverHarness.config("1MiB", "60s", 1).withRemoteStorage(remote))) {
           Timeline t2 = ps2.store().timeline(tenant, main);
           assertThat(t2.lastRecordLsn()).isEqualTo(start);
           insert(compute, 20_001, 25_000); // more WAL, which only the safekeepers hold

@@ -7,6 +7,7 @@ import io.zenith.gateway.pageserver.Pageserver;
 import io.zenith.gateway.pageserver.PageserverConfig;
 import io.zenith.ingest.DatadirImport;
 import io.zenith.it.support.Basebackups;
+import io.zenith.it.support.S3Remote;
 import io.zenith.layer.LayerStore;
 import io.zenith.layer.LayerStoreConfig;
 import io.zenith.layer.Timeline;
@@ -15,6 +16,7 @@ import io.zenith.pg.testing.PgCluster;
 import io.zenith.wal.Lsn;
 import io.zenith.wal.TenantId;
 import io.zenith.wal.TimelineId;
+import io.zenith.wal.testing.S3Proxy;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -43,7 +45,8 @@ import java.util.regex.Pattern;
  * (each run took four to eight minutes on two cores).
  *
  * <p>Made once per test JVM ({@link #get()}), like {@code RedoWorkload}; its pageservers, the
- * stopped compute's files and the work directory go at JVM exit. Thread-safe: made under the
+ * s3proxy of the churn variant's remote storage (one for the run, stopped after the pageservers),
+ * the stopped compute's files and the work directory go at JVM exit. Thread-safe: made under the
  * class's lock, read-only afterwards (each test class reads its own pageserver).
  */
 final class RegressionRun {
@@ -78,9 +81,9 @@ final class RegressionRun {
     /**
      * Issue 11's churn: layers frozen every MiB, image layers once two delta layers cover a
      * partition, L0 layers merged once there are three, compaction every 2 s and GC every 3 s with
-     * a 16 MiB horizon and no PITR window. And issue 12's eviction: remote storage (a directory
-     * beside the data directory) and a local layer budget of 4 MiB, a tenth of the data or less, so
-     * compaction and the comparisons read evicted layers back (ADR 0027).
+     * a 16 MiB horizon and no PITR window. And issue 12's eviction: remote storage (a real s3proxy
+     * on loopback, added by {@link #config(S3Proxy)}) and a local layer budget of 4 MiB, a tenth of
+     * the data or less, so compaction and the comparisons download evicted layers (ADR 0027).
      */
     CHURN(
         new PageserverConfig(
@@ -95,14 +98,30 @@ final class RegressionRun {
                 "30s",
                 true)
             .withHistory("8MiB", 3, 2, "2s", "16MiB", "0s", "3s")
-            .withRemoteStorage(
-                io.zenith.gateway.config.RemoteStorageConfig.local(Path.of("../remote-churn")))
-            .withMaxLocalLayerBytes("4MiB"));
+            .withMaxLocalLayerBytes("4MiB"),
+        true);
 
+    /** The settings, without remote storage (its endpoint is known once the run starts). */
     final PageserverConfig config;
 
+    /** Whether the pageserver has remote storage (on the run's s3proxy). */
+    final boolean remote;
+
     Variant(PageserverConfig config) {
+      this(config, false);
+    }
+
+    Variant(PageserverConfig config, boolean remote) {
       this.config = config;
+      this.remote = remote;
+    }
+
+    /** The settings with remote storage under this variant's prefix of {@code s3}'s bucket. */
+    PageserverConfig config(S3Proxy s3) {
+      return remote
+          ? config.withRemoteStorage(
+              S3Remote.config(s3, "regress-" + name().toLowerCase(java.util.Locale.ROOT)))
+          : config;
     }
 
     /** The compute's standby name (and slot) for this variant's pageserver. */
@@ -223,6 +242,14 @@ final class RegressionRun {
     Path data = Files.createTempDirectory("zenith-regress-ps-");
     Map<Variant, Pageserver> pageservers = new EnumMap<>(Variant.class);
     List<AutoCloseable> atExit = new java.util.concurrent.CopyOnWriteArrayList<>();
+    // s3proxy (a JVM) starts while the vanilla suite runs; closed last, after the pageservers
+    CompletableFuture<S3Proxy> s3Start = CompletableFuture.supplyAsync(S3Proxy::start);
+    atExit.add(
+        () -> {
+          if (s3Start.isDone() && !s3Start.isCompletedExceptionally()) {
+            s3Start.join().close(); // (one still starting is killed by its own shutdown hook)
+          }
+        });
     Runtime.getRuntime()
         .addShutdownHook(
             Thread.ofPlatform()
@@ -270,10 +297,14 @@ final class RegressionRun {
       }
       initdbConf = Files.readString(initdb.dataDir().resolve("postgresql.conf"));
     }
+    S3Proxy s3 = s3Start.join();
     for (Variant v : Variant.values()) {
-      Pageserver ps = Pageserver.start(psDir(data, v), v.config.validate());
+      Pageserver ps = Pageserver.start(psDir(data, v), v.config(s3).validate());
       atExit.add(0, ps);
       pageservers.put(v, ps);
+      if (v.remote) {
+        say("pageserver %s: remote storage on s3proxy at %s%n", v.standby(), s3.endpoint());
+      }
     }
 
     // A lazy compute (issue 13's fidelity acceptance): its relation files are the pageserver's

@@ -16,7 +16,7 @@ import org.junit.jupiter.api.Test;
  * compute's own files or in {@code pg_amcheck}. Its pageserver ingests the same run of the suite as
  * the default variant's ({@link RegressionRun}). Its layer files are also evicted under a 4 MiB
  * budget (issue 12's eviction acceptance): every comparison reads what it needs back from remote
- * storage. Artifacts go to {@code target/pg-regress-churn/}.
+ * storage, a real s3proxy on loopback. Artifacts go to {@code target/pg-regress-churn/}.
  */
 class RegressionSuiteFidelityUnderChurnTest extends RegressionSuiteFidelityTest {
   @Override
@@ -47,5 +47,12 @@ class RegressionSuiteFidelityUnderChurnTest extends RegressionSuiteFidelityTest 
     assertThat(metrics).containsPattern("zenith_gc_versions_removed_total\\{[^}]*\\} [1-9]");
     // and the layers lived under a budget: evicted, and read back when needed (issue 12)
     assertThat(metrics).containsPattern("zenith_layer_evictions_total(\\{[^}]*\\})? [1-9]");
+    assertThat(metrics).containsPattern("zenith_layer_downloads_total(\\{[^}]*\\})? [1-9]");
+    // what the budget cost (ADR 0027 quotes these): downloads from s3proxy and evictions
+    metrics
+        .lines()
+        .filter(
+            l -> l.matches("zenith_layer_(downloads|download_\\w+|evictions|evicted_\\w+)_total.*"))
+        .forEach(System.out::println);
   }
 }
