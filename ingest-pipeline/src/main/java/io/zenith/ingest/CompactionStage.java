@@ -10,7 +10,6 @@ import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.Disposable;
-import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
 import reactor.core.scheduler.Scheduler;
@@ -27,13 +26,11 @@ import reactor.core.scheduler.Scheduler;
  *       flushes during a pass leave one pending trigger, and a pass compacts whatever is due when
  *       it runs. Ingest never waits for a pass to start or finish, except at the gate below.
  *   <li><b>Bound (the rule):</b> while the timeline has {@code stallL0} or more L0 layers (twice
- *       {@code compaction_threshold}), the flush stage's gate holds the next flush until the L0
- *       count is below {@code stallL0} again (the pass's merge has committed; a pass writes its
- *       image layers after the merge, ADR 0033) or a pass completes, whichever comes first (one
- *       pass per flush at most). Frozen layers then wait, the freeze stage gets no demand, and
- *       ingest slows down to compaction's pace: read amplification and memory stay bounded instead
- *       of L0 layers piling up. Each gate wait counts in {@code zenith.compaction.stalls}; the L0
- *       count is the gauge {@code zenith.compaction.l0_layers}.
+ *       {@code compaction_threshold}), the flush stage's gate holds the next flush until a pass
+ *       completes (one pass per flush at most). Frozen layers then wait, the freeze stage gets no
+ *       demand, and ingest slows down to compaction's pace: read amplification and memory stay
+ *       bounded instead of L0 layers piling up. Each gate wait counts in {@code
+ *       zenith.compaction.stalls}; the L0 count is the gauge {@code zenith.compaction.l0_layers}.
  *   <li><b>Errors:</b> a failed pass is logged and opens the gate like any finished pass (a broken
  *       compaction must not stop ingest forever); the next flush triggers another pass.
  *   <li><b>Cancel:</b> {@link #stop} ends the triggers; a pass in progress completes.
@@ -44,9 +41,6 @@ import reactor.core.scheduler.Scheduler;
  */
 final class CompactionStage {
   private static final Logger log = LoggerFactory.getLogger(CompactionStage.class);
-
-  /** How often a held flush looks whether a merge has brought the L0 count down. */
-  static final Duration L0_POLL = Duration.ofMillis(20);
 
   private final TimelineWriter timeline;
   private final Supplier<CompactionResult> pass;
@@ -97,11 +91,9 @@ final class CompactionStage {
 
   /**
    * Completes at once while the timeline has fewer than {@code stallL0} L0 layers; otherwise once
-   * the L0 count is below {@code stallL0} again or the next pass has finished (however it went),
-   * whichever comes first: a flush waits for at most one pass, so ingest goes at compaction's pace
-   * and never spins on, or waits forever for, a compaction that cannot catch up. The L0 count is
-   * what the gate bounds, so a flush need not also wait for the image layers a pass writes after
-   * its merge (seconds of WAL redo; ADR 0033).
+   * the next pass has finished (however it went): a flush waits for at most one pass, so ingest
+   * goes at compaction's pace and never spins on, or waits forever for, a compaction that cannot
+   * catch up.
    */
   Mono<Void> gate() {
     return Mono.defer(
@@ -113,10 +105,7 @@ final class CompactionStage {
           // Read before the trigger: any pass finishing after this point opens the gate, even
           // one that finished before the subscription below was registered (the replay).
           long seen = finished.get();
-          Mono<Void> passed = passes.asFlux().filter(n -> n > seen).next().then();
-          Mono<Void> merged =
-              Flux.interval(L0_POLL).filter(i -> timeline.l0Layers() < stallL0).next().then();
-          return Mono.firstWithSignal(passed, merged).doOnSubscribe(s -> trigger());
+          return passes.asFlux().filter(n -> n > seen).next().doOnSubscribe(s -> trigger()).then();
         });
   }
 

@@ -128,37 +128,6 @@ class CompactionStageTest {
     assertThat(passes.get()).isEqualTo(1);
   }
 
-  /**
-   * ADR 0033: a pass writes its image layers after its merge, and a held flush goes on as soon as
-   * the merge has brought the L0 count below the stall point, while the pass still runs.
-   */
-  @Test
-  void aHeldFlushGoesOnOnceTheMergeIsDoneWithoutWaitingForTheRestOfThePass() throws Exception {
-    CountDownLatch release = new CountDownLatch(1);
-    CompactionStage s =
-        stage(
-            () -> {
-              CompactionResult r = t.timeline.compact(MERGE_AT_2, (tl, k, l) -> new byte[8192]);
-              try {
-                release.await(); // the image layers' WAL redo, still running
-              } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-              }
-              return r;
-            });
-    for (int i = 0; i < STALL; i++) {
-      flushOneLayer();
-    }
-    assertThat(t.timeline.l0Layers()).isGreaterThanOrEqualTo(STALL);
-    try {
-      StepVerifier.create(s.gate()).expectComplete().verify(Duration.ofSeconds(30));
-      assertThat(t.timeline.l0Layers()).isLessThan(STALL);
-      assertThat(release.getCount()).as("the pass has not finished").isEqualTo(1);
-    } finally {
-      release.countDown();
-    }
-  }
-
   @Test
   void aFailedPassOpensTheGateSoThatIngestNeverWaitsForeverForABrokenCompaction() {
     CompactionStage s =

@@ -85,24 +85,16 @@ final class Compaction {
   }
 
   /**
-   * A full pass: the image layers due are decided, then mostly dead layers rewritten and L0 layers
-   * merged, then the images written. The decision comes first because it counts the delta layers
-   * over each partition, which a merge of L0 layers into L1 layers makes fewer (ADR 0009); the
-   * writing comes last because it is the slow part (a WAL redo per page) and the merge is what a
-   * flush held at the compaction stage's gate waits for (ADR 0033). The images' keys come from the
-   * snapshot the decision scanned: the merge moves versions between files, never changes them.
+   * A full pass: image layers where due, the rewrite of mostly dead layers, then the merge of L0
+   * layers. Images first: they count the delta layers over each partition, which a merge of L0
+   * layers into L1 layers makes fewer.
    */
   CompactionResult fullPass(CompactionSettings settings, ImageSource source, Map<Long, Long> live)
       throws IOException, RocksDBException {
-    Lsn at = timeline.diskConsistentLsn();
-    lastImageCheck = at;
-    Map<Long, LayerFile.Header> headers = new HashMap<>();
-    layers.headers().forEach(h -> headers.put(h.layerId(), h));
-    try (IndexSnapshot snap = index.snapshot(timeline.tenant(), timeline.id())) {
-      List<DuePartition> due = duePartitions(snap, headers, at, settings);
-      CompactionResult merged = rewriteMostlyDead(live, settings).plus(compactL0(settings));
-      return merged.plus(createImages(snap, due, at, source, settings));
-    }
+    lastImageCheck = timeline.diskConsistentLsn();
+    return createImages(settings, source)
+        .plus(rewriteMostlyDead(live, settings))
+        .plus(compactL0(settings));
   }
 
   /** Merges the L0 delta layers into L1 layers once there are {@code compactionThreshold}. */
@@ -188,9 +180,21 @@ final class Compaction {
     merged.forEach(l -> ids.add(l.layerId()));
     Lsn from = merged.stream().map(LayerIndex.LayerInfo::lsnFrom).min(Lsn::compareTo).orElseThrow();
     Lsn to = merged.stream().map(LayerIndex.LayerInfo::lsnTo).max(Lsn::compareTo).orElseThrow();
+    // Files smaller together than the target hold fewer live bytes than it: one range, known
+    // without the scan that cuts ranges (one of a merge's two scans of the index; ADR 0033).
+    long total = merged.stream().mapToLong(LayerIndex.LayerInfo::size).sum();
+    List<KeyRange> ranges =
+        total < settings.targetSize()
+            ? List.of(KeyRange.ALL)
+            : partitionByBytes(snap, ids, settings.targetSize());
     try {
-      for (KeyRange range : partitionByBytes(snap, ids, settings.targetSize())) {
-        written.add(writeL1(snap, ids, range, from, to));
+      for (KeyRange range : ranges) {
+        LayerIndex.NewLayer l1 = writeL1(snap, ids, range, from, to);
+        if (l1.entries().isEmpty()) {
+          abandon(List.of(l1)); // no live version (the cutting scan would have made no range)
+          continue;
+        }
+        written.add(l1);
         if (written.size() == 1) {
           Seams.reached(Seams.Seam.L1_WRITTEN);
         }
@@ -266,54 +270,48 @@ final class Compaction {
   }
 
   /**
-   * Materializes, at {@code at} (the disk-consistent LSN when they were decided), the key
-   * partitions {@code due}: each about {@code targetSize} of pages whose versions since its last
-   * image lie in {@code imageCreationThreshold} or more delta layers, that many layers being what a
-   * read of the partition's pages may have to visit. Their keys are those {@code snap} holds.
+   * Materializes, at the disk-consistent LSN, each key partition (about {@code targetSize} of
+   * pages) whose versions since its last image lie in {@code imageCreationThreshold} or more delta
+   * layers: that many layers is what a read of the partition's pages may have to visit.
    */
-  private CompactionResult createImages(
-      IndexSnapshot snap,
-      List<DuePartition> due,
-      Lsn at,
-      ImageSource source,
-      CompactionSettings settings)
+  CompactionResult createImages(CompactionSettings settings, ImageSource source)
       throws IOException, RocksDBException {
+    Lsn at = timeline.diskConsistentLsn();
+    Map<Long, LayerFile.Header> headers = new HashMap<>();
+    layers.headers().forEach(h -> headers.put(h.layerId(), h));
     int written = 0;
     long pages = 0;
-    CompactionResult[] meanwhile = {CompactionResult.NOTHING};
-    for (DuePartition partition : due) {
-      List<Key> keys = new ArrayList<>();
-      snap.forEachVersion(
-          partition.range(),
-          e -> {
-            if (!e.lsn().isAfter(at) && (keys.isEmpty() || !keys.getLast().equals(e.key()))) {
-              keys.add(e.key());
-            }
-          });
-      long[] n = {0};
-      long started = System.nanoTime();
-      LayerIndex.NewLayer image =
-          writeImage(partition.range(), at, keys, source, settings, n, meanwhile);
-      Seams.reached(Seams.Seam.IMAGE_WRITTEN);
-      commit(List.of(image), List.of(), List.of());
-      Seams.reached(Seams.Seam.IMAGE_COMMITTED);
-      written++;
-      pages += n[0];
-      log.info(
-          "created image layer {} of {} at {}: {} pages of {} keys ({} delta layers) in {} ms",
-          image.info().fileName(),
-          timeline,
-          at,
-          n[0],
-          keys.size(),
-          partition.deltas(),
-          (System.nanoTime() - started) / 1_000_000);
+    try (IndexSnapshot snap = index.snapshot(timeline.tenant(), timeline.id())) {
+      for (DuePartition due : duePartitions(snap, headers, at, settings)) {
+        List<Key> keys = new ArrayList<>();
+        snap.forEachVersion(
+            due.range(),
+            e -> {
+              if (!e.lsn().isAfter(at) && (keys.isEmpty() || !keys.getLast().equals(e.key()))) {
+                keys.add(e.key());
+              }
+            });
+        long[] n = {0};
+        long started = System.nanoTime();
+        LayerIndex.NewLayer image = writeImage(due.range(), at, keys, source, settings, n);
+        Seams.reached(Seams.Seam.IMAGE_WRITTEN);
+        commit(List.of(image), List.of(), List.of());
+        Seams.reached(Seams.Seam.IMAGE_COMMITTED);
+        written++;
+        pages += n[0];
+        log.info(
+            "created image layer {} of {} at {}: {} pages of {} keys ({} delta layers) in {} ms",
+            image.info().fileName(),
+            timeline,
+            at,
+            n[0],
+            keys.size(),
+            due.deltas(),
+            (System.nanoTime() - started) / 1_000_000);
+      }
     }
-    return new CompactionResult(0, 0, written, pages, 0, 0, 0).plus(meanwhile[0]);
+    return new CompactionResult(0, 0, written, pages, 0, 0, 0);
   }
-
-  /** Pages of an image layer between two looks at whether L0 layers are due for a merge. */
-  private static final int MERGE_CHECK_PAGES = 32;
 
   /** A key partition due for an image, and the delta layers that make it due. */
   private record DuePartition(KeyRange range, int deltas) {}
@@ -392,8 +390,7 @@ final class Compaction {
       List<Key> keys,
       ImageSource source,
       CompactionSettings settings,
-      long[] pages,
-      CompactionResult[] meanwhile)
+      long[] pages)
       throws IOException, RocksDBException {
     long id = index.allocateLayerId();
     LayerFile.Header h =
@@ -422,35 +419,13 @@ final class Compaction {
         h,
         disk,
         w -> {
-          long seen = 0;
           for (Materialized m : images) {
             if (m.bytes() != null) {
               w.add(m.key(), at, new Value.Image(m.bytes()));
               pages[0]++;
             }
-            if (++seen % MERGE_CHECK_PAGES == 0
-                && layers.stats().l0() >= settings.compactionThreshold()) {
-              meanwhile[0] = meanwhile[0].plus(compactL0Meanwhile(settings));
-            }
           }
         });
-  }
-
-  /**
-   * The merge of L0 layers in the middle of writing an image layer (ADR 0033): a partition's pages
-   * take seconds of WAL redo each thousand, and ingest, held at the compaction stage's gate once L0
-   * layers pile up, must not wait for them. The merge is independent of the image being written
-   * (not registered yet; its pages are read through the index like any reader's, and the merge
-   * moves versions between files without changing them). A version at exactly the image's LSN that
-   * the merge copies is taken over by the image's commit afterwards, leaving a dead blob in the L1
-   * layer for the rewrite of mostly dead layers.
-   */
-  private CompactionResult compactL0Meanwhile(CompactionSettings settings) throws IOException {
-    try {
-      return compactL0(settings);
-    } catch (RocksDBException e) {
-      throw new IOException("cannot merge L0 layers while writing an image layer", e);
-    }
   }
 
   /** A key's image, or null bytes when it needs none. */
