@@ -108,13 +108,15 @@ final class Compaction {
       if (l0.size() < settings.compactionThreshold()) {
         return CompactionResult.NOTHING;
       }
+      long started = System.nanoTime();
       CompactionResult r = merge(snap, l0, settings);
       log.info(
-          "compacted {} L0 layers of {} into {} L1 layers ({} bytes freed)",
+          "compacted {} L0 layers of {} into {} L1 layers ({} bytes freed) in {} ms",
           l0.size(),
           timeline,
           r.l1Written(),
-          r.bytesRemoved());
+          r.bytesRemoved(),
+          (System.nanoTime() - started) / 1_000_000);
       return new CompactionResult(
           l0.size(), r.l1Written(), 0, 0, 0, r.layersRemoved(), r.bytesRemoved());
     }
@@ -178,9 +180,21 @@ final class Compaction {
     merged.forEach(l -> ids.add(l.layerId()));
     Lsn from = merged.stream().map(LayerIndex.LayerInfo::lsnFrom).min(Lsn::compareTo).orElseThrow();
     Lsn to = merged.stream().map(LayerIndex.LayerInfo::lsnTo).max(Lsn::compareTo).orElseThrow();
+    // Files smaller together than the target hold fewer live bytes than it: one range, known
+    // without the scan that cuts ranges (one of a merge's two scans of the index; ADR 0033).
+    long total = merged.stream().mapToLong(LayerIndex.LayerInfo::size).sum();
+    List<KeyRange> ranges =
+        total < settings.targetSize()
+            ? List.of(KeyRange.ALL)
+            : partitionByBytes(snap, ids, settings.targetSize());
     try {
-      for (KeyRange range : partitionByBytes(snap, ids, settings.targetSize())) {
-        written.add(writeL1(snap, ids, range, from, to));
+      for (KeyRange range : ranges) {
+        LayerIndex.NewLayer l1 = writeL1(snap, ids, range, from, to);
+        if (l1.entries().isEmpty()) {
+          abandon(List.of(l1)); // no live version (the cutting scan would have made no range)
+          continue;
+        }
+        written.add(l1);
         if (written.size() == 1) {
           Seams.reached(Seams.Seam.L1_WRITTEN);
         }
@@ -267,6 +281,7 @@ final class Compaction {
     layers.headers().forEach(h -> headers.put(h.layerId(), h));
     int written = 0;
     long pages = 0;
+    CompactionResult[] merged = {CompactionResult.NOTHING};
     try (IndexSnapshot snap = index.snapshot(timeline.tenant(), timeline.id())) {
       for (DuePartition due : duePartitions(snap, headers, at, settings)) {
         List<Key> keys = new ArrayList<>();
@@ -279,7 +294,7 @@ final class Compaction {
             });
         long[] n = {0};
         long started = System.nanoTime();
-        LayerIndex.NewLayer image = writeImage(due.range(), at, keys, source, settings, n);
+        LayerIndex.NewLayer image = writeImage(due.range(), at, keys, source, settings, n, merged);
         Seams.reached(Seams.Seam.IMAGE_WRITTEN);
         commit(List.of(image), List.of(), List.of());
         Seams.reached(Seams.Seam.IMAGE_COMMITTED);
@@ -296,7 +311,7 @@ final class Compaction {
             (System.nanoTime() - started) / 1_000_000);
       }
     }
-    return new CompactionResult(0, 0, written, pages, 0, 0, 0);
+    return new CompactionResult(0, 0, written, pages, 0, 0, 0).plus(merged[0]);
   }
 
   /** A key partition due for an image, and the delta layers that make it due. */
@@ -376,7 +391,8 @@ final class Compaction {
       List<Key> keys,
       ImageSource source,
       CompactionSettings settings,
-      long[] pages)
+      long[] pages,
+      CompactionResult[] merged)
       throws IOException, RocksDBException {
     long id = index.allocateLayerId();
     LayerFile.Header h =
@@ -405,13 +421,38 @@ final class Compaction {
         h,
         disk,
         w -> {
+          long seen = 0;
           for (Materialized m : images) {
             if (m.bytes() != null) {
               w.add(m.key(), at, new Value.Image(m.bytes()));
               pages[0]++;
             }
+            if (++seen % MERGE_CHECK_PAGES == 0
+                && layers.stats().l0() >= settings.compactionThreshold()) {
+              merged[0] = merged[0].plus(compactL0Meanwhile(settings));
+            }
           }
         });
+  }
+
+  /** Pages of an image layer between two looks at whether L0 layers are due for a merge. */
+  private static final int MERGE_CHECK_PAGES = 32;
+
+  /**
+   * The merge of L0 layers in the middle of writing an image layer (ADR 0033). A partition's pages
+   * take seconds of WAL redo per thousand, and a pass holds the timeline's maintenance lock, so
+   * without this no merge ran meanwhile, L0 layers reached the compaction gate and ingest waited
+   * for the images. The merge is independent of the image being written: the image is not
+   * registered yet, its pages are read through the index like any reader's, and the merge moves
+   * versions between files without changing them. GC still never runs beside it (same thread, same
+   * lock).
+   */
+  private CompactionResult compactL0Meanwhile(CompactionSettings settings) throws IOException {
+    try {
+      return compactL0(settings);
+    } catch (RocksDBException e) {
+      throw new IOException("cannot merge L0 layers while writing an image layer", e);
+    }
   }
 
   /** A key's image, or null bytes when it needs none. */

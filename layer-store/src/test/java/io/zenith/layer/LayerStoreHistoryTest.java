@@ -90,6 +90,88 @@ class LayerStoreHistoryTest {
     }
   }
 
+  /**
+   * ADR 0033: the L0 layers flushed while a pass writes an image layer (seconds of WAL redo in a
+   * pageserver) are merged before the image is done, and no page changes for it.
+   */
+  @Test
+  void l0LayersFlushedWhileAnImageLayerIsWrittenAreMergedBeforeItIsDone() throws IOException {
+    int keys = 400;
+    CompactionSettings oneImagePartition = new CompactionSettings(8L << 20, 3, 2, 2);
+    try (LayerStore s = LayerStore.open(data, SMALL)) {
+      Timeline t = root(s);
+      Workload w = new Workload(t, START);
+      Lsn first = w.ingest(3000, keys, new Random(5));
+      t.checkpoint();
+      int l0Before = t.layerStats().l0();
+      assertThat(l0Before).isGreaterThanOrEqualTo(oneImagePartition.compactionThreshold());
+      java.util.concurrent.atomic.AtomicInteger flushedMeanwhile =
+          new java.util.concurrent.atomic.AtomicInteger(-1);
+      ImageSource source =
+          (tl, key, lsn) -> {
+            synchronized (flushedMeanwhile) {
+              if (flushedMeanwhile.get() < 0) {
+                // the writer's records arrive while the first page is materialized
+                int l0 = t.layerStats().l0();
+                w.ingest(3000, keys, new Random(6));
+                t.checkpoint();
+                flushedMeanwhile.set(t.layerStats().l0() - l0);
+              }
+            }
+            return MODEL.image(tl, key, lsn);
+          };
+      CompactionResult c = t.compact(oneImagePartition, source);
+      assertThat(flushedMeanwhile.get()).isGreaterThanOrEqualTo(3);
+      assertThat(c.imageLayers()).isEqualTo(1);
+      assertThat(c.imagePages()).isGreaterThan(MERGE_CHECK_PAGES_IN_TEST);
+      assertThat(c.l0Merged())
+          .as("the L0 layers before the pass and those flushed while its image was written")
+          .isEqualTo(l0Before + flushedMeanwhile.get());
+      assertThat(t.layerStats().l0()).isZero();
+      Lsn end = w.next;
+      for (Lsn at : List.of(first, end)) {
+        for (int k = 0; k < keys; k++) {
+          Key key = LayerStoreTest.block(k);
+          assertThat(rebuild(t.history(key, at)))
+              .as("page of %s at %s", key, at)
+              .isEqualTo(rebuild(w.expected(key, at)));
+        }
+      }
+    }
+  }
+
+  /** Compaction's pages between two looks for due L0 merges while writing an image. */
+  private static final int MERGE_CHECK_PAGES_IN_TEST = 32;
+
+  /**
+   * ADR 0033: L0 files smaller together than {@code compaction_target_size} are merged into one L1
+   * layer over all keys (without the scan that cuts key ranges), and no page changes.
+   */
+  @Test
+  void l0LayersSmallerTogetherThanTheTargetBecomeOneL1LayerOverAllKeys() throws IOException {
+    CompactionSettings large = new CompactionSettings(64L << 20, 3, 1000, 2);
+    try (LayerStore s = LayerStore.open(data, SMALL)) {
+      Timeline t = root(s);
+      Workload w = new Workload(t, START);
+      Lsn end = w.ingest(4000, KEYS, new Random(7));
+      t.checkpoint();
+      LayerStats before = t.layerStats();
+      assertThat(before.l0()).isGreaterThanOrEqualTo(large.compactionThreshold());
+      assertThat(before.bytes()).isLessThan(large.targetSize());
+
+      CompactionResult c = t.compact(large, MODEL);
+      assertThat(c.l0Merged()).isEqualTo(before.l0());
+      assertThat(c.l1Written()).isEqualTo(1);
+      assertThat(t.layerStats().l0()).isZero();
+      LayerFileInfo l1 =
+          t.layerFiles().stream().filter(f -> f.level() == 1).findFirst().orElseThrow();
+      try (LayerFile.Reader r = LayerFile.Reader.open(t.dir().resolve(l1.fileName()))) {
+        assertThat(r.header().keys()).isEqualTo(KeyRange.ALL);
+      }
+      assertPages(t, w, START.plus(64), end, 20);
+    }
+  }
+
   @Test
   void compactionMergesL0IntoL1AndCreatesImagesWithoutChangingAnyPage() throws IOException {
     Workload w;

@@ -34,9 +34,20 @@ final class IngestCompactionBench {
   }
 
   record Result(
-      String name, long bytes, double seconds, int maxL0, ApiModel.LayerCounts layersAtEnd) {
+      String name,
+      long bytes,
+      double seconds,
+      int maxL0,
+      ApiModel.LayerCounts layersAtEnd,
+      double pageserverCpu,
+      double safekeeperCpu) {
     double mibPerSecond() {
       return bytes / 1048576.0 / seconds;
+    }
+
+    /** CPU-seconds of the pageserver (its JVM and its WAL-redo processes) per GiB ingested. */
+    double pageserverCpuPerGib() {
+      return pageserverCpu / (bytes / 1073741824.0);
     }
   }
 
@@ -93,6 +104,7 @@ final class IngestCompactionBench {
         System.out.println("ingest: " + v.getKey() + "; " + HistoryBench.uptime());
         z.ok("start");
         results.add(catchUp(z, v.getKey(), tenant, timeline, end));
+        printCompactionLog(z.pageserverDir().resolve("pageserver.log"));
         z.ok("stop");
       }
     }
@@ -104,12 +116,13 @@ final class IngestCompactionBench {
             + " of WAL (pgbench -i -s "
             + scale
             + "), checkpoint_distance 16MiB | time | MiB/s | most L0 layers seen |"
-            + " layers L0 / L1 / image at the end | ratio to compaction off |");
-    System.out.println("|---|---:|---:|---:|---:|---:|");
+            + " layers L0 / L1 / image at the end | pageserver CPU s (per GiB) | safekeeper CPU s"
+            + " | ratio to compaction off |");
+    System.out.println("|---|---:|---:|---:|---:|---:|---:|---:|");
     for (Result r : results) {
       System.out.printf(
           Locale.ROOT,
-          "| %s | %.1f s | %.1f | %d | %d / %d / %d | %.2f |%n",
+          "| %s | %.1f s | %.1f | %d | %d / %d / %d | %.1f (%.1f) | %.1f | %.2f |%n",
           r.name(),
           r.seconds(),
           r.mibPerSecond(),
@@ -117,6 +130,9 @@ final class IngestCompactionBench {
           r.layersAtEnd().l0(),
           r.layersAtEnd().l1(),
           r.layersAtEnd().image(),
+          r.pageserverCpu(),
+          r.pageserverCpuPerGib(),
+          r.safekeeperCpu(),
           r.mibPerSecond() / off.mibPerSecond());
     }
   }
@@ -137,6 +153,8 @@ final class IngestCompactionBench {
     Lsn first = null;
     long t0 = 0;
     int maxL0 = 0;
+    double psCpu0 = 0;
+    double skCpu0 = 0;
     ApiModel.TimelineInfo t;
     while (true) {
       if (System.nanoTime() > deadline) {
@@ -157,6 +175,8 @@ final class IngestCompactionBench {
       if (first == null && last.isAfter(seen)) {
         first = last;
         t0 = System.nanoTime();
+        psCpu0 = treeCpuSeconds(z.pageserverDir().resolve("pageserver.pid"));
+        skCpu0 = treeCpuSeconds(z.safekeeperDir(1).resolve("safekeeper.pid"));
       }
       if (t.layers() != null) {
         maxL0 = Math.max(maxL0, t.layers().l0());
@@ -170,17 +190,79 @@ final class IngestCompactionBench {
       Thread.sleep(100);
     }
     double seconds = LifecycleSpeedBench.secondsSince(t0);
-    Result r = new Result(name, end.minus(first), seconds, maxL0, t.layers());
+    double psCpu = treeCpuSeconds(z.pageserverDir().resolve("pageserver.pid")) - psCpu0;
+    double skCpu = treeCpuSeconds(z.safekeeperDir(1).resolve("safekeeper.pid")) - skCpu0;
+    Result r = new Result(name, end.minus(first), seconds, maxL0, t.layers(), psCpu, skCpu);
     System.out.printf(
         Locale.ROOT,
-        "ingest: %s: %s → %s in %.1f s, %.1f MiB/s, most L0 %d%n",
+        "ingest: %s: %s → %s in %.1f s, %.1f MiB/s, most L0 %d, CPU s pageserver %.1f,"
+            + " safekeeper %.1f%n",
         name,
         first,
         end,
         seconds,
         r.mibPerSecond(),
-        maxL0);
+        maxL0,
+        psCpu,
+        skCpu);
     return r;
+  }
+
+  /**
+   * The CPU time (user + system) of the process named by {@code pidFile} and of its live
+   * descendants (the pageserver's WAL-redo processes): what a catch-up costs on a machine whose
+   * other load moves wall times (ADR 0033). 0 when the pid file or /proc is unreadable.
+   */
+  static double treeCpuSeconds(Path pidFile) {
+    try {
+      long root = Long.parseLong(Files.readString(pidFile).strip());
+      Map<Long, List<Long>> children = new HashMap<>();
+      Map<Long, Long> ticks = new HashMap<>();
+      try (var dirs = Files.list(Path.of("/proc"))) {
+        for (Path d : (Iterable<Path>) dirs::iterator) {
+          String n = d.getFileName().toString();
+          if (!n.chars().allMatch(Character::isDigit)) {
+            continue;
+          }
+          try {
+            String stat = Files.readString(d.resolve("stat"));
+            // fields after the command (which may hold spaces) in parentheses
+            String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+            long pid = Long.parseLong(n);
+            children.computeIfAbsent(Long.parseLong(f[1]), k -> new ArrayList<>()).add(pid);
+            ticks.put(pid, Long.parseLong(f[11]) + Long.parseLong(f[12]));
+          } catch (java.io.IOException | RuntimeException gone) {
+            // the process ended while listed
+          }
+        }
+      }
+      long sum = 0;
+      List<Long> todo = new ArrayList<>(List.of(root));
+      while (!todo.isEmpty()) {
+        long p = todo.removeLast();
+        sum += ticks.getOrDefault(p, 0L);
+        todo.addAll(children.getOrDefault(p, List.of()));
+      }
+      return sum / 100.0; // USER_HZ
+    } catch (java.io.IOException | RuntimeException e) {
+      return 0;
+    }
+  }
+
+  /** The compaction passes' own log lines (what each merged or materialized, and how long). */
+  private static void printCompactionLog(Path log) {
+    try (var lines = Files.lines(log)) {
+      lines
+          .filter(
+              l ->
+                  l.contains("compacted ")
+                      || l.contains("created image layer")
+                      || l.contains("rewrote ")
+                      || l.contains("GC of "))
+          .forEach(l -> System.out.println("ingest:   " + l));
+    } catch (java.io.IOException | java.io.UncheckedIOException e) {
+      System.out.println("ingest: cannot read " + log + ": " + e.getMessage());
+    }
   }
 
   private static void copy(Path from, Path to) {
