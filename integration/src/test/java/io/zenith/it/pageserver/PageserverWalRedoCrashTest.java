@@ -39,10 +39,12 @@ class PageserverWalRedoCrashTest {
     try (Pageserver ps = Pageserver.start(data, PageserverHarness.config("8MiB", "5s", 1))) {
       try (PgCluster compute = PageserverHarness.compute(ps, tenant, main, null, true)) {
         PageserverHarness.stream(ps, tenant, main, compute);
-        // Every heap page: a page-initializing insert and ~200 more records to replay.
+        // Every heap page: a page-initializing insert, ~200 more inserts, and the updates of its
+        // rows, which only the redo process replays (inserts alone are rebuilt in Java, ADR 0034).
         compute.sql(
             "CREATE TABLE t(i int, v text); INSERT INTO t SELECT g, 'row ' || g"
-                + " FROM generate_series(1, %d) g".formatted(ROWS));
+                + " FROM generate_series(1, %d) g; UPDATE t SET v = 'updated ' || i"
+                    .formatted(ROWS));
         compute.stop();
       }
       ps.stopWalReceiver(tenant, main);
