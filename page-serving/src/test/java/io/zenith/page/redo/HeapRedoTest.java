@@ -23,7 +23,6 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.HashSet;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -57,15 +56,7 @@ class HeapRedoTest {
 
   @Test
   void pagesRebuiltWithTheJavaPrefixEqualThoseOfTheRedoProcess() throws IOException {
-    try (PgCluster c = PgCluster.initdb("--data-checksums")) {
-      Map<String, String> s = new LinkedHashMap<>();
-      s.put("wal_level", "replica");
-      s.put("wal_log_hints", "on");
-      s.put("autovacuum", "off");
-      s.put("fsync", "off");
-      s.put("max_wal_size", "4GB");
-      s.put("checkpoint_timeout", "1d");
-      c.configure(s).start();
+    try (PgCluster c = RedoWorkload.startCluster()) {
       c.sql(WORKLOAD);
       Set<Integer> filenodes = new HashSet<>();
       for (String line :

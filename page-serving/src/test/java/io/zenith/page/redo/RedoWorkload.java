@@ -214,7 +214,11 @@ final class RedoWorkload {
     return instance;
   }
 
-  private static RedoWorkload create() {
+  /**
+   * A started cluster whose WAL the redo tests replay: data checksums and {@code wal_log_hints} as
+   * the redo processes' scratch cluster, no autovacuum, no checkpoint and no WAL removed meanwhile.
+   */
+  static PgCluster startCluster() {
     PgCluster c = PgCluster.initdb("--data-checksums");
     try {
       Map<String, String> s = new LinkedHashMap<>();
@@ -226,7 +230,16 @@ final class RedoWorkload {
       s.put("max_wal_size", "4GB");
       s.put("checkpoint_timeout", "1d");
       s.put("wal_keep_size", "4GB");
-      c.configure(s).start();
+      return c.configure(s).start();
+    } catch (RuntimeException | Error e) {
+      c.close();
+      throw e;
+    }
+  }
+
+  private static RedoWorkload create() {
+    PgCluster c = startCluster();
+    try {
       c.sql(WORKLOAD);
       int db =
           Integer.parseInt(c.sql("SELECT oid FROM pg_database WHERE datname = 'postgres'").strip());
